@@ -1,0 +1,26 @@
+# moejepa_ros — the two commands: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export MUJOCO_GL ?= egl
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test bench lock clean
+
+install:
+	@bash tools/install.sh
+
+demo: install
+	$(PY) -m moejepa_ros.demo
+
+test: install
+	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: install
+	$(PY) bench/bench_codecs.py
+
+lock: install
+	$(VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf build .pytest_cache runs

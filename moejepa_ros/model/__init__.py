@@ -1,0 +1,1 @@
+"""World model (torch only): encoders, MoE predictor, heads, losses, checkpoints."""

@@ -1,0 +1,1 @@
+"""Latent-space planners (torch only): objectives, CEM, MPPI, gradient MPC."""

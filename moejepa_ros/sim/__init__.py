@@ -1,0 +1,1 @@
+"""Simulators behind one gymnasium interface: two_rooms, dmc (MuJoCo), isaac (optional)."""

@@ -1,0 +1,17 @@
+"""Suite-wide environment hygiene: set once, before any test imports rclpy or MuJoCo."""
+import os
+import pathlib
+import random
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_LOG = _ROOT / "build" / "ros_log"
+_LOG.mkdir(parents=True, exist_ok=True)
+
+os.environ.setdefault("ROS_LOG_DIR", str(_LOG))
+# A domain unique to this run, so parallel runs (or a robot on the LAN) never cross-talk.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+os.environ.setdefault("OMP_NUM_THREADS", "2")

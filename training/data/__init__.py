@@ -1,0 +1,1 @@
+"""Bags -> aligned episodes -> decoded on-disk cache -> random training windows."""
