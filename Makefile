@@ -20,7 +20,7 @@ bench: install
 	$(PY) bench/bench_codecs.py
 
 lock: install
-	$(VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	$(PY) tools/lock.py
 
 clean:
 	rm -rf build .pytest_cache runs

@@ -8,7 +8,7 @@ VENV=${VENV:-.venv}
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 STAMP="$VENV/.moejepa-installed"
-KEY=$(cat requirements.lock requirements-ros.txt tools/install.sh setup.py | sha256sum | cut -c1-16)
+KEY=$(cat requirements.lock requirements-ros.lock tools/install.sh setup.py | sha256sum | cut -c1-16)
 ROS_FROM_DISTRO=0
 if [ -n "${ROS_DISTRO:-}" ] && "$PY" -c "import rclpy" 2>/dev/null; then ROS_FROM_DISTRO=1; fi
 KEY="$KEY-ros$ROS_FROM_DISTRO"
@@ -45,7 +45,7 @@ filter() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 CONSTRAINT=$(mktemp); echo "torch==2.13.0" > "$CONSTRAINT"
 "${PIP[@]}" -c "$CONSTRAINT" -r requirements.lock 2>&1 | filter
 if [ "$ROS_FROM_DISTRO" = 0 ]; then
-  "${PIP[@]}" -c "$CONSTRAINT" -r requirements-ros.txt 2>&1 | filter
+  "${PIP[@]}" -c "$CONSTRAINT" -r requirements-ros.lock 2>&1 | filter
 fi
 "${PIP[@]}" --no-deps --no-build-isolation -e . 2>&1 | filter
 rm -f "$CONSTRAINT"
