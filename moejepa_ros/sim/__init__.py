@@ -1,1 +1,28 @@
-"""Simulators behind one gymnasium interface: two_rooms, dmc (MuJoCo), isaac (optional)."""
+"""Simulators behind one gymnasium interface: two_rooms, dmc (MuJoCo), isaac (optional).
+
+Imports are lazy: ``import moejepa_ros.sim`` loads neither MuJoCo nor Isaac Sim.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "make_env": "registry",
+    "known_envs": "registry",
+    "TwoRoomsEnv": "two_rooms",
+    "RandomWalkPolicy": "two_rooms",
+    "DMCEnv": "dmc",
+    "IsaacEnv": "isaac",
+    "SimUnavailableError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
