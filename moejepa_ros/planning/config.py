@@ -1,0 +1,124 @@
+"""`PlannerConfig`: plain, validated settings of a latent-space planner (the ROS params' shape).
+
+Std values are in *normalised* action units: every planner searches u in [-1, 1]^A, mapped
+affinely onto [action_low, action_high], so one config works for any command bounds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+METHODS = ("cem", "mppi", "gradient", "cem_gradient")
+GRAD_OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class PlannerConfig:
+    """Settings shared by all planners; `method` picks the optimiser by name.
+
+    Defaults are the control-rate configuration (256 samples x horizon 5 x 4 iterations),
+    sized to plan within ~30 ms on 2 CPU cores with the default world model.
+    """
+
+    method: str = "cem"            # cem | mppi | gradient | cem_gradient
+    samples: int = 256             # action sequences evaluated per iteration
+    horizon: int = 5               # planning horizon H (steps)
+    iterations: int = 4            # CEM / MPPI refinement iterations
+    elites: int = 32               # CEM: best samples refitting the Gaussian
+    temperature: float = 0.5       # MPPI: softmax temperature on (cost - min cost)
+    momentum: float = 0.1          # new_mean = momentum * old + (1 - momentum) * fitted
+    init_std: float = 1.0          # starting std of the sampling Gaussian (normalised units)
+    min_std: float = 0.05          # std floor (keeps exploring)
+    max_std: float = 2.0           # std ceiling
+    gamma: float = 0.99            # discount of per-step objective terms
+    seed: int = 0                  # the planner's own torch.Generator seed
+    warm_start: bool = True        # start from the previous plan shifted by one step
+    keep_mean: bool = True         # evaluate the current mean as one of the samples
+    policy_prior_samples: int = 0  # samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)
+    policy_prior_std: float = 0.1  # noise added to the actor's actions (normalised units)
+    grad_steps: int = 10           # gradient planner: optimiser steps
+    grad_lr: float = 0.1           # gradient planner: learning rate (normalised units)
+    grad_restarts: int = 2         # gradient planner: parallel starts (first = warm start / CEM plan)
+    grad_optimizer: str = "adam"   # adam | sgd (projected gradient descent)
+
+    # ---- dict round trip -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "PlannerConfig":
+        """Build from a (possibly partial) dict; unknown keys raise naming the known ones."""
+        d = dict(d or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"PlannerConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        kw = {}
+        for k, v in d.items():
+            kw[k] = _coerce(k, known[k].type, v)
+        cfg = cls(**kw)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> "PlannerConfig":
+        """A validated copy with `changes` applied."""
+        return PlannerConfig.from_dict({**self.to_dict(), **changes})
+
+    # ---- validation ------------------------------------------------------------------
+    def validate(self) -> "PlannerConfig":
+        """Raise ValueError naming the first bad field, its value and the rule it breaks."""
+
+        def bad(name: str, why: str) -> None:
+            raise ValueError(f"PlannerConfig.{name}={getattr(self, name)!r} is invalid: {why}")
+
+        if self.method not in METHODS:
+            bad("method", f"must be one of {list(METHODS)}")
+        for name in ("samples", "horizon", "iterations", "elites", "grad_restarts"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(name, "must be an integer >= 1")
+        for name in ("policy_prior_samples", "grad_steps", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                bad(name, "must be an integer >= 0")
+        if self.elites > self.samples:
+            bad("elites", f"must be <= samples ({self.samples})")
+        if self.policy_prior_samples + int(self.keep_mean) > self.samples:
+            bad("policy_prior_samples", f"plus the kept mean must leave room within samples ({self.samples})")
+        for name in ("temperature", "init_std", "min_std", "max_std", "grad_lr"):
+            v = getattr(self, name)
+            if not _finite(v) or v <= 0:
+                bad(name, "must be a finite number > 0")
+        if not _finite(self.policy_prior_std) or self.policy_prior_std < 0:
+            bad("policy_prior_std", "must be a finite number >= 0")
+        if self.min_std > self.max_std:
+            bad("min_std", f"must be <= max_std ({self.max_std})")
+        if not _finite(self.momentum) or not 0.0 <= self.momentum < 1.0:
+            bad("momentum", "must be in [0, 1)")
+        if not _finite(self.gamma) or not 0.0 < self.gamma <= 1.0:
+            bad("gamma", "must be in (0, 1]")
+        if self.grad_optimizer not in GRAD_OPTIMIZERS:
+            bad("grad_optimizer", f"must be one of {list(GRAD_OPTIMIZERS)}")
+        if self.method in ("gradient", "cem_gradient") and self.grad_steps < 1:
+            bad("grad_steps", f"must be >= 1 for method {self.method!r}")
+        return self
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _coerce(name: str, typ: Any, v: Any) -> Any:
+    """Accept what YAML / ROS params give (ints for floats); reject wrong kinds by name."""
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if t == "float" and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if t == "bool" and not isinstance(v, bool):
+        raise ValueError(f"PlannerConfig.{name}={v!r} is invalid: must be a bool")
+    if t == "int" and isinstance(v, float) and v.is_integer():
+        return int(v)
+    if t == "str" and not isinstance(v, str):
+        raise ValueError(f"PlannerConfig.{name}={v!r} is invalid: must be a string")
+    return v

@@ -1,0 +1,91 @@
+"""`Problem` (one planning call: model, objectives, bounds, start latent) and its `Plan` result.
+
+Planners search normalised action sequences u in [-1, 1]^{H x A}; `Problem.evaluate` maps
+them onto the real bounds, imagines the rollouts in one batched `model.rollout` call from the
+shared start latent, and scores them with the objectives.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from .objectives import Objectives, Rollout
+
+
+@dataclass
+class Plan:
+    """A planner's answer: `actions[H, A]` (command units), `first_action[A]` to execute now."""
+
+    actions: Tensor
+    first_action: Tensor
+    predicted_cost: float
+    stats: list[dict[str, float]] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+    method: str = ""
+    rollout_steps: int = 0  # latent steps imagined (samples x horizon summed over calls)
+
+    @property
+    def ok(self) -> bool:
+        """False when the plan is unusable (non-finite cost or actions): publish a safe command."""
+        return math.isfinite(self.predicted_cost) and bool(torch.isfinite(self.actions).all())
+
+
+class Problem:
+    """Scores normalised action sequences for one start latent (and goal / previous action)."""
+
+    def __init__(
+        self,
+        model: Any,
+        objectives: Objectives,
+        center: Tensor,
+        half_range: Tensor,
+        z0: Tensor,
+        gamma: float,
+        horizon: int,
+        goal_z: Optional[Tensor] = None,
+        prev_action: Optional[Tensor] = None,
+        discounts: Optional[Tensor] = None,
+    ):
+        self.model = model
+        self.objectives = objectives
+        self.center = center
+        self.half_range = half_range
+        self.z0 = z0
+        self.gamma = float(gamma)
+        self.goal_z = goal_z
+        self.prev_action = prev_action
+        if discounts is None:
+            discounts = gamma ** torch.arange(horizon, dtype=z0.dtype, device=z0.device)
+        self.discounts = discounts
+        self.rollout_steps = 0
+
+    def to_actions(self, u: Tensor) -> Tensor:
+        """Normalised [-1, 1] -> command units (affine, so convexity in u is kept)."""
+        return torch.addcmul(self.center, u, self.half_range)
+
+    def rollout(self, u: Tensor) -> Rollout:
+        n = u.shape[0]
+        actions = self.to_actions(u)
+        latents = self.model.rollout(self.z0.unsqueeze(0).expand(n, -1), actions)
+        self.rollout_steps += n * u.shape[1]
+        return Rollout(
+            model=self.model,
+            z0=self.z0,
+            latents=latents,
+            actions=actions,
+            discounts=self.discounts,
+            gamma=self.gamma,
+            goal_z=self.goal_z,
+            prev_action=self.prev_action,
+        )
+
+    def evaluate(self, u: Tensor) -> Tensor:
+        """cost[N] of u[N, H, A]; differentiable unless called under no_grad / inference_mode."""
+        cost = self.objectives(self.rollout(u))
+        if cost.shape != (u.shape[0],):
+            raise ValueError(f"objectives returned shape {tuple(cost.shape)}, expected [{u.shape[0]}]")
+        return cost
