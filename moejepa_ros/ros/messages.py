@@ -1,0 +1,85 @@
+"""Message types and QoS profiles shared by the nodes, and the `~/plan` message layout.
+
+The camera QoS is depth-1 best-effort (sensor data): a subscriber that is slower than the
+camera keeps only the newest frame instead of queueing stale ones. The goal image is
+latched (transient-local), so a planner that starts late still receives the current goal.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import Twist, TwistStamped
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+from trajectory_msgs.msg import JointTrajectory
+
+ACTION_MSG = {
+    "twist": Twist,
+    "twist_stamped": TwistStamped,
+    "float32_multi_array": Float32MultiArray,
+    "joint_trajectory": JointTrajectory,
+}
+
+#: Newest-frame-only camera subscription (also fine for a reliable publisher).
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+#: What a camera driver / the simulator publishes: best effort, a short queue.
+IMAGE_PUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
+                           reliability=ReliabilityPolicy.BEST_EFFORT,
+                           durability=DurabilityPolicy.VOLATILE)
+#: Latched goal image: late joiners get the current goal.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: Commands, rewards, episode markers: reliable, a small queue.
+COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+
+
+def action_msg_class(action_type: str) -> type:
+    """The message class of an `action_type` parameter value."""
+    try:
+        return ACTION_MSG[action_type]
+    except KeyError:
+        raise ValueError(f"action_type={action_type!r} is not one of {sorted(ACTION_MSG)}") from None
+
+
+def stamp_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time → integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def plan_to_msg(actions: np.ndarray, predicted_cost: float) -> Float32MultiArray:
+    """`~/plan`: data = [predicted_cost, a_0 ... a_{H-1}] with layout dims horizon × action.
+
+    `layout.data_offset = 1`: the one leading element is the plan's predicted cost (lower is
+    better); the planned actions follow row-major, `actions[h, i] = data[1 + h*A + i]`.
+    """
+    a = np.asarray(actions, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"plan actions must be [H, A], got shape {a.shape}")
+    h, n = a.shape
+    msg = Float32MultiArray()
+    msg.layout.dim = [
+        MultiArrayDimension(label="horizon", size=h, stride=h * n),
+        MultiArrayDimension(label="action", size=n, stride=n),
+    ]
+    msg.layout.data_offset = 1
+    msg.data = np.concatenate([np.float32([predicted_cost]), a.reshape(-1)]).tolist()
+    return msg
+
+
+def msg_to_plan(msg: Float32MultiArray) -> tuple[np.ndarray, float]:
+    """Inverse of `plan_to_msg`: (actions [H, A], predicted_cost)."""
+    data = np.asarray(msg.data, dtype=np.float32)
+    h, n = msg.layout.dim[0].size, msg.layout.dim[1].size
+    off = msg.layout.data_offset
+    return data[off:off + h * n].reshape(h, n), float(data[0]) if off else float("nan")

@@ -1,0 +1,282 @@
+"""Declared ROS parameters of the nodes: one table per node, descriptors, and pure helpers.
+
+Every tunable is a `ParameterSpec` (name, default, description, range, read-only, choices);
+`declare(node, specs)` turns the table into `ParameterDescriptor`s, so `ros2 param describe`
+shows ranges and rqt can draw sliders. The planner's settings mirror `PlannerConfig` field
+by field (`planner.<field>`), its objectives are `objectives.<name>.enabled|weight`, as in
+nav2's MPPI controller. The helpers that turn parameter values into a `PlannerConfig` dict or
+an objectives dict are plain functions so they are testable without a node.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.parameter import Parameter
+
+from moejepa_ros.planning.config import PlannerConfig
+
+OBJECTIVE_NAMES = ("reward", "goal", "cost", "smoothness", "magnitude")
+ACTION_TYPES = ("twist", "twist_stamped", "float32_multi_array", "joint_trajectory")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+CONTROL_TRIGGERS = ("frame", "timer")
+_INT_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter. `default=None` declares the type only (value optional)."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    low: float | None = None  # inclusive range (IntegerRange / FloatingPointRange)
+    high: float | None = None
+    choices: tuple[str, ...] = ()  # string enums, checked in `check_value`
+    ptype: Parameter.Type | None = None  # needed when default is None
+
+    @property
+    def type(self) -> Parameter.Type:
+        return self.ptype if self.ptype is not None else Parameter.Type.from_parameter_value(self.default)
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        if self.choices:
+            d.additional_constraints = "one of: " + ", ".join(self.choices)
+        if self.low is not None and self.high is not None:
+            if self.type == Parameter.Type.INTEGER:
+                d.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
+            elif self.type == Parameter.Type.DOUBLE:
+                d.floating_point_range = [
+                    FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
+                ]
+        return d
+
+
+def check_value(spec: ParameterSpec, value: Any) -> str | None:
+    """The reason `value` is bad for `spec` (choices, finiteness, array range), or None."""
+    if spec.choices and value not in spec.choices:
+        return f"{spec.name}={value!r} is invalid: must be one of {list(spec.choices)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{spec.name}={value!r} is invalid: must be finite"
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], float):
+        if not all(math.isfinite(v) for v in value):
+            return f"{spec.name}={list(value)!r} is invalid: every element must be finite"
+    return None
+
+
+# ------------------------------------------------------------------------ planner_node
+_PLANNER_DOC = {
+    "method": "optimiser: cem | mppi | gradient | cem_gradient",
+    "samples": "action sequences evaluated per iteration",
+    "horizon": "planning horizon H in control steps",
+    "iterations": "CEM/MPPI refinement iterations per plan",
+    "elites": "CEM: best samples that refit the sampling Gaussian (<= samples)",
+    "temperature": "MPPI: softmax temperature on costs",
+    "momentum": "weight of the previous mean when refitting, in [0, 1)",
+    "init_std": "initial std of the sampling Gaussian (normalised action units)",
+    "min_std": "std floor (normalised action units, <= max_std)",
+    "max_std": "std ceiling (normalised action units)",
+    "gamma": "discount of per-step objective terms, in (0, 1]",
+    "seed": "seed of the planner's own random generator",
+    "warm_start": "start each plan from the previous one shifted by a step",
+    "keep_mean": "evaluate the current mean as one of the samples",
+    "policy_prior_samples": "samples proposed by the learned actor (Mode-1 seeds Mode-2)",
+    "policy_prior_std": "noise on the actor's proposals (normalised units)",
+    "grad_steps": "gradient planner: optimiser steps",
+    "grad_lr": "gradient planner: learning rate (normalised units)",
+    "grad_restarts": "gradient planner: parallel starts",
+    "grad_optimizer": "gradient planner optimiser: adam | sgd",
+}
+_PLANNER_RANGE = {
+    "samples": (1, 65536), "horizon": (1, 256), "iterations": (1, 100), "elites": (1, 65536),
+    "temperature": (1e-6, 1e6), "momentum": (0.0, 0.999), "init_std": (1e-6, 10.0),
+    "min_std": (1e-6, 10.0), "max_std": (1e-6, 10.0), "gamma": (1e-6, 1.0), "seed": (0, _INT_MAX),
+    "policy_prior_samples": (0, 65536), "policy_prior_std": (0.0, 10.0), "grad_steps": (0, 1000),
+    "grad_lr": (1e-9, 100.0), "grad_restarts": (1, 256),
+}
+
+
+def _planner_specs() -> list[ParameterSpec]:
+    """`planner.<field>` for every `PlannerConfig` field, defaults taken from the dataclass."""
+    out = []
+    default = PlannerConfig()
+    for f in dataclasses.fields(PlannerConfig):
+        value = getattr(default, f.name)
+        low, high = _PLANNER_RANGE.get(f.name, (None, None))
+        choices: tuple[str, ...] = ()
+        if f.name == "method":
+            from moejepa_ros.planning.config import METHODS
+
+            choices = tuple(METHODS)
+        elif f.name == "grad_optimizer":
+            from moejepa_ros.planning.config import GRAD_OPTIMIZERS
+
+            choices = tuple(GRAD_OPTIMIZERS)
+        out.append(ParameterSpec(
+            f"planner.{f.name}", value, "planner: " + _PLANNER_DOC.get(f.name, f.name.replace("_", " ")),
+            low=low, high=high, choices=choices,
+        ))
+    return out
+
+
+# Objective defaults: reward on (the trained reward head), goal on (used only once a goal image
+# has arrived), the learned cost and the regularisers small.
+_OBJECTIVE_DEFAULTS = {
+    "reward": (True, 1.0), "goal": (True, 1.0), "cost": (False, 0.1),
+    "smoothness": (True, 0.01), "magnitude": (False, 0.001),
+}
+
+
+def _objective_specs() -> list[ParameterSpec]:
+    out = []
+    for name in OBJECTIVE_NAMES:
+        enabled, weight = _OBJECTIVE_DEFAULTS[name]
+        out.append(ParameterSpec(f"objectives.{name}.enabled", enabled, f"use the {name} objective"))
+        out.append(ParameterSpec(f"objectives.{name}.weight", weight,
+                                 f"weight of the {name} objective", low=0.0, high=1e6))
+    return out
+
+
+PLANNER_NODE_SPECS: tuple[ParameterSpec, ...] = tuple([
+    ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", read_only=True),
+    ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", read_only=True),
+    ParameterSpec("image_size", 0, "model input size in pixels (square); 0 = the checkpoint's",
+                  read_only=True, low=0, high=4096),
+    ParameterSpec("frame_stack", 0, "frames per observation; 0 = the checkpoint's (must match it)",
+                  read_only=True, low=0, high=64),
+    ParameterSpec("image_transport", "raw", "subscribe `image` (raw) or `image/compressed`",
+                  read_only=True, choices=IMAGE_TRANSPORTS),
+    ParameterSpec("action_type", "twist", "message type published on `action`",
+                  read_only=True, choices=ACTION_TYPES),
+    ParameterSpec("twist_fields", ["linear.x", "angular.z"],
+                  "Twist fields the action dimensions fill, in order", read_only=True),
+    ParameterSpec("joint_names", None, "JointTrajectory joint names (one per action dimension)",
+                  read_only=True, ptype=Parameter.Type.STRING_ARRAY),
+    ParameterSpec("action_low", None, "lower action bounds; unset = the checkpoint's",
+                  ptype=Parameter.Type.DOUBLE_ARRAY),
+    ParameterSpec("action_high", None, "upper action bounds; unset = the checkpoint's",
+                  ptype=Parameter.Type.DOUBLE_ARRAY),
+    ParameterSpec("control_rate", 30.0, "control rate in Hz (the most plans per second)",
+                  low=0.1, high=1000.0),
+    ParameterSpec("control_trigger", "frame",
+                  "frame: plan as each new frame arrives, capped at control_rate; "
+                  "timer: plan every control period on the newest frames", choices=CONTROL_TRIGGERS),
+    ParameterSpec("camera_timeout", 0.5, "seconds without an image before the zero command",
+                  low=0.01, high=3600.0),
+    ParameterSpec("goal_timeout", 0.0, "seconds a goal image stays valid; 0 = forever",
+                  low=0.0, high=1e6),
+    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
+                  low=0.05, high=3600.0),
+    ParameterSpec("num_threads", 1, "torch intra-op threads of the planning thread",
+                  read_only=True, low=1, high=256),
+    ParameterSpec("autostart", True, "configure and activate on start (no lifecycle manager needed)",
+                  read_only=True),
+    *_planner_specs(),
+    *_objective_specs(),
+])
+
+# --------------------------------------------------------------------------- sim_node
+SIM_NODE_SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("env", "two_rooms", "moejepa_ros.sim env name (two_rooms, dmc:<domain>_<task>, ...)",
+                  read_only=True),
+    ParameterSpec("mode", "goal", "env mode passed to make_env (e.g. goal); empty = env default",
+                  read_only=True),
+    ParameterSpec("seed", 0, "seed of the first episode (episode i uses seed + i)", read_only=True,
+                  low=0, high=_INT_MAX),
+    ParameterSpec("rate", 30.0, "simulation steps (and images) per second", low=0.1, high=10000.0),
+    ParameterSpec("max_episode_steps", 200, "steps before an episode is truncated; 0 = the env's",
+                  low=0, high=_INT_MAX),
+    ParameterSpec("episodes", 0, "stop stepping after this many episodes; 0 = run forever",
+                  low=0, high=_INT_MAX),
+    ParameterSpec("action_type", "twist", "message type subscribed on `action`",
+                  read_only=True, choices=ACTION_TYPES),
+    ParameterSpec("twist_fields", ["linear.x", "angular.z"],
+                  "Twist fields read into action dimensions, in order", read_only=True),
+    ParameterSpec("joint_names", None, "JointTrajectory joint names (one per action dimension)",
+                  read_only=True, ptype=Parameter.Type.STRING_ARRAY),
+    ParameterSpec("action_timeout", 0.0, "seconds an action is held before reverting to zero; 0 = hold",
+                  low=0.0, high=3600.0),
+    ParameterSpec("publish_clock", False, "publish /clock (sim time = steps / rate)", read_only=True),
+    ParameterSpec("frame_id", "camera", "frame_id of published images", read_only=True),
+    ParameterSpec("wait_for_action", True,
+                  "republish the first frame without stepping until a first action arrives",
+                  read_only=True),
+)
+
+
+def declare(node: Any, specs: Iterable[ParameterSpec]) -> None:
+    """Declare every spec on `node` with its descriptor; values may come from YAML / -p."""
+    for s in specs:
+        node.declare_parameter(s.name, s.type if s.default is None else s.default, s.descriptor())
+
+
+def values(node: Any, specs: Iterable[ParameterSpec]) -> dict[str, Any]:
+    """Current values by name; a type-only parameter that was never set reads as None."""
+    out = {}
+    for s in specs:
+        p = node.get_parameter_or(s.name, None)
+        out[s.name] = None if p is None or p.type_ == Parameter.Type.NOT_SET else p.value
+    for k, v in out.items():  # rclpy returns array.array for numeric arrays
+        if v is not None and not isinstance(v, (str, bool, int, float, list)):
+            out[k] = list(v)
+    return out
+
+
+def planner_dict(vals: Mapping[str, Any]) -> dict[str, Any]:
+    """`planner.<field>` values → a `PlannerConfig.from_dict` input."""
+    return {k[len("planner."):]: v for k, v in vals.items() if k.startswith("planner.")}
+
+
+def objectives_dict(vals: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """`objectives.<name>.<key>` values → `build_objectives` input."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in vals.items():
+        if k.startswith("objectives."):
+            _, name, key = k.split(".", 2)
+            out.setdefault(name, {})[key] = v
+    return out
+
+
+def check_all(specs: Sequence[ParameterSpec], vals: Mapping[str, Any]) -> str | None:
+    """Whole-set validation (enums, finiteness, PlannerConfig rules, bounds): a reason or None."""
+    by_name = {s.name: s for s in specs}
+    for name, v in vals.items():
+        if name in by_name and v is not None:
+            reason = check_value(by_name[name], v)
+            if reason:
+                return reason
+    if any(k.startswith("planner.") for k in vals):
+        try:
+            PlannerConfig.from_dict(planner_dict(vals))
+        except ValueError as e:
+            return str(e)
+    lo, hi = vals.get("action_low"), vals.get("action_high")
+    if lo is not None and hi is not None:
+        if len(lo) != len(hi):
+            return f"action_low has {len(lo)} values but action_high has {len(hi)}"
+        if any(a > b for a, b in zip(lo, hi)):
+            return f"action_low {list(lo)} must be <= action_high {list(hi)} elementwise"
+    return None
+
+
+def on_set_result(specs: Sequence[ParameterSpec], current: Mapping[str, Any],
+                  changed: Sequence[Parameter]) -> SetParametersResult:
+    """The on-set callback body: validate `current` updated with `changed` as a whole."""
+    merged = dict(current)
+    for p in changed:
+        v = p.value
+        if v is not None and not isinstance(v, (str, bool, int, float, list)):
+            v = list(v)
+        merged[p.name] = v
+    reason = check_all(specs, merged)
+    return SetParametersResult(successful=reason is None, reason=reason or "")

@@ -1,0 +1,244 @@
+"""sim_node: any `moejepa_ros.sim` env as a ROS 2 camera + robot, for demos and closed-loop tests.
+
+Publishes `image` (rgb8) at `rate`, `reward` (Float32), `episode` (Int32, the episode index at
+each episode start), the latched `goal_image` in goal mode, optionally `/clock`, and one JSON
+line per finished episode on `~/episode_result` (success, steps, return, ...). Subscribes
+`action` (the planner's command type, decoded by `codecs.msg_to_action`) and holds the newest
+action (zero-order hold) until the next one. With `wait_for_action` the first frame of the run
+is republished without stepping until a first action arrives, so a demo's planner and
+simulator start together however long model loading takes.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32, Int32, String
+
+from moejepa_ros import codecs
+from moejepa_ros.ros import params
+from moejepa_ros.ros.messages import (
+    COMMAND_QOS,
+    IMAGE_PUB_QOS,
+    LATCHED_QOS,
+    action_msg_class,
+)
+
+
+class SimNode(Node):
+    """Steps a gymnasium env at `rate` on a steady-clock timer and bridges it to topics."""
+
+    def __init__(self, node_name: str = "sim_node", **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        params.declare(self, params.SIM_NODE_SPECS)
+        self.add_on_set_parameters_callback(
+            lambda changed: params.on_set_result(params.SIM_NODE_SPECS, self._values(), changed))
+        self.add_post_set_parameters_callback(self._post_set)
+        v = self._values()
+        reason = params.check_all(params.SIM_NODE_SPECS, v)
+        if reason:
+            raise ValueError(f"sim_node: {reason}")
+        self._env = self._make_env(v)
+        space = self._env.action_space
+        self._action_dim = int(np.prod(space.shape))
+        self._low = np.asarray(space.low, np.float32).reshape(-1)
+        self._high = np.asarray(space.high, np.float32).reshape(-1)
+        self._fields = v["twist_fields"] if v["action_type"] in ("twist", "twist_stamped") else None
+        self._joints = v["joint_names"] if v["action_type"] == "joint_trajectory" else None
+        self._action_timeout = float(v["action_timeout"])
+        self._max_episodes = int(v["episodes"])
+        self._frame_id = v["frame_id"]
+        self._publish_clock = bool(v["publish_clock"])
+        self._wait_for_action = bool(v["wait_for_action"])
+        self._seed = int(v["seed"])
+
+        self._lock = threading.Lock()
+        self._action = np.zeros(self._action_dim, np.float32)
+        self._action_rx: float | None = None  # steady time of the newest action
+        self._actions_received = 0
+        self._bad_actions = 0
+
+        self._pub_image = self.create_publisher(Image, "image", IMAGE_PUB_QOS)
+        self._pub_goal = self.create_publisher(Image, "goal_image", LATCHED_QOS)
+        self._pub_reward = self.create_publisher(Float32, "reward", COMMAND_QOS)
+        self._pub_episode = self.create_publisher(Int32, "episode", COMMAND_QOS)
+        self._pub_result = self.create_publisher(String, "~/episode_result", COMMAND_QOS)
+        self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10) if self._publish_clock else None
+        self.create_subscription(action_msg_class(v["action_type"]), "action", self._on_action, COMMAND_QOS)
+
+        self.results: list[dict[str, Any]] = []
+        self.finished = threading.Event()  # set after `episodes` episodes
+        self._episode = -1
+        self._sim_steps = 0  # total steps (sim time = steps / rate)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timer = None
+        self._start_timer(float(v["rate"]))
+        self._new_episode()
+
+    # ------------------------------------------------------------------ setup
+    def _values(self) -> dict[str, Any]:
+        return params.values(self, params.SIM_NODE_SPECS)
+
+    def _make_env(self, v: dict[str, Any]):
+        from moejepa_ros.sim import make_env
+
+        kw: dict[str, Any] = {}
+        if v["mode"]:
+            kw["mode"] = v["mode"]
+        if v["max_episode_steps"]:
+            kw["max_episode_steps"] = int(v["max_episode_steps"])
+        try:
+            return make_env(v["env"], **kw)
+        except TypeError as e:
+            raise ValueError(f"sim_node: env {v['env']!r} does not accept {sorted(kw)}: {e}") from e
+
+    def _start_timer(self, rate: float) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+        self._rate = rate
+        self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
+
+    def _post_set(self, changed: list) -> None:
+        for p in changed:
+            if p.name == "rate":
+                self._start_timer(float(p.value))
+            elif p.name == "action_timeout":
+                self._action_timeout = float(p.value)
+            elif p.name == "max_episode_steps":
+                self.get_logger().warn("max_episode_steps applies from the next sim_node start")
+
+    # ------------------------------------------------------------------ time
+    def _now_ns(self) -> int:
+        if self._publish_clock:
+            return int(round(self._sim_steps * 1e9 / self._rate))
+        return self.get_clock().now().nanoseconds
+
+    def _publish_time(self) -> int:
+        ns = self._now_ns()
+        if self._pub_clock is not None:
+            msg = ClockMsg()
+            msg.clock.sec, msg.clock.nanosec = divmod(ns, 1_000_000_000)
+            self._pub_clock.publish(msg)
+        return ns
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_action(self, msg: Any) -> None:
+        try:
+            a = codecs.msg_to_action(msg, self._action_dim, fields=self._fields, joint_names=self._joints)
+            a = codecs.clamp_action(a, self._low, self._high)
+        except codecs.CodecError as e:
+            self._bad_actions += 1
+            self.get_logger().warn(f"dropped a malformed action: {e}", throttle_duration_sec=2.0)
+            return
+        with self._lock:
+            self._action = a
+            self._action_rx = time.monotonic()
+            self._actions_received += 1
+
+    def _current_action(self) -> np.ndarray:
+        with self._lock:
+            a, rx = self._action.copy(), self._action_rx
+        if self._action_timeout > 0 and rx is not None and time.monotonic() - rx > self._action_timeout:
+            a[:] = 0.0
+        return a
+
+    def _new_episode(self) -> None:
+        self._episode += 1
+        self._steps = 0
+        self._return = 0.0
+        self._obs, info = self._env.reset(seed=self._seed + self._episode)
+        self._info = info
+        ns = self._publish_time()
+        self._pub_episode.publish(Int32(data=self._episode))
+        goal = info.get("goal_image")
+        if goal is not None:
+            self._pub_goal.publish(codecs.make_image(Image, np.ascontiguousarray(goal), "rgb8", ns, self._frame_id))
+        self._publish_obs(ns)
+
+    def _publish_obs(self, ns: int) -> None:
+        self._pub_image.publish(codecs.make_image(Image, np.ascontiguousarray(self._obs), "rgb8", ns, self._frame_id))
+
+    def _tick(self) -> None:
+        if self.finished.is_set():
+            return
+        if self._wait_for_action and self._actions_received == 0:
+            self._publish_obs(self._publish_time())  # keep the first frame coming until control starts
+            return
+        a = self._current_action()
+        self._obs, reward, terminated, truncated, info = self._env.step(a)
+        self._info = info
+        self._steps += 1
+        self._sim_steps += 1
+        self._return += float(reward)
+        ns = self._publish_time()
+        self._pub_reward.publish(Float32(data=float(reward)))
+        self._publish_obs(ns)
+        if terminated or truncated:
+            self._end_episode(bool(terminated), bool(truncated))
+
+    def _end_episode(self, terminated: bool, truncated: bool) -> None:
+        result = {
+            "episode": self._episode,
+            "success": bool(self._info.get("success", terminated)),
+            "steps": self._steps,
+            "return": round(self._return, 6),
+            "terminated": terminated,
+            "truncated": truncated,
+            "final_distance": float(self._info["distance"]) if "distance" in self._info else None,
+            "bad_actions": self._bad_actions,
+        }
+        self.results.append(result)
+        self._pub_result.publish(String(data=json.dumps(result)))
+        self.get_logger().info(f"episode {self._episode}: success={result['success']} steps={self._steps}")
+        if self._max_episodes and len(self.results) >= self._max_episodes:
+            n_ok = sum(r["success"] for r in self.results)
+            self.get_logger().info(f"finished {len(self.results)} episodes, {n_ok} successful")
+            self.finished.set()
+            return
+        self._new_episode()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run sim_node until SIGINT/SIGTERM, or until `episodes` episodes have finished."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node = None
+    rc = 0
+    try:
+        node = SimNode()
+        ex = SingleThreadedExecutor()
+        ex.add_node(node)
+        while not stop.is_set() and not node.finished.is_set():
+            ex.spin_once(timeout_sec=0.1)
+        if node.finished.is_set():  # let the last result reach its subscribers
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline and not stop.is_set():
+                ex.spin_once(timeout_sec=0.05)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as e:  # bad configuration: one clear line, non-zero exit
+        print(f"sim_node: {e}", file=sys.stderr)
+        rc = 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
