@@ -1,0 +1,181 @@
+"""Model configuration: plain dataclasses that fully rebuild a `WorldModel` (saved in checkpoints)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+ENCODERS = ("conv", "vit")
+LATENT_NORMS = ("simnorm", "layernorm")
+VIT_POOLS = ("mean", "cls")
+MOE_IMPLS = ("auto", "grouped", "masked", "loop")
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and shapes; defaults follow Switch (α=0.01), ST-MoE (z-loss 1e-3), TD-MPC2 (ρ=0.5)."""
+
+    latent: float = 1.0  # multi-step JEPA latent prediction vs sg(target encoder)
+    rho: float = 0.5  # temporal decay of step j's weight: rho**(j-1) (TD-MPC2 uses 0.5)
+    vicreg_var: float = 1.0  # VICReg variance hinge on per-dim std of online latents
+    vicreg_cov: float = 0.04  # VICReg off-diagonal covariance penalty
+    vicreg_std_target: float | None = None  # None: 1.0 for layernorm, 0.1 for simnorm latents
+    reward: float = 0.5
+    value: float = 0.1
+    gamma: float = 0.99  # discount for the value target
+    cost: float = 0.1
+    cost_margin: float = 1.0  # energies of negatives are pushed above this
+    cost_noise: float = 0.5  # std of the perturbation that makes "perturbed" negatives
+    load_balance: float = 0.01  # Switch Transformer auxiliary loss coefficient α
+    router_z: float = 1e-3  # ST-MoE router z-loss coefficient
+
+    def std_target(self, latent_norm: str) -> float:
+        if self.vicreg_std_target is not None:
+            return float(self.vicreg_std_target)
+        return 1.0 if latent_norm == "layernorm" else 0.1
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the world model; `validate()` names any bad field and value."""
+
+    # observation / encoder
+    image_size: int = 64
+    frame_stack: int = 3
+    encoder: str = "conv"
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])
+    vit_patch: int = 8
+    vit_dim: int = 128
+    vit_depth: int = 2
+    vit_heads: int = 4
+    vit_pool: str = "mean"
+    latent_dim: int = 128
+    latent_norm: str = "simnorm"
+    simnorm_group: int = 8  # TD-MPC2 SimNorm simplex size V=8
+    # action-conditioned predictor
+    action_dim: int = 2
+    action_embed_dim: int = 32
+    num_experts: int = 4
+    top_k: int = 2
+    expert_hidden: int = 128
+    router_noise: float = 0.1  # std of Gaussian noise on router logits while training
+    dense: bool = False  # True: one expert, no routing (use `dense_equivalent` to size it)
+    moe_impl: str = "auto"  # expert evaluation: auto | grouped | masked | loop (loop: tests only)
+    # stage-1 (action-free) predictor
+    stage1_hidden: int = 256
+    stage1_max_offset: int = 16  # largest future offset j it can be asked for
+    # heads
+    head_hidden: int = 128
+    # target encoder
+    ema_momentum: float = 0.99
+    ema_momentum_final: float = 0.999  # end of the optional cosine schedule
+    losses: LossConfig = field(default_factory=LossConfig)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def experts(self) -> int:
+        return 1 if self.dense else self.num_experts
+
+    @property
+    def active_k(self) -> int:
+        return 1 if self.dense else self.top_k
+
+    def validate(self) -> "ModelConfig":
+        def bad(name: str, value: Any, why: str) -> None:
+            raise ValueError(f"ModelConfig.{name}={value!r}: {why}")
+
+        for name in ("image_size", "frame_stack", "latent_dim", "action_dim", "action_embed_dim",
+                     "num_experts", "top_k", "expert_hidden", "stage1_hidden", "stage1_max_offset",
+                     "head_hidden", "vit_patch", "vit_dim", "vit_depth", "vit_heads", "simnorm_group"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(name, v, "must be a positive integer")
+        if self.encoder not in ENCODERS:
+            bad("encoder", self.encoder, f"must be one of {ENCODERS}")
+        if self.latent_norm not in LATENT_NORMS:
+            bad("latent_norm", self.latent_norm, f"must be one of {LATENT_NORMS}")
+        if self.vit_pool not in VIT_POOLS:
+            bad("vit_pool", self.vit_pool, f"must be one of {VIT_POOLS}")
+        if self.moe_impl not in MOE_IMPLS:
+            bad("moe_impl", self.moe_impl, f"must be one of {MOE_IMPLS}")
+        if self.latent_norm == "simnorm" and self.latent_dim % self.simnorm_group:
+            bad("latent_dim", self.latent_dim, f"must be divisible by simnorm_group={self.simnorm_group}")
+        if self.top_k > self.num_experts:
+            bad("top_k", self.top_k, f"must be <= num_experts={self.num_experts}")
+        if not self.conv_channels or any(not isinstance(c, int) or c < 1 for c in self.conv_channels):
+            bad("conv_channels", self.conv_channels, "must be a non-empty list of positive integers")
+        if self.encoder == "conv" and self.image_size < 2 ** len(self.conv_channels):
+            bad("image_size", self.image_size, f"too small for {len(self.conv_channels)} stride-2 convs")
+        if self.encoder == "vit":
+            if self.image_size % self.vit_patch:
+                bad("vit_patch", self.vit_patch, f"must divide image_size={self.image_size}")
+            if self.vit_dim % self.vit_heads:
+                bad("vit_heads", self.vit_heads, f"must divide vit_dim={self.vit_dim}")
+        if not (math.isfinite(self.router_noise) and self.router_noise >= 0):
+            bad("router_noise", self.router_noise, "must be finite and >= 0")
+        for name in ("ema_momentum", "ema_momentum_final"):
+            v = getattr(self, name)
+            if not (0.0 <= v <= 1.0):
+                bad(name, v, "must be in [0, 1]")
+        L = self.losses
+        for f in dataclasses.fields(L):
+            v = getattr(L, f.name)
+            if v is None:
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                bad(f"losses.{f.name}", v, "must be a finite number >= 0")
+        if not (0.0 < L.rho <= 1.0):
+            bad("losses.rho", L.rho, "must be in (0, 1]")
+        if not (0.0 <= L.gamma <= 1.0):
+            bad("losses.gamma", L.gamma, "must be in [0, 1]")
+        return self
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"ModelConfig: expected a dict, got {type(d).__name__}")
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        losses = d.pop("losses", {})
+        if isinstance(losses, LossConfig):
+            losses = dataclasses.asdict(losses)
+        if not isinstance(losses, dict):
+            raise ValueError(f"ModelConfig.losses={losses!r}: must be a dict")
+        lknown = {f.name for f in dataclasses.fields(LossConfig)}
+        lunknown = sorted(set(losses) - lknown)
+        if lunknown:
+            raise ValueError(f"ModelConfig.losses: unknown field(s) {lunknown}; known: {sorted(lknown)}")
+        if "conv_channels" in d:
+            d["conv_channels"] = list(d["conv_channels"])
+        return cls(**d, losses=LossConfig(**losses)).validate()
+
+
+def expert_params(in_dim: int, hidden: int, out_dim: int) -> int:
+    """Parameters of one two-layer expert MLP (weights + biases)."""
+    return in_dim * hidden + hidden + hidden * out_dim + out_dim
+
+
+def active_predictor_params(cfg: ModelConfig) -> int:
+    """Parameters touched per token by the predictor's experts (+ router), i.e. *active* params."""
+    d_in = cfg.latent_dim + cfg.action_embed_dim
+    p = cfg.active_k * expert_params(d_in, cfg.expert_hidden, cfg.latent_dim)
+    if not cfg.dense and cfg.num_experts > 1:
+        p += d_in * cfg.num_experts + cfg.num_experts
+    return p
+
+
+def dense_equivalent(cfg: ModelConfig) -> ModelConfig:
+    """A one-expert (dense) config whose active predictor parameters match `cfg`'s MoE."""
+    target = active_predictor_params(cfg)
+    d_in, d = cfg.latent_dim + cfg.action_embed_dim, cfg.latent_dim
+    hidden = max(1, round((target - d) / (d_in + 1 + d)))
+    return dataclasses.replace(cfg, dense=True, num_experts=1, top_k=1, expert_hidden=hidden,
+                               losses=dataclasses.replace(cfg.losses)).validate()

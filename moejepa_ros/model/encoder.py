@@ -1,0 +1,138 @@
+"""Observation encoders (conv default, small ViT) with a bounded latent, plus the EMA target update."""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+
+class SimNorm(nn.Module):
+    """Simplicial normalisation (TD-MPC2): softmax over consecutive groups of `group` dims."""
+
+    def __init__(self, group: int = 8):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shp = x.shape
+        return F.softmax(x.reshape(*shp[:-1], shp[-1] // self.group, self.group), dim=-1).reshape(shp)
+
+
+def make_latent_norm(cfg: ModelConfig) -> nn.Module:
+    """The bound applied to every latent (encoder output and predictor output alike)."""
+    if cfg.latent_norm == "simnorm":
+        return SimNorm(cfg.simnorm_group)
+    return nn.LayerNorm(cfg.latent_dim)
+
+
+def check_frames(frames: torch.Tensor, cfg: ModelConfig) -> None:
+    k, s = cfg.frame_stack, cfg.image_size
+    if frames.dim() < 4 or tuple(frames.shape[-4:]) != (k, s, s, 3):
+        raise ValueError(f"frames: expected shape [..., {k}, {s}, {s}, 3] (frame_stack, H, W, RGB), "
+                         f"got {tuple(frames.shape)}")
+
+
+def to_float(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 [0,255] → float in [-0.5, 0.5]; float input is taken as already in [0, 1]."""
+    if frames.dtype == torch.uint8:
+        return frames.float().mul_(1.0 / 255.0).sub_(0.5)
+    return frames.float() - 0.5
+
+
+class ConvEncoder(nn.Module):
+    """k RGB frames channel-stacked (oldest first) → stride-2 convs → linear → bounded latent."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        chans, layers, c_in = cfg.conv_channels, [], 3 * cfg.frame_stack
+        for i, c in enumerate(chans):
+            layers += [nn.Conv2d(c_in, c, 4 if i == 0 else 3, stride=2, padding=1), nn.SiLU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():  # flattened size from a dummy pass, so any image_size works
+            n_flat = self.convs(torch.zeros(1, 3 * cfg.frame_stack, cfg.image_size, cfg.image_size)).numel()
+        self.proj = nn.Linear(n_flat, cfg.latent_dim)
+        self.norm = make_latent_norm(cfg)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        check_frames(frames, self.cfg)
+        lead, (k, h, w, c) = frames.shape[:-4], frames.shape[-4:]
+        x = frames.reshape(-1, k, h, w, c).permute(0, 2, 3, 1, 4).reshape(-1, h, w, k * c)
+        x = to_float(x).permute(0, 3, 1, 2)  # NCHW view with channels_last strides (no copy)
+        x = self.convs(x.contiguous(memory_format=torch.channels_last))
+        z = self.norm(self.proj(x.flatten(1)))
+        return z.reshape(*lead, -1)
+
+
+class ViTEncoder(nn.Module):
+    """Small ViT: per-frame patch tokens + spatial & temporal position embeddings; mean or CLS pool."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, p = cfg.vit_dim, cfg.vit_patch
+        self.patch = nn.Conv2d(3, d, p, stride=p)
+        n = (cfg.image_size // p) ** 2
+        self.pos = nn.Parameter(torch.randn(1, 1, n, d) * 0.02)
+        self.time = nn.Parameter(torch.randn(1, cfg.frame_stack, 1, d) * 0.02)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d)) if cfg.vit_pool == "cls" else None
+        layer = nn.TransformerEncoderLayer(d, cfg.vit_heads, 4 * d, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, cfg.vit_depth, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(d)
+        self.proj = nn.Linear(d, cfg.latent_dim)
+        self.norm = make_latent_norm(cfg)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        check_frames(frames, self.cfg)
+        lead, (k, h, w, c) = frames.shape[:-4], frames.shape[-4:]
+        x = to_float(frames.reshape(-1, h, w, c)).permute(0, 3, 1, 2)
+        t = self.patch(x).flatten(2).transpose(1, 2)  # [B*k, n, d]
+        t = t.reshape(-1, k, t.shape[1], t.shape[2]) + self.pos + self.time
+        t = t.flatten(1, 2)
+        if self.cls is not None:
+            t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1)
+        t = self.out_norm(self.blocks(t))
+        pooled = t[:, 0] if self.cls is not None else t.mean(dim=1)
+        return self.norm(self.proj(pooled)).reshape(*lead, -1)
+
+
+def make_encoder(cfg: ModelConfig) -> nn.Module:
+    return ConvEncoder(cfg) if cfg.encoder == "conv" else ViTEncoder(cfg)
+
+
+def make_target(online: nn.Module) -> nn.Module:
+    """A frozen copy of `online` for the EMA target (no gradients ever reach it)."""
+    target = copy.deepcopy(online)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """θ̄ ← m·θ̄ + (1−m)·θ for parameters; buffers are copied. One fused call per module."""
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"ema_update: momentum={momentum!r} must be in [0, 1]")
+    tp, op = list(target.parameters()), list(online.parameters())
+    if len(tp) != len(op):
+        raise ValueError("ema_update: target and online modules have different parameter lists")
+    if tp:
+        torch._foreach_lerp_(tp, op, 1.0 - momentum)
+    for tb, ob in zip(target.buffers(), online.buffers()):
+        tb.copy_(ob)
+
+
+def cosine_momentum(step: int, total_steps: int, base: float, final: float) -> float:
+    """Cosine schedule from `base` (step 0) to `final` (step ≥ total_steps), as in BYOL/I-JEPA."""
+    if total_steps <= 0:
+        return final
+    s = min(max(step, 0), total_steps) / total_steps
+    return final - (final - base) * (math.cos(math.pi * s) + 1.0) / 2.0

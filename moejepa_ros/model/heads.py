@@ -1,0 +1,62 @@
+"""Prediction heads on latents: reward r(z,a), value V(z), cost/energy C(z) and actor π(z)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+
+def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    """Two hidden layers with LayerNorm + SiLU (TD-MPC2-style small MLP head)."""
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.LayerNorm(hidden), nn.SiLU(),
+                         nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.SiLU(),
+                         nn.Linear(hidden, d_out))
+
+
+class RewardHead(nn.Module):
+    """r̂(z_t, a_t): reward received for applying a_t in the state with latent z_t."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(cfg.latent_dim + cfg.action_dim, cfg.head_hidden, 1)
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        if z.shape[:-1] != a.shape[:-1]:  # e.g. one latent against many actions
+            lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
+            z, a = z.expand(*lead, z.shape[-1]), a.expand(*lead, a.shape[-1])
+        return self.net(torch.cat([z, a], -1)).squeeze(-1)
+
+
+class ValueHead(nn.Module):
+    """V(z): discounted return from z, used to bootstrap the end of the planning horizon."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(cfg.latent_dim, cfg.head_hidden, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).squeeze(-1)
+
+
+class CostHead(nn.Module):
+    """Energy C(z) ≥ 0: low on latents of visited states, ≥ margin on negatives (margin loss)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(cfg.latent_dim, cfg.head_hidden, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.net(z).squeeze(-1))
+
+
+class ActorHead(nn.Module):
+    """π(z) ∈ [-1, 1]^A (tanh); the caller scales to the action bounds."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(cfg.latent_dim, cfg.head_hidden, cfg.action_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(z))

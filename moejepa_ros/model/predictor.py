@@ -1,0 +1,105 @@
+"""Predictors: the action-conditioned residual MoE/dense dynamics and the action-free Stage-1 predictor."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .encoder import make_latent_norm
+from .moe import MoE
+
+
+def _mean_aux(auxes: list[dict]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([a[k] for a in auxes]).mean(0) for k in auxes[0]}
+
+
+def is_shared(z0: torch.Tensor) -> bool:
+    """True when every row of z0 [N, D] is the same latent (one row, or a stride-0 expand)."""
+    return z0.shape[0] == 1 or z0.stride(0) == 0
+
+
+class Predictor(nn.Module):
+    """z_{t+1} = norm(z_t + Σ_i g_i Exp_i(z_t, embed(a_t))); dense = the same class with one expert."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.latent_dim, self.action_dim = cfg.latent_dim, cfg.action_dim
+        self.action_embed = nn.Linear(cfg.action_dim, cfg.action_embed_dim)
+        self.moe = MoE(cfg.latent_dim, cfg.action_embed_dim, cfg.expert_hidden, cfg.experts,
+                       cfg.active_k, cfg.router_noise, cfg.moe_impl)
+        self.norm = make_latent_norm(cfg)
+        self.last_aux: dict[str, torch.Tensor] | None = None
+
+    def embed(self, a: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.action_embed(a))
+
+    def step(self, z: torch.Tensor, e: torch.Tensor, zcache=None, need_aux: bool = True):
+        """One transition for tokens z[T, D] with embedded actions e[T, Ea] → (z', aux)."""
+        delta, aux = self.moe(z, e, zcache, need_aux=need_aux)
+        return self.norm(z + delta), aux
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """One step for any leading shape: z[..., D], a[..., A] → z'[..., D]."""
+        lead = z.shape[:-1]
+        zn, aux = self.step(z.reshape(-1, z.shape[-1]), self.embed(a.reshape(-1, a.shape[-1])))
+        self.last_aux = aux
+        return zn.reshape(*lead, -1)
+
+    def rollout(self, z0: torch.Tensor, actions: torch.Tensor, need_aux: bool | None = None) -> torch.Tensor:
+        """z0[N or 1, D], actions[N, H, A] → latents z_1…z_H [N, H, D]; batched over samples.
+
+        Fast path for planning: when z0 is one latent shared by all samples ([1, D], or [N, D]
+        expanded with stride 0) the z-part of the first expert layer and of the router is
+        computed once and broadcast for step 1.
+        """
+        if z0.dim() != 2 or z0.shape[-1] != self.latent_dim:
+            raise ValueError(f"rollout: z0 must be [N, {self.latent_dim}], got {tuple(z0.shape)}")
+        if actions.dim() != 3 or actions.shape[-1] != self.action_dim:
+            raise ValueError(f"rollout: actions must be [N, H, {self.action_dim}], got {tuple(actions.shape)}")
+        N, H, _ = actions.shape
+        if z0.shape[0] not in (1, N):
+            raise ValueError(f"rollout: z0 has {z0.shape[0]} rows but actions have N={N}")
+        if need_aux is None:
+            need_aux = torch.is_grad_enabled() or self.training
+        e_all = self.embed(actions)  # all H action embeddings at once
+        z, zcache = z0, None
+        if is_shared(z0):
+            z = z0[:1]
+            zcache = self.moe.z_part(z)
+        z = z.expand(N, -1)
+        out, auxes = [], []
+        for t in range(H):
+            z, aux = self.step(z, e_all[:, t], zcache, need_aux)
+            zcache = None
+            out.append(z)
+            if aux is not None:
+                auxes.append(aux)
+        self.last_aux = _mean_aux(auxes) if auxes else None
+        return torch.stack(out, dim=1)
+
+
+class FuturePredictor(nn.Module):
+    """Stage-1 action-free predictor: context latent z[N, D] and future offset j → ẑ_{t+j}."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.latent_dim
+        self.offset_embed = nn.Embedding(cfg.stage1_max_offset + 1, 32)
+        self.net = nn.Sequential(nn.Linear(d + 32, cfg.stage1_hidden), nn.LayerNorm(cfg.stage1_hidden),
+                                 nn.SiLU(), nn.Linear(cfg.stage1_hidden, cfg.stage1_hidden), nn.SiLU(),
+                                 nn.Linear(cfg.stage1_hidden, d))
+        self.norm = make_latent_norm(cfg)
+
+    def forward(self, z: torch.Tensor, offsets: torch.Tensor | list[int]) -> torch.Tensor:
+        """z[N, D], offsets[H] (ints in 1..stage1_max_offset) → predictions [N, H, D]."""
+        offsets = torch.as_tensor(offsets, dtype=torch.long, device=z.device).reshape(-1)
+        if offsets.numel() and (int(offsets.min()) < 0 or int(offsets.max()) > self.cfg.stage1_max_offset):
+            raise ValueError(f"FuturePredictor: offsets {offsets.tolist()} outside "
+                             f"[0, stage1_max_offset={self.cfg.stage1_max_offset}]")
+        N, H = z.shape[0], offsets.numel()
+        zz = z.unsqueeze(1).expand(N, H, -1)
+        x = torch.cat([zz, self.offset_embed(offsets).unsqueeze(0).expand(N, H, -1)], -1)
+        return self.norm(zz + self.net(x))
