@@ -34,6 +34,7 @@ __all__ = [
     "action_to_msg",
     "msg_to_action",
     "TWIST_FIELDS",
+    "new_message",
 ]
 
 #: Largest accepted image side in pixels; anything bigger is treated as a corrupt header.
@@ -341,7 +342,10 @@ def _compressed_to_rgb(msg: Any, value_range) -> np.ndarray:
         return _compressed_depth_to_rgb(raw, fmt, value_range)
     kind, h, w = _sniff(memoryview(raw), fmt)
     cv2 = _cv2()
-    img = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise CodecError(f"CompressedImage.data: OpenCV failed on the {kind} ({raw.size} bytes, format={fmt!r}): {exc}") from None
     if img is None:
         raise CodecError(f"CompressedImage.data: OpenCV could not decode the {kind} ({raw.size} bytes, format={fmt!r})")
     if img.shape[:2] != (h, w):
@@ -365,7 +369,10 @@ def _compressed_depth_to_rgb(raw: np.ndarray, fmt: str, value_range) -> np.ndarr
     if kind != "png":
         raise CodecError(f"CompressedImage.data: compressedDepth holds {kind}, expected png (format={fmt!r})")
     cv2 = _cv2()
-    img = cv2.imdecode(png, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(png, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise CodecError(f"CompressedImage.data: OpenCV failed on the compressedDepth PNG: {exc}") from None
     if img is None or img.ndim != 2 or img.dtype != np.uint16:
         raise CodecError(f"CompressedImage.data: compressedDepth PNG is not 16-bit mono (format={fmt!r})")
     if fmt.split(";")[0].strip() == "32FC1":

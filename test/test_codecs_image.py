@@ -1,0 +1,248 @@
+"""Raw sensor_msgs/Image codecs: every encoding, row padding, both endiannesses, rclpy and rosbags."""
+import numpy as np
+import pytest
+
+from moejepa_ros import codecs as C
+from moejepa_ros.codecs import CodecError
+
+Image = pytest.importorskip("sensor_msgs.msg").Image
+serialization = pytest.importorskip("rclpy.serialization")
+typesys = pytest.importorskip("rosbags.typesys")
+TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
+BagImage = TS.types["sensor_msgs/msg/Image"]
+FLAVOURS = {"rclpy": Image, "rosbags": BagImage}
+
+
+def _random(enc: str, h: int, w: int, rng) -> np.ndarray:
+    e = C.ENCODINGS[enc]
+    shape = (h, w) if e.channels == 1 else (h, w, e.channels)
+    if e.dtype.kind == "f":
+        return rng.normal(0, 3, shape).astype(e.dtype)
+    return rng.integers(0, np.iinfo(e.dtype).max, shape, endpoint=True).astype(e.dtype)
+
+
+def _hand_made(cls, arr: np.ndarray, enc: str, pad: int, big: bool, rng):
+    """Build an Image by hand (not via fill_image): explicit byte order and junk row padding."""
+    order = ">" if big else "<"
+    rows = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder(order)))
+    h = arr.shape[0]
+    row_bytes = rows[0].nbytes
+    raw = np.empty((h, row_bytes + pad), np.uint8)
+    raw[:, :row_bytes] = rows.reshape(h, -1).view(np.uint8)
+    raw[:, row_bytes:] = rng.integers(0, 256, (h, pad))  # padding must be ignored
+    msg = C.new_message(cls)
+    msg.height, msg.width, msg.encoding = h, arr.shape[1], enc
+    msg.is_bigendian, msg.step = int(big), row_bytes + pad
+    msg.data = raw.reshape(-1).copy() if cls is BagImage else raw.tobytes()
+    return msg
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("pad_items", [0, 3])
+@pytest.mark.parametrize("enc", list(C.ENCODINGS))
+def test_decode_every_encoding_padding_endianness(enc, pad_items, big, flavour):
+    rng = np.random.default_rng(hash((enc, pad_items, big)) % 2**32)
+    arr = _random(enc, 5, 7, rng)
+    msg = _hand_made(FLAVOURS[flavour], arr, enc, pad_items * arr.dtype.itemsize, big, rng)
+    out = C.image_to_array(msg)
+    assert out.dtype == arr.dtype and out.dtype.isnative
+    assert out.shape == arr.shape
+    np.testing.assert_array_equal(out, arr)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("enc", list(C.ENCODINGS))
+def test_fill_image_round_trip(enc, byteorder, flavour):
+    rng = np.random.default_rng(1)
+    arr = _random(enc, 6, 4, rng)
+    src = arr.astype(arr.dtype.newbyteorder(byteorder))
+    msg = C.make_image(FLAVOURS[flavour], src, enc, stamp_ns=3_000_000_007, frame_id="cam")
+    assert (msg.height, msg.width, msg.encoding) == (6, 4, enc)
+    assert msg.step == 4 * arr[0, 0].nbytes if arr.ndim == 3 else msg.step == 4 * arr.itemsize
+    assert msg.is_bigendian == int(byteorder == ">" and arr.itemsize > 1)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (3, 7, "cam")
+    np.testing.assert_array_equal(C.image_to_array(msg), arr)
+
+
+def test_fill_image_uses_fast_data_types():
+    arr = np.zeros((4, 4, 3), np.uint8)
+    m = C.fill_image(Image(), arr)
+    assert len(m.data) == 48  # rclpy stores the bytes we gave it as array('B')
+    b = C.make_image(BagImage, arr)
+    assert isinstance(b.data, np.ndarray) and b.data.dtype == np.uint8 and b.data.shape == (48,)
+
+
+def test_fill_image_accepts_hw1_and_noncontiguous():
+    rng = np.random.default_rng(2)
+    arr = _random("rgb8", 8, 10, rng)
+    view = arr[:, ::2]  # non-contiguous input
+    msg = C.make_image(Image, view, "rgb8")
+    np.testing.assert_array_equal(C.image_to_array(msg), view)
+    mono = _random("mono16", 3, 3, rng)[:, :, None]
+    np.testing.assert_array_equal(C.image_to_array(C.make_image(Image, mono, "mono16")), mono[:, :, 0])
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_zero_copy_when_layout_allows(flavour):
+    rng = np.random.default_rng(3)
+    arr = _random("rgb8", 4, 5, rng)
+    msg = _hand_made(FLAVOURS[flavour], arr, "rgb8", 4, False, rng)  # padded: strided view
+    out = C.image_to_array(msg)
+    assert np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+    assert out.strides == (msg.step, 3, 1)
+    depth = _hand_made(FLAVOURS[flavour], _random("32FC1", 4, 5, rng), "32FC1", 0, False, rng)
+    assert np.shares_memory(C.image_to_array(depth), np.frombuffer(depth.data, np.uint8))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_image_to_rgb_colour_orders(flavour):
+    rng = np.random.default_rng(4)
+    rgb = _random("rgb8", 5, 6, rng)
+    alpha = rng.integers(0, 256, (5, 6, 1), dtype=np.uint8)
+    cases = {
+        "rgb8": rgb, "bgr8": rgb[..., ::-1], "8UC3": rgb[..., ::-1],
+        "rgba8": np.concatenate([rgb, alpha], 2),
+        "bgra8": np.concatenate([rgb[..., ::-1], alpha], 2),
+        "8UC4": np.concatenate([rgb[..., ::-1], alpha], 2),
+        "rgb16": rgb.astype(np.uint16) * 257, "bgr16": rgb[..., ::-1].astype(np.uint16) * 257,
+        "rgba16": np.concatenate([rgb, alpha], 2).astype(np.uint16) * 257,
+        "bgra16": np.concatenate([rgb[..., ::-1], alpha], 2).astype(np.uint16) * 257,
+    }
+    for enc, arr in cases.items():
+        msg = _hand_made(FLAVOURS[flavour], arr, enc, 2 * arr.itemsize, True, rng)
+        out = C.image_to_rgb(msg)
+        assert out.dtype == np.uint8 and out.shape == (5, 6, 3) and out.flags.c_contiguous, enc
+        np.testing.assert_array_equal(out, rgb, err_msg=enc)
+
+
+def test_image_to_rgb_mono_and_depth_scaling():
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    for enc in ("mono8", "8UC1"):
+        out = C.image_to_rgb(C.make_image(Image, gray, enc))
+        np.testing.assert_array_equal(out, np.repeat(gray[:, :, None], 3, 2))
+    # 16-bit: per-frame min-max by default, fixed range when given.
+    mm = np.array([[1000, 2000], [3000, 1000]], np.uint16)
+    out = C.image_to_rgb(C.make_image(Image, mm, "16UC1"))
+    np.testing.assert_array_equal(out[..., 0], [[0, 128], [255, 0]])
+    assert (out[..., 0] == out[..., 2]).all()
+    out = C.image_to_rgb(C.make_image(Image, mm, "mono16"), value_range=(0, 4000))
+    np.testing.assert_array_equal(out[..., 1], [[64, 128], [191, 64]])
+    # float depth: NaN/inf (no return) -> 0, range clipped.
+    d = np.array([[0.5, np.nan], [np.inf, 2.5]], np.float32)
+    out = C.image_to_rgb(C.make_image(Image, d, "32FC1"))
+    np.testing.assert_array_equal(out[..., 0], [[0, 0], [0, 255]])
+    out = C.image_to_rgb(C.make_image(Image, d, "32FC1"), value_range=(0.0, 1.0))
+    np.testing.assert_array_equal(out[..., 0], [[128, 0], [0, 255]])
+    const = np.full((2, 2), 7, np.uint16)
+    assert (C.image_to_rgb(C.make_image(Image, const, "16UC1")) == 0).all()
+    allnan = np.full((2, 2), np.nan, np.float32)
+    assert (C.image_to_rgb(C.make_image(Image, allnan, "32FC1")) == 0).all()
+    with pytest.raises(CodecError, match="value_range"):
+        C.image_to_rgb(C.make_image(Image, mm, "16UC1"), value_range=(5, 5))
+
+
+@pytest.mark.parametrize("enc,pad,big", [("rgb8", 0, 0), ("bgr8", 5, 0), ("mono16", 4, 1),
+                                         ("32FC1", 8, 1), ("16UC1", 2, 0), ("rgba8", 3, 0)])
+def test_rclpy_bytes_decode_identically_in_rosbags(enc, pad, big):
+    rng = np.random.default_rng(5)
+    arr = _random(enc, 9, 11, rng)
+    live = _hand_made(Image, arr, enc, pad * arr.itemsize, bool(big), rng)
+    live.header.frame_id = "camera"
+    raw = serialization.serialize_message(live)
+    bag = TS.deserialize_cdr(raw, "sensor_msgs/msg/Image")
+    a, b = C.image_to_array(live), C.image_to_array(bag)
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(b, arr)
+    np.testing.assert_array_equal(C.image_to_rgb(live), C.image_to_rgb(bag))
+
+
+@pytest.mark.parametrize("enc,pad,big", [("rgb8", 0, 0), ("bgr8", 6, 0), ("mono16", 2, 1), ("32FC1", 4, 0)])
+def test_rosbags_bytes_decode_identically_in_rclpy(enc, pad, big):
+    rng = np.random.default_rng(6)
+    arr = _random(enc, 7, 3, rng)
+    bag = _hand_made(BagImage, arr, enc, pad * arr.itemsize, bool(big), rng)
+    raw = TS.serialize_cdr(bag, "sensor_msgs/msg/Image")
+    live = serialization.deserialize_message(bytes(raw), Image)
+    np.testing.assert_array_equal(C.image_to_array(live), C.image_to_array(bag))
+    np.testing.assert_array_equal(C.image_to_array(live), arr)
+    # and a make_image-built rosbags message serialises and comes back the same in rclpy
+    built = C.make_image(BagImage, arr, enc, stamp_ns=42, frame_id="f")
+    back = serialization.deserialize_message(bytes(TS.serialize_cdr(built, "sensor_msgs/msg/Image")), Image)
+    np.testing.assert_array_equal(C.image_to_array(back), arr)
+    assert back.header.stamp.nanosec == 42 and back.header.frame_id == "f"
+
+
+# -- malformed --------------------------------------------------------------------------
+
+
+def _msg(**kw):
+    m = C.make_image(Image, np.zeros((4, 64, 3), np.uint8))
+    for k, v in kw.items():
+        setattr(m, k, v)
+    return m
+
+
+def test_error_step_too_small_names_field_and_values():
+    with pytest.raises(CodecError) as e:
+        C.image_to_array(_msg(step=100))
+    assert str(e.value) == "Image.step=100 < width*channels*bytes=192 (width=64, encoding='rgb8')"
+
+
+@pytest.mark.parametrize("kw,pattern", [
+    (dict(encoding="yuv422"), r"Image.encoding='yuv422' is not supported \(known: rgb8"),
+    (dict(encoding=""), "Image.encoding=''"),
+    (dict(height=0), r"Image.height=0 is outside 1..16384"),
+    (dict(width=0, step=0), r"Image.width=0 is outside"),
+    (dict(height=20000), r"Image.height=20000 is outside"),
+    (dict(is_bigendian=2), r"Image.is_bigendian=2 is not 0 or 1"),
+    (dict(step=193), r"Image.data has 768 bytes, expected height\*step=772"),
+    (dict(height=3), r"Image.data has 768 bytes, expected height\*step=576"),
+    (dict(data=b"\x00" * 767), r"Image.data has 767 bytes"),
+])
+def test_malformed_raise_codec_error(kw, pattern):
+    with pytest.raises(CodecError, match=pattern):
+        C.image_to_array(_msg(**kw))
+    with pytest.raises(CodecError, match=pattern):
+        C.image_to_rgb(_msg(**kw))
+
+
+def test_step_must_be_multiple_of_channel_size():
+    m = C.make_image(Image, np.zeros((2, 3), np.uint16), "mono16")
+    m.step, m.data = 7, bytes(14)
+    with pytest.raises(CodecError, match=r"Image.step=7 is not a multiple of the 2-byte"):
+        C.image_to_array(m)
+
+
+def test_bad_data_types_in_rosbags_message():
+    m = C.make_image(BagImage, np.zeros((2, 2, 3), np.uint8))
+    m.data = np.zeros(12, np.int64)
+    with pytest.raises(CodecError, match="Image.data has dtype int64"):
+        C.image_to_array(m)
+    m.data = [300] * 12
+    with pytest.raises(CodecError, match="outside 0..255"):
+        C.image_to_array(m)
+    m.data = list(range(12))
+    assert C.image_to_array(m).shape == (2, 2, 3)
+    m.data = None
+    with pytest.raises(CodecError, match="unsupported type NoneType"):
+        C.image_to_array(m)
+    m.data = np.zeros(12, np.uint8)
+    m.height = 2.0
+    with pytest.raises(CodecError, match="Image.height=2.0 is not an integer"):
+        C.image_to_array(m)
+
+
+@pytest.mark.parametrize("arr,enc,pattern", [
+    (np.zeros((2, 2, 3), np.float32), "rgb8", "dtype float32 does not fit encoding='rgb8'"),
+    (np.zeros((2, 2), np.uint8), "rgb8", r"shape \(2, 2\) does not fit encoding='rgb8'"),
+    (np.zeros((2, 2, 3), np.uint8), "mono8", r"shape \(2, 2, 3\) does not fit"),
+    (np.zeros((2, 2), np.float64), "32FC1", "dtype float64 does not fit"),
+    (np.zeros((0, 2, 3), np.uint8), "rgb8", "sides must be in 1..16384"),
+    (np.zeros((2, 2, 3), np.uint8), "jpeg", "encoding='jpeg' is not supported"),
+])
+def test_fill_image_rejects_mismatch(arr, enc, pattern):
+    with pytest.raises(CodecError, match=pattern):
+        C.fill_image(Image(), arr, enc)
