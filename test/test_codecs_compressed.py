@@ -1,0 +1,167 @@
+"""CompressedImage codecs: JPEG/PNG round trips, image_transport formats, compressedDepth,
+and truncated/garbage/oversized payloads raising CodecError."""
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from moejepa_ros import codecs as C
+from moejepa_ros.codecs import CodecError
+
+cv2 = pytest.importorskip("cv2")
+CompressedImage = pytest.importorskip("sensor_msgs.msg").CompressedImage
+serialization = pytest.importorskip("rclpy.serialization")
+typesys = pytest.importorskip("rosbags.typesys")
+TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
+BagCompressed = TS.types["sensor_msgs/msg/CompressedImage"]
+FLAVOURS = {"rclpy": CompressedImage, "rosbags": BagCompressed}
+
+
+def _smooth(h=48, w=64) -> np.ndarray:
+    """A smooth colour image JPEG reproduces closely, with distinct R, G and B."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // (w - 1), y * 255 // (h - 1), np.full_like(x, 60)], -1).astype(np.uint8)
+
+
+def _msg(cls, data: bytes, fmt: str):
+    m = C.new_message(cls)
+    m.format = fmt
+    m.data = np.frombuffer(data, np.uint8).copy() if cls is BagCompressed else data
+    return m
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_png_round_trip_exact_and_jpeg_close(flavour):
+    rgb = _smooth()
+    png = C.make_compressed(FLAVOURS[flavour], rgb, "png", stamp_ns=7, frame_id="cam")
+    assert png.format == "rgb8; png compressed bgr8" and png.header.frame_id == "cam"
+    np.testing.assert_array_equal(C.image_to_rgb(png), rgb)
+    jpg = C.make_compressed(FLAVOURS[flavour], rgb, "jpeg", quality=95)
+    assert jpg.format == "rgb8; jpeg compressed bgr8"
+    out = C.image_to_rgb(jpg)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - rgb).mean() < 2.0  # channel order right, else error ~100
+
+
+def test_mono_and_legacy_rgb_formats():
+    gray = _smooth()[..., 0]
+    m = C.make_compressed(CompressedImage, gray, "png")
+    assert m.format.startswith("mono8")
+    np.testing.assert_array_equal(C.image_to_rgb(m), np.repeat(gray[:, :, None], 3, 2))
+    # Older convention: RGB bytes compressed as-is, format says "compressed rgb8".
+    rgb = _smooth()
+    ok, buf = cv2.imencode(".png", rgb)  # rgb passed straight to OpenCV, no swap
+    out = C.image_to_rgb(_msg(CompressedImage, buf.tobytes(), "rgb8; png compressed rgb8"))
+    np.testing.assert_array_equal(out, rgb)
+    # A bare "jpeg"/"png" format (common in bags) is sniffed by magic bytes.
+    out = C.image_to_rgb(_msg(CompressedImage, C.compress_image(rgb, "png"), "jpeg"))
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_rclpy_and_rosbags_bytes_agree():
+    rgb = _smooth(30, 20)
+    live = C.make_compressed(CompressedImage, rgb, "jpeg")
+    bag = TS.deserialize_cdr(serialization.serialize_message(live), "sensor_msgs/msg/CompressedImage")
+    np.testing.assert_array_equal(C.image_to_rgb(live), C.image_to_rgb(bag))
+    built = C.make_compressed(BagCompressed, rgb, "png")
+    back = serialization.deserialize_message(
+        bytes(TS.serialize_cdr(built, "sensor_msgs/msg/CompressedImage")), CompressedImage)
+    np.testing.assert_array_equal(C.image_to_rgb(back), rgb)
+
+
+def _compressed_depth(depth_u16: np.ndarray) -> bytes:
+    ok, png = cv2.imencode(".png", depth_u16)
+    return struct.pack("<iff", 0, 0.0, 0.0) + png.tobytes()
+
+
+def test_compressed_depth_16uc1():
+    d = np.array([[0, 1000], [2000, 4000]], np.uint16)
+    m = _msg(CompressedImage, _compressed_depth(d), "16UC1; compressedDepth png")
+    out = C.image_to_rgb(m, value_range=(0, 4000))
+    np.testing.assert_array_equal(out[..., 0], [[0, 64], [128, 255]])
+    assert (out[..., 0] == out[..., 1]).all()
+
+
+def test_compressed_depth_32fc1_inverse_quantisation():
+    # compressed_depth_image_transport: v = A / depth + B, depth = A / (v - B); v = 0: no return.
+    qa, qb = 100.0, 10.0
+    depth = np.array([[1.0, 2.0], [4.0, np.nan]], np.float32)
+    v = np.where(np.isfinite(depth), qa / np.nan_to_num(depth, nan=1.0) + qb, 0).astype(np.uint16)
+    ok, png = cv2.imencode(".png", v)
+    m = _msg(CompressedImage, struct.pack("<iff", 0, qa, qb) + png.tobytes(), "32FC1; compressedDepth png")
+    out = C.image_to_rgb(m, value_range=(0.0, 4.0))
+    np.testing.assert_array_equal(out[..., 0], [[64, 128], [255, 0]])
+
+
+# -- malformed --------------------------------------------------------------------------
+
+
+def test_truncated_jpeg_and_png_raise():
+    rgb = _smooth()
+    for fmt in ("jpeg", "png"):
+        data = C.compress_image(rgb, fmt)
+        for cut in (len(data) // 2, len(data) - 1, 40):
+            with pytest.raises(CodecError, match="truncated|no frame header|no IHDR|bad JPEG"):
+                C.image_to_rgb(_msg(CompressedImage, data[:cut], fmt))
+
+
+def test_trailing_zero_padding_is_accepted():
+    rgb = _smooth()
+    data = C.compress_image(rgb, "png") + b"\x00" * 3
+    np.testing.assert_array_equal(C.image_to_rgb(_msg(CompressedImage, data, "png")), rgb)
+
+
+@pytest.mark.parametrize("data,pattern", [
+    (b"", "CompressedImage.data is empty"),
+    (b"hello world, not an image", r"neither JPEG nor PNG \(format='jpeg', first bytes=68656c6c6f20776f"),
+    (b"\xff\xd8\xff\xe0\x00\x01", "bad JPEG segment length 1"),
+    (b"\xff\xd8\xff\xda\x00\x08" + bytes(20) + b"\xff\xd9", "no frame header"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(10), "no IHDR"),
+])
+def test_garbage_raises(data, pattern):
+    with pytest.raises(CodecError, match=pattern):
+        C.image_to_rgb(_msg(CompressedImage, data, "jpeg"))
+
+
+def test_corrupt_payload_with_valid_framing_raises():
+    png = bytearray(C.compress_image(_smooth(), "png"))
+    png[60:80] = bytes(20)  # break the IDAT data and its CRC, keep IHDR and IEND
+    with pytest.raises(CodecError, match="could not decode"):
+        C.image_to_rgb(_msg(CompressedImage, bytes(png), "png"))
+
+
+def _png_header_claiming(w: int, h: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_rejected_before_decoding():
+    with pytest.raises(CodecError, match="header says 20000x20000, outside 1..16384"):
+        C.image_to_rgb(_msg(CompressedImage, _png_header_claiming(20000, 20000), "png"))
+    jpg = bytearray(C.compress_image(_smooth(), "jpeg"))
+    sof = jpg.index(b"\xff\xc0")
+    jpg[sof + 5:sof + 9] = struct.pack(">HH", 0, 64)  # height 0 in the frame header
+    with pytest.raises(CodecError, match="header says 64x0"):
+        C.image_to_rgb(_msg(CompressedImage, bytes(jpg), "jpeg"))
+
+
+def test_compressed_depth_errors():
+    with pytest.raises(CodecError, match="too short"):
+        C.image_to_rgb(_msg(CompressedImage, b"\x00" * 12, "16UC1; compressedDepth png"))
+    rgb_png = C.compress_image(_smooth(), "png")
+    with pytest.raises(CodecError, match="not 16-bit mono"):
+        C.image_to_rgb(_msg(CompressedImage, bytes(12) + rgb_png, "16UC1; compressedDepth png"))
+
+
+@pytest.mark.parametrize("args,pattern", [
+    ((np.zeros((4, 4, 3), np.float32),), "needs uint8"),
+    ((np.zeros((4, 4, 4), np.uint8),), "needs uint8"),
+    ((np.zeros((4, 4, 3), np.uint8), "webp"), "fmt='webp' is not supported"),
+    ((np.zeros((4, 4, 3), np.uint8), "jpeg", 0), "quality=0"),
+    ((np.zeros((0, 4, 3), np.uint8),), "sides must be in"),
+])
+def test_compress_image_errors(args, pattern):
+    with pytest.raises(CodecError, match=pattern):
+        C.compress_image(*args)
