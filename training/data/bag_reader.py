@@ -1,0 +1,305 @@
+"""rosbag2 (mcap or sqlite3, detected) -> aligned `Episode`s, for rollout bags and robot bags alike.
+
+Topic names/types and the alignment rule come from a `TopicConfig` (see `training.data.topics`).
+Images are decoded by `moejepa_ros.codecs.image_to_rgb` -- the same function the live nodes use --
+and actions by `codecs.msg_to_action`. Bad input raises `BagDataError` naming the file, topic and
+message index; with `skip_bad=True` the bad bag/record is dropped, the rest still loads, and the
+`ReadSummary` says what was dropped and why.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+
+from moejepa_ros.codecs import CodecError, image_to_rgb, msg_to_action
+
+from .align import Series, align
+from .episode import BagDataError, Episode, ReadSummary
+from .topics import TopicConfig
+
+BAG_SUFFIXES = (".mcap", ".db3")
+_FALLBACK_TYPESTORE = None
+
+
+def _typestore():
+    """Types for bags that carry no message definitions (old sqlite3 bags)."""
+    global _FALLBACK_TYPESTORE
+    if _FALLBACK_TYPESTORE is None:
+        _FALLBACK_TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+    return _FALLBACK_TYPESTORE
+
+
+def find_bags(sources: str | Path | Iterable[str | Path]) -> list[Path]:
+    """One bag (a folder with metadata.yaml, or a .mcap/.db3 file), many, or folders of bags."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    found: list[Path] = []
+    for src in sources:
+        p = Path(src)
+        if not p.exists():
+            raise BagDataError(p, "no such file or folder")
+        if p.is_file():
+            if p.suffix not in BAG_SUFFIXES:
+                raise BagDataError(p, f"not a bag: expected a folder with metadata.yaml or a "
+                                      f"{'/'.join(BAG_SUFFIXES)} file")
+            found.append(p)
+        elif (p / "metadata.yaml").exists():
+            found.append(p)
+        else:
+            inner = sorted({m.parent for m in p.rglob("metadata.yaml")})
+            loose = sorted(f for f in p.rglob("*") if f.suffix in BAG_SUFFIXES and f.is_file()
+                           and not any(d == f.parent or d in f.parents for d in inner))
+            if not inner and not loose:
+                raise BagDataError(p, "folder holds no bags (no metadata.yaml, .mcap or .db3)")
+            found += inner + loose
+    return sorted(dict.fromkeys(found))
+
+
+def _header_ns(msg) -> int:
+    st = msg.header.stamp
+    return int(st.sec) * 1_000_000_000 + int(st.nanosec)
+
+
+class _BagRead:
+    """State of reading one bag: decoded series plus the bad-record bookkeeping."""
+
+    def __init__(self, path: Path, topics: TopicConfig, skip_bad: bool, transform):
+        self.path, self.cfg, self.skip_bad, self.transform = path, topics, skip_bad, transform
+        self.summary = ReadSummary(files=[str(path)])
+        self.frames: list[np.ndarray] = []
+        self.img_stamps: list[int] = []
+        self.break_before: list[bool] = []
+        self.series: dict[str, tuple[list[int], list]] = {}
+        self.poison: list[int] = []
+        self.image_shape: tuple[int, ...] | None = None
+        self.action_dim: int | None = None
+        self.state_dim: int | None = None
+        self._pending_break = False
+        self._last_img_stamp: int | None = None
+
+    def bad(self, topic: str, index: int, problem: str, log_ns: int, is_image: bool) -> None:
+        err = BagDataError(self.path, problem, topic, index)
+        if not self.skip_bad:
+            raise err
+        self.summary.errors.append(str(err))
+        if is_image:
+            self.summary.dropped_frames[err.reason] += 1
+            self._pending_break = True
+        else:
+            self.poison.append(log_ns)
+
+    def stamp(self, msg, log_ns: int) -> int:
+        if self.cfg.stamp_source == "header" and hasattr(msg, "header"):
+            return _header_ns(msg)
+        return log_ns
+
+    def on_image(self, msg, log_ns: int, index: int) -> None:
+        topic = self.cfg.image_topic
+        stamp = self.stamp(msg, log_ns)
+        try:
+            rgb = image_to_rgb(msg)
+        except CodecError as e:
+            return self.bad(topic, index, f"undecodable image ({e})", log_ns, True)
+        if self.image_shape is None:
+            self.image_shape = rgb.shape
+        elif rgb.shape != self.image_shape:
+            return self.bad(topic, index, f"image size changed mid-bag: {rgb.shape[1]}x{rgb.shape[0]} "
+                            f"after {self.image_shape[1]}x{self.image_shape[0]}", log_ns, True)
+        prev, self._last_img_stamp = self._last_img_stamp, stamp
+        if prev is not None and stamp <= prev:
+            return self.bad(topic, index, f"non-monotonic image stamp: {stamp} ns after {prev} ns",
+                            log_ns, True)
+        if self.transform is not None:
+            rgb = self.transform(rgb)
+        else:
+            rgb = np.array(rgb, copy=True)  # never keep a view into the message buffer
+        self.frames.append(rgb)
+        self.img_stamps.append(stamp)
+        self.break_before.append(self._pending_break)
+        self._pending_break = False
+
+    def on_action(self, msg, log_ns: int, index: int) -> None:
+        cfg = self.cfg
+        try:
+            if self.action_dim is None:
+                if cfg.action_msgtype.endswith(("Twist", "TwistStamped")):
+                    self.action_dim = len(cfg.action_fields)
+                elif cfg.action_msgtype.endswith("JointTrajectory"):
+                    self.action_dim = len(msg.points[0].positions) if msg.points else 0
+                else:
+                    self.action_dim = int(np.asarray(msg.data).size)
+                if self.action_dim < 1:
+                    self.action_dim = None
+                    raise CodecError("empty action")
+            fields = cfg.action_fields if cfg.action_msgtype.endswith(("Twist", "TwistStamped")) else None
+            a = msg_to_action(msg, self.action_dim, fields=fields)
+        except CodecError as e:
+            return self.bad(cfg.action_topic, index, f"unreadable action ({e})", log_ns, False)
+        self._add("action", self.stamp(msg, log_ns), a)
+
+    def _add(self, key: str, stamp: int, value) -> None:
+        st, vals = self.series.setdefault(key, ([], []))
+        st.append(stamp)
+        vals.append(value)
+
+    def get(self, key: str, dtype, width: int | None = None) -> Series | None:
+        if key not in self.series:
+            return None
+        st, vals = self.series[key]
+        v = np.asarray(vals, dtype)
+        if width is not None:
+            v = v.reshape(len(st), width)
+        return Series(np.asarray(st, np.int64), v).sorted()
+
+
+def read_bag(path: str | Path, topics: TopicConfig | None = None, *, skip_bad: bool = False,
+             transform: Callable[[np.ndarray], np.ndarray] | None = None
+             ) -> tuple[list[Episode], ReadSummary]:
+    """Read one bag into aligned episodes. `transform(rgb)` runs on each decoded frame (e.g. a
+    resize to model resolution) so a long high-resolution bag never sits in memory whole."""
+    cfg = topics or TopicConfig()
+    path = Path(path)
+    r = _BagRead(path, cfg, skip_bad, transform)
+    try:
+        reader = AnyReader([path], default_typestore=_typestore())
+        reader.open()
+    except Exception as e:  # rosbags raises many kinds on corrupt/truncated files
+        raise BagDataError(path, f"cannot open bag (corrupt or truncated?): {type(e).__name__}: {e}") from None
+    try:
+        _read_messages(reader, r)
+    finally:
+        try:
+            reader.close()
+        except Exception:
+            pass
+    return _assemble(r)
+
+
+def _read_messages(reader: AnyReader, r: _BagRead) -> None:
+    cfg, path = r.cfg, r.path
+    want = {cfg.image_topic: cfg.image_msgtype, cfg.action_topic: cfg.action_msgtype}
+    optional = {cfg.reward_topic: "std_msgs/msg/Float32", cfg.episode_topic: "std_msgs/msg/Int32",
+                cfg.state_topic: "std_msgs/msg/Float32MultiArray"}
+    want.update({t: ty for t, ty in optional.items() if t})
+    by_topic: dict[str, list] = {}
+    for c in reader.connections:
+        if c.topic in want:
+            by_topic.setdefault(c.topic, []).append(c)
+    for topic, msgtype in want.items():
+        conns = by_topic.get(topic)
+        if not conns:
+            have = sorted({c.topic for c in reader.connections})
+            raise BagDataError(path, f"missing topic (bag has {have}); set it in TopicConfig, "
+                                     f"or None if optional", topic)
+        for c in conns:
+            if c.msgtype != msgtype:
+                raise BagDataError(path, f"wrong message type: expected {msgtype}, found {c.msgtype}", topic)
+    if sum(c.msgcount for c in by_topic[cfg.image_topic]) == 0:
+        raise BagDataError(path, "topic has no messages", cfg.image_topic)
+
+    deser = reader.typestore.deserialize_cdr
+    counts = dict.fromkeys(want, 0)
+    handlers = {cfg.image_topic: r.on_image, cfg.action_topic: r.on_action}
+    conns = [c for cs in by_topic.values() for c in cs]
+    it = reader.messages(connections=conns)
+    while True:
+        try:
+            item = next(it)
+        except StopIteration:
+            break
+        except Exception as e:
+            err = BagDataError(path, f"unreadable data after {sum(counts.values())} messages "
+                                     f"(truncated or corrupt): {type(e).__name__}: {e}")
+            if not r.skip_bad:
+                raise err from None
+            r.summary.errors.append(str(err))
+            r.summary.notes.append(f"{path}: stopped reading early; kept what came before")
+            break
+        conn, log_ns, raw = item
+        topic = conn.topic
+        index = counts[topic]
+        counts[topic] += 1
+        try:
+            msg = deser(raw, conn.msgtype)
+        except Exception as e:
+            r.bad(topic, index, f"unreadable record ({type(e).__name__}: {e})", log_ns,
+                  topic == cfg.image_topic)
+            continue
+        h = handlers.get(topic)
+        if h is not None:
+            h(msg, log_ns, index)
+        elif topic == cfg.reward_topic:
+            v = float(msg.data)
+            if not np.isfinite(v):
+                r.bad(topic, index, f"non-finite reward {v}", log_ns, False)
+            else:
+                r._add("reward", r.stamp(msg, log_ns), v)
+        elif topic == cfg.episode_topic:
+            r._add("episode", r.stamp(msg, log_ns), int(msg.data))
+        elif topic == cfg.state_topic:
+            v = np.asarray(msg.data, np.float32).reshape(-1)
+            if r.state_dim is None:
+                r.state_dim = v.size
+            if v.size != r.state_dim:
+                r.bad(topic, index, f"state length changed: {v.size} after {r.state_dim}", log_ns, False)
+            else:
+                r._add("state", r.stamp(msg, log_ns), v)
+
+
+def _assemble(r: _BagRead) -> tuple[list[Episode], ReadSummary]:
+    cfg, summ = r.cfg, r.summary
+    if not r.frames:
+        raise BagDataError(r.path, "no readable images", cfg.image_topic)
+    stamps = np.asarray(r.img_stamps, np.int64)
+    actions = r.get("action", np.float32, r.action_dim or 1) or Series.empty(r.action_dim or 1)
+    state = r.get("state", np.float32, r.state_dim)
+    ns = lambda s: None if s is None else int(round(s * 1e9))  # noqa: E731
+    al = align(stamps, actions, rewards=r.get("reward", np.float32), state=state,
+               markers=r.get("episode", np.int64), break_before=np.asarray(r.break_before),
+               poison=np.asarray(r.poison, np.int64), split_gap_ns=ns(cfg.split_gap_s),
+               mode=cfg.align, tolerance_ns=ns(cfg.tolerance_s), max_hold_ns=ns(cfg.max_hold_s),
+               min_len=cfg.min_episode_len)
+    summ.dropped_frames.update(al.dropped_frames)
+    summ.dropped_episodes.update(al.dropped_episodes)
+    if not al.segments and not r.skip_bad:
+        raise BagDataError(r.path, f"no usable episode: dropped frames {dict(summ.dropped_frames)}",
+                           cfg.image_topic)
+    episodes = []
+    for k, seg in enumerate(al.segments):
+        frames = np.stack(r.frames[seg.start:seg.stop])
+        episodes.append(Episode(frames=frames, actions=seg.actions, rewards=seg.rewards, state=seg.state,
+                                stamps_ns=stamps[seg.start:seg.stop], source=str(r.path),
+                                index=seg.episode if seg.episode >= 0 else k))
+    summ.episodes = len(episodes)
+    summ.frames = int(sum(len(e) for e in episodes))
+    return episodes, summ
+
+
+def iter_bags(sources, topics: TopicConfig | None = None, *, skip_bad: bool = False,
+              transform=None) -> Iterator[tuple[Path, list[Episode], ReadSummary]]:
+    """Read bags one at a time: yields (bag, episodes, summary); a bad bag with `skip_bad` yields
+    no episodes and a summary naming why it was skipped."""
+    for bag in find_bags(sources):
+        try:
+            eps, summ = read_bag(bag, topics, skip_bad=skip_bad, transform=transform)
+        except BagDataError as e:
+            if not skip_bad:
+                raise
+            summ = ReadSummary(files=[str(bag)], skipped_files={str(bag): e.problem}, errors=[str(e)])
+            eps = []
+        yield bag, eps, summ
+
+
+def read_bags(sources, topics: TopicConfig | None = None, *, skip_bad: bool = False,
+              transform=None) -> tuple[list[Episode], ReadSummary]:
+    """Read one bag, many bags or folders of bags into episodes plus one merged summary."""
+    episodes: list[Episode] = []
+    total = ReadSummary()
+    for _, eps, summ in iter_bags(sources, topics, skip_bad=skip_bad, transform=transform):
+        episodes += eps
+        total.merge(summ)
+    return episodes, total

@@ -1,0 +1,272 @@
+"""A decoded on-disk cache of bags: frames resized to model resolution (cv2.INTER_AREA), uint8, in
+memory-mapped .npy shards (one per bag), with actions, rewards, episode ids and true state.
+
+Keyed by a hash of the bags' file names, sizes and mtimes (no content read: fast) and of the
+preprocessing config, so a second run with the same inputs opens the existing cache at once.
+Built in a temporary folder and renamed into place (atomic); described by a JSON index. No pickles.
+Bags are decoded in parallel processes (spawn) when there are several and they are big enough.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bag_reader import find_bags, iter_bags
+from .episode import BagDataError, Episode, ReadSummary
+from .topics import TopicConfig
+
+FORMAT_VERSION = 1
+INDEX = "index.json"
+PARALLEL_MIN_BYTES = 32 << 20  # below this, spawning workers costs more than it saves
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What turns a decoded image into a cached frame."""
+
+    image_size: tuple[int, int] = (64, 64)  # (H, W)
+    interpolation: str = "area"
+
+    def to_dict(self) -> dict:
+        return {"image_size": list(self.image_size), "interpolation": self.interpolation}
+
+
+class _Resize:
+    """Picklable frame transform: RGB [h,w,3] -> [H,W,3] with cv2.INTER_AREA (identity if equal)."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.size = (int(size[0]), int(size[1]))
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.shape[:2] == self.size:
+            return np.array(rgb, copy=True)
+        import cv2
+        return cv2.resize(rgb, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+
+
+def _bag_files(bag: Path) -> list[Path]:
+    return sorted(f for f in bag.rglob("*") if f.is_file()) if bag.is_dir() else [bag]
+
+
+def cache_key(bags: list[Path], topics: TopicConfig, pre: Preprocess) -> str:
+    """sha256 over (format, preprocessing, topic config, every bag file's name/size/mtime)."""
+    files = []
+    for bag in bags:
+        for f in _bag_files(bag):
+            st = f.stat()
+            files.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
+    blob = json.dumps({"format": FORMAT_VERSION, "pre": pre.to_dict(), "topics": topics.to_dict(),
+                       "files": files}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _write_shard(job: dict) -> dict:
+    """Worker: decode one bag and write its shard files; return the shard's JSON description."""
+    bag, tmp, k = Path(job["bag"]), Path(job["tmp"]), job["shard"]
+    topics = TopicConfig.from_dict(job["topics"])
+    t0 = time.perf_counter()
+    (_, eps, summ), = list(iter_bags([bag], topics, skip_bad=job["skip_bad"],
+                                     transform=_Resize(tuple(job["image_size"]))))
+    out = {"bag": str(bag), "summary": summ.to_dict(), "n": 0, "episodes": [], "action_dim": None,
+           "state_dim": None, "seconds": 0.0}
+    if not eps:
+        return out
+    n = sum(len(e) for e in eps)
+    h, w = job["image_size"]
+    dims = {e.actions.shape[1] for e in eps}
+    if len(dims) != 1:
+        raise BagDataError(bag, f"action dimension changes within the bag: {sorted(dims)}", topics.action_topic)
+    a_dim = dims.pop()
+    s_dims = {None if e.state is None else e.state.shape[1] for e in eps}
+    s_dim = s_dims.pop() if len(s_dims) == 1 else None
+    names = {key: f"{key}_{k:04d}.npy" for key in ("frames", "actions", "rewards", "episode", "state")}
+    frames = np.lib.format.open_memmap(tmp / names["frames"], "w+", np.uint8, (n, h, w, 3))
+    actions = np.empty((n, a_dim), np.float32)
+    rewards = np.empty(n, np.float32)
+    episode = np.empty(n, np.int32)
+    state = np.full((n, s_dim), np.nan, np.float32) if s_dim else None
+    i = 0
+    for j, e in enumerate(eps):
+        m = len(e)
+        frames[i:i + m] = e.frames
+        actions[i:i + m], rewards[i:i + m], episode[i:i + m] = e.actions, e.rewards, j
+        if state is not None:
+            state[i:i + m] = e.state
+        out["episodes"].append({"start": i, "length": m, "marker": int(e.index)})
+        i += m
+    frames.flush()
+    del frames
+    np.save(tmp / names["actions"], actions)
+    np.save(tmp / names["rewards"], rewards)
+    np.save(tmp / names["episode"], episode)
+    if state is not None:
+        np.save(tmp / names["state"], state)
+    else:
+        names.pop("state")
+    out.update(n=n, files=names, action_dim=a_dim, state_dim=s_dim, seconds=time.perf_counter() - t0)
+    return out
+
+
+class DataCache:
+    """An opened cache: per-shard memory-mapped frames plus small in-memory per-frame arrays.
+
+    Global frame index = shard offset + index within the shard; an episode never spans shards.
+    """
+
+    def __init__(self, root: str | Path, hit: bool = True):
+        self.root = Path(root)
+        try:
+            self.index = json.loads((self.root / INDEX).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"DataCache: cannot read {self.root / INDEX}: {e}") from None
+        if self.index.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"DataCache {self.root}: format_version {self.index.get('format_version')} "
+                             f"!= {FORMAT_VERSION}")
+        self.hit = hit
+        shards = self.index["shards"]
+        self.frames = [np.load(self.root / s["files"]["frames"], mmap_mode="r") for s in shards]
+        cat = lambda key, dt: (np.concatenate([np.load(self.root / s["files"][key]) for s in shards])  # noqa: E731
+                               if shards else np.zeros(0, dt))
+        self.actions = cat("actions", np.float32).reshape(-1, self.index["action_dim"] or 0)
+        self.rewards = cat("rewards", np.float32)
+        self.state = (np.concatenate([np.load(self.root / s["files"]["state"]) for s in shards])
+                      if self.index["state_dim"] else None)
+        self.shard_offsets = np.cumsum([0] + [s["n"] for s in shards]).astype(np.int64)
+        eps = [(k, e) for k, s in enumerate(shards) for e in s["episodes"]]
+        self.episode_shard = np.array([k for k, _ in eps], np.int64)
+        self.episode_starts = np.array([self.shard_offsets[k] + e["start"] for k, e in eps], np.int64)
+        self.episode_lengths = np.array([e["length"] for _, e in eps], np.int64)
+        self.episode_sources = [shards[k]["bag"] for k, _ in eps]
+        self.summary = ReadSummary.from_dict(self.index["summary"])
+
+    @property
+    def key(self) -> str:
+        return self.index["key"]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.shard_offsets[-1])
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_starts)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.index["preprocess"]["image_size"])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.index["action_dim"] or 0)
+
+    @property
+    def state_dim(self) -> int | None:
+        return self.index["state_dim"]
+
+    def episode(self, i: int) -> Episode:
+        """Episode `i` as arrays (frames copied out of the memmap)."""
+        k, s, m = int(self.episode_shard[i]), int(self.episode_starts[i]), int(self.episode_lengths[i])
+        loc = s - int(self.shard_offsets[k])
+        return Episode(frames=np.array(self.frames[k][loc:loc + m]), actions=self.actions[s:s + m],
+                       rewards=self.rewards[s:s + m],
+                       state=None if self.state is None else self.state[s:s + m],
+                       stamps_ns=np.zeros(m, np.int64), source=self.episode_sources[i], index=i)
+
+
+def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: TopicConfig | None = None,
+                image_size: int | tuple[int, int] = 64, *, skip_bad: bool = False,
+                workers: int | None = None, rebuild: bool = False) -> DataCache:
+    """Open the cache for `sources` (bags/folders) under `cache_dir`, building it if absent.
+
+    `workers=None`: one process per bag up to the CPU count when the bags total over 32 MB, else
+    in-process. Returns a `DataCache` whose `.hit` says whether it was already there.
+    """
+    topics = topics or TopicConfig()
+    hw = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(v) for v in image_size)
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f"build_cache: image_size={image_size!r}, expected an int or (H, W) > 0")
+    pre = Preprocess(hw)
+    bags = find_bags(sources)
+    key = cache_key(bags, topics, pre)
+    cache_dir = Path(cache_dir)
+    final = cache_dir / key
+    if (final / INDEX).exists() and not rebuild:
+        return DataCache(final, hit=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{key}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    try:
+        jobs = [dict(bag=str(b), tmp=str(tmp), shard=k, topics=topics.to_dict(), skip_bad=skip_bad,
+                     image_size=list(hw)) for k, b in enumerate(bags)]
+        if workers is None:
+            big = sum(f.stat().st_size for b in bags for f in _bag_files(b)) >= PARALLEL_MIN_BYTES
+            workers = min(len(bags), os.cpu_count() or 1) if big else 1
+        if workers > 1 and len(jobs) > 1:
+            with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+                shards = pool.map(_write_shard, jobs, chunksize=1)
+        else:
+            shards = [_write_shard(j) for j in jobs]
+        index = _make_index(shards, tmp, key, pre, topics, skip_bad, bags)
+        index["build_seconds"] = round(time.perf_counter() - t0, 3)
+        (tmp / INDEX).write_text(json.dumps(index, indent=1))
+        if rebuild and final.exists():
+            shutil.rmtree(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another builder won the race: theirs is equivalent
+            if not (final / INDEX).exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return DataCache(final, hit=False)
+
+
+def _make_index(shards: list[dict], tmp: Path, key: str, pre: Preprocess, topics: TopicConfig,
+                skip_bad: bool, bags: list[Path]) -> dict:
+    """Check the shards agree (action/state dims), drop disagreeing ones if allowed, and describe them."""
+    summary = ReadSummary()
+    kept = []
+    a_dim = next((s["action_dim"] for s in shards if s["n"]), None)
+    for s in shards:
+        summary.merge(ReadSummary.from_dict(s["summary"]))
+        if not s["n"]:
+            continue
+        if s["action_dim"] != a_dim:
+            err = BagDataError(s["bag"], f"action dimension {s['action_dim']} differs from the "
+                                         f"other bags' {a_dim}", topics.action_topic)
+            if not skip_bad:
+                raise err
+            summary.skipped_files[s["bag"]] = err.problem
+            summary.errors.append(str(err))
+            summary.episodes -= len(s["episodes"])
+            summary.frames -= s["n"]
+            for f in s["files"].values():
+                (tmp / f).unlink(missing_ok=True)
+            continue
+        kept.append(s)
+    s_dims = {s["state_dim"] for s in kept}
+    s_dim = s_dims.pop() if len(s_dims) == 1 else None
+    if len(s_dims) > 0 and s_dim is None:
+        summary.notes.append(f"state dimensions differ between bags {sorted(map(str, s_dims))}: no state cached")
+    if not kept:
+        raise BagDataError(bags[0] if len(bags) == 1 else f"{len(bags)} bags",
+                           f"no usable episodes ({summary})")
+    for s in kept:
+        if s_dim is None and "state" in s["files"]:
+            (tmp / s["files"].pop("state")).unlink(missing_ok=True)
+    return {"format_version": FORMAT_VERSION, "key": key, "preprocess": pre.to_dict(),
+            "topics": topics.to_dict(), "action_dim": a_dim, "state_dim": s_dim,
+            "num_frames": sum(s["n"] for s in kept), "num_episodes": sum(len(s["episodes"]) for s in kept),
+            "shards": [{k: s[k] for k in ("bag", "n", "files", "episodes", "seconds")} for s in kept],
+            "summary": summary.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -1,0 +1,117 @@
+"""`WindowSampler`: random training windows (docs/interfaces.md window format) from a `DataCache`.
+
+Every window of T consecutive frames lies inside one episode. Sampling is uniform over all valid
+window starts, with replacement, by vectorised index arithmetic on the memory-mapped shards.
+Augmentation is DrQ's random shift (Kostrikov et al. 2020): replicate-pad by `augment_shift`
+pixels and crop back at a random offset -- one offset per window, so motion between its frames
+is untouched. Implemented as a clipped gather (equal to pad + crop, without building the pad).
+Deterministic under a seed; `state_dict()` (plain JSON-able data) resumes the exact sequence.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .cache import DataCache
+
+
+class WindowSampler:
+    """Draws `batch_size` windows of `window` steps: dict(frames uint8 [B,T,H,W,3],
+    actions float32 [B,T,A], rewards float32 [B,T], state float32 [B,T,S] if cached)."""
+
+    def __init__(self, cache: DataCache, window: int, batch_size: int, seed: int = 0,
+                 augment_shift: int = 4, episodes=None, with_state: bool = True):
+        if int(window) < 1 or int(batch_size) < 1:
+            raise ValueError(f"WindowSampler: window={window} and batch_size={batch_size} must be >= 1")
+        if int(augment_shift) < 0:
+            raise ValueError(f"WindowSampler: augment_shift={augment_shift} must be >= 0")
+        self.cache, self.window, self.batch_size = cache, int(window), int(batch_size)
+        self.seed, self.augment_shift = int(seed), int(augment_shift)
+        eps = np.arange(cache.num_episodes) if episodes is None else np.asarray(episodes, np.int64)
+        if len(eps) and (eps.min() < 0 or eps.max() >= cache.num_episodes):
+            raise ValueError(f"WindowSampler: episodes out of range 0..{cache.num_episodes - 1}")
+        self.episodes = eps
+        lengths = cache.episode_lengths[eps]
+        counts = np.maximum(lengths - self.window + 1, 0)
+        if counts.sum() == 0:
+            raise ValueError(f"WindowSampler: no episode has >= window={window} frames "
+                             f"(longest {int(lengths.max()) if len(lengths) else 0}) in {cache.root}")
+        # All valid window starts, as global frame indices, plus the shard each lives in.
+        ep_of = np.repeat(np.arange(len(eps)), counts)
+        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.starts = cache.episode_starts[eps][ep_of] + offset
+        self.start_shard = cache.episode_shard[eps][ep_of]
+        self.with_state = bool(with_state) and cache.state is not None
+        self._arange = np.arange(self.window)
+        self.reset()
+
+    def __len__(self) -> int:
+        """Number of distinct windows."""
+        return len(self.starts)
+
+    def reset(self) -> None:
+        self.rng = np.random.Generator(np.random.PCG64(self.seed))
+        self.batches = 0
+
+    def state_dict(self) -> dict:
+        """Plain JSON-able resume point: the RNG state and the number of batches drawn."""
+        st = self.rng.bit_generator.state
+        return {"seed": self.seed, "batches": self.batches,
+                "rng": {"bit_generator": st["bit_generator"],
+                        "state": {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"])},
+                        "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])},
+                "num_windows": len(self.starts), "window": self.window, "batch_size": self.batch_size}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k in ("num_windows", "window", "batch_size"):
+            have = len(self.starts) if k == "num_windows" else getattr(self, k)
+            if d.get(k, have) != have:
+                raise ValueError(f"WindowSampler.load_state_dict: {k}={d[k]} but this sampler has {have}")
+        r = d["rng"]
+        self.rng = np.random.Generator(np.random.PCG64())
+        self.rng.bit_generator.state = {
+            "bit_generator": r["bit_generator"],
+            "state": {"state": int(r["state"]["state"]), "inc": int(r["state"]["inc"])},
+            "has_uint32": int(r["has_uint32"]), "uinteger": int(r["uinteger"])}
+        self.seed, self.batches = int(d["seed"]), int(d["batches"])
+
+    def sample_indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> (global frame indices [B,T], shard per window [B], shift offsets [B,2] in 0..2*pad)."""
+        pick = self.rng.integers(0, len(self.starts), size=self.batch_size)
+        idx = self.starts[pick][:, None] + self._arange
+        shift = self.rng.integers(0, 2 * self.augment_shift + 1, size=(self.batch_size, 2))
+        self.batches += 1
+        return idx, self.start_shard[pick], shift
+
+    def gather_frames(self, idx: np.ndarray, shard: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """Frames [B,T,H,W,3] for the windows, shifted (edge-replicated) by `shift - pad`."""
+        c, (h, w), pad = self.cache, self.cache.image_size, self.augment_shift
+        out = np.empty((len(idx), self.window, h, w, 3), np.uint8)
+        for k in np.unique(shard):
+            rows = np.flatnonzero(shard == k)
+            loc = idx[rows] - c.shard_offsets[k]
+            lo, hi = int(loc.min()), int(loc.max()) + 1
+            block = c.frames[k][lo:hi] if hi - lo <= 4 * loc.size else None  # one read when dense
+            if pad == 0:
+                out[rows] = block[loc - lo] if block is not None else c.frames[k][loc]
+                continue
+            src = block if block is not None else c.frames[k]
+            base = lo if block is not None else 0
+            ys = np.clip(shift[rows, 0, None] - pad + np.arange(h), 0, h - 1)  # [b, H]
+            xs = np.clip(shift[rows, 1, None] - pad + np.arange(w), 0, w - 1)  # [b, W]
+            out[rows] = src[(loc - base)[:, :, None, None], ys[:, None, :, None], xs[:, None, None, :]]
+        return out
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        idx, shard, shift = self.sample_indices()
+        c = self.cache
+        batch = {"frames": torch.from_numpy(self.gather_frames(idx, shard, shift)),
+                 "actions": torch.from_numpy(c.actions[idx]),
+                 "rewards": torch.from_numpy(c.rewards[idx])}
+        if self.with_state:
+            batch["state"] = torch.from_numpy(c.state[idx])
+        return batch
+
+    def __iter__(self):
+        while True:
+            yield self.sample()

@@ -1,0 +1,125 @@
+"""`TopicConfig`: which topics of a bag hold images, actions, rewards, episode markers and state,
+of which types, and how actions are aligned to image times, so a robot's own bag (e.g.
+`/camera/color/image_raw` + `/cmd_vel` Twist) reads without renaming anything.
+
+Alignment (image stamps s_0 < s_1 < ... within an episode):
+
+- ``align="hold"`` (default, zero-order hold): the action for image i is the most recent action
+  with stamp ``< s_{i+1}`` -- the command in force during the interval that starts at image i.
+  A command issued right after an image (same or later stamp) thus belongs to that image, which
+  is how a robot records (image, then the command computed from it), and how rollouts write it
+  (the image and the action chosen after it share a stamp), so rollouts round-trip exactly. For
+  an episode's last image the bound is ``s_last + median frame interval``. With episode markers
+  an action never carries over from before the episode's marker; ``max_hold_s`` (if set) drops
+  images whose held action is older than that before the image.
+- ``align="nearest"``: the action whose stamp is nearest to s_i, if within ``tolerance_s``.
+
+Images with no action under the rule are dropped and split the episode there. Rewards are
+summed over ``[s_i, s_{i+1})`` (0 if none). State is the latest with stamp ``<= s_i`` in the
+episode (NaN before the first).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+IMAGE_TYPES = {"Image": "sensor_msgs/msg/Image", "CompressedImage": "sensor_msgs/msg/CompressedImage"}
+ACTION_TYPES = {
+    "Float32MultiArray": "std_msgs/msg/Float32MultiArray",
+    "Float64MultiArray": "std_msgs/msg/Float64MultiArray",
+    "Twist": "geometry_msgs/msg/Twist",
+    "TwistStamped": "geometry_msgs/msg/TwistStamped",
+    "JointTrajectory": "trajectory_msgs/msg/JointTrajectory",
+}
+TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
+DEFAULT_TWIST_FIELDS = ("linear.x", "angular.z")  # a differential-drive base
+
+
+def full_type(name: str, table: dict[str, str], field_name: str) -> str:
+    """'Twist' or 'geometry_msgs/msg/Twist' -> the full ROS 2 type name; raise naming the field."""
+    if name in table:
+        return table[name]
+    if name in table.values():
+        return name
+    raise ValueError(f"TopicConfig.{field_name}={name!r}: expected one of {sorted(table)}")
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """Topic names/types of a bag and the alignment rule (see the module docstring)."""
+
+    image_topic: str = "/camera/image_raw"
+    image_type: str = "Image"  # or "CompressedImage"
+    action_topic: str = "/action"
+    action_type: str = "Float32MultiArray"  # Twist, TwistStamped, JointTrajectory, ...
+    action_fields: tuple[str, ...] = DEFAULT_TWIST_FIELDS  # Twist / TwistStamped only
+    reward_topic: str | None = "/reward"
+    episode_topic: str | None = "/episode"
+    state_topic: str | None = "/state"
+    split_gap_s: float | None = 1.0  # a gap between images longer than this starts an episode
+    align: str = "hold"  # or "nearest"
+    tolerance_s: float = 0.05  # for align="nearest"
+    max_hold_s: float | None = None  # for align="hold": older held actions are stale
+    stamp_source: str = "header"  # header stamp where the type has one, else the bag log time; or "log"
+    min_episode_len: int = 2
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "TopicConfig":
+        full_type(self.image_type, IMAGE_TYPES, "image_type")
+        full_type(self.action_type, ACTION_TYPES, "action_type")
+        for f in self.action_fields:
+            if f not in TWIST_FIELDS:
+                raise ValueError(f"TopicConfig.action_fields: {f!r} not in {TWIST_FIELDS}")
+        if not self.action_fields:
+            raise ValueError("TopicConfig.action_fields is empty")
+        for name in ("image_topic", "action_topic"):
+            if not getattr(self, name) or not getattr(self, name).startswith("/"):
+                raise ValueError(f"TopicConfig.{name}={getattr(self, name)!r}: need an absolute topic name")
+        if self.align not in ("hold", "nearest"):
+            raise ValueError(f"TopicConfig.align={self.align!r}: expected 'hold' or 'nearest'")
+        if self.stamp_source not in ("header", "log"):
+            raise ValueError(f"TopicConfig.stamp_source={self.stamp_source!r}: expected 'header' or 'log'")
+        if self.split_gap_s is not None and not self.split_gap_s > 0:
+            raise ValueError(f"TopicConfig.split_gap_s={self.split_gap_s}: must be > 0 or None")
+        if not self.tolerance_s >= 0:
+            raise ValueError(f"TopicConfig.tolerance_s={self.tolerance_s}: must be >= 0")
+        if self.max_hold_s is not None and not self.max_hold_s > 0:
+            raise ValueError(f"TopicConfig.max_hold_s={self.max_hold_s}: must be > 0 or None")
+        if self.min_episode_len < 1:
+            raise ValueError(f"TopicConfig.min_episode_len={self.min_episode_len}: must be >= 1")
+        return self
+
+    @property
+    def image_msgtype(self) -> str:
+        return full_type(self.image_type, IMAGE_TYPES, "image_type")
+
+    @property
+    def action_msgtype(self) -> str:
+        return full_type(self.action_type, ACTION_TYPES, "action_type")
+
+    @classmethod
+    def robot(cls, image_topic: str = "/camera/color/image_raw", action_topic: str = "/cmd_vel",
+              image_type: str = "Image", action_type: str = "Twist", **kw) -> "TopicConfig":
+        """A robot's bag: camera + velocity commands, no reward/episode/state topics."""
+        kw.setdefault("reward_topic", None)
+        kw.setdefault("episode_topic", None)
+        kw.setdefault("state_topic", None)
+        return cls(image_topic=image_topic, action_topic=action_topic, image_type=image_type,
+                   action_type=action_type, **kw)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["action_fields"] = list(self.action_fields)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TopicConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := set(d) - known:
+            raise ValueError(f"TopicConfig: unknown keys {sorted(unknown)}; known {sorted(known)}")
+        d = dict(d)
+        if "action_fields" in d:
+            d["action_fields"] = tuple(d["action_fields"])
+        return cls(**d)

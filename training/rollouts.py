@@ -1,0 +1,245 @@
+"""Simulator rollouts written as rosbag2 (mcap or sqlite3), with the topics a robot bag has.
+
+Each step t of an episode writes, all stamped ``sim time = global step x dt`` (continuous across
+the episodes of a bag; header stamp == bag log time): the image ``o_t`` on ``/camera/image_raw``
+(sensor_msgs/Image rgb8, frame_id "camera"), the true state on ``/state``, the action ``a_t``
+chosen after it on ``/action`` and the reward ``r_t`` for it on ``/reward``; ``/episode`` (Int32,
+the global episode index) at each episode's first image. The terminal image is written too (no
+action follows it). So `training.data` reads these bags back exactly (see `training.data.topics`).
+
+Episodes are split into chunks, one bag per chunk, recorded in parallel processes (spawn). Episode
+``e`` uses a seed derived from ``(seed, e)`` only, so the data do not depend on ``workers``.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BAG_VERSION = 9
+STORAGES = ("mcap", "sqlite3")
+ACTION_MSGS = {"Float32MultiArray": "std_msgs/msg/Float32MultiArray", "Twist": "geometry_msgs/msg/Twist"}
+FRAME_ID = "camera"
+TOPICS = {"image": "/camera/image_raw", "action": "/action", "reward": "/reward",
+          "episode": "/episode", "state": "/state"}
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """A 32-bit seed for episode `episode` that depends on nothing else (not on worker splits)."""
+    return int(np.random.SeedSequence([int(seed), int(episode)]).generate_state(1)[0])
+
+
+def env_dt(env) -> float:
+    """Seconds of simulated time per env step: the env's own `dt`, DMC's control step x repeat,
+    else 1 / render_fps."""
+    u = getattr(env, "unwrapped", env)
+    if getattr(u, "dt", None):
+        return float(u.dt)
+    inner = getattr(u, "_env", None)
+    if inner is not None and hasattr(inner, "control_timestep"):
+        return float(inner.control_timestep()) * int(getattr(u, "action_repeat", 1))
+    fps = (getattr(u, "metadata", None) or {}).get("render_fps")
+    if fps:
+        return 1.0 / float(fps)
+    raise ValueError(f"rollouts: cannot tell the time step of {type(u).__name__}; pass dt=")
+
+
+def _make_policy(policy, env, ep_seed: int):
+    """-> a callable (obs, info) -> action for one episode."""
+    if policy == "random":
+        env.action_space.seed(ep_seed)
+        return lambda obs, info: env.action_space.sample()
+    if policy == "walk":
+        from moejepa_ros.sim import RandomWalkPolicy
+        return RandomWalkPolicy(seed=ep_seed)
+    reset = getattr(policy, "reset", None)
+    if callable(reset):
+        try:
+            required = [p for p in inspect.signature(reset).parameters.values()
+                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            required = [None]
+        if not required:
+            reset()
+    return policy
+
+
+class _BagOut:
+    """One open rollout bag: its connections, message classes and the sim clock."""
+
+    def __init__(self, path: Path, storage: str, action_msg: str, twist_fields, meta: dict):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+
+        self.ts = ts = get_typestore(Stores.ROS2_KILTED)
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self.writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
+        self.writer.set_custom_data("moejepa_ros.rollout", json.dumps(meta, sort_keys=True))
+        self.writer.open()
+        self.types = {"image": "sensor_msgs/msg/Image", "action": ACTION_MSGS[action_msg],
+                      "reward": "std_msgs/msg/Float32", "episode": "std_msgs/msg/Int32",
+                      "state": "std_msgs/msg/Float32MultiArray"}
+        # typestore= makes rosbags store each type's full message definition in the bag.
+        self.conns = {k: self.writer.add_connection(TOPICS[k], t, typestore=ts) for k, t in self.types.items()}
+        self.cls = {k: ts.types[t] for k, t in self.types.items()}
+        self.layout = ts.types["std_msgs/msg/MultiArrayLayout"]
+        self.action_msg, self.twist_fields = action_msg, twist_fields
+        self.frames = 0
+
+    def _write(self, key: str, msg, stamp_ns: int) -> None:
+        self.writer.write(self.conns[key], stamp_ns, self.ts.serialize_cdr(msg, self.types[key]))
+
+    def _array(self, key: str, v) -> Any:
+        return self.cls[key](layout=self.layout(dim=[], data_offset=0),
+                             data=np.asarray(v, np.float32).reshape(-1).copy())
+
+    def image(self, rgb: np.ndarray, stamp_ns: int, state) -> None:
+        from moejepa_ros.codecs import make_image
+        self._write("image", make_image(self.cls["image"], rgb, "rgb8", stamp_ns, FRAME_ID), stamp_ns)
+        if state is not None:
+            self._write("state", self._array("state", state), stamp_ns)
+        self.frames += 1
+
+    def action(self, a: np.ndarray, reward: float, stamp_ns: int) -> None:
+        if self.action_msg == "Twist":
+            from moejepa_ros.codecs import action_to_msg, new_message
+            fields = self.twist_fields
+            if fields is None:  # the reader's default for 2-D actions (a differential-drive base)
+                fields = ["linear.x", "angular.z"] if a.size == 2 else None
+            msg = action_to_msg(a, new_message(self.cls["action"]), fields=fields)
+        else:
+            msg = self._array("action", a)
+        self._write("action", msg, stamp_ns)
+        self._write("reward", self.cls["reward"](data=float(reward)), stamp_ns)
+
+    def episode(self, index: int, stamp_ns: int) -> None:
+        self._write("episode", self.cls["episode"](data=int(index)), stamp_ns)
+
+
+def _record_chunk(spec: dict) -> tuple[str, int]:
+    """Worker: record episodes [first, last) into one bag; returns (bag path, frames written)."""
+    if spec["env_name"].startswith("dmc:"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    from moejepa_ros.sim import make_env
+
+    final, tmp = Path(spec["path"]), Path(spec["path"] + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    env = make_env(spec["env_name"], **spec["env_kwargs"])
+    dt_ns = int(round((spec["dt"] or env_dt(env)) * 1e9))
+    meta = {k: spec[k] for k in ("env_name", "env_kwargs", "seed", "first", "last", "max_steps")}
+    meta.update(dt_ns=dt_ns, policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]))
+    out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta)
+    ok = False
+    try:
+        g = 0  # global step of this bag: stamp = g * dt
+        for e in range(spec["first"], spec["last"]):
+            s = episode_seed(spec["seed"], e)
+            obs, info = env.reset(seed=s)
+            pi = _make_policy(spec["policy"], env, s)
+            out.episode(e, g * dt_ns)
+            t = 0
+            while True:
+                out.image(obs, g * dt_ns, info.get("state"))
+                if spec["max_steps"] is not None and t >= spec["max_steps"]:
+                    break
+                a = np.asarray(pi(obs, info), np.float32).reshape(-1)
+                obs, reward, terminated, truncated, info = env.step(a)
+                out.action(a, reward, g * dt_ns)
+                g, t = g + 1, t + 1
+                if terminated or truncated:
+                    out.image(obs, g * dt_ns, info.get("state"))
+                    break
+            g += 1
+        ok = True
+    finally:
+        if ok:
+            out.writer.close()
+        else:
+            out.writer.abort()
+            shutil.rmtree(tmp, ignore_errors=True)
+        env.close()
+    tmp.rename(final)
+    return str(final), out.frames
+
+
+def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: int = 1,
+                    out_dir: str | Path = "rollouts", workers: int = 1, storage: str = "mcap",
+                    seed: int = 0, max_steps: int | None = None, env_kwargs: dict | None = None, *,
+                    action_msg: str = "Float32MultiArray", twist_fields=None, dt: float | None = None,
+                    episodes_per_bag: int | None = None) -> list[Path]:
+    """Run `episodes` episodes of `env_name` under `policy` ("random", "walk" = Two-Rooms' data
+    walk, or any `policy(obs, info) -> action`; with workers > 1 it must pickle) and write them as
+    rosbag2 bags under `out_dir` (one per chunk of episodes). Returns the bag folders in order."""
+    if storage not in STORAGES:
+        raise ValueError(f"record_rollouts: storage={storage!r}, expected one of {STORAGES}")
+    if action_msg not in ACTION_MSGS:
+        raise ValueError(f"record_rollouts: action_msg={action_msg!r}, expected one of {sorted(ACTION_MSGS)}")
+    if not (isinstance(policy, str) and policy in ("random", "walk")) and not callable(policy):
+        raise ValueError(f"record_rollouts: policy={policy!r}, expected 'random', 'walk' or a callable")
+    if int(episodes) < 1 or int(workers) < 1:
+        raise ValueError(f"record_rollouts: episodes={episodes} and workers={workers} must be >= 1")
+    if max_steps is not None and int(max_steps) < 1:
+        raise ValueError(f"record_rollouts: max_steps={max_steps} must be >= 1 or None")
+    if dt is not None and not dt > 0:
+        raise ValueError(f"record_rollouts: dt={dt} must be > 0")
+    env_kwargs = dict(env_kwargs or {})
+    if policy == "walk" and env_name == "two_rooms":
+        env_kwargs.setdefault("mode", "data")
+    episodes, workers = int(episodes), int(workers)
+    per = int(episodes_per_bag or -(-episodes // workers))
+    if per < 1:
+        raise ValueError(f"record_rollouts: episodes_per_bag={episodes_per_bag} must be >= 1")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = []
+    for first in range(0, episodes, per):
+        last = min(first + per, episodes)
+        path = out_dir / f"rollout_{first:06d}_{last - 1:06d}"
+        if path.exists():
+            raise FileExistsError(f"record_rollouts: {path} exists; choose an empty out_dir")
+        specs.append(dict(env_name=env_name, env_kwargs=env_kwargs, policy=policy, seed=int(seed),
+                          first=first, last=last, max_steps=None if max_steps is None else int(max_steps),
+                          storage=storage, action_msg=action_msg,
+                          twist_fields=None if twist_fields is None else list(twist_fields),
+                          dt=dt, path=str(path)))
+    if workers == 1 or len(specs) == 1:
+        results = [_record_chunk(s) for s in specs]
+    else:
+        if env_name.startswith("dmc:"):
+            os.environ.setdefault("MUJOCO_GL", "egl")
+        with mp.get_context("spawn").Pool(min(workers, len(specs))) as pool:
+            results = pool.map(_record_chunk, specs, chunksize=1)
+    return [Path(p) for p, _ in results]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Record simulator rollouts as rosbag2.")
+    ap.add_argument("env", help="two_rooms | dmc:<domain>_<task>")
+    ap.add_argument("--policy", default="random", choices=["random", "walk"])
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--storage", default="mcap", choices=STORAGES)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--action-msg", default="Float32MultiArray", choices=sorted(ACTION_MSGS))
+    ap.add_argument("--env-kwargs", default="{}", help="JSON dict for make_env")
+    a = ap.parse_args(argv)
+    t = time.perf_counter()
+    bags = record_rollouts(a.env, a.policy, a.episodes, a.out, a.workers, a.storage, a.seed,
+                           a.max_steps, json.loads(a.env_kwargs), action_msg=a.action_msg)
+    print(json.dumps({"bags": [str(b) for b in bags], "seconds": round(time.perf_counter() - t, 2)}))
+
+
+if __name__ == "__main__":
+    main()
