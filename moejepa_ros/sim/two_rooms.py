@@ -81,18 +81,41 @@ def background(wall_x: int, door_y: int) -> np.ndarray:
     return img
 
 
+_SUB = 64  # sub-pixel steps at which the dot is pre-rendered (1/64 px)
+
+
+def _dot_table() -> np.ndarray:
+    """uint8 [_SUB, _SUB, 9, 9]: the Gaussian dot for every 1/64-px sub-pixel offset (dy, dx)."""
+    frac = (np.arange(_SUB) / _SUB) - 0.5  # centre offset from the nearest pixel, [-0.5, 0.5)
+    g = np.exp(-((_OFFS[None, :] - frac[:, None]) ** 2) / (2 * SIGMA * SIGMA))  # [_SUB, 9]
+    table = np.einsum("ai,bj->abij", g, g) * 255.0 + 0.5
+    out = table.astype(np.uint8)
+    out.flags.writeable = False
+    return out
+
+
+_DOT = _dot_table()
+
+
 def _stamp(img: np.ndarray, x: float, y: float, channel: int) -> None:
-    """Draw the Gaussian dot centred at (x, y) into ``channel`` of ``img`` (max-composited)."""
-    cx, cy = int(round(x)), int(round(y))
-    gx = np.exp(-((cx + _OFFS - x) ** 2) / (2 * SIGMA * SIGMA))
-    gy = np.exp(-((cy + _OFFS - y) ** 2) / (2 * SIGMA * SIGMA))
-    patch = (np.multiply.outer(gy, gx) * 255.0 + 0.5).astype(np.uint8)
-    y0, x0 = cy - _PATCH_R, cx - _PATCH_R
-    ys, xs = max(y0, 0), max(x0, 0)
-    ye, xe = min(y0 + 2 * _PATCH_R + 1, SIZE), min(x0 + 2 * _PATCH_R + 1, SIZE)
-    sub = patch[ys - y0 : ye - y0, xs - x0 : xe - x0]
-    dst = img[ys:ye, xs:xe, channel]
-    np.maximum(dst, sub, out=dst)
+    """Draw the Gaussian dot centred at (x, y) into ``channel`` of ``img`` (max-composited).
+
+    The sub-pixel position is quantised to 1/64 px (a pre-rendered table; < 3 grey levels of
+    difference from the exact Gaussian), which makes a frame ~10x cheaper to draw.
+    """
+    fx, fy = math.floor(x + 0.5), math.floor(y + 0.5)  # nearest pixel centre
+    qx = min(int((x - fx + 0.5) * _SUB), _SUB - 1)
+    qy = min(int((y - fy + 0.5) * _SUB), _SUB - 1)
+    patch = _DOT[qy, qx]
+    y0, x0 = fy - _PATCH_R, fx - _PATCH_R
+    if 0 <= y0 and 0 <= x0 and y0 + 2 * _PATCH_R < SIZE and x0 + 2 * _PATCH_R < SIZE:
+        dst = img[y0 : y0 + 2 * _PATCH_R + 1, x0 : x0 + 2 * _PATCH_R + 1, channel]
+    else:
+        ys, xs = max(y0, 0), max(x0, 0)
+        ye, xe = min(y0 + 2 * _PATCH_R + 1, SIZE), min(x0 + 2 * _PATCH_R + 1, SIZE)
+        patch = patch[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        dst = img[ys:ye, xs:xe, channel]
+    np.maximum(dst, patch, out=dst)
 
 
 def render_frame(pos, wall_x: int, door_y: int, goal=None) -> np.ndarray:
