@@ -1,0 +1,265 @@
+"""Training configuration: a typed dataclass schema merged with YAML files and `key=value`.
+
+The schema is the single source of truth for every option: OmegaConf type-checks the YAML
+and the command-line dotlist against it, and `--help` prints each field's `help` metadata.
+Model, planner and objective settings are free-form dicts here because their own dataclasses
+(`ModelConfig`, `PlannerConfig`, `build_objectives`) validate them and name bad fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "train")
+
+
+class ConfigError(ValueError):
+    """A training option is missing, of the wrong type or out of range (names the key)."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a help string (mutable defaults go through a factory)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = _f("runs/default", "run directory; each subcommand writes under <out_dir>/<subcommand>/")
+    seed: int = _f(0, "global seed (torch, numpy, python, sampler); rank r uses seed + r for its data")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N (auto = cuda if available)")
+    precision: str = _f("auto", "auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16 (GPU only)")
+    threads: int = _f(0, "torch intra-op threads (0 = torch default)")
+    resume: str = _f("auto", "auto (resume from the latest checkpoint in the run dir) | never | <checkpoint dir>")
+    log_every: int = _f(10, "steps between TensorBoard scalar writes")
+    ckpt_every: int = _f(200, "steps between training checkpoints (also written at the end)")
+    keep_ckpts: int = _f(2, "training checkpoints kept (oldest are deleted)")
+    tensorboard: bool = _f(True, "write TensorBoard event files under <run>/tb")
+    progress: bool = _f(True, "show a tqdm progress bar with ETA and the key losses")
+
+
+@dataclass
+class DataConfig:
+    bags: List[str] = _f([], "rosbag2 paths or folders holding bags (default: <out_dir>/collect/bags)")
+    cache_dir: str = _f("", "decoded frame cache (default: <out_dir>/cache); rebuilt when the bags change")
+    topics: Dict[str, Any] = _f({}, "TopicConfig overrides for robot bags (image, action, reward, episode, state)")
+    horizon: int = _f(4, "prediction steps per window (window length = model frame_stack + horizon)")
+    batch_size: int = _f(32, "windows per step and per rank")
+    augment_shift: int = _f(0, "random-shift augmentation in pixels (0 = off)")
+    prefetch: int = _f(2, "batches prepared ahead in a background thread (0 = synchronous)")
+    val_episodes: int = _f(2, "episodes held out from training for evaluation")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = _f(1e-3, "peak learning rate of AdamW")
+    min_lr_ratio: float = _f(0.1, "final LR as a fraction of the peak (cosine decay floor)")
+    warmup_steps: int = _f(100, "linear warm-up steps")
+    weight_decay: float = _f(0.01, "AdamW decoupled weight decay (not applied to biases and norms)")
+    beta1: float = _f(0.9, "AdamW beta1")
+    beta2: float = _f(0.99, "AdamW beta2")
+    grad_clip: float = _f(1.0, "global gradient-norm clip (0 = off)")
+    ema_momentum: Optional[float] = _f(None, "target-encoder EMA momentum (null = the model's default)")
+    encoder_lr_scale: float = _f(1.0, "LR multiplier for the encoder (e.g. 0.1 when fine-tuning a Stage-1 encoder)")
+
+
+@dataclass
+class TrainLoopConfig:
+    steps: int = _f(1000, "total optimiser steps (sets the LR schedule)")
+    stop_at: int = _f(0, "stop early after this step, keeping the schedule of `steps` (0 = run to `steps`)")
+
+
+@dataclass
+class FitConfig:
+    init_encoder: str = _f("", "Stage-1 checkpoint to start the encoder from ('' = random init, 'auto' = <out_dir>/pretrain)")
+    freeze_encoder: bool = _f(False, "keep the Stage-1 encoder frozen (else it is fine-tuned at encoder_lr_scale)")
+
+
+@dataclass
+class CollectConfig:
+    env: str = _f("two_rooms", "simulator: two_rooms | dmc:<domain>_<task>")
+    env_kwargs: Dict[str, Any] = _f({}, "keyword arguments for make_env")
+    policy: str = _f("random_walk", "data policy: random_walk | random")
+    episodes: int = _f(20, "episodes to record")
+    workers: int = _f(1, "parallel recording processes")
+    storage: str = _f("mcap", "bag storage: mcap | sqlite3")
+
+
+@dataclass
+class PlanConfig:
+    planner: Dict[str, Any] = _f({}, "PlannerConfig fields (method, samples, horizon, iterations, ...)")
+    objectives: Dict[str, Any] = _f({}, "objectives: {name: {enabled, weight, ...}} (reward, goal, cost, smoothness, magnitude)")
+
+
+@dataclass
+class MBRLConfig:
+    env_kwargs: Dict[str, Any] = _f({}, "keyword arguments for make_env (mode etc.)")
+    iterations: int = _f(3, "collect -> append -> re-fit rounds")
+    episodes_per_iter: int = _f(4, "planner episodes appended to the replay data per round")
+    fit_steps_per_iter: int = _f(200, "optimiser steps of re-fitting per round")
+    max_episode_steps: int = _f(100, "step limit per planner episode")
+    explore_std: float = _f(0.1, "Gaussian noise (fraction of the action range) added to planner actions when collecting")
+    eval_every: int = _f(1, "rounds between evaluation episodes (0 = only at the end)")
+    eval_episodes: int = _f(2, "closed-loop evaluation episodes")
+
+
+@dataclass
+class DistillConfig:
+    checkpoint: str = _f("", "world-model checkpoint to distill (default: <out_dir>/fit latest)")
+    samples: int = _f(256, "latents labelled by the planner per round")
+    rounds: int = _f(2, "DAgger rounds (round 0 labels replay data; later ones the actor's own visits)")
+    steps: int = _f(200, "actor optimiser steps per round")
+    batch_size: int = _f(64, "labelled latents per actor step")
+    lr: float = _f(1e-3, "actor learning rate")
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str = _f("", "checkpoint to evaluate (default: the latest of fit, then mbrl)")
+    horizon: int = _f(8, "open-loop prediction horizon H for the latent-error curve")
+    windows: int = _f(256, "held-out windows for the open-loop error")
+    probe: bool = _f(True, "fit linear and MLP probes on frozen embeddings to regress the true state")
+    probe_samples: int = _f(2000, "frames per probe training set")
+    probe_epochs: int = _f(200, "full-batch probe optimisation epochs")
+    closed_loop_episodes: int = _f(2, "planner episodes in the simulator (0 = skip)")
+    max_episode_steps: int = _f(100, "step limit per closed-loop episode")
+    plots: bool = _f(True, "write PNG plots (loss curves, error vs horizon, expert heat-maps)")
+
+
+@dataclass
+class BaselineConfig:
+    kind: str = _f("none", "none | dense | no_pretrain | pixel_recon | sac | ppo")
+    recon_weight: float = _f(1.0, "pixel_recon: weight of the reconstruction loss")
+    rl_steps: int = _f(20000, "sac/ppo: environment steps")
+    rl_env_kwargs: Dict[str, Any] = _f({}, "sac/ppo: keyword arguments for make_env")
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = _f("", "training checkpoint dir or model .safetensors (default: latest of mbrl, fit)")
+    output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
+    action_low: List[float] = _f([], "action lower bounds (default: from the training data / env)")
+    action_high: List[float] = _f([], "action upper bounds (default: from the training data / env)")
+
+
+@dataclass
+class TrainConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Dict[str, Any] = _f({}, "ModelConfig fields (latent_dim, num_experts, top_k, ...); validated by the model")
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    mbrl: MBRLConfig = field(default_factory=MBRLConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def resolve_config_path(name: str) -> str:
+    """A YAML path as given, or a bare name (`tiny`, `two_rooms.yaml`) looked up in config/train/."""
+    if os.path.isfile(name):
+        return name
+    for cand in (name, name + ".yaml"):
+        p = os.path.join(CONFIG_DIR, cand)
+        if os.path.isfile(p):
+            return p
+    known = sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".yaml")) if os.path.isdir(CONFIG_DIR) else []
+    raise ConfigError(f"config file '{name}' not found (nor in {CONFIG_DIR}; known: {known})")
+
+
+def load_config(files: List[str] = (), overrides: List[str] = ()) -> TrainConfig:
+    """Schema defaults <- YAML files (in order) <- `key=value` overrides; returns a validated TrainConfig."""
+    schema = OmegaConf.structured(TrainConfig)
+    layers = [schema]
+    for f in files:
+        path = resolve_config_path(f)
+        try:
+            layers.append(OmegaConf.load(path))
+        except Exception as e:  # YAML syntax errors
+            raise ConfigError(f"cannot parse config file {path}: {e}") from e
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must be key=value, got {bad}")
+    try:
+        merged = OmegaConf.merge(*layers, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad training option: {e}") from e
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Range checks the types cannot express; raises ConfigError naming key and value."""
+    def need(ok: bool, key: str, val: Any, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}={val!r}: {what}")
+    need(cfg.run.device == "auto" or cfg.run.device == "cpu" or cfg.run.device.startswith("cuda"),
+         "run.device", cfg.run.device, "expected auto, cpu, cuda or cuda:N")
+    need(cfg.run.precision in ("auto", "fp32", "bf16"), "run.precision", cfg.run.precision, "expected auto, fp32 or bf16")
+    need(cfg.run.log_every >= 1, "run.log_every", cfg.run.log_every, "must be >= 1")
+    need(cfg.run.ckpt_every >= 1, "run.ckpt_every", cfg.run.ckpt_every, "must be >= 1")
+    need(cfg.run.keep_ckpts >= 1, "run.keep_ckpts", cfg.run.keep_ckpts, "must be >= 1")
+    need(cfg.data.horizon >= 1, "data.horizon", cfg.data.horizon, "must be >= 1")
+    need(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "must be >= 1")
+    need(cfg.data.augment_shift >= 0, "data.augment_shift", cfg.data.augment_shift, "must be >= 0")
+    need(cfg.data.prefetch >= 0, "data.prefetch", cfg.data.prefetch, "must be >= 0")
+    need(cfg.optim.lr > 0, "optim.lr", cfg.optim.lr, "must be > 0")
+    need(0 <= cfg.optim.min_lr_ratio <= 1, "optim.min_lr_ratio", cfg.optim.min_lr_ratio, "must be in [0, 1]")
+    need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", cfg.optim.warmup_steps, "must be >= 0")
+    need(cfg.optim.grad_clip >= 0, "optim.grad_clip", cfg.optim.grad_clip, "must be >= 0")
+    need(0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1/beta2",
+         (cfg.optim.beta1, cfg.optim.beta2), "must be in [0, 1)")
+    need(cfg.optim.ema_momentum is None or 0 <= cfg.optim.ema_momentum <= 1, "optim.ema_momentum",
+         cfg.optim.ema_momentum, "must be in [0, 1]")
+    need(cfg.train.steps >= 1, "train.steps", cfg.train.steps, "must be >= 1")
+    need(0 <= cfg.train.stop_at, "train.stop_at", cfg.train.stop_at, "must be >= 0")
+    need(cfg.collect.episodes >= 1, "collect.episodes", cfg.collect.episodes, "must be >= 1")
+    need(cfg.collect.workers >= 1, "collect.workers", cfg.collect.workers, "must be >= 1")
+    need(cfg.collect.storage in ("mcap", "sqlite3"), "collect.storage", cfg.collect.storage, "expected mcap or sqlite3")
+    need(cfg.collect.policy in ("random_walk", "random"), "collect.policy", cfg.collect.policy,
+         "expected random_walk or random")
+    need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
+    need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
+    need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")
+    need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
+    if cfg.export.action_low or cfg.export.action_high:
+        need(len(cfg.export.action_low) == len(cfg.export.action_high), "export.action_low/action_high",
+             (cfg.export.action_low, cfg.export.action_high), "must have equal lengths")
+
+
+BASELINES = ("none", "dense", "no_pretrain", "pixel_recon", "sac", "ppo")
+
+
+def to_dict(cfg: TrainConfig) -> Dict[str, Any]:
+    """Plain JSON-able dict of the whole config (saved into checkpoints and run dirs)."""
+    return dataclasses.asdict(cfg)
+
+
+def options_help(sections: Optional[List[str]] = None) -> str:
+    """One line per option, `section.key (type, default): help`, for argparse epilogs."""
+    lines = []
+    for sec in dataclasses.fields(TrainConfig):
+        if sections is not None and sec.name not in sections:
+            continue
+        if dataclasses.is_dataclass(sec.type) or isinstance(sec.default_factory, type):
+            sub = sec.default_factory()  # type: ignore[misc]
+            if dataclasses.is_dataclass(sub):
+                lines.append(f"  {sec.name}:")
+                for f in dataclasses.fields(sub):
+                    d = getattr(sub, f.name)
+                    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+                    lines.append(f"    {sec.name}.{f.name} ({t}, default {d!r}): {f.metadata.get('help', '')}")
+                continue
+        lines.append(f"  {sec.name} (dict): {sec.metadata.get('help', '')}")
+    return "\n".join(lines)
