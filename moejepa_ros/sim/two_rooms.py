@@ -316,7 +316,11 @@ class TwoRoomsEnv(gym.Env):
             wx, dy = int(round(s[2])), int(round(s[3]))
             _check_layout(wx, dy)
             if (wx, dy) != (self.wall_x, self.door_y) and self.goal is not None:
+                if not is_free(self.goal[0], self.goal[1], wx, dy):
+                    raise ValueError(f"two_rooms: goal {list(self.goal)} would be inside the wall of "
+                                     f"layout wall_x={wx}, door_y={dy}")
                 self.goal_image = render_frame(self.goal, wx, dy)
+                self.goal_image.flags.writeable = False
             self.wall_x, self.door_y = wx, dy
         self.x, self.y = self._check_point("state", s[:2])
         return self._obs(), self._info()
