@@ -36,6 +36,7 @@ class PlannerConfig:
     seed: int = 0                  # the planner's own torch.Generator seed
     warm_start: bool = True        # start from the previous plan shifted by one step
     keep_mean: bool = True         # evaluate the current mean as one of the samples
+    keep_elites: int = 8           # best samples carried into the next iteration (iCEM), not re-rolled
     policy_prior_samples: int = 0  # samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)
     policy_prior_std: float = 0.1  # noise added to the actor's actions (normalised units)
     grad_steps: int = 10           # gradient planner: optimiser steps
@@ -79,14 +80,16 @@ class PlannerConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "must be an integer >= 1")
-        for name in ("policy_prior_samples", "grad_steps", "seed"):
+        for name in ("policy_prior_samples", "keep_elites", "grad_steps", "seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 bad(name, "must be an integer >= 0")
         if self.elites > self.samples:
             bad("elites", f"must be <= samples ({self.samples})")
-        if self.policy_prior_samples + int(self.keep_mean) > self.samples:
-            bad("policy_prior_samples", f"plus the kept mean must leave room within samples ({self.samples})")
+        if self.policy_prior_samples + int(self.keep_mean) >= self.samples:
+            bad("policy_prior_samples", f"plus the kept mean must leave room for sampling within samples ({self.samples})")
+        if self.keep_elites + self.policy_prior_samples + int(self.keep_mean) >= self.samples:
+            bad("keep_elites", f"plus policy_prior_samples and the kept mean must be < samples ({self.samples})")
         for name in ("temperature", "init_std", "min_std", "max_std", "grad_lr"):
             v = getattr(self, name)
             if not _finite(v) or v <= 0:

@@ -1,7 +1,8 @@
 """The shared sampling loop of CEM and MPPI: sample around a Gaussian, score, refit, repeat.
 
 All samples of an iteration are scored by one batched rollout (no Python loop over samples).
-Slot 0 holds the current mean and slots 1..P the policy-prior sequences (Mode-1 seeding
+Fixed slots hold the `keep_elites` best sequences of the previous iteration (iCEM; their cost is
+reused, not recomputed), the current mean, and the policy-prior sequences (Mode-1 seeding
 Mode-2, as in TD-MPC2); the best sequence ever scored is tracked and returned, and the final
 mean is scored too, so the answer is never worse than any candidate seen.
 """
@@ -73,21 +74,33 @@ def sampling_optimize(
     best_u = mean.clone()
     best_cost = torch.full((), float("inf"), device=mean.device, dtype=mean.dtype)
     p = 0 if prior is None else prior.shape[0]
+    k = min(cfg.keep_elites, n - p - int(cfg.keep_mean))
+    cost = buffers.get("cost", (n,), mean)
     rows = []  # per-iteration [min cost, best so far, fit stat, mean std]; one host sync at the end
-    for _ in range(cfg.iterations):
+    for it in range(cfg.iterations):
         torch.randn(eps.shape, generator=gen, out=eps)
         torch.addcmul(mean, std, eps, out=u)
+        # Slots: [carried elites (k) | mean | policy prior (p) | Gaussian samples].
+        if it > 0 and k:
+            u[:k] = kept_u
         if cfg.keep_mean:
-            u[0] = mean
+            u[k] = mean
         if p:
-            u[int(cfg.keep_mean) : int(cfg.keep_mean) + p] = prior
+            u[k + int(cfg.keep_mean) : k + int(cfg.keep_mean) + p] = prior
         u.clamp_(-1.0, 1.0)
-        cost = torch.nan_to_num(problem.evaluate(u), nan=float("inf"))
+        # Carried elites keep their known cost (the model is deterministic): roll out the rest.
+        start = k if it > 0 else 0
+        cost[start:] = torch.nan_to_num(problem.evaluate(u[start:]), nan=float("inf"))
+        if it > 0 and k:
+            cost[:k] = kept_cost
         i = torch.argmin(cost)
         better = cost[i] < best_cost
         best_cost = torch.where(better, cost[i], best_cost)
         best_u = torch.where(better, u[i], best_u)
         new_mean, new_std, fit = update(u, cost, cfg)
+        if k:  # iCEM (Pinneri et al. 2020): a few elites survive into the next iteration
+            kept_cost, idx = torch.topk(cost, k, largest=False, sorted=False)
+            kept_u = u.index_select(0, idx)
         mean = cfg.momentum * mean + (1.0 - cfg.momentum) * new_mean
         std = new_std.clamp(cfg.min_std, cfg.max_std)
         rows.append(torch.stack([cost[i], best_cost, fit, std.mean()]))
