@@ -31,8 +31,11 @@ def _msg(cls, data: bytes, fmt: str):
     return m
 
 
+@pytest.mark.parametrize("old_opencv", [False, True])
 @pytest.mark.parametrize("flavour", FLAVOURS)
-def test_png_round_trip_exact_and_jpeg_close(flavour):
+def test_png_round_trip_exact_and_jpeg_close(flavour, old_opencv, monkeypatch):
+    if old_opencv:  # OpenCV < 4.10 has no IMREAD_COLOR_RGB: decode BGR, then convert
+        monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB", raising=False)
     rgb = _smooth()
     png = C.make_compressed(FLAVOURS[flavour], rgb, "png", stamp_ns=7, frame_id="cam")
     assert png.format == "rgb8; png compressed bgr8" and png.header.frame_id == "cam"
@@ -44,7 +47,10 @@ def test_png_round_trip_exact_and_jpeg_close(flavour):
     assert np.abs(out.astype(int) - rgb).mean() < 2.0  # channel order right, else error ~100
 
 
-def test_mono_and_legacy_rgb_formats():
+@pytest.mark.parametrize("old_opencv", [False, True])
+def test_mono_and_legacy_rgb_formats(old_opencv, monkeypatch):
+    if old_opencv:
+        monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB", raising=False)
     gray = _smooth()[..., 0]
     m = C.make_compressed(CompressedImage, gray, "png")
     assert m.format.startswith("mono8")
