@@ -131,9 +131,14 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
         os.environ.setdefault("MUJOCO_GL", "egl")
     from moejepa_ros.sim import make_env
 
-    final, tmp = Path(spec["path"]), Path(spec["path"] + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    # Written under a hidden folder, then renamed into place: a bag in out_dir is always complete
+    # (the storage file is named after the bag folder, so it keeps the final name).
+    final = Path(spec["path"])
+    scratch = final.parent / f".{final.name}.partial"
+    tmp = scratch / final.name
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir()
     env = make_env(spec["env_name"], **spec["env_kwargs"])
     dt_ns = int(round((spec["dt"] or env_dt(env)) * 1e9))
     meta = {k: spec[k] for k in ("env_name", "env_kwargs", "seed", "first", "last", "max_steps")}
@@ -166,9 +171,10 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
             out.writer.close()
         else:
             out.writer.abort()
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
         env.close()
     tmp.rename(final)
+    scratch.rmdir()
     return str(final), out.frames
 
 

@@ -50,9 +50,11 @@ def find_bags(sources: str | Path | Iterable[str | Path]) -> list[Path]:
         elif (p / "metadata.yaml").exists():
             found.append(p)
         else:
-            inner = sorted({m.parent for m in p.rglob("metadata.yaml")})
+            # Hidden folders (e.g. a rollout still being written) are not bags yet.
+            visible = lambda f: not any(part.startswith(".") for part in f.relative_to(p).parts)  # noqa: E731
+            inner = sorted({m.parent for m in p.rglob("metadata.yaml") if visible(m)})
             loose = sorted(f for f in p.rglob("*") if f.suffix in BAG_SUFFIXES and f.is_file()
-                           and not any(d == f.parent or d in f.parents for d in inner))
+                           and visible(f) and not any(d == f.parent or d in f.parents for d in inner))
             if not inner and not loose:
                 raise BagDataError(p, "folder holds no bags (no metadata.yaml, .mcap or .db3)")
             found += inner + loose
@@ -93,8 +95,10 @@ class _BagRead:
             self.poison.append(log_ns)
 
     def stamp(self, msg, log_ns: int) -> int:
+        """Header stamp if the type has one and it is set (a zero stamp means 'unset', as many
+        command publishers leave it), else the bag's log time."""
         if self.cfg.stamp_source == "header" and hasattr(msg, "header"):
-            return _header_ns(msg)
+            return _header_ns(msg) or log_ns
         return log_ns
 
     def on_image(self, msg, log_ns: int, index: int) -> None:

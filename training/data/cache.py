@@ -145,6 +145,8 @@ class DataCache:
         self.episode_starts = np.array([self.shard_offsets[k] + e["start"] for k, e in eps], np.int64)
         self.episode_lengths = np.array([e["length"] for _, e in eps], np.int64)
         self.episode_sources = [shards[k]["bag"] for k, _ in eps]
+        # Episodes tile each shard in order, so the per-frame episode id is a repeat.
+        self.episode_ids = np.repeat(np.arange(len(eps), dtype=np.int64), self.episode_lengths)
         self.summary = ReadSummary.from_dict(self.index["summary"])
 
     @property

@@ -60,7 +60,7 @@ class TopicConfig:
     align: str = "hold"  # or "nearest"
     tolerance_s: float = 0.05  # for align="nearest"
     max_hold_s: float | None = None  # for align="hold": older held actions are stale
-    stamp_source: str = "header"  # header stamp where the type has one, else the bag log time; or "log"
+    stamp_source: str = "header"  # header stamp where the type has one and it is non-zero, else log time; or "log"
     min_episode_len: int = 2
 
     def __post_init__(self):
