@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, Int32, String
 
 from moejepa_ros import codecs
-from moejepa_ros.ros import params
+from moejepa_ros.ros import dds, params
 from moejepa_ros.ros.messages import (
     COMMAND_QOS,
     IMAGE_PUB_QOS,
@@ -117,7 +117,7 @@ class SimNode(Node):
             elif p.name == "action_timeout":
                 self._action_timeout = float(p.value)
             elif p.name == "max_episode_steps":
-                self.get_logger().warn("max_episode_steps applies from the next sim_node start")
+                self.get_logger().warning("max_episode_steps applies from the next sim_node start")
 
     # ------------------------------------------------------------------ time
     def _now_ns(self) -> int:
@@ -140,7 +140,7 @@ class SimNode(Node):
             a = codecs.clamp_action(a, self._low, self._high)
         except codecs.CodecError as e:
             self._bad_actions += 1
-            self.get_logger().warn(f"dropped a malformed action: {e}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"dropped a malformed action: {e}", throttle_duration_sec=2.0)
             return
         with self._lock:
             self._action = a
@@ -212,6 +212,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run sim_node until SIGINT/SIGTERM, or until `episodes` episodes have finished."""
+    dds.ensure_fastdds_profile()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,167 @@
+"""`LatentController`: frame stack → encode once → plan (warm start) → clamped first action.
+
+No rclpy here: the planner node owns topics and threads, this class owns the model, the
+planner, the goal latent and the safety rules (non-finite plan → zero command + error), so
+the control step can be tested and benchmarked without DDS.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from moejepa_ros import codecs
+from moejepa_ros.planning import PlannerConfig, build_objectives, make_planner
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass
+class Decision:
+    """One control step's outcome; `action` is always safe to publish."""
+
+    action: np.ndarray  # float32 [A]: clamped plan action, or the zero command
+    level: int = OK
+    message: str = "ok"
+    plan_actions: np.ndarray | None = None  # [H, A] (clamped), when a plan was made
+    predicted_cost: float = float("nan")
+    encode_ms: float = 0.0
+    plan_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LatentController:
+    """Model + planner + goal; `act(frames)` is the whole Mode-2 control step."""
+
+    def __init__(self, model: Any, device: str | torch.device, planner_cfg: PlannerConfig | Mapping[str, Any],
+                 objectives: Mapping[str, Mapping[str, Any]], action_low, action_high):
+        self.model = model
+        self.device = torch.device(device)
+        cfg = model.cfg
+        self.frame_stack, self.image_size = int(cfg.frame_stack), int(cfg.image_size)
+        self.action_dim = int(model.action_dim)
+        self.low = np.asarray(action_low, np.float32).reshape(-1)
+        self.high = np.asarray(action_high, np.float32).reshape(-1)
+        if self.low.shape != (self.action_dim,) or self.high.shape != (self.action_dim,):
+            raise ValueError(f"action bounds need {self.action_dim} values (the model's action_dim); "
+                             f"got low={self.low.tolist()}, high={self.high.tolist()}")
+        if not np.all(self.high > self.low):
+            raise ValueError(f"action_high {self.high.tolist()} must exceed action_low {self.low.tolist()}")
+        self.cfg = planner_cfg if isinstance(planner_cfg, PlannerConfig) else PlannerConfig.from_dict(planner_cfg)
+        self.objective_spec = copy.deepcopy({k: dict(v) for k, v in objectives.items()})
+        build_objectives(self.objective_spec)  # unknown names / params raise here, naming them
+        self.goal_z: torch.Tensor | None = None
+        self.planner = None
+        self._idle_reason: str | None = None
+        self._rebuild()
+
+    # ------------------------------------------------------------------ configuration
+    def _effective_objectives(self) -> dict[str, dict[str, Any]]:
+        """The goal objective is on only while a goal latent exists (goal_image switches it on)."""
+        spec = copy.deepcopy(self.objective_spec)
+        if "goal" in spec and self.goal_z is None:
+            spec["goal"]["enabled"] = False
+        return spec
+
+    def _rebuild(self) -> None:
+        spec = self._effective_objectives()
+        objs = build_objectives(spec)
+        if not objs.enabled:
+            self._idle_reason = ("waiting for a goal image (no other objective is enabled)"
+                                 if self.objective_spec.get("goal", {}).get("enabled") else "no objective is enabled")
+            return
+        self._idle_reason = None
+        if self.planner is None or not torch.equal(self.planner.action_low.cpu(), torch.from_numpy(self.low)) \
+                or not torch.equal(self.planner.action_high.cpu(), torch.from_numpy(self.high)):
+            self.planner = make_planner(self.cfg, self.model, objs, self.low, self.high, self.device)
+        else:
+            self.planner.update_objectives(objs)
+
+    def update(self, planner_cfg: PlannerConfig | None = None,
+               objectives: Mapping[str, Mapping[str, Any]] | None = None,
+               action_low=None, action_high=None) -> None:
+        """Apply live changes (validated by the caller); keeps the warm start where possible."""
+        if action_low is not None or action_high is not None:
+            low = np.asarray(action_low if action_low is not None else self.low, np.float32).reshape(-1)
+            high = np.asarray(action_high if action_high is not None else self.high, np.float32).reshape(-1)
+            if low.shape != (self.action_dim,) or high.shape != (self.action_dim,) or not np.all(high > low):
+                raise ValueError(f"bad action bounds low={low.tolist()} high={high.tolist()} "
+                                 f"for action_dim {self.action_dim}")
+            self.low, self.high = low, high
+        if objectives is not None:
+            build_objectives(objectives)
+            self.objective_spec = copy.deepcopy({k: dict(v) for k, v in objectives.items()})
+        if planner_cfg is not None:
+            self.cfg = planner_cfg
+            if self.planner is not None:
+                if planner_cfg.method != self.planner.cfg.method:
+                    self.planner.reset()
+                self.planner.update_config(planner_cfg)
+        self._rebuild()
+
+    def reset(self) -> None:
+        """Forget the warm start (camera stall, new goal, new episode)."""
+        if self.planner is not None:
+            self.planner.reset()
+
+    # ------------------------------------------------------------------ goal
+    @torch.inference_mode()
+    def set_goal(self, frame: np.ndarray | None) -> None:
+        """Goal image [S, S, 3] uint8 (already resized) → goal latent (the frame repeated k times)."""
+        if frame is None:
+            self.goal_z = None
+        else:
+            stack = np.repeat(frame[None], self.frame_stack, axis=0)
+            x = torch.from_numpy(stack).to(self.device)[None]
+            self.goal_z = self.model.encode(x)[0].float()
+        self.reset()
+        self._rebuild()
+
+    # ------------------------------------------------------------------ control
+    def zero(self) -> np.ndarray:
+        """The safe command: exactly zero (stop), whatever the planning bounds."""
+        return np.zeros(self.action_dim, np.float32)
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        if frames.shape != (self.frame_stack, self.image_size, self.image_size, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 {(self.frame_stack, self.image_size, self.image_size, 3)}, "
+                             f"got {frames.dtype} {frames.shape}")
+        return self.model.encode(torch.from_numpy(frames).to(self.device)[None])[0]
+
+    def act(self, frames: np.ndarray) -> Decision:
+        """Encode the stack once, plan, return the clamped first action (or zero + a reason)."""
+        if self._idle_reason is not None or self.planner is None:
+            return Decision(self.zero(), WARN, self._idle_reason or "no planner")
+        t0 = time.perf_counter()
+        z = self.encode(frames)
+        t1 = time.perf_counter()
+        if not bool(torch.isfinite(z).all()):
+            self.reset()
+            return Decision(self.zero(), ERROR, "encoder produced a non-finite latent; zero command",
+                            encode_ms=(t1 - t0) * 1e3)
+        plan = self.planner.plan(z, self.goal_z)
+        t2 = time.perf_counter()
+        first = plan.first_action.detach().float().cpu().numpy()
+        actions = plan.actions.detach().float().cpu().numpy()
+        cost = float(plan.predicted_cost)
+        timing = dict(encode_ms=(t1 - t0) * 1e3, plan_ms=(t2 - t1) * 1e3)
+        if not (np.all(np.isfinite(first)) and np.all(np.isfinite(actions)) and np.isfinite(cost)):
+            self.reset()  # never warm-start from a poisoned plan
+            return Decision(self.zero(), ERROR, "plan is not finite (NaN/inf); zero command",
+                            predicted_cost=cost, **timing)
+        a = codecs.clamp_action(first, self.low, self.high)
+        actions = np.clip(actions, self.low, self.high)
+        return Decision(a, OK, "ok", plan_actions=actions, predicted_cost=cost, **timing)
+
+    def routing(self) -> dict[str, Any]:
+        """Expert load fractions and router entropy of the last predictor call (if any)."""
+        stats = getattr(self.model, "routing_stats", None)
+        if not callable(stats):
+            return {}
+        s = stats()
+        return {k: v.detach().float().cpu().numpy().reshape(-1).tolist() for k, v in s.items()}

@@ -1,0 +1,55 @@
+"""Where the shipped FastDDS profile lives, and pointing FASTDDS_DEFAULT_PROFILES_FILE at it.
+
+Images above ~500 KB need a bigger FastDDS shared-memory segment than the default
+(config/fastdds_large_images.xml, 16 MB). The variable is read when a DDS participant is
+created, so it must be set before `rclpy.init` (bringup, launch files and the nodes' `main`
+do so, never overriding a value the user already set).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import MutableMapping
+
+PROFILE_NAME = "fastdds_large_images.xml"
+ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def config_dir() -> Path | None:
+    """The package's config/ folder: the source tree's, else the installed share/ one."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "config"]  # source checkout / editable install
+    try:  # installed with colcon: <prefix>/share/moejepa_ros/config
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("moejepa_ros")) / "config")
+    except Exception:  # not installed with ament, or AMENT_PREFIX_PATH unset
+        pass
+    candidates.append(Path(sys.prefix) / "share" / "moejepa_ros" / "config")  # pip data_files
+    for c in candidates:
+        if (c / PROFILE_NAME).is_file():
+            return c
+    return None
+
+
+def fastdds_profile_path() -> Path | None:
+    """Absolute path of config/fastdds_large_images.xml, or None if it cannot be found."""
+    d = config_dir()
+    return None if d is None else d / PROFILE_NAME
+
+
+def ensure_fastdds_profile(env: MutableMapping[str, str] | None = None) -> str | None:
+    """Set FASTDDS_DEFAULT_PROFILES_FILE in `env` (default os.environ) unless already set.
+
+    Returns the value now in effect (None when unset and the profile is not found). Only
+    matters for the FastDDS RMW; harmless for others.
+    """
+    env = os.environ if env is None else env
+    if env.get(ENV_VAR):
+        return env[ENV_VAR]
+    p = fastdds_profile_path()
+    if p is None:
+        return None
+    env[ENV_VAR] = str(p)
+    return env[ENV_VAR]

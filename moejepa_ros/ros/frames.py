@@ -1,0 +1,97 @@
+"""Thread-safe frame intake: decode + resize in the subscriber, newest-k stack for the planner.
+
+The image callback calls `FrameStack.push` (a few hundred µs for a 480×640 frame) and returns;
+the planning thread calls `snapshot` to get the last k frames (oldest first, the model's
+frame-stack order), a sequence number that tells whether anything new arrived, and the newest
+frame's stamp/frame_id so outputs can carry them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def preprocess(rgb: np.ndarray, size: int) -> np.ndarray:
+    """RGB uint8 [H, W, 3] → contiguous [size, size, 3] (area resampling when the size differs)."""
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return np.ascontiguousarray(rgb)
+    import cv2
+
+    shrink = rgb.shape[0] >= size and rgb.shape[1] >= size
+    return cv2.resize(np.ascontiguousarray(rgb), (size, size),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+@dataclass
+class Snapshot:
+    """The newest `k` frames and where the newest one came from."""
+
+    frames: np.ndarray  # uint8 [k, H, W, 3], oldest first (padded by repeating the oldest)
+    seq: int  # count of frames pushed so far (the newest frame's number)
+    stamp_ns: int  # header.stamp of the newest frame
+    frame_id: str
+    rx_time: float  # time.monotonic() when the newest frame was received
+
+
+class FrameStack:
+    """A ring of the last `k` preprocessed frames, written by callbacks, read by the planner."""
+
+    def __init__(self, k: int, size: int):
+        if k < 1 or size < 1:
+            raise ValueError(f"FrameStack: k={k} and size={size} must be >= 1")
+        self.k, self.size = k, size
+        self._frames: deque[np.ndarray] = deque(maxlen=k)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._seq = 0
+        self._stamp_ns = 0
+        self._frame_id = ""
+        self._rx: float | None = None
+
+    def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str) -> int:
+        """Add one RGB frame (any size; resized here); wakes a waiting planner. Returns its seq."""
+        f = preprocess(rgb, self.size)
+        with self._cond:
+            self._frames.append(f)
+            self._seq += 1
+            self._stamp_ns, self._frame_id, self._rx = int(stamp_ns), frame_id, time.monotonic()
+            self._cond.notify_all()
+            return self._seq
+
+    def wait_newer(self, seq: int, timeout: float) -> bool:
+        """Block until a frame newer than `seq` arrives (True) or `timeout` passes (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seq > seq, timeout=max(0.0, timeout))
+
+    def wake(self) -> None:
+        """Wake waiters without a frame (used on shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def last_rx(self) -> float | None:
+        return self._rx
+
+    def clear(self) -> None:
+        """Forget the frames (after a camera stall a new stack must not mix old and new)."""
+        with self._lock:
+            self._frames.clear()
+
+    def snapshot(self) -> Snapshot | None:
+        """The current stack, or None before the first frame."""
+        with self._lock:
+            if not self._frames:
+                return None
+            frames = list(self._frames)
+            seq, stamp, fid, rx = self._seq, self._stamp_ns, self._frame_id, self._rx
+        if len(frames) < self.k:  # start-up: repeat the oldest frame, as at an episode start
+            frames = [frames[0]] * (self.k - len(frames)) + frames
+        return Snapshot(np.stack(frames), seq, stamp, fid, rx if rx is not None else 0.0)

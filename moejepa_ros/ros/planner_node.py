@@ -1,0 +1,576 @@
+"""planner_node: camera frames in, latent-MPC commands out (a managed lifecycle node).
+
+Lifecycle: configure loads the checkpoint onto `device` and builds the planner; activate
+starts the planning thread; deactivate stops it and publishes the zero command once;
+cleanup frees the model; shutdown joins the thread. With `autostart` (default) the node
+configures and activates itself, so no lifecycle manager is needed.
+
+Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compressed`, depth-1
+best effort; optional `goal_image` (switches the goal objective on) and `reward` (reported in
+diagnostics); publishes `action` (Twist | TwistStamped | Float32MultiArray | JointTrajectory),
+`~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
+and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
+
+Threading (measured, see MACHINE-NOTES): planning as an rclpy timer callback on 2 cores
+starved the image subscription (30 Hz → ~20 Hz, p99 165 ms); a plain thread running with
+`torch.set_num_threads(1)` kept 30/30 Hz. So callbacks only decode + store frames, and one
+plain thread encodes + plans on the newest stack; a slow plan skips stale frames, never
+queues them. The thread is joined on deactivate/shutdown (a daemon thread inside torch at
+interpreter exit aborts the process).
+
+Trigger (`control_trigger`): `frame` (default) plans as soon as a new frame arrives but at
+most `control_rate` times per second: lowest image→action latency, no plan on an unchanged
+stack. `timer` plans every control period on the newest stack (fixed-rate MPC, adds up to one
+period of latency). bench/bench_node.py measures both side by side.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float32, Float32MultiArray
+
+from moejepa_ros import codecs
+from moejepa_ros.ros import dds, params
+from moejepa_ros.ros.control import ERROR, OK, WARN, Decision, LatentController
+from moejepa_ros.ros.frames import FrameStack, preprocess
+from moejepa_ros.ros.messages import (
+    CAMERA_QOS,
+    COMMAND_QOS,
+    LATCHED_QOS,
+    action_msg_class,
+    plan_to_msg,
+    stamp_ns,
+)
+from moejepa_ros.ros.stats import ControlStats
+
+SPECS = params.PLANNER_NODE_SPECS
+LEVEL_NAME = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
+_LIVE_SIMPLE = {"control_rate", "camera_timeout", "control_trigger", "goal_timeout", "diagnostics_period"}
+
+
+def resolve_device(name: str) -> str:
+    """`auto` → cuda if available else cpu; anything else is checked by torch."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)  # raises RuntimeError on a malformed name
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available")
+    return str(dev)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+class PlannerNode(LifecycleNode):
+    """Latent MPC as a lifecycle node; see the module docstring for topics and threading."""
+
+    def __init__(self, node_name: str = "planner_node", **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        params.declare(self, SPECS)
+        self._vals = params.values(self, SPECS)
+        self.add_on_set_parameters_callback(self._on_set)
+        self.add_post_set_parameters_callback(self._post_set)
+        v = self._vals
+        self.stats = ControlStats()
+        self.finalized = threading.Event()  # set by the shutdown transition
+        self.configure_error: str | None = None
+        self._ctrl: LatentController | None = None
+        self._frames: FrameStack | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pending_lock = threading.Lock()
+        self._pending: dict[str, Any] = {}
+        self._goal_pending: tuple[np.ndarray | None, float] | None = None
+        self._goal_time: float | None = None
+        self._status = (OK, "unconfigured")
+        self._status_lock = threading.Lock()
+        self._last_malformed = -math.inf
+        self._last_stale_zero = False
+        self._subs: list[Any] = []
+        self._diag_timer = None
+        self._checkpoint_sha = ""
+        self._device = ""
+        self._last_reward = float("nan")
+        self._active = False
+        # Publishers exist in every state: the command type is read-only, and /diagnostics
+        # reports configure failures too. Commands are only sent while active (and the zero
+        # command once on deactivate).
+        self._action_cls = action_msg_class(v["action_type"])
+        self._pub_action = self.create_publisher(self._action_cls, "action", COMMAND_QOS)
+        self._pub_plan = self.create_publisher(Float32MultiArray, "~/plan", COMMAND_QOS)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._start_diag_timer(float(v["diagnostics_period"]))
+
+    # ================================================================ parameters
+    def _on_set(self, changed: list) -> Any:
+        return params.on_set_result(SPECS, self._vals, changed)
+
+    def _post_set(self, changed: list) -> None:
+        names = set()
+        for p in changed:
+            if p.name in self._vals:
+                val = p.value
+                if val is not None and not isinstance(val, (str, bool, int, float, list)):
+                    val = list(val)
+                self._vals[p.name] = val
+                names.add(p.name)
+        if "diagnostics_period" in names:
+            self._start_diag_timer(float(self._vals["diagnostics_period"]))
+        heavy = {n for n in names if n.startswith(("planner.", "objectives.")) or n in ("action_low", "action_high")}
+        if heavy:
+            with self._pending_lock:
+                if any(n.startswith("planner.") for n in heavy):
+                    self._pending["planner"] = True
+                if any(n.startswith("objectives.") for n in heavy):
+                    self._pending["objectives"] = True
+                if heavy & {"action_low", "action_high"}:
+                    self._pending["bounds"] = True
+            if self._thread is None and self._ctrl is not None:
+                self._apply_pending()  # inactive but configured: apply now
+        if names:
+            self.get_logger().info("parameters updated: " + ", ".join(sorted(names)))
+
+    def _apply_pending(self) -> None:
+        """Apply queued live changes; called from the planning thread (or when it is stopped)."""
+        with self._pending_lock:
+            pend, self._pending = self._pending, {}
+            goal, self._goal_pending = self._goal_pending, None
+        ctrl = self._ctrl
+        if ctrl is None:
+            return
+        if pend:
+            from moejepa_ros.planning import PlannerConfig
+
+            v = self._vals
+            try:
+                ctrl.update(
+                    planner_cfg=PlannerConfig.from_dict(params.planner_dict(v)) if pend.get("planner") else None,
+                    objectives=params.objectives_dict(v) if pend.get("objectives") else None,
+                    action_low=v["action_low"] if pend.get("bounds") and v["action_low"] is not None else None,
+                    action_high=v["action_high"] if pend.get("bounds") and v["action_high"] is not None else None,
+                )
+            except ValueError as e:  # e.g. bounds of the wrong length for this checkpoint
+                self.get_logger().error(f"live parameter change not applied: {e}")
+        if goal is not None:
+            frame, t = goal
+            ctrl.set_goal(frame)
+            self._goal_time = t if frame is not None else None
+
+    # ================================================================ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self._vals
+        try:
+            self._configure(v)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a clear log + FAILURE
+            self.configure_error = str(e)
+            self.get_logger().error(f"configure failed: {e}")
+            self._set_status(ERROR, f"configure failed: {e}")
+            self._free()
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
+        self._set_status(OK, "configured (inactive)")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self, v: dict[str, Any]) -> None:
+        reason = params.check_all(SPECS, v)
+        if reason:
+            raise ValueError(reason)
+        if not v["checkpoint"]:
+            raise ValueError("parameter 'checkpoint' is empty: give the path of a .safetensors checkpoint")
+        import torch
+
+        from moejepa_ros.model import load_checkpoint
+
+        device = resolve_device(v["device"])
+        model, meta = load_checkpoint(v["checkpoint"], device)
+        cfg = model.cfg
+        if v["frame_stack"] and v["frame_stack"] != cfg.frame_stack:
+            raise ValueError(f"frame_stack={v['frame_stack']} but the checkpoint was trained with "
+                             f"frame_stack={cfg.frame_stack}")
+        if v["image_size"] and v["image_size"] != cfg.image_size:
+            raise ValueError(f"image_size={v['image_size']} but the checkpoint expects {cfg.image_size}")
+        low = v["action_low"] if v["action_low"] is not None else meta.get("action_low")
+        high = v["action_high"] if v["action_high"] is not None else meta.get("action_high")
+        if low is None or high is None:
+            raise ValueError("no action bounds: set action_low/action_high or save them in the checkpoint meta")
+        from moejepa_ros.planning import PlannerConfig
+
+        ctrl = LatentController(model, device, PlannerConfig.from_dict(params.planner_dict(v)),
+                                params.objectives_dict(v), low, high)
+        if v["action_type"] in ("twist", "twist_stamped"):
+            codecs.action_to_msg(ctrl.zero(), self._action_cls(), fields=v["twist_fields"])  # checks the fields
+        elif v["action_type"] == "joint_trajectory":
+            codecs.action_to_msg(ctrl.zero(), self._action_cls(), joint_names=v["joint_names"] or [])
+        with torch.inference_mode():  # warm-up: first-call allocations happen here, not in control
+            ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
+        self._ctrl = ctrl
+        self._device = device
+        self._checkpoint_sha = file_sha256(v["checkpoint"])
+        self._frames = FrameStack(ctrl.frame_stack, ctrl.image_size)
+        if v["image_transport"] == "compressed":
+            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, CAMERA_QOS))
+        else:
+            self._subs.append(self.create_subscription(Image, "image", self._on_image, CAMERA_QOS))
+        self._subs.append(self.create_subscription(Image, "goal_image", self._on_goal, LATCHED_QOS))
+        self._subs.append(self.create_subscription(Float32, "reward", self._on_reward, COMMAND_QOS))
+        self.get_logger().info(
+            f"loaded {v['checkpoint']} on {device} (sha256 {self._checkpoint_sha[:12]}, "
+            f"{cfg.encoder} encoder, {cfg.experts} experts, frame_stack {cfg.frame_stack}, "
+            f"{cfg.image_size}px); planner {ctrl.cfg.method} {ctrl.cfg.samples}x{ctrl.cfg.horizon}x{ctrl.cfg.iterations}")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._ctrl is None:
+            return TransitionCallbackReturn.FAILURE
+        self._ctrl.reset()
+        self._start_thread()
+        self._active = True
+        self._set_status(OK, "active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_thread()
+        self._publish_zero(None)
+        self._set_status(OK, "inactive (zero command sent)")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_thread()
+        self._free()
+        self._set_status(OK, "unconfigured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        was_active = self._active
+        self._active = False
+        self._stop_thread()
+        if was_active:
+            self._publish_zero(None)
+        self._free()
+        self.finalized.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_thread()
+        self._publish_zero(None)
+        self._free()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _free(self) -> None:
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+        dev = self._device
+        self._ctrl = None
+        self._frames = None
+        self._goal_time = None
+        if dev.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def stop(self) -> None:
+        """Process exit (signal): stop control and send the zero command if it was running."""
+        was_active = self._active
+        self._active = False
+        self._stop_thread()
+        if was_active:
+            self._publish_zero(None)
+
+    # ================================================================ callbacks (executor)
+    def _on_image(self, msg: Any) -> None:
+        frames = self._frames
+        if frames is None:
+            return
+        try:
+            rgb = codecs.image_to_rgb(msg)
+            frames.push(rgb, stamp_ns(msg.header.stamp), msg.header.frame_id)
+        except Exception as e:  # noqa: BLE001 - CodecError, or anything odd in a hostile message
+            self.stats.count("malformed_images")
+            self._last_malformed = time.monotonic()
+            self.get_logger().warning(f"dropped a malformed image: {e}", throttle_duration_sec=2.0)
+            return
+        self.stats.count("frames_received")
+        self.stats.event("input")
+
+    def _on_goal(self, msg: Image) -> None:
+        if self._ctrl is None:
+            return
+        try:
+            frame = preprocess(codecs.image_to_rgb(msg), self._ctrl.image_size)
+        except Exception as e:  # noqa: BLE001
+            self.stats.count("malformed_goal_images")
+            self.get_logger().warning(f"dropped a malformed goal image: {e}", throttle_duration_sec=2.0)
+            return
+        with self._pending_lock:
+            self._goal_pending = (frame, time.monotonic())
+        if self._thread is None:
+            self._apply_pending()
+        self.get_logger().info("new goal image", throttle_duration_sec=1.0)
+
+    def _on_reward(self, msg: Float32) -> None:
+        self._last_reward = float(msg.data)
+        self.stats.sample("reward", float(msg.data))
+
+    # ================================================================ planning thread
+    def _start_thread(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="moejepa_planning", daemon=False)
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        t = self._thread
+        if t is None:
+            return
+        self._stop.set()
+        if self._frames is not None:
+            self._frames.wake()
+        t.join()
+        self._thread = None
+
+    def _loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(int(self._vals["num_threads"]))
+        frames = self._frames
+        last_seq = 0
+        last_step = -math.inf
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            period = 1.0 / float(self._vals["control_rate"])
+            if self._vals["control_trigger"] == "frame":
+                got = frames.wait_newer(last_seq, timeout=period)
+                if self._stop.is_set():
+                    break
+                wait = last_step + period - time.monotonic()
+                if got and wait > 0 and self._stop.wait(wait):  # cap at control_rate
+                    break
+            else:
+                next_tick += period
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    if self._stop.wait(delay):
+                        break
+                elif -delay > period:  # fell behind by more than a period: skip, don't burst
+                    next_tick = time.monotonic()
+            last_step = time.monotonic()
+            try:
+                last_seq = self._step(last_seq, period)
+            except Exception as e:  # noqa: BLE001 - the loop must never die
+                self.stats.count("errors")
+                self._publish_zero(None)
+                self._set_status(ERROR, f"control step failed: {type(e).__name__}: {e}; zero command")
+                self.get_logger().error(f"control step failed: {e}", throttle_duration_sec=2.0)
+
+    def _step(self, last_seq: int, period: float) -> int:
+        """One control step; returns the sequence number of the frame it planned on."""
+        self._apply_pending()
+        ctrl, frames = self._ctrl, self._frames
+        now = time.monotonic()
+        gt = float(self._vals["goal_timeout"])
+        if gt > 0 and self._goal_time is not None and now - self._goal_time > gt:
+            ctrl.set_goal(None)
+            self._goal_time = None
+            self.get_logger().warning("goal image expired (goal_timeout)")
+        snap = frames.snapshot()
+        timeout = float(self._vals["camera_timeout"])
+        if snap is None or now - snap.rx_time > timeout:
+            self._publish_zero(snap.frame_id if snap is not None else None)
+            self.stats.count("zero_commands")
+            if snap is not None:
+                frames.clear()
+                ctrl.reset()
+                msg = f"no image for {now - snap.rx_time:.2f} s (camera_timeout {timeout:g} s); zero command"
+            else:
+                msg = "no image received yet; zero command"
+            self._set_status(WARN, msg)
+            if not self._last_stale_zero:
+                self.get_logger().warning(msg)
+            self._last_stale_zero = True
+            return snap.seq if snap is not None else last_seq
+        if self._last_stale_zero:
+            self.get_logger().info("camera is back; planning resumed")
+        self._last_stale_zero = False
+        if snap.seq == last_seq and self._vals["control_trigger"] == "frame":
+            return last_seq  # woke without a new frame (watchdog tick)
+        if last_seq and snap.seq > last_seq + 1:
+            self.stats.count("frames_dropped", snap.seq - last_seq - 1)
+        t0 = time.monotonic()
+        decision = ctrl.act(snap.frames)
+        self._publish_action(decision.action, snap.stamp_ns, snap.frame_id)
+        t1 = time.monotonic()
+        if decision.plan_actions is not None:
+            self._pub_plan.publish(plan_to_msg(decision.plan_actions, decision.predicted_cost))
+        self._record(decision, snap, t0, t1, period)
+        return snap.seq
+
+    def _record(self, d: Decision, snap: Any, t0: float, t1: float, period: float) -> None:
+        s = self.stats
+        s.event("control")
+        s.count("commands")
+        s.sample("latency_ms", (t1 - snap.rx_time) * 1e3)  # image receipt → command published
+        s.sample("compute_ms", (t1 - t0) * 1e3)
+        s.sample("plan_ms", d.plan_ms)
+        s.sample("encode_ms", d.encode_ms)
+        now_ns = self.get_clock().now().nanoseconds
+        if snap.stamp_ns > 0 and now_ns >= snap.stamp_ns:
+            s.sample("stamp_latency_ms", (now_ns - snap.stamp_ns) / 1e6)  # header stamp → publish (node clock)
+        if t1 - t0 > period:
+            s.count("deadline_misses")
+        if d.level == ERROR:
+            s.count("nonfinite_plans" if "finite" in d.message else "errors")
+            self.get_logger().error(d.message, throttle_duration_sec=2.0)
+        self._set_status(d.level, d.message if d.level != OK else "planning")
+
+    # ================================================================ publishing
+    def _publish_action(self, action: np.ndarray, stamp: int | None, frame_id: str | None) -> None:
+        msg = self._action_cls()
+        v = self._vals
+        t = v["action_type"]
+        if stamp is None:
+            stamp = self.get_clock().now().nanoseconds
+        if t in ("twist", "twist_stamped"):
+            codecs.action_to_msg(action, msg, fields=v["twist_fields"], stamp_ns=stamp if t == "twist_stamped" else None)
+        elif t == "joint_trajectory":
+            codecs.action_to_msg(action, msg, joint_names=v["joint_names"] or [], stamp_ns=stamp)
+        else:
+            codecs.action_to_msg(action, msg)
+        if hasattr(msg, "header") and frame_id is not None:
+            msg.header.frame_id = frame_id
+        self._pub_action.publish(msg)
+
+    def _publish_zero(self, frame_id: str | None) -> None:
+        """The safe command (exactly zero), stamped now."""
+        ctrl = self._ctrl
+        if ctrl is None:
+            return
+        try:
+            self._publish_action(ctrl.zero(), None, frame_id)
+        except Exception as e:  # noqa: BLE001 - e.g. context already shut down
+            self.get_logger().error(f"could not publish the zero command: {e}", throttle_duration_sec=2.0)
+
+    # ================================================================ diagnostics
+    def _set_status(self, level: int, message: str) -> None:
+        with self._status_lock:
+            changed = level != self._status[0]
+            self._status = (level, message)
+        if changed and level > OK:
+            self._publish_diagnostics()  # problems are reported at once, not at the next period
+
+    def _start_diag_timer(self, period: float) -> None:
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics)
+
+    def diagnostics_status(self) -> DiagnosticStatus:
+        with self._status_lock:
+            level, message = self._status
+        if level == OK and time.monotonic() - self._last_malformed < float(self._vals["diagnostics_period"]) + 1:
+            level, message = WARN, "dropping malformed images"
+        st = DiagnosticStatus()
+        st.level = bytes([level])
+        st.name = f"{self.get_fully_qualified_name()}: control"
+        st.message = message
+        st.hardware_id = self._device or "none"
+        s = self.stats.summary()
+        v = self._vals
+        kv: dict[str, Any] = {
+            "device": self._device or "none",
+            "checkpoint": v["checkpoint"],
+            "checkpoint_sha256": self._checkpoint_sha,
+            "active": self._active,
+            "control_rate_target_hz": v["control_rate"],
+            "control_rate_hz": s.get("control_hz", 0.0),
+            "input_rate_hz": s.get("input_hz", 0.0),
+            "goal": self._ctrl is not None and self._ctrl.goal_z is not None,
+            "last_reward": self._last_reward,
+        }
+        for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms"):
+            if f"{name}_p50" in s:
+                kv[f"{name}_p50"], kv[f"{name}_p99"] = s[f"{name}_p50"], s[f"{name}_p99"]
+        for name in ("frames_received", "frames_dropped", "malformed_images", "commands", "zero_commands",
+                     "deadline_misses", "nonfinite_plans", "errors"):
+            kv[name] = int(s.get(name, 0))
+        ctrl = self._ctrl
+        if ctrl is not None:
+            kv["planner"] = f"{ctrl.cfg.method} samples={ctrl.cfg.samples} horizon={ctrl.cfg.horizon} " \
+                            f"iterations={ctrl.cfg.iterations}"
+            routing = ctrl.routing()
+            if "load" in routing:
+                kv["expert_load"] = " ".join(f"{x:.3f}" for x in routing["load"])
+            if "entropy" in routing:
+                kv["router_entropy"] = f"{routing['entropy'][0]:.4f}"
+        st.values = [KeyValue(key=k, value=(f"{x:.3f}" if isinstance(x, float) else str(x))) for k, x in kv.items()]
+        return st
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            arr = DiagnosticArray()
+            arr.header.stamp = self.get_clock().now().to_msg()
+            arr.status = [self.diagnostics_status()]
+            self._pub_diag.publish(arr)
+        except Exception as e:  # noqa: BLE001 - diagnostics must never take the node down
+            self.get_logger().warning(f"diagnostics failed: {e}", throttle_duration_sec=10.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the planner node until SIGINT/SIGTERM or the lifecycle shutdown transition.
+
+    Signals are handled here, not by rclpy, so the node can stop the planning thread and
+    publish the zero command before the context goes away.
+    """
+    dds.ensure_fastdds_profile()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node = None
+    rc = 0
+    try:
+        node = PlannerNode()
+        if node.get_parameter("autostart").value:
+            node.trigger_configure()
+            if node.configure_error is not None:
+                print(f"planner_node: configure failed: {node.configure_error}", file=sys.stderr)
+                return 1
+            node.trigger_activate()
+        ex = SingleThreadedExecutor()
+        ex.add_node(node)
+        while not stop.is_set() and not node.finalized.is_set():
+            ex.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
