@@ -1,7 +1,8 @@
 """Codec latency: Image/CompressedImage decode (and Image fill) µs p50/p99 per call.
 
 Cases per size (64x64, 224x224, 480x640): raw rgb8 (rclpy and rosbags messages), bgr8 with
-row padding, and JPEG (quality 90). Prints one JSON line per case and writes them all to
+row padding (plus the numpy channel swap that OpenCV replaced, as a side-by-side ratio),
+and JPEG (quality 90); fill_image for the publishing side. Prints one JSON line per case and writes them all to
 bench/results/codecs.json. The machine is shared, so the cases are measured in interleaved
 rounds and the per-call samples pooled; compare cases within one run, not across runs.
 
@@ -72,6 +73,8 @@ def build_cases():
             dict(case="rgb8_raw", size=size, op="image_to_rgb", msg="rclpy", fn=lambda m=live: C.image_to_rgb(m)),
             dict(case="rgb8_raw", size=size, op="image_to_rgb", msg="rosbags", fn=lambda m=bag: C.image_to_rgb(m)),
             dict(case=f"bgr8_step_pad{pad}", size=size, op="image_to_rgb", msg="rclpy", fn=lambda m=bgr: C.image_to_rgb(m)),
+            dict(case=f"bgr8_step_pad{pad}", size=size, op="numpy_swap_variant", msg="rclpy",
+                 fn=lambda m=bgr: np.ascontiguousarray(C.image_to_array(m)[..., ::-1])),
             dict(case="jpeg_q90", size=size, op="image_to_rgb", msg="rclpy", bytes=len(jpg.data),
                  fn=lambda m=jpg: C.image_to_rgb(m)),
             dict(case="rgb8_raw", size=size, op="fill_image", msg="rclpy",
