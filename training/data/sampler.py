@@ -50,36 +50,27 @@ class WindowSampler:
         return len(self.starts)
 
     def reset(self) -> None:
-        self.rng = np.random.Generator(np.random.PCG64(self.seed))
         self.batches = 0
 
     def state_dict(self) -> dict:
-        """Plain JSON-able resume point: the RNG state and the number of batches drawn."""
-        st = self.rng.bit_generator.state
-        return {"seed": self.seed, "batches": self.batches,
-                "rng": {"bit_generator": st["bit_generator"],
-                        "state": {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"])},
-                        "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])},
-                "num_windows": len(self.starts), "window": self.window, "batch_size": self.batch_size}
+        """Plain JSON-able resume point. Batch k is drawn from a generator seeded by (seed, k), so
+        the position is the whole RNG state."""
+        return {"seed": self.seed, "batches": self.batches, "num_windows": len(self.starts),
+                "window": self.window, "batch_size": self.batch_size}
 
     def load_state_dict(self, d: dict) -> None:
         for k in ("num_windows", "window", "batch_size"):
             have = len(self.starts) if k == "num_windows" else getattr(self, k)
             if d.get(k, have) != have:
                 raise ValueError(f"WindowSampler.load_state_dict: {k}={d[k]} but this sampler has {have}")
-        r = d["rng"]
-        self.rng = np.random.Generator(np.random.PCG64())
-        self.rng.bit_generator.state = {
-            "bit_generator": r["bit_generator"],
-            "state": {"state": int(r["state"]["state"]), "inc": int(r["state"]["inc"])},
-            "has_uint32": int(r["has_uint32"]), "uinteger": int(r["uinteger"])}
         self.seed, self.batches = int(d["seed"]), int(d["batches"])
 
     def sample_indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> (global frame indices [B,T], shard per window [B], shift offsets [B,2] in 0..2*pad)."""
-        pick = self.rng.integers(0, len(self.starts), size=self.batch_size)
+        rng = np.random.default_rng([self.seed, self.batches])
+        pick = rng.integers(0, len(self.starts), size=self.batch_size)
         idx = self.starts[pick][:, None] + self._arange
-        shift = self.rng.integers(0, 2 * self.augment_shift + 1, size=(self.batch_size, 2))
+        shift = rng.integers(0, 2 * self.augment_shift + 1, size=(self.batch_size, 2))
         self.batches += 1
         return idx, self.start_shard[pick], shift
 
@@ -112,6 +103,8 @@ class WindowSampler:
             batch["state"] = torch.from_numpy(c.state[idx])
         return batch
 
-    def __iter__(self):
-        while True:
-            yield self.sample()
+    def __iter__(self) -> "WindowSampler":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        return self.sample()

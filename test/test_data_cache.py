@@ -1,0 +1,81 @@
+"""training.data.cache: content, resize, hit on second run, invalidation, atomicity, bad bags."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from training.data.bag_reader import read_bags
+from training.data.cache import DataCache, build_cache
+from training.data.episode import BagDataError
+from training.rollouts import record_rollouts
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bags")
+    record_rollouts("two_rooms", "walk", 4, root, max_steps=9, seed=3, episodes_per_bag=2,
+                    env_kwargs={"mode": "goal"})
+    return root
+
+
+def test_cache_holds_the_episodes_and_second_run_is_a_hit(bags, tmp_path):
+    eps, _ = read_bags(bags)
+    c = build_cache(bags, tmp_path)
+    assert not c.hit and c.num_episodes == 4 and c.num_frames == sum(len(e) for e in eps)
+    assert len(c.frames) == 2 and all(isinstance(f, np.memmap) for f in c.frames)  # one shard per bag
+    for i, e in enumerate(eps):
+        got = c.episode(i)
+        assert np.array_equal(got.frames, e.frames) and np.array_equal(got.actions, e.actions)
+        assert np.array_equal(got.rewards, e.rewards) and np.array_equal(got.state, e.state)
+    assert c.episode_ids.tolist() == np.repeat(np.arange(4), c.episode_lengths).tolist()
+    index = json.loads((c.root / "index.json").read_text())
+    assert index["summary"]["episodes"] == 4 and index["action_dim"] == 2 and index["state_dim"] == 4
+    assert not any(p.suffix == ".pkl" for p in c.root.iterdir())
+    stamp = (c.root / "index.json").stat().st_mtime_ns
+    c2 = build_cache(bags, tmp_path)
+    assert c2.hit and c2.root == c.root and (c.root / "index.json").stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [c.key]  # no temp folders left behind
+
+
+def test_resize_and_config_change_the_key(bags, tmp_path):
+    c64 = build_cache(bags, tmp_path)
+    c32 = build_cache(bags, tmp_path, image_size=32)
+    assert not c32.hit and c32.key != c64.key and c32.image_size == (32, 32)
+    ref = cv2.resize(np.asarray(c64.frames[0][3]), (32, 32), interpolation=cv2.INTER_AREA)
+    assert c32.frames[0].shape[1:] == (32, 32, 3) and np.array_equal(c32.frames[0][3], ref)
+
+
+def test_changed_bag_invalidates(tmp_path):
+    src = tmp_path / "bags"
+    record_rollouts("two_rooms", "random", 1, src, max_steps=3)
+    a = build_cache(src, tmp_path / "cache")
+    record_rollouts("two_rooms", "random", 1, src / "more", max_steps=3, seed=9)
+    b = build_cache(src, tmp_path / "cache")
+    assert not b.hit and b.key != a.key and b.num_episodes == 2
+    assert build_cache(src, tmp_path / "cache").hit
+    assert not build_cache(src, tmp_path / "cache", rebuild=True).hit
+
+
+def test_parallel_build_matches_serial(bags, tmp_path):
+    one = build_cache(bags, tmp_path / "one", workers=1)
+    two = build_cache(bags, tmp_path / "two", workers=2)
+    assert one.key == two.key
+    for f1, f2 in zip(one.frames, two.frames):
+        assert np.array_equal(f1, f2)
+    assert np.array_equal(one.actions, two.actions) and np.array_equal(one.state, two.state)
+
+
+def test_bad_bag_skipped_or_named(bags, tmp_path):
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(b"\x89MCAP0\r\n" + bytes(200))
+    with pytest.raises(BagDataError, match="bad.mcap"):
+        build_cache([bags, bad], tmp_path / "c")
+    assert not any((tmp_path / "c").iterdir())  # a failed build leaves nothing
+    c = build_cache([bags, bad], tmp_path / "c", skip_bad=True)
+    assert c.num_episodes == 4 and str(bad) in c.summary.skipped_files
+
+
+def test_open_checks_the_index(tmp_path):
+    with pytest.raises(ValueError, match="index.json"):
+        DataCache(tmp_path)
