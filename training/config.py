@@ -85,10 +85,12 @@ class FitConfig:
 class CollectConfig:
     env: str = _f("two_rooms", "simulator: two_rooms | dmc:<domain>_<task>")
     env_kwargs: Dict[str, Any] = _f({}, "keyword arguments for make_env")
-    policy: str = _f("random_walk", "data policy: random_walk | random")
+    policy: str = _f("walk", "data policy: walk (Two-Rooms biased random walk) | random (uniform actions)")
+    max_steps: Optional[int] = _f(None, "step limit per episode (null = the env's own limit)")
     episodes: int = _f(20, "episodes to record")
     workers: int = _f(1, "parallel recording processes")
     storage: str = _f("mcap", "bag storage: mcap | sqlite3")
+    overwrite: bool = _f(False, "replace existing bags in <out_dir>/collect/bags")
 
 
 @dataclass
@@ -227,8 +229,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.collect.episodes >= 1, "collect.episodes", cfg.collect.episodes, "must be >= 1")
     need(cfg.collect.workers >= 1, "collect.workers", cfg.collect.workers, "must be >= 1")
     need(cfg.collect.storage in ("mcap", "sqlite3"), "collect.storage", cfg.collect.storage, "expected mcap or sqlite3")
-    need(cfg.collect.policy in ("random_walk", "random"), "collect.policy", cfg.collect.policy,
-         "expected random_walk or random")
+    need(cfg.collect.policy in ("walk", "random"), "collect.policy", cfg.collect.policy,
+         "expected walk or random")
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")

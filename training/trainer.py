@@ -60,7 +60,8 @@ class Prefetcher:
             self._thread.start()
 
     def _draw(self):
-        batch = next(self.source)
+        sample = getattr(self.source, "sample", None)
+        batch = sample() if callable(sample) else next(self.source)
         if self.pin:
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return batch, copy.deepcopy(self.source.state_dict())

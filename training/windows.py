@@ -54,6 +54,10 @@ class ArrayWindows:
         return self
 
     def __next__(self) -> Dict[str, torch.Tensor]:
+        return self.sample()
+
+    def sample(self) -> Dict[str, torch.Tensor]:
+        """One batch of windows (the same protocol as `training.data.sampler.WindowSampler`)."""
         if not self.episodes:
             raise ValueError(f"ArrayWindows: no episode is at least window={self.window} steps long")
         rng = np.random.default_rng([self.seed, self.draws])

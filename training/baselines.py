@@ -1,0 +1,116 @@
+"""Baselines as switches of the same pipeline (`baseline.kind`).
+
+- `dense`: the predictor with one expert at equal *active* parameters (`model_config` applies
+  `dense_equivalent`); `no_pretrain`: Stage 2 ignores `fit.init_encoder`.
+- `pixel_recon`: a decoder on the latents and a pixel reconstruction loss of the current frame
+  and of each predicted future frame, added to the world-model loss (a Dreamer/PlaNet-style
+  generative objective; set `model.losses.latent=0` for a pure reconstruction model). The
+  decoder is a training-side module wrapped around the unchanged `WorldModel`.
+- `sac` / `ppo`: a model-free agent from pixels with stable-baselines3's CnnPolicy on the
+  gymnasium env; weights saved as safetensors + JSON (no SB3 zip, which pickles).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from moejepa_ros.model.config import ModelConfig
+
+
+class PixelReconstruction(nn.Module):
+    """Conv-transpose decoder z -> RGB frame, and `loss(model, batch, stage)` = WM loss + recon."""
+
+    def __init__(self, mc: ModelConfig, weight: float = 1.0, width: int = 32):
+        super().__init__()
+        if mc.image_size % 16:
+            raise ValueError(f"pixel_recon: image_size={mc.image_size} must be divisible by 16")
+        self.weight, self.s0, self.width = float(weight), mc.image_size // 16, width
+        self.fc = nn.Linear(mc.latent_dim, 4 * width * self.s0 * self.s0)
+        layers = []
+        ch = 4 * width
+        for out in (2 * width, width, width):
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1), nn.SiLU()]
+            ch = out
+        layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1)]
+        self.deconv = nn.Sequential(*layers)
+        self.k = mc.frame_stack
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z [N, D] -> frames [N, 3, S, S] in the encoder's scale (x/255 - 0.5)."""
+        h = self.fc(z).reshape(-1, 4 * self.width, self.s0, self.s0)
+        return self.deconv(h)
+
+    def loss(self, model: nn.Module, batch: Dict[str, torch.Tensor], stage: int):
+        total, terms = model.loss(batch, stage)
+        frames = batch["frames"]
+        k = self.k
+        B, T = frames.shape[:2]
+        H = T - k
+        stacks = frames.unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)  # [B, H+1, k, S, S, 3]
+        z0 = model.encode(stacks[:, 0])
+        zs = [z0]
+        if stage == 2:
+            acts = batch["actions"][:, k - 1:k - 1 + H].float()
+            zs.append(model.rollout(z0, acts).reshape(-1, z0.shape[-1]))
+            target = frames[:, k - 1:]  # last frame of stacks 0..H
+        else:
+            target = frames[:, k - 1:k]
+        z = torch.cat([zs[0]] + zs[1:], 0) if len(zs) > 1 else zs[0]
+        tgt = torch.cat([target[:, 0]] + ([target[:, 1:].reshape(-1, *target.shape[2:])] if len(zs) > 1 else []), 0)
+        tgt = tgt.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        recon = F.mse_loss(self.decode(z).float(), tgt)
+        terms = dict(terms)
+        terms["recon"] = recon.detach()
+        total = total + self.weight * recon
+        terms["total"] = total.detach()
+        return total, terms
+
+
+# ------------------------------------------------------------------------------ SB3
+def run_model_free(cfg, run_dir: str) -> dict:
+    """Train SB3 SAC/PPO (CnnPolicy) on `collect.env` for `baseline.rl_steps` steps; evaluate; save."""
+    from safetensors.torch import save_file
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    import gymnasium as gym
+
+    from moejepa_ros.sim import make_env
+
+    kind = cfg.baseline.kind
+    env_kwargs = dict(cfg.collect.env_kwargs)
+    if cfg.collect.env == "two_rooms":
+        env_kwargs.setdefault("mode", "goal")
+        env_kwargs.setdefault("show_goal", True)  # a reactive policy must see its goal
+    env_kwargs.update(cfg.baseline.rl_env_kwargs)
+    env = gym.wrappers.TimeLimit(make_env(cfg.collect.env, **env_kwargs), cfg.eval.max_episode_steps)
+    os.makedirs(run_dir, exist_ok=True)
+    common = dict(seed=cfg.run.seed, verbose=0, device="cpu", tensorboard_log=os.path.join(run_dir, "tb"))
+    if kind == "sac":
+        agent = SAC("CnnPolicy", env, buffer_size=min(100_000, max(1000, cfg.baseline.rl_steps)),
+                    learning_starts=min(1000, cfg.baseline.rl_steps // 4), batch_size=64, **common)
+    else:
+        agent = PPO("CnnPolicy", env, n_steps=min(512, max(64, cfg.baseline.rl_steps // 2)), batch_size=64,
+                    n_epochs=4, **common)
+    t0 = time.perf_counter()
+    agent.learn(total_timesteps=int(cfg.baseline.rl_steps), progress_bar=False)
+    train_s = time.perf_counter() - t0
+    mean_r, std_r = evaluate_policy(agent, env, n_eval_episodes=max(1, cfg.eval.closed_loop_episodes),
+                                    deterministic=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
+    save_file(sd, os.path.join(run_dir, f"{kind}_policy.safetensors"),
+              metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)})
+    result = {"baseline": kind, "env": cfg.collect.env, "env_steps": int(cfg.baseline.rl_steps),
+              "train_seconds": round(train_s, 2), "eval_return_mean": float(mean_r),
+              "eval_return_std": float(std_r), "policy": os.path.join(run_dir, f"{kind}_policy.safetensors")}
+    with open(os.path.join(run_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    env.close()
+    return result
+

@@ -1,0 +1,159 @@
+"""`moejepa-train`: one CLI from simulator rollouts / rosbags to a checkpoint the robot node loads.
+
+    moejepa-train collect  -c two_rooms                    # simulator -> rosbag2
+    moejepa-train pretrain -c two_rooms                    # Stage 1: action-free JEPA on video
+    moejepa-train fit      -c two_rooms fit.init_encoder=auto optim.lr=3e-4
+    moejepa-train mbrl     -c two_rooms                    # Stage 3: plan, append, re-fit
+    moejepa-train distill  -c two_rooms                    # planner -> actor (Mode-1)
+    moejepa-train evaluate -c two_rooms                    # JSON + PNG report
+    moejepa-train export   -c two_rooms                    # -> <out_dir>/export/model.safetensors
+    torchrun --nproc_per_node 2 -m training.cli fit -c tiny   # DDP (gloo on CPU, NCCL on GPU)
+
+Options are `section.key=value` overrides (OmegaConf dotlist) on top of the YAML files given
+with -c (bare names are looked up in config/train/); `moejepa-train <cmd> --help` lists them.
+Each command prints a JSON summary on stdout; progress and logs go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+from .config import ConfigError, TrainConfig, load_config, options_help
+
+SECTIONS: Dict[str, List[str]] = {
+    "collect": ["run", "collect"],
+    "pretrain": ["run", "data", "model", "optim", "train"],
+    "fit": ["run", "data", "model", "optim", "train", "fit", "baseline", "collect"],
+    "mbrl": ["run", "data", "model", "optim", "train", "fit", "collect", "plan", "mbrl", "eval"],
+    "distill": ["run", "data", "plan", "distill", "collect"],
+    "evaluate": ["run", "data", "eval", "plan", "collect"],
+    "export": ["run", "export"],
+}
+SUMMARY = {
+    "collect": "record simulator episodes as rosbag2 (collect.env, collect.policy) into <out_dir>/collect/bags",
+    "pretrain": "Stage 1: action-free JEPA pre-training of the encoder on video windows",
+    "fit": "Stage 2: MoE world model with reward/cost/value heads (optionally from a Stage-1 encoder); "
+           "baseline.kind=sac|ppo trains a model-free pixel agent instead",
+    "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
+    "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
+    "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
+    "export": "training checkpoint -> clean inference checkpoint (action bounds + preprocessing in meta)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="moejepa-train", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(f"  {k:9s} {v}" for k, v in SUMMARY.items()))
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, sections in SECTIONS.items():
+        p = sub.add_parser(name, help=SUMMARY[name], description=SUMMARY[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="options (key=value):\n" + options_help(sections))
+        p.add_argument("-c", "--config", action="append", default=[], metavar="YAML",
+                       help="YAML config file or name in config/train/ (repeatable; later ones win)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides (see below)")
+    return ap
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_collect(cfg: TrainConfig, info, device) -> dict:
+    from .collect import collect
+    return collect(cfg)
+
+
+def cmd_pretrain(cfg: TrainConfig, info, device) -> dict:
+    from .stages import pretrain
+    return _train_result(pretrain(cfg, info, device))
+
+
+def cmd_fit(cfg: TrainConfig, info, device) -> dict:
+    if cfg.baseline.kind in ("sac", "ppo"):
+        from .baselines import run_model_free
+        from .datasets import run_subdir
+        return run_model_free(cfg, run_subdir(cfg, cfg.baseline.kind))
+    from .stages import fit
+    return _train_result(fit(cfg, info, device))
+
+
+def cmd_mbrl(cfg: TrainConfig, info, device) -> dict:
+    from .mbrl import mbrl
+    return mbrl(cfg, device)
+
+
+def cmd_distill(cfg: TrainConfig, info, device) -> dict:
+    from .distill import distill
+    return distill(cfg, device)
+
+
+def cmd_evaluate(cfg: TrainConfig, info, device) -> dict:
+    from .evaluate import evaluate
+    return evaluate(cfg, device)
+
+
+def cmd_export(cfg: TrainConfig, info, device) -> dict:
+    from .export import export
+    return export(cfg)
+
+
+COMMANDS: Dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "fit": cmd_fit,
+                                 "mbrl": cmd_mbrl, "distill": cmd_distill, "evaluate": cmd_evaluate,
+                                 "export": cmd_export}
+DISTRIBUTED = ("pretrain", "fit")
+
+
+def _train_result(r) -> dict:
+    return {"step": r.step, "checkpoint": r.checkpoint, "run_dir": r.run_dir, "resumed_from": r.resumed_from,
+            "last": r.last_terms, "samples_per_s": r.samples_per_s, "data_wait_share": r.data_wait_share,
+            "seconds": round(r.elapsed_s, 2)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"moejepa-train {args.command}: {e}", file=sys.stderr)
+        return 2
+    import torch
+
+    from .distributed import cleanup, init_distributed, resolve_device
+    from .logging_utils import setup_console_logging
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
+    try:
+        device = resolve_device(cfg.run.device)
+    except ValueError as e:
+        print(f"moejepa-train {args.command}: {e}", file=sys.stderr)
+        return 2
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and args.command not in DISTRIBUTED:
+        print(f"moejepa-train {args.command}: runs in one process; only {DISTRIBUTED} use torchrun", file=sys.stderr)
+        return 2
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    info = init_distributed(device)
+    setup_console_logging(info.is_main)
+    t0 = time.perf_counter()
+    try:
+        result = COMMANDS[args.command](cfg, info, device)
+    except (ConfigError, FileExistsError) as e:
+        print(f"moejepa-train {args.command}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        cleanup(info)
+    if info.is_main:
+        result = dict(result or {})
+        result.setdefault("command", args.command)
+        result["wall_seconds"] = round(time.perf_counter() - t0, 2)
+        print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
