@@ -80,6 +80,7 @@ ENCODINGS: dict[str, _Enc] = {
 }
 
 _NATIVE_BIG = sys.byteorder == "big"
+_MAX_SEC = 2**31  # builtin_interfaces Time/Duration .sec is int32
 
 
 def _enc(encoding: Any, where: str = "Image.encoding") -> _Enc:
@@ -125,6 +126,8 @@ def _get(msg: Any, name: str, kind: str) -> Any:
 
 def _uint_field(msg: Any, name: str, kind: str = "Image") -> int:
     value = _get(msg, name, kind)
+    if isinstance(value, (bool, np.bool_)) and name == "is_bigendian":
+        return int(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise CodecError(f"{kind}.{name}={value!r} is not an integer")
     return int(value)
@@ -458,8 +461,8 @@ def fill_image(msg: Any, array_: np.ndarray, encoding: str = "rgb8") -> Any:
 def _set_stamp(msg: Any, stamp_ns: int | None, frame_id: str | None = None) -> None:
     if stamp_ns is not None:
         stamp_ns = int(stamp_ns)
-        if stamp_ns < 0:
-            raise CodecError(f"stamp_ns={stamp_ns} is negative")
+        if not 0 <= stamp_ns < _MAX_SEC * 1_000_000_000:
+            raise CodecError(f"stamp_ns={stamp_ns} is outside 0..2**31 s (builtin_interfaces/Time.sec is int32)")
         msg.header.stamp.sec = stamp_ns // 1_000_000_000
         msg.header.stamp.nanosec = stamp_ns % 1_000_000_000
     if frame_id is not None:
@@ -630,16 +633,19 @@ def clamp_action(a: Any, low: Any, high: Any) -> np.ndarray:
 
     Raises CodecError on NaN/inf actions, wrong bound lengths, or ``low > high``.
     """
-    arr = _as_action(a)
+    return _finite32(_clip(_as_action(a), low, high), "action")
+
+
+def _clip(arr: np.ndarray, low: Any, high: Any) -> np.ndarray:
     lo, hi = _bound(low, arr.size, "low"), _bound(high, arr.size, "high")
     if np.any(lo > hi):
         raise CodecError(f"low={lo.tolist()} exceeds high={hi.tolist()}")
-    return np.clip(arr, lo, hi).astype(np.float32)
+    return np.clip(arr, lo, hi)
 
 
 def _kind(msg: Any) -> str:
     """'twist_stamped', 'twist', 'multiarray' or 'joint_trajectory', by fields."""
-    if hasattr(msg, "twist") and hasattr(msg, "header"):
+    if hasattr(msg, "twist") and hasattr(msg, "header") and hasattr(msg.twist, "linear"):
         return "twist_stamped"
     if hasattr(msg, "linear") and hasattr(msg, "angular"):
         return "twist"
@@ -650,15 +656,27 @@ def _kind(msg: Any) -> str:
     name = getattr(msg, "__msgtype__", type(msg).__name__)
     raise CodecError(
         f"{name} is not a Twist, TwistStamped, Float32MultiArray or JointTrajectory message"
+        " (TwistWithCovariance and other look-alikes are not supported)"
     )
 
 
-def _twist_fields(fields: Sequence[str] | None, n: int) -> list[str]:
+def _names(value: Any) -> list[str]:
+    """A list of names; a single string is read as comma-separated (handy for ROS params)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    names = list(value)
+    bad = [v for v in names if not isinstance(v, str)]
+    if bad:
+        raise CodecError(f"names must be strings, got {bad!r}")
+    return names
+
+
+def _twist_fields(fields: Sequence[str] | str | None, n: int) -> list[str]:
     if fields is None:
         if n > len(TWIST_FIELDS):
             raise CodecError(f"action has {n} dims but a Twist holds at most 6")
         return list(TWIST_FIELDS[:n])
-    fields = list(fields)
+    fields = _names(fields)
     unknown = [f for f in fields if f not in TWIST_FIELDS]
     if unknown:
         raise CodecError(f"fields {unknown} are not Twist fields (known: {list(TWIST_FIELDS)})")
@@ -670,7 +688,7 @@ def _twist_fields(fields: Sequence[str] | None, n: int) -> list[str]:
 
 
 def _joint_names(msg: Any, joint_names: Sequence[str] | None, n: int) -> list[str]:
-    names = list(joint_names) if joint_names is not None else list(msg.joint_names)
+    names = _names(joint_names) if joint_names is not None else list(msg.joint_names)
     if not names:
         raise CodecError("JointTrajectory needs joint_names (argument or msg.joint_names)")
     if len(names) != n:
@@ -680,12 +698,23 @@ def _joint_names(msg: Any, joint_names: Sequence[str] | None, n: int) -> list[st
     return names
 
 
+def _finite32(values: np.ndarray, what: str) -> np.ndarray:
+    """Cast to float32, refusing values that overflow to inf (e.g. 1e300 from a float64 source)."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(values).astype(np.float32)
+    if not np.isfinite(out).all():
+        raise CodecError(f"{what} overflows float32: {np.asarray(values).tolist()}")
+    return out
+
+
 def _set_seq(msg: Any, field: str, values: np.ndarray, dtype: Any) -> None:
     """Assign a numeric sequence the fast way for each message flavour."""
+    dtype = np.dtype(dtype)
+    vals = _finite32(values, f"{type(msg).__name__}.{field}") if dtype == np.float32 else values.astype(dtype)
     if _is_rosbags(msg):
-        setattr(msg, field, np.asarray(values, dtype=dtype).copy())
+        setattr(msg, field, np.array(vals, dtype=dtype))
     else:
-        setattr(msg, field, array.array(np.dtype(dtype).char, np.asarray(values, dtype=dtype).tobytes()))
+        setattr(msg, field, array.array(dtype.char, vals.tobytes()))
 
 
 def _seq_dtype(seq: Any, default: Any) -> np.dtype:
@@ -715,7 +744,9 @@ def action_to_msg(action: Any, msg: Any, *, low: Any = None, high: Any = None,
     kind = _kind(msg)
     if (low is None) != (high is None):
         raise CodecError("give both low and high, or neither")
-    a = clamp_action(action, low, high).astype(np.float64) if low is not None else _as_action(action)
+    a = _as_action(action)
+    if low is not None:
+        a = _clip(a, low, high)  # in float64, so float64 fields keep full precision
     n = a.size
     if kind in ("twist", "twist_stamped"):
         twist = msg.twist if kind == "twist_stamped" else msg
@@ -737,9 +768,11 @@ def action_to_msg(action: Any, msg: Any, *, low: Any = None, high: Any = None,
         if point_field not in ("positions", "velocities"):
             raise CodecError(f"point_field={point_field!r} must be 'positions' or 'velocities'")
         names = _joint_names(msg, joint_names, n)
-        if not (np.isfinite(time_from_start_s) and time_from_start_s >= 0):
-            raise CodecError(f"time_from_start_s={time_from_start_s} must be finite and >= 0")
+        if not (np.isfinite(time_from_start_s) and 0 <= time_from_start_s < _MAX_SEC):
+            raise CodecError(f"time_from_start_s={time_from_start_s} must be in [0, 2**31) s")
         point = new_message(_element_type(msg, "points"))
+        if not hasattr(point, point_field):
+            raise CodecError(f"{type(point).__name__} has no field {point_field!r} (not a JointTrajectory?)")
         _set_seq(point, point_field, a, np.float64)
         ns = int(round(float(time_from_start_s) * 1e9))
         point.time_from_start.sec = ns // 1_000_000_000
@@ -784,7 +817,7 @@ def msg_to_action(msg: Any, action_dim: int, fields: Sequence[str] | None = None
                 f"for {len(have)} joint_names"
             )
         if joint_names is not None:
-            want = list(joint_names)
+            want = _names(joint_names)
             missing = [j for j in want if j not in have]
             if missing:
                 raise CodecError(f"JointTrajectory lacks joints {missing} (has {have})")
@@ -792,4 +825,4 @@ def msg_to_action(msg: Any, action_dim: int, fields: Sequence[str] | None = None
         if vals.size != n:
             raise CodecError(f"JointTrajectory gives {vals.size} values, expected action_dim={n}")
         out = vals
-    return _as_action(out, f"{type(msg).__name__} action").astype(np.float32)
+    return _finite32(_as_action(out, f"{type(msg).__name__} action"), f"{type(msg).__name__} action")

@@ -186,3 +186,49 @@ def test_msg_to_action_errors(flavour):
     jt.joint_names = ["a"]
     with pytest.raises(CodecError, match=r"positions has 2 values for 1 joint_names"):
         C.msg_to_action(jt, 2)
+
+
+@pytest.mark.parametrize("flavour", ["rclpy", "rosbags"])
+def test_hardening_edge_cases(flavour):
+    twist = C.new_message(_cls("geometry_msgs/msg/Twist", flavour))
+    # comma-separated names (as a string ROS parameter gives them)
+    C.action_to_msg([0.2, 0.4], twist, fields="linear.x, angular.z")
+    assert (twist.linear.x, twist.angular.z) == (0.2, 0.4)
+    with pytest.raises(CodecError, match="names must be strings"):
+        C.action_to_msg([0.0], twist, fields=[3])
+    # float64 fields keep full precision through clamping
+    C.action_to_msg([0.1], twist, low=-1, high=1)
+    assert twist.linear.x == 0.1
+    # float32 targets refuse values that would overflow to inf
+    arr = C.new_message(_cls("std_msgs/msg/Float32MultiArray", flavour))
+    with pytest.raises(CodecError, match="overflows float32"):
+        C.action_to_msg([1e300], arr)
+    with pytest.raises(CodecError, match="overflows float32"):
+        C.clamp_action([1e300], -np.inf, np.inf)
+    f64 = std.Float64MultiArray() if flavour == "rclpy" else C.new_message(TS.types["std_msgs/msg/Float64MultiArray"])
+    C.action_to_msg([1e300], f64)  # fine in a float64 message, not as a float32 action
+    with pytest.raises(CodecError, match="overflows float32"):
+        C.msg_to_action(f64, 1)
+    st = C.new_message(_cls("geometry_msgs/msg/TwistStamped", flavour))
+    with pytest.raises(CodecError, match="stamp_ns=-1 is outside"):
+        C.action_to_msg([0.0], st, stamp_ns=-1)
+    with pytest.raises(CodecError, match="is outside 0..2\\*\\*31"):
+        C.action_to_msg([0.0], st, stamp_ns=2**31 * 10**9)
+    jt = C.new_message(_cls("trajectory_msgs/msg/JointTrajectory", flavour))
+    with pytest.raises(CodecError, match="time_from_start_s=-1"):
+        C.action_to_msg([0.0], jt, joint_names=["a"], time_from_start_s=-1)
+    with pytest.raises(CodecError, match="time_from_start_s=nan"):
+        C.action_to_msg([0.0], jt, joint_names=["a"], time_from_start_s=float("nan"))
+    C.action_to_msg([0.5, 0.6], jt, joint_names="a,b")
+    assert list(jt.joint_names) == ["a", "b"]
+
+
+@pytest.mark.parametrize("flavour", ["rclpy", "rosbags"])
+def test_look_alike_messages_are_rejected(flavour):
+    for name in ("geometry_msgs/msg/TwistWithCovarianceStamped", "geometry_msgs/msg/TwistWithCovariance"):
+        cls = getattr(geometry, name.split("/")[-1]) if flavour == "rclpy" else TS.types[name]
+        with pytest.raises(CodecError, match="not a Twist"):
+            C.action_to_msg([0.0], C.new_message(cls))
+    cls = traj.MultiDOFJointTrajectory if flavour == "rclpy" else TS.types["trajectory_msgs/msg/MultiDOFJointTrajectory"]
+    with pytest.raises(CodecError, match="has no field 'positions'"):
+        C.action_to_msg([0.0], C.new_message(cls), joint_names=["a"])

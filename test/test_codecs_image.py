@@ -252,3 +252,20 @@ def test_bad_data_types_in_rosbags_message():
 def test_fill_image_rejects_mismatch(arr, enc, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.fill_image(Image(), arr, enc)
+
+
+def test_bool_is_bigendian_accepted():
+    m = C.make_image(BagImage, np.arange(4, dtype=">u2").reshape(2, 2), "mono16")
+    m.is_bigendian = True
+    np.testing.assert_array_equal(C.image_to_array(m), [[0, 1], [2, 3]])
+
+
+def test_module_imports_no_rclpy_rosbags_or_cv2():
+    """codecs must load where no ROS is installed (training cluster); OpenCV only on demand."""
+    import subprocess
+    import sys
+
+    code = ("import sys, moejepa_ros.codecs; "
+            "bad = [m for m in ('rclpy', 'rosbags', 'cv2', 'sensor_msgs', 'cv_bridge') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
