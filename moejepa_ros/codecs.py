@@ -3,7 +3,8 @@
 One set of functions for live rclpy messages and for `rosbags` messages read from a bag
 (same field names; rclpy stores byte sequences as ``array.array``/``bytes``, rosbags as
 numpy arrays and builds messages as dataclasses). This module never imports rclpy,
-rosbags or cv_bridge; OpenCV is imported lazily, only for compressed images.
+rosbags or cv_bridge; OpenCV is imported lazily (JPEG/PNG and fast channel shuffles, with a
+numpy fallback for the latter).
 
 Every malformed input raises :class:`CodecError` (a ``ValueError``) whose message names the
 field and the offending values, so a node can drop the message with one ``except`` and a
@@ -103,15 +104,19 @@ def _as_u8(data: Any, field: str) -> np.ndarray:
         if data.dtype != np.uint8:
             raise CodecError(f"{field} has dtype {data.dtype}, expected uint8")
         return data.reshape(-1)
-    if isinstance(data, array.array):
-        if data.itemsize != 1:
-            raise CodecError(f"{field} is array.array({data.typecode!r}), expected bytes")
-        return np.frombuffer(data, dtype=np.uint8)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return np.frombuffer(data, dtype=np.uint8)
+    if isinstance(data, array.array) and data.itemsize != 1:
+        raise CodecError(f"{field} is array.array({data.typecode!r}), expected bytes")
+    if isinstance(data, (array.array, bytes, bytearray, memoryview)):
+        try:
+            return np.frombuffer(data, dtype=np.uint8)
+        except (ValueError, TypeError, BufferError) as exc:
+            raise CodecError(f"{field} is not a readable byte buffer: {exc}") from None
     if isinstance(data, (list, tuple)):
-        arr = np.asarray(data)
-        if arr.size and (arr.dtype.kind not in "iub" or arr.min() < 0 or arr.max() > 255):
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise CodecError(f"{field} is not a flat list of bytes: {exc}") from None
+        if arr.ndim > 1 or (arr.size and (arr.dtype.kind not in "iub" or arr.min() < 0 or arr.max() > 255)):
             raise CodecError(f"{field} holds values outside 0..255")
         return arr.astype(np.uint8).reshape(-1)
     raise CodecError(f"{field} has unsupported type {type(data).__name__}")
@@ -207,7 +212,10 @@ def _scale_to_u8(arr: np.ndarray, value_range: tuple[float, float] | None) -> np
                 return np.zeros(a.shape, np.uint8)
             lo, hi = float(a[finite].min()), float(a[finite].max())
     else:
-        lo, hi = (float(v) for v in value_range)
+        try:
+            lo, hi = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            raise CodecError(f"value_range={value_range!r} must be a pair (lo, hi)") from None
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
             raise CodecError(f"value_range={value_range!r} must be finite with hi > lo")
     if hi <= lo:
@@ -410,7 +418,7 @@ def _compressed_depth_to_rgb(raw: np.ndarray, fmt: str, value_range) -> np.ndarr
         gray = _scale_to_u8(depth, value_range)
     else:
         gray = _scale_to_u8(img, value_range)
-    return np.repeat(gray[:, :, None], 3, axis=2)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,10 +498,11 @@ def compress_image(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> byt
         raise CodecError(f"compress_image: shape {a.shape} sides must be in 1..{MAX_SIDE}")
     kind = str(fmt).lower()
     cv2 = _cv2()
+    a = np.ascontiguousarray(a)  # OpenCV rejects negative strides (e.g. a [..., ::-1] view)
     bgr = cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 else a
     if kind in ("jpeg", "jpg"):
-        if not 1 <= int(quality) <= 100:
-            raise CodecError(f"quality={quality} is outside 1..100")
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+            raise CodecError(f"quality={quality!r} must be an integer in 1..100")
         ok, out = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     elif kind == "png":
         ok, out = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])

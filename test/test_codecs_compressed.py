@@ -166,8 +166,16 @@ def test_compressed_depth_errors():
     ((np.zeros((4, 4, 4), np.uint8),), "needs uint8"),
     ((np.zeros((4, 4, 3), np.uint8), "webp"), "fmt='webp' is not supported"),
     ((np.zeros((4, 4, 3), np.uint8), "jpeg", 0), "quality=0"),
+    ((np.zeros((4, 4, 3), np.uint8), "jpeg", "high"), "quality='high' must be an integer"),
     ((np.zeros((0, 4, 3), np.uint8),), "sides must be in"),
 ])
 def test_compress_image_errors(args, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.compress_image(*args)
+
+
+def test_compress_non_contiguous_input():
+    rgb = _smooth()
+    flipped = rgb[:, ::-1]  # negative stride view
+    out = C.image_to_rgb(C.make_compressed(CompressedImage, flipped, "png"))
+    np.testing.assert_array_equal(out, flipped)

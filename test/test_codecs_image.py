@@ -147,6 +147,8 @@ def test_image_to_rgb_mono_and_depth_scaling(use_cv2, monkeypatch):
     assert (C.image_to_rgb(C.make_image(Image, allnan, "32FC1")) == 0).all()
     with pytest.raises(CodecError, match="value_range"):
         C.image_to_rgb(C.make_image(Image, mm, "16UC1"), value_range=(5, 5))
+    with pytest.raises(CodecError, match=r"value_range=3 must be a pair"):
+        C.image_to_rgb(C.make_image(Image, mm, "16UC1"), value_range=3)
 
 
 @pytest.mark.parametrize("enc,pad,big", [("rgb8", 0, 0), ("bgr8", 5, 0), ("mono16", 4, 1),
@@ -232,6 +234,9 @@ def test_bad_data_types_in_rosbags_message():
         C.image_to_array(m)
     m.data = list(range(12))
     assert C.image_to_array(m).shape == (2, 2, 3)
+    m.data = [[1, 2], [3]]
+    with pytest.raises(CodecError, match="Image.data is not a flat list"):
+        C.image_to_array(m)
     m.data = None
     with pytest.raises(CodecError, match="unsupported type NoneType"):
         C.image_to_array(m)
