@@ -57,6 +57,9 @@ class LatentController:
         self.goal_z: torch.Tensor | None = None
         self.planner = None
         self._idle_reason: str | None = None
+        self._routing: dict[str, Any] = {}
+        self._routing_t = -float("inf")
+        self.routing_period_s = 1.0
         self._rebuild()
 
     # ------------------------------------------------------------------ configuration
@@ -156,12 +159,25 @@ class LatentController:
                             predicted_cost=cost, **timing)
         a = codecs.clamp_action(first, self.low, self.high)
         actions = np.clip(actions, self.low, self.high)
+        if time.monotonic() - self._routing_t > self.routing_period_s:
+            self._probe_routing(z, plan.actions)
         return Decision(a, OK, "ok", plan_actions=actions, predicted_cost=cost, **timing)
 
-    def routing(self) -> dict[str, Any]:
-        """Expert load fractions and router entropy of the last predictor call (if any)."""
+    @torch.inference_mode()
+    def _probe_routing(self, z: torch.Tensor, actions: torch.Tensor) -> None:
+        """Expert loads along the chosen plan (one sample, H steps): planning rollouts skip the
+        routing statistics for speed, so they are recomputed here about once a second."""
+        self._routing_t = time.monotonic()
+        predictor = getattr(self.model, "predictor", None)
         stats = getattr(self.model, "routing_stats", None)
-        if not callable(stats):
-            return {}
-        s = stats()
-        return {k: v.detach().float().cpu().numpy().reshape(-1).tolist() for k, v in s.items()}
+        if predictor is None or not callable(stats):
+            return
+        try:
+            predictor.rollout(z.reshape(1, -1), actions.reshape(1, *actions.shape[-2:]).float(), need_aux=True)
+            self._routing = {k: v.detach().float().cpu().numpy().reshape(-1).tolist() for k, v in stats().items()}
+        except (TypeError, ValueError, RuntimeError):  # a model without routing statistics
+            self._routing = {}
+
+    def routing(self) -> dict[str, Any]:
+        """Expert load fractions [N_experts] and router entropy along the last probed plan."""
+        return dict(self._routing)

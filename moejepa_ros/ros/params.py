@@ -264,8 +264,8 @@ def check_all(specs: Sequence[ParameterSpec], vals: Mapping[str, Any]) -> str | 
     if lo is not None and hi is not None:
         if len(lo) != len(hi):
             return f"action_low has {len(lo)} values but action_high has {len(hi)}"
-        if any(a > b for a, b in zip(lo, hi)):
-            return f"action_low {list(lo)} must be <= action_high {list(hi)} elementwise"
+        if any(a >= b for a, b in zip(lo, hi)):
+            return f"action_low {list(lo)} must be < action_high {list(hi)} elementwise"
     return None
 
 

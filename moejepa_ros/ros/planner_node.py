@@ -126,7 +126,24 @@ class PlannerNode(LifecycleNode):
 
     # ================================================================ parameters
     def _on_set(self, changed: list) -> Any:
-        return params.on_set_result(SPECS, self._vals, changed)
+        result = params.on_set_result(SPECS, self._vals, changed)
+        ctrl = self._ctrl
+        names = {p.name for p in changed}
+        if result.successful and ctrl is not None and names & {"action_low", "action_high"}:
+            # An unset bound means the checkpoint's: check the pair that would be in effect.
+            new = {p.name: p.value for p in changed}
+            low = new.get("action_low", self._vals["action_low"])
+            high = new.get("action_high", self._vals["action_high"])
+            low = list(ctrl.low) if low is None else list(low)
+            high = list(ctrl.high) if high is None else list(high)
+            if len(low) != ctrl.action_dim or len(high) != ctrl.action_dim:
+                result.successful = False
+                result.reason = (f"action_low {low} / action_high {high} need {ctrl.action_dim} values "
+                                 f"(the checkpoint's action_dim)")
+            elif any(a >= b for a, b in zip(low, high)):
+                result.successful = False
+                result.reason = f"action_low {low} must be < action_high {high} elementwise"
+        return result
 
     def _post_set(self, changed: list) -> None:
         names = set()

@@ -1,0 +1,69 @@
+"""planner_node on a robot: `ros2 launch moejepa_ros planner.launch.py checkpoint:=/path/model.safetensors`.
+
+Arguments: params_file (default config/planner.yaml), checkpoint (overrides the YAML when
+non-empty), namespace, use_sim_time, log_level, image_topic / action_topic / goal_image_topic
+(remaps of the node's relative topics), autostart (false: drive it with a lifecycle manager).
+FASTDDS_DEFAULT_PROFILES_FILE is pointed at config/fastdds_large_images.xml unless already set.
+"""
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _config_dir():
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return os.path.join(get_package_share_directory("moejepa_ros"), "config")
+    except Exception:  # running from a source checkout
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config")
+
+
+CONFIG = _config_dir()
+
+
+def _truthy(text):
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _nodes(context):
+    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    overrides = {"use_sim_time": _truthy(get("use_sim_time")), "autostart": _truthy(get("autostart"))}
+    if get("checkpoint"):
+        overrides["checkpoint"] = get("checkpoint")
+    remaps = [("image", get("image_topic")), ("image/compressed", get("image_topic") + "/compressed"),
+              ("action", get("action_topic")), ("goal_image", get("goal_image_topic"))]
+    return [Node(
+        package="moejepa_ros",
+        executable="planner_node",
+        name="planner_node",
+        namespace=get("namespace"),
+        parameters=[get("params_file"), overrides],
+        remappings=remaps,
+        arguments=["--ros-args", "--log-level", get("log_level")],
+        output="screen",
+        emulate_tty=True,
+    )]
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value=os.path.join(CONFIG, "planner.yaml"),
+                              description="ROS params YAML with a planner_node entry"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="world-model .safetensors (empty: the YAML's)"),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="configure+activate on start (false: lifecycle manager)"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
+        DeclareLaunchArgument("image_topic", default_value="image", description="camera topic"),
+        DeclareLaunchArgument("action_topic", default_value="action", description="command topic"),
+        DeclareLaunchArgument("goal_image_topic", default_value="goal_image", description="goal image topic"),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
+            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(CONFIG, "fastdds_large_images.xml"))),
+        OpaqueFunction(function=_nodes),
+    ])

@@ -1,0 +1,266 @@
+"""planner_node as a real process over DDS: control, live parameters, safety, lifecycle.
+
+One planner process (autostart, TwistStamped so stamps can be checked) is shared by the
+control / parameter / safety tests; the lifecycle test starts its own with autostart off.
+Every wait is for a message, a match or a service, never a fixed sleep.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import TwistStamped  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float32MultiArray  # noqa: E402
+
+from moejepa_ros import codecs  # noqa: E402
+from moejepa_ros.ros.harness import NodeProcess, Probe, wait_until, write_params  # noqa: E402
+from moejepa_ros.ros.messages import IMAGE_PUB_QOS, LATCHED_QOS, msg_to_plan, stamp_ns  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
+
+LOW, HIGH = [-0.5, -1.0], [0.5, 1.0]
+
+
+def tiny_checkpoint(path):
+    """An untrained, very small world model: the node's behaviour, not its skill, is under test."""
+    from moejepa_ros.model import ModelConfig, WorldModel, save_checkpoint
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    cfg = ModelConfig(conv_channels=[8, 8, 8, 8], latent_dim=16, expert_hidden=16, num_experts=2, top_k=1,
+                      head_hidden=16, stage1_hidden=16, action_embed_dim=8)
+    save_checkpoint(path, WorldModel(cfg), {"action_low": LOW, "action_high": HIGH})
+    return path
+
+
+def planner_params(ckpt, **over):
+    p = {
+        "checkpoint": str(ckpt), "action_type": "twist_stamped", "twist_fields": ["linear.x", "angular.z"],
+        "control_rate": 30.0, "camera_timeout": 0.5, "diagnostics_period": 0.2,
+        "planner.samples": 32, "planner.horizon": 3, "planner.iterations": 2, "planner.elites": 8,
+    }
+    p.update(over)
+    return p
+
+
+def frame(i: int, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def image_msg(i: int, stamp: int, size: int = 64) -> Image:
+    return codecs.make_image(Image, frame(i, size), "rgb8", stamp, "cam_optical")
+
+
+def feed(pub, n: int, rate: float = 30.0, start: int = 0, size: int = 64) -> list[int]:
+    """Publish n frames at `rate` (pacing only); returns their stamps (ns)."""
+    stamps = []
+    t_next = time.monotonic()
+    for i in range(start, start + n):
+        stamp = 1_000_000_000 + i * 33_000_000
+        pub.publish(image_msg(i, stamp, size))
+        stamps.append(stamp)
+        t_next += 1.0 / rate
+        time.sleep(max(0.0, t_next - time.monotonic()))
+    return stamps
+
+
+def diag_values(arr: DiagnosticArray) -> dict[str, str]:
+    return {kv.key: kv.value for kv in arr.status[0].values}
+
+
+def is_zero(msg: TwistStamped) -> bool:
+    t = msg.twist
+    return all(v == 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def probe():
+    p = Probe("test_planner_probe")
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def planner(ckpt, tmp_path_factory, probe):
+    d = tmp_path_factory.mktemp("planner")
+    params = write_params(d / "params.yaml", {"planner_node": planner_params(ckpt)})
+    proc = NodeProcess("planner_node", params, log_path=d / "planner.log").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def io(probe, planner):
+    """Publisher + inboxes wired to the shared planner, after discovery."""
+    pub = probe.publisher(Image, "image", IMAGE_PUB_QOS)
+    actions = probe.subscribe(TwistStamped, "action")
+    plans = probe.subscribe(Float32MultiArray, "planner_node/plan")
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+    try:
+        probe.wait_for_subscribers(pub, 1, timeout=30)
+        actions.wait(1, timeout=30)  # the node is up: it sends zero commands while it has no image
+    except TimeoutError:
+        pytest.fail("planner_node did not come up:\n" + planner.output()[-3000:])
+    return pub, actions, plans, diags
+
+
+def test_plans_on_incoming_images_with_their_stamps(io, planner):
+    pub, actions, plans, diags = io
+    actions.clear()
+    plans.clear()
+    stamps = feed(pub, 45)
+    got = actions.wait(5, timeout=20, pred=lambda m: stamp_ns(m.header.stamp) in set(stamps))
+    for m in got:  # outputs carry the input image's stamp and frame_id, and respect the bounds
+        assert m.header.frame_id == "cam_optical"
+        assert LOW[0] <= m.twist.linear.x <= HIGH[0] and LOW[1] <= m.twist.angular.z <= HIGH[1]
+        assert m.twist.linear.y == 0.0
+    plan_msg = plans.wait(1, timeout=10)[-1]
+    acts, cost = msg_to_plan(plan_msg)
+    assert acts.shape == (3, 2) and np.isfinite(cost)
+    d = diag_values(diags.wait(1, timeout=10, pred=lambda a: diag_values(a).get("commands", "0") != "0")[-1])
+    for key in ("latency_ms_p50", "latency_ms_p99", "input_rate_hz", "control_rate_hz", "device",
+                "checkpoint_sha256", "expert_load", "frames_dropped"):
+        assert key in d, f"/diagnostics lacks {key}: {sorted(d)}"
+    assert d["device"] == "cpu" and len(d["checkpoint_sha256"]) == 64
+    assert planner.alive()
+
+
+def test_live_parameters_apply_and_invalid_ones_are_rejected(io, probe, planner):
+    pub, actions, plans, diags = io
+    [ok] = probe.set_parameters("/planner_node", {"planner.samples": 16, "planner.elites": 4})[:1]
+    assert ok.successful, ok.reason
+    assert probe.get_parameters("/planner_node", ["planner.samples"])["planner.samples"] == 16
+    # The change reaches the running planner without a restart (diagnostics report it).
+    feed(pub, 10)
+    diags.wait(1, timeout=10, pred=lambda a: "samples=16" in diag_values(a).get("planner", ""))
+
+    [zero] = probe.set_parameters("/planner_node", {"planner.samples": 0})
+    assert not zero.successful and "planner.samples" in zero.reason, zero.reason
+    [elites] = probe.set_parameters("/planner_node", {"planner.elites": 64})  # > samples: PlannerConfig rule
+    assert not elites.successful and "elites" in elites.reason and "samples" in elites.reason, elites.reason
+    [method] = probe.set_parameters("/planner_node", {"planner.method": "bogus"})
+    assert not method.successful and "bogus" in method.reason
+    [ro] = probe.set_parameters("/planner_node", {"checkpoint": "/elsewhere.safetensors"})
+    assert not ro.successful and "read-only" in ro.reason
+    [bounds] = probe.set_parameters("/planner_node", {"action_low": [1.0, 1.0]})
+    assert not bounds.successful and "action_low" in bounds.reason
+    assert probe.get_parameters("/planner_node", ["planner.samples"])["planner.samples"] == 16
+    assert planner.alive()
+
+
+def test_stalled_camera_gives_the_zero_command_within_the_timeout(io, planner):
+    pub, actions, plans, diags = io
+    stamps = set(feed(pub, 20))
+    actions.wait(1, timeout=10, pred=lambda m: stamp_ns(m.header.stamp) in stamps)
+    t_stop = time.monotonic()
+    n0 = len(actions)
+    wait_until(lambda: any(is_zero(m) for m in actions.msgs[n0:]), timeout=10, what="a zero command")
+    i = next(i for i in range(n0, len(actions.msgs)) if is_zero(actions.msgs[i]))
+    # camera_timeout is 0.5 s; allow generous scheduling slack on a loaded 2-core machine.
+    assert actions.times[i] - t_stop < 0.5 + 2.0
+    diags.wait(1, timeout=10, pred=lambda a: a.status[0].level == b"\x01" and "no image" in a.status[0].message)
+    assert planner.alive()
+
+
+_ENCODINGS = st.sampled_from(["rgb8", "bgr8", "mono8", "rgba8", "16UC1", "32FC1", "yuv422", ""])
+
+
+@st.composite
+def hostile_images(draw):
+    m = Image()
+    m.height = draw(st.integers(0, 300))
+    m.width = draw(st.integers(0, 300))
+    m.encoding = draw(_ENCODINGS)
+    m.is_bigendian = draw(st.integers(0, 255))
+    m.step = draw(st.one_of(st.just(m.width * 3), st.integers(0, 2000)))
+    n = draw(st.one_of(st.just(m.height * m.step), st.integers(0, 5000)))
+    m.data = draw(st.binary(min_size=min(n, 64), max_size=min(n, 64))) * max(1, n // 64) if n else b""
+    return m
+
+
+def test_malformed_images_never_stop_the_node(io, probe, planner):
+    pub, actions, plans, diags = io
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(hostile_images())
+    def publish_hostile(msg):
+        pub.publish(msg)
+
+    publish_hostile()
+    assert planner.alive(), planner.output()[-3000:]
+    stamps = set(feed(pub, 30, start=500))
+    actions.wait(1, timeout=15, pred=lambda m: stamp_ns(m.header.stamp) in stamps)
+    diags.wait(1, timeout=10, pred=lambda a: int(diag_values(a).get("malformed_images", "0")) > 0)
+    assert planner.alive()
+
+
+def test_large_images_are_resized_and_planned_on(io, planner):
+    pub, actions, plans, diags = io
+    stamps = set(feed(pub, 15, start=900, size=240))
+    actions.wait(1, timeout=15, pred=lambda m: stamp_ns(m.header.stamp) in stamps)
+
+
+# ------------------------------------------------------------------------ lifecycle
+def test_lifecycle_transitions(ckpt, tmp_path, probe):
+    node = "/lc_planner"
+    params = write_params(tmp_path / "params.yaml", {"lc_planner": planner_params(ckpt, autostart=False)})
+    proc = NodeProcess("planner_node", params, name="lc_planner", log_path=tmp_path / "lc.log",
+                       remaps={"image": "lc/image", "action": "lc/action"}).start()
+    try:
+        pub = probe.publisher(Image, "lc/image", IMAGE_PUB_QOS)
+        actions = probe.subscribe(TwistStamped, "lc/action")
+        assert probe.lifecycle_state(node, timeout=30) == "unconfigured"
+        assert probe.change_state(node, Transition.TRANSITION_CONFIGURE), proc.output()[-2000:]
+        assert probe.lifecycle_state(node) == "inactive"
+        probe.wait_for_subscribers(pub, 1, timeout=20)
+        feed(pub, 10)
+        assert len(actions) == 0, "an inactive node must not command"
+
+        assert probe.change_state(node, Transition.TRANSITION_ACTIVATE)
+        assert probe.lifecycle_state(node) == "active"
+        stamps = set(feed(pub, 20, start=100))
+        actions.wait(1, timeout=15, pred=lambda m: stamp_ns(m.header.stamp) in stamps)
+
+        n0 = len(actions)
+        assert probe.change_state(node, Transition.TRANSITION_DEACTIVATE)
+        assert probe.lifecycle_state(node) == "inactive"
+        wait_until(lambda: any(is_zero(m) for m in actions.msgs[n0:]), 10, "the zero command on deactivate")
+
+        assert probe.change_state(node, Transition.TRANSITION_CLEANUP)
+        assert probe.lifecycle_state(node) == "unconfigured"
+        assert probe.change_state(node, Transition.TRANSITION_CONFIGURE)  # the model loads again
+        assert probe.change_state(node, Transition.TRANSITION_UNCONFIGURED_SHUTDOWN) is False  # wrong state
+        assert probe.change_state(node, Transition.TRANSITION_INACTIVE_SHUTDOWN)
+        proc.proc.wait(20)  # finalized: the process exits by itself
+        assert proc.proc.returncode == 0, proc.output()[-2000:]
+    finally:
+        proc.stop()
+
+
+def test_bad_checkpoint_fails_configure_with_a_clear_message(tmp_path):
+    params = write_params(tmp_path / "params.yaml",
+                          {"planner_node": planner_params(tmp_path / "missing.safetensors")})
+    proc = NodeProcess("planner_node", params, log_path=tmp_path / "bad.log").start()
+    try:
+        proc.proc.wait(60)
+        assert proc.proc.returncode == 1
+        assert "missing.safetensors" in proc.output() and "does not exist" in proc.output()
+    finally:
+        proc.stop()
