@@ -54,6 +54,7 @@ class DataConfig:
     augment_shift: int = _f(0, "random-shift augmentation in pixels (0 = off)")
     prefetch: int = _f(2, "batches prepared ahead in a background thread (0 = synchronous)")
     val_episodes: int = _f(2, "episodes held out from training for evaluation")
+    reward_scale: float = _f(1.0, "rewards are multiplied by this before the loss (e.g. 0.02 for Two-Rooms' -distance in px)")
 
 
 @dataclass

@@ -48,6 +48,7 @@ def make_meta_fn(cfg: TrainConfig, model: WorldModel, data: Data, subcommand: st
     pre = dict(model.preprocessing)
     pre.update(resize="cv2.INTER_AREA to image_size", source_topic=data.cache.index["topics"]["image_topic"])
     info = {"subcommand": subcommand, "config": to_dict(cfg), "baseline": cfg.baseline.kind,
+            "reward_scale": cfg.data.reward_scale,
             "data": {"cache": str(data.cache.root), "episodes": int(data.cache.num_episodes),
                      "frames": int(data.cache.num_frames), "train_episodes": len(data.train_episodes),
                      "val_episodes": [int(e) for e in data.val_episodes]}}

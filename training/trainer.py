@@ -253,6 +253,8 @@ class Trainer:
                 batch, src_state = prefetch.next()
                 t_data = time.perf_counter() - t0
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+                if cfg.data.reward_scale != 1.0:
+                    batch["rewards"] = batch["rewards"] * cfg.data.reward_scale
                 with _autocast(self.device, cfg.run.precision):
                     loss, terms = net(batch)
                 if not torch.isfinite(loss):
