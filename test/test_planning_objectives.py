@@ -140,6 +140,8 @@ def test_config_round_trip_and_coercion():
         ({"gamma": 0.0}, r"gamma=0.0 is invalid"),
         ({"temperature": float("inf")}, r"temperature=inf is invalid"),
         ({"policy_prior_samples": 256}, r"policy_prior_samples=256 is invalid"),
+        ({"keep_elites": 255}, r"keep_elites=255 is invalid"),
+        ({"population_decay": 0.0}, r"population_decay=0.0 is invalid: must be in \(0, 1\]"),
         ({"grad_optimizer": "lbfgs"}, r"grad_optimizer='lbfgs' is invalid"),
         ({"warm_start": "yes"}, r"warm_start='yes' is invalid: must be a bool"),
         ({"samples": 2.5}, r"samples=2.5 is invalid"),

@@ -249,3 +249,16 @@ def test_bad_inputs_raise_and_nan_models_give_a_not_ok_plan():
     plan = bad.plan(z0)
     assert not plan.ok
     assert torch.isfinite(plan.actions).all()  # still within bounds, but flagged unusable
+
+
+def test_carried_elites_are_not_rolled_out_again_and_population_decays():
+    model, z0 = _system()
+    cfg = _cfg("cem", samples=100, elites=10, keep_elites=6, iterations=4, population_decay=0.5)
+    plan = make_planner(cfg, model, {"reward": {}}, -1, 1).plan(z0)
+    sizes = [s["samples"] for s in plan.stats]
+    assert sizes == [100, 50, 25, 12]  # 100 * 0.5^i, never below the elites
+    rolled = 100 + (50 - 6) + (25 - 6) + (12 - 6) + 1  # carried elites reuse their cost; +1: final mean
+    assert plan.rollout_steps == rolled * H
+    best = [s["best_cost"] for s in plan.stats]
+    assert all(b2 <= b1 for b1, b2 in zip(best, best[1:]))
+    assert plan.predicted_cost <= best[-1]

@@ -36,6 +36,7 @@ class PlannerConfig:
     seed: int = 0                  # the planner's own torch.Generator seed
     warm_start: bool = True        # start from the previous plan shifted by one step
     keep_mean: bool = True         # evaluate the current mean as one of the samples
+    population_decay: float = 1.0  # samples at iteration i = samples * decay^i (iCEM; >= elites)
     keep_elites: int = 8           # best samples carried into the next iteration (iCEM), not re-rolled
     policy_prior_samples: int = 0  # samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)
     policy_prior_std: float = 0.1  # noise added to the actor's actions (normalised units)
@@ -98,6 +99,8 @@ class PlannerConfig:
             bad("policy_prior_std", "must be a finite number >= 0")
         if self.min_std > self.max_std:
             bad("min_std", f"must be <= max_std ({self.max_std})")
+        if not _finite(self.population_decay) or not 0.0 < self.population_decay <= 1.0:
+            bad("population_decay", "must be in (0, 1]")
         if not _finite(self.momentum) or not 0.0 <= self.momentum < 1.0:
             bad("momentum", "must be in [0, 1)")
         if not _finite(self.gamma) or not 0.0 < self.gamma <= 1.0:

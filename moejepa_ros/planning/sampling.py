@@ -76,10 +76,16 @@ def sampling_optimize(
     p = 0 if prior is None else prior.shape[0]
     k = min(cfg.keep_elites, n - p - int(cfg.keep_mean))
     cost = buffers.get("cost", (n,), mean)
+    fixed = k + int(cfg.keep_mean) + p
+    sizes = []
     rows = []  # per-iteration [min cost, best so far, fit stat, mean std]; one host sync at the end
     for it in range(cfg.iterations):
-        torch.randn(eps.shape, generator=gen, out=eps)
-        torch.addcmul(mean, std, eps, out=u)
+        # iCEM's population decay: later iterations refine with fewer samples (views, no allocation).
+        n_it = max(cfg.elites, fixed + 1, int(round(n * cfg.population_decay**it)))
+        sizes.append(n_it)
+        eps_i, u_i, cost_i = eps[:n_it], u[:n_it], cost[:n_it]
+        torch.randn(eps_i.shape, generator=gen, out=eps_i)
+        torch.addcmul(mean, std, eps_i, out=u_i)
         # Slots: [carried elites (k) | mean | policy prior (p) | Gaussian samples].
         if it > 0 and k:
             u[:k] = kept_u
@@ -87,20 +93,20 @@ def sampling_optimize(
             u[k] = mean
         if p:
             u[k + int(cfg.keep_mean) : k + int(cfg.keep_mean) + p] = prior
-        u.clamp_(-1.0, 1.0)
+        u_i.clamp_(-1.0, 1.0)
         # Carried elites keep their known cost (the model is deterministic): roll out the rest.
         start = k if it > 0 else 0
-        cost[start:] = torch.nan_to_num(problem.evaluate(u[start:]), nan=float("inf"))
+        cost_i[start:] = torch.nan_to_num(problem.evaluate(u_i[start:]), nan=float("inf"))
         if it > 0 and k:
             cost[:k] = kept_cost
-        i = torch.argmin(cost)
+        i = torch.argmin(cost_i)
         better = cost[i] < best_cost
         best_cost = torch.where(better, cost[i], best_cost)
         best_u = torch.where(better, u[i], best_u)
-        new_mean, new_std, fit = update(u, cost, cfg)
+        new_mean, new_std, fit = update(u_i, cost_i, cfg)
         if k:  # iCEM (Pinneri et al. 2020): a few elites survive into the next iteration
-            kept_cost, idx = torch.topk(cost, k, largest=False, sorted=False)
-            kept_u = u.index_select(0, idx)
+            kept_cost, idx = torch.topk(cost_i, k, largest=False, sorted=False)
+            kept_u = u_i.index_select(0, idx)
         mean = cfg.momentum * mean + (1.0 - cfg.momentum) * new_mean
         std = new_std.clamp(cfg.min_std, cfg.max_std)
         rows.append(torch.stack([cost[i], best_cost, fit, std.mean()]))
@@ -109,7 +115,7 @@ def sampling_optimize(
     if bool(mean_cost < best_cost):
         best_cost, best_u = mean_cost, mean.clone()
     stats = [
-        {"iteration": k, "min_cost": r[0], "best_cost": r[1], "fit_cost": r[2], "std": r[3]}
-        for k, r in enumerate(torch.stack(rows).tolist())
+        {"iteration": j, "samples": sizes[j], "min_cost": r[0], "best_cost": r[1], "fit_cost": r[2], "std": r[3]}
+        for j, r in enumerate(torch.stack(rows).tolist())
     ]
     return best_u, float(best_cost), stats, mean, std
