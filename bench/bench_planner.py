@@ -8,7 +8,7 @@ The machine may be shared: configs are interleaved in rounds so load hits all al
 process CPU time per plan is reported beside wall time. Prints one JSON line per config and
 writes bench/results/planner.json.
 
-    .venv/bin/python bench/bench_planner.py [--threads 2] [--plans 40] [--rounds 4] [--quick]
+    .venv/bin/python bench/bench_planner.py [--threads 2,1] [--plans 40] [--rounds 4] [--quick]
 """
 from __future__ import annotations
 
@@ -27,16 +27,18 @@ from moejepa_ros.planning import PlannerConfig, make_planner
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "planner.json"
 OBJECTIVES = {"reward": {"enabled": True, "weight": 1.0, "terminal_value": True}}
 
-# (method, samples, horizon, iterations); the first is the default control-rate config.
+# Planner configs (overrides of PlannerConfig()); the first is the default control-rate config.
 GRID = [
-    ("cem", 256, 5, 4),
-    ("mppi", 256, 5, 4),
-    ("gradient", 256, 5, 4),
-    ("cem_gradient", 256, 5, 4),
-    ("cem", 128, 5, 4),
-    ("cem", 256, 8, 4),
-    ("cem", 512, 5, 4),
-    ("cem", 512, 12, 6),
+    {"method": "cem", "samples": 256, "horizon": 5, "iterations": 4},
+    {"method": "cem", "samples": 256, "horizon": 5, "iterations": 4, "keep_elites": 0},
+    {"method": "cem", "samples": 256, "horizon": 5, "iterations": 4, "population_decay": 0.7},
+    {"method": "mppi", "samples": 256, "horizon": 5, "iterations": 4},
+    {"method": "gradient", "horizon": 5, "grad_steps": 10, "grad_restarts": 2},
+    {"method": "cem_gradient", "samples": 256, "horizon": 5, "iterations": 4, "grad_steps": 5},
+    {"method": "cem", "samples": 128, "horizon": 5, "iterations": 4},
+    {"method": "cem", "samples": 256, "horizon": 8, "iterations": 4},
+    {"method": "cem", "samples": 512, "horizon": 5, "iterations": 4},
+    {"method": "cem", "samples": 512, "horizon": 12, "iterations": 6, "elites": 64},
 ]
 
 
@@ -92,7 +94,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="2,1", help="comma list; each config runs at each count")
     ap.add_argument("--plans", type=int, default=40, help="timed plans per config (over all rounds)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--device", default="auto")
@@ -100,63 +102,69 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
-    torch.set_num_threads(args.threads)
+    threads = [int(t) for t in str(args.threads).split(",")]
+    torch.set_num_threads(threads[0])
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     torch.manual_seed(0)
     mcfg = ModelConfig()
     model = WorldModel(mcfg).eval().to(device)
     grid = GRID[:1] if args.quick else GRID
-    plans_per_round = max(1, (10 if args.quick else args.plans) // args.rounds)
+    plans_per_round = max(1, (8 if args.quick else args.plans) // args.rounds)
     load0 = os.getloadavg()
-    peak = peak_matmul_flops(device, 4096 if device.type == "cuda" else 1024)
+    peak = {}
+    for t in threads:
+        torch.set_num_threads(t)
+        peak[t] = peak_matmul_flops(device, 4096 if device.type == "cuda" else 1024)
 
-    planners, times, cpu, steps = {}, {}, {}, {}
-    for spec in grid:
-        method, n, h, it = spec
-        pc = PlannerConfig(method=method, samples=n, horizon=h, iterations=it)
-        p = make_planner(pc, model, OBJECTIVES, -1.0, 1.0, device=device)
-        for _ in range(3):  # warm-up (allocations, first-call dispatch)
-            p.plan(torch.randn(mcfg.latent_dim, device=device))
-        planners[spec], times[spec], cpu[spec], steps[spec] = p, [], [], []
+    runs = {}
+    for i, over in enumerate(grid):
+        for t in threads:
+            torch.set_num_threads(t)
+            pc = PlannerConfig.from_dict(over)
+            p = make_planner(pc, model, OBJECTIVES, -1.0, 1.0, device=device)
+            for _ in range(3):  # warm-up (allocations, first-call dispatch)
+                p.plan(torch.randn(mcfg.latent_dim, device=device))
+            runs[(i, t)] = {"planner": p, "ms": [], "cpu": [], "steps": []}
 
     gen = torch.Generator().manual_seed(1)
-    for _ in range(args.rounds):
-        for spec, p in planners.items():
+    for _ in range(args.rounds):  # interleaved, so a load burst hits every config alike
+        for (i, t), r in runs.items():
+            torch.set_num_threads(t)
             for _ in range(plans_per_round):
-                # A slowly drifting latent, like consecutive camera frames (warm start applies).
                 z0 = torch.randn(mcfg.latent_dim, generator=gen).to(device)
                 c0 = time.process_time()
-                plan = p.plan(z0)
+                plan = r["planner"].plan(z0)
                 _sync(device)
-                cpu[spec].append((time.process_time() - c0) * 1e3)
-                times[spec].append(plan.elapsed_ms)
-                steps[spec].append(plan.rollout_steps)
+                r["cpu"].append((time.process_time() - c0) * 1e3)
+                r["ms"].append(plan.elapsed_ms)
+                r["steps"].append(plan.rollout_steps)
 
     rows = []
-    for spec, p in planners.items():
-        method, n, h, it = spec
-        ms = times[spec]
+    for (i, t), r in runs.items():
+        pc = r["planner"].cfg
+        ms = r["ms"]
         mean_s = sum(ms) / len(ms) / 1e3
-        rsteps = sum(steps[spec]) / len(steps[spec])
-        flops = plan_flops(mcfg, p.cfg, int(rsteps))
+        rsteps = sum(r["steps"]) / len(r["steps"])
+        flops = plan_flops(mcfg, pc, int(rsteps))
         row = {
-            "bench": "planner", "method": method, "samples": n, "horizon": h, "iterations": it,
-            "device": device.type, "threads": args.threads, "plans": len(ms),
+            "bench": "planner", "config": grid[i], "method": pc.method, "samples": pc.samples,
+            "horizon": pc.horizon, "iterations": pc.iterations,
+            "device": device.type, "threads": t, "plans": len(ms),
             "ms_p50": round(_pct(ms, 0.5), 2), "ms_p99": round(_pct(ms, 0.99), 2),
-            "ms_min": round(min(ms), 2), "cpu_ms_p50": round(_pct(cpu[spec], 0.5), 2),
+            "ms_min": round(min(ms), 2), "cpu_ms_p50": round(_pct(r["cpu"], 0.5), 2),
             "rollout_steps_per_plan": int(rsteps),
             "rollout_steps_per_s": round(rsteps / mean_s),
             "gflop_per_plan": round(flops / 1e9, 4),
             "achieved_gflops": round(flops / mean_s / 1e9, 2),
-            "peak_matmul_gflops": round(peak / 1e9, 1),
-            "fraction_of_peak": round(flops / mean_s / peak, 4),
+            "peak_matmul_gflops": round(peak[t] / 1e9, 1),
+            "fraction_of_peak": round(flops / mean_s / peak[t], 4),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {
         "machine": f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}".strip(),
-        "torch": torch.__version__, "threads": args.threads, "device": device.type,
+        "torch": torch.__version__, "threads": threads, "device": device.type,
         "model": {k: getattr(mcfg, k) for k in ("latent_dim", "action_dim", "num_experts", "top_k",
                                                   "expert_hidden", "action_embed_dim", "head_hidden",
                                                   "moe_impl")},

@@ -156,3 +156,12 @@ def test_config_validation_names_field_and_value(change, pattern):
 def test_methods_listed():
     assert METHODS == ("cem", "mppi", "gradient", "cem_gradient")
     assert math.isfinite(PlannerConfig().temperature)
+
+
+def test_every_config_field_has_help_text():
+    import dataclasses
+
+    from moejepa_ros.planning.config import FIELD_HELP
+
+    assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(PlannerConfig)}
+    assert all(FIELD_HELP.values())

@@ -262,3 +262,16 @@ def test_carried_elites_are_not_rolled_out_again_and_population_decays():
     best = [s["best_cost"] for s in plan.stats]
     assert all(b2 <= b1 for b1, b2 in zip(best, best[1:]))
     assert plan.predicted_cost <= best[-1]
+
+
+def test_switching_methods_live_keeps_planning():
+    """One planner, method changed by update_config between plans (as the ROS node does)."""
+    model, z0 = _system()
+    p = make_planner(_cfg("cem", samples=32, elites=4, iterations=2, grad_steps=3), model, {"reward": {}}, -1, 1)
+    costs = []
+    for method in ["cem", "gradient", "mppi", "cem_gradient", "cem", "gradient"]:
+        p.update_config({"method": method})
+        plan = p.plan(z0)
+        assert plan.ok and plan.method == method
+        costs.append(plan.predicted_cost)
+    assert all(torch.isfinite(torch.tensor(costs)))

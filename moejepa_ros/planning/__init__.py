@@ -2,14 +2,14 @@
 
 Entry points: `PlannerConfig`, `build_objectives`, `make_planner` -> `Planner.plan(z0, goal_z)`.
 """
-from .config import METHODS, PlannerConfig
+from .config import FIELD_HELP, METHODS, PlannerConfig
 from .objectives import DEFAULT_OBJECTIVES, Objective, Objectives, Rollout, build_objectives
 from .planner import Planner, make_planner
 from .problem import Plan, Problem
 from .protocol import LatentModel, LinearLatentModel
 
 __all__ = [
-    "METHODS", "PlannerConfig", "DEFAULT_OBJECTIVES", "Objective", "Objectives", "Rollout",
+    "FIELD_HELP", "METHODS", "PlannerConfig", "DEFAULT_OBJECTIVES", "Objective", "Objectives", "Rollout",
     "build_objectives", "Planner", "make_planner", "Plan", "Problem", "LatentModel",
     "LinearLatentModel",
 ]

@@ -128,3 +128,30 @@ def _coerce(name: str, typ: Any, v: Any) -> Any:
     if t == "str" and not isinstance(v, str):
         raise ValueError(f"PlannerConfig.{name}={v!r} is invalid: must be a string")
     return v
+
+
+# One-line help per field (e.g. for ROS ParameterDescriptor.description).
+FIELD_HELP: dict[str, str] = {
+    'method': 'cem | mppi | gradient | cem_gradient',
+    'samples': 'action sequences evaluated per iteration',
+    'horizon': 'planning horizon H (steps)',
+    'iterations': 'CEM / MPPI refinement iterations',
+    'elites': 'CEM: best samples refitting the Gaussian',
+    'temperature': 'MPPI: softmax temperature on (cost - min cost)',
+    'momentum': 'new_mean = momentum * old + (1 - momentum) * fitted',
+    'init_std': 'starting std of the sampling Gaussian (normalised units)',
+    'min_std': 'std floor (keeps exploring)',
+    'max_std': 'std ceiling',
+    'gamma': 'discount of per-step objective terms',
+    'seed': "the planner's own torch.Generator seed",
+    'warm_start': 'start from the previous plan shifted by one step',
+    'keep_mean': 'evaluate the current mean as one of the samples',
+    'population_decay': 'samples at iteration i = samples * decay^i (iCEM; >= elites)',
+    'keep_elites': 'best samples carried into the next iteration (iCEM), not re-rolled',
+    'policy_prior_samples': 'samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)',
+    'policy_prior_std': "noise added to the actor's actions (normalised units)",
+    'grad_steps': 'gradient planner: optimiser steps',
+    'grad_lr': 'gradient planner: learning rate (normalised units)',
+    'grad_restarts': 'gradient planner: parallel starts (first = warm start / CEM plan)',
+    'grad_optimizer': 'adam | sgd (projected gradient descent)',
+}
