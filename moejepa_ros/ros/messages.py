@@ -38,6 +38,10 @@ IMAGE_PUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: Per-episode results: latched with a deep history, so a late collector still gets every one.
+RESULTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: Commands, rewards, episode markers: reliable, a small queue.
 COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                          reliability=ReliabilityPolicy.RELIABLE,

@@ -6,7 +6,8 @@ line per finished episode on `~/episode_result` (success, steps, return, ...). S
 `action` (the planner's command type, decoded by `codecs.msg_to_action`) and holds the newest
 action (zero-order hold) until the next one. With `wait_for_action` the first frame of the run
 is republished without stepping until a first action arrives, so a demo's planner and
-simulator start together however long model loading takes.
+simulator start together however long model loading takes; `min_result_subscribers` also
+waits for a results collector (e.g. the demo), and results are latched for late joiners.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from moejepa_ros import codecs
 from moejepa_ros.ros import dds, params
 from moejepa_ros.ros.messages import (
     COMMAND_QOS,
+    RESULTS_QOS,
     IMAGE_PUB_QOS,
     LATCHED_QOS,
     action_msg_class,
@@ -63,6 +65,8 @@ class SimNode(Node):
         self._publish_clock = bool(v["publish_clock"])
         self._wait_for_action = bool(v["wait_for_action"])
         self._seed = int(v["seed"])
+        self._min_result_subs = int(v["min_result_subscribers"])
+        self._started = False
 
         self._lock = threading.Lock()
         self._action = np.zeros(self._action_dim, np.float32)
@@ -73,8 +77,9 @@ class SimNode(Node):
         self._pub_image = self.create_publisher(Image, "image", IMAGE_PUB_QOS)
         self._pub_goal = self.create_publisher(Image, "goal_image", LATCHED_QOS)
         self._pub_reward = self.create_publisher(Float32, "reward", COMMAND_QOS)
-        self._pub_episode = self.create_publisher(Int32, "episode", COMMAND_QOS)
-        self._pub_result = self.create_publisher(String, "~/episode_result", COMMAND_QOS)
+        self._pub_episode = self.create_publisher(Int32, "episode", LATCHED_QOS)  # late joiners learn it
+        # Results are latched with a deep history: a collector that joins late still gets them all.
+        self._pub_result = self.create_publisher(String, "~/episode_result", RESULTS_QOS)
         self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10) if self._publish_clock else None
         self.create_subscription(action_msg_class(v["action_type"]), "action", self._on_action, COMMAND_QOS)
 
@@ -173,9 +178,13 @@ class SimNode(Node):
     def _tick(self) -> None:
         if self.finished.is_set():
             return
-        if self._wait_for_action and self._actions_received == 0:
-            self._publish_obs(self._publish_time())  # keep the first frame coming until control starts
-            return
+        if not self._started:
+            waiting = (self._wait_for_action and self._actions_received == 0) or \
+                self._pub_result.get_subscription_count() < self._min_result_subs
+            if waiting:
+                self._publish_obs(self._publish_time())  # keep the first frame coming until all are ready
+                return
+            self._started = True
         a = self._current_action()
         self._obs, reward, terminated, truncated, info = self._env.step(a)
         self._info = info

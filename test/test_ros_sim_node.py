@@ -1,0 +1,98 @@
+"""sim_node as a real process: images, goal, episode markers, reaction to actions, results, /clock."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from geometry_msgs.msg import Twist  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float32, Float32MultiArray, Int32, String  # noqa: E402
+
+from moejepa_ros import codecs  # noqa: E402
+from moejepa_ros.ros.harness import NodeProcess, Probe, write_params  # noqa: E402
+from moejepa_ros.ros.messages import CAMERA_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
+
+
+def agent_x(msg: Image) -> float:
+    """Column of the agent: the red channel's intensity-weighted centroid (Two-Rooms draws it in red)."""
+    red = codecs.image_to_rgb(msg)[:, :, 0].astype(np.float64)
+    return float((red.sum(0) * np.arange(red.shape[1])).sum() / red.sum())
+
+
+@pytest.fixture
+def probe():
+    p = Probe("test_sim_probe")
+    yield p
+    p.close()
+
+
+def test_sim_publishes_and_reacts_to_actions(tmp_path, probe):
+    params = write_params(tmp_path / "sim.yaml", {"sim_node": {
+        "env": "two_rooms", "mode": "goal", "rate": 60.0, "max_episode_steps": 400, "seed": 3,
+        "twist_fields": ["linear.x", "linear.y"], "publish_clock": True, "wait_for_action": True,
+    }})
+    images = probe.subscribe(Image, "image", CAMERA_QOS)
+    goals = probe.subscribe(Image, "goal_image", LATCHED_QOS)
+    rewards = probe.subscribe(Float32, "reward")
+    episodes = probe.subscribe(Int32, "episode", LATCHED_QOS)
+    clock = probe.subscribe(Clock, "/clock")
+    act = probe.publisher(Twist, "action")
+    with NodeProcess("sim_node", params, log_path=tmp_path / "sim.log") as sim:
+        first = images.wait(3, timeout=30)
+        assert first[0].encoding == "rgb8" and (first[0].height, first[0].width) == (64, 64)
+        assert first[0].header.frame_id == "camera"
+        goal = goals.wait(1, timeout=10)[0]
+        assert (goal.height, goal.width) == (64, 64)
+        assert episodes.wait(1, timeout=10)[0].data == 0
+        # wait_for_action: the first frame repeats, the world does not step, no reward yet.
+        assert len(rewards) == 0
+        assert len({bytes(m.data) for m in images.msgs[:3]}) == 1
+
+        probe.wait_for_subscribers(act, 1, timeout=20)
+        x0 = agent_x(images.msgs[-1])
+        move = Twist()
+        move.linear.x = 2.0  # px/step, +x; zero-order hold keeps applying it
+        act.publish(move)
+        rewards.wait(10, timeout=20)
+        n0 = len(images)
+        images.wait(n0 + 5, timeout=10)
+        xs = [agent_x(m) for m in images.msgs[-5:]]
+        assert max(xs) > x0 + 1.0 or xs[-1] >= 58, f"agent did not move right: {x0} -> {xs}"
+        assert all(np.isfinite(r.data) and r.data <= 0 for r in rewards.msgs)  # -distance to the goal
+        # /clock is sim time = steps / rate, and images are stamped with it.
+        ticks = [stamp_ns(c.clock) for c in clock.wait(5, timeout=10)]
+        assert ticks == sorted(ticks) and ticks[-1] > 0
+        steps = stamp_ns(images.msgs[-1].header.stamp) * 60 / 1e9
+        assert steps >= 10 and abs(steps - round(steps)) < 1e-6
+        assert sim.alive()
+
+
+def test_episodes_end_with_results_and_the_node_exits(tmp_path, probe):
+    params = write_params(tmp_path / "sim.yaml", {"sim_node": {
+        "rate": 200.0, "max_episode_steps": 15, "episodes": 2, "wait_for_action": True,
+        "action_type": "float32_multi_array",
+    }})
+    results = probe.subscribe(String, "sim_node/episode_result", RESULTS_QOS)
+    episodes = probe.subscribe(Int32, "episode", LATCHED_QOS)
+    act = probe.publisher(Float32MultiArray, "action")
+    with NodeProcess("sim_node", params, log_path=tmp_path / "sim.log") as sim:
+        probe.wait_for_subscribers(act, 1, timeout=30)
+        probe.wait_for_publishers("sim_node/episode_result", 1, timeout=10)
+        act.publish(Float32MultiArray(data=[1.0, 2.0, 3.0]))  # wrong length: dropped, not fatal
+        act.publish(Float32MultiArray(data=[0.5, -0.5]))  # starts the run (wait_for_action)
+        got = [json.loads(m.data) for m in results.wait(2, timeout=30)]
+        assert [r["episode"] for r in got] == [0, 1]
+        assert all(r["steps"] == 15 and r["truncated"] and not r["success"] for r in got)
+        assert {"success", "steps", "return", "final_distance"} <= set(got[0])
+        assert [m.data for m in episodes.msgs] == [0, 1]
+        assert got[-1]["bad_actions"] == 1
+        sim.proc.wait(15)
+        assert sim.proc.returncode == 0, sim.output()[-2000:]
+        assert "finished 2 episodes" in sim.output()
