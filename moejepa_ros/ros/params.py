@@ -111,6 +111,10 @@ _PLANNER_RANGE = {
 
 def _planner_specs() -> list[ParameterSpec]:
     """`planner.<field>` for every `PlannerConfig` field, defaults taken from the dataclass."""
+    try:  # the planner's own help text stays in sync with its fields
+        from moejepa_ros.planning.config import FIELD_HELP
+    except ImportError:
+        FIELD_HELP = {}
     out = []
     default = PlannerConfig()
     for f in dataclasses.fields(PlannerConfig):
@@ -126,7 +130,8 @@ def _planner_specs() -> list[ParameterSpec]:
 
             choices = tuple(GRAD_OPTIMIZERS)
         out.append(ParameterSpec(
-            f"planner.{f.name}", value, "planner: " + _PLANNER_DOC.get(f.name, f.name.replace("_", " ")),
+            f"planner.{f.name}", value,
+            "planner: " + (FIELD_HELP.get(f.name) or _PLANNER_DOC.get(f.name) or f.name.replace("_", " ")),
             low=low, high=high, choices=choices,
         ))
     return out
