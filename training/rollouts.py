@@ -16,6 +16,7 @@ import argparse
 import inspect
 import json
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 import os
 import shutil
 import time
@@ -223,8 +224,9 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
     else:
         if env_name.startswith("dmc:"):
             os.environ.setdefault("MUJOCO_GL", "egl")
-        with mp.get_context("spawn").Pool(min(workers, len(specs))) as pool:
-            results = pool.map(_record_chunk, specs, chunksize=1)
+        # an executor, not mp.Pool: a worker that cannot start raises instead of hanging
+        with ProcessPoolExecutor(min(workers, len(specs)), mp_context=mp.get_context("spawn")) as ex:
+            results = list(ex.map(_record_chunk, specs))
     return [Path(p) for p, _ in results]
 
 

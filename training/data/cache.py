@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 import os
 import shutil
 import time
@@ -213,8 +214,9 @@ def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: Top
             big = sum(f.stat().st_size for b in bags for f in _bag_files(b)) >= PARALLEL_MIN_BYTES
             workers = min(len(bags), os.cpu_count() or 1) if big else 1
         if workers > 1 and len(jobs) > 1:
-            with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-                shards = pool.map(_write_shard, jobs, chunksize=1)
+            # an executor, not mp.Pool: a worker that cannot start raises instead of hanging
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
+                shards = list(ex.map(_write_shard, jobs))
         else:
             shards = [_write_shard(j) for j in jobs]
         index = _make_index(shards, tmp, key, pre, topics, skip_bad, bags)

@@ -4,7 +4,8 @@ Every window of T consecutive frames lies inside one episode. Sampling is unifor
 window starts, with replacement, by vectorised index arithmetic on the memory-mapped shards.
 Augmentation is DrQ's random shift (Kostrikov et al. 2020): replicate-pad by `augment_shift`
 pixels and crop back at a random offset -- one offset per window, so motion between its frames
-is untouched. Implemented as a clipped gather (equal to pad + crop, without building the pad).
+is untouched. Implemented as one memmap slice per window plus edge replication (equal to pad +
+crop, without building the padded copy).
 Deterministic under a seed; `state_dict()` (plain JSON-able data) resumes the exact sequence.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ class WindowSampler:
             raise ValueError(f"WindowSampler: window={window} and batch_size={batch_size} must be >= 1")
         if int(augment_shift) < 0:
             raise ValueError(f"WindowSampler: augment_shift={augment_shift} must be >= 0")
+        if int(augment_shift) >= min(cache.image_size):
+            raise ValueError(f"WindowSampler: augment_shift={augment_shift} must be < the image size "
+                             f"{cache.image_size}")
         self.cache, self.window, self.batch_size = cache, int(window), int(batch_size)
         self.seed, self.augment_shift = int(seed), int(augment_shift)
         eps = np.arange(cache.num_episodes) if episodes is None else np.asarray(episodes, np.int64)
@@ -75,22 +79,32 @@ class WindowSampler:
         return idx, self.start_shard[pick], shift
 
     def gather_frames(self, idx: np.ndarray, shard: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        """Frames [B,T,H,W,3] for the windows, shifted (edge-replicated) by `shift - pad`."""
+        """Frames [B,T,H,W,3] for the windows, shifted by `shift - pad` with edge replication.
+
+        A window is T consecutive rows of one shard, so each is one slice of the memmap (no fancy
+        indexing): copy the part of the shifted crop that lies inside the image, then replicate
+        the edge rows/columns into the rest -- equal to replicate-pad + crop, at memcpy speed.
+        """
         c, (h, w), pad = self.cache, self.cache.image_size, self.augment_shift
         out = np.empty((len(idx), self.window, h, w, 3), np.uint8)
-        for k in np.unique(shard):
-            rows = np.flatnonzero(shard == k)
-            loc = idx[rows] - c.shard_offsets[k]
-            lo, hi = int(loc.min()), int(loc.max()) + 1
-            block = c.frames[k][lo:hi] if hi - lo <= 4 * loc.size else None  # one read when dense
-            if pad == 0:
-                out[rows] = block[loc - lo] if block is not None else c.frames[k][loc]
-                continue
-            src = block if block is not None else c.frames[k]
-            base = lo if block is not None else 0
-            ys = np.clip(shift[rows, 0, None] - pad + np.arange(h), 0, h - 1)  # [b, H]
-            xs = np.clip(shift[rows, 1, None] - pad + np.arange(w), 0, w - 1)  # [b, W]
-            out[rows] = src[(loc - base)[:, :, None, None], ys[:, None, :, None], xs[:, None, None, :]]
+        first = idx[:, 0] - c.shard_offsets[shard]
+        d = shift.astype(np.int64) - pad  # [B, 2] source offset (dy, dx)
+        y0, y1 = np.maximum(0, -d[:, 0]), np.minimum(h, h - d[:, 0])
+        x0, x1 = np.maximum(0, -d[:, 1]), np.minimum(w, w - d[:, 1])
+        T = self.window
+        for i, (k, f, dy, dx, a0, a1, b0, b1) in enumerate(zip(
+                shard.tolist(), first.tolist(), d[:, 0].tolist(), d[:, 1].tolist(),
+                y0.tolist(), y1.tolist(), x0.tolist(), x1.tolist())):
+            o = out[i]
+            o[:, a0:a1, b0:b1] = c.frames[k][f:f + T, a0 + dy:a1 + dy, b0 + dx:b1 + dx]
+            if b0 > 0:
+                o[:, a0:a1, :b0] = o[:, a0:a1, b0:b0 + 1]
+            if b1 < w:
+                o[:, a0:a1, b1:] = o[:, a0:a1, b1 - 1:b1]
+            if a0 > 0:
+                o[:, :a0] = o[:, a0:a0 + 1]
+            if a1 < h:
+                o[:, a1:] = o[:, a1 - 1:a1]
         return out
 
     def sample(self) -> dict[str, torch.Tensor]:
