@@ -16,7 +16,7 @@ MOE_IMPLS = ("auto", "grouped", "masked", "loop")
 class LossConfig:
     """Loss weights and shapes; defaults follow Switch (α=0.01), ST-MoE (z-loss 1e-3), TD-MPC2 (ρ=0.5)."""
 
-    latent: float = 1.0  # multi-step JEPA latent prediction vs sg(target encoder)
+    latent: float | None = None  # multi-step JEPA latent loss; None: 20 for simnorm (TD-MPC2), 1 for layernorm
     rho: float = 0.5  # temporal decay of step j's weight: rho**(j-1) (TD-MPC2 uses 0.5)
     vicreg_var: float = 1.0  # VICReg variance hinge on per-dim std of online latents
     vicreg_cov: float = 0.04  # VICReg off-diagonal covariance penalty
@@ -29,6 +29,12 @@ class LossConfig:
     cost_noise: float = 0.5  # std of the perturbation that makes "perturbed" negatives
     load_balance: float = 0.01  # Switch Transformer auxiliary loss coefficient α
     router_z: float = 1e-3  # ST-MoE router z-loss coefficient
+
+    def latent_weight(self, latent_norm: str) -> float:
+        """SimNorm latents live on simplices (entries ~1/8), so their MSE is ~100× smaller."""
+        if self.latent is not None:
+            return float(self.latent)
+        return 1.0 if latent_norm == "layernorm" else 20.0
 
     def std_target(self, latent_norm: str) -> float:
         if self.vicreg_std_target is not None:
@@ -71,6 +77,15 @@ class ModelConfig:
     ema_momentum: float = 0.99
     ema_momentum_final: float = 0.999  # end of the optional cosine schedule
     losses: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.losses, dict):  # allow ModelConfig(losses={"latent": 20})
+            lknown = {f.name for f in dataclasses.fields(LossConfig)}
+            unknown = sorted(set(self.losses) - lknown)
+            if unknown:
+                raise ValueError(f"ModelConfig.losses: unknown field(s) {unknown}; known: {sorted(lknown)}")
+            self.losses = LossConfig(**self.losses)
+        self.conv_channels = list(self.conv_channels)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -149,13 +164,9 @@ class ModelConfig:
             losses = dataclasses.asdict(losses)
         if not isinstance(losses, dict):
             raise ValueError(f"ModelConfig.losses={losses!r}: must be a dict")
-        lknown = {f.name for f in dataclasses.fields(LossConfig)}
-        lunknown = sorted(set(losses) - lknown)
-        if lunknown:
-            raise ValueError(f"ModelConfig.losses: unknown field(s) {lunknown}; known: {sorted(lknown)}")
-        if "conv_channels" in d:
-            d["conv_channels"] = list(d["conv_channels"])
-        return cls(**d, losses=LossConfig(**losses)).validate()
+        if not isinstance(d.get("conv_channels", []), (list, tuple)):
+            raise ValueError(f"ModelConfig.conv_channels={d['conv_channels']!r}: must be a list of ints")
+        return cls(**d, losses=dict(losses)).validate()
 
 
 def expert_params(in_dim: int, hidden: int, out_dim: int) -> int:

@@ -9,6 +9,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .moe import softmax_last
 
 
 class SimNorm(nn.Module):
@@ -20,7 +21,7 @@ class SimNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shp = x.shape
-        return F.softmax(x.reshape(*shp[:-1], shp[-1] // self.group, self.group), dim=-1).reshape(shp)
+        return softmax_last(x.reshape(*shp[:-1], shp[-1] // self.group, self.group)).reshape(shp)
 
 
 def make_latent_norm(cfg: ModelConfig) -> nn.Module:

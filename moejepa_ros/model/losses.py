@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .moe import softmax_last
+
 
 def decay_weights(horizon: int, rho: float, device=None) -> torch.Tensor:
     """ρ^(j-1) for j = 1..H, normalised to sum to 1 (multi-step consistency weighting)."""
@@ -74,7 +76,7 @@ def cost_negatives(z: torch.Tensor, latent_norm: str, group: int, noise: float) 
     shuffled = torch.gather(g, 0, perm.unsqueeze(-1).expand(-1, -1, group)).reshape(B, D)
     if latent_norm == "simnorm":
         logits = torch.log(z.clamp_min(1e-6)).reshape(B, D // group, group)
-        perturbed = F.softmax(logits + noise * 4.0 * torch.randn_like(logits), dim=-1).reshape(B, D)
+        perturbed = softmax_last(logits + noise * 4.0 * torch.randn_like(logits)).reshape(B, D)
     else:
         perturbed = F.layer_norm(z + noise * torch.randn_like(z), (D,))
         shuffled = F.layer_norm(shuffled, (D,))

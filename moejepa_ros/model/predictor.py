@@ -20,7 +20,11 @@ def is_shared(z0: torch.Tensor) -> bool:
 
 
 class Predictor(nn.Module):
-    """z_{t+1} = norm(z_t + Σ_i g_i Exp_i(z_t, embed(a_t))); dense = the same class with one expert."""
+    """z_{t+1} = norm(z_t + Σ_i g_i Exp_i(z_t, embed(a_t))); dense = the same class with one expert.
+
+    With SimNorm latents the residual is taken in log space, z_{t+1} = SimNorm(log z_t + Δ), so
+    Δ = 0 is exactly the identity (SimNorm(z_t + 0) would flatten z_t towards uniform each step).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -30,7 +34,9 @@ class Predictor(nn.Module):
         self.moe = MoE(cfg.latent_dim, cfg.action_embed_dim, cfg.expert_hidden, cfg.experts,
                        cfg.active_k, cfg.router_noise, cfg.moe_impl)
         self.norm = make_latent_norm(cfg)
+        self.log_residual = cfg.latent_norm == "simnorm"
         self.last_aux: dict[str, torch.Tensor] | None = None
+        self.collect_stats = False  # True: also collect routing stats in no-grad eval rollouts
 
     def embed(self, a: torch.Tensor) -> torch.Tensor:
         return F.silu(self.action_embed(a))
@@ -38,7 +44,8 @@ class Predictor(nn.Module):
     def step(self, z: torch.Tensor, e: torch.Tensor, zcache=None, need_aux: bool = True):
         """One transition for tokens z[T, D] with embedded actions e[T, Ea] → (z', aux)."""
         delta, aux = self.moe(z, e, zcache, need_aux=need_aux)
-        return self.norm(z + delta), aux
+        base = torch.log(z.clamp_min(1e-6)) if self.log_residual else z
+        return self.norm(base + delta), aux
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """One step for any leading shape: z[..., D], a[..., A] → z'[..., D]."""
@@ -61,8 +68,8 @@ class Predictor(nn.Module):
         N, H, _ = actions.shape
         if z0.shape[0] not in (1, N):
             raise ValueError(f"rollout: z0 has {z0.shape[0]} rows but actions have N={N}")
-        if need_aux is None:
-            need_aux = torch.is_grad_enabled() or self.training
+        if need_aux is None:  # routing stats cost ~10% of a planning step: only when training
+            need_aux = torch.is_grad_enabled() or self.training or self.collect_stats
         e_all = self.embed(actions)  # all H action embeddings at once
         z, zcache = z0, None
         if is_shared(z0):
@@ -76,7 +83,8 @@ class Predictor(nn.Module):
             out.append(z)
             if aux is not None:
                 auxes.append(aux)
-        self.last_aux = _mean_aux(auxes) if auxes else None
+        if auxes:  # keep the previous stats when this call collected none (no-grad planning)
+            self.last_aux = _mean_aux(auxes)
         return torch.stack(out, dim=1)
 
 
@@ -102,4 +110,5 @@ class FuturePredictor(nn.Module):
         N, H = z.shape[0], offsets.numel()
         zz = z.unsqueeze(1).expand(N, H, -1)
         x = torch.cat([zz, self.offset_embed(offsets).unsqueeze(0).expand(N, H, -1)], -1)
-        return self.norm(zz + self.net(x))
+        base = torch.log(zz.clamp_min(1e-6)) if self.cfg.latent_norm == "simnorm" else zz
+        return self.norm(base + self.net(x))  # residual, in log space for SimNorm (see Predictor)

@@ -115,13 +115,14 @@ class WorldModel(nn.Module):
         stacks, actions, rewards, H = self._split_window(batch)
         z0 = self.encode(stacks[:, 0])
         z_tgt = self.encode_target(stacks[:, 1:])  # [B, H, D], no grad
+        w_lat = lw.latent_weight(self.cfg.latent_norm)
         var = L.vicreg_variance(z0, lw.std_target(self.cfg.latent_norm))
         cov = L.vicreg_covariance(z0)
         terms: dict[str, torch.Tensor] = {}
         if stage == 1:
             pred = self.stage1_predictor(z0, torch.arange(1, H + 1))
             latent = L.multistep_latent_loss(pred, z_tgt, lw.rho)
-            total = lw.latent * latent + lw.vicreg_var * var + lw.vicreg_cov * cov
+            total = w_lat * latent + lw.vicreg_var * var + lw.vicreg_cov * cov
         else:
             pred = self.predictor.rollout(z0, actions)
             aux = self.predictor.last_aux
@@ -134,7 +135,7 @@ class WorldModel(nn.Module):
             neg = L.cost_negatives(pos, self.cfg.latent_norm, group, lw.cost_noise)
             cst = L.cost_margin_loss(self.cost(pos), self.cost(neg), lw.cost_margin)
             bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
-            total = (lw.latent * latent + lw.vicreg_var * var + lw.vicreg_cov * cov + lw.reward * rew
+            total = (w_lat * latent + lw.vicreg_var * var + lw.vicreg_cov * cov + lw.reward * rew
                      + lw.value * val + lw.cost * cst + bal + zl)
             terms.update(reward=rew, value=val, cost=cst, moe_balance=bal, moe_z=zl,
                          router_entropy=aux["entropy"], expert_load_max=aux["load"].max())

@@ -1,0 +1,87 @@
+"""Encoders (conv, ViT), bounded latents, frozen EMA target and its update formula."""
+import math
+
+import pytest
+import torch
+
+from moejepa_ros.model import ModelConfig, WorldModel, cosine_momentum, ema_update, make_encoder
+
+torch.manual_seed(0)
+
+
+def frames(lead, k, s=32):
+    return torch.randint(0, 256, (*lead, k, s, s, 3), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("encoder", ["conv", "vit"])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("norm", ["simnorm", "layernorm"])
+def test_encoder_shapes_dtypes_and_bound(encoder, k, norm):
+    cfg = ModelConfig(image_size=32, frame_stack=k, encoder=encoder, latent_dim=64, latent_norm=norm,
+                      conv_channels=[8, 16, 16], vit_dim=32, vit_depth=1, vit_heads=2)
+    enc = make_encoder(cfg)
+    z = enc(frames((2, 5), k))
+    assert z.shape == (2, 5, 64) and z.dtype == torch.float32
+    assert enc(frames((4,), k)).shape == (4, 64)
+    if norm == "simnorm":
+        g = z.reshape(2, 5, 8, 8)
+        assert torch.allclose(g.sum(-1), torch.ones(2, 5, 8), atol=1e-5) and (g >= 0).all()
+    else:
+        assert torch.allclose(z.mean(-1), torch.zeros(2, 5), atol=1e-4)
+    z.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
+
+
+def test_default_64px_conv_and_vit_cls():
+    cfg = ModelConfig()
+    assert make_encoder(cfg)(frames((2,), 3, 64)).shape == (2, 128)
+    vit = make_encoder(ModelConfig(encoder="vit", vit_pool="cls", vit_depth=1))
+    assert vit(frames((2,), 3, 64)).shape == (2, 128)
+
+
+def test_bad_frame_shape_names_expected_layout():
+    enc = make_encoder(ModelConfig(image_size=32, conv_channels=[8, 8]))
+    with pytest.raises(ValueError, match=r"\[\.\.\., 3, 32, 32, 3\]"):
+        enc(torch.zeros(2, 3, 3, 32, 32, dtype=torch.uint8))
+
+
+def small_wm(**kw):
+    base = dict(image_size=32, conv_channels=[8, 16, 16], latent_dim=32, expert_hidden=32,
+                head_hidden=32, stage1_hidden=32, action_embed_dim=8)
+    base.update(kw)
+    return WorldModel(ModelConfig(**base))
+
+
+def test_no_gradient_reaches_target_encoder():
+    wm = small_wm()
+    B, T = 4, 5
+    batch = {"frames": frames((B, T), 1, 32).squeeze(2), "actions": torch.randn(B, T, 2),
+             "rewards": torch.randn(B, T)}
+    for stage in (1, 2):
+        wm.zero_grad(set_to_none=True)
+        total, _ = wm.loss(batch, stage)
+        total.backward()
+        assert all(p.grad is None and not p.requires_grad for p in wm.target_encoder.parameters())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in wm.encoder.parameters())
+    assert not wm.encode_target(frames((2,), 3)).requires_grad
+
+
+def test_ema_matches_formula_and_cosine_schedule():
+    wm = small_wm()
+    with torch.no_grad():
+        for p in wm.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    before = [p.clone() for p in wm.target_encoder.parameters()]
+    online = [p.clone() for p in wm.encoder.parameters()]
+    wm.update_target(0.9)
+    for t0, o, t1 in zip(before, online, wm.target_encoder.parameters()):
+        torch.testing.assert_close(t1, 0.9 * t0 + 0.1 * o, rtol=1e-6, atol=1e-6)
+    ema_update(wm.target_encoder, wm.encoder, 0.0)
+    for o, t1 in zip(wm.encoder.parameters(), wm.target_encoder.parameters()):
+        assert torch.equal(o, t1)
+    with pytest.raises(ValueError, match="momentum"):
+        ema_update(wm.target_encoder, wm.encoder, 1.5)
+    assert cosine_momentum(0, 100, 0.99, 1.0) == pytest.approx(0.99)
+    assert cosine_momentum(100, 100, 0.99, 1.0) == pytest.approx(1.0)
+    assert cosine_momentum(50, 100, 0.99, 1.0) == pytest.approx(0.995)
+    assert math.isclose(cosine_momentum(500, 100, 0.99, 1.0), 1.0)
