@@ -89,7 +89,8 @@ def run_model_free(cfg, run_dir: str) -> dict:
         env_kwargs.setdefault("mode", "goal")
         env_kwargs.setdefault("show_goal", True)  # a reactive policy must see its goal
     env_kwargs.update(cfg.baseline.rl_env_kwargs)
-    env = gym.wrappers.TimeLimit(make_env(cfg.collect.env, **env_kwargs), cfg.eval.max_episode_steps)
+    from stable_baselines3.common.monitor import Monitor
+    env = Monitor(gym.wrappers.TimeLimit(make_env(cfg.collect.env, **env_kwargs), cfg.eval.max_episode_steps))
     os.makedirs(run_dir, exist_ok=True)
     common = dict(seed=cfg.run.seed, verbose=0, device="cpu", tensorboard_log=os.path.join(run_dir, "tb"))
     if kind == "sac":
@@ -103,7 +104,7 @@ def run_model_free(cfg, run_dir: str) -> dict:
     train_s = time.perf_counter() - t0
     mean_r, std_r = evaluate_policy(agent, env, n_eval_episodes=max(1, cfg.eval.closed_loop_episodes),
                                     deterministic=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
+    sd = {k: v.detach().cpu().clone().contiguous() for k, v in agent.policy.state_dict().items()}  # unshare
     save_file(sd, os.path.join(run_dir, f"{kind}_policy.safetensors"),
               metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)})
     result = {"baseline": kind, "env": cfg.collect.env, "env_steps": int(cfg.baseline.rl_steps),

@@ -1,0 +1,122 @@
+"""`moejepa-train` end to end on config/train/tiny.yaml: every subcommand runs and leaves a
+checkpoint that `load_checkpoint` + `make_planner` load and plan with."""
+import json
+import os
+
+import pytest
+import torch
+
+from moejepa_ros.model.checkpoint import load_checkpoint, read_meta
+from moejepa_ros.planning import make_planner
+from training.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 shared cores: one intra-op thread is faster and steadier
+    yield
+    torch.set_num_threads(n)
+
+
+def cli(capsys, *args):
+    rc = main(list(args))
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0, out
+    return json.loads(out[-1])
+
+
+def plans_with(path, goal=True):
+    model, meta = load_checkpoint(path)
+    assert meta["action_low"] == pytest.approx([-2.45, -2.45]) and meta["action_high"] == pytest.approx([2.45, 2.45])
+    assert meta["preprocessing"]["frame_stack"] == model.cfg.frame_stack
+    objectives = {"reward": {"enabled": False}, "goal": {"enabled": True}} if goal else None
+    planner = make_planner({"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2},
+                           model, objectives, meta["action_low"], meta["action_high"])
+    with torch.no_grad():
+        frames = torch.randint(0, 255, (1, model.cfg.frame_stack, 64, 64, 3), dtype=torch.uint8)
+        z = model.encode(frames)[0]
+    plan = planner.plan(z, z if goal else None)
+    assert plan.ok and plan.actions.shape == (3, 2)
+    return model, meta
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tiny"))
+
+
+def test_collect_pretrain_fit_export(run_dir, capsys):
+    o = f"run.out_dir={run_dir}"
+    r = cli(capsys, "collect", "-c", "tiny", o)
+    assert len(r["bags"]) == 1 and os.path.isdir(r["bags"][0])
+    assert main(["collect", "-c", "tiny", o]) == 2  # refuses to overwrite bags silently
+    capsys.readouterr()
+    r = cli(capsys, "pretrain", "-c", "tiny", o, "train.steps=6")
+    assert r["step"] == 6
+    plans_with(r["checkpoint"])
+    assert read_meta(r["checkpoint"])["training"]["stage"] == 1
+    r = cli(capsys, "fit", "-c", "tiny", o, "train.steps=8", "fit.init_encoder=auto", "fit.freeze_encoder=true")
+    assert r["step"] == 8 and "reward" in r["last"]
+    model, meta = plans_with(r["checkpoint"])
+    pre, _ = load_checkpoint(os.path.join(run_dir, "pretrain", "model.safetensors"))
+    for k, v in pre.encoder.state_dict().items():  # frozen Stage-1 encoder carried over unchanged
+        assert torch.equal(v, model.encoder.state_dict()[k])
+    assert meta["training"]["stage"] == 2 and meta["training"]["step"] == 8
+    assert os.path.isdir(os.path.join(run_dir, "fit", "tb")) and os.listdir(os.path.join(run_dir, "fit", "tb"))
+    rows = [json.loads(l) for l in open(os.path.join(run_dir, "fit", "metrics.jsonl"))]
+    keys = set().union(*rows)
+    for k in ("loss/latent", "loss/reward", "optim/lr", "optim/grad_norm", "routing/load_0", "routing/entropy",
+              "latent/std", "perf/samples_per_s", "perf/data_wait_share"):
+        assert k in keys, k
+    r = cli(capsys, "export", "-c", "tiny", o)
+    assert r["source"].endswith(os.path.join("fit", "model.safetensors"))
+    _, meta = plans_with(r["export"])
+    assert meta["training"]["stage"] == 2 and "optimizer" not in json.dumps(meta)
+
+
+def test_mbrl_and_distill(run_dir, capsys):
+    o = f"run.out_dir={run_dir}"
+    if not os.path.isfile(os.path.join(run_dir, "fit", "model.safetensors")):
+        pytest.skip("needs the fit of test_collect_pretrain_fit_export")
+    r = cli(capsys, "mbrl", "-c", "tiny", o, "mbrl.iterations=1", "mbrl.fit_steps_per_iter=4", "mbrl.max_episode_steps=6")
+    assert r["rounds"] == 1 and r["eval"][0] is not None
+    plans_with(r["checkpoint"])
+    assert os.listdir(os.path.join(run_dir, "mbrl", "bags", "round_000"))
+    r = cli(capsys, "distill", "-c", "tiny", o, "distill.samples=8", "distill.steps=10", "mbrl.max_episode_steps=6")
+    assert len(r["history"]) == 2 and r["history"][1]["actor_return_mean"] is not None
+    model, _ = plans_with(r["checkpoint"])
+    src, _ = load_checkpoint(os.path.join(run_dir, "mbrl", "model.safetensors"))
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, src.state_dict()[k])]
+    assert changed and all(k.startswith("actor_head.") for k in changed)  # only the actor trained
+
+
+@pytest.mark.parametrize("kind", ["dense", "pixel_recon", "no_pretrain"])
+def test_model_baselines(run_dir, capsys, kind):
+    if not os.listdir(os.path.join(run_dir, "collect", "bags")):
+        pytest.skip("needs collected bags")
+    o = f"run.out_dir={run_dir}/{kind}"
+    r = cli(capsys, "fit", "-c", "tiny", o, f"data.bags=[{run_dir}/collect/bags]", f"baseline.kind={kind}",
+            "train.steps=3", "export.action_low=[-2.45,-2.45]", "export.action_high=[2.45,2.45]")
+    model, meta = plans_with(r["checkpoint"])
+    assert meta["training"]["baseline"] == kind
+    if kind == "dense":
+        from moejepa_ros.model.config import active_predictor_params, ModelConfig
+        moe = ModelConfig.from_dict({**meta["training"]["config"]["model"], "action_dim": 2})
+        assert model.cfg.dense and abs(active_predictor_params(model.cfg) / active_predictor_params(moe) - 1) < 0.05
+    if kind == "pixel_recon":
+        assert "recon" in r["last"]
+
+
+def test_model_free_baseline_ppo(run_dir, capsys):
+    r = cli(capsys, "fit", "-c", "tiny", f"run.out_dir={run_dir}/ppo", "baseline.kind=ppo", "baseline.rl_steps=64",
+            "eval.max_episode_steps=8")
+    assert os.path.isfile(r["policy"]) and r["env_steps"] == 64
+    from safetensors import safe_open
+    with safe_open(r["policy"], "pt") as f:
+        assert f.metadata()["algo"] == "ppo"
+
+
+def test_bad_config_exits_2(capsys):
+    assert main(["fit", "-c", "tiny", "optim.lr=-1"]) == 2
+    assert "optim.lr" in capsys.readouterr().err
