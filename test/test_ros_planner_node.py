@@ -264,3 +264,35 @@ def test_bad_checkpoint_fails_configure_with_a_clear_message(tmp_path):
         assert "missing.safetensors" in proc.output() and "does not exist" in proc.output()
     finally:
         proc.stop()
+
+
+def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, probe):
+    """image_transport=compressed, Float32MultiArray commands, and use_sim_time following /clock."""
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import CompressedImage
+
+    over = {"image_transport": "compressed", "action_type": "float32_multi_array", "use_sim_time": True}
+    params = write_params(tmp_path / "params.yaml", {"c_planner": planner_params(ckpt, **over)})
+    proc = NodeProcess("planner_node", params, name="c_planner", log_path=tmp_path / "c.log",
+                       remaps={"image/compressed": "c/image/compressed", "action": "c/action"}).start()
+    try:
+        pub = probe.publisher(CompressedImage, "c/image/compressed", IMAGE_PUB_QOS)
+        clock = probe.publisher(Clock, "/clock", 10)
+        actions = probe.subscribe(Float32MultiArray, "c/action")
+        diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+        probe.wait_for_subscribers(pub, 1, timeout=30)
+        probe.wait_for_subscribers(clock, 1, timeout=30)
+        sim_now = 1000 * 1_000_000_000
+        for i in range(30):
+            tick = Clock()
+            tick.clock.sec, tick.clock.nanosec = divmod(sim_now + i * 33_000_000, 1_000_000_000)
+            clock.publish(tick)
+            pub.publish(codecs.make_compressed(CompressedImage, frame(i), "jpeg", 90, sim_now + i * 33_000_000, "cam"))
+            time.sleep(1 / 30)
+        got = actions.wait(3, timeout=15, pred=lambda m: len(m.data) == 2 and any(v != 0.0 for v in m.data))
+        assert all(LOW[i] <= m.data[i] <= HIGH[i] for m in got for i in range(2))
+        mine = diags.wait(1, timeout=10, pred=lambda a: "c_planner" in a.status[0].name
+                          and abs(stamp_ns(a.header.stamp) - sim_now) < 60 * 1_000_000_000)
+        assert mine, "diagnostics are not stamped with sim time"
+    finally:
+        proc.stop()
