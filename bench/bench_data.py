@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
 from training.data.cache import build_cache  # noqa: E402
@@ -71,6 +70,8 @@ def bag_write_fps(tmp, frames, storage):
 
 
 def step_time(batch, window):
+    import torch
+
     """One optimiser step of the project's WorldModel (default config) on a sampler batch, or a
     stand-in conv net if the model is not importable."""
     try:
@@ -99,8 +100,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = ap.parse_args(argv)
     q = args.quick
-    torch.set_num_threads(os.cpu_count() or 1)
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+    # torch is imported late on purpose: spawned rollout workers re-import this main module.
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+           "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
            "note": "shared 2-core machine; figures are best-of-N, compare variants within this run"}
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_"))
     try:
@@ -143,6 +145,7 @@ def main(argv=None):
                         "sampler>=10x_step": res["sampler_speedup_vs_step"] >= 10}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    res["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(res, indent=1))
     if not q:
         out = ROOT / "bench" / "results"

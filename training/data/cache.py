@@ -4,14 +4,13 @@ memory-mapped .npy shards (one per bag), with actions, rewards, episode ids and 
 Keyed by a hash of the bags' file names, sizes and mtimes (no content read: fast) and of the
 preprocessing config, so a second run with the same inputs opens the existing cache at once.
 Built in a temporary folder and renamed into place (atomic); described by a JSON index. No pickles.
-Bags are decoded in parallel processes (spawn) when there are several and they are big enough.
+Bags are decoded in parallel worker processes (`training.data.shard`) when there are several and
+they are big enough.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 import os
 import shutil
 import time
@@ -20,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .bag_reader import find_bags, iter_bags
+from .bag_reader import find_bags
 from .episode import BagDataError, Episode, ReadSummary
+from .shard import run_workers, write_shard
 from .topics import TopicConfig
 
 FORMAT_VERSION = 1
 INDEX = "index.json"
-PARALLEL_MIN_BYTES = 32 << 20  # below this, spawning workers costs more than it saves
+PARALLEL_MIN_BYTES = 64 << 20  # below this (~5k frames at 64x64) a worker's start-up costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -38,19 +38,6 @@ class Preprocess:
 
     def to_dict(self) -> dict:
         return {"image_size": list(self.image_size), "interpolation": self.interpolation}
-
-
-class _Resize:
-    """Picklable frame transform: RGB [h,w,3] -> [H,W,3] with cv2.INTER_AREA (identity if equal)."""
-
-    def __init__(self, size: tuple[int, int]):
-        self.size = (int(size[0]), int(size[1]))
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        if rgb.shape[:2] == self.size:
-            return np.array(rgb, copy=True)
-        import cv2
-        return cv2.resize(rgb, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
 
 
 def _bag_files(bag: Path) -> list[Path]:
@@ -67,53 +54,6 @@ def cache_key(bags: list[Path], topics: TopicConfig, pre: Preprocess) -> str:
     blob = json.dumps({"format": FORMAT_VERSION, "pre": pre.to_dict(), "topics": topics.to_dict(),
                        "files": files}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def _write_shard(job: dict) -> dict:
-    """Worker: decode one bag and write its shard files; return the shard's JSON description."""
-    bag, tmp, k = Path(job["bag"]), Path(job["tmp"]), job["shard"]
-    topics = TopicConfig.from_dict(job["topics"])
-    t0 = time.perf_counter()
-    (_, eps, summ), = list(iter_bags([bag], topics, skip_bad=job["skip_bad"],
-                                     transform=_Resize(tuple(job["image_size"]))))
-    out = {"bag": str(bag), "summary": summ.to_dict(), "n": 0, "episodes": [], "action_dim": None,
-           "state_dim": None, "seconds": 0.0}
-    if not eps:
-        return out
-    n = sum(len(e) for e in eps)
-    h, w = job["image_size"]
-    dims = {e.actions.shape[1] for e in eps}
-    if len(dims) != 1:
-        raise BagDataError(bag, f"action dimension changes within the bag: {sorted(dims)}", topics.action_topic)
-    a_dim = dims.pop()
-    s_dims = {None if e.state is None else e.state.shape[1] for e in eps}
-    s_dim = s_dims.pop() if len(s_dims) == 1 else None
-    names = {key: f"{key}_{k:04d}.npy" for key in ("frames", "actions", "rewards", "episode", "state")}
-    frames = np.lib.format.open_memmap(tmp / names["frames"], "w+", np.uint8, (n, h, w, 3))
-    actions = np.empty((n, a_dim), np.float32)
-    rewards = np.empty(n, np.float32)
-    episode = np.empty(n, np.int32)
-    state = np.full((n, s_dim), np.nan, np.float32) if s_dim else None
-    i = 0
-    for j, e in enumerate(eps):
-        m = len(e)
-        frames[i:i + m] = e.frames
-        actions[i:i + m], rewards[i:i + m], episode[i:i + m] = e.actions, e.rewards, j
-        if state is not None:
-            state[i:i + m] = e.state
-        out["episodes"].append({"start": i, "length": m, "marker": int(e.index)})
-        i += m
-    frames.flush()
-    del frames
-    np.save(tmp / names["actions"], actions)
-    np.save(tmp / names["rewards"], rewards)
-    np.save(tmp / names["episode"], episode)
-    if state is not None:
-        np.save(tmp / names["state"], state)
-    else:
-        names.pop("state")
-    out.update(n=n, files=names, action_dim=a_dim, state_dim=s_dim, seconds=time.perf_counter() - t0)
-    return out
 
 
 class DataCache:
@@ -189,7 +129,7 @@ def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: Top
                 workers: int | None = None, rebuild: bool = False) -> DataCache:
     """Open the cache for `sources` (bags/folders) under `cache_dir`, building it if absent.
 
-    `workers=None`: one process per bag up to the CPU count when the bags total over 32 MB, else
+    `workers=None`: up to one process per bag (at most the CPU count) when the bags total over 64 MB, else
     in-process. Returns a `DataCache` whose `.hit` says whether it was already there.
     """
     topics = topics or TopicConfig()
@@ -214,11 +154,10 @@ def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: Top
             big = sum(f.stat().st_size for b in bags for f in _bag_files(b)) >= PARALLEL_MIN_BYTES
             workers = min(len(bags), os.cpu_count() or 1) if big else 1
         if workers > 1 and len(jobs) > 1:
-            # an executor, not mp.Pool: a worker that cannot start raises instead of hanging
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
-                shards = list(ex.map(_write_shard, jobs))
+            sizes = [sum(f.stat().st_size for f in _bag_files(b)) for b in bags]
+            shards = run_workers(jobs, sizes, workers)
         else:
-            shards = [_write_shard(j) for j in jobs]
+            shards = [write_shard(j) for j in jobs]
         index = _make_index(shards, tmp, key, pre, topics, skip_bad, bags)
         index["build_seconds"] = round(time.perf_counter() - t0, 3)
         (tmp / INDEX).write_text(json.dumps(index, indent=1))

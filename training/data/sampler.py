@@ -11,7 +11,6 @@ Deterministic under a seed; `state_dict()` (plain JSON-able data) resumes the ex
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .cache import DataCache
 
@@ -107,7 +106,9 @@ class WindowSampler:
                 o[:, a1:] = o[:, a1 - 1:a1]
         return out
 
-    def sample(self) -> dict[str, torch.Tensor]:
+    def sample(self) -> dict[str, "torch.Tensor"]:
+        import torch  # here, not at module level: spawned data workers need not load torch
+
         idx, shard, shift = self.sample_indices()
         c = self.cache
         batch = {"frames": torch.from_numpy(self.gather_frames(idx, shard, shift)),
@@ -120,5 +121,5 @@ class WindowSampler:
     def __iter__(self) -> "WindowSampler":
         return self
 
-    def __next__(self) -> dict[str, torch.Tensor]:
+    def __next__(self) -> dict[str, "torch.Tensor"]:
         return self.sample()
