@@ -28,6 +28,7 @@ def test_cache_holds_the_episodes_and_second_run_is_a_hit(bags, tmp_path):
         got = c.episode(i)
         assert np.array_equal(got.frames, e.frames) and np.array_equal(got.actions, e.actions)
         assert np.array_equal(got.rewards, e.rewards) and np.array_equal(got.state, e.state)
+        assert np.array_equal(got.stamps_ns, e.stamps_ns)
     assert c.episode_ids.tolist() == np.repeat(np.arange(4), c.episode_lengths).tolist()
     index = json.loads((c.root / "index.json").read_text())
     assert index["summary"]["episodes"] == 4 and index["action_dim"] == 2 and index["state_dim"] == 4

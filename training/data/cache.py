@@ -24,7 +24,7 @@ from .episode import BagDataError, Episode, ReadSummary
 from .shard import run_workers, write_shard
 from .topics import TopicConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX = "index.json"
 PARALLEL_MIN_BYTES = 64 << 20  # below this (~5k frames at 64x64) a worker's start-up costs more than it saves
 
@@ -78,6 +78,7 @@ class DataCache:
                                if shards else np.zeros(0, dt))
         self.actions = cat("actions", np.float32).reshape(-1, self.index["action_dim"] or 0)
         self.rewards = cat("rewards", np.float32)
+        self.stamps_ns = cat("stamps", np.int64)  # image stamps, ns
         self.state = (np.concatenate([np.load(self.root / s["files"]["state"]) for s in shards])
                       if self.index["state_dim"] else None)
         self.shard_offsets = np.cumsum([0] + [s["n"] for s in shards]).astype(np.int64)
@@ -121,7 +122,7 @@ class DataCache:
         return Episode(frames=np.array(self.frames[k][loc:loc + m]), actions=self.actions[s:s + m],
                        rewards=self.rewards[s:s + m],
                        state=None if self.state is None else self.state[s:s + m],
-                       stamps_ns=np.zeros(m, np.int64), source=self.episode_sources[i], index=i)
+                       stamps_ns=self.stamps_ns[s:s + m], source=self.episode_sources[i], index=i)
 
 
 def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: TopicConfig | None = None,

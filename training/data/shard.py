@@ -55,17 +55,19 @@ def write_shard(job: dict) -> dict:
     a_dim = dims.pop()
     s_dims = {None if e.state is None else e.state.shape[1] for e in eps}
     s_dim = s_dims.pop() if len(s_dims) == 1 else None
-    names = {key: f"{key}_{k:04d}.npy" for key in ("frames", "actions", "rewards", "episode", "state")}
+    names = {key: f"{key}_{k:04d}.npy" for key in ("frames", "actions", "rewards", "episode", "stamps", "state")}
     frames = np.lib.format.open_memmap(tmp / names["frames"], "w+", np.uint8, (n, h, w, 3))
     actions = np.empty((n, a_dim), np.float32)
     rewards = np.empty(n, np.float32)
     episode = np.empty(n, np.int32)
+    stamps = np.empty(n, np.int64)
     state = np.full((n, s_dim), np.nan, np.float32) if s_dim else None
     i = 0
     for j, e in enumerate(eps):
         m = len(e)
         frames[i:i + m] = e.frames
         actions[i:i + m], rewards[i:i + m], episode[i:i + m] = e.actions, e.rewards, j
+        stamps[i:i + m] = e.stamps_ns
         if state is not None:
             state[i:i + m] = e.state
         out["episodes"].append({"start": i, "length": m, "marker": int(e.index)})
@@ -75,6 +77,7 @@ def write_shard(job: dict) -> dict:
     np.save(tmp / names["actions"], actions)
     np.save(tmp / names["rewards"], rewards)
     np.save(tmp / names["episode"], episode)
+    np.save(tmp / names["stamps"], stamps)
     if state is not None:
         np.save(tmp / names["state"], state)
     else:
