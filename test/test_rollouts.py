@@ -120,6 +120,8 @@ def test_bad_arguments(tmp_path):
         record_rollouts("two_rooms", "random", 1, tmp_path, storage="rosbag1")
     with pytest.raises(ValueError, match="policy"):
         record_rollouts("two_rooms", "greedy", 1, tmp_path)
+    with pytest.raises(ValueError, match="walk"):
+        record_rollouts("dmc:cartpole_swingup", "walk", 1, tmp_path)
     record_rollouts("two_rooms", "random", 1, tmp_path / "x", max_steps=2)
     with pytest.raises(FileExistsError):
         record_rollouts("two_rooms", "random", 1, tmp_path / "x", max_steps=2)

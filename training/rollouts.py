@@ -199,6 +199,9 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
         raise ValueError(f"record_rollouts: max_steps={max_steps} must be >= 1 or None")
     if dt is not None and not dt > 0:
         raise ValueError(f"record_rollouts: dt={dt} must be > 0")
+    if policy == "walk" and env_name != "two_rooms":
+        raise ValueError(f"record_rollouts: policy='walk' is Two-Rooms' data walk; env {env_name!r} needs "
+                         f"'random' or a callable")
     env_kwargs = dict(env_kwargs or {})
     if policy == "walk" and env_name == "two_rooms":
         env_kwargs.setdefault("mode", "data")
