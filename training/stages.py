@@ -116,6 +116,8 @@ def train_stage(cfg: TrainConfig, stage: int, subdir: str, info: DistInfo, devic
             from .baselines import PixelReconstruction
             extra = PixelReconstruction(model.cfg, cfg.baseline.recon_weight)
     model.to(device)
+    # identical init on every rank (above); from here each rank draws its own noise (router, negatives)
+    torch.manual_seed(cfg.run.seed + 1_000_003 * (info.rank + 1))
     window = model.cfg.frame_stack + cfg.data.horizon
     source = data.sampler(window, cfg.data.batch_size, cfg.run.seed + 7919 * info.rank, cfg.data.augment_shift)
     run_dir = run_subdir(cfg, subdir)
