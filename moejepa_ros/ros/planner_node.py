@@ -418,10 +418,11 @@ class PlannerNode(LifecycleNode):
         if snap is None or now - snap.rx_time > timeout:
             self._publish_zero(snap.frame_id if snap is not None else None)
             self.stats.count("zero_commands")
-            if snap is not None:
+            if snap is not None:  # a new stack must not mix frames from before the stall
                 frames.clear()
                 ctrl.reset()
-                msg = f"no image for {now - snap.rx_time:.2f} s (camera_timeout {timeout:g} s); zero command"
+            if frames.last_rx is not None:
+                msg = f"no image for {now - frames.last_rx:.2f} s (camera_timeout {timeout:g} s); zero command"
             else:
                 msg = "no image received yet; zero command"
             self._set_status(WARN, msg)
