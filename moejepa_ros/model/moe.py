@@ -1,17 +1,18 @@
 """Mixture of experts over [z, embed(a)]: float32 top-k router, stacked expert MLPs, Switch aux losses.
 
 Expert evaluation (all share the same stacked weights, so they are interchangeable):
-- ``grouped``: sort the (token, expert) assignments by expert and run both expert layers as
-  one ``torch.nn.functional.grouped_mm`` each (no padding, no Python loop over experts).
-  Its cost follows the *active* parameters, whatever the routing: measured (bench/bench_moe.py,
-  2 CPU cores) it is the fastest batched variant at batch ≥ 256 for both random routing and the
-  concentrated routing of planning, where every sample starts from one latent.
-- ``masked``: compute every expert for every token (one wide matmul), zero the unchosen ones
-  through the gate, and fold the gates into the second layer (one more matmul). It costs
-  num_experts/top_k × the active FLOPs but has the fewest kernel launches, so it wins at small
-  batches where overhead dominates.
+- ``grouped``: sort the (token, expert) assignments by expert and run each expert layer as one
+  ``torch.nn.functional.grouped_mm`` (no padding, no Python loop over experts); its cost
+  follows the *active* parameters whatever the routing. Chosen for batches above
+  `MASKED_MAX_TOKENS`: bench/bench_moe.py (1 thread, default config, min of interleaved runs)
+  at 1024 tokens measured grouped 1.9 ms, masked 2.8 ms, loop 2.3 ms, dense (equal active
+  params) 1.4 ms, for random and for concentrated (planning-like) routing alike.
+- ``masked``: every expert for every token in one wide matmul, unchosen experts zeroed through
+  the gate, gates folded into the second matmul: num_experts/top_k × the active FLOPs but the
+  fewest kernels, so it wins at small batches (≤ 64 tokens: 0.26 ms vs 0.32 ms grouped).
+  Padded gather + bmm was not kept: with concentrated routing its padding makes it cost as
+  much as ``masked`` (MACHINE-NOTES), with more kernels.
 - ``loop``: the obvious per-expert Python loop; a reference for tests and the bench only.
-``auto`` picks masked below `MASKED_MAX_TOKENS` tokens and grouped above (measured crossover).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-# Below this many tokens the single-matmul masked path beats sort + grouped_mm (bench_moe.py).
+# At or below this many (token, expert) assignments masked beats sort + grouped_mm (bench_moe.py).
 MASKED_MAX_TOKENS = 128
 _GROUPED_OK: dict[str, bool] = {}  # device type -> grouped_mm worked there ("auto" falls back)
 
@@ -109,19 +110,19 @@ class MoE(nn.Module):
         T = e.shape[0]
         hz, zr = (None, None) if zcache is None else zcache
         logits, idx, gates = self.route(z, e, zr)
-        impl = impl or self.impl
+        impl = requested = impl or self.impl
         if impl == "auto":
-            impl = "masked" if (T * self.k <= MASKED_MAX_TOKENS or self.E == 1) else "grouped"
-        if impl == "grouped" and not _GROUPED_OK.get(e.device.type, True):
-            impl = "masked"  # grouped_mm unsupported on this device/dtype (checked once)
-        if impl == "grouped":
-            try:
+            small = T * self.k <= MASKED_MAX_TOKENS or self.E == 1
+            ok = self.H % 4 == 0 and self.D % 4 == 0 and _GROUPED_OK.get(e.device.type, True)
+            impl = "grouped" if ok and not small else "masked"
+        if impl == "grouped" and e.device.type != "cpu" and requested == "auto":
+            try:  # grouped_mm on accelerators needs newer hardware / bf16: check once, fall back
                 delta = self._grouped(z, e, hz, idx, gates)
             except (RuntimeError, NotImplementedError):
-                if self.impl != "auto":
-                    raise
                 _GROUPED_OK[e.device.type] = False
                 delta = self._masked(z, e, hz, idx, gates)
+        elif impl == "grouped":
+            delta = self._grouped(z, e, hz, idx, gates)
         elif impl == "masked":
             delta = self._masked(z, e, hz, idx, gates)
         elif impl == "loop":
@@ -136,46 +137,54 @@ class MoE(nn.Module):
             aux = {"balance": zero + 1.0, "z_loss": zero, "load": e.new_ones(1), "entropy": zero}
         return delta, aux
 
-    # ---------------------------------------------------------------- first layer
-    def _pre_all(self, z, e, hz):
-        """First-layer pre-activations of every expert for every token: [T, E, H]."""
-        T = e.shape[0]
-        if hz is None:
-            x = torch.cat([z, e], -1)
-            w = self.w1.permute(1, 0, 2).reshape(self.D + self.Ea, self.E * self.H)
-            pre = (x @ w).view(T, self.E, self.H)
-        else:
-            wa = self.w1[:, self.D:].permute(1, 0, 2).reshape(self.Ea, self.E * self.H)
-            pre = (e @ wa).view(T, self.E, self.H) + hz
-        return pre + self.b1
-
+    # ------------------------------------------------------------ batched paths
     def _masked(self, z, e, hz, idx, gates):
-        T = e.shape[0]
-        h = F.silu(self._pre_all(z, e, hz))
-        if self.E == 1:  # dense predictor: the single gate is exactly 1
-            return h.reshape(T, self.H) @ self.w2[0] + self.b2[0]
-        G = e.new_zeros(T, self.E).scatter(1, idx, gates)  # gates of unchosen experts are 0
-        hg = (h * G.unsqueeze(-1)).reshape(T, self.E * self.H)
-        return hg @ self.w2.reshape(self.E * self.H, self.D) + G @ self.b2
+        T, E, H, D = e.shape[0], self.E, self.H, self.D
+        b1 = self.b1.reshape(1, E * H)
+        if hz is None:
+            w = self.w1.permute(1, 0, 2).reshape(D + self.Ea, E * H)
+            pre = torch.addmm(b1, torch.cat([z, e], -1), w)
+        else:
+            wa = self.w1[:, D:].permute(1, 0, 2).reshape(self.Ea, E * H)
+            pre = torch.addmm(b1, e, wa) + hz.reshape(hz.shape[0], E * H)
+        inplace = not torch.is_grad_enabled()
+        h = F.silu(pre, inplace=inplace)
+        if E == 1:  # dense predictor: the single gate is exactly 1
+            return torch.addmm(self.b2[0], h, self.w2[0])
+        G = e.new_zeros(T, E).scatter(1, idx, gates)  # gates of unchosen experts are 0
+        hv = h.view(T, E, H)
+        hg = hv.mul_(G.unsqueeze(-1)) if inplace else hv * G.unsqueeze(-1)
+        return torch.addmm(G @ self.b2, hg.reshape(T, E * H), self.w2.reshape(E * H, D))
 
     def _grouped(self, z, e, hz, idx, gates):
-        T = e.shape[0]
+        T, D = e.shape[0], self.D
         flat_e = idx.reshape(-1)
         order = torch.argsort(flat_e, stable=True)
-        ex = flat_e[order]  # expert id of each sorted assignment
-        tok = order // self.k  # token of each sorted assignment
+        tok = order // self.k if self.k > 1 else order  # token of each sorted assignment
         offs = torch.cumsum(torch.bincount(flat_e, minlength=self.E), 0).to(torch.int32)
-        g = gates.reshape(-1)[order].unsqueeze(-1)
+        # b1 folded into the GEMM as a ones column (grouped_mm takes no bias), zero-padded so
+        # rows stay 16-byte aligned as grouped_mm requires
+        din = (D if hz is None else 0) + self.Ea
+        pad = 4 - (din + 1) % 4 if (din + 1) % 4 else 0
+        ones = torch.cat([e.new_ones(T, 1), e.new_zeros(T, pad)], -1)
+        wb = torch.cat([self.b1.unsqueeze(1), self.b1.new_zeros(self.E, pad, self.H)], 1)
         if hz is None:
-            pre = F.grouped_mm(torch.cat([z, e], -1)[tok], self.w1, offs=offs)
+            x = torch.cat([z, e, ones], -1).index_select(0, tok)
+            pre = F.grouped_mm(x, torch.cat([self.w1, wb], 1), offs=offs)
         else:
-            w1a = self.w1[:, self.D:].contiguous()
-            pre = F.grouped_mm(e[tok], w1a, offs=offs) + (hz[0, ex] if hz.shape[0] == 1 else hz[tok, ex])
-        h = F.silu(pre + self.b1[ex]) * g
-        y = F.grouped_mm(h, self.w2, offs=offs) + g * self.b2[ex]
+            x = torch.cat([e, ones], -1).index_select(0, tok)
+            w1 = torch.cat([self.w1[:, D:], wb], 1)
+            ex = flat_e.index_select(0, order)
+            pre = F.grouped_mm(x, w1, offs=offs) + (hz[0].index_select(0, ex) if hz.shape[0] == 1 else hz[tok, ex])
+        g = gates.reshape(-1).index_select(0, order).unsqueeze(-1)
+        inplace = not torch.is_grad_enabled()
+        h = F.silu(pre, inplace=inplace)
+        h = h.mul_(g) if inplace else h * g
+        y = F.grouped_mm(h, self.w2, offs=offs)
         if y.requires_grad:  # grouped_mm's backward needs a dense incoming gradient
             y.register_hook(lambda gr: gr.contiguous())
-        return y.new_zeros(T, self.D).index_add_(0, tok, y)
+        G = e.new_zeros(T, self.E).scatter(1, idx, gates)
+        return (G @ self.b2).index_add_(0, tok, y)
 
     def _loop(self, z, e, hz, idx, gates):
         """Reference: a Python loop over experts, tokens picked by mask (tests and bench only)."""
