@@ -62,7 +62,7 @@ def test_blob_world_model_learns_without_collapse(norm, one_thread):
         assert torch.isfinite(total)
     mse, copy, rel, z_std = errors(wm.eval(), held_out)
     assert rel < 0.5 * rel0, (rel, rel0)  # relative latent error clearly lower
-    assert mse < 0.85 * copy, (mse, copy)  # uses the action: beats 'the blob stays put'
+    assert mse < 0.75 * copy, (mse, copy)  # uses the action: beats 'the blob stays put'
     assert z_std > 0.5 * cfg.losses.std_target(norm), z_std  # per-dim std: no collapse
     load = wm.routing_stats()["load"]
     assert load.max() < 0.95  # the router did not put everything on one expert
