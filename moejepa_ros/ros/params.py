@@ -222,6 +222,17 @@ SIM_NODE_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("wait_for_action", True,
                   "republish the first frame without stepping until a first action arrives",
                   read_only=True),
+    ParameterSpec("lockstep", False,
+                  "step only once the planner has answered the newest frame (a stamped action carrying "
+                  "its stamp, or any action after it for unstamped types); `rate` is then an upper bound",
+                  read_only=True),
+    ParameterSpec("lockstep_timeout", 1.0,
+                  "lockstep: republish the held frame when no answer came within this many seconds",
+                  low=0.01, high=3600.0),
+    ParameterSpec("episode_hold_frames", 0,
+                  "lockstep: republish each episode's first frame this many extra times (each answered) "
+                  "before stepping, so the planner's frame stack holds only the new episode",
+                  read_only=True, low=0, high=100),
 )
 
 

@@ -8,6 +8,12 @@ action (zero-order hold) until the next one. With `wait_for_action` the first fr
 is republished without stepping until a first action arrives, so a demo's planner and
 simulator start together however long model loading takes; `min_result_subscribers` also
 waits for a results collector (e.g. the demo), and results are latched for late joiners.
+
+`lockstep` makes the closed loop exact instead of real-time: each frame is held (not stepped)
+until the planner has answered it — a stamped action (TwistStamped, JointTrajectory) must carry
+that frame's stamp, which planner_node copies from its input; for unstamped types any action
+received after the frame counts — so success measures the model and planner, not scheduling.
+Where the env reports a 2-D `pos`, each result also carries the episode's path, goal and layout.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from moejepa_ros.ros.messages import (
     IMAGE_PUB_QOS,
     LATCHED_QOS,
     action_msg_class,
+    stamp_ns,
 )
 
 
@@ -67,6 +74,15 @@ class SimNode(Node):
         self._seed = int(v["seed"])
         self._min_result_subs = int(v["min_result_subscribers"])
         self._started = False
+        self._lockstep = bool(v["lockstep"])
+        self._lockstep_timeout = float(v["lockstep_timeout"])
+        self._hold_frames = int(v["episode_hold_frames"])
+        self._hold_left = 0
+        self._held_stamp = 0  # stamp of the newest published frame (lockstep waits for its answer)
+        self._held_since = -float("inf")
+        self._answered = False
+        self._last_step_t = -float("inf")
+        self._path: list[list[float]] = []
 
         self._lock = threading.Lock()
         self._action = np.zeros(self._action_dim, np.float32)
@@ -121,6 +137,8 @@ class SimNode(Node):
                 self._start_timer(float(p.value))
             elif p.name == "action_timeout":
                 self._action_timeout = float(p.value)
+            elif p.name == "lockstep_timeout":
+                self._lockstep_timeout = float(p.value)
             elif p.name == "max_episode_steps":
                 self.get_logger().warning("max_episode_steps applies from the next sim_node start")
 
@@ -151,6 +169,11 @@ class SimNode(Node):
             self._action = a
             self._action_rx = time.monotonic()
             self._actions_received += 1
+        if self._lockstep:
+            header = getattr(msg, "header", None)
+            if header is None or stamp_ns(header.stamp) == self._held_stamp:
+                self._answered = True
+                self._tick()  # step now rather than at the next timer tick
 
     def _current_action(self) -> np.ndarray:
         with self._lock:
@@ -165,6 +188,8 @@ class SimNode(Node):
         self._return = 0.0
         self._obs, info = self._env.reset(seed=self._seed + self._episode)
         self._info = info
+        self._hold_left = self._hold_frames if self._lockstep else 0
+        self._path = [_pos(info)] if "pos" in info else []
         ns = self._publish_time()
         self._pub_episode.publish(Int32(data=self._episode))
         goal = info.get("goal_image")
@@ -173,10 +198,16 @@ class SimNode(Node):
         self._publish_obs(ns)
 
     def _publish_obs(self, ns: int) -> None:
+        if self._lockstep and ns <= self._held_stamp:
+            ns = self._held_stamp + 1  # a republished frame gets its own stamp: its answer is told apart
+        self._held_stamp, self._held_since, self._answered = ns, time.monotonic(), False
         self._pub_image.publish(codecs.make_image(Image, np.ascontiguousarray(self._obs), "rgb8", ns, self._frame_id))
 
     def _tick(self) -> None:
         if self.finished.is_set():
+            return
+        if self._lockstep:
+            self._tick_lockstep()
             return
         if not self._started:
             waiting = (self._wait_for_action and self._actions_received == 0) or \
@@ -185,9 +216,32 @@ class SimNode(Node):
                 self._publish_obs(self._publish_time())  # keep the first frame coming until all are ready
                 return
             self._started = True
+        self._step_env()
+
+    def _tick_lockstep(self) -> None:
+        """Step only when the held frame was answered (and at most `rate` times per second)."""
+        now = time.monotonic()
+        ready = self._answered and self._pub_result.get_subscription_count() >= self._min_result_subs
+        if not ready:
+            if now - self._held_since >= self._lockstep_timeout:  # lost frame or late planner: resend
+                self._publish_obs(self._publish_time())
+            return
+        if self._hold_left > 0:  # refill the planner's frame stack with this episode's first frame
+            self._hold_left -= 1
+            self._publish_obs(self._publish_time())
+            return
+        if now - self._last_step_t < 1.0 / self._rate:
+            return  # the timer steps it
+        self._started = True
+        self._last_step_t = now
+        self._step_env()
+
+    def _step_env(self) -> None:
         a = self._current_action()
         self._obs, reward, terminated, truncated, info = self._env.step(a)
         self._info = info
+        if "pos" in info:
+            self._path.append(_pos(info))
         self._steps += 1
         self._sim_steps += 1
         self._return += float(reward)
@@ -207,7 +261,15 @@ class SimNode(Node):
             "truncated": truncated,
             "final_distance": float(self._info["distance"]) if "distance" in self._info else None,
             "bad_actions": self._bad_actions,
+            "lockstep": self._lockstep,
         }
+        if self._path:  # 2-D agents (Two-Rooms): what a demo needs to draw the episode
+            result["path"] = self._path
+            if "goal_state" in self._info:
+                result["goal"] = _pos({"pos": self._info["goal_state"][:2]})
+            for k in ("wall_x", "door_y"):
+                if k in self._info:
+                    result[k] = int(self._info[k])
         self.results.append(result)
         self._pub_result.publish(String(data=json.dumps(result)))
         self.get_logger().info(f"episode {self._episode}: success={result['success']} steps={self._steps}")
@@ -217,6 +279,10 @@ class SimNode(Node):
             self.finished.set()
             return
         self._new_episode()
+
+
+def _pos(info: dict[str, Any]) -> list[float]:
+    return [round(float(x), 3) for x in np.asarray(info["pos"]).reshape(-1)[:2]]
 
 
 def main(args: list[str] | None = None) -> int:
