@@ -1,0 +1,22 @@
+"""Print the README's parameter tables from the nodes' declared parameters (one source of truth).
+
+Usage: .venv/bin/python tools/params_table.py > /tmp/params.md
+"""
+from moejepa_ros.ros.params import PLANNER_NODE_SPECS, SIM_NODE_SPECS
+
+
+def table(specs) -> str:
+    rows = ["| parameter | type | default | range / choices | meaning |", "|---|---|---|---|---|"]
+    for s in specs:
+        rng = " … ".join(f"{v:g}" for v in (s.low, s.high)) if s.low is not None else ""
+        if s.choices:
+            rng = " \\| ".join(s.choices)
+        ro = " (read-only)" if s.read_only else ""
+        default = "unset" if s.default is None else f"`{s.default!r}`" if s.default == "" else f"`{s.default}`"
+        meaning = s.description.replace("|", "\\|")
+        rows.append(f"| `{s.name}` | {s.type.name.lower()} | {default} | {rng} | {meaning}{ro} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print("### planner_node\n\n" + table(PLANNER_NODE_SPECS) + "\n\n### sim_node\n\n" + table(SIM_NODE_SPECS))
