@@ -80,6 +80,8 @@ class TrainLoopConfig:
 class FitConfig:
     init_encoder: str = _f("", "Stage-1 checkpoint to start the encoder from ('' = random init, 'auto' = <out_dir>/pretrain)")
     freeze_encoder: bool = _f(False, "keep the Stage-1 encoder frozen (else it is fine-tuned at encoder_lr_scale)")
+    idm_weight: float = _f(0.0, "weight of an inverse-dynamics loss a_t <- (z_t, z_t+1) on the online encoder "
+                                "(training-side head; keeps small moving objects in the latent), also in pretrain")
 
 
 @dataclass
@@ -234,6 +236,7 @@ def validate(cfg: TrainConfig) -> None:
          "expected walk or random")
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
+    need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
     need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")
     need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
     if cfg.export.action_low or cfg.export.action_high:

@@ -18,12 +18,18 @@ from torch import nn
 
 
 # ------------------------------------------------------------------------------ probes
-def fit_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3):
-    """Closed-form ridge regression with bias; returns a callable probe."""
-    xb = torch.cat([x, torch.ones(len(x), 1)], 1).double()
-    a = xb.t() @ xb + ridge * torch.eye(xb.shape[1], dtype=torch.float64)
-    w = torch.linalg.solve(a, xb.t() @ y.double()).float()
-    return lambda q: torch.cat([q, torch.ones(len(q), 1)], 1) @ w
+def fit_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1.0):
+    """Closed-form ridge regression on standardised features (+ bias); returns a callable probe.
+
+    Standardising makes the ridge comparable across encoders whose latents differ in scale;
+    the unpenalised mean of y is the bias, so a useless latent scores the targets' variance.
+    """
+    mx, sx = x.mean(0), x.std(0).clamp_min(1e-6)
+    my = y.mean(0)
+    xs = ((x - mx) / sx).double()
+    a = xs.t() @ xs + ridge * torch.eye(xs.shape[1], dtype=torch.float64)
+    w = torch.linalg.solve(a, xs.t() @ (y - my).double()).float()
+    return lambda q: ((q - mx) / sx) @ w + my
 
 
 def fit_mlp(x: torch.Tensor, y: torch.Tensor, epochs: int = 200, hidden: int = 256, seed: int = 0):

@@ -112,9 +112,12 @@ def train_stage(cfg: TrainConfig, stage: int, subdir: str, info: DistInfo, devic
             frozen = ("encoder.",)
         elif cfg.optim.encoder_lr_scale != 1.0:
             scales = {"encoder.": cfg.optim.encoder_lr_scale}
-        if cfg.baseline.kind == "pixel_recon":
-            from .baselines import PixelReconstruction
-            extra = PixelReconstruction(model.cfg, cfg.baseline.recon_weight)
+    from .aux_losses import build_aux
+    low, high = action_bounds(cfg, data.cache)
+    scale = max(1e-6, max(max(abs(v) for v in low), max(abs(v) for v in high)))
+    extra = build_aux(cfg if stage == 2 else _no_baseline(cfg), model.cfg, scale)
+    if extra is not None:
+        extra.to(device)
     model.to(device)
     # identical init on every rank (above); from here each rank draws its own noise (router, negatives)
     torch.manual_seed(cfg.run.seed + 1_000_003 * (info.rank + 1))
@@ -130,6 +133,11 @@ def train_stage(cfg: TrainConfig, stage: int, subdir: str, info: DistInfo, devic
                  ", ".join(f"{k}={v:.4g}" for k, v in res.last_terms.items() if k in ("total", "latent", "reward")),
                  res.checkpoint)
     return res
+
+
+def _no_baseline(cfg: TrainConfig) -> TrainConfig:
+    import dataclasses
+    return dataclasses.replace(cfg, baseline=dataclasses.replace(cfg.baseline, kind="none"))
 
 
 def pretrain(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResult:
