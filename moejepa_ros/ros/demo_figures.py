@@ -81,8 +81,20 @@ def episode_frames(result: dict[str, Any], scale: int = 4, every: int = 1) -> li
     out = []
     for i in idx:
         frame = np.concatenate([tr.render_frame(path[i], wx, dy), gap, goal], axis=1)
-        out.append(np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1))
+        big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+        out.append(_with_header(big, f"step {i}", "goal image", (tr.SIZE + gap.shape[1]) * scale))
     return out
+
+
+def _with_header(img: np.ndarray, left: str, right: str, right_x: int, height: int = 14) -> np.ndarray:
+    """A dark strip with two labels above the frame (Pillow's built-in bitmap font)."""
+    from PIL import Image, ImageDraw
+
+    bar = Image.new("RGB", (img.shape[1], height), (40, 40, 40))
+    d = ImageDraw.Draw(bar)
+    d.text((4, 1), left, fill=(230, 230, 230))
+    d.text((right_x + 4, 1), right, fill=(230, 230, 230))
+    return np.concatenate([np.asarray(bar, np.uint8), img], axis=0)
 
 
 def write_episode_gif(result: dict[str, Any], path: str | Path, scale: int = 4, fps: float = 15.0,
