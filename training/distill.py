@@ -120,7 +120,7 @@ def distill(cfg: TrainConfig, device) -> dict:
             opt.step()
             step += 1
             if step % cfg.run.log_every == 0:
-                logger.scalars(step, {"distill/mse": float(loss), "distill/dataset": len(x)})
+                logger.scalars(step, {"distill/mse": loss.item(), "distill/dataset": len(x)})
         model.eval()
         with torch.no_grad():
             fit_mse = float((model.actor(x) - y).pow(2).mean())
