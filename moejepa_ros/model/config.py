@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-ENCODERS = ("conv", "vit")
+ENCODERS = ("conv", "conv_keypoints", "vit")
 LATENT_NORMS = ("simnorm", "layernorm")
 VIT_POOLS = ("mean", "cls")
 MOE_IMPLS = ("auto", "grouped", "masked", "loop")
@@ -51,6 +51,8 @@ class ModelConfig:
     frame_stack: int = 3
     encoder: str = "conv"
     conv_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])
+    keypoints: int = 32  # conv_keypoints: spatial-softmax keypoint channels (2 numbers each)
+    keypoint_hidden: int = 128  # conv_keypoints: hidden width of the keypoints -> latent MLP
     vit_patch: int = 8
     vit_dim: int = 128
     vit_depth: int = 2
@@ -102,7 +104,7 @@ class ModelConfig:
 
         for name in ("image_size", "frame_stack", "latent_dim", "action_dim", "action_embed_dim",
                      "num_experts", "top_k", "expert_hidden", "stage1_hidden", "stage1_max_offset",
-                     "head_hidden", "vit_patch", "vit_dim", "vit_depth", "vit_heads", "simnorm_group"):
+                     "head_hidden", "keypoints", "keypoint_hidden", "vit_patch", "vit_dim", "vit_depth", "vit_heads", "simnorm_group"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, v, "must be a positive integer")
@@ -120,6 +122,8 @@ class ModelConfig:
             bad("top_k", self.top_k, f"must be <= num_experts={self.num_experts}")
         if not self.conv_channels or any(not isinstance(c, int) or c < 1 for c in self.conv_channels):
             bad("conv_channels", self.conv_channels, "must be a non-empty list of positive integers")
+        if self.encoder == "conv_keypoints" and self.image_size < 4:
+            bad("image_size", self.image_size, "too small for the keypoint encoder's stride-2 conv")
         if self.encoder == "conv" and self.image_size < 2 ** len(self.conv_channels):
             bad("image_size", self.image_size, f"too small for {len(self.conv_channels)} stride-2 convs")
         if self.encoder == "vit":

@@ -1,4 +1,5 @@
-"""Observation encoders (conv default, small ViT) with a bounded latent, plus the EMA target update."""
+"""Observation encoders (conv default, conv + spatial-softmax keypoints, small ViT) with a bounded
+latent, plus the EMA target update."""
 from __future__ import annotations
 
 import copy
@@ -72,6 +73,75 @@ class ConvEncoder(nn.Module):
         return z.reshape(*lead, -1)
 
 
+def coord_channels(n: int, h: int, w: int, device=None, dtype=None) -> torch.Tensor:
+    """CoordConv (Liu et al. 2018) input channels: x and y in [-1, 1], shape [n, 2, h, w]."""
+    ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy]).unsqueeze(0).expand(n, -1, -1, -1)
+
+
+def spatial_softmax(features: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Expected image coordinates (x, y in [-1, 1]) of each channel's softmax over positions.
+
+    The spatial-softmax keypoint layer of deep spatial autoencoders (Finn et al. 2016) and
+    Levine et al. 2016, with a learned per-channel inverse temperature exp(log_scale).
+    features [N, K, H, W] -> [N, 2K] laid out (x_1, y_1, x_2, y_2, ...).
+    """
+    n, k, h, w = features.shape
+    logits = features.flatten(2) * log_scale.exp().view(1, k, 1)
+    p = torch.softmax(logits.float(), dim=-1).view(n, k, h, w)
+    ys = torch.linspace(-1.0, 1.0, h, device=features.device)
+    xs = torch.linspace(-1.0, 1.0, w, device=features.device)
+    ex = (p.sum(2) * xs).sum(-1)  # marginal over rows, then E[x]
+    ey = (p.sum(3) * ys).sum(-1)
+    return torch.stack([ex, ey], -1).flatten(1)
+
+
+class KeypointEncoder(nn.Module):
+    """k RGB frames channel-stacked + CoordConv channels → convs at 1/2 resolution → spatial-softmax
+    keypoints (x, y per channel) and mean-pooled features → MLP → bounded latent.
+
+    Why: a stride-2 conv stack ending in a flatten+linear latches onto the large static wall
+    layout and loses the 1.3-px agent dot; keypoints make *where* things are (the dot, the door)
+    a near-linear function of the latent, which latent prediction and goal distances need.
+    The first conv has stride 2 (4x4 kernel), the others stride 1, so every feature map stays at
+    image_size/2 (the dot spans several cells); `keypoints` 1x1-conv channels feed the softmax.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers, c_in = [], 3 * cfg.frame_stack + 2
+        for i, c in enumerate(cfg.conv_channels):
+            layers += [nn.Conv2d(c_in, c, 4 if i == 0 else 3, stride=2 if i == 0 else 1, padding=1), nn.SiLU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        self.to_keypoints = nn.Conv2d(c_in, cfg.keypoints, 1)
+        # inverse temperature starts at 10: on features of O(1) this already peaks the softmax
+        # on the strongest response instead of averaging the whole map towards the centre
+        self.log_scale = nn.Parameter(torch.full((cfg.keypoints,), math.log(10.0)))
+        self.mlp = nn.Sequential(nn.Linear(2 * cfg.keypoints + c_in, cfg.keypoint_hidden), nn.SiLU(),
+                                 nn.Linear(cfg.keypoint_hidden, cfg.latent_dim))
+        self.norm = make_latent_norm(cfg)
+
+    def features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints [N, 2K] (x, y in [-1, 1]) and pooled features [N, C] of frames [..., k, H, W, 3]."""
+        check_frames(frames, self.cfg)
+        k, h, w, c = frames.shape[-4:]
+        x = frames.reshape(-1, k, h, w, c).permute(0, 1, 4, 2, 3).reshape(-1, k * c, h, w)
+        x = to_float(x)
+        x = torch.cat([x, coord_channels(x.shape[0], h, w, x.device, x.dtype)], 1)
+        f = self.convs(x)
+        return spatial_softmax(self.to_keypoints(f), self.log_scale), f.mean(dim=(2, 3))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        lead = frames.shape[:-4]
+        kp, pooled = self.features(frames)
+        z = self.norm(self.mlp(torch.cat([kp, pooled], -1)))
+        return z.reshape(*lead, -1)
+
+
 class ViTEncoder(nn.Module):
     """Small ViT: per-frame patch tokens + spatial & temporal position embeddings; mean or CLS pool."""
 
@@ -106,6 +176,8 @@ class ViTEncoder(nn.Module):
 
 
 def make_encoder(cfg: ModelConfig) -> nn.Module:
+    if cfg.encoder == "conv_keypoints":
+        return KeypointEncoder(cfg)
     return ConvEncoder(cfg) if cfg.encoder == "conv" else ViTEncoder(cfg)
 
 

@@ -25,6 +25,7 @@ class PlannerConfig:
     method: str = "cem"            # cem | mppi | gradient | cem_gradient
     samples: int = 256             # action sequences evaluated per iteration
     horizon: int = 5               # planning horizon H (steps)
+    hold: int = 1                  # each planned action is held this many steps (imagined horizon H*hold)
     iterations: int = 4            # CEM / MPPI refinement iterations
     elites: int = 32               # CEM: best samples refitting the Gaussian
     temperature: float = 0.5       # MPPI: softmax temperature on (cost - min cost)
@@ -77,7 +78,7 @@ class PlannerConfig:
 
         if self.method not in METHODS:
             bad("method", f"must be one of {list(METHODS)}")
-        for name in ("samples", "horizon", "iterations", "elites", "grad_restarts"):
+        for name in ("samples", "horizon", "hold", "iterations", "elites", "grad_restarts"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "must be an integer >= 1")
@@ -135,6 +136,7 @@ FIELD_HELP: dict[str, str] = {
     'method': 'cem | mppi | gradient | cem_gradient',
     'samples': 'action sequences evaluated per iteration',
     'horizon': 'planning horizon H (steps)',
+    'hold': 'each planned action is held this many steps: piecewise-constant plans reach H*hold steps ahead',
     'iterations': 'CEM / MPPI refinement iterations',
     'elites': 'CEM: best samples refitting the Gaussian',
     'temperature': 'MPPI: softmax temperature on (cost - min cost)',

@@ -59,6 +59,7 @@ class Planner:
     def reset(self) -> None:
         """Forget the warm start and the previous action; re-seed the generator."""
         self._warm: Optional[Tensor] = None  # normalised [H, A]
+        self._age = 0  # steps already executed of the warm start's first (held) action
         self._prev_action: Optional[Tensor] = None
         self._gen.manual_seed(self.cfg.seed)
 
@@ -69,7 +70,7 @@ class Planner:
         self.cfg = new
         if new.seed != old.seed:
             self._gen.manual_seed(new.seed)
-        if new.horizon != old.horizon or new.gamma != old.gamma:
+        if new.horizon != old.horizon or new.gamma != old.gamma or new.hold != old.hold:
             self._discounts = None
             if self._warm is not None:
                 self._warm = _resize(self._warm, new.horizon)
@@ -103,10 +104,10 @@ class Planner:
         else:
             prev = self._prev_action
         if self._discounts is None:
-            self._discounts = cfg.gamma ** torch.arange(cfg.horizon, dtype=torch.float32, device=self.device)
+            self._discounts = cfg.gamma ** torch.arange(cfg.horizon * cfg.hold, dtype=torch.float32, device=self.device)
         problem = Problem(
             self.model, self.objectives, self._center, self._half, z0, cfg.gamma, cfg.horizon,
-            goal_z=goal, prev_action=prev, discounts=self._discounts,
+            goal_z=goal, prev_action=prev, discounts=self._discounts, hold=cfg.hold,
         )
         if cfg.warm_start and self._warm is not None:
             mean0 = self._warm
@@ -132,8 +133,13 @@ class Planner:
 
         best_u = best_u.detach().clone()
         with torch.no_grad():
-            actions = problem.to_actions(best_u)
-        self._warm = _shift(best_u)
+            actions = problem.held(problem.to_actions(best_u))
+        # a held action stays the warm start's first one until it has been executed `hold` times
+        self._age += 1
+        if self._age >= cfg.hold:
+            self._warm, self._age = _shift(best_u), 0
+        else:
+            self._warm = best_u.clone()
         first = actions[0].clone()
         self._prev_action = first
         elapsed = (time.perf_counter() - t0) * 1e3

@@ -49,6 +49,7 @@ class Problem:
         goal_z: Optional[Tensor] = None,
         prev_action: Optional[Tensor] = None,
         discounts: Optional[Tensor] = None,
+        hold: int = 1,
     ):
         self.model = model
         self.objectives = objectives
@@ -58,8 +59,9 @@ class Problem:
         self.gamma = float(gamma)
         self.goal_z = goal_z
         self.prev_action = prev_action
+        self.hold = int(hold)
         if discounts is None:
-            discounts = gamma ** torch.arange(horizon, dtype=z0.dtype, device=z0.device)
+            discounts = gamma ** torch.arange(horizon * self.hold, dtype=z0.dtype, device=z0.device)
         self.discounts = discounts
         self.rollout_steps = 0
 
@@ -67,11 +69,15 @@ class Problem:
         """Normalised [-1, 1] -> command units (affine, so convexity in u is kept)."""
         return torch.addcmul(self.center, u, self.half_range)
 
+    def held(self, actions: Tensor) -> Tensor:
+        """[..., H, A] -> [..., H*hold, A]: each action repeated `hold` times (piecewise-constant)."""
+        return actions if self.hold == 1 else actions.repeat_interleave(self.hold, dim=-2)
+
     def rollout(self, u: Tensor) -> Rollout:
         n = u.shape[0]
-        actions = self.to_actions(u)
+        actions = self.held(self.to_actions(u))
         latents = self.model.rollout(self.z0.unsqueeze(0).expand(n, -1), actions)
-        self.rollout_steps += n * u.shape[1]
+        self.rollout_steps += n * actions.shape[1]
         return Rollout(
             model=self.model,
             z0=self.z0,
