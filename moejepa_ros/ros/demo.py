@@ -233,6 +233,8 @@ def summarise(a: argparse.Namespace, run: dict[str, Any], checkpoint: Path, para
     steps = sum(int(r["steps"]) for r in res)
     loop_s = (run["t_end"] - run["t_first"]) if run["t_first"] else None
     d = run["diagnostics"]
+    starts = [float(np.hypot(r["path"][0][0] - r["goal"][0], r["path"][0][1] - r["goal"][1]))
+              for r in res if r.get("path") and r.get("goal")]
 
     def dnum(k: str) -> float | None:
         try:
@@ -256,6 +258,7 @@ def summarise(a: argparse.Namespace, run: dict[str, Any], checkpoint: Path, para
         "mean_steps_to_goal": round(float(np.mean([r["steps"] for r in ok])), 2) if ok else None,
         "mean_final_distance_px": round(float(np.mean([r["final_distance"] for r in res
                                                         if r.get("final_distance") is not None])), 3) if res else None,
+        "mean_start_distance_px": round(float(np.mean(starts)), 3) if starts else None,
         "sim_steps": steps,
         "control_rate_hz": round(steps / loop_s, 2) if loop_s and steps else None,
         # commands the collector matched to a frame it saw (best effort: a lower bound)
@@ -291,7 +294,8 @@ def print_summary(s: dict[str, Any], files: dict[str, str]) -> None:
                      f"max {s['max_episode_steps']} steps)" + ("  ** CAPPED by --time-limit **" if s["capped"] else "")),
         ("success rate", f"{s['successes']}/{s['episodes']} = {100 * (s['success_rate'] or 0):.1f}%"),
         ("steps to goal", f"mean {f(s['mean_steps_to_goal'])} (successful episodes); "
-                          f"mean final distance {f(s['mean_final_distance_px'], ' px')}"),
+                          f"mean distance to goal {f(s['mean_start_distance_px'], ' px')} at start, "
+                          f"{f(s['mean_final_distance_px'], ' px')} at the end"),
         ("control rate", f"{f(s['control_rate_hz'], ' sim steps/s')} achieved (each step = one plan on its own frame)"
                          if s["loop_mode"] == "lockstep" else f"{f(s['control_rate_hz'], ' sim steps/s')} (sim clock); "
                          f"planner {f(s['planner_control_rate_hz'], ' Hz')}"),
