@@ -85,6 +85,9 @@ def test_episodes_end_with_results_and_the_node_exits(tmp_path, probe):
     with NodeProcess("sim_node", params, log_path=tmp_path / "sim.log") as sim:
         probe.wait_for_subscribers(act, 1, timeout=30)
         probe.wait_for_publishers("sim_node/episode_result", 1, timeout=10)
+        # The sim holds episode 0 until the first action: receive its latched marker first, so
+        # the later [0, 1] order cannot depend on discovery timing.
+        assert [m.data for m in episodes.wait(1, timeout=30)] == [0]
         act.publish(Float32MultiArray(data=[1.0, 2.0, 3.0]))  # wrong length: dropped, not fatal
         act.publish(Float32MultiArray(data=[0.5, -0.5]))  # starts the run (wait_for_action)
         got = [json.loads(m.data) for m in results.wait(2, timeout=30)]
