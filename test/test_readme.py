@@ -16,7 +16,7 @@ def test_every_node_parameter_is_documented():
     params = pytest.importorskip("moejepa_ros.ros.params")
     missing = [s.name for s in (*params.PLANNER_NODE_SPECS, *params.SIM_NODE_SPECS)
                if f"`{s.name}`" not in README]
-    assert not missing, f"README lacks parameters {missing}: run tools/params_table.py"
+    assert not missing, f"README lacks parameters {missing}: run tools/params_table.py --write"
 
 
 def test_every_launch_file_is_documented():

@@ -1,7 +1,11 @@
 """Print the README's parameter tables from the nodes' declared parameters (one source of truth).
 
-Usage: .venv/bin/python tools/params_table.py > /tmp/params.md
+Usage: .venv/bin/python tools/params_table.py [--write]   (--write: replace README's tables)
 """
+import pathlib
+import re
+import sys
+
 from moejepa_ros.ros.params import PLANNER_NODE_SPECS, SIM_NODE_SPECS
 
 
@@ -18,5 +22,16 @@ def table(specs) -> str:
     return "\n".join(rows)
 
 
+def tables() -> str:
+    return "#### planner_node\n\n" + table(PLANNER_NODE_SPECS) + "\n\n#### sim_node\n\n" + table(SIM_NODE_SPECS)
+
+
 if __name__ == "__main__":
-    print("### planner_node\n\n" + table(PLANNER_NODE_SPECS) + "\n\n### sim_node\n\n" + table(SIM_NODE_SPECS))
+    if "--write" in sys.argv:
+        readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+        text = readme.read_text()
+        new = re.sub(r"(<!-- params:begin -->\n).*?(\n<!-- params:end -->)",
+                     lambda m: m.group(1) + tables() + m.group(2), text, flags=re.S)
+        readme.write_text(new)
+    else:
+        print(tables())
