@@ -9,30 +9,20 @@ cmd_vel_topic / goal_image_topic when the scene's action graph uses other names.
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-
-def _config_dir():
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory("moejepa_ros"), "config")
-    except Exception:  # running from a source checkout
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config")
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
 
-CONFIG = _config_dir()
+CONFIG = config_dir()
 
-
-def _truthy(text):
-    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _nodes(context):
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    overrides = {"use_sim_time": _truthy(get("use_sim_time"))}
+    overrides = {"use_sim_time": truthy(get("use_sim_time"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
     return [Node(
@@ -60,7 +50,6 @@ def generate_launch_description():
         DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),
         DeclareLaunchArgument("use_sim_time", default_value="true", description="follow Isaac's /clock"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
-            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(CONFIG, "fastdds_large_images.xml"))),
+        fastdds_profile_action(),
         OpaqueFunction(function=_nodes),
     ])

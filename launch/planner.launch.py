@@ -8,30 +8,20 @@ FASTDDS_DEFAULT_PROFILES_FILE is pointed at config/fastdds_large_images.xml unle
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-
-def _config_dir():
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory("moejepa_ros"), "config")
-    except Exception:  # running from a source checkout
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config")
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
 
-CONFIG = _config_dir()
+CONFIG = config_dir()
 
-
-def _truthy(text):
-    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _nodes(context):
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    overrides = {"use_sim_time": _truthy(get("use_sim_time")), "autostart": _truthy(get("autostart"))}
+    overrides = {"use_sim_time": truthy(get("use_sim_time")), "autostart": truthy(get("autostart"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
     remaps = [("image", get("image_topic")), ("image/compressed", get("image_topic") + "/compressed"),
@@ -63,7 +53,6 @@ def generate_launch_description():
         DeclareLaunchArgument("image_topic", default_value="image", description="camera topic"),
         DeclareLaunchArgument("action_topic", default_value="action", description="command topic"),
         DeclareLaunchArgument("goal_image_topic", default_value="goal_image", description="goal image topic"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
-            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(CONFIG, "fastdds_large_images.xml"))),
+        fastdds_profile_action(),
         OpaqueFunction(function=_nodes),
     ])

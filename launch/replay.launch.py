@@ -16,28 +16,17 @@ from launch.actions import (
     ExecuteProcess,
     OpaqueFunction,
     RegisterEventHandler,
-    SetEnvironmentVariable,
 )
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-
-def _config_dir():
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory("moejepa_ros"), "config")
-    except Exception:  # running from a source checkout
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config")
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
 
-CONFIG = _config_dir()
+CONFIG = config_dir()
 
-
-def _truthy(text):
-    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _actions(context):
@@ -62,7 +51,7 @@ def _actions(context):
         output="screen",
     )
     actions = [planner, play]
-    if _truthy(get("record")):
+    if truthy(get("record")):
         actions.append(ExecuteProcess(
             cmd=["ros2", "bag", "record", "-o", get("output_bag"), "--use-sim-time",
                  get("action_topic"), "/planner/action", "/planner_node/plan", "/diagnostics"],
@@ -90,7 +79,6 @@ def generate_launch_description():
         DeclareLaunchArgument("record", default_value="false", description="record the comparison bag"),
         DeclareLaunchArgument("output_bag", default_value="replay_eval", description="output bag directory"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
-            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(CONFIG, "fastdds_large_images.xml"))),
+        fastdds_profile_action(),
         OpaqueFunction(function=_actions),
     ])

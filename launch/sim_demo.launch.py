@@ -13,34 +13,23 @@ from launch.actions import (
     EmitEvent,
     OpaqueFunction,
     RegisterEventHandler,
-    SetEnvironmentVariable,
 )
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-
-def _config_dir():
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory("moejepa_ros"), "config")
-    except Exception:  # running from a source checkout
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config")
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
 
-CONFIG = _config_dir()
+CONFIG = config_dir()
 
-
-def _truthy(text):
-    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _nodes(context):
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     params_file = get("params_file")
-    sim_time = _truthy(get("use_sim_time"))
+    sim_time = truthy(get("use_sim_time"))
     planner_overrides = {"use_sim_time": sim_time}
     if get("checkpoint"):
         planner_overrides["checkpoint"] = get("checkpoint")
@@ -69,7 +58,6 @@ def generate_launch_description():
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="sim_node publishes /clock and the planner follows it"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
-            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(CONFIG, "fastdds_large_images.xml"))),
+        fastdds_profile_action(),
         OpaqueFunction(function=_nodes),
     ])

@@ -51,7 +51,7 @@ def test_launch_arguments_are_declared_before_use(path):
                 used.add(node.args[0].value)
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     assert used and used <= declared, f"undeclared launch arguments: {sorted(used - declared)}"
-    assert "FASTDDS_DEFAULT_PROFILES_FILE" in path.read_text()
+    assert "fastdds_profile_action()" in path.read_text(), "launch files must set the FastDDS large-image profile"
 
 
 @pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
@@ -267,3 +267,10 @@ def test_controller_waits_for_a_goal_when_only_the_goal_objective_is_on():
     assert c.planner.cfg.samples == 24 and c.act(frames).plan_actions.shape == (4, 2)
     c.update(action_low=[-0.1, -0.1], action_high=[0.1, 0.1])
     assert np.all(np.abs(c.act(frames).action) <= 0.1 + 1e-6)
+
+
+def test_launch_common_finds_the_config_folder_without_launch_packages():
+    from moejepa_ros.ros.launch_common import config_dir, truthy
+
+    assert (Path(config_dir()) / "fastdds_large_images.xml").is_file()
+    assert truthy(" True ") and truthy("1") and not truthy("false") and not truthy("")
