@@ -1,5 +1,10 @@
 """A short Two-Rooms training must put the agent's position into the latent: the PLDM-style
-probe error (px²) of the trained encoder is well below that of a randomly initialised one."""
+probe error (px²) of the trained encoder is far below the positions' variance and below that of
+a randomly initialised flatten-conv encoder (the old default, which ignores the agent dot).
+(A random *keypoint* encoder already localises the dot, see test_model_encoder.py, so the
+baseline here is the architecture it replaced, and training must not lose the dot.)"""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,14 +16,10 @@ from training.config import load_config
 from training.datasets import open_data
 from training.probing import probe_two_rooms
 
-STEPS = 300
+STEPS = 150
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "measured on 2 shared cores: with the current conv encoder the agent dot enters the latent only "
-    "after ~1000+ steps (inverse-dynamics loss flat before), so a <60 s run does not yet beat a random "
-    "encoder's probe; kept as the acceptance check for encoder/loss changes"))
 def test_short_two_rooms_training_beats_random_encoder(tmp_path, capsys):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -32,9 +33,16 @@ def test_short_two_rooms_training_beats_random_encoder(tmp_path, capsys):
         data = open_data(cfg, 64, 7)
         trained = probe_two_rooms(model, data, n_train=800, epochs=100, seed=0, n_test=200)
         torch.manual_seed(0)
-        rand = probe_two_rooms(WorldModel(model.cfg).eval(), data, n_train=800, epochs=100, seed=0, n_test=200)
+        conv_cfg = dataclasses.replace(model.cfg, encoder="conv", conv_channels=[16, 32, 32, 32])
+        rand = probe_two_rooms(WorldModel(conv_cfg).eval(), data, n_train=800, epochs=100, seed=0, n_test=200)
     finally:
         torch.set_num_threads(n)
+    assert model.cfg.encoder == "conv_keypoints"
+    var = float(np.var(data.cache.state[:, :2], axis=0).sum())  # px², what a useless latent scores
+    # measured (2 shared cores, 150 steps on 3k frames): linear ~35 px², MLP ~63 px² (its 100 epochs on
+    # 800 frames underfit), variance ~620 px², random flatten-conv encoder ~ the variance
+    for p, frac in (("linear", 0.1), ("mlp", 0.2)):
+        mse = trained[p]["normal"]
+        assert np.isfinite(mse) and mse < frac * var, f"{p} probe {trained[p]} vs position variance {var:.0f} px²"
     ratio = trained["mlp"]["normal"] / rand["mlp"]["normal"]
-    assert np.isfinite(ratio)
-    assert ratio < 0.5, f"probe MSE trained {trained['mlp']} vs random {rand['mlp']}"
+    assert ratio < 0.2, f"probe MSE trained {trained['mlp']} vs random conv encoder {rand['mlp']}"
