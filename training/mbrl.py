@@ -3,18 +3,28 @@
 Round r: the current model + planner (with exploration noise) records `mbrl.episodes_per_iter`
 episodes into `<out_dir>/mbrl/bags/round_<r>`; Stage-2 training continues from the current
 weights for `mbrl.fit_steps_per_iter` steps on all bags (collect + every round so far) in
-`<out_dir>/mbrl/round_<r>`; closed-loop evaluation runs every `mbrl.eval_every` rounds.
-`<out_dir>/mbrl/state.json` records finished rounds, so a killed run resumes at the round it
-was in (and that round's re-fit resumes from its own checkpoints).
+`<out_dir>/mbrl/round_<r>`; closed-loop evaluation runs every `mbrl.eval_every` rounds (and once
+on the starting model, so a learning curve starts at the seed data). This is PlaNet's outer loop
+(Hafner et al. 2019, alg. 1: collect one episode with the planner + exploration noise, then C
+model updates on all data so far).
+
+`<out_dir>/mbrl/state.json` records finished rounds, so a killed run resumes at the round it was
+in (and that round's re-fit resumes from its own checkpoints). Each round also records its
+environment steps and frames (steps x action repeat, the unit of the DMC literature), and its
+wall time split into planning (inside the policy), environment (stepping, rendering, writing the
+bag) and training. Evaluation episodes use their own seeds (`EVAL_SEED` + 1000 x run.seed + i);
+training episodes use `episode_seed(run.seed + 100003 (r + 1), i)`, so the two never coincide.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
 
+import numpy as np
 import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
@@ -26,6 +36,8 @@ from .evaluate import closed_loop
 from .export import find_model
 from .logging_utils import log
 
+EVAL_SEED = 10_000
+
 
 def _round_cfg(cfg: TrainConfig) -> TrainConfig:
     steps = cfg.mbrl.fit_steps_per_iter
@@ -34,6 +46,68 @@ def _round_cfg(cfg: TrainConfig) -> TrainConfig:
         optim=dataclasses.replace(cfg.optim, warmup_steps=min(cfg.optim.warmup_steps, max(1, steps // 10))),
         run=dataclasses.replace(cfg.run, resume="auto"),
         fit=dataclasses.replace(cfg.fit, init_encoder=""))
+
+
+class _TimedPolicy:
+    """Wraps a policy: counts its calls (= env steps) and the seconds spent inside it (planning)."""
+
+    def __init__(self, policy):
+        self.policy, self.calls, self.seconds = policy, 0, 0.0
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def __call__(self, obs, info):
+        t = time.perf_counter()
+        a = self.policy(obs, info)
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        return a
+
+
+def action_repeat_of(env_name: str, env_kwargs: dict) -> int:
+    """Simulator steps per env step (DMC's action repeat; 1 for other envs): frames = steps x this."""
+    if not env_name.startswith("dmc:"):
+        return 1
+    from moejepa_ros.sim import make_env
+    env = make_env(env_name, **env_kwargs)
+    try:
+        return int(getattr(env.unwrapped, "action_repeat", 1))
+    finally:
+        env.close()
+
+
+def _seed_env_steps(cfg: TrainConfig, sources) -> int:
+    """Env steps in the base (seed-phase) data: images minus one terminal image per episode."""
+    if not sources:
+        return 0
+    from training.data.cache import build_cache
+    from training.data.topics import TopicConfig
+    from .stages import model_config
+    topics = TopicConfig.from_dict(dict(cfg.data.topics)) if cfg.data.topics else TopicConfig()
+    cache = build_cache(sources, cfg.data.cache_dir or run_subdir(cfg, "cache"), topics,
+                        model_config(cfg).image_size)
+    return int(np.sum(np.maximum(cache.episode_lengths - 1, 0)))
+
+
+def _eval(cfg: TrainConfig, ckpt: str, device, frames: int) -> dict:
+    model, meta = load_checkpoint(ckpt, device)
+    m = cfg.mbrl
+    t = time.perf_counter()
+    ev = closed_loop(cfg, model, meta, m.eval_episodes, m.max_episode_steps, device,
+                     env_kwargs=m.env_kwargs, seed=EVAL_SEED + 1000 * cfg.run.seed)
+    ev["return_std"] = float(np.std(ev["returns"]))
+    ev["frames"] = int(frames)
+    ev["eval_seconds"] = round(time.perf_counter() - t, 2)
+    log.info("mbrl eval at %d frames: return %.1f +- %.1f", frames, ev["return_mean"], ev["return_std"])
+    return ev
+
+
+def _write_state(path: str, state: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1, default=lambda o: None if isinstance(o, float) and not math.isfinite(o) else str(o))
+    os.replace(tmp, path)
 
 
 def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
@@ -54,43 +128,56 @@ def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
     base_sources = [s for s in bag_sources(dataclasses.replace(cfg, data=cfg.data)) if not s.endswith("mbrl/bags")]
     env_kwargs = dict(cfg.collect.env_kwargs)
     env_kwargs.update(m.env_kwargs)
+    if "action_repeat" not in state:
+        state["action_repeat"] = action_repeat_of(cfg.collect.env, env_kwargs)
+        state["seed_env_steps"] = _seed_env_steps(cfg, base_sources)
+    repeat = int(state["action_repeat"])
+    frames = (state["seed_env_steps"] + sum(e.get("env_steps", 0) for e in state["rounds"])) * repeat
+    if start == 0 and m.eval_episodes > 0 and m.eval_every > 0 and "initial_eval" not in state:
+        state["initial_eval"] = _eval(cfg, current, device, frames)
+        _write_state(state_path, state)
+    cache_dir = cfg.data.cache_dir or run_subdir(cfg, "cache")
     info = DistInfo()
     t0 = time.perf_counter()
     for r in range(start, m.iterations):
         model, meta = load_checkpoint(current, device)
-        pol = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, meta["action_low"], meta["action_high"],
-                            device, explore_std=m.explore_std, seed=cfg.run.seed + r)
+        pol = _TimedPolicy(PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, meta["action_low"],
+                                         meta["action_high"], device, explore_std=m.explore_std,
+                                         seed=cfg.run.seed + r))
         bag_dir = os.path.join(root, "bags", f"round_{r:03d}")
         shutil.rmtree(bag_dir, ignore_errors=True)  # a half-written round from a killed run
         tr = time.perf_counter()
         record_rollouts(cfg.collect.env, pol, m.episodes_per_iter, bag_dir, workers=1, storage=cfg.collect.storage,
                         seed=cfg.run.seed + 100_003 * (r + 1), max_steps=m.max_episode_steps, env_kwargs=env_kwargs)
         collect_s = time.perf_counter() - tr
+        frames += pol.calls * repeat
         rounds = [os.path.join(root, "bags", f"round_{i:03d}") for i in range(r + 1)]
+        caches_before = set(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else set()
         res = train_stage(_round_cfg(cfg), 2, f"mbrl/round_{r:03d}", info, device,
                           sources=base_sources + rounds, init_weights=model, desc=f"mbrl {r}")
-        entry = {"round": r, "checkpoint": res.checkpoint, "collect_seconds": round(collect_s, 2),
-                 "fit_seconds": round(res.elapsed_s, 2), "last": res.last_terms}
+        new_caches = sorted(set(os.listdir(cache_dir)) - caches_before) if os.path.isdir(cache_dir) else []
+        entry = {"round": r, "checkpoint": res.checkpoint, "env_steps": pol.calls, "frames": frames,
+                 "collect_seconds": round(collect_s, 2), "plan_seconds": round(pol.seconds, 2),
+                 "env_seconds": round(collect_s - pol.seconds, 2), "fit_seconds": round(res.elapsed_s, 2),
+                 "fit_steps": m.fit_steps_per_iter, "caches": new_caches, "last": res.last_terms}
         if m.eval_episodes > 0 and (m.eval_every and (r + 1) % m.eval_every == 0 or r == m.iterations - 1):
-            new_model, new_meta = load_checkpoint(res.checkpoint, device)
-            entry["eval"] = closed_loop(cfg, new_model, new_meta, m.eval_episodes, m.max_episode_steps, device,
-                                        env_kwargs=m.env_kwargs)
-            log.info("mbrl round %d: success %.2f, return %.3g", r, entry["eval"]["success_rate"],
-                     entry["eval"]["return_mean"])
+            entry["eval"] = _eval(cfg, res.checkpoint, device, frames)
+        # the previous round's decoded cache is superseded by this round's (it holds all bags so far)
+        for prev in state["rounds"][-1:]:
+            for c in prev.get("caches", []):
+                shutil.rmtree(os.path.join(cache_dir, c), ignore_errors=True)
         state["rounds"].append(entry)
         current = res.checkpoint
-        tmp = state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(tmp, state_path)
+        _write_state(state_path, state)
     if not state["rounds"]:
         raise ConfigError("mbrl: no rounds were run (mbrl.iterations must be >= 1)")
     final = os.path.join(root, "model.safetensors")
     model, meta = load_checkpoint(current)
     tr_meta = dict(meta.get("training") or {})
-    tr_meta.update(subcommand="mbrl", rounds=len(state["rounds"]))
+    tr_meta.update(subcommand="mbrl", rounds=len(state["rounds"]), frames=frames)
     save_checkpoint(final, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
                                    "preprocessing": meta["preprocessing"], "training": tr_meta})
-    return {"checkpoint": final, "rounds": len(state["rounds"]),
+    return {"checkpoint": final, "rounds": len(state["rounds"]), "frames": frames,
             "eval": [e.get("eval", {}).get("success_rate") for e in state["rounds"]],
+            "returns": [e["eval"]["return_mean"] for e in state["rounds"] if "eval" in e],
             "seconds": round(time.perf_counter() - t0, 2)}
