@@ -40,6 +40,8 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
 def top_k_gates(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the k largest logits per row and their softmax renormalised over those k."""
     vals, idx = torch.topk(logits, k, dim=-1)
+    if k == 2:  # softmax of two = sigmoid of the difference: 2 small kernels instead of 5
+        return idx, torch.sigmoid(vals - vals.flip(-1))
     return idx, softmax_last(vals)
 
 
@@ -136,6 +138,62 @@ class MoE(nn.Module):
             zero = e.new_zeros(())
             aux = {"balance": zero + 1.0, "z_loss": zero, "load": e.new_ones(1), "entropy": zero}
         return delta, aux
+
+    # ------------------------------------------------- no-grad rollout fast path
+    def pack(self) -> dict[str, torch.Tensor]:
+        """Weights for `forward_sorted`, built once per rollout (no grad): every bias as an extra
+        last row fed by a ones column of the input, so each GEMM writes its output directly
+        (`addmm` would first copy the broadcast bias into it)."""
+        with torch.no_grad():
+            D = self.D
+            w1 = torch.cat([self.w1, self.b1.unsqueeze(1)], 1)  # [E, D+Ea+1, H]
+            pk = {"w1": w1, "w1e": w1[:, D:].contiguous(), "w2": torch.cat([self.w2, self.b2.unsqueeze(1)], 1)}
+            if self.router is not None:
+                wr = torch.cat([self.router.weight.t(), self.router.bias.unsqueeze(0)], 0)  # [D+Ea+1, E]
+                pk["wr"], pk["wre"] = wr.float(), wr[D:].float()
+            return pk
+
+    def forward_sorted(self, x: torch.Tensor, pk: dict, zcache=None) -> torch.Tensor:
+        """Δ[T, D] without grad from x = [z, e, 1] ([T, D+Ea+1]), or x = [e, 1] with `zcache` =
+        z_part(z0) of the one latent shared by all tokens. Planning hot path.
+
+        Same maths as `_grouped` (assignments sorted by expert, gates on the expert outputs,
+        index_add back to token order), but one plain GEMM per non-empty expert and layer
+        instead of CPU `grouped_mm`, whose bookkeeping (~0.1 ms a call) outweighs the GEMMs at
+        planning sizes; planning routing is concentrated, so few experts are non-empty.
+        """
+        T, k, H = x.shape[0], self.k, self.H
+        hz, zr = (None, None) if zcache is None else zcache
+        w1 = pk["w1"] if hz is None else pk["w1e"]
+        if self.router is None:
+            pre = x @ w1[0] if hz is None else (x @ w1[0]).add_(hz.reshape(-1, 1, H)[:, 0])
+            h = torch.cat([F.silu(pre, inplace=True), x.new_ones(T, 1)], -1)
+            return h @ pk["w2"][0]
+        logits = x.float() @ pk["wr"] if hz is None else torch.addmm(zr, x.float(), pk["wre"])
+        idx, gates = top_k_gates(logits, k)
+        gates = gates.to(x.dtype)
+        flat = idx.reshape(-1)
+        order = torch.argsort(flat, stable=True)
+        tok = torch.div(order, k, rounding_mode="floor") if k > 1 else order
+        counts = torch.bincount(flat, minlength=self.E).tolist()
+        xs = x.index_select(0, tok)
+        h = x.new_empty(T * k, H + 1)  # [SiLU(first layer) | 1]: the ones column carries b2
+        h[:, H] = 1.0
+        pre = h[:, :H]
+        spans, s = [], 0
+        for i, c in enumerate(counts):
+            if c:
+                torch.mm(xs[s:s + c], w1[i], out=pre[s:s + c])
+                if hz is not None:
+                    pre[s:s + c] += hz.reshape(-1, self.E, H)[0, i]
+                spans.append((i, s, s + c))
+                s += c
+        F.silu(pre, inplace=True)
+        y = x.new_empty(T * k, self.D)
+        for i, a, b in spans:
+            torch.mm(h[a:b], pk["w2"][i], out=y[a:b])
+        y.mul_(gates.reshape(-1).index_select(0, order).unsqueeze(-1))
+        return x.new_zeros(T, self.D).index_add_(0, tok, y)
 
     # ------------------------------------------------------------ batched paths
     def _masked(self, z, e, hz, idx, gates):

@@ -6,12 +6,26 @@ from torch import nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .encoder import make_latent_norm
-from .moe import MoE
+from .encoder import SimNorm, make_latent_norm
+from .moe import MASKED_MAX_TOKENS, MoE
 
 
 def _mean_aux(auxes: list[dict]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([a[k] for a in auxes]).mean(0) for k in auxes[0]}
+
+
+def simnorm_rows(x: torch.Tensor, group: int, blocks: torch.Tensor) -> torch.Tensor:
+    """SimNorm of x[T, D] (softmax within each group of `group` dims), the same maths as
+    `SimNorm` with ~half its CPU time: one row-wide max (softmax is shift-invariant per group)
+    and the group sums as one GEMM with the block-ones matrix `blocks` [D, D/group] instead of
+    reductions over a last dim of 8. Falls back to per-group maxima if a group underflows."""
+    e = torch.sub(x, x.amax(-1, keepdim=True)).exp_()
+    s = e @ blocks  # [T, D/group]
+    if bool(s.min() < 1e-30):  # a group far below the row max: shift per group instead
+        y = x.reshape(x.shape[0], -1, group)
+        e = torch.sub(y, y.amax(-1, keepdim=True)).exp_().reshape(x.shape)
+        s = e @ blocks
+    return e.view(x.shape[0], -1, group).div_(s.unsqueeze(-1)).view(x.shape)
 
 
 def is_shared(z0: torch.Tensor) -> bool:
@@ -71,6 +85,8 @@ class Predictor(nn.Module):
         if need_aux is None:  # routing stats cost ~10% of a planning step: only when training
             need_aux = torch.is_grad_enabled() or self.training or self.collect_stats
         e_all = self.embed(actions)  # all H action embeddings at once
+        if not need_aux and not torch.is_grad_enabled() and self.fast_rollout_ok(N):
+            return self._rollout_sorted(z0, e_all)
         z, zcache = z0, None
         if is_shared(z0):
             z = z0[:1]
@@ -86,6 +102,41 @@ class Predictor(nn.Module):
         if auxes:  # keep the previous stats when this call collected none (no-grad planning)
             self.last_aux = _mean_aux(auxes)
         return torch.stack(out, dim=1)
+
+
+    def fast_rollout_ok(self, n: int) -> bool:
+        """Use the packed grouped path: no grad, CPU, `auto`/`grouped` impl and a batch too big for `masked`."""
+        m = self.moe
+        return (m.impl in ("auto", "grouped") and self.action_embed.weight.device.type == "cpu"
+                and m.E > 1 and n * m.k > MASKED_MAX_TOKENS and m.H % 4 == 0 and m.D % 4 == 0)
+
+    def _rollout_sorted(self, z0: torch.Tensor, e_all: torch.Tensor) -> torch.Tensor:
+        """No-grad rollout through `MoE.forward_sorted` (planning hot path; the maths of `step`):
+        weights packed once, the [e_t, 1] input rows of all steps built in one go, output
+        preallocated."""
+        m = self.moe
+        pk = m.pack()
+        N, H, Ea = e_all.shape
+        ex = e_all.new_empty(H, N, Ea + 1)
+        ex[..., :Ea] = e_all.transpose(0, 1)
+        ex[..., Ea] = 1.0
+        out = e_all.new_empty(N, H, self.latent_dim)
+        norm = self.norm
+        if isinstance(norm, SimNorm) and self.latent_dim % norm.group == 0:
+            ones = torch.eye(self.latent_dim // norm.group, dtype=e_all.dtype, device=e_all.device)
+            blocks = ones.repeat_interleave(norm.group, 0)  # [D, D/group]: x @ blocks = group sums
+            norm = lambda x, g=norm.group: simnorm_rows(x, g, blocks)  # noqa: E731
+        z = z0
+        for t in range(H):
+            if t == 0 and is_shared(z0):
+                z = z0[:1]
+                delta = m.forward_sorted(ex[0], pk, m.z_part(z))
+            else:
+                delta = m.forward_sorted(torch.cat([z, ex[t]], -1), pk)
+            base = torch.log(z.clamp_min(1e-6)) if self.log_residual else z
+            z = norm(delta.add_(base))
+            out[:, t] = z
+        return out
 
 
 class FuturePredictor(nn.Module):
