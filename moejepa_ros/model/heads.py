@@ -15,6 +15,19 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
                          nn.Linear(hidden, d_out))
 
 
+def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """`net(x)` for an `mlp`; without grad, SiLU runs in place and the module calls are skipped
+    (planning scores thousands of latents per plan, where these small costs add up)."""
+    if torch.is_grad_enabled() or len(net) != 7:
+        return net(x)
+    l1, n1, _, l2, n2, _, l3 = net
+    h = F.silu(F.layer_norm(F.linear(x, l1.weight, l1.bias), n1.normalized_shape, n1.weight, n1.bias, n1.eps),
+               inplace=True)
+    h = F.silu(F.layer_norm(F.linear(h, l2.weight, l2.bias), n2.normalized_shape, n2.weight, n2.bias, n2.eps),
+               inplace=True)
+    return F.linear(h, l3.weight, l3.bias)
+
+
 class RewardHead(nn.Module):
     """r̂(z_t, a_t): reward received for applying a_t in the state with latent z_t."""
 
@@ -26,7 +39,7 @@ class RewardHead(nn.Module):
         if z.shape[:-1] != a.shape[:-1]:  # e.g. one latent against many actions
             lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
             z, a = z.expand(*lead, z.shape[-1]), a.expand(*lead, a.shape[-1])
-        return self.net(torch.cat([z, a], -1)).squeeze(-1)
+        return mlp_forward(self.net, torch.cat([z, a], -1)).squeeze(-1)
 
 
 class ValueHead(nn.Module):
@@ -37,7 +50,7 @@ class ValueHead(nn.Module):
         self.net = mlp(cfg.latent_dim, cfg.head_hidden, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).squeeze(-1)
+        return mlp_forward(self.net, z).squeeze(-1)
 
 
 class CostHead(nn.Module):
@@ -48,7 +61,7 @@ class CostHead(nn.Module):
         self.net = mlp(cfg.latent_dim, cfg.head_hidden, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return F.softplus(self.net(z).squeeze(-1))
+        return F.softplus(mlp_forward(self.net, z).squeeze(-1))
 
 
 class ActorHead(nn.Module):
@@ -59,4 +72,4 @@ class ActorHead(nn.Module):
         self.net = mlp(cfg.latent_dim, cfg.head_hidden, cfg.action_dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(z))
+        return torch.tanh(mlp_forward(self.net, z))

@@ -141,19 +141,30 @@ class MoE(nn.Module):
 
     # ------------------------------------------------- no-grad rollout fast path
     def pack(self) -> dict[str, torch.Tensor]:
-        """Weights for `forward_sorted`, built once per rollout (no grad): every bias as an extra
-        last row fed by a ones column of the input, so each GEMM writes its output directly
-        (`addmm` would first copy the broadcast bias into it)."""
+        """Weights for `forward_sorted` (no grad): every bias as an extra last row fed by a ones
+        column of the input, so each GEMM writes its output directly (`addmm` would first copy
+        the broadcast bias into it). Cached until a parameter changes (storage or version)."""
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+        cached = getattr(self, "_packed", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         with torch.no_grad():
             D = self.D
             w1 = torch.cat([self.w1, self.b1.unsqueeze(1)], 1)  # [E, D+Ea+1, H]
-            pk = {"w1": w1, "w1e": w1[:, D:].contiguous(), "w2": torch.cat([self.w2, self.b2.unsqueeze(1)], 1)}
+            pk = {"w1": w1, "w1e": w1[:, D:].contiguous(), "w2": torch.cat([self.w2, self.b2.unsqueeze(1)], 1),
+                  "w1z": self.w1[:, :D].permute(1, 0, 2).reshape(D, self.E * self.H)}  # z_part as one GEMM
             if self.router is not None:
                 wr = torch.cat([self.router.weight.t(), self.router.bias.unsqueeze(0)], 0)  # [D+Ea+1, E]
-                pk["wr"], pk["wre"] = wr.float(), wr[D:].float()
-            return pk
+                pk["wr"], pk["wre"], pk["wrz"] = wr.float(), wr[D:].float(), wr[:D].float()
+        self._packed = (key, pk)
+        return pk
 
-    def forward_sorted(self, x: torch.Tensor, pk: dict, zcache=None) -> torch.Tensor:
+    def z_part_packed(self, z: torch.Tensor, pk: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`z_part` from the packed weights: [T, E, H] and router [T, E] as two plain GEMMs."""
+        h = (z @ pk["w1z"]).view(z.shape[0], self.E, self.H)
+        return h, (z.float() @ pk["wrz"] if "wrz" in pk else None)
+
+    def forward_sorted(self, x: torch.Tensor, pk: dict, zcache=None, bufs: dict | None = None) -> torch.Tensor:
         """Δ[T, D] without grad from x = [z, e, 1] ([T, D+Ea+1]), or x = [e, 1] with `zcache` =
         z_part(z0) of the one latent shared by all tokens. Planning hot path.
 
@@ -161,6 +172,7 @@ class MoE(nn.Module):
         index_add back to token order), but one plain GEMM per non-empty expert and layer
         instead of CPU `grouped_mm`, whose bookkeeping (~0.1 ms a call) outweighs the GEMMs at
         planning sizes; planning routing is concentrated, so few experts are non-empty.
+        `bufs`: work tensors reused across the steps of one rollout (owned by the caller).
         """
         T, k, H = x.shape[0], self.k, self.H
         hz, zr = (None, None) if zcache is None else zcache
@@ -177,9 +189,13 @@ class MoE(nn.Module):
         tok = torch.div(order, k, rounding_mode="floor") if k > 1 else order
         counts = torch.bincount(flat, minlength=self.E).tolist()
         xs = x.index_select(0, tok)
-        h = x.new_empty(T * k, H + 1)  # [SiLU(first layer) | 1]: the ones column carries b2
-        h[:, H] = 1.0
-        pre = h[:, :H]
+        bufs = {} if bufs is None else bufs
+        h = bufs.get("h")
+        if h is None or h.shape[0] != T * k or h.dtype != x.dtype:
+            h = bufs["h"] = x.new_empty(T * k, H + 1)  # [SiLU(first layer) | 1]: ones carry b2
+            h[:, H] = 1.0
+            bufs["y"], bufs["out"] = x.new_empty(T * k, self.D), x.new_empty(T, self.D)
+        pre, y, out = h[:, :H], bufs["y"], bufs["out"]
         spans, s = [], 0
         for i, c in enumerate(counts):
             if c:
@@ -189,11 +205,10 @@ class MoE(nn.Module):
                 spans.append((i, s, s + c))
                 s += c
         F.silu(pre, inplace=True)
-        y = x.new_empty(T * k, self.D)
         for i, a, b in spans:
             torch.mm(h[a:b], pk["w2"][i], out=y[a:b])
         y.mul_(gates.reshape(-1).index_select(0, order).unsqueeze(-1))
-        return x.new_zeros(T, self.D).index_add_(0, tok, y)
+        return out.zero_().index_add_(0, tok, y)
 
     # ------------------------------------------------------------ batched paths
     def _masked(self, z, e, hz, idx, gates):

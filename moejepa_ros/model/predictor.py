@@ -126,13 +126,14 @@ class Predictor(nn.Module):
             ones = torch.eye(self.latent_dim // norm.group, dtype=e_all.dtype, device=e_all.device)
             blocks = ones.repeat_interleave(norm.group, 0)  # [D, D/group]: x @ blocks = group sums
             norm = lambda x, g=norm.group: simnorm_rows(x, g, blocks)  # noqa: E731
+        bufs: dict = {}  # forward_sorted's work tensors, reused by every step (delta is consumed in place)
         z = z0
         for t in range(H):
             if t == 0 and is_shared(z0):
                 z = z0[:1]
-                delta = m.forward_sorted(ex[0], pk, m.z_part(z))
+                delta = m.forward_sorted(ex[0], pk, m.z_part_packed(z, pk), bufs)
             else:
-                delta = m.forward_sorted(torch.cat([z, ex[t]], -1), pk)
+                delta = m.forward_sorted(torch.cat([z, ex[t]], -1), pk, bufs=bufs)
             base = torch.log(z.clamp_min(1e-6)) if self.log_residual else z
             z = norm(delta.add_(base))
             out[:, t] = z
