@@ -1,0 +1,196 @@
+"""Two-Rooms goal reaching: CEM vs MPPI vs gradient vs CEM->gradient at a matched budget per replan.
+
+Closed loop, one replan per env step (as planner_node does in the demo): the frame stack is
+encoded with `model.encode`, the goal image is repeated k times and encoded (as
+`LatentController.set_goal`), the plan's first action is executed. Success = squared distance
+< 1 px^2 within 200 steps (PLDM's DotWall protocol; PLDM reports 97.8% with MPPI).
+
+  .venv/bin/python bench/two_rooms_planning.py --checkpoint checkpoints/two_rooms.safetensors \
+      --episodes 20 --seeds 1 --first-seed 1000
+
+Without --checkpoint it trains one with the training CLI (collect/fit/export -c two_rooms);
+`--no-door-crossings` trains on walks that never choose to cross (RandomWalkPolicy cross_prob=0).
+Writes bench/results/two_rooms_planning.json and docs/two_rooms_planning.png. Timings come from a
+shared 2-core CPU: compare methods within one run (they run interleaved per episode).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
+from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
+from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
+
+# Shared settings: 6 held segments x 6 steps = 36 steps of imagined reach (enough to go through
+# the door), terminal-only goal cost (a detour through the door is not penalised on the way).
+BASE = {"horizon": 6, "hold": 6, "min_std": 0.1, "warm_start": True}
+# Matched budget per replan: ~the same number of 36-step rollouts (samples x iterations = 128);
+# a gradient step (forward + backward through the MoE rollout) costs far more than its sample count
+# suggests on CPU, so the gradient budgets are small; see ms_per_replan in the results.
+METHODS = {
+    "cem": {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4},
+    "mppi": {"method": "mppi", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "temperature": 0.1},
+    "gradient": {"method": "gradient", "samples": 16, "iterations": 1, "elites": 4, "keep_elites": 0,
+                 "grad_steps": 3, "grad_restarts": 2, "grad_lr": 0.2},
+    "cem_gradient": {"method": "cem_gradient", "samples": 48, "iterations": 2, "elites": 8, "keep_elites": 4,
+                     "grad_steps": 1, "grad_restarts": 1, "grad_lr": 0.1},
+}
+OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "l2", "every_step": False}}
+
+
+def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
+    """collect/fit/export -c two_rooms with our training CLI (subprocesses; one torch thread)."""
+    extra = [f"run.out_dir={out_dir}", "run.threads=1"]
+    if no_door_crossings:
+        extra.append("collect.policy_kwargs={cross_prob: 0.0}")
+    if steps:
+        extra.append(f"train.steps={steps}")
+    for cmd in ("collect", "fit", "export"):
+        argv = [sys.executable, "-m", "training.cli", cmd, "-c", "two_rooms", *extra]
+        print("[bench]", " ".join(argv[2:]), flush=True)
+        subprocess.run(argv, cwd=ROOT, check=True)
+    return out_dir / "export" / "model.safetensors"
+
+
+class Agent:
+    """Frame stack -> latent -> plan -> first action, the planner_node control step without ROS."""
+
+    def __init__(self, model, meta, planner_cfg: dict, objectives: dict):
+        self.model, self.k = model, int(model.cfg.frame_stack)
+        self.planner = make_planner(planner_cfg, model, build_objectives(objectives),
+                                    meta["action_low"], meta["action_high"])
+        self.frames: deque = deque(maxlen=self.k)
+        self.goal_z = None
+
+    @torch.no_grad()  # not inference_mode: the gradient planners backprop through z0
+    def encode(self, frames) -> torch.Tensor:
+        return self.model.encode(torch.from_numpy(np.stack(list(frames)))[None])[0].float()
+
+    def reset(self, obs, goal_image) -> None:
+        self.planner.reset()
+        self.frames.clear()
+        self.frames.extend([obs] * self.k)
+        self.goal_z = self.encode([goal_image] * self.k)
+
+    def act(self, obs) -> tuple[np.ndarray, float]:
+        self.frames.append(obs)
+        t0 = time.perf_counter()
+        plan = self.planner.plan(self.encode(self.frames), self.goal_z)
+        ms = (time.perf_counter() - t0) * 1e3
+        return plan.first_action.detach().float().numpy(), ms
+
+
+def episode(agent: Agent, seed: int, max_steps: int) -> dict:
+    env = TwoRoomsEnv(mode="goal")
+    obs, info = env.reset(seed=seed)
+    agent.reset(obs, info["goal_image"])
+    start, ms, path = float(info["distance"]), [], [info["pos"].tolist()]
+    for _ in range(max_steps):
+        a, t = agent.act(obs)
+        ms.append(t)
+        obs, _, term, trunc, info = env.step(a)
+        path.append(info["pos"].tolist())
+        if term or trunc:
+            break
+    crossed = (path[0][0] - info["wall_x"]) * (path[-1][0] - info["wall_x"]) < 0
+    return {"seed": seed, "success": bool(info["success"]), "start_distance": start,
+            "final_distance": float(info["distance"]), "steps": len(path) - 1,
+            "crossed_wall": bool(crossed), "plan_ms_mean": float(np.mean(ms))}
+
+
+def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict) -> dict:
+    model, meta = load_checkpoint(ckpt)
+    model.eval()
+    agents = {m: Agent(model, meta, {**base, **METHODS[m]}, OBJECTIVES) for m in methods}
+    per = {m: [] for m in methods}
+    for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
+        for m in methods:
+            r = episode(agents[m], s, max_steps)
+            per[m].append(r)
+            print(f"[bench] {m:13s} seed {s}: success={r['success']} steps={r['steps']} "
+                  f"final={r['final_distance']:.1f}px ms/replan={r['plan_ms_mean']:.0f}", flush=True)
+    out = {}
+    for m, rs in per.items():
+        out[m] = {"settings": {**base, **METHODS[m]}, "episodes": len(rs),
+                  "success_rate": float(np.mean([r["success"] for r in rs])),
+                  "crossed_wall_rate": float(np.mean([r["crossed_wall"] for r in rs])),
+                  "final_distance_mean": float(np.mean([r["final_distance"] for r in rs])),
+                  "ms_per_replan": float(np.mean([r["plan_ms_mean"] for r in rs])),
+                  "runs": rs}
+    return out
+
+
+def plot(res: dict, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(res)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].bar(names, [100 * res[n]["success_rate"] for n in names], color="tab:green")
+    ax[0].set_ylabel("success (%)")
+    ax[0].set_ylim(0, 100)
+    ax[1].bar(names, [res[n]["ms_per_replan"] for n in names], color="tab:blue")
+    ax[1].set_ylabel("ms per replan (2-core CPU, 1 thread)")
+    for a in ax:
+        a.tick_params(axis="x", rotation=20)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=Path, default=None, help="model .safetensors (default: train one)")
+    ap.add_argument("--train-dir", type=Path, default=ROOT / "runs" / "bench_two_rooms")
+    ap.add_argument("--fit-steps", type=int, default=None, help="train.steps override when training")
+    ap.add_argument("--no-door-crossings", action="store_true", help="train on walks with cross_prob=0")
+    ap.add_argument("--episodes", type=int, default=100, help="episodes per seed block")
+    ap.add_argument("--seeds", type=int, default=3, help="seed blocks (episode seeds first_seed + 1000*b + i)")
+    ap.add_argument("--first-seed", type=int, default=1000)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--max-steps", type=int, default=200)
+    ap.add_argument("--hold", type=int, default=BASE["hold"])
+    ap.add_argument("--horizon", type=int, default=BASE["horizon"])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_planning.json")
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_planning.png")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    methods = [m for m in a.methods.split(",") if m]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        ap.error(f"--methods: unknown {bad}; known {list(METHODS)}")
+    t0 = time.monotonic()
+    ckpt = a.checkpoint or train(a.train_dir, a.no_door_crossings, a.fit_steps)
+    train_s = time.monotonic() - t0 if a.checkpoint is None else None
+    seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
+    base = {**BASE, "hold": a.hold, "horizon": a.horizon}
+    res = run(ckpt, methods, seeds, a.max_steps, base)
+    doc = {"checkpoint": str(ckpt), "train_seconds": train_s, "no_door_crossings": a.no_door_crossings,
+           "episodes": a.episodes, "seed_blocks": a.seeds, "first_seed": a.first_seed,
+           "max_steps": a.max_steps, "objectives": OBJECTIVES, "torch_threads": 1,
+           "wall_seconds": time.monotonic() - t0,
+           "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
+           "methods": res}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(doc, indent=1))
+    summary = ", ".join(f"{m} {100 * r['success_rate']:.0f}% ({r['ms_per_replan']:.0f} ms)" for m, r in res.items())
+    plot(res, a.plot, f"Two-Rooms goal reaching, {len(seeds)} episodes (seeds {seeds[0]}..): {summary}")
+    print("[bench]", summary, flush=True)
+
+
+if __name__ == "__main__":
+    main()
