@@ -156,6 +156,8 @@ class MoE(nn.Module):
             if self.router is not None:
                 wr = torch.cat([self.router.weight.t(), self.router.bias.unsqueeze(0)], 0)  # [D+Ea+1, E]
                 pk["wr"], pk["wre"], pk["wrz"] = wr.float(), wr[D:].float(), wr[:D].float()
+            for name in ("w1", "w1e", "w2"):  # per-expert views, so the hot loop does no indexing
+                pk[name + "_e"] = pk[name].unbind(0)
         self._packed = (key, pk)
         return pk
 
@@ -176,19 +178,17 @@ class MoE(nn.Module):
         """
         T, k, H = x.shape[0], self.k, self.H
         hz, zr = (None, None) if zcache is None else zcache
-        w1 = pk["w1"] if hz is None else pk["w1e"]
         if self.router is None:
+            w1 = pk["w1"] if hz is None else pk["w1e"]
             pre = x @ w1[0] if hz is None else (x @ w1[0]).add_(hz.reshape(-1, 1, H)[:, 0])
             h = torch.cat([F.silu(pre, inplace=True), x.new_ones(T, 1)], -1)
             return h @ pk["w2"][0]
         logits = x.float() @ pk["wr"] if hz is None else torch.addmm(zr, x.float(), pk["wre"])
         idx, gates = top_k_gates(logits, k)
-        gates = gates.to(x.dtype)
         flat = idx.reshape(-1)
         order = torch.argsort(flat, stable=True)
         tok = torch.div(order, k, rounding_mode="floor") if k > 1 else order
         counts = torch.bincount(flat, minlength=self.E).tolist()
-        xs = x.index_select(0, tok)
         bufs = {} if bufs is None else bufs
         h = bufs.get("h")
         if h is None or h.shape[0] != T * k or h.dtype != x.dtype:
@@ -196,18 +196,18 @@ class MoE(nn.Module):
             h[:, H] = 1.0
             bufs["y"], bufs["out"] = x.new_empty(T * k, self.D), x.new_empty(T, self.D)
         pre, y, out = h[:, :H], bufs["y"], bufs["out"]
-        spans, s = [], 0
-        for i, c in enumerate(counts):
-            if c:
-                torch.mm(xs[s:s + c], w1[i], out=pre[s:s + c])
-                if hz is not None:
-                    pre[s:s + c] += hz.reshape(-1, self.E, H)[0, i]
-                spans.append((i, s, s + c))
-                s += c
+        xs, pres, hs, ys = x.index_select(0, tok).split(counts), pre.split(counts), h.split(counts), y.split(counts)
+        w1, w2 = pk["w1_e"] if hz is None else pk["w1e_e"], pk["w2_e"]
+        hzs = None if hz is None else hz.reshape(-1, self.E, H)[0].unbind(0)
+        experts = [i for i, c in enumerate(counts) if c]
+        for i in experts:
+            torch.mm(xs[i], w1[i], out=pres[i])
+            if hzs is not None:
+                pres[i].add_(hzs[i])
         F.silu(pre, inplace=True)
-        for i, a, b in spans:
-            torch.mm(h[a:b], pk["w2"][i], out=y[a:b])
-        y.mul_(gates.reshape(-1).index_select(0, order).unsqueeze(-1))
+        for i in experts:
+            torch.mm(hs[i], w2[i], out=ys[i])
+        y.mul_(gates.to(x.dtype).reshape(-1).index_select(0, order).unsqueeze(-1))
         return out.zero_().index_add_(0, tok, y)
 
     # ------------------------------------------------------------ batched paths

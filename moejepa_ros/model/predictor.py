@@ -127,16 +127,17 @@ class Predictor(nn.Module):
             blocks = ones.repeat_interleave(norm.group, 0)  # [D, D/group]: x @ blocks = group sums
             norm = lambda x, g=norm.group: simnorm_rows(x, g, blocks)  # noqa: E731
         bufs: dict = {}  # forward_sorted's work tensors, reused by every step (delta is consumed in place)
+        ex_t, out_t = ex.unbind(0), out.unbind(1)
         z = z0
         for t in range(H):
             if t == 0 and is_shared(z0):
                 z = z0[:1]
-                delta = m.forward_sorted(ex[0], pk, m.z_part_packed(z, pk), bufs)
+                delta = m.forward_sorted(ex_t[0], pk, m.z_part_packed(z, pk), bufs)
             else:
-                delta = m.forward_sorted(torch.cat([z, ex[t]], -1), pk, bufs=bufs)
+                delta = m.forward_sorted(torch.cat([z, ex_t[t]], -1), pk, bufs=bufs)
             base = torch.log(z.clamp_min(1e-6)) if self.log_residual else z
             z = norm(delta.add_(base))
-            out[:, t] = z
+            out_t[t].copy_(z)
         return out
 
 
