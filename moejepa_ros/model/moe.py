@@ -13,6 +13,11 @@ Expert evaluation (all share the same stacked weights, so they are interchangeab
   Padded gather + bmm was not kept: with concentrated routing its padding makes it cost as
   much as ``masked`` (MACHINE-NOTES), with more kernels.
 - ``loop``: the obvious per-expert Python loop; a reference for tests and the bench only.
+
+No-grad rollouts on CPU (planning) bypass these through `MoE.forward_sorted` (called by
+`Predictor.rollout`): the `grouped` maths with biases packed into the GEMMs and one plain GEMM
+per non-empty expert. Planner bench (1 thread, 256 samples x horizon 5, side by side on the
+same model): the rollout takes ~0.8x the time of ``grouped`` and ~0.7x of ``masked``.
 """
 from __future__ import annotations
 
