@@ -54,7 +54,10 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
     """collect/fit/export -c two_rooms with our training CLI (subprocesses; one torch thread)."""
     extra = [f"run.out_dir={out_dir}", "run.threads=1"]
     if no_door_crossings:
-        extra.append("collect.policy_kwargs={cross_prob: 0.0}")
+        # the training CLI builds RandomWalkPolicy(seed=...) with its default cross_prob (0.3) and
+        # has no option to pass cross_prob=0 yet (training/rollouts.py), so say so instead of faking it
+        raise SystemExit("--no-door-crossings: training.cli collect cannot set RandomWalkPolicy(cross_prob=0) "
+                         "yet (no collect.policy_kwargs); add that option to training/ first")
     if steps:
         extra.append(f"train.steps={steps}")
     for cmd in ("collect", "fit", "export"):
@@ -110,10 +113,10 @@ def episode(agent: Agent, seed: int, max_steps: int) -> dict:
             "crossed_wall": bool(crossed), "plan_ms_mean": float(np.mean(ms))}
 
 
-def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict) -> dict:
+def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict, objectives: dict) -> dict:
     model, meta = load_checkpoint(ckpt)
     model.eval()
-    agents = {m: Agent(model, meta, {**base, **METHODS[m]}, OBJECTIVES) for m in methods}
+    agents = {m: Agent(model, meta, {**base, **METHODS[m]}, objectives) for m in methods}
     per = {m: [] for m in methods}
     for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
         for m in methods:
@@ -165,6 +168,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=200)
     ap.add_argument("--hold", type=int, default=BASE["hold"])
     ap.add_argument("--horizon", type=int, default=BASE["horizon"])
+    ap.add_argument("--goal-every-step", action="store_true",
+                    help="goal cost summed over every imagined step instead of the terminal latent only")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_planning.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_planning.png")
     a = ap.parse_args(argv)
@@ -178,10 +183,11 @@ def main(argv=None) -> None:
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
     base = {**BASE, "hold": a.hold, "horizon": a.horizon}
-    res = run(ckpt, methods, seeds, a.max_steps, base)
+    objectives = {"goal": {**OBJECTIVES["goal"], "every_step": bool(a.goal_every_step)}}
+    res = run(ckpt, methods, seeds, a.max_steps, base, objectives)
     doc = {"checkpoint": str(ckpt), "train_seconds": train_s, "no_door_crossings": a.no_door_crossings,
            "episodes": a.episodes, "seed_blocks": a.seeds, "first_seed": a.first_seed,
-           "max_steps": a.max_steps, "objectives": OBJECTIVES, "torch_threads": 1,
+           "max_steps": a.max_steps, "objectives": objectives, "torch_threads": 1,
            "wall_seconds": time.monotonic() - t0,
            "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
            "methods": res}
