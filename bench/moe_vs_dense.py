@@ -41,11 +41,16 @@ from bench.probing import cli  # noqa: E402
 HORIZONS = (1, 5, 10, 16)
 VARIANTS = {"moe": [], "dense": ["baseline.kind=dense"], "moe_pretrain": ["fit.init_encoder=auto"],
             "pixel_recon": ["baseline.kind=pixel_recon"]}
+RUN_NAME = {"moe_pretrain": "pretrain"}  # run folder <root>/<name>_s<seed>
+
+
+def run_dir(root: str, variant: str, seed: int) -> Path:
+    return Path(root) / f"{RUN_NAME.get(variant, variant)}_s{seed}"
 
 
 def train(a, variant: str, seed: int, data_bags: str, log: Path) -> dict:
     """Fit one variant with the CLI unless its model exists; returns {'seconds', 'pretrain_seconds'}."""
-    run = Path(a.root) / f"{variant}_s{seed}"
+    run = run_dir(a.root, variant, seed)
     side = run / "bench_fit.json"
     if (run / "fit" / "model.safetensors").is_file():
         return json.loads(side.read_text()) if side.is_file() else {}
@@ -155,15 +160,15 @@ def main(argv=None) -> int:
     seeds = []
     for seed in range(a.seeds):
         fits = {v: train(a, v, seed, str(bags), log) for v in variants}
-        models = {v: load_checkpoint(Path(a.root) / f"{v}_s{seed}" / "fit" / "model.safetensors") for v in variants}
-        cfg = load_config(["two_rooms"], [f"run.out_dir={Path(a.root) / f'moe_s{seed}'}", f"data.bags=[{bags}]",
+        models = {v: load_checkpoint(run_dir(a.root, v, seed) / "fit" / "model.safetensors") for v in variants}
+        cfg = load_config(["two_rooms"], [f"run.out_dir={run_dir(a.root, 'moe', seed)}", f"data.bags=[{bags}]",
                                           f"run.seed={seed}", *a.override])
         mc = models["moe"][0].cfg
         data = open_data(cfg, mc.image_size, mc.frame_stack + max(HORIZONS))
         res = {}
         for v, (m, _) in models.items():
             ol = open_loop(m, data, max(HORIZONS), a.windows, seed)
-            r = {"train": {**fits[v], "samples_per_s": throughput(Path(a.root) / f"{v}_s{seed}")},
+            r = {"train": {**fits[v], "samples_per_s": throughput(run_dir(a.root, v, seed))},
                  "params": {"active_predictor": active_predictor_params(m.cfg),
                             "predictor_total": sum(p.numel() for p in m.predictor.parameters()),
                             "encoder": sum(p.numel() for p in m.encoder.parameters()),
