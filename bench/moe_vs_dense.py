@@ -137,8 +137,17 @@ def main(argv=None) -> int:
     ap.add_argument("--override", nargs="*", default=[], help="extra training-CLI key=value for every variant")
     ap.add_argument("--out", default="bench/results/moe_vs_dense.json")
     ap.add_argument("--png", default="docs/moe_vs_dense.png")
+    ap.add_argument("--replot", action="store_true", help="only re-summarise and redraw from --out")
     a = ap.parse_args(argv)
     variants = [v for v in a.variants.split(",") if v]
+    if a.replot:  # recompute the summary from the stored per-seed numbers and redraw
+        report = json.load(open(a.out))
+        variants = list(report["seeds"][0]["variants"])
+        report["summary"] = summarise(report["seeds"], variants)
+        with open(a.out, "w") as f:
+            json.dump(report, f, indent=1)
+        plot(report, variants, a.png)
+        return 0
     bad = [v for v in variants if v not in VARIANTS]
     if bad or "moe" not in variants:
         raise SystemExit(f"--variants: unknown {bad} or 'moe' missing; choose from {list(VARIANTS)}")
@@ -207,6 +216,9 @@ def summarise(seeds: list, variants: list) -> dict:
     for v in variants:
         s[v] = {"open_loop_ratio": [round(mean(lambda r, i=i: r[v]["open_loop"]["ratio"][i]), 4)
                                     for i in range(len(HORIZONS))],
+                # the ratio's denominator: a latent that barely moves between frames makes any ratio huge
+                "copy_last": [round(mean(lambda r, i=i: r[v]["open_loop"]["copy_last"][i]), 5)
+                              for i in range(len(HORIZONS))],
                 "plan_ms": round(mean(lambda r: r[v]["plan"]["median_ms"]), 2),
                 "train_samples_per_s": round(mean(lambda r: r[v]["train"]["samples_per_s"]), 2)}
         if all(r["variants"][v]["train"].get("seconds") for r in seeds):
@@ -243,6 +255,7 @@ def plot(report: dict, variants: list, path: str) -> None:
     for v in variants:
         ax[0].plot(HORIZONS, s[v]["open_loop_ratio"], "o-", label=v)
     ax[0].axhline(1.0, color="k", ls=":", lw=1)
+    ax[0].set_yscale("log")
     ax[0].set_xlabel("open-loop steps"), ax[0].set_ylabel("latent error / copy-last")
     ax[0].set_title("open-loop error (lower is better)", fontsize=9), ax[0].legend(fontsize=7)
     ref = s["dense"] if "dense" in s else s["moe"]
