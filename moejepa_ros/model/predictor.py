@@ -103,12 +103,12 @@ class Predictor(nn.Module):
             self.last_aux = _mean_aux(auxes)
         return torch.stack(out, dim=1)
 
-
     def fast_rollout_ok(self, n: int) -> bool:
-        """Use the packed grouped path: no grad, CPU, `auto`/`grouped` impl and a batch too big for `masked`."""
+        """No-grad rollouts take `_rollout_sorted` on CPU with the `auto`/`grouped` impl, routing
+        and a batch above `MASKED_MAX_TOKENS` assignments (below it `masked` is faster)."""
         m = self.moe
         return (m.impl in ("auto", "grouped") and self.action_embed.weight.device.type == "cpu"
-                and m.E > 1 and n * m.k > MASKED_MAX_TOKENS and m.H % 4 == 0 and m.D % 4 == 0)
+                and m.E > 1 and n * m.k > MASKED_MAX_TOKENS)
 
     def _rollout_sorted(self, z0: torch.Tensor, e_all: torch.Tensor) -> torch.Tensor:
         """No-grad rollout through `MoE.forward_sorted` (planning hot path; the maths of `step`):
