@@ -144,6 +144,7 @@ def run_sac(task: str, seed: int, a, env: dict) -> dict:
     else:  # SB3 cannot resume from our safetensors export: a changed budget reruns from scratch
         r = run_cli(["fit", "-c", "dmc", "baseline.kind=sac", f"baseline.rl_steps={steps}"]
                     + overrides(task, seed, out, a.threads, a), env, os.path.join(out, "bench.log"))
+    steps = int(r["env_steps"])
     return {"frames": steps * s["repeat"], "env_steps": steps, "return_mean": round(r["eval_return_mean"], 2),
             "return_std": round(r["eval_return_std"], 2), "train_seconds": r["train_seconds"],
             "seconds_per_1k_frames": round(1000.0 * r["train_seconds"] / (steps * s["repeat"]), 2)}
