@@ -17,7 +17,8 @@ setup(
         (f"share/{PACKAGE}/config/train", glob("config/train/*.yaml")),
     ],
     package_data={PACKAGE: ["py.typed"]},
-    install_requires=["numpy", "torch", "safetensors", "opencv-python-headless", "pyyaml"],
+    # torch pinned: an open range would pull the newest (CUDA) build into a clean venv.
+    install_requires=["numpy>=1.26", "torch==2.13.0", "safetensors>=0.4", "opencv-python-headless>=4.10,<5", "pyyaml"],
     zip_safe=True,
     maintainer="moejepa_ros maintainers",
     maintainer_email="maintainers@moejepa-ros.dev",
