@@ -53,3 +53,23 @@ def ensure_fastdds_profile(env: MutableMapping[str, str] | None = None) -> str |
         return None
     env[ENV_VAR] = str(p)
     return env[ENV_VAR]
+
+
+def init_rclpy(args: list[str] | None = None):
+    """`rclpy.init` with the FastDDS profile set and SIGINT/SIGTERM handled by us, not rclpy.
+
+    Returns the `threading.Event` the signals set, so a node's main loop can stop its own
+    threads and publish its safe command before the context goes away.
+    """
+    import signal
+    import threading
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    ensure_fastdds_profile()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop

@@ -6,17 +6,16 @@ packages are absent.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from moejepa_ros.ros import dds
 
 
 def config_dir() -> str:
-    """The package's config/ folder: the installed share/ one, else the source checkout's."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory("moejepa_ros"), "config")
-    except Exception:  # running from a source checkout (or no ament index)
-        return str(Path(__file__).resolve().parents[2] / "config")
+    """The package's config/ folder (installed share/ or the source checkout), see `dds`."""
+    found = dds.config_dir()
+    if found is None:
+        raise FileNotFoundError(f"moejepa_ros config/ folder with {dds.PROFILE_NAME} not found")
+    return str(found)
 
 
 def truthy(text: str) -> bool:
@@ -29,6 +28,5 @@ def fastdds_profile_action():
     from launch.actions import SetEnvironmentVariable
     from launch.substitutions import EnvironmentVariable
 
-    default = os.path.join(config_dir(), "fastdds_large_images.xml")
-    return SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
-        "FASTDDS_DEFAULT_PROFILES_FILE", default_value=default))
+    default = os.path.join(config_dir(), dds.PROFILE_NAME)
+    return SetEnvironmentVariable(dds.ENV_VAR, EnvironmentVariable(dds.ENV_VAR, default_value=default))

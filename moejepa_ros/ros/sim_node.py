@@ -18,7 +18,6 @@ Where the env reports a 2-D `pos`, each result also carries the episode's path, 
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -29,7 +28,6 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, Int32, String
@@ -287,11 +285,7 @@ def _pos(info: dict[str, Any]) -> list[float]:
 
 def main(args: list[str] | None = None) -> int:
     """Run sim_node until SIGINT/SIGTERM, or until `episodes` episodes have finished."""
-    dds.ensure_fastdds_profile()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = dds.init_rclpy(args)
     node = None
     rc = 0
     try:
