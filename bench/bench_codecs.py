@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from moejepa_ros import codecs as C
+from results_io import write_json
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "codecs.json"
 SIZES = [(64, 64), (224, 224), (480, 640)]
@@ -105,10 +106,7 @@ def main() -> None:
                    p99_us=round(float(np.percentile(acc, 99)), 1))
         print(json.dumps(row), flush=True)
         rows.append(row)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_json(RESULTS, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
+from results_io import write_json
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "sim.json"
 
@@ -116,10 +117,7 @@ def main() -> None:
     for row in bench_two_rooms(args.seconds) + bench_dmc(args.seconds, args.rounds):
         print(json.dumps(row), flush=True)
         rows.append(row)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_json(RESULTS, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.probing import cli  # noqa: E402
+from results_io import save_figure
 
 HORIZONS = (1, 5, 10, 16)
 VARIANTS = {"moe": [], "dense": ["baseline.kind=dense"], "moe_pretrain": ["fit.init_encoder=auto"],
@@ -277,10 +278,7 @@ def plot(report: dict, variants: list, path: str) -> None:
     c = report["config"]
     fig.suptitle(f"MoE vs dense (equal active params), Two-Rooms: {c['steps']} steps, {c['episodes']} episodes, "
                  f"{c['seeds']} seed(s)", fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 if __name__ == "__main__":

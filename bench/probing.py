@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_io import save_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -198,10 +199,7 @@ def plot(report: dict, path: str) -> None:
     ax.set_title(f"Two-Rooms probing vs PLDM anchors ({c['steps']} steps, {c['episodes']} episodes, "
                  f"{c['seeds']} seed(s))", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 if __name__ == "__main__":
