@@ -2,6 +2,7 @@
 checkpoints (with both ranks' RNG + sampler positions), and the ranks' weights stay identical."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -18,13 +19,16 @@ def test_torchrun_two_process_fit(tmp_path, capsys):
     assert main(["collect", "-c", "tiny", f"run.out_dir={out}", "collect.episodes=3", "collect.max_steps=16"]) == 0
     capsys.readouterr()
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--tee", "3",
            "-m", "training.cli", "fit", "-c", "tiny", f"run.out_dir={out}", "train.steps=4", "run.ckpt_every=2",
            "data.val_episodes=0", "run.threads=1"]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert p.returncode == 0, p.stderr[-3000:]
-    summary = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])  # rank 0 only prints
-    assert summary["step"] == 4 and len([l for l in p.stdout.splitlines() if l.startswith("{")]) == 1
+    assert p.returncode == 0, p.stdout[-3000:] + "\n--- stderr ---\n" + p.stderr[-3000:]
+    # --tee prefixes each line with its rank ("[default0]:"); only rank 0 prints the summary
+    summaries = [l.split(":", 1)[1] for l in p.stdout.splitlines() if re.match(r"\[default\d+\]:\{", l)]
+    assert len(summaries) == 1 and p.stdout.count("[default0]:{") == 1, p.stdout[-2000:]
+    summary = json.loads(summaries[0])
+    assert summary["step"] == 4
     ck = os.path.join(out, "fit", "ckpt", "step_00000004")
     state = json.load(open(os.path.join(ck, "state.json")))
     assert state["world_size"] == 2 and len(state["ranks"]) == 2

@@ -101,5 +101,13 @@ def barrier(info: DistInfo) -> None:
 
 
 def cleanup(info: DistInfo) -> None:
+    """Leave the group together: a barrier first (rank 0 still writes the final model while the
+    others are done, and a rank tearing gloo down under a busy peer can abort), then collect any
+    DDP reducer still alive in a reference cycle before its process group goes away."""
     if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        import gc
+        try:
+            dist.barrier()
+        finally:
+            gc.collect()
+            dist.destroy_process_group()

@@ -297,6 +297,7 @@ class Trainer:
         finally:
             prefetch.close()
             logger.close()
+            del net  # the DDP wrapper (and its reducer) goes before its process group does
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
         out = os.path.join(self.run_dir, "model.safetensors")
