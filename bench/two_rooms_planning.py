@@ -54,10 +54,9 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
     """collect/fit/export -c two_rooms with our training CLI (subprocesses; one torch thread)."""
     extra = [f"run.out_dir={out_dir}", "run.threads=1"]
     if no_door_crossings:
-        # the training CLI builds RandomWalkPolicy(seed=...) with its default cross_prob (0.3) and
-        # has no option to pass cross_prob=0 yet (training/rollouts.py), so say so instead of faking it
-        raise SystemExit("--no-door-crossings: training.cli collect cannot set RandomWalkPolicy(cross_prob=0) "
-                         "yet (no collect.policy_kwargs); add that option to training/ first")
+        # PLDM's ablation: no deliberate door crossings in the data (RandomWalkPolicy cross_prob=0);
+        # a walk can still wander through the door by chance, which the collect summary counts
+        extra.append("collect.policy_kwargs.cross_prob=0")
     if steps:
         extra.append(f"train.steps={steps}")
     for cmd in ("collect", "fit", "export"):

@@ -11,14 +11,14 @@ from training.data.topics import TopicConfig
 from training.rollouts import TOPICS, episode_seed, record_rollouts
 
 
-def ground_truth(episodes, seed, max_steps, mode):
+def ground_truth(episodes, seed, max_steps, mode, **walk):
     """Replay what record_rollouts does, straight from the env."""
     env = make_env("two_rooms", mode=mode)
     out = []
     for e in range(episodes):
         s = episode_seed(seed, e)
         obs, info = env.reset(seed=s)
-        pi = RandomWalkPolicy(seed=s)
+        pi = RandomWalkPolicy(seed=s, **walk)
         frames, acts, rews, states = [obs], [], [], [info["state"]]
         for _ in range(max_steps):
             a = np.asarray(pi(obs, info), np.float32)
@@ -113,6 +113,28 @@ def test_callable_policy_and_dmc(tmp_path):
     assert ep.frames.shape == (4, 64, 64, 3) and ep.frames.dtype == np.uint8
     assert np.all(ep.actions == 0.25) and len(calls) == 3
     assert ep.state is not None and ep.state.dtype == np.float32
+
+
+def test_policy_kwargs_reach_the_walk(tmp_path):
+    """collect.policy_kwargs -> RandomWalkPolicy: cross_prob=0 (the no-door-crossing ablation) and
+    cross_prob=1 record exactly their replays, and differ in how often episodes change rooms."""
+    crossed = {}
+    for p in (0.0, 1.0):
+        (bag,) = record_rollouts("two_rooms", "walk", 6, tmp_path / str(p), seed=3, max_steps=60,
+                                 policy_kwargs={"cross_prob": p})
+        episodes, _ = read_bags(bag)
+        check_round_trip(episodes, ground_truth(6, 3, 60, "data", cross_prob=p))
+        # state = [x, y, wall_x, door_y]: the agent changed rooms when x moved across wall_x
+        crossed[p] = sum(bool(np.any(np.sign(ep.state[:, 0] - ep.state[0, 2]) != np.sign(ep.state[0, 0] - ep.state[0, 2])))
+                         for ep in episodes)
+    assert crossed[1.0] > crossed[0.0]
+    with pytest.raises(ValueError, match="policy_kwargs"):
+        record_rollouts("two_rooms", "walk", 1, tmp_path / "bad", policy_kwargs={"cross_probability": 0})
+    with pytest.raises(ValueError, match="cross_prob"):
+        record_rollouts("two_rooms", "walk", 1, tmp_path / "bad", policy_kwargs={"cross_prob": 2})
+    with pytest.raises(ValueError, match="'walk' only"):
+        record_rollouts("two_rooms", "random", 1, tmp_path / "bad", policy_kwargs={"cross_prob": 0})
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
 def test_bad_arguments(tmp_path):

@@ -117,6 +117,8 @@ def test_model_free_baseline_ppo(run_dir, capsys):
         assert f.metadata()["algo"] == "ppo"
 
 
-def test_bad_config_exits_2(capsys):
+def test_bad_config_exits_2(capsys, tmp_path):
     assert main(["fit", "-c", "tiny", "optim.lr=-1"]) == 2
     assert "optim.lr" in capsys.readouterr().err
+    assert main(["collect", "-c", "tiny", f"run.out_dir={tmp_path}", "collect.policy_kwargs.cross_probability=0"]) == 2
+    assert "collect.policy_kwargs" in capsys.readouterr().err

@@ -17,9 +17,18 @@ def collect(cfg: TrainConfig) -> dict:
             raise ConfigError(f"{out} already holds bags: set collect.overwrite=true to replace them, "
                               "or use another run.out_dir")
         shutil.rmtree(out)
+    if c.policy_kwargs:
+        if c.policy != "walk":
+            raise ConfigError(f"collect.policy_kwargs={dict(c.policy_kwargs)} apply to collect.policy=walk only")
+        from moejepa_ros.sim import RandomWalkPolicy
+        try:
+            RandomWalkPolicy(seed=0, **dict(c.policy_kwargs))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"collect.policy_kwargs={dict(c.policy_kwargs)}: {e}") from None
     from training.rollouts import record_rollouts
     t0 = time.perf_counter()
     bags = record_rollouts(c.env, c.policy, c.episodes, out, workers=c.workers, storage=c.storage,
-                           seed=cfg.run.seed, max_steps=c.max_steps, env_kwargs=dict(c.env_kwargs))
+                           seed=cfg.run.seed, max_steps=c.max_steps, env_kwargs=dict(c.env_kwargs),
+                           policy_kwargs=dict(c.policy_kwargs))
     return {"bags": [str(b) for b in bags], "episodes": c.episodes, "env": c.env,
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -89,6 +89,8 @@ class CollectConfig:
     env: str = _f("two_rooms", "simulator: two_rooms | dmc:<domain>_<task>")
     env_kwargs: Dict[str, Any] = _f({}, "keyword arguments for make_env")
     policy: str = _f("walk", "data policy: walk (Two-Rooms biased random walk) | random (uniform actions)")
+    policy_kwargs: Dict[str, Any] = _f({}, "keyword arguments for the walk (RandomWalkPolicy), e.g. "
+                                           "{cross_prob: 0} for data without deliberate door crossings")
     max_steps: Optional[int] = _f(None, "step limit per episode (null = the env's own limit)")
     episodes: int = _f(20, "episodes to record")
     workers: int = _f(1, "parallel recording processes")

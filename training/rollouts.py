@@ -54,14 +54,14 @@ def env_dt(env) -> float:
     raise ValueError(f"rollouts: cannot tell the time step of {type(u).__name__}; pass dt=")
 
 
-def _make_policy(policy, env, ep_seed: int):
+def _make_policy(policy, env, ep_seed: int, policy_kwargs: dict | None = None):
     """-> a callable (obs, info) -> action for one episode."""
     if policy == "random":
         env.action_space.seed(ep_seed)
         return lambda obs, info: env.action_space.sample()
     if policy == "walk":
         from moejepa_ros.sim import RandomWalkPolicy
-        return RandomWalkPolicy(seed=ep_seed)
+        return RandomWalkPolicy(seed=ep_seed, **(policy_kwargs or {}))
     reset = getattr(policy, "reset", None)
     if callable(reset):
         try:
@@ -143,7 +143,8 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
     env = make_env(spec["env_name"], **spec["env_kwargs"])
     dt_ns = int(round((spec["dt"] or env_dt(env)) * 1e9))
     meta = {k: spec[k] for k in ("env_name", "env_kwargs", "seed", "first", "last", "max_steps")}
-    meta.update(dt_ns=dt_ns, policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]))
+    meta.update(dt_ns=dt_ns, policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]),
+                policy_kwargs=spec.get("policy_kwargs") or {})
     out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta)
     ok = False
     try:
@@ -151,7 +152,7 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
         for e in range(spec["first"], spec["last"]):
             s = episode_seed(spec["seed"], e)
             obs, info = env.reset(seed=s)
-            pi = _make_policy(spec["policy"], env, s)
+            pi = _make_policy(spec["policy"], env, s, spec.get("policy_kwargs"))
             out.episode(e, g * dt_ns)
             t = 0
             while True:
@@ -183,10 +184,11 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
                     out_dir: str | Path = "rollouts", workers: int = 1, storage: str = "mcap",
                     seed: int = 0, max_steps: int | None = None, env_kwargs: dict | None = None, *,
                     action_msg: str = "Float32MultiArray", twist_fields=None, dt: float | None = None,
-                    episodes_per_bag: int | None = None) -> list[Path]:
+                    episodes_per_bag: int | None = None, policy_kwargs: dict | None = None) -> list[Path]:
     """Run `episodes` episodes of `env_name` under `policy` ("random", "walk" = Two-Rooms' data
     walk, or any `policy(obs, info) -> action`; with workers > 1 it must pickle) and write them as
-    rosbag2 bags under `out_dir` (one per chunk of episodes). Returns the bag folders in order."""
+    rosbag2 bags under `out_dir` (one per chunk of episodes). Returns the bag folders in order.
+    `policy_kwargs` go to the walk (`RandomWalkPolicy`, e.g. `{"cross_prob": 0}`)."""
     if storage not in STORAGES:
         raise ValueError(f"record_rollouts: storage={storage!r}, expected one of {STORAGES}")
     if action_msg not in ACTION_MSGS:
@@ -202,6 +204,16 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
     if policy == "walk" and env_name != "two_rooms":
         raise ValueError(f"record_rollouts: policy='walk' is Two-Rooms' data walk; env {env_name!r} needs "
                          f"'random' or a callable")
+    policy_kwargs = dict(policy_kwargs or {})
+    if policy_kwargs:
+        if policy != "walk":
+            raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs} apply to policy='walk' only, "
+                             f"not {policy!r}")
+        from moejepa_ros.sim import RandomWalkPolicy
+        try:  # fail here, before any worker starts, on a bad name or value
+            RandomWalkPolicy(seed=0, **policy_kwargs)
+        except TypeError as e:
+            raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs}: {e}") from None
     env_kwargs = dict(env_kwargs or {})
     if policy == "walk" and env_name == "two_rooms":
         env_kwargs.setdefault("mode", "data")
@@ -217,7 +229,8 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
         path = out_dir / f"rollout_{first:06d}_{last - 1:06d}"
         if path.exists():
             raise FileExistsError(f"record_rollouts: {path} exists; choose an empty out_dir")
-        specs.append(dict(env_name=env_name, env_kwargs=env_kwargs, policy=policy, seed=int(seed),
+        specs.append(dict(env_name=env_name, env_kwargs=env_kwargs, policy=policy, policy_kwargs=policy_kwargs,
+                          seed=int(seed),
                           first=first, last=last, max_steps=None if max_steps is None else int(max_steps),
                           storage=storage, action_msg=action_msg,
                           twist_fields=None if twist_fields is None else list(twist_fields),
