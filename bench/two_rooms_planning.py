@@ -55,7 +55,7 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
     extra = [f"run.out_dir={out_dir}", "run.threads=1"]
     if no_door_crossings:
         # PLDM's ablation: no deliberate door crossings in the data (RandomWalkPolicy cross_prob=0);
-        # a walk can still wander through the door by chance, which the collect summary counts
+        # a walk can still wander through the door by chance (not filtered out)
         extra.append("collect.policy_kwargs.cross_prob=0")
     if steps:
         extra.append(f"train.steps={steps}")
