@@ -122,3 +122,28 @@ def test_bad_config_exits_2(capsys, tmp_path):
     assert "optim.lr" in capsys.readouterr().err
     assert main(["collect", "-c", "tiny", f"run.out_dir={tmp_path}", "collect.policy_kwargs.cross_probability=0"]) == 2
     assert "collect.policy_kwargs" in capsys.readouterr().err
+
+
+def test_refine_moves_only_the_predictor(tmp_path, capsys):
+    """`refine`: the predictor re-fit on cached latents with long rollouts; encoder, target and heads
+    stay bit-identical, the loss falls, export picks the refined model, bad horizons exit 2."""
+    o = f"run.out_dir={tmp_path}"
+    cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
+    fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
+    r = cli(capsys, "refine", "-c", "tiny", o, "refine.steps=60", "refine.horizon=8", "refine.batch_size=16",
+            "refine.lr=3e-3", "run.log_every=10")
+    assert r["source"] == fit["checkpoint"] and r["steps"] == 60 and r["horizon"] == 8
+    assert r["last_latent_loss"] < r["first_latent_loss"]
+    assert {"1", "5"} <= set(r["gap_after"]) and {"1", "5"} <= set(r["gap_before"])
+    before, _ = load_checkpoint(fit["checkpoint"])
+    after, meta = plans_with(r["checkpoint"])
+    sb, sa = before.state_dict(), after.state_dict()
+    moved = [k for k in sb if not torch.equal(sb[k], sa[k])]
+    assert moved and all(k.startswith("predictor.") for k in moved)
+    assert meta["training"]["subcommand"] == "refine" and meta["training"]["refine"]["horizon"] == 8
+    e = cli(capsys, "export", "-c", "tiny", o)
+    assert e["source"].endswith(os.path.join("refine", "model.safetensors"))
+    assert main(["refine", "-c", "tiny", o, "refine.horizon=500"]) == 2
+    assert "refine.horizon=500" in capsys.readouterr().err
+    assert main(["refine", "-c", "tiny", o, "refine.rho=0"]) == 2
+    assert "refine.rho" in capsys.readouterr().err

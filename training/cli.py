@@ -3,6 +3,7 @@
     moejepa-train collect  -c two_rooms                    # simulator -> rosbag2
     moejepa-train pretrain -c two_rooms                    # Stage 1: action-free JEPA on video
     moejepa-train fit      -c two_rooms fit.init_encoder=auto optim.lr=3e-4
+    moejepa-train refine   -c two_rooms                    # predictor on frozen latents, long rollouts
     moejepa-train mbrl     -c two_rooms                    # Stage 3: plan, append, re-fit
     moejepa-train distill  -c two_rooms                    # planner -> actor (Mode-1)
     moejepa-train evaluate -c two_rooms                    # JSON + PNG report
@@ -28,6 +29,7 @@ SECTIONS: Dict[str, List[str]] = {
     "collect": ["run", "collect"],
     "pretrain": ["run", "data", "model", "optim", "train"],
     "fit": ["run", "data", "model", "optim", "train", "fit", "baseline", "collect"],
+    "refine": ["run", "data", "optim", "refine", "collect"],
     "mbrl": ["run", "data", "model", "optim", "train", "fit", "collect", "plan", "mbrl", "eval"],
     "distill": ["run", "data", "plan", "distill", "collect"],
     "evaluate": ["run", "data", "eval", "plan", "collect"],
@@ -38,6 +40,7 @@ SUMMARY = {
     "pretrain": "Stage 1: action-free JEPA pre-training of the encoder on video windows",
     "fit": "Stage 2: MoE world model with reward/cost/value heads (optionally from a Stage-1 encoder); "
            "baseline.kind=sac|ppo trains a model-free pixel agent instead",
+    "refine": "re-fit the MoE predictor on frozen, cached latents with long open-loop rollouts (cheap on CPU)",
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
@@ -81,6 +84,11 @@ def cmd_fit(cfg: TrainConfig, info, device) -> dict:
     return _train_result(fit(cfg, info, device))
 
 
+def cmd_refine(cfg: TrainConfig, info, device) -> dict:
+    from .refine import refine
+    return refine(cfg, device)
+
+
 def cmd_mbrl(cfg: TrainConfig, info, device) -> dict:
     from .mbrl import mbrl
     return mbrl(cfg, device)
@@ -102,8 +110,8 @@ def cmd_export(cfg: TrainConfig, info, device) -> dict:
 
 
 COMMANDS: Dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "fit": cmd_fit,
-                                 "mbrl": cmd_mbrl, "distill": cmd_distill, "evaluate": cmd_evaluate,
-                                 "export": cmd_export}
+                                 "refine": cmd_refine, "mbrl": cmd_mbrl, "distill": cmd_distill,
+                                 "evaluate": cmd_evaluate, "export": cmd_export}
 DISTRIBUTED = ("pretrain", "fit")
 
 

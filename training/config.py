@@ -127,6 +127,17 @@ class DistillConfig:
 
 
 @dataclass
+class RefineConfig:
+    checkpoint: str = _f("", "Stage-2 model to refine (default: <out_dir>/fit/model.safetensors)")
+    steps: int = _f(3000, "predictor optimiser steps on the cached latents")
+    horizon: int = _f(16, "open-loop training rollout length H (the planner imagines 20-60 steps)")
+    batch_size: int = _f(128, "latent windows per step")
+    lr: float = _f(1e-3, "peak learning rate (warm-up + cosine from optim.*)")
+    rho: float = _f(0.9, "step j of the rollout weighs rho**(j-1) (0.5 would ignore the far steps)")
+    encode_batch: int = _f(256, "frame stacks per encoder call when caching the latents")
+
+
+@dataclass
 class EvalConfig:
     checkpoint: str = _f("", "checkpoint to evaluate (default: the latest of fit, then mbrl)")
     horizon: int = _f(8, "open-loop prediction horizon H for the latent-error curve")
@@ -149,7 +160,7 @@ class BaselineConfig:
 
 @dataclass
 class ExportConfig:
-    checkpoint: str = _f("", "training checkpoint dir or model .safetensors (default: latest of mbrl, fit)")
+    checkpoint: str = _f("", "training checkpoint dir or model .safetensors (default: the first of distill, mbrl, refine, fit, pretrain)")
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
     action_low: List[float] = _f([], "action lower bounds (default: from the training data / env)")
     action_high: List[float] = _f([], "action upper bounds (default: from the training data / env)")
@@ -167,6 +178,7 @@ class TrainConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     mbrl: MBRLConfig = field(default_factory=MBRLConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -241,6 +253,12 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
     need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")
     need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
+    need(cfg.refine.steps >= 1, "refine.steps", cfg.refine.steps, "must be >= 1")
+    need(cfg.refine.horizon >= 1, "refine.horizon", cfg.refine.horizon, "must be >= 1")
+    need(cfg.refine.batch_size >= 1, "refine.batch_size", cfg.refine.batch_size, "must be >= 1")
+    need(cfg.refine.lr > 0, "refine.lr", cfg.refine.lr, "must be > 0")
+    need(0 < cfg.refine.rho <= 1, "refine.rho", cfg.refine.rho, "must be in (0, 1]")
+    need(cfg.refine.encode_batch >= 1, "refine.encode_batch", cfg.refine.encode_batch, "must be >= 1")
     if cfg.export.action_low or cfg.export.action_high:
         need(len(cfg.export.action_low) == len(cfg.export.action_high), "export.action_low/action_high",
              (cfg.export.action_low, cfg.export.action_high), "must have equal lengths")

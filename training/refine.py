@@ -1,0 +1,147 @@
+"""`refine`: re-fit the MoE predictor on frozen, cached latents with long open-loop rollouts.
+
+Stage 2 (`fit`) trains encoder and predictor together; every step encodes k + H frames per
+sample, which is what makes long training rollouts expensive on a CPU. Once the encoder is good,
+`refine` encodes every recorded frame stack once and trains the predictor alone on those latents,
+H = `refine.horizon` steps open loop, at a small fraction of a fit step's cost (the frozen-encoder
+recipe of DINO-WM and V-JEPA 2-AC). Encoder, EMA target and heads are left bit-identical.
+
+The summary reports the held-out open-loop gap ||ẑ_h - z_h|| / ||z_h - z_0|| at several h
+(imagined vs encoded real latents, over the validation episodes) before and after.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from moejepa_ros.model import losses as L
+from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+
+from .config import ConfigError, TrainConfig, to_dict
+from .datasets import open_data, run_subdir
+from .export import find_model
+from .logging_utils import log
+from .optim import WarmupCosine, make_optimizer
+
+GAP_HORIZONS = (1, 5, 10, 16, 20, 36)
+
+
+@torch.no_grad()
+def encode_episodes(model, cache, episodes, batch: int, device: torch.device
+                    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    """Per episode: latents of every frame stack [T-k+1, D] and the action after each [T-k+1, A]."""
+    k = model.cfg.frame_stack
+    zs, acts = [], []
+    for e in episodes:
+        ep = cache.episode(int(e))
+        if len(ep.frames) < k + 1:
+            continue
+        frames = torch.from_numpy(ep.frames)
+        stacks = frames.unfold(0, k, 1).permute(0, 4, 1, 2, 3)  # [T-k+1, k, H, W, 3]
+        z = torch.cat([model.encode(stacks[i:i + batch].to(device)).float() for i in range(0, len(stacks), batch)])
+        zs.append(z)
+        acts.append(torch.from_numpy(np.ascontiguousarray(ep.actions[k - 1:])).float().to(device))
+    return zs, acts
+
+
+@torch.no_grad()
+def open_loop_gap(predictor, zs, acts, horizons=GAP_HORIZONS) -> Dict[int, float]:
+    """h -> mean ||ẑ_h - z_h|| / mean ||z_h - z_0|| from each episode's first latent (h < length)."""
+    out = {}
+    for h in horizons:
+        eps = [i for i, z in enumerate(zs) if len(z) > h]
+        if not eps:
+            continue
+        z0 = torch.stack([zs[i][0] for i in eps])
+        zh = torch.stack([zs[i][h] for i in eps])
+        pred = predictor.rollout(z0, torch.stack([acts[i][:h] for i in eps]))[:, -1]
+        disp = (zh - z0).norm(dim=-1).mean().clamp_min(1e-9)
+        out[h] = round(float((pred - zh).norm(dim=-1).mean() / disp), 4)
+    return out
+
+
+def _windows(zs, acts, horizon: int, batch: int, gen: torch.Generator):
+    """A batch of (z0 [B, D], actions [B, H, A], targets [B, H, D]) from random episode offsets."""
+    lens = torch.tensor([len(z) - horizon for z in zs], dtype=torch.float64)
+    ep = torch.multinomial(lens, batch, replacement=True, generator=gen)
+    z0, a, tgt = [], [], []
+    for e in ep.tolist():
+        t = int(torch.randint(0, int(lens[e]), (1,), generator=gen))
+        z0.append(zs[e][t])
+        a.append(acts[e][t:t + horizon])
+        tgt.append(zs[e][t + 1:t + 1 + horizon])
+    return torch.stack(z0), torch.stack(a), torch.stack(tgt)
+
+
+def refine(cfg: TrainConfig, device: torch.device) -> dict:
+    r = cfg.refine
+    src = find_model(cfg, r.checkpoint, order=("fit",))
+    model, meta = load_checkpoint(src, device)
+    model.eval()
+    data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
+    t0 = time.perf_counter()
+    train_z, train_a = encode_episodes(model, data.cache, data.train_episodes, r.encode_batch, device)
+    val_z, val_a = encode_episodes(model, data.cache, data.val_episodes, r.encode_batch, device)
+    encode_s = time.perf_counter() - t0
+    keep = [i for i, z in enumerate(train_z) if len(z) > r.horizon]
+    if not keep:
+        raise ConfigError(f"refine.horizon={r.horizon}: no training episode has {r.horizon + 1} frame stacks "
+                          f"(longest {max((len(z) for z in train_z), default=0)})")
+    train_z, train_a = [train_z[i] for i in keep], [train_a[i] for i in keep]
+    frozen = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("predictor.")}
+    pred = model.predictor
+    gap_before = open_loop_gap(pred, val_z, val_a)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in pred.parameters():
+        p.requires_grad_(True)
+    opt = make_optimizer(pred, r.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2))
+    sched = WarmupCosine(opt, r.lr, min(cfg.optim.warmup_steps, r.steps // 10), r.steps, cfg.optim.min_lr_ratio)
+    lw = model.cfg.losses
+    gen = torch.Generator().manual_seed(cfg.run.seed)
+    torch.manual_seed(cfg.run.seed)
+    pred.train()
+    t1 = time.perf_counter()
+    curve = []
+    for step in range(1, r.steps + 1):
+        z0, a, tgt = _windows(train_z, train_a, r.horizon, r.batch_size, gen)
+        out = pred.rollout(z0, a)
+        latent = L.multistep_latent_loss(out, tgt, r.rho)
+        bal, zl = L.moe_aux_loss(pred.last_aux, lw.load_balance, lw.router_z)
+        loss = latent + bal + zl
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"refine: non-finite loss at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(pred.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        sched.step()
+        if step % cfg.run.log_every == 0 or step == r.steps:
+            curve.append((step, float(latent.detach())))
+            log.info("refine step %d/%d latent %.4f", step, r.steps, curve[-1][1])
+    train_s = time.perf_counter() - t1
+    pred.eval()
+    gap_after = open_loop_gap(pred, val_z, val_a)
+    sd = model.state_dict()
+    changed = [k for k, v in frozen.items() if not torch.equal(sd[k], v)]
+    if changed:  # the contract: only the predictor moves
+        raise RuntimeError(f"refine changed frozen tensors {changed[:3]}")
+    tr = dict(meta.get("training") or {})
+    tr.update(subcommand="refine", stage=2, source=os.path.abspath(src), config=to_dict(cfg),
+              refine={"steps": r.steps, "horizon": r.horizon, "rho": r.rho, "batch_size": r.batch_size,
+                      "gap_before": gap_before, "gap_after": gap_after})
+    out_path = os.path.join(run_subdir(cfg, "refine"), "model.safetensors")
+    save_checkpoint(out_path, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
+                                      "preprocessing": meta.get("preprocessing"), "training": tr})
+    return {"checkpoint": out_path, "source": src, "steps": r.steps, "horizon": r.horizon,
+            "latents": int(sum(len(z) for z in train_z)), "val_episodes": len(val_z),
+            "encode_seconds": round(encode_s, 2), "train_seconds": round(train_s, 2),
+            "steps_per_s": round(r.steps / max(train_s, 1e-9), 1),
+            "last_latent_loss": curve[-1][1] if curve else math.nan, "first_latent_loss": curve[0][1] if curve else math.nan,
+            "gap_before": gap_before, "gap_after": gap_after}
