@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-test", type=int, default=200, help="frames per probe test set")
     ap.add_argument("--expert-len", type=int, default=16, help="open-loop steps of the expert set")
     ap.add_argument("--root", default="runs/bench_probe")
-    ap.add_argument("--reference", default="runs/kp2/export/model.safetensors",
+    ap.add_argument("--reference", default="runs/kp3/refine/model.safetensors",
                     help="an extra trained checkpoint to probe on the same data ('' = none)")
     ap.add_argument("--override", nargs="*", default=[], help="extra training-CLI key=value for fit")
     ap.add_argument("--out", default="bench/results/probing.json")
@@ -186,7 +186,8 @@ def plot(report: dict, path: str) -> None:
     bars["random-init encoder, linear (seed 0)"] = [rnd[s] for s in SETS]
     if "reference" in report:
         ra = report["reference"]["params"]["active"]
-        bars[f"runs/kp2 mlp ({ra / 1e3:.0f}k, all walls seen)"] = [report["reference"]["mlp"][s] for s in SETS]
+        name = Path(report["reference"]["checkpoint"]).parent.name
+        bars[f"reference '{name}' mlp ({ra / 1e3:.0f}k, all walls seen)"] = [report["reference"]["mlp"][s] for s in SETS]
     fig, ax = plt.subplots(figsize=(8, 4))
     w = 0.8 / len(bars)
     for i, (name, vals) in enumerate(bars.items()):
