@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
 TRAIN_CONFIG = "two_rooms"
-TRAIN_COMMANDS = ("collect", "fit", "export")
+TRAIN_COMMANDS = ("collect", "fit", "refine", "export")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                     help="world-model checkpoint (.safetensors); trained with moejepa-train if missing")
-    ap.add_argument("--retrain", action="store_true", help="train the checkpoint again (collect, fit, export)")
+    ap.add_argument("--retrain", action="store_true", help="train the checkpoint again (collect, fit, refine, export)")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--seed", type=int, default=1000,
                     help="evaluation seed: episode i uses seed+i (default 1000; training data use other seeds)")
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- checkpoint
 def train_checkpoint(dest: Path, work: Path) -> float:
-    """Run `moejepa-train collect/fit/export -c two_rooms` as subprocesses; copy the export to `dest`."""
+    """Run `moejepa-train collect/fit/refine/export -c two_rooms` as subprocesses; copy the export to `dest`."""
     work = work.resolve()
     if work.exists():
         shutil.rmtree(work)  # a fresh run, not a resume of some older one
