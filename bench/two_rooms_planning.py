@@ -16,7 +16,6 @@ shared 2-core CPU: compare methods within one run (they run interleaved per epis
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from results_io import save_figure, write_json  # noqa: E402
 
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
@@ -149,9 +150,7 @@ def plot(res: dict, path: Path, title: str) -> None:
     for a in ax:
         a.tick_params(axis="x", rotation=20)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> None:
@@ -190,8 +189,7 @@ def main(argv=None) -> None:
            "wall_seconds": time.monotonic() - t0,
            "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
            "methods": res}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(doc, indent=1))
+    write_json(a.out, doc)
     summary = ", ".join(f"{m} {100 * r['success_rate']:.0f}% ({r['ms_per_replan']:.0f} ms)" for m, r in res.items())
     plot(res, a.plot, f"Two-Rooms goal reaching, {len(seeds)} episodes (seeds {seeds[0]}..): {summary}")
     print("[bench]", summary, flush=True)

@@ -17,14 +17,11 @@ def collect(cfg: TrainConfig) -> dict:
             raise ConfigError(f"{out} already holds bags: set collect.overwrite=true to replace them, "
                               "or use another run.out_dir")
         shutil.rmtree(out)
-    if c.policy_kwargs:
-        if c.policy != "walk":
-            raise ConfigError(f"collect.policy_kwargs={dict(c.policy_kwargs)} apply to collect.policy=walk only")
-        from moejepa_ros.sim import RandomWalkPolicy
-        try:
-            RandomWalkPolicy(seed=0, **dict(c.policy_kwargs))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"collect.policy_kwargs={dict(c.policy_kwargs)}: {e}") from None
+    from training.rollouts import check_policy_kwargs
+    try:
+        check_policy_kwargs(c.policy, c.policy_kwargs)
+    except ValueError as e:
+        raise ConfigError(f"collect.policy_kwargs: {e}") from None
     from training.rollouts import record_rollouts
     t0 = time.perf_counter()
     bags = record_rollouts(c.env, c.policy, c.episodes, out, workers=c.workers, storage=c.storage,

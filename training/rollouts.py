@@ -180,6 +180,22 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
     return str(final), out.frames
 
 
+def check_policy_kwargs(policy, policy_kwargs: dict | None) -> dict:
+    """The walk's keyword arguments, checked before any worker starts (ValueError names the bad one)."""
+    policy_kwargs = dict(policy_kwargs or {})
+    if not policy_kwargs:
+        return policy_kwargs
+    if policy != "walk":
+        raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs} apply to policy='walk' only, "
+                         f"not {policy!r}")
+    from moejepa_ros.sim import RandomWalkPolicy
+    try:
+        RandomWalkPolicy(seed=0, **policy_kwargs)
+    except TypeError as e:
+        raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs}: {e}") from None
+    return policy_kwargs
+
+
 def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: int = 1,
                     out_dir: str | Path = "rollouts", workers: int = 1, storage: str = "mcap",
                     seed: int = 0, max_steps: int | None = None, env_kwargs: dict | None = None, *,
@@ -204,16 +220,7 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
     if policy == "walk" and env_name != "two_rooms":
         raise ValueError(f"record_rollouts: policy='walk' is Two-Rooms' data walk; env {env_name!r} needs "
                          f"'random' or a callable")
-    policy_kwargs = dict(policy_kwargs or {})
-    if policy_kwargs:
-        if policy != "walk":
-            raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs} apply to policy='walk' only, "
-                             f"not {policy!r}")
-        from moejepa_ros.sim import RandomWalkPolicy
-        try:  # fail here, before any worker starts, on a bad name or value
-            RandomWalkPolicy(seed=0, **policy_kwargs)
-        except TypeError as e:
-            raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs}: {e}") from None
+    policy_kwargs = check_policy_kwargs(policy, policy_kwargs)
     env_kwargs = dict(env_kwargs or {})
     if policy == "walk" and env_name == "two_rooms":
         env_kwargs.setdefault("mode", "data")
