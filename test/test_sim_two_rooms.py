@@ -166,6 +166,35 @@ def test_random_walk_statistics():
     assert crossings >= 5  # deliberate crossings happen
 
 
+def _rooms_changed(pol, seed, steps, start=None, **layout):
+    env = TwoRoomsEnv(mode="data", max_episode_steps=steps, **layout)
+    obs, info = env.reset(seed=seed, options={"start": start} if start else None)
+    changes = 0
+    for _ in range(steps):
+        p = info["pos"]
+        obs, _, _, _, info = env.step(pol.act(obs, info))
+        changes += tr.room_of(p[0], info["wall_x"]) * tr.room_of(info["pos"][0], info["wall_x"]) < 0
+    return changes
+
+
+@pytest.mark.parametrize("side", [-1, 1])
+def test_deliberate_crossing_goes_through_the_door(side):
+    """cross_prob=1: from either room, even pressed against the wall far from the door, the walk
+    reaches the door's near side first and crosses within 60 steps."""
+    for seed in range(5):
+        start = (32 + side * (tr.WALL_HALF + 2.0), 8.0)
+        changed = _rooms_changed(RandomWalkPolicy(seed, cross_prob=1.0), seed, 60, start, wall_x=32, door_y=50)
+        assert changed >= 1, (side, seed)
+
+
+def test_cross_every_repeats_the_crossing():
+    once = sum(_rooms_changed(RandomWalkPolicy(s, cross_prob=1.0), s, 400) for s in range(4))
+    every = sum(_rooms_changed(RandomWalkPolicy(s, cross_prob=1.0, cross_every=50), s, 400) for s in range(4))
+    assert every >= 4 * 4 and every > 2 * once
+    with pytest.raises(ValueError, match="cross_every"):
+        RandomWalkPolicy(0, cross_every=-1)
+
+
 def test_set_state_and_given_layout():
     env = TwoRoomsEnv(mode="goal", wall_x=25, door_y=40)
     env.reset(seed=0)

