@@ -32,7 +32,8 @@ def test_bringup_runs_the_sim_demo_closed_loop(tmp_path):
         cmd = [sys.executable, "-m", "moejepa_ros.ros.bringup", str(ROOT / "config" / "sim_demo.yaml"),
                "--log-dir", str(tmp_path / "logs"), "--ros-args", "-p", f"checkpoint:={ckpt}",
                "-p", "episodes:=2", "-p", "max_episode_steps:=20", "-p", "planner.samples:=32",
-               "-p", "planner.elites:=4", "-p", "min_result_subscribers:=1"]
+               "-p", "planner.elites:=4", "-p", "min_result_subscribers:=1",
+                   "-p", "objectives.goal.metric:=l2"]  # the tiny model has no goal-distance head
         env = child_env()
         env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)  # bringup must set it itself
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -161,6 +161,10 @@ def test_live_parameters_apply_and_invalid_ones_are_rejected(io, probe, planner)
     assert not ro.successful and "read-only" in ro.reason
     [bounds] = probe.set_parameters("/planner_node", {"action_low": [1.0, 1.0]})
     assert not bounds.successful and "action_low" in bounds.reason
+    [metric] = probe.set_parameters("/planner_node", {"objectives.goal.metric": "learned"})  # no goal head here
+    assert not metric.successful and "goal_distance" in metric.reason, metric.reason
+    [cos] = probe.set_parameters("/planner_node", {"objectives.goal.metric": "cosine"})
+    assert cos.successful, cos.reason
     assert probe.get_parameters("/planner_node", ["planner.samples"])["planner.samples"] == 16
     assert planner.alive()
 

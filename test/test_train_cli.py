@@ -147,3 +147,52 @@ def test_refine_moves_only_the_predictor(tmp_path, capsys):
     assert "refine.horizon=500" in capsys.readouterr().err
     assert main(["refine", "-c", "tiny", o, "refine.rho=0"]) == 2
     assert "refine.rho" in capsys.readouterr().err
+
+
+def test_goal_distance_adds_only_the_goal_head(tmp_path, capsys):
+    """`goal`: the goal-distance head regressed onto shortest paths through the recorded episodes
+    (on cached and on predicted latents); everything else stays bit-identical, the planner plans with
+    metric=learned, export picks it, and bad options exit 2."""
+    o = f"run.out_dir={tmp_path}"
+    cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
+    fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
+    r = cli(capsys, "goal", "-c", "tiny", o, "goal.steps=80", "goal.batch_size=64", "goal.embed_dim=8",
+            "goal.hidden=32", "goal.imagine_steps=2", "goal.lr=1e-3", "run.log_every=10")
+    assert r["source"] == fit["checkpoint"] and r["steps"] == 80
+    assert r["last_loss"] < r["first_loss"]
+    assert {"relative_error", "mean_steps", "mean_distance", "imagined_gap_h2"} <= set(r["held_out"])
+    before, _ = load_checkpoint(fit["checkpoint"])
+    after, meta = load_checkpoint(r["checkpoint"])
+    assert after.cfg.goal_embed_dim == 8 and "goal_distance" in after.heads
+    sb, sa = before.state_dict(), after.state_dict()
+    assert all(torch.equal(sb[k], sa[k]) for k in sb)
+    assert {k for k in sa if k not in sb} and all(k.startswith("goal_head.") for k in sa if k not in sb)
+    assert meta["training"]["subcommand"] == "goal"
+    planner = make_planner({"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2}, after,
+                           {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned",
+                                                                   "every_step": True}},
+                           meta["action_low"], meta["action_high"])
+    with torch.no_grad():
+        z = after.encode(torch.randint(0, 255, (1, after.cfg.frame_stack, 64, 64, 3), dtype=torch.uint8))[0]
+        d_self = float(after.goal_distance(z, z))
+    assert d_self < 1e-3  # the distance from a latent to itself is zero by construction
+    assert planner.plan(z, z).ok
+    e = cli(capsys, "export", "-c", "tiny", o)
+    assert e["source"].endswith(os.path.join("goal", "model.safetensors"))
+    assert main(["goal", "-c", "tiny", o, "goal.revisit=0"]) == 2
+    assert "goal.revisit" in capsys.readouterr().err
+    assert main(["goal", "-c", "tiny", o, "goal.imagine_steps=500"]) == 2
+    assert "goal.imagine_steps=500" in capsys.readouterr().err
+
+
+def test_learned_metric_needs_the_goal_head(tmp_path):
+    from moejepa_ros.model.config import ModelConfig
+    from moejepa_ros.model.world_model import WorldModel
+    from moejepa_ros.planning import build_objectives
+    model = WorldModel(ModelConfig(latent_dim=16, conv_channels=[8, 16, 16, 16], num_experts=2, top_k=1,
+                                   expert_hidden=16, stage1_hidden=16, head_hidden=16))
+    assert "goal_distance" not in model.heads
+    with pytest.raises(ValueError, match="goal_distance"):
+        build_objectives({"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned"}}).check(model)
+    with pytest.raises(ValueError, match="moejepa-train goal"):
+        model.goal_distance(torch.zeros(16), torch.zeros(16))

@@ -4,6 +4,7 @@
     moejepa-train pretrain -c two_rooms                    # Stage 1: action-free JEPA on video
     moejepa-train fit      -c two_rooms fit.init_encoder=auto optim.lr=3e-4
     moejepa-train refine   -c two_rooms                    # predictor on frozen latents, long rollouts
+    moejepa-train goal     -c two_rooms -c two_rooms_goal  # learned goal distance (walls, doors)
     moejepa-train mbrl     -c two_rooms                    # Stage 3: plan, append, re-fit
     moejepa-train distill  -c two_rooms                    # planner -> actor (Mode-1)
     moejepa-train evaluate -c two_rooms                    # JSON + PNG report
@@ -30,6 +31,7 @@ SECTIONS: Dict[str, List[str]] = {
     "pretrain": ["run", "data", "model", "optim", "train"],
     "fit": ["run", "data", "model", "optim", "train", "fit", "baseline", "collect"],
     "refine": ["run", "data", "optim", "refine", "collect"],
+    "goal": ["run", "data", "optim", "goal", "collect"],
     "mbrl": ["run", "data", "model", "optim", "train", "fit", "collect", "plan", "mbrl", "eval"],
     "distill": ["run", "data", "plan", "distill", "collect"],
     "evaluate": ["run", "data", "eval", "plan", "collect"],
@@ -41,6 +43,8 @@ SUMMARY = {
     "fit": "Stage 2: MoE world model with reward/cost/value heads (optionally from a Stage-1 encoder); "
            "baseline.kind=sac|ppo trains a model-free pixel agent instead",
     "refine": "re-fit the MoE predictor on frozen, cached latents with long open-loop rollouts (cheap on CPU)",
+    "goal": "learn the goal distance d(z, g) (steps to go, aware of obstacles) on frozen latents; "
+            "the planner uses it with objectives.goal.metric=learned",
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
@@ -89,6 +93,11 @@ def cmd_refine(cfg: TrainConfig, info, device) -> dict:
     return refine(cfg, device)
 
 
+def cmd_goal(cfg: TrainConfig, info, device) -> dict:
+    from .goal_distance import goal_distance
+    return goal_distance(cfg, device)
+
+
 def cmd_mbrl(cfg: TrainConfig, info, device) -> dict:
     from .mbrl import mbrl
     return mbrl(cfg, device)
@@ -110,7 +119,7 @@ def cmd_export(cfg: TrainConfig, info, device) -> dict:
 
 
 COMMANDS: Dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "fit": cmd_fit,
-                                 "refine": cmd_refine, "mbrl": cmd_mbrl, "distill": cmd_distill,
+                                 "refine": cmd_refine, "goal": cmd_goal, "mbrl": cmd_mbrl, "distill": cmd_distill,
                                  "evaluate": cmd_evaluate, "export": cmd_export}
 DISTRIBUTED = ("pretrain", "fit")
 

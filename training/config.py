@@ -138,6 +138,24 @@ class RefineConfig:
 
 
 @dataclass
+class GoalConfig:
+    checkpoint: str = _f("", "world model to add the goal distance to (default: <out_dir>/refine, then fit)")
+    revisit: float = _f(1.5, "two stacks of an episode are the same place when their latents are closer than "
+                        "this many median steps")
+    max_sources: int = _f(512, "source stacks per episode for the shortest paths (the table holds episodes x sources "
+                          "x longest episode floats)")
+    steps: int = _f(20000, "optimiser steps on the cached latents")
+    batch_size: int = _f(1024, "(latent, goal) pairs per step")
+    lr: float = _f(3e-4, "Adam learning rate")
+    p_current: float = _f(0.2, "share of goals that are the current stack (distance 0); the rest are uniform in the episode")
+    imagine_steps: int = _f(4, "also fit on predicted latents from up to this many steps back (0 = off)")
+    imagine_weight: float = _f(1.0, "weight of the loss on predicted latents")
+    embed_dim: int = _f(64, "goal embedding size (model_config goal_embed_dim)")
+    hidden: int = _f(256, "hidden width of the goal-distance MLP")
+    encode_batch: int = _f(256, "frame stacks per encoder call when caching the latents")
+
+
+@dataclass
 class EvalConfig:
     checkpoint: str = _f("", "checkpoint to evaluate (default: the latest of fit, then mbrl)")
     horizon: int = _f(8, "open-loop prediction horizon H for the latent-error curve")
@@ -160,7 +178,7 @@ class BaselineConfig:
 
 @dataclass
 class ExportConfig:
-    checkpoint: str = _f("", "training checkpoint dir or model .safetensors (default: the first of distill, mbrl, refine, fit, pretrain)")
+    checkpoint: str = _f("", "training checkpoint dir or model .safetensors (default: the first of distill, mbrl, goal, refine, fit, pretrain)")
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
     action_low: List[float] = _f([], "action lower bounds (default: from the training data / env)")
     action_high: List[float] = _f([], "action upper bounds (default: from the training data / env)")
@@ -179,6 +197,7 @@ class TrainConfig:
     mbrl: MBRLConfig = field(default_factory=MBRLConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    goal: GoalConfig = field(default_factory=GoalConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -259,6 +278,14 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.refine.lr > 0, "refine.lr", cfg.refine.lr, "must be > 0")
     need(0 < cfg.refine.rho <= 1, "refine.rho", cfg.refine.rho, "must be in (0, 1]")
     need(cfg.refine.encode_batch >= 1, "refine.encode_batch", cfg.refine.encode_batch, "must be >= 1")
+    g = cfg.goal
+    need(g.revisit > 0, "goal.revisit", g.revisit, "must be > 0")
+    for key in ("steps", "batch_size", "embed_dim", "hidden", "encode_batch", "max_sources"):
+        need(getattr(g, key) >= 1, f"goal.{key}", getattr(g, key), "must be >= 1")
+    need(g.lr > 0, "goal.lr", g.lr, "must be > 0")
+    need(0 <= g.p_current <= 1, "goal.p_current", g.p_current, "must be in [0, 1]")
+    need(g.imagine_steps >= 0, "goal.imagine_steps", g.imagine_steps, "must be >= 0")
+    need(g.imagine_weight >= 0, "goal.imagine_weight", g.imagine_weight, "must be >= 0")
     if cfg.export.action_low or cfg.export.action_high:
         need(len(cfg.export.action_low) == len(cfg.export.action_high), "export.action_low/action_high",
              (cfg.export.action_low, cfg.export.action_high), "must have equal lengths")

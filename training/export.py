@@ -17,7 +17,7 @@ from moejepa_ros.model.checkpoint import CheckpointError, load_checkpoint, read_
 from .config import ConfigError, TrainConfig
 from .datasets import run_subdir
 
-SEARCH_ORDER = ("distill", "mbrl", "refine", "fit", "pretrain")
+SEARCH_ORDER = ("distill", "mbrl", "goal", "refine", "fit", "pretrain")
 
 
 def find_model(cfg: TrainConfig, explicit: str = "", order: tuple = SEARCH_ORDER) -> str:

@@ -75,6 +75,9 @@ class ModelConfig:
     stage1_max_offset: int = 16  # largest future offset j it can be asked for
     # heads
     head_hidden: int = 128
+    # goal-distance head d(z, g) (steps to reach g from z; 0 = none), trained by `moejepa-train goal`
+    goal_embed_dim: int = 0
+    goal_hidden: int = 256
     # target encoder
     ema_momentum: float = 0.99
     ema_momentum_final: float = 0.999  # end of the optional cosine schedule
@@ -108,6 +111,10 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, v, "must be a positive integer")
+        for name in ("goal_embed_dim", "goal_hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                bad(name, v, "must be a non-negative integer (goal_embed_dim 0 = no goal-distance head)")
         if self.encoder not in ENCODERS:
             bad("encoder", self.encoder, f"must be one of {ENCODERS}")
         if self.latent_norm not in LATENT_NORMS:

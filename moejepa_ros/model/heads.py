@@ -1,4 +1,5 @@
-"""Prediction heads on latents: reward r(z,a), value V(z), cost/energy C(z) and actor π(z)."""
+"""Prediction heads on latents: reward r(z,a), value V(z), cost/energy C(z), actor π(z) and the
+goal distance d(z, g)."""
 from __future__ import annotations
 
 import torch
@@ -73,3 +74,24 @@ class ActorHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(mlp_forward(self.net, z))
+
+
+class GoalDistanceHead(nn.Module):
+    """d(z, g) = ||φ(z) - φ(g)||: a learned temporal distance, in environment steps from z to g.
+
+    Unlike the L2 distance of raw latents it knows about obstacles (a goal behind a wall is far
+    when the way round is long). Trained on shortest paths through recorded episodes by
+    `moejepa-train goal` (training/goal_distance.py).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp(cfg.latent_dim, cfg.goal_hidden, cfg.goal_embed_dim)
+
+    def embed(self, z: torch.Tensor) -> torch.Tensor:
+        return mlp_forward(self.net, z)
+
+    def forward(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """z[..., D], g[D] or broadcastable → distances [...] (≥ 0)."""
+        d = self.embed(z) - self.embed(g)
+        return d.pow(2).sum(-1).clamp_min(1e-12).sqrt()

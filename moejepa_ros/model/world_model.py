@@ -7,7 +7,7 @@ from torch import nn
 from . import losses as L
 from .config import ModelConfig
 from .encoder import ema_update, make_encoder, make_target
-from .heads import ActorHead, CostHead, RewardHead, ValueHead
+from .heads import ActorHead, CostHead, GoalDistanceHead, RewardHead, ValueHead
 from .predictor import FuturePredictor, Predictor
 
 WINDOW_KEYS = ("frames", "actions", "rewards")
@@ -28,6 +28,7 @@ class WorldModel(nn.Module):
         self.value_head = ValueHead(cfg)
         self.cost_head = CostHead(cfg)
         self.actor_head = ActorHead(cfg)
+        self.goal_head = GoalDistanceHead(cfg) if cfg.goal_embed_dim > 0 else None
 
     # ------------------------------------------------------------------ encoders
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -59,6 +60,18 @@ class WorldModel(nn.Module):
 
     def actor(self, z: torch.Tensor) -> torch.Tensor:
         return self.actor_head(z)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The optional planner heads this model offers (see planning.protocol.has_head)."""
+        return ("reward", "value", "cost", "actor") + (("goal_distance",) if self.goal_head is not None else ())
+
+    def goal_distance(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Learned steps-to-go from latents z[..., D] to the goal latent g; needs goal_embed_dim > 0."""
+        if self.goal_head is None:
+            raise ValueError("this model has no goal-distance head (model_config goal_embed_dim=0): "
+                             "train one with `moejepa-train goal`")
+        return self.goal_head(z, g)
 
     def imagine(self, z0: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """Roll out and score: latents [N,H,D], rewards [N,H] (for each action), values/costs [N,H]."""

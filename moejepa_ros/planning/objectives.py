@@ -101,13 +101,14 @@ class RewardObjective(Objective):
         return -ret
 
 
-GOAL_METRICS = ("l2", "sq_l2", "l1", "cosine")
+GOAL_METRICS = ("l2", "sq_l2", "l1", "cosine", "learned")
 
 
 class GoalObjective(Objective):
     """Distance of predicted latents to the goal latent (e.g. a goal image's embedding).
 
-    metric: `l2` (Euclidean), `sq_l2` (squared), `l1`, `cosine` (1 - cos);
+    metric: `l2` (Euclidean), `sq_l2` (squared), `l1`, `cosine` (1 - cos), or `learned`: the
+    model's goal-distance head (steps to go, aware of walls; `moejepa-train goal` trains it);
     `every_step`: discounted sum over z_1..z_H instead of the last latent only.
     """
 
@@ -123,7 +124,19 @@ class GoalObjective(Objective):
         self.metric = metric
         self.every_step = every_step
 
-    def distance(self, z: Tensor, g: Tensor) -> Tensor:
+    def needs_heads(self) -> tuple[str, ...]:
+        return ("goal_distance",) if self.metric == "learned" else ()
+
+    def check(self, model: Any) -> None:
+        try:
+            super().check(model)
+        except ValueError as e:
+            raise ValueError(f"{e} (metric=learned: train the head with `moejepa-train goal`, "
+                             "or plan with metric=l2)") from None
+
+    def distance(self, z: Tensor, g: Tensor, model: Any = None) -> Tensor:
+        if self.metric == "learned":
+            return model.goal_distance(z, g)
         if self.metric == "cosine":
             return 1.0 - torch.nn.functional.cosine_similarity(z, g.expand_as(z), dim=-1)
         d = z - g
@@ -139,8 +152,8 @@ class GoalObjective(Objective):
         if g.shape[0] != r.latents.shape[-1]:
             raise ValueError(f"goal_z has {g.shape[0]} dims, the model's latent has {r.latents.shape[-1]}")
         if self.every_step:
-            return self.distance(r.latents, g) @ r.discounts
-        return self.distance(r.latents[:, -1], g)
+            return self.distance(r.latents, g, r.model) @ r.discounts
+        return self.distance(r.latents[:, -1], g, r.model)
 
 
 class CostObjective(Objective):

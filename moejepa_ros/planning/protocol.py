@@ -11,7 +11,7 @@ from typing import Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-OPTIONAL_HEADS = ("reward", "value", "cost", "actor")
+OPTIONAL_HEADS = ("reward", "value", "cost", "actor", "goal_distance")
 
 
 @runtime_checkable
@@ -20,7 +20,8 @@ class LatentModel(Protocol):
 
     `rollout(z0[N, D], actions[N, H, A]) -> z[N, H, D]`: latents after each action.
     Optional: `reward(z, a) -> [...]` (reward for taking `a` in `z`), `value(z)`, `cost(z)`
-    (energy, lower = more familiar), `actor(z) -> a` in [-1, 1] (scaled by the planner).
+    (energy, lower = more familiar), `actor(z) -> a` in [-1, 1] (scaled by the planner),
+    `goal_distance(z, g) -> [...]` (learned steps from z to the goal latent g).
     """
 
     latent_dim: int
@@ -31,7 +32,11 @@ class LatentModel(Protocol):
 
 
 def has_head(model: object, name: str) -> bool:
-    """True when `model` offers the optional head `name` (a callable attribute, not None)."""
+    """True when `model` offers the optional head `name`: listed in its `heads` when it has that
+    attribute (a model whose heads depend on its config), else a callable attribute."""
+    listed = getattr(model, "heads", None)
+    if listed is not None:
+        return name in listed
     return callable(getattr(model, name, None))
 
 

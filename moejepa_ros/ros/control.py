@@ -53,7 +53,7 @@ class LatentController:
             raise ValueError(f"action_high {self.high.tolist()} must exceed action_low {self.low.tolist()}")
         self.cfg = planner_cfg if isinstance(planner_cfg, PlannerConfig) else PlannerConfig.from_dict(planner_cfg)
         self.objective_spec = copy.deepcopy({k: dict(v) for k, v in objectives.items()})
-        build_objectives(self.objective_spec)  # unknown names / params raise here, naming them
+        self.check_objectives(self.objective_spec)  # unknown names / params / missing heads raise here
         self.goal_z: torch.Tensor | None = None
         self.planner = None
         self._idle_reason: str | None = None
@@ -63,6 +63,13 @@ class LatentController:
         self._rebuild()
 
     # ------------------------------------------------------------------ configuration
+    def check_objectives(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
+        """ValueError naming the problem: an unknown objective or option, or an enabled objective
+        that needs a head this checkpoint lacks (e.g. goal metric `learned` without a goal head),
+        caught now rather than when the first goal image arrives."""
+        for o in build_objectives(spec).enabled:
+            o.check(self.model)
+
     def _effective_objectives(self) -> dict[str, dict[str, Any]]:
         """The goal objective is on only while a goal latent exists (goal_image switches it on)."""
         spec = copy.deepcopy(self.objective_spec)
@@ -96,7 +103,7 @@ class LatentController:
                                  f"for action_dim {self.action_dim}")
             self.low, self.high = low, high
         if objectives is not None:
-            build_objectives(objectives)
+            self.check_objectives(objectives)
             self.objective_spec = copy.deepcopy({k: dict(v) for k, v in objectives.items()})
         if planner_cfg is not None:
             self.cfg = planner_cfg

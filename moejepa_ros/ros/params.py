@@ -23,6 +23,7 @@ from rcl_interfaces.msg import (
 from rclpy.parameter import Parameter
 
 from moejepa_ros.planning.config import PlannerConfig
+from moejepa_ros.planning.objectives import GOAL_METRICS
 
 OBJECTIVE_NAMES = ("reward", "goal", "cost", "smoothness", "magnitude")
 ACTION_TYPES = ("twist", "twist_stamped", "float32_multi_array", "joint_trajectory")
@@ -152,6 +153,13 @@ def _objective_specs() -> list[ParameterSpec]:
         out.append(ParameterSpec(f"objectives.{name}.enabled", enabled, f"use the {name} objective"))
         out.append(ParameterSpec(f"objectives.{name}.weight", weight,
                                  f"weight of the {name} objective", low=0.0, high=1e6))
+        if name == "goal":
+            out.append(ParameterSpec("objectives.goal.metric", "l2",
+                                     "goal distance: latent l2 | sq_l2 | l1 | cosine, or learned (the checkpoint's "
+                                     "goal-distance head from `moejepa-train goal`, aware of walls)",
+                                     choices=GOAL_METRICS))
+            out.append(ParameterSpec("objectives.goal.every_step", False,
+                                     "sum the goal distance over every imagined step (else the last one only)"))
     return out
 
 

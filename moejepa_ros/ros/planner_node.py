@@ -141,6 +141,13 @@ class PlannerNode(LifecycleNode):
             elif any(a >= b for a, b in zip(low, high)):
                 result.successful = False
                 result.reason = f"action_low {low} must be < action_high {high} elementwise"
+        if result.successful and ctrl is not None and any(n.startswith("objectives.") for n in names):
+            vals = dict(self._vals, **{p.name: p.value for p in changed})
+            try:
+                ctrl.check_objectives(params.objectives_dict(vals))
+            except ValueError as e:  # e.g. metric=learned on a checkpoint without a goal head
+                result.successful = False
+                result.reason = str(e)
         return result
 
     def _post_set(self, changed: list) -> None:

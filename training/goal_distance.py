@@ -1,0 +1,228 @@
+"""`goal`: learn a trained world model's goal distance d(z, g) from its recorded trajectories.
+
+The L2 distance between latents is a straight-line distance: a goal behind a wall looks near, and
+a planner that follows it presses against the wall. The goal-distance head φ (`GoalDistanceHead`)
+is trained so that ||φ(z) - φ(g)|| approximates the number of steps from z to g along the ways the
+robot has actually travelled:
+
+- Each episode is a graph: consecutive stacks are one step apart, and wherever the walk came back
+  to a place it had been (static-stack latents closer than `goal.revisit` median steps) the two
+  visits are joined. Shortest paths through that graph (Dijkstra) are the targets, so a goal in
+  the other room is as far as the way through the door. The places are the static-stack latents
+  (one frame repeated k times): blind to velocity, so a revisit counts whichever way the walk was
+  heading, and exactly how the planner node encodes a goal image.
+- The head regresses the targets with a squared error relative to the target, so near goals
+  count as much as far ones; goals are the current stack (distance 0) or uniform in the episode.
+- The planner evaluates d on *imagined* latents. Every step also fits ẑ_t, the frozen predictor's
+  open-loop prediction of z_t from z_{t-j} (1 <= j <= imagine_steps) under the recorded actions,
+  to the same target, so the head is trained where the planner uses it.
+- Encoder, predictor and the other heads stay bit-identical (checked before saving).
+
+The expectile-TD alternative (HILP, Park et al. 2024) learned the straight-line distance on the
+Two-Rooms walks (BENCHMARKS.md section 7.3), so it is not offered.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import torch
+
+from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from moejepa_ros.model.world_model import WorldModel
+
+from .config import ConfigError, TrainConfig, to_dict
+from .datasets import open_data, run_subdir
+from .export import find_model
+from .logging_utils import log
+from .optim import make_optimizer
+from .refine import encode_episodes
+
+
+@torch.no_grad()
+def encode_goal_stacks(model, cache, episodes, batch: int, device: torch.device) -> list[torch.Tensor]:
+    """Per episode: latents of static stacks (frame t repeated k times) for t = k-1 .. T-1."""
+    k = model.cfg.frame_stack
+    out = []
+    for e in episodes:
+        ep = cache.episode(int(e))
+        if len(ep.frames) < k + 1:
+            continue
+        frames = torch.from_numpy(ep.frames[k - 1:])
+        stacks = frames[:, None].expand(-1, k, -1, -1, -1)
+        out.append(torch.cat([model.encode(stacks[i:i + batch].to(device)).float()
+                              for i in range(0, len(stacks), batch)]))
+    return out
+
+
+def graph_distances(z: torch.Tensor, sources: np.ndarray, step: float, revisit: float) -> np.ndarray:
+    """Steps from each source to every latent of one episode [S, T], through the episode's own
+    graph: an edge of 1 between consecutive latents, and an edge of ||z_i - z_j|| / step wherever the
+    walk came back within `revisit` median steps of an earlier latent (inf where unreachable).
+    `z` are the static-stack (place) latents."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+    n = len(z)
+    rows, cols, w = [np.arange(n - 1)], [np.arange(1, n)], [np.ones(n - 1)]
+    d = torch.cdist(z[None].double(), z[None].double())[0].numpy() / step
+    i, j = np.nonzero(np.triu(d < revisit, k=2))
+    rows.append(i), cols.append(j), w.append(np.maximum(d[i, j], 1e-3))
+    graph = coo_matrix((np.concatenate(w), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
+    return dijkstra(graph, directed=False, indices=sources).astype(np.float32)
+
+
+class _Flat:
+    """Episodes' tensors concatenated, with per-episode start offsets, for batched indexing."""
+
+    def __init__(self, zs, gs, acts):
+        self.z, self.g, self.a = torch.cat(zs), torch.cat(gs), torch.cat(acts)
+        lens = torch.tensor([len(z) for z in zs])
+        self.start = torch.cumsum(lens, 0) - lens
+        self.len = lens
+
+
+def _imagined(model, d: _Flat, s, t, j: int) -> torch.Tensor:
+    """ẑ_t predicted open loop from z_{t-j} under the recorded actions (needs t >= j)."""
+    acts = torch.stack([d.a[s + t - j + i] for i in range(j)], dim=1)
+    return model.predictor.rollout(d.z[s + t - j], acts)[:, -1]
+
+
+class _Graph:
+    """Per-episode shortest-path steps from sampled source stacks, padded into one [E, S, T] table."""
+
+    def __init__(self, d: _Flat, step: float, revisit: float, max_sources: int, first: int, gen: np.random.Generator):
+        n_max = int(d.len.max())
+        src_max = min(max_sources, max(n_max - 1 - first, 1))
+        self.src = torch.zeros(len(d.len), src_max, dtype=torch.long)
+        self.dist = torch.full((len(d.len), src_max, n_max), float("inf"))
+        self.count = torch.zeros(len(d.len), dtype=torch.float64)
+        for e in range(len(d.len)):
+            n, s0 = int(d.len[e]), int(d.start[e])
+            cand = np.arange(first, n - 1)
+            src = np.sort(gen.choice(cand, min(len(cand), max_sources), replace=False))
+            self.src[e, :len(src)] = torch.from_numpy(src)
+            self.dist[e, :len(src), :n] = torch.from_numpy(graph_distances(d.g[s0:s0 + n], src, step, revisit))
+            self.count[e] = len(src)
+
+    def sample(self, d: _Flat, batch: int, p_current: float, gen: torch.Generator):
+        """(episode start, t, goal t, steps from t to the goal) for `batch` finite pairs or fewer."""
+        ep = torch.multinomial(self.count, batch, replacement=True, generator=gen)
+        row = (torch.rand(batch, generator=gen) * self.count[ep]).long()
+        t = self.src[ep, row]
+        uniform = (torch.rand(batch, generator=gen) * d.len[ep]).long()
+        gt = torch.where(torch.rand(batch, generator=gen) < p_current, t, uniform)
+        tgt = self.dist[ep, row, gt]
+        ok = torch.isfinite(tgt)
+        return d.start[ep][ok], t[ok], gt[ok], tgt[ok]
+
+
+def _loss(head, z, g, tgt) -> torch.Tensor:
+    """Squared error relative to the target (+1 step), so near pairs count as much as far ones."""
+    return ((head(z, g) - tgt).pow(2) / (tgt + 1.0)).mean()
+
+
+@torch.no_grad()
+def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: int) -> dict:
+    """On held-out episodes: mean |d - target| / (target + 1), and how far d on imagined latents is from d on real ones."""
+    gen = torch.Generator().manual_seed(seed)
+    s, t, gt, tgt = graph.sample(d, 4096, 0.0, gen)
+    z, g = d.z[s + t], d.g[s + gt]
+    pred = head(z, g)
+    out = {"relative_error": round(float(((pred - tgt).abs() / (tgt + 1.0)).mean()), 4),
+           "mean_steps": round(float(tgt.mean()), 2), "mean_distance": round(float(pred.mean()), 2)}
+    if imagine_steps:
+        z_hat = _imagined(model, d, s, t, imagine_steps)
+        out[f"imagined_gap_h{imagine_steps}"] = round(float((head(z_hat, g) - pred).abs().mean() / pred.mean()), 4)
+    return out
+
+
+def _fit(model, head, opt, d: _Flat, graph: _Graph, gc, log_every: int, gen) -> list:
+    head.train()
+    curve = []
+    for step in range(1, gc.steps + 1):
+        s, t, gt, tgt = graph.sample(d, gc.batch_size, gc.p_current, gen)
+        g = d.g[s + gt]
+        loss = _loss(head, d.z[s + t], g, tgt)
+        if gc.imagine_steps:
+            j = int(torch.randint(1, gc.imagine_steps + 1, (1,), generator=gen))
+            with torch.no_grad():
+                z_hat = _imagined(model, d, s, t, j)
+            loss = loss + gc.imagine_weight * _loss(head, z_hat, g, tgt)
+        _step(opt, loss, step)
+        if step % log_every == 0 or step == gc.steps:
+            curve.append((step, float(loss.detach())))
+            log.info("goal step %d/%d loss %.4f", step, gc.steps, curve[-1][1])
+    return curve
+
+
+def _step(opt, loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"goal: non-finite loss at step {step}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
+    gc = cfg.goal
+    src = find_model(cfg, gc.checkpoint, order=("refine", "fit"))
+    base, meta = load_checkpoint(src, device)
+    mcfg = dataclasses.replace(base.cfg, goal_embed_dim=gc.embed_dim, goal_hidden=gc.hidden)
+    torch.manual_seed(cfg.run.seed)
+    model = WorldModel(mcfg).to(device)
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith("goal_head.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("goal_head.") for k in missing):
+        raise RuntimeError(f"goal: source model does not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    data = open_data(cfg, mcfg.image_size, mcfg.frame_stack + 1)
+    t0 = time.perf_counter()
+    parts = {}
+    for name, eps in (("train", data.train_episodes), ("val", data.val_episodes)):
+        zs, acts = encode_episodes(model, data.cache, eps, gc.encode_batch, device)
+        gs = encode_goal_stacks(model, data.cache, eps, gc.encode_batch, device)
+        keep = [i for i, z in enumerate(zs) if len(z) > gc.imagine_steps + 1]
+        if not keep:
+            raise ConfigError(f"goal.imagine_steps={gc.imagine_steps}: no {name} episode has "
+                              f"{gc.imagine_steps + 2} frame stacks")
+        parts[name] = _Flat([zs[i] for i in keep], [gs[i] for i in keep], [acts[i] for i in keep])
+    encode_s = time.perf_counter() - t0
+    frozen = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("goal_head.")}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.goal_head
+    for p in head.parameters():
+        p.requires_grad_(True)
+    opt = make_optimizer(head, gc.lr, 0.0, (cfg.optim.beta1, cfg.optim.beta2))
+    gen = torch.Generator().manual_seed(cfg.run.seed)
+    first = max(gc.imagine_steps, 1)
+    t1 = time.perf_counter()
+    # median step between consecutive places (the few jumps between episodes do not move a median)
+    step = float((parts["train"].g[1:] - parts["train"].g[:-1]).norm(dim=-1).median())
+    rng = np.random.default_rng(cfg.run.seed)
+    graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng) for k, v in parts.items()}
+    graph_s = time.perf_counter() - t1
+    curve = _fit(model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen)
+    head.eval()
+    held_out = _held_out(model, head, parts["val"], graphs["val"], gc.imagine_steps, cfg.run.seed + 1)
+    held_out["graph_seconds"] = round(graph_s, 2)
+    train_s = time.perf_counter() - t1
+    sd = model.state_dict()
+    changed = [k for k, v in frozen.items() if not torch.equal(sd[k], v)]
+    if changed:  # the contract: only the goal head moves
+        raise RuntimeError(f"goal changed frozen tensors {changed[:3]}")
+    info = dict(meta.get("training") or {})
+    info.update(subcommand="goal", source=os.path.abspath(src), config=to_dict(cfg),
+                goal={"steps": gc.steps, "revisit": gc.revisit, "step": step,
+                      "imagine_steps": gc.imagine_steps, "held_out": held_out})
+    out_path = os.path.join(run_subdir(cfg, "goal"), "model.safetensors")
+    save_checkpoint(out_path, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
+                                      "preprocessing": meta.get("preprocessing"), "training": info})
+    return {"checkpoint": out_path, "source": src, "steps": gc.steps,
+            "latents": int(len(parts["train"].z)), "val_latents": int(len(parts["val"].z)),
+            "encode_seconds": round(encode_s, 2), "train_seconds": round(train_s, 2),
+            "steps_per_s": round(gc.steps / max(train_s, 1e-9), 1),
+            "first_loss": curve[0][1] if curve else float("nan"), "last_loss": curve[-1][1] if curve else float("nan"),
+            "held_out": held_out}
