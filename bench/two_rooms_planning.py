@@ -8,7 +8,7 @@ encoded with `model.encode`, the goal image is repeated k times and encoded (as
   .venv/bin/python bench/two_rooms_planning.py --checkpoint checkpoints/two_rooms.safetensors \
       --episodes 20 --seeds 1 --first-seed 1000
 
-Without --checkpoint it trains one with the training CLI (collect/fit/refine/export -c two_rooms);
+Without --checkpoint it trains one with the demo's recipe (collect/fit/refine, long walks, goal, export);
 `--no-door-crossings` trains on walks that never choose to cross (RandomWalkPolicy cross_prob=0).
 Writes bench/results/two_rooms_planning.json and docs/two_rooms_planning.png. Timings come from a
 shared 2-core CPU: compare methods within one run (they run interleaved per episode).
@@ -32,6 +32,7 @@ from results_io import save_figure, write_json  # noqa: E402
 
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
+from moejepa_ros.ros.demo import TRAIN_STEPS, train_argv  # noqa: E402 (the recipe, no rclpy)
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
 
 # Shared settings (the demo's): 6 held segments x 2 steps = 12 steps of imagined reach,
@@ -52,28 +53,29 @@ OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "l2", "every_st
 
 
 def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
-    """collect/fit/refine/export -c two_rooms with our training CLI (subprocesses; one torch thread)."""
-    extra = [f"run.out_dir={out_dir}", "run.threads=1"]
+    """The demo's recipe (collect/fit/refine, long walks, goal, export) with our training CLI
+    (subprocesses; one torch thread)."""
+    extra = ["run.threads=1"]
     if no_door_crossings:
         # PLDM's ablation: no deliberate door crossings in the data (RandomWalkPolicy cross_prob=0);
         # a walk can still wander through the door by chance (not filtered out)
         extra.append("collect.policy_kwargs.cross_prob=0")
     if steps:
         extra.append(f"train.steps={steps}")
-    for cmd in ("collect", "fit", "refine", "export"):
-        argv = [sys.executable, "-m", "training.cli", cmd, "-c", "two_rooms", *extra]
+    for step in TRAIN_STEPS:
+        argv = train_argv(step, out_dir, extra)
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
-    return out_dir / "export" / "model.safetensors"
+    return out_dir / "goal" / "export" / "model.safetensors"
 
 
 class Agent:
     """Frame stack -> latent -> plan -> first action, the planner_node control step without ROS."""
 
-    def __init__(self, model, meta, planner_cfg: dict, objectives: dict):
+    def __init__(self, model, meta, planner_cfg: dict, objectives: dict, bound: float | None = None):
         self.model, self.k = model, int(model.cfg.frame_stack)
-        self.planner = make_planner(planner_cfg, model, build_objectives(objectives),
-                                    meta["action_low"], meta["action_high"])
+        low, high = (meta["action_low"], meta["action_high"]) if bound is None else ([-bound] * 2, [bound] * 2)
+        self.planner = make_planner(planner_cfg, model, build_objectives(objectives), low, high)
         self.frames: deque = deque(maxlen=self.k)
         self.goal_z = None
 
@@ -113,10 +115,12 @@ def episode(agent: Agent, seed: int, max_steps: int) -> dict:
             "crossed_wall": bool(crossed), "plan_ms_mean": float(np.mean(ms))}
 
 
-def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict, objectives: dict) -> dict:
+def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict, objectives: dict,
+        bound: float | None = None) -> dict:
     model, meta = load_checkpoint(ckpt)
     model.eval()
-    agents = {m: Agent(model, meta, {**base, **METHODS[m]}, objectives) for m in methods}
+    settings = {m: {**base, **METHODS[m], **{k: base[k] for k in ("samples", "iterations") if k in base}} for m in methods}
+    agents = {m: Agent(model, meta, settings[m], objectives, bound) for m in methods}
     per = {m: [] for m in methods}
     for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
         for m in methods:
@@ -126,7 +130,7 @@ def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: 
                   f"final={r['final_distance']:.1f}px ms/replan={r['plan_ms_mean']:.0f}", flush=True)
     out = {}
     for m, rs in per.items():
-        out[m] = {"settings": {**base, **METHODS[m]}, "episodes": len(rs),
+        out[m] = {"settings": settings[m], "episodes": len(rs),
                   "success_rate": float(np.mean([r["success"] for r in rs])),
                   "crossed_wall_rate": float(np.mean([r["crossed_wall"] for r in rs])),
                   "final_distance_mean": float(np.mean([r["final_distance"] for r in rs])),
@@ -168,6 +172,12 @@ def main(argv=None) -> None:
     ap.add_argument("--horizon", type=int, default=BASE["horizon"])
     ap.add_argument("--goal-every-step", action="store_true",
                     help="goal cost summed over every imagined step instead of the terminal latent only")
+    ap.add_argument("--goal-metric", default="l2", choices=("l2", "sq_l2", "l1", "cosine", "learned"),
+                    help="goal distance; learned = the model's goal-distance head (`moejepa-train goal`)")
+    ap.add_argument("--samples", type=int, default=None, help="override every method's samples per iteration")
+    ap.add_argument("--iterations", type=int, default=None, help="override every method's iterations")
+    ap.add_argument("--action-bound", type=float, default=None,
+                    help="plan actions in [-B, B] per axis (default: the checkpoint's action bounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_planning.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_planning.png")
     a = ap.parse_args(argv)
@@ -181,11 +191,16 @@ def main(argv=None) -> None:
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
     base = {**BASE, "hold": a.hold, "horizon": a.horizon}
-    objectives = {"goal": {**OBJECTIVES["goal"], "every_step": bool(a.goal_every_step)}}
-    res = run(ckpt, methods, seeds, a.max_steps, base, objectives)
+    for key in ("samples", "iterations"):
+        if getattr(a, key) is not None:
+            base[key] = getattr(a, key)
+    objectives = {"goal": {**OBJECTIVES["goal"], "every_step": bool(a.goal_every_step), "metric": a.goal_metric}}
+    if a.action_bound is not None and a.action_bound <= 0:
+        ap.error(f"--action-bound={a.action_bound} must be > 0")
+    res = run(ckpt, methods, seeds, a.max_steps, base, objectives, a.action_bound)
     doc = {"checkpoint": str(ckpt), "train_seconds": train_s, "no_door_crossings": a.no_door_crossings,
            "episodes": a.episodes, "seed_blocks": a.seeds, "first_seed": a.first_seed,
-           "max_steps": a.max_steps, "objectives": objectives, "torch_threads": 1,
+           "max_steps": a.max_steps, "objectives": objectives, "action_bound": a.action_bound, "torch_threads": 1,
            "wall_seconds": time.monotonic() - t0,
            "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
            "methods": res}

@@ -31,7 +31,27 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
 TRAIN_CONFIG = "two_rooms"
-TRAIN_COMMANDS = ("collect", "fit", "refine", "export")
+# The demo checkpoint's recipe, as `moejepa-train` steps (command, extra configs, overrides; {run}
+# is the work dir): the world model on 100-step walks, then its goal distance on long walks
+# recorded into a second run dir, then the export of that (it prefers goal/ over refine/).
+TRAIN_STEPS = (
+    ("collect", (), ()),
+    ("fit", (), ()),
+    ("refine", (), ()),
+    ("collect", ("two_rooms_goal",), ("run.out_dir={run}/goal",)),
+    ("goal", ("two_rooms_goal",), ("run.out_dir={run}/goal", "goal.checkpoint={run}/refine/model.safetensors")),
+    ("export", (), ("run.out_dir={run}/goal",)),
+)
+TRAIN_COMMANDS = tuple(dict.fromkeys(cmd for cmd, _, _ in TRAIN_STEPS))
+
+
+def train_argv(step, run: Path, extra=()) -> list[str]:
+    """One recipe step as a `python -m training.cli` command line (run.out_dir={run} unless the step moves it)."""
+    cmd, configs, overrides = step
+    argv = [sys.executable, "-m", "training.cli", cmd, "-c", TRAIN_CONFIG]
+    for c in configs:
+        argv += ["-c", c]
+    return argv + [f"run.out_dir={run}", *extra, *(o.format(run=run) for o in overrides)]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                     help="world-model checkpoint (.safetensors); trained with moejepa-train if missing")
-    ap.add_argument("--retrain", action="store_true", help="train the checkpoint again (collect, fit, refine, export)")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train the checkpoint again (collect, fit, refine, collect long walks, goal, export)")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--seed", type=int, default=1000,
                     help="evaluation seed: episode i uses seed+i (default 1000; training data use other seeds)")
@@ -68,18 +89,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- checkpoint
 def train_checkpoint(dest: Path, work: Path) -> float:
-    """Run `moejepa-train collect/fit/refine/export -c two_rooms` as subprocesses; copy the export to `dest`."""
+    """Run the TRAIN_STEPS recipe (`moejepa-train ... -c two_rooms`) as subprocesses; copy the export to `dest`."""
     work = work.resolve()
     if work.exists():
         shutil.rmtree(work)  # a fresh run, not a resume of some older one
     t0 = time.monotonic()
-    for cmd in TRAIN_COMMANDS:
-        argv = [sys.executable, "-m", "training.cli", cmd, "-c", TRAIN_CONFIG, f"run.out_dir={work}"]
+    for step in TRAIN_STEPS:
+        argv = train_argv(step, work)
         print(f"[demo] {' '.join(argv[1:])}", flush=True)
         r = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"training step '{cmd}' failed (exit {r.returncode}); see its log above")
-    src = work / "export" / "model.safetensors"
+            raise RuntimeError(f"training step '{step[0]}' failed (exit {r.returncode}); see its log above")
+    src = work / "goal" / "export" / "model.safetensors"
     if not src.is_file():
         raise RuntimeError(f"training finished but {src} is missing")
     dest.parent.mkdir(parents=True, exist_ok=True)
