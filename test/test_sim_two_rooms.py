@@ -207,3 +207,23 @@ def test_set_state_and_given_layout():
         TwoRoomsEnv(wall_x=5)
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(options={"bogus": 1})
+
+
+def test_push_steps_record_more_contact():
+    """push_steps: a blocked walk pushes on (at new angles) before turning, so more of its steps are
+    blocked; push_steps=0 is the walk as before."""
+    def blocked_share(**kw):
+        env, n, blocked = TwoRoomsEnv(mode="data", max_episode_steps=300), 0, 0
+        for seed in range(4):
+            obs, info = env.reset(seed=seed)
+            pol = RandomWalkPolicy(seed, **kw)
+            for _ in range(300):
+                a = pol.act(obs, info)
+                p = info["pos"].copy()
+                obs, _, _, _, info = env.step(a)
+                n += 1
+                blocked += np.hypot(*(info["pos"] - p)) < 0.5 * np.hypot(*a)
+        return blocked / n
+    assert blocked_share(push_steps=4) > 2 * blocked_share()
+    with pytest.raises(ValueError, match="push_steps"):
+        RandomWalkPolicy(0, push_steps=1.5)

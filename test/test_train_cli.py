@@ -196,3 +196,22 @@ def test_learned_metric_needs_the_goal_head(tmp_path):
         build_objectives({"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned"}}).check(model)
     with pytest.raises(ValueError, match="moejepa-train goal"):
         model.goal_distance(torch.zeros(16), torch.zeros(16))
+
+
+def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
+    """refine.predictor: a fresh predictor of the given size on the frozen latents; the rest of the
+    model is carried over bit-identical, and a field that is not the predictor's exits 2."""
+    o = f"run.out_dir={tmp_path}"
+    cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
+    fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
+    r = cli(capsys, "refine", "-c", "tiny", o, "refine.steps=30", "refine.horizon=4", "refine.batch_size=16",
+            "refine.predictor={expert_hidden: 48, num_experts: 2, top_k: 1}")
+    before, _ = load_checkpoint(fit["checkpoint"])
+    after, meta = plans_with(r["checkpoint"])
+    assert (after.cfg.expert_hidden, after.cfg.num_experts, after.cfg.top_k) == (48, 2, 1)
+    assert before.cfg.expert_hidden != 48
+    sb, sa = before.state_dict(), after.state_dict()
+    assert all(torch.equal(sb[k], sa[k]) for k in sb if not k.startswith("predictor."))
+    assert meta["training"]["refine"]["predictor"] == {"expert_hidden": 48, "num_experts": 2, "top_k": 1}
+    assert main(["refine", "-c", "tiny", o, "refine.predictor={latent_dim: 8}"]) == 2
+    assert "latent_dim" in capsys.readouterr().err

@@ -11,6 +11,7 @@ The summary reports the held-out open-loop gap ||ẑ_h - z_h|| / ||z_h - z_0|| a
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -21,6 +22,7 @@ import torch
 
 from moejepa_ros.model import losses as L
 from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from moejepa_ros.model.world_model import WorldModel
 
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
@@ -78,10 +80,34 @@ def _windows(zs, acts, horizon: int, batch: int, gen: torch.Generator):
     return torch.stack(z0), torch.stack(a), torch.stack(tgt)
 
 
+PREDICTOR_FIELDS = ("action_embed_dim", "num_experts", "top_k", "expert_hidden", "router_noise", "moe_impl")
+
+
+def _fresh_predictor(model, overrides: dict, seed: int, device: torch.device):
+    """The same model with a newly initialised predictor of another size (`refine.predictor`)."""
+    bad = sorted(set(overrides) - set(PREDICTOR_FIELDS))
+    if bad:
+        raise ConfigError(f"refine.predictor: {bad} are not predictor fields (allowed: {list(PREDICTOR_FIELDS)})")
+    try:
+        mcfg = dataclasses.replace(model.cfg, **overrides)
+        mcfg.validate()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"refine.predictor={overrides}: {e}") from None
+    torch.manual_seed(seed)
+    fresh = WorldModel(mcfg).to(device)
+    keep = {k: v for k, v in model.state_dict().items() if not k.startswith("predictor.")}
+    missing, unexpected = fresh.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.startswith("predictor.") for k in missing):
+        raise RuntimeError(f"refine: could not carry the model over (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return fresh
+
+
 def refine(cfg: TrainConfig, device: torch.device) -> dict:
     r = cfg.refine
     src = find_model(cfg, r.checkpoint, order=("fit",))
     model, meta = load_checkpoint(src, device)
+    if r.predictor:
+        model = _fresh_predictor(model, dict(r.predictor), cfg.run.seed, device)
     model.eval()
     data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
     t0 = time.perf_counter()
@@ -134,7 +160,7 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
         raise RuntimeError(f"refine changed frozen tensors {changed[:3]}")
     tr = dict(meta.get("training") or {})
     tr.update(subcommand="refine", stage=2, source=os.path.abspath(src), config=to_dict(cfg),
-              refine={"steps": r.steps, "horizon": r.horizon, "rho": r.rho, "batch_size": r.batch_size,
+              refine={"steps": r.steps, "horizon": r.horizon, "predictor": dict(r.predictor), "rho": r.rho, "batch_size": r.batch_size,
                       "gap_before": gap_before, "gap_after": gap_after})
     out_path = os.path.join(run_subdir(cfg, "refine"), "model.safetensors")
     save_checkpoint(out_path, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],

@@ -362,20 +362,24 @@ class RandomWalkPolicy:
     carry on into the other room (so door transitions are well covered). Deterministic given the
     seed and the sequence of observations. With ``cross_every`` = N > 0 the crossing draw is repeated
     every N steps, so one long episode visits both rooms several times (the same-episode goals that
-    `moejepa-train goal` learns from). Usable as ``policy.act(obs, info)`` or ``policy(obs, info)``;
+    `moejepa-train goal` learns from). With ``push_steps`` = N > 0 a blocked walk pushes on for up
+    to N steps, each at a new angle within one radian, before it turns: more contact with walls
+    and door frames in the data. Usable as ``policy.act(obs, info)`` or ``policy(obs, info)``;
     a new episode is detected from ``info["step"] == 0``.
     """
 
     def __init__(self, seed: int | None = None, step_mean: float = 1.0, step_std: float = 0.4,
                  step_min: float = 0.2, step_max: float = 1.8, angle_std: float = 0.15,
-                 cross_prob: float = 0.3, cross_every: int = 0):
+                 cross_prob: float = 0.3, cross_every: int = 0, push_steps: int = 0):
         if not (0.0 < step_min <= step_max <= MAX_ACTION):
             raise ValueError(f"RandomWalkPolicy: need 0 < step_min <= step_max <= {MAX_ACTION}, "
                              f"got {step_min}, {step_max}")
         if not (0.0 <= cross_prob <= 1.0):
             raise ValueError(f"RandomWalkPolicy: cross_prob={cross_prob} outside [0, 1]")
-        if isinstance(cross_every, bool) or not isinstance(cross_every, int) or cross_every < 0:
-            raise ValueError(f"RandomWalkPolicy: cross_every={cross_every!r} must be an integer >= 0")
+        for name, v in (("cross_every", cross_every), ("push_steps", push_steps)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"RandomWalkPolicy: {name}={v!r} must be an integer >= 0")
+        self.push_steps, self._pushes = push_steps, 0
         self.rng = np.random.default_rng(seed)
         self.step_mean, self.step_std = step_mean, step_std
         self.step_min, self.step_max = step_min, step_max
@@ -412,7 +416,13 @@ class RandomWalkPolicy:
             self._draw_crossing(x, float(info["wall_x"]), float(info["door_y"]))
         if self._last_pos is not None and not self.waypoints:
             moved = math.hypot(x - self._last_pos[0], y - self._last_pos[1])
-            if moved < 0.5 * self._last_len:  # blocked by a wall: turn somewhere new
+            if moved >= 0.5 * self._last_len:
+                self._pushes = 0
+            elif self._pushes < self.push_steps:  # blocked: push on at another angle (contact data)
+                self._pushes += 1
+                self.heading += float(self.rng.uniform(-1.0, 1.0))
+            else:  # blocked by a wall: turn somewhere new
+                self._pushes = 0
                 self.heading = float(self.rng.uniform(-math.pi, math.pi))
         length = float(np.clip(self.rng.normal(self.step_mean, self.step_std), self.step_min, self.step_max))
         while self.waypoints and math.hypot(self.waypoints[0][0] - x, self.waypoints[0][1] - y) < length:
