@@ -112,16 +112,16 @@ def test_results_carry_the_path_for_the_demo_figures(tmp_path):
     assert png.stat().st_size > 1000 and gif.stat().st_size <= 50_000
 
 
-def test_the_retrain_recipe_builds_the_goal_head_on_its_own_refined_model(tmp_path):
-    """`--retrain` and the planning bench share TRAIN_STEPS: the goal step reads this run's refine/,
-    its long walks go to a second run dir, and export reads that dir (where goal/ is newest)."""
+def test_the_retrain_recipe_builds_the_goal_head_on_its_own_models(tmp_path):
+    """`--retrain` and the planning bench share TRAIN_STEPS: the long walks, the new predictor and
+    the goal head live in a second run dir, built on this run's fit; export reads that dir."""
     from moejepa_ros.ros.demo import TRAIN_STEPS, train_argv
     from training.cli import SECTIONS
 
     argvs = [train_argv(step, tmp_path, ["run.threads=1"]) for step in TRAIN_STEPS]
-    assert [a[3] for a in argvs] == ["collect", "fit", "refine", "collect", "goal", "export"]
+    assert [a[3] for a in argvs] == ["collect", "fit", "collect", "refine", "goal", "export"]
     assert all(a[3] in SECTIONS for a in argvs)
-    goal = argvs[4]
-    assert goal[-1] == f"goal.checkpoint={tmp_path}/refine/model.safetensors"
-    assert goal.index(f"run.out_dir={tmp_path}/goal") > goal.index(f"run.out_dir={tmp_path}")  # later wins
-    assert argvs[5][-1] == f"run.out_dir={tmp_path}/goal" and "run.threads=1" in argvs[0]
+    refine = argvs[3]
+    assert refine[-1] == f"refine.checkpoint={tmp_path}/fit/model.safetensors"
+    assert refine.index(f"run.out_dir={tmp_path}/goal") > refine.index(f"run.out_dir={tmp_path}")  # later wins
+    assert argvs[4][-1] == argvs[5][-1] == f"run.out_dir={tmp_path}/goal" and "run.threads=1" in argvs[0]

@@ -32,14 +32,15 @@ DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
 TRAIN_CONFIG = "two_rooms"
 # The demo checkpoint's recipe, as `moejepa-train` steps (command, extra configs, overrides; {run}
-# is the work dir): the world model on 100-step walks, then its goal distance on long walks
-# recorded into a second run dir, then the export of that (it prefers goal/ over refine/).
+# is the work dir): encoder and first predictor on 100-step walks; then, in a second run dir,
+# long walks, a new larger predictor on their frozen latents, the goal distance, and the export
+# of that dir (it prefers goal/).
 TRAIN_STEPS = (
     ("collect", (), ()),
     ("fit", (), ()),
-    ("refine", (), ()),
     ("collect", ("two_rooms_goal",), ("run.out_dir={run}/goal",)),
-    ("goal", ("two_rooms_goal",), ("run.out_dir={run}/goal", "goal.checkpoint={run}/refine/model.safetensors")),
+    ("refine", ("two_rooms_goal",), ("run.out_dir={run}/goal", "refine.checkpoint={run}/fit/model.safetensors")),
+    ("goal", ("two_rooms_goal",), ("run.out_dir={run}/goal",)),
     ("export", (), ("run.out_dir={run}/goal",)),
 )
 TRAIN_COMMANDS = tuple(dict.fromkeys(cmd for cmd, _, _ in TRAIN_STEPS))
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                     help="world-model checkpoint (.safetensors); trained with moejepa-train if missing")
     ap.add_argument("--retrain", action="store_true",
-                    help="train the checkpoint again (collect, fit, refine, collect long walks, goal, export)")
+                    help="train the checkpoint again (collect, fit, long walks, refine, goal, export)")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--seed", type=int, default=1000,
                     help="evaluation seed: episode i uses seed+i (default 1000; training data use other seeds)")
