@@ -38,7 +38,7 @@ from .datasets import open_data, run_subdir
 from .export import find_model
 from .logging_utils import log
 from .optim import make_optimizer
-from .refine import encode_episodes
+from .refine import encode_episodes, encode_stacks
 
 
 @torch.no_grad()
@@ -51,9 +51,7 @@ def encode_goal_stacks(model, cache, episodes, batch: int, device: torch.device)
         if len(ep.frames) < k + 1:
             continue
         frames = torch.from_numpy(ep.frames[k - 1:])
-        stacks = frames[:, None].expand(-1, k, -1, -1, -1)
-        out.append(torch.cat([model.encode(stacks[i:i + batch].to(device)).float()
-                              for i in range(0, len(stacks), batch)]))
+        out.append(encode_stacks(model, frames[:, None].expand(-1, k, -1, -1, -1), batch, device))
     return out
 
 

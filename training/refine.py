@@ -34,6 +34,12 @@ GAP_HORIZONS = (1, 5, 10, 16, 20, 36)
 
 
 @torch.no_grad()
+def encode_stacks(model, stacks: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """Latents [N, D] of frame stacks [N, k, H, W, 3], `batch` stacks per encoder call."""
+    return torch.cat([model.encode(stacks[i:i + batch].to(device)).float() for i in range(0, len(stacks), batch)])
+
+
+@torch.no_grad()
 def encode_episodes(model, cache, episodes, batch: int, device: torch.device
                     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """Per episode: latents of every frame stack [T-k+1, D] and the action after each [T-k+1, A]."""
@@ -44,9 +50,7 @@ def encode_episodes(model, cache, episodes, batch: int, device: torch.device
         if len(ep.frames) < k + 1:
             continue
         frames = torch.from_numpy(ep.frames)
-        stacks = frames.unfold(0, k, 1).permute(0, 4, 1, 2, 3)  # [T-k+1, k, H, W, 3]
-        z = torch.cat([model.encode(stacks[i:i + batch].to(device)).float() for i in range(0, len(stacks), batch)])
-        zs.append(z)
+        zs.append(encode_stacks(model, frames.unfold(0, k, 1).permute(0, 4, 1, 2, 3), batch, device))  # [T-k+1, ...]
         acts.append(torch.from_numpy(np.ascontiguousarray(ep.actions[k - 1:])).float().to(device))
     return zs, acts
 
