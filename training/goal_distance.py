@@ -23,7 +23,6 @@ Two-Rooms walks (BENCHMARKS.md section 7.3), so it is not offered.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 
@@ -31,12 +30,12 @@ import numpy as np
 import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from moejepa_ros.model.world_model import WorldModel
 
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
 from .export import find_model
 from .logging_utils import log
+from .model_part import check_unchanged, train_only, with_new_part
 from .optim import make_optimizer
 from .refine import encode_episodes, encode_stacks
 
@@ -167,15 +166,10 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     gc = cfg.goal
     src = find_model(cfg, gc.checkpoint, order=("refine", "fit"))
     base, meta = load_checkpoint(src, device)
-    mcfg = dataclasses.replace(base.cfg, goal_embed_dim=gc.embed_dim, goal_hidden=gc.hidden)
-    torch.manual_seed(cfg.run.seed)
-    model = WorldModel(mcfg).to(device)
-    state = {k: v for k, v in base.state_dict().items() if not k.startswith("goal_head.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("goal_head.") for k in missing):
-        raise RuntimeError(f"goal: source model does not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model = with_new_part(base, "goal_head.", {"goal_embed_dim": gc.embed_dim, "goal_hidden": gc.hidden},
+                          cfg.run.seed, device)
     model.eval()
-    data = open_data(cfg, mcfg.image_size, mcfg.frame_stack + 1)
+    data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
     t0 = time.perf_counter()
     parts = {}
     for name, eps in (("train", data.train_episodes), ("val", data.val_episodes)):
@@ -187,12 +181,8 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
                               f"{gc.imagine_steps + 2} frame stacks")
         parts[name] = _Flat([zs[i] for i in keep], [gs[i] for i in keep], [acts[i] for i in keep])
     encode_s = time.perf_counter() - t0
-    frozen = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("goal_head.")}
-    for p in model.parameters():
-        p.requires_grad_(False)
+    frozen = train_only(model, "goal_head.")
     head = model.goal_head
-    for p in head.parameters():
-        p.requires_grad_(True)
     opt = make_optimizer(head, gc.lr, 0.0, (cfg.optim.beta1, cfg.optim.beta2))
     gen = torch.Generator().manual_seed(cfg.run.seed)
     first = max(gc.imagine_steps, 1)
@@ -207,10 +197,7 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     held_out = _held_out(model, head, parts["val"], graphs["val"], gc.imagine_steps, cfg.run.seed + 1)
     held_out["graph_seconds"] = round(graph_s, 2)
     train_s = time.perf_counter() - t1
-    sd = model.state_dict()
-    changed = [k for k, v in frozen.items() if not torch.equal(sd[k], v)]
-    if changed:  # the contract: only the goal head moves
-        raise RuntimeError(f"goal changed frozen tensors {changed[:3]}")
+    check_unchanged(model, frozen, "goal")  # the contract: only the goal head moves
     info = dict(meta.get("training") or {})
     info.update(subcommand="goal", source=os.path.abspath(src), config=to_dict(cfg),
                 goal={"steps": gc.steps, "revisit": gc.revisit, "step": step,

@@ -11,7 +11,6 @@ The summary reports the held-out open-loop gap ||ẑ_h - z_h|| / ||z_h - z_0|| a
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -22,12 +21,12 @@ import torch
 
 from moejepa_ros.model import losses as L
 from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from moejepa_ros.model.world_model import WorldModel
 
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
 from .export import find_model
 from .logging_utils import log
+from .model_part import check_unchanged, train_only, with_new_part
 from .optim import WarmupCosine, make_optimizer
 
 GAP_HORIZONS = (1, 5, 10, 16, 20, 36)
@@ -93,17 +92,9 @@ def _fresh_predictor(model, overrides: dict, seed: int, device: torch.device):
     if bad:
         raise ConfigError(f"refine.predictor: {bad} are not predictor fields (allowed: {list(PREDICTOR_FIELDS)})")
     try:
-        mcfg = dataclasses.replace(model.cfg, **overrides)
-        mcfg.validate()
+        return with_new_part(model, "predictor.", overrides, seed, device)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"refine.predictor={overrides}: {e}") from None
-    torch.manual_seed(seed)
-    fresh = WorldModel(mcfg).to(device)
-    keep = {k: v for k, v in model.state_dict().items() if not k.startswith("predictor.")}
-    missing, unexpected = fresh.load_state_dict(keep, strict=False)
-    if unexpected or any(not k.startswith("predictor.") for k in missing):
-        raise RuntimeError(f"refine: could not carry the model over (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return fresh
 
 
 def refine(cfg: TrainConfig, device: torch.device) -> dict:
@@ -123,13 +114,9 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
         raise ConfigError(f"refine.horizon={r.horizon}: no training episode has {r.horizon + 1} frame stacks "
                           f"(longest {max((len(z) for z in train_z), default=0)})")
     train_z, train_a = [train_z[i] for i in keep], [train_a[i] for i in keep]
-    frozen = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("predictor.")}
+    frozen = train_only(model, "predictor.")
     pred = model.predictor
     gap_before = open_loop_gap(pred, val_z, val_a)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in pred.parameters():
-        p.requires_grad_(True)
     opt = make_optimizer(pred, r.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2))
     sched = WarmupCosine(opt, r.lr, min(cfg.optim.warmup_steps, r.steps // 10), r.steps, cfg.optim.min_lr_ratio)
     lw = model.cfg.losses
@@ -158,10 +145,7 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
     train_s = time.perf_counter() - t1
     pred.eval()
     gap_after = open_loop_gap(pred, val_z, val_a)
-    sd = model.state_dict()
-    changed = [k for k, v in frozen.items() if not torch.equal(sd[k], v)]
-    if changed:  # the contract: only the predictor moves
-        raise RuntimeError(f"refine changed frozen tensors {changed[:3]}")
+    check_unchanged(model, frozen, "refine")  # the contract: only the predictor moves
     tr = dict(meta.get("training") or {})
     tr.update(subcommand="refine", stage=2, source=os.path.abspath(src), config=to_dict(cfg),
               refine={"steps": r.steps, "horizon": r.horizon, "predictor": dict(r.predictor), "rho": r.rho, "batch_size": r.batch_size,

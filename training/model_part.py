@@ -1,0 +1,39 @@
+"""Train one part of a world model while the rest stays bit-identical (`refine`, `goal`)."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from moejepa_ros.model.world_model import WorldModel
+
+
+def with_new_part(model: WorldModel, prefix: str, overrides: dict, seed: int, device: torch.device) -> WorldModel:
+    """A model with `overrides` applied to its config: the tensors under `prefix` (e.g. "predictor.")
+    start from a fresh initialisation (seeded), every other tensor is carried over. ValueError /
+    TypeError from the config name a bad override."""
+    cfg = dataclasses.replace(model.cfg, **overrides)
+    cfg.validate()
+    torch.manual_seed(seed)
+    fresh = WorldModel(cfg).to(device)
+    keep = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
+    missing, unexpected = fresh.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.startswith(prefix) for k in missing):
+        raise RuntimeError(f"could not carry the model over outside {prefix!r} "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return fresh
+
+
+def train_only(model: WorldModel, prefix: str) -> dict[str, torch.Tensor]:
+    """Gradients for the tensors under `prefix` only; returns a snapshot of all the others."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(prefix))
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(prefix)}
+
+
+def check_unchanged(model: WorldModel, snapshot: dict[str, torch.Tensor], command: str) -> None:
+    """The contract of `train_only`: RuntimeError when any tensor outside the trained part moved."""
+    sd = model.state_dict()
+    changed = [k for k, v in snapshot.items() if not torch.equal(sd[k], v)]
+    if changed:
+        raise RuntimeError(f"{command} changed frozen tensors {changed[:3]}")
