@@ -176,6 +176,8 @@ def main(argv=None) -> None:
                     help="goal distance; learned = the model's goal-distance head (`moejepa-train goal`)")
     ap.add_argument("--samples", type=int, default=None, help="override every method's samples per iteration")
     ap.add_argument("--iterations", type=int, default=None, help="override every method's iterations")
+    ap.add_argument("--correction-memory", type=int, default=0,
+                    help="planner.correction_memory: online model correction from the episode's last N steps (0 = off)")
     ap.add_argument("--action-bound", type=float, default=None,
                     help="plan actions in [-B, B] per axis (default: the checkpoint's action bounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_planning.json")
@@ -190,7 +192,7 @@ def main(argv=None) -> None:
     ckpt = a.checkpoint or train(a.train_dir, a.no_door_crossings, a.fit_steps)
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
-    base = {**BASE, "hold": a.hold, "horizon": a.horizon}
+    base = {**BASE, "hold": a.hold, "horizon": a.horizon, "correction_memory": a.correction_memory}
     for key in ("samples", "iterations"):
         if getattr(a, key) is not None:
             base[key] = getattr(a, key)

@@ -45,6 +45,10 @@ class PlannerConfig:
     grad_lr: float = 0.1           # gradient planner: learning rate (normalised units)
     grad_restarts: int = 2         # gradient planner: parallel starts (first = warm start / CEM plan)
     grad_optimizer: str = "adam"   # adam | sgd (projected gradient descent)
+    correction_memory: int = 0     # online model correction: last transitions kept (0 = off), see correction.py
+    correction_bandwidth: float = 1.0         # latent kernel width, in median predicted steps
+    correction_action_bandwidth: float = 0.25  # action kernel width (normalised units)
+    correction_prior: float = 0.1  # shrinks the correction towards zero away from the stored transitions
 
     # ---- dict round trip -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +86,7 @@ class PlannerConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "must be an integer >= 1")
-        for name in ("policy_prior_samples", "keep_elites", "grad_steps", "seed"):
+        for name in ("policy_prior_samples", "keep_elites", "grad_steps", "seed", "correction_memory"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 bad(name, "must be an integer >= 0")
@@ -92,7 +96,8 @@ class PlannerConfig:
             bad("policy_prior_samples", f"plus the kept mean must leave room for sampling within samples ({self.samples})")
         if self.keep_elites + self.policy_prior_samples + int(self.keep_mean) >= self.samples:
             bad("keep_elites", f"plus policy_prior_samples and the kept mean must be < samples ({self.samples})")
-        for name in ("temperature", "init_std", "min_std", "max_std", "grad_lr"):
+        for name in ("temperature", "init_std", "min_std", "max_std", "grad_lr", "correction_bandwidth",
+                     "correction_action_bandwidth", "correction_prior"):
             v = getattr(self, name)
             if not _finite(v) or v <= 0:
                 bad(name, "must be a finite number > 0")
@@ -156,4 +161,9 @@ FIELD_HELP: dict[str, str] = {
     'grad_lr': 'gradient planner: learning rate (normalised units)',
     'grad_restarts': 'gradient planner: parallel starts (first = warm start / CEM plan)',
     'grad_optimizer': 'adam | sgd (projected gradient descent)',
+    'correction_memory': "online model correction: the last N executed transitions correct the model's rollouts "
+                         "where it was wrong (0 = off)",
+    'correction_bandwidth': 'online correction: latent kernel width, in median predicted steps',
+    'correction_action_bandwidth': 'online correction: action kernel width (normalised units)',
+    'correction_prior': 'online correction: pull towards no correction away from the stored transitions',
 }

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .cem import cem_update
 from .config import PlannerConfig
+from .correction import OnlineCorrection
 from .gradient import gradient_inits, gradient_optimize
 from .mppi import mppi_update
 from .objectives import Objectives, build_objectives
@@ -53,14 +54,19 @@ class Planner:
         self._buffers = Buffers()
         self._gen = torch.Generator(device=self.device)
         self._discounts: Optional[Tensor] = None
+        c = self.cfg
+        self.correction = OnlineCorrection(c.correction_memory, c.correction_bandwidth, c.correction_action_bandwidth,
+                                           c.correction_prior, self._center, self._half)
         self.reset()
 
     # ---- state -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the warm start and the previous action; re-seed the generator."""
+        """Forget the warm start, the previous action and the online correction; re-seed the generator."""
         self._warm: Optional[Tensor] = None  # normalised [H, A]
         self._age = 0  # steps already executed of the warm start's first (held) action
         self._prev_action: Optional[Tensor] = None
+        self._prev_z: Optional[Tensor] = None
+        self.correction.clear()
         self._gen.manual_seed(self.cfg.seed)
 
     def update_config(self, cfg: Union[PlannerConfig, Mapping[str, Any]]) -> PlannerConfig:
@@ -70,6 +76,8 @@ class Planner:
         self.cfg = new
         if new.seed != old.seed:
             self._gen.manual_seed(new.seed)
+        self.correction.configure(new.correction_memory, new.correction_bandwidth, new.correction_action_bandwidth,
+                                  new.correction_prior)
         if new.horizon != old.horizon or new.gamma != old.gamma or new.hold != old.hold:
             self._discounts = None
             if self._warm is not None:
@@ -90,7 +98,8 @@ class Planner:
     # ---- planning ----------------------------------------------------------------------
     def plan(self, z0: Tensor, goal_z: Optional[Tensor] = None, prev_action: Optional[Tensor] = None) -> Plan:
         """Optimise an action sequence from latent `z0[D]`; `prev_action` defaults to the last
-        plan's first action (assumed executed), used by the smoothness objective."""
+        plan's first action (assumed executed), used by the smoothness objective and, with
+        `correction_memory` > 0, to learn the model's error on the step just taken."""
         t0 = time.perf_counter()
         cfg = self.cfg
         z0 = self._latent("z0", z0)
@@ -105,8 +114,11 @@ class Planner:
             prev = self._prev_action
         if self._discounts is None:
             self._discounts = cfg.gamma ** torch.arange(cfg.horizon * cfg.hold, dtype=torch.float32, device=self.device)
+        if cfg.correction_memory > 0 and self._prev_z is not None and prev is not None:
+            self.correction.observe(self.model, self._prev_z, prev, z0)
+        self._prev_z = z0.detach().clone()
         problem = Problem(
-            self.model, self.objectives, self._center, self._half, z0, cfg.gamma, cfg.horizon,
+            self.correction.wrap(self.model), self.objectives, self._center, self._half, z0, cfg.gamma, cfg.horizon,
             goal_z=goal, prev_action=prev, discounts=self._discounts, hold=cfg.hold,
         )
         if cfg.warm_start and self._warm is not None:

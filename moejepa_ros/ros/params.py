@@ -106,7 +106,8 @@ _PLANNER_RANGE = {
     "min_std": (1e-6, 10.0), "max_std": (1e-6, 10.0), "gamma": (1e-6, 1.0), "seed": (0, _INT_MAX),
     "population_decay": (1e-3, 1.0), "keep_elites": (0, 65536),
     "policy_prior_samples": (0, 65536), "policy_prior_std": (0.0, 10.0), "grad_steps": (0, 1000),
-    "grad_lr": (1e-9, 100.0), "grad_restarts": (1, 256),
+    "grad_lr": (1e-9, 100.0), "grad_restarts": (1, 256), "correction_memory": (0, 4096),
+    "correction_bandwidth": (1e-3, 100.0), "correction_action_bandwidth": (1e-3, 10.0), "correction_prior": (1e-6, 100.0),
 }
 
 

@@ -1,0 +1,58 @@
+"""Online correction on the committed Two-Rooms model: episodes that stall against the wall reach the goal.
+
+The committed model lets the agent through the wall in imagination (it saw few blocked steps), so
+on these tuning-range episodes (seeds 500-529, never evaluation seeds) the planner pushes into the
+wall beside the door until time runs out. With `correction_memory` the blocked pushes it has
+made correct its rollouts, it backs off and finds the door. Real checkpoint, simulator and
+`LatentController` (planner_node's control step); deterministic (seeded planner and episodes).
+"""
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.ros.control import LatentController
+from moejepa_ros.sim.two_rooms import TwoRoomsEnv
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors"
+STALLING_SEEDS = (501, 523, 526)  # stall without the correction (BENCHMARKS.md section 7.1)
+PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "horizon": 8,
+           "hold": 1, "min_std": 0.1}
+OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
+
+
+@pytest.fixture(scope="module")
+def model():
+    assert CHECKPOINT.is_file(), f"the committed checkpoint {CHECKPOINT} is missing (see checkpoints/README.md)"
+    m, meta = load_checkpoint(CHECKPOINT)
+    return m.eval(), meta
+
+
+def episode(model, correction_memory: int, seed: int) -> dict:
+    m, meta = model
+    ctl = LatentController(m, "cpu", {**PLANNER, "correction_memory": correction_memory}, OBJECTIVES,
+                           meta["action_low"], meta["action_high"])
+    env = TwoRoomsEnv(mode="goal")
+    obs, info = env.reset(seed=seed)
+    ctl.set_goal(info["goal_image"])
+    frames = deque([obs] * ctl.frame_stack, maxlen=ctl.frame_stack)
+    blocked = 0
+    for _ in range(200):
+        d = ctl.act(np.stack(frames))
+        before = info["pos"].copy()
+        obs, _, term, trunc, info = env.step(d.action)
+        blocked += int(np.linalg.norm(info["pos"] - before) < 1e-6 and np.linalg.norm(d.action) > 0.5)
+        frames.append(obs)
+        if term or trunc:
+            break
+    return {"success": bool(info["success"]), "blocked": blocked, "memory": len(ctl.planner.correction)}
+
+
+def test_stalled_episodes_reach_the_goal_with_the_online_correction(model):
+    without = [episode(model, 0, s) for s in STALLING_SEEDS]
+    assert not any(r["success"] for r in without) and min(r["blocked"] for r in without) > 50, without
+    with_memory = [episode(model, 64, s) for s in STALLING_SEEDS]
+    assert sum(r["success"] for r in with_memory) >= 2, with_memory
+    assert all(r["memory"] > 0 for r in with_memory)
