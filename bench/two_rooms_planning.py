@@ -9,7 +9,7 @@ encoded with `model.encode`, the goal image is repeated k times and encoded (as
       --episodes 20 --seeds 1 --first-seed 1000
 
 Without --checkpoint it trains one with the demo's recipe (collect/fit/refine, long walks, goal, export);
-`--no-door-crossings` trains on walks that never choose to cross (RandomWalkPolicy cross_prob=0).
+`--no-door-crossings` trains on walks that never change rooms (RandomWalkPolicy cross_prob=0, stay_in_room).
 Writes bench/results/two_rooms_planning.json and docs/two_rooms_planning.png. Timings come from a
 shared 2-core CPU: compare methods within one run (they run interleaved per episode).
 """
@@ -57,9 +57,9 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
     (subprocesses; one torch thread)."""
     extra = ["run.threads=1"]
     if no_door_crossings:
-        # PLDM's ablation: no deliberate door crossings in the data (RandomWalkPolicy cross_prob=0);
-        # a walk can still wander through the door by chance (not filtered out)
-        extra.append("collect.policy_kwargs.cross_prob=0")
+        # PLDM's ablation: no trajectory links the two rooms (no deliberate crossings, and a walk
+        # that would wander through the door is mirrored back: RandomWalkPolicy stay_in_room)
+        extra += ["collect.policy_kwargs.cross_prob=0", "collect.policy_kwargs.stay_in_room=true"]
     if steps:
         extra.append(f"train.steps={steps}")
     for step in TRAIN_STEPS:
@@ -162,7 +162,7 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", type=Path, default=None, help="model .safetensors (default: train one)")
     ap.add_argument("--train-dir", type=Path, default=ROOT / "runs" / "bench_two_rooms")
     ap.add_argument("--fit-steps", type=int, default=None, help="train.steps override when training")
-    ap.add_argument("--no-door-crossings", action="store_true", help="train on walks with cross_prob=0")
+    ap.add_argument("--no-door-crossings", action="store_true", help="train on walks that never change rooms (cross_prob=0, stay_in_room)")
     ap.add_argument("--episodes", type=int, default=100, help="episodes per seed block")
     ap.add_argument("--seeds", type=int, default=3, help="seed blocks (episode seeds first_seed + 1000*b + i)")
     ap.add_argument("--first-seed", type=int, default=1000)

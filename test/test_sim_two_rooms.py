@@ -227,3 +227,24 @@ def test_push_steps_record_more_contact():
     assert blocked_share(push_steps=4) > 2 * blocked_share()
     with pytest.raises(ValueError, match="push_steps"):
         RandomWalkPolicy(0, push_steps=1.5)
+
+
+def test_stay_in_room_never_changes_rooms():
+    """The strict no-crossing walk (PLDM's ablation): 40 episodes, none changes rooms, even
+    episodes that start beside the door; the plain cross_prob=0 walk does so by chance."""
+    strict = RandomWalkPolicy(0, cross_prob=0.0, stay_in_room=True)
+    loose = RandomWalkPolicy(0, cross_prob=0.0)
+    changes = {"strict": 0, "loose": 0}
+    for ep in range(40):
+        for name, pol in (("strict", strict), ("loose", loose)):
+            env = TwoRoomsEnv(mode="data", max_episode_steps=300, wall_x=30, door_y=32)
+            obs, info = env.reset(seed=ep, options={"start": [26.0 if ep % 2 else 34.0, 32.0]})
+            start_room = tr.room_of(info["pos"][0], 30)
+            for _ in range(300):
+                obs, _, _, _, info = env.step(pol.act(obs, info))
+                changes[name] += tr.room_of(info["pos"][0], 30) == -start_room
+    assert changes["strict"] == 0 and changes["loose"] > 0, changes
+    with pytest.raises(ValueError, match="stay_in_room needs cross_prob=0"):
+        RandomWalkPolicy(0, stay_in_room=True)
+    with pytest.raises(ValueError, match="stay_in_room"):
+        RandomWalkPolicy(0, cross_prob=0.0, stay_in_room="yes")

@@ -364,13 +364,16 @@ class RandomWalkPolicy:
     every N steps, so one long episode visits both rooms several times (the same-episode goals that
     `moejepa-train goal` learns from). With ``push_steps`` = N > 0 a blocked walk pushes on for up
     to N steps, each at a new angle within one radian, before it turns: more contact with walls
-    and door frames in the data. Usable as ``policy.act(obs, info)`` or ``policy(obs, info)``;
+    and door frames in the data. With ``stay_in_room`` (needs ``cross_prob`` = 0) a step that would
+    carry the agent past the wall's centre line is mirrored back, so no episode ever links the two
+    rooms (PLDM's no-crossing ablation; without it a walk still wanders through the door by chance).
+    Usable as ``policy.act(obs, info)`` or ``policy(obs, info)``;
     a new episode is detected from ``info["step"] == 0``.
     """
 
     def __init__(self, seed: int | None = None, step_mean: float = 1.0, step_std: float = 0.4,
                  step_min: float = 0.2, step_max: float = 1.8, angle_std: float = 0.15,
-                 cross_prob: float = 0.3, cross_every: int = 0, push_steps: int = 0):
+                 cross_prob: float = 0.3, cross_every: int = 0, push_steps: int = 0, stay_in_room: bool = False):
         if not (0.0 < step_min <= step_max <= MAX_ACTION):
             raise ValueError(f"RandomWalkPolicy: need 0 < step_min <= step_max <= {MAX_ACTION}, "
                              f"got {step_min}, {step_max}")
@@ -379,7 +382,12 @@ class RandomWalkPolicy:
         for name, v in (("cross_every", cross_every), ("push_steps", push_steps)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"RandomWalkPolicy: {name}={v!r} must be an integer >= 0")
-        self.push_steps, self._pushes = push_steps, 0
+        if not isinstance(stay_in_room, bool):
+            raise ValueError(f"RandomWalkPolicy: stay_in_room={stay_in_room!r} must be true or false")
+        if stay_in_room and cross_prob > 0:
+            raise ValueError(f"RandomWalkPolicy: stay_in_room needs cross_prob=0 (got {cross_prob}): "
+                             "deliberate crossings would be mirrored back at the door")
+        self.push_steps, self._pushes, self.stay_in_room = push_steps, 0, stay_in_room
         self.rng = np.random.default_rng(seed)
         self.step_mean, self.step_std = step_mean, step_std
         self.step_min, self.step_max = step_min, step_max
@@ -433,6 +441,11 @@ class RandomWalkPolicy:
             self.heading = math.atan2(wy_ - y, wx_ - x) + noise
         else:
             self.heading += noise
+        if self.stay_in_room:
+            wx = float(info["wall_x"])
+            side = room_of(x, wx)
+            if side and room_of(x + length * math.cos(self.heading), wx) != side:
+                self.heading = math.pi - self.heading  # mirror the step back into this room
         self._last_pos, self._last_len = (x, y), length
         return np.array([length * math.cos(self.heading), length * math.sin(self.heading)], np.float32)
 
