@@ -213,5 +213,9 @@ def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
     sb, sa = before.state_dict(), after.state_dict()
     assert all(torch.equal(sb[k], sa[k]) for k in sb if not k.startswith("predictor."))
     assert meta["training"]["refine"]["predictor"] == {"expert_hidden": 48, "num_experts": 2, "top_k": 1}
+    dense = cli(capsys, "refine", "-c", "tiny", o, "refine.steps=10", "refine.horizon=4", "refine.batch_size=16",
+                "refine.predictor={dense: true, expert_hidden: 40}")  # the dense baseline on the same latents
+    d, _ = plans_with(dense["checkpoint"])
+    assert d.cfg.dense and d.cfg.experts == 1 and d.predictor.moe.router is None
     assert main(["refine", "-c", "tiny", o, "refine.predictor={latent_dim: 8}"]) == 2
     assert "latent_dim" in capsys.readouterr().err

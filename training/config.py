@@ -136,7 +136,7 @@ class RefineConfig:
     rho: float = _f(0.9, "step j of the rollout weighs rho**(j-1) (0.5 would ignore the far steps)")
     encode_batch: int = _f(256, "frame stacks per encoder call when caching the latents")
     predictor: Dict[str, Any] = _f({}, "train a new predictor of this size instead (e.g. {expert_hidden: 256}); "
-                                   "keys: action_embed_dim, num_experts, top_k, expert_hidden, router_noise, moe_impl")
+                                   "keys: action_embed_dim, num_experts, top_k, expert_hidden, router_noise, moe_impl, dense")
 
 
 @dataclass

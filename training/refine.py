@@ -83,7 +83,7 @@ def _windows(zs, acts, horizon: int, batch: int, gen: torch.Generator):
     return torch.stack(z0), torch.stack(a), torch.stack(tgt)
 
 
-PREDICTOR_FIELDS = ("action_embed_dim", "num_experts", "top_k", "expert_hidden", "router_noise", "moe_impl")
+PREDICTOR_FIELDS = ("action_embed_dim", "num_experts", "top_k", "expert_hidden", "router_noise", "moe_impl", "dense")
 
 
 def _fresh_predictor(model, overrides: dict, seed: int, device: torch.device):
