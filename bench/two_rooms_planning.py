@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -178,6 +179,8 @@ def main(argv=None) -> None:
     ap.add_argument("--iterations", type=int, default=None, help="override every method's iterations")
     ap.add_argument("--correction-memory", type=int, default=0,
                     help="planner.correction_memory: online model correction from the episode's last N steps (0 = off)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="other PlannerConfig fields for every method, e.g. correction_bandwidth=0.5")
     ap.add_argument("--action-bound", type=float, default=None,
                     help="plan actions in [-B, B] per axis (default: the checkpoint's action bounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_planning.json")
@@ -193,6 +196,11 @@ def main(argv=None) -> None:
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
     base = {**BASE, "hold": a.hold, "horizon": a.horizon, "correction_memory": a.correction_memory}
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: expected FIELD=VALUE")
+        base[key] = yaml.safe_load(value)
     for key in ("samples", "iterations"):
         if getattr(a, key) is not None:
             base[key] = getattr(a, key)
