@@ -190,10 +190,17 @@ class SimNode(Node):
         self._path = [_pos(info)] if "pos" in info else []
         ns = self._publish_time()
         self._pub_episode.publish(Int32(data=self._episode))
-        goal = info.get("goal_image")
+        if self._hold_left == 0:
+            self._publish_goal(ns)
+        self._publish_obs(ns)
+
+    def _publish_goal(self, ns: int) -> None:
+        """The episode's goal image, sent with the frame whose answer is executed first: a planner
+        resets on a new goal, so its online model correction never learns from the held frames'
+        answers, which the sim does not execute."""
+        goal = self._info.get("goal_image")
         if goal is not None:
             self._pub_goal.publish(codecs.make_image(Image, np.ascontiguousarray(goal), "rgb8", ns, self._frame_id))
-        self._publish_obs(ns)
 
     def _publish_obs(self, ns: int) -> None:
         if self._lockstep and ns <= self._held_stamp:
@@ -226,7 +233,10 @@ class SimNode(Node):
             return
         if self._hold_left > 0:  # refill the planner's frame stack with this episode's first frame
             self._hold_left -= 1
-            self._publish_obs(self._publish_time())
+            ns = self._publish_time()
+            if self._hold_left == 0:
+                self._publish_goal(ns)
+            self._publish_obs(ns)
             return
         if now - self._last_step_t < 1.0 / self._rate:
             return  # the timer steps it
