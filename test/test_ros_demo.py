@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 
 from moejepa_ros.ros.harness import NodeProcess, Probe, child_env, write_params  # noqa: E402
-from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
+from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +54,11 @@ def test_sim_lockstep_steps_only_for_an_answer_to_the_held_frame(tmp_path):
     params = write_params(tmp_path / "sim.yaml", {"sim_node": {
         "rate": 200.0, "max_episode_steps": 50, "seed": 5, "action_type": "twist_stamped",
         "twist_fields": ["linear.x", "linear.y"], "lockstep": True, "lockstep_timeout": 1.0,
-        "episode_hold_frames": 2,
+        "episode_hold_frames": 2, "env": "two_rooms", "mode": "goal",
     }})
     with Probe("test_lockstep_probe") as probe:
         images = probe.subscribe(Image, "image", CAMERA_QOS)
+        goals = probe.subscribe(Image, "goal_image", LATCHED_QOS)
         rewards = probe.subscribe(Float32, "reward")
         act = probe.publisher(TwistStamped, "action", COMMAND_QOS)
 
@@ -73,12 +74,18 @@ def test_sim_lockstep_steps_only_for_an_answer_to_the_held_frame(tmp_path):
             answer(stamp_ns(first.header.stamp) - 1)  # a stale stamp: no step, no new frame
             time.sleep(0.2)
             assert len(rewards) == 0
+            # the goal comes with the last held copy, whose answer is the first one executed: a
+            # planner resets on it, so its online correction never learns from unexecuted answers
+            assert len(goals) == 0
             # Answer the newest frame three times over: two hold frames (the planner's stack fills
             # with the first frame), then one real step.
             for k in range(3):
                 n = len(images)
                 answer(stamp_ns(images.msgs[-1].header.stamp))
                 images.wait(n + 1, timeout=10)
+                if k == 1:  # the second answer brought the last held copy, and the goal with it
+                    goals.wait(1, timeout=10)
+                    assert stamp_ns(goals.msgs[0].header.stamp) == stamp_ns(images.msgs[-1].header.stamp)
             rewards.wait(1, timeout=10)
             time.sleep(0.3)  # no answer to the new frame: the world must not move on
             assert len(rewards) == 1, f"stepped {len(rewards)} times for one answer"
