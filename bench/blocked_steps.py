@@ -30,15 +30,25 @@ from results_io import write_json  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 
 
+def open_long_walks(data_run: str, model):
+    """The long random walks recorded under `data_run` (config two_rooms + two_rooms_goal)."""
+    from training.config import load_config
+    from training.datasets import open_data
+    cfg = load_config(["two_rooms", "two_rooms_goal"], [f"data.bags=[{data_run}/collect/bags]",
+                                                         f"data.cache_dir={data_run}/cache"])
+    return open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
+
+
 def episodes(model, data, eps):
-    """Per episode: latents of every frame stack, the action after each, the agent's (x, y) at each."""
+    """Per episode: latents of every frame stack, the action after each, the recorded state at each
+    ([x, y, wall_x, door_y] float32)."""
     from training.refine import encode_episodes
     k = model.cfg.frame_stack
     zs, acts = encode_episodes(model, data.cache, eps, 256, torch.device("cpu"))
-    pos = [torch.from_numpy(np.asarray(data.cache.state[int(data.cache.episode_starts[e]) + k - 1:
-                                                        int(data.cache.episode_starts[e]) + int(data.cache.episode_lengths[e]), :2],
-                                       np.float32)) for e in eps]
-    return zs, acts, pos
+    states = [torch.from_numpy(np.asarray(data.cache.state[int(data.cache.episode_starts[e]) + k - 1:
+                                                           int(data.cache.episode_starts[e]) + int(data.cache.episode_lengths[e])],
+                                          np.float32)) for e in eps]
+    return zs, acts, states
 
 
 def fit_probe(z: torch.Tensor, p: torch.Tensor, steps: int, seed: int):
@@ -65,21 +75,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "blocked_steps.json")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    from training.config import load_config
-    from training.datasets import open_data
-    cfg = load_config(["two_rooms", "two_rooms_goal"], [f"data.bags=[{a.data_run}/collect/bags]",
-                                                         f"data.cache_dir={a.data_run}/cache"])
     rows = {}
     for ck in a.checkpoint:
         model, _ = load_checkpoint(ck)
         model.eval()
-        data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
-        tz, _, tp = episodes(model, data, [int(e) for e in data.train_episodes[:a.probe_episodes]])
-        probe = fit_probe(torch.cat(tz), torch.cat(tp), a.probe_steps, 0)
-        vz, va, vp = episodes(model, data, [int(e) for e in data.val_episodes])
+        data = open_long_walks(a.data_run, model)
+        tz, _, ts = episodes(model, data, [int(e) for e in data.train_episodes[:a.probe_episodes]])
+        probe = fit_probe(torch.cat(tz), torch.cat(ts)[:, :2], a.probe_steps, 0)
+        vz, va, vs = episodes(model, data, [int(e) for e in data.val_episodes])
         blocked, free, encoded = [], [], []
         with torch.no_grad():
-            for z, u, p in zip(vz, va, vp):
+            for z, u, st in zip(vz, va, vs):
+                p = st[:, :2]
                 step = model.predictor.rollout(z[:-1], u[:-1, None])[:, 0]
                 err = (probe(step) - p[1:]).norm(dim=1)
                 moved, cmd = (p[1:] - p[:-1]).norm(dim=1), u[:-1].norm(dim=1)

@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.blocked_steps import episodes, open_long_walks  # noqa: E402
 from bench.moe_vs_dense import dynamics_mode  # noqa: E402
 from bench.probing import cli  # noqa: E402
 from results_io import save_figure, write_json  # noqa: E402
@@ -73,20 +74,10 @@ def train(a, variant: str, shape: dict, log: Path) -> tuple[Path, dict]:
 
 
 def held_out(a, model):
-    """Latents, actions and states of the held-out episodes (every frame stack)."""
-    from training.config import load_config
-    from training.datasets import open_data
-    from training.refine import encode_episodes
-    cfg = load_config(["two_rooms", "two_rooms_goal"], [f"data.bags=[{a.data_run}/collect/bags]",
-                                                         f"data.cache_dir={a.data_run}/cache"])
-    k = model.cfg.frame_stack
-    data = open_data(cfg, model.cfg.image_size, k + 1)
-    eps = [int(e) for e in data.val_episodes]
-    zs, acts = encode_episodes(model, data.cache, eps, 256, torch.device("cpu"))
-    states = [np.asarray(data.cache.state[int(data.cache.episode_starts[e]) + k - 1:
-                                          int(data.cache.episode_starts[e]) + int(data.cache.episode_lengths[e])])
-              for e in eps]
-    return zs, acts, states
+    """Latents, actions and states (numpy) of the held-out episodes (every frame stack)."""
+    data = open_long_walks(a.data_run, model)
+    zs, acts, states = episodes(model, data, [int(e) for e in data.val_episodes])
+    return zs, acts, [s.numpy() for s in states]
 
 
 @torch.no_grad()
