@@ -7,7 +7,14 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .encoder import SimNorm, make_latent_norm
-from .moe import MASKED_MAX_TOKENS, MoE
+from .moe import MoE
+
+# No-grad CPU rollouts take `_rollout_sorted` from this much work on: samples x horizon x top_k x
+# expert hidden. It pays a fixed setup (packed weights, SimNorm blocks, input rows) and then costs
+# less per step than the batched `masked` path. bench/bench_rollout_path.py (1 thread, ms, masked
+# over sorted): default config (hidden 128) 8 x 1 steps 0.73, 64 x 1 0.88, 16 x 8 1.13,
+# 64 x 8 1.11; the Two-Rooms predictor (hidden 512) 8 x 1 0.84, 64 x 1 1.11, 64 x 8 1.41.
+SORTED_MIN_WORK = 32768
 
 
 def _mean_aux(auxes: list[dict]) -> dict[str, torch.Tensor]:
@@ -85,7 +92,7 @@ class Predictor(nn.Module):
         if need_aux is None:  # routing stats cost ~10% of a planning step: only when training
             need_aux = torch.is_grad_enabled() or self.training or self.collect_stats
         e_all = self.embed(actions)  # all H action embeddings at once
-        if not need_aux and not torch.is_grad_enabled() and self.fast_rollout_ok(N):
+        if not need_aux and not torch.is_grad_enabled() and self.fast_rollout_ok(N, H):
             return self._rollout_sorted(z0, e_all)
         z, zcache = z0, None
         if is_shared(z0):
@@ -103,12 +110,12 @@ class Predictor(nn.Module):
             self.last_aux = _mean_aux(auxes)
         return torch.stack(out, dim=1)
 
-    def fast_rollout_ok(self, n: int) -> bool:
-        """No-grad rollouts take `_rollout_sorted` on CPU with the `auto`/`grouped` impl, routing
-        and a batch above `MASKED_MAX_TOKENS` assignments (below it `masked` is faster)."""
+    def fast_rollout_ok(self, n: int, horizon: int = 1) -> bool:
+        """No-grad rollouts of n samples x `horizon` steps take `_rollout_sorted` on CPU with the
+        `auto`/`grouped` impl, routing, and at least `SORTED_MIN_WORK` (below it `masked` is faster)."""
         m = self.moe
         return (m.impl in ("auto", "grouped") and self.action_embed.weight.device.type == "cpu"
-                and m.E > 1 and n * m.k > MASKED_MAX_TOKENS)
+                and m.E > 1 and n * horizon * m.k * m.H >= SORTED_MIN_WORK)
 
     def _rollout_sorted(self, z0: torch.Tensor, e_all: torch.Tensor) -> torch.Tensor:
         """No-grad rollout through `MoE.forward_sorted` (planning hot path; the maths of `step`):
