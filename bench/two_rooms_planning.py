@@ -175,6 +175,8 @@ def main(argv=None) -> None:
                     help="goal cost summed over every imagined step instead of the terminal latent only")
     ap.add_argument("--goal-metric", default="l2", choices=("l2", "sq_l2", "l1", "cosine", "learned"),
                     help="goal distance; learned = the model's goal-distance head (`moejepa-train goal`)")
+    ap.add_argument("--smoothness", type=float, default=0.0,
+                    help="weight of the smoothness objective, sum ||a_t - a_(t-1)||^2 (0 = off; the demo's 0.01)")
     ap.add_argument("--samples", type=int, default=None, help="override every method's samples per iteration")
     ap.add_argument("--iterations", type=int, default=None, help="override every method's iterations")
     ap.add_argument("--correction-memory", type=int, default=0,
@@ -205,6 +207,10 @@ def main(argv=None) -> None:
         if getattr(a, key) is not None:
             base[key] = getattr(a, key)
     objectives = {"goal": {**OBJECTIVES["goal"], "every_step": bool(a.goal_every_step), "metric": a.goal_metric}}
+    if a.smoothness < 0:
+        ap.error(f"--smoothness={a.smoothness} must be >= 0")
+    if a.smoothness > 0:
+        objectives["smoothness"] = {"enabled": True, "weight": a.smoothness}
     if a.action_bound is not None and a.action_bound <= 0:
         ap.error(f"--action-bound={a.action_bound} must be > 0")
     res = run(ckpt, methods, seeds, a.max_steps, base, objectives, a.action_bound)
