@@ -136,6 +136,34 @@ def plan_times(models: dict, zs, calls: int) -> dict:
     return {n: float(np.median(v)) for n, v in ms.items()}
 
 
+def train_step_times(models: dict, zs, acts, horizon: int, calls: int, batch: int = 128) -> dict:
+    """ms per refine-like training step (rollout with grad over `horizon`, multi-step loss, MoE aux
+    loss, backward, Adam) on copies of the two predictors, interleaved step by step."""
+    import copy
+
+    from moejepa_ros.model import losses as L
+    from training.refine import _windows
+    gen = torch.Generator().manual_seed(0)
+    keep = [i for i, z in enumerate(zs) if len(z) > horizon]
+    z_ep, a_ep = [zs[i] for i in keep], [acts[i] for i in keep]
+    preds = {n: copy.deepcopy(m.predictor).train() for n, (m, _) in models.items()}
+    opts = {n: torch.optim.Adam(p.parameters(), lr=1e-4) for n, p in preds.items()}
+    ms = {n: [] for n in preds}
+    for c in range(calls + 3):
+        z0, a, tgt = _windows(z_ep, a_ep, horizon, batch, gen)
+        for n, p in preds.items():
+            t = time.perf_counter()
+            out = p.rollout(z0, a)
+            bal, zl = L.moe_aux_loss(p.last_aux, 0.01, 0.001)
+            loss = L.multistep_latent_loss(out, tgt, 0.9) + bal + zl
+            opts[n].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[n].step()
+            if c >= 3:  # the first steps warm up
+                ms[n].append((time.perf_counter() - t) * 1e3)
+    return {n: float(np.median(v)) for n, v in ms.items()}
+
+
 def plot(rep: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -171,6 +199,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stride", type=int, default=4, help="offset between held-out windows")
     ap.add_argument("--plan-calls", type=int, default=100)
+    ap.add_argument("--train-calls", type=int, default=60, help="interleaved training steps timed per model")
     ap.add_argument("--root", default="runs/bench_moe_frozen")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "moe_vs_dense_frozen.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "moe_vs_dense_frozen.png")
@@ -197,10 +226,13 @@ def main(argv=None) -> int:
     rep["variants"]["moe"]["routing"] = routing(models["moe"][0], zs, acts, states)
     for v, ms in plan_times(models, zs, a.plan_calls).items():
         rep["variants"][v]["plan_ms"] = ms
+    for v, ms in train_step_times(models, zs, acts, a.horizon, a.train_calls).items():
+        rep["variants"][v]["train_step_ms"] = ms
     moe, dense = rep["variants"]["moe"], rep["variants"]["dense"]
     rep["moe_over_dense"] = {
         "open_loop_ratio": [round(x / y, 4) for x, y in zip(moe["open_loop"]["ratio"], dense["open_loop"]["ratio"])],
         "train_time_ratio": round(moe["refine_train_seconds"] / dense["refine_train_seconds"], 3),
+        "train_step_ratio_side_by_side": round(moe["train_step_ms"] / dense["train_step_ms"], 3),
         "plan_time_ratio": round(moe["plan_ms"] / dense["plan_ms"], 3)}
     write_json(a.out, rep)
     plot(rep, a.plot)

@@ -1,0 +1,119 @@
+"""Where Two-Rooms episodes fail: each episode's path over the learned goal distance of its layout.
+
+Re-runs the given episode seeds with the planner of `bench/two_rooms_planning.py` (CEM 64 x 2,
+8 x 1 steps, learned goal distance over every step, online correction 64) and draws, per
+episode, the model's learned distance to the goal from every free position (encoded from the
+rendered frame) with the agent's path on top. A trap of the distance shows as a dark pocket
+the path ends in; a trap of the dynamics as a path stuck against a wall the distance says to
+go around.
+
+    .venv/bin/python bench/two_rooms_failures.py --seeds 539 553 587 588 1591 2523 2526 2544
+
+Pick failing seeds from a tuning run's JSON (never tune on the evaluation seeds). Writes
+docs/two_rooms_failures.png and bench/results/two_rooms_failures.json (paths and the last actions).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from results_io import save_figure, write_json  # noqa: E402
+
+from bench.two_rooms_planning import BASE, METHODS, Agent  # noqa: E402
+from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
+from moejepa_ros.sim.two_rooms import TwoRoomsEnv, is_free, render_frame  # noqa: E402
+
+GRID = np.arange(2.5, 62.0, 1.5)  # positions where the distance map is sampled (px)
+
+
+def run_episode(agent: Agent, seed: int, max_steps: int) -> dict:
+    env = TwoRoomsEnv(mode="goal")
+    obs, info = env.reset(seed=seed)
+    agent.reset(obs, info["goal_image"])
+    path, acts = [info["pos"].tolist()], []
+    for _ in range(max_steps):
+        a, _ = agent.act(obs)
+        obs, _, term, trunc, info = env.step(a)
+        path.append(info["pos"].tolist())
+        acts.append(a.tolist())
+        if term or trunc:
+            break
+    return {"seed": seed, "success": bool(info["success"]), "final_distance": float(info["distance"]),
+            "wall_x": int(env.wall_x), "door_y": int(env.door_y), "goal": info["goal_state"][:2].tolist(),
+            "path": path, "last_actions": acts[-8:]}
+
+
+@torch.no_grad()
+def distance_map(model, goal_z: torch.Tensor, wall_x: int, door_y: int) -> np.ndarray:
+    """The learned distance to the goal from every free grid position (NaN inside walls)."""
+    grid = np.full((len(GRID), len(GRID)), np.nan)
+    cells = [(i, j) for i, y in enumerate(GRID) for j, x in enumerate(GRID) if is_free(x, y, wall_x, door_y)]
+    frames = np.stack([render_frame(np.array([GRID[j], GRID[i]]), wall_x, door_y) for i, j in cells])
+    k = int(model.cfg.frame_stack)
+    z = model.encode(torch.from_numpy(frames)[:, None].expand(-1, k, -1, -1, -1)).float()
+    d = model.goal_distance(z, goal_z[None].expand(len(z), -1)).numpy()
+    for (i, j), v in zip(cells, d):
+        grid[i, j] = v
+    return grid
+
+
+def plot(eps: list[dict], maps: list[np.ndarray], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cols = min(4, len(eps))
+    rows = math.ceil(len(eps) / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axs.ravel()[len(eps):]:
+        ax.axis("off")
+    for ax, ep, grid in zip(axs.ravel(), eps, maps):
+        ext = [GRID[0], GRID[-1], GRID[0], GRID[-1]]
+        ax.imshow(grid, origin="lower", extent=ext, cmap="viridis")
+        p = np.array(ep["path"])
+        ax.plot(p[:, 0], p[:, 1], "r.-", ms=2, lw=0.6)
+        ax.plot(p[0, 0], p[0, 1], "wo", ms=5)
+        ax.plot(*ep["goal"], "w*", ms=10)
+        ax.set_title(f"seed {ep['seed']}: {'reached' if ep['success'] else 'failed'}, "
+                     f"ends {ep['final_distance']:.1f} px away", fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle("learned distance to the goal (dark = near; white = wall), path in red, start o, goal *", fontsize=9)
+    save_figure(fig, path, dpi=80)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default="checkpoints/two_rooms.safetensors")
+    ap.add_argument("--seeds", type=int, nargs="+", required=True)
+    ap.add_argument("--max-steps", type=int, default=200)
+    ap.add_argument("--correction-memory", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_failures.json")
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_failures.png")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    model, meta = load_checkpoint(a.checkpoint)
+    model.eval()
+    settings = {**BASE, **METHODS["cem"], "horizon": 8, "hold": 1, "correction_memory": a.correction_memory}
+    objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
+    eps, maps = [], []
+    for s in a.seeds:
+        agent = Agent(model, meta, settings, objectives)
+        ep = run_episode(agent, s, a.max_steps)
+        eps.append(ep)
+        maps.append(distance_map(model, agent.goal_z, ep["wall_x"], ep["door_y"]))
+        print(f"[failures] seed {s}: success={ep['success']} final={ep['final_distance']:.1f}px "
+              f"last={np.round(ep['path'][-1], 2).tolist()}", flush=True)
+    write_json(a.out, {"checkpoint": a.checkpoint, "planner": settings, "objectives": objectives, "episodes": eps})
+    plot(eps, maps, a.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
