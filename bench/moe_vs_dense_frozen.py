@@ -14,7 +14,7 @@ Measured on the held-out episodes: open-loop latent error at 1/5/10/16 steps div
 copy-last error (the same denominator for both, since the latents are the same), the one-step
 ratio by dynamics mode (free / wall or border contact / in the door, from the recorded state),
 refine wall time and steps/s, ms per plan (the demo's CEM, the two models interleaved call by
-call), and for the MoE the expert loads, their CV and the mutual information between the top-1
+call), ms per training step (the two interleaved step by step), and for the MoE the expert loads, their CV and the mutual information between the top-1
 expert and the dynamics mode and room side.
 
     .venv/bin/python bench/moe_vs_dense_frozen.py --steps 12000
