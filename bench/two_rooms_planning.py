@@ -33,7 +33,7 @@ from results_io import save_figure, write_json  # noqa: E402
 
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
-from moejepa_ros.ros.demo import TRAIN_STEPS, train_argv  # noqa: E402 (the recipe, no rclpy)
+from moejepa_ros.ros.demo import TRAIN_EXPORT, TRAIN_STEPS, train_argv  # noqa: E402 (the recipe, no rclpy)
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
 
 # Shared settings (the demo's): 6 held segments x 2 steps = 12 steps of imagined reach,
@@ -67,7 +67,7 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
         argv = train_argv(step, out_dir, extra)
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
-    return out_dir / "goal" / "export" / "model.safetensors"
+    return out_dir / TRAIN_EXPORT
 
 
 class Agent:

@@ -126,9 +126,14 @@ def test_the_retrain_recipe_builds_the_goal_head_on_its_own_models(tmp_path):
     from training.cli import SECTIONS
 
     argvs = [train_argv(step, tmp_path, ["run.threads=1"]) for step in TRAIN_STEPS]
-    assert [a[3] for a in argvs] == ["collect", "fit", "collect", "refine", "goal", "export"]
+    assert [a[3] for a in argvs] == ["collect", "fit", "collect", "refine", "goal", "export", "collect", "refine", "export"]
     assert all(a[3] in SECTIONS for a in argvs)
     refine = argvs[3]
     assert refine[-1] == f"refine.checkpoint={tmp_path}/fit/model.safetensors"
     assert refine.index(f"run.out_dir={tmp_path}/goal") > refine.index(f"run.out_dir={tmp_path}")  # later wins
     assert argvs[4][-1] == argvs[5][-1] == f"run.out_dir={tmp_path}/goal" and "run.threads=1" in argvs[0]
+    # the contact fine-tune: the exported goal model's predictor on the long walks + push walks
+    tune = argvs[7]
+    assert f"refine.checkpoint={tmp_path}/goal/export/model.safetensors" in tune and "refine.predictor={}" in tune
+    assert f"data.bags=[{tmp_path}/goal/collect/bags,{tmp_path}/push/collect/bags]" in tune
+    assert argvs[8][-1] == f"run.out_dir={tmp_path}/contact"
