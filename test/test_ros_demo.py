@@ -132,8 +132,10 @@ def test_the_retrain_recipe_builds_the_goal_head_on_its_own_models(tmp_path):
     assert refine[-1] == f"refine.checkpoint={tmp_path}/fit/model.safetensors"
     assert refine.index(f"run.out_dir={tmp_path}/goal") > refine.index(f"run.out_dir={tmp_path}")  # later wins
     assert argvs[4][-1] == argvs[5][-1] == f"run.out_dir={tmp_path}/goal" and "run.threads=1" in argvs[0]
-    # the contact fine-tune: the exported goal model's predictor on the long walks + push walks
+    # the contact refit: a new predictor (the overlay's size) on the exported goal model's encoder,
+    # trained on the long walks + push walks
     tune = argvs[7]
-    assert f"refine.checkpoint={tmp_path}/goal/export/model.safetensors" in tune and "refine.predictor={}" in tune
+    assert f"refine.checkpoint={tmp_path}/goal/export/model.safetensors" in tune
+    assert not any(a.startswith("refine.predictor=") for a in tune)
     assert f"data.bags=[{tmp_path}/goal/collect/bags,{tmp_path}/push/collect/bags]" in tune
     assert argvs[8][-1] == f"run.out_dir={tmp_path}/contact"

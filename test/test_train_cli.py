@@ -219,3 +219,14 @@ def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
     assert d.cfg.dense and d.cfg.experts == 1 and d.predictor.moe.router is None
     assert main(["refine", "-c", "tiny", o, "refine.predictor={latent_dim: 8}"]) == 2
     assert "latent_dim" in capsys.readouterr().err
+
+
+def test_an_empty_mapping_override_clears_what_a_file_set():
+    """two_rooms_goal sets refine.predictor (a new 4 x 512 predictor); `refine.predictor={}` on the
+    command line must mean "keep the checkpoint's predictor", not merge into the file's mapping."""
+    from training.config import load_config
+
+    files = ["two_rooms", "two_rooms_goal"]
+    assert load_config(files).refine.predictor == {"expert_hidden": 512}
+    assert load_config(files, ["refine.predictor={}"]).refine.predictor == {}
+    assert load_config(files, ["refine.predictor={top_k: 1}"]).refine.predictor == {"expert_hidden": 512, "top_k": 1}

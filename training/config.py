@@ -218,7 +218,10 @@ def resolve_config_path(name: str) -> str:
 
 
 def load_config(files: List[str] = (), overrides: List[str] = ()) -> TrainConfig:
-    """Schema defaults <- YAML files (in order) <- `key=value` overrides; returns a validated TrainConfig."""
+    """Schema defaults <- YAML files (in order) <- `key=value` overrides; returns a validated TrainConfig.
+
+    Mappings merge key by key, except that an override `key={}` empties the mapping (so
+    `refine.predictor={}` fine-tunes the checkpoint's predictor even where a file sets one)."""
     schema = OmegaConf.structured(TrainConfig)
     layers = [schema]
     for f in files:
@@ -232,6 +235,10 @@ def load_config(files: List[str] = (), overrides: List[str] = ()) -> TrainConfig
         raise ConfigError(f"overrides must be key=value, got {bad}")
     try:
         merged = OmegaConf.merge(*layers, OmegaConf.from_dotlist(list(overrides)))
+        for o in overrides:  # `key={}` clears a mapping a file set (a merge would keep its keys)
+            key, value = o.split("=", 1)
+            if value.strip() == "{}":
+                OmegaConf.update(merged, key, {}, merge=False)
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad training option: {e}") from e

@@ -34,9 +34,9 @@ TRAIN_CONFIG = "two_rooms"
 # The demo checkpoint's recipe, as `moejepa-train` steps (command, extra configs, overrides; {run}
 # is the work dir): encoder and first predictor on 100-step walks; then, in a second run dir,
 # long walks, a new larger predictor on their frozen latents, the goal distance, and the export
-# of that dir (it prefers goal/); then, in a third, walks that push on into walls and that
-# predictor fine-tuned on both sets of walks (more contact: the model let the agent through
-# walls), exported from there (checkpoints/README.md).
+# of that dir (it prefers goal/); then, in a third, walks that push on into walls and a new
+# predictor of that size trained longer on both sets of walks (more contact: the model let the
+# agent through walls), kept with that export's encoder and goal head (checkpoints/README.md).
 TRAIN_STEPS = (
     ("collect", (), ()),
     ("fit", (), ()),
@@ -48,7 +48,7 @@ TRAIN_STEPS = (
                                       "collect.policy_kwargs.step_max=2.45", "collect.policy_kwargs.step_mean=1.2")),
     ("refine", ("two_rooms_goal",), ("run.out_dir={run}/contact",
                                      "data.bags=[{run}/goal/collect/bags,{run}/push/collect/bags]",
-                                     "refine.checkpoint={run}/goal/export/model.safetensors", "refine.predictor={{}}",
+                                     "refine.checkpoint={run}/goal/export/model.safetensors",
                                      "refine.steps=20000", "refine.lr=3e-4")),
     ("export", (), ("run.out_dir={run}/contact",)),
 )
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                     help="world-model checkpoint (.safetensors); trained with moejepa-train if missing")
     ap.add_argument("--retrain", action="store_true",
-                    help="train the checkpoint again (collect, fit, long walks, refine, goal, export, push walks, fine-tune)")
+                    help="train the checkpoint again (collect, fit, long walks, refine, goal, export, push walks, refit)")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     ap.add_argument("--seed", type=int, default=1000,
                     help="evaluation seed: episode i uses seed+i (default 1000; training data use other seeds)")
