@@ -27,28 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import save_figure, write_json  # noqa: E402
 
-from bench.two_rooms_planning import BASE, METHODS, Agent  # noqa: E402
+from bench.two_rooms_planning import BASE, METHODS, Agent, episode  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.sim.two_rooms import TwoRoomsEnv, is_free, render_frame  # noqa: E402
+from moejepa_ros.sim.two_rooms import is_free, render_frame  # noqa: E402
 
 GRID = np.arange(2.5, 62.0, 1.5)  # positions where the distance map is sampled (px)
-
-
-def run_episode(agent: Agent, seed: int, max_steps: int) -> dict:
-    env = TwoRoomsEnv(mode="goal")
-    obs, info = env.reset(seed=seed)
-    agent.reset(obs, info["goal_image"])
-    path, acts = [info["pos"].tolist()], []
-    for _ in range(max_steps):
-        a, _ = agent.act(obs)
-        obs, _, term, trunc, info = env.step(a)
-        path.append(info["pos"].tolist())
-        acts.append(a.tolist())
-        if term or trunc:
-            break
-    return {"seed": seed, "success": bool(info["success"]), "final_distance": float(info["distance"]),
-            "wall_x": int(env.wall_x), "door_y": int(env.door_y), "goal": info["goal_state"][:2].tolist(),
-            "path": path, "last_actions": acts[-8:]}
 
 
 @torch.no_grad()
@@ -105,7 +88,7 @@ def main(argv=None) -> int:
     eps, maps = [], []
     for s in a.seeds:
         agent = Agent(model, meta, settings, objectives)
-        ep = run_episode(agent, s, a.max_steps)
+        ep = episode(agent, s, a.max_steps, trace=True)
         eps.append(ep)
         maps.append(distance_map(model, agent.goal_z, ep["wall_x"], ep["door_y"]))
         print(f"[failures] seed {s}: success={ep['success']} final={ep['final_distance']:.1f}px "

@@ -98,22 +98,28 @@ class Agent:
         return plan.first_action.detach().float().numpy(), ms
 
 
-def episode(agent: Agent, seed: int, max_steps: int) -> dict:
+def episode(agent: Agent, seed: int, max_steps: int, trace: bool = False) -> dict:
+    """One goal episode; `trace` also returns the layout, the goal, the path and the last actions."""
     env = TwoRoomsEnv(mode="goal")
     obs, info = env.reset(seed=seed)
     agent.reset(obs, info["goal_image"])
-    start, ms, path = float(info["distance"]), [], [info["pos"].tolist()]
+    start, ms, path, acts = float(info["distance"]), [], [info["pos"].tolist()], []
     for _ in range(max_steps):
         a, t = agent.act(obs)
         ms.append(t)
         obs, _, term, trunc, info = env.step(a)
         path.append(info["pos"].tolist())
+        acts.append(a.tolist())
         if term or trunc:
             break
     crossed = (path[0][0] - info["wall_x"]) * (path[-1][0] - info["wall_x"]) < 0
-    return {"seed": seed, "success": bool(info["success"]), "start_distance": start,
-            "final_distance": float(info["distance"]), "steps": len(path) - 1,
-            "crossed_wall": bool(crossed), "plan_ms_mean": float(np.mean(ms))}
+    out = {"seed": seed, "success": bool(info["success"]), "start_distance": start,
+           "final_distance": float(info["distance"]), "steps": len(path) - 1,
+           "crossed_wall": bool(crossed), "plan_ms_mean": float(np.mean(ms))}
+    if trace:
+        out.update(wall_x=int(env.wall_x), door_y=int(env.door_y), goal=info["goal_state"][:2].tolist(),
+                   path=path, last_actions=acts[-8:])
+    return out
 
 
 def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict, objectives: dict,
