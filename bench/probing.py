@@ -85,7 +85,31 @@ def collect_and_fit(a, seed: int, log: Path) -> tuple:
     if not model_path.is_file():
         r = cli(["fit", "-c", "two_rooms", *over], log)
         fit_s = r.get("seconds")
+    if a.refine_steps:
+        model_path = refine_held_out(a, root, seed, model_path, log)
     return over, str(model_path), fit_s, per
+
+
+def refine_held_out(a, root: Path, seed: int, fitted: Path, log: Path) -> Path:
+    """The demo's second stage on the same held-out split: long walks (`two_rooms_goal`) at the training
+    walls only, then a new 4 x 512 predictor refit on the fitted encoder's frozen latents."""
+    per = max(1, a.long_walks // len(a.train_walls))
+    bags = []
+    for w in a.train_walls:
+        out = root / "long_walks" / f"w{w}"
+        b = out / "collect" / "bags"
+        if not (b.is_dir() and any(b.iterdir())):
+            cli(["collect", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={out}", f"collect.episodes={per}",
+                 "collect.workers=1", "run.threads=1", f"run.seed={100 + w}", f"collect.env_kwargs.wall_x={w}",
+                 "collect.overwrite=true"], log)
+        bags.append(str(b))
+    run = root / f"refine_s{seed}"
+    out = run / "refine" / "model.safetensors"
+    if not out.is_file():
+        cli(["refine", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={run}", "run.threads=1",
+             "run.progress=false", f"run.seed={seed}", "data.bags=[" + ",".join(bags) + "]",
+             f"refine.checkpoint={fitted}", f"refine.steps={a.refine_steps}"], log)
+    return out
 
 
 def probe_one(model, data, a, seed: int) -> dict:
@@ -101,8 +125,13 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=160, help="training episodes in all, split over the walls")
     ap.add_argument("--train-walls", default="20,23,26,29,32,35,38,41",
                     help="wall x positions in the training data; the others of [20, 43] are wall_other")
-    ap.add_argument("--probe-samples", type=int, default=2000)
-    ap.add_argument("--probe-epochs", type=int, default=200)
+    ap.add_argument("--refine-steps", type=int, default=0,
+                    help="then the demo's refit on the held-out split: long walks at the training walls and a new "
+                         "4 x 512 predictor trained this many steps on the frozen latents (0 = probe the fit)")
+    ap.add_argument("--long-walks", type=int, default=200, help="500-step walks for --refine-steps, split over the walls")
+    ap.add_argument("--probe-samples", type=int, default=20000)
+    ap.add_argument("--probe-epochs", type=int, default=2000,
+                    help="MLP probe epochs (cosine learning rate, best of 10%% held-out probe frames kept)")
     ap.add_argument("--n-test", type=int, default=200, help="frames per probe test set")
     ap.add_argument("--expert-len", type=int, default=16, help="open-loop steps of the expert set")
     ap.add_argument("--root", default="runs/bench_probe")
@@ -142,7 +171,7 @@ def main(argv=None) -> int:
         print(json.dumps({"seed": seed, "linear": res["linear"], "mlp": res["mlp"]}), flush=True)
     report = {"protocol": "PLDM Two-Rooms probing (Sobal et al. 2025); MSE px^2 of agent (x, y)",
               "anchors": ANCHORS, "sets": list(SETS),
-              "config": {"steps": a.steps, "seeds": a.seeds, "episodes": a.episodes, "train_walls": a.train_walls,
+              "config": {"steps": a.steps, "refine_steps": a.refine_steps, "long_walks": a.long_walks, "seeds": a.seeds, "episodes": a.episodes, "train_walls": a.train_walls,
                          "probe_samples": a.probe_samples, "probe_epochs": a.probe_epochs, "n_test": a.n_test,
                          "expert_len": a.expert_len, "override": a.override, "threads": 1},
               "runs": runs}
