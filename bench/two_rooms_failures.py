@@ -77,13 +77,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--max-steps", type=int, default=200)
     ap.add_argument("--correction-memory", type=int, default=64)
+    ap.add_argument("--correction-action-bandwidth", type=float, default=0.15,
+                    help="planner.correction_action_bandwidth (the demo's and the bench's 0.15)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_failures.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_failures.png")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, meta = load_checkpoint(a.checkpoint)
     model.eval()
-    settings = {**BASE, **METHODS["cem"], "horizon": 8, "hold": 1, "correction_memory": a.correction_memory}
+    settings = {**BASE, **METHODS["cem"], "horizon": 8, "hold": 1, "correction_memory": a.correction_memory,
+                "correction_action_bandwidth": a.correction_action_bandwidth}
     objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
     eps, maps = [], []
     for s in a.seeds:
