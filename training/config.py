@@ -150,10 +150,10 @@ class GoalConfig:
     batch_size: int = _f(1024, "(latent, goal) pairs per step")
     lr: float = _f(3e-4, "Adam learning rate")
     p_current: float = _f(0.2, "share of goals that are the current stack (distance 0); the rest are uniform in the episode")
-    p_near: float = _f(0.0, "share of goals drawn from the source's `near_k` nearest places in latent space (more than "
-                       "`near_gap` steps apart along the walk): the pairs across a wall that the head must pull apart")
+    p_near: float = _f(0.0, "share of goals drawn from the source's `near_k` nearest places in latent space among those "
+                       "more than `near_gap` steps away by the walk's graph: pairs across a wall, which look near")
     near_k: int = _f(16, "nearest places per source stack for goal.p_near")
-    near_gap: int = _f(3, "places within this many steps of the source along the walk are not near-place goals")
+    near_gap: float = _f(8.0, "near-place goals are more than this many steps from the source by the graph")
     imagine_steps: int = _f(4, "also fit on predicted latents from up to this many steps back (0 = off)")
     imagine_weight: float = _f(1.0, "weight of the loss on predicted latents")
     embed_dim: int = _f(64, "goal embedding size (model_config goal_embed_dim)")

@@ -70,14 +70,15 @@ def graph_distances(z: torch.Tensor, sources: np.ndarray, step: float, revisit: 
     return dijkstra(graph, directed=False, indices=sources).astype(np.float32)
 
 
-def near_places(z: torch.Tensor, sources: np.ndarray, k: int, gap: int) -> np.ndarray:
-    """Per source, the `k` places of the episode nearest to it in latent space, leaving out those within
-    `gap` steps of it along the walk [S, k] (-1 where the episode has fewer). Across a thin wall two places
-    look alike but are far apart by the walk's graph: these pairs are where a smooth head is most wrong."""
+def near_places(z: torch.Tensor, sources: np.ndarray, k: int, gap: float, steps: np.ndarray) -> np.ndarray:
+    """Per source, the `k` places of the episode nearest to it in latent space among those more than `gap`
+    steps from it by the walk's graph (`steps` [S, n], from `graph_distances`) [S, k]; -1 where the episode
+    has fewer. Across a thin wall two places look alike but are the long way round apart: these pairs are
+    where a smooth head is most wrong."""
     src = torch.from_numpy(np.asarray(sources, np.int64))
     d = torch.cdist(z[src].double(), z.double())
-    steps = (torch.arange(len(z))[None] - src[:, None]).abs()
-    d[steps <= gap] = float("inf")
+    far = torch.from_numpy(np.asarray(steps))
+    d[~(torch.isfinite(far) & (far > gap))] = float("inf")
     k = min(k, len(z))
     val, idx = d.topk(k, dim=1, largest=False)
     idx[~torch.isfinite(val)] = -1
@@ -104,7 +105,7 @@ class _Graph:
     """Per-episode shortest-path steps from sampled source stacks, padded into one [E, S, T] table."""
 
     def __init__(self, d: _Flat, step: float, revisit: float, max_sources: int, first: int, gen: np.random.Generator,
-                 near_k: int = 1, near_gap: int = 0):
+                 near_k: int = 1, near_gap: float = 0.0):
         n_max = int(d.len.max())
         src_max = min(max_sources, max(n_max - 1 - first, 1))
         self.src = torch.zeros(len(d.len), src_max, dtype=torch.long)
@@ -116,8 +117,9 @@ class _Graph:
             cand = np.arange(first, n - 1)
             src = np.sort(gen.choice(cand, min(len(cand), max_sources), replace=False))
             self.src[e, :len(src)] = torch.from_numpy(src)
-            self.dist[e, :len(src), :n] = torch.from_numpy(graph_distances(d.g[s0:s0 + n], src, step, revisit))
-            near = near_places(d.g[s0:s0 + n], src, near_k, near_gap)
+            steps = graph_distances(d.g[s0:s0 + n], src, step, revisit)
+            self.dist[e, :len(src), :n] = torch.from_numpy(steps)
+            near = near_places(d.g[s0:s0 + n], src, near_k, near_gap, steps)
             self.near[e, :len(src), :near.shape[1]] = torch.from_numpy(near)
             self.count[e] = len(src)
 
