@@ -49,6 +49,11 @@ class PlannerConfig:
     correction_bandwidth: float = 1.0         # latent kernel width, in median predicted steps
     correction_action_bandwidth: float = 0.25  # action kernel width (normalised units)
     correction_prior: float = 0.1  # shrinks the correction towards zero away from the stored transitions
+    stall_steps: int = 0           # recovery: replans without goal progress before revisits cost (0 = off), see recovery.py
+    stall_weight: float = 1.0      # recovery: weight of the revisit cost
+    stall_bandwidth: float = 2.0   # recovery: revisit kernel width, in median imagined steps
+    stall_progress: float = 1.0    # recovery: a drop of the goal distance this large is progress
+    stall_min_distance: float = 2.0  # recovery: never within this goal distance (staying at the goal is right)
 
     # ---- dict round trip -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +91,7 @@ class PlannerConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "must be an integer >= 1")
-        for name in ("policy_prior_samples", "keep_elites", "grad_steps", "seed", "correction_memory"):
+        for name in ("policy_prior_samples", "keep_elites", "grad_steps", "seed", "correction_memory", "stall_steps"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 bad(name, "must be an integer >= 0")
@@ -97,10 +102,13 @@ class PlannerConfig:
         if self.keep_elites + self.policy_prior_samples + int(self.keep_mean) >= self.samples:
             bad("keep_elites", f"plus policy_prior_samples and the kept mean must be < samples ({self.samples})")
         for name in ("temperature", "init_std", "min_std", "max_std", "grad_lr", "correction_bandwidth",
-                     "correction_action_bandwidth", "correction_prior"):
+                     "correction_action_bandwidth", "correction_prior", "stall_bandwidth", "stall_progress"):
             v = getattr(self, name)
             if not _finite(v) or v <= 0:
                 bad(name, "must be a finite number > 0")
+        for name in ("stall_weight", "stall_min_distance"):
+            if not _finite(getattr(self, name)) or getattr(self, name) < 0:
+                bad(name, "must be a finite number >= 0")
         if not _finite(self.policy_prior_std) or self.policy_prior_std < 0:
             bad("policy_prior_std", "must be a finite number >= 0")
         if self.min_std > self.max_std:
@@ -166,4 +174,10 @@ FIELD_HELP: dict[str, str] = {
     'correction_bandwidth': 'online correction: latent kernel width, in median predicted steps',
     'correction_action_bandwidth': 'online correction: action kernel width (normalised units)',
     'correction_prior': 'online correction: pull towards no correction away from the stored transitions',
+    'stall_steps': 'recovery: after this many replans without progress on the goal distance, plans pay for '
+                   'revisiting latents the robot has been at (0 = off)',
+    'stall_weight': 'recovery: weight of the revisit cost',
+    'stall_bandwidth': 'recovery: revisit kernel width, in median imagined steps',
+    'stall_progress': 'recovery: a drop of the goal distance at least this large counts as progress',
+    'stall_min_distance': 'recovery: off within this goal distance (at the goal, staying put is right)',
 }

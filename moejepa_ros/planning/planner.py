@@ -19,6 +19,7 @@ from .gradient import gradient_inits, gradient_optimize
 from .mppi import mppi_update
 from .objectives import Objectives, build_objectives
 from .problem import Plan, Problem
+from .recovery import StallRecovery
 from .protocol import check_model, has_head
 from .sampling import Buffers, policy_prior, sampling_optimize
 
@@ -57,16 +58,20 @@ class Planner:
         c = self.cfg
         self.correction = OnlineCorrection(c.correction_memory, c.correction_bandwidth, c.correction_action_bandwidth,
                                            c.correction_prior, self._center, self._half)
+        self.recovery = StallRecovery(c.stall_steps, c.stall_weight, c.stall_bandwidth, c.stall_progress,
+                                      c.stall_min_distance)
         self.reset()
 
     # ---- state -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the warm start, the previous action and the online correction; re-seed the generator."""
+        """Forget the warm start, the previous action, the online correction and the recovery's visits;
+        re-seed the generator."""
         self._warm: Optional[Tensor] = None  # normalised [H, A]
         self._age = 0  # steps already executed of the warm start's first (held) action
         self._prev_action: Optional[Tensor] = None
         self._prev_z: Optional[Tensor] = None
         self.correction.clear()
+        self.recovery.clear()
         self._gen.manual_seed(self.cfg.seed)
 
     def update_config(self, cfg: Union[PlannerConfig, Mapping[str, Any]]) -> PlannerConfig:
@@ -78,6 +83,8 @@ class Planner:
             self._gen.manual_seed(new.seed)
         self.correction.configure(new.correction_memory, new.correction_bandwidth, new.correction_action_bandwidth,
                                   new.correction_prior)
+        self.recovery.configure(new.stall_steps, new.stall_weight, new.stall_bandwidth, new.stall_progress,
+                                new.stall_min_distance)
         if new.horizon != old.horizon or new.gamma != old.gamma or new.hold != old.hold:
             self._discounts = None
             if self._warm is not None:
@@ -120,6 +127,7 @@ class Planner:
         problem = Problem(
             self.correction.wrap(self.model), self.objectives, self._center, self._half, z0, cfg.gamma, cfg.horizon,
             goal_z=goal, prev_action=prev, discounts=self._discounts, hold=cfg.hold,
+            extra_cost=self.recovery.cost if self._stalled(z0, goal) else None,
         )
         if cfg.warm_start and self._warm is not None:
             mean0 = self._warm
@@ -159,6 +167,20 @@ class Planner:
             actions=actions, first_action=first, predicted_cost=cost, stats=stats,
             elapsed_ms=elapsed, method=cfg.method, rollout_steps=problem.rollout_steps,
         )
+
+    @property
+    def recovering(self) -> bool:
+        """Whether the last plan paid the stall recovery's revisit cost (see recovery.py)."""
+        return self.recovery.active
+
+    def _stalled(self, z0: Tensor, goal: Optional[Tensor]) -> bool:
+        """Feed the recovery this replan's start latent and goal distance (by the goal objective's metric)."""
+        if self.cfg.stall_steps == 0 or goal is None or not self.objectives.needs_goal:
+            self.recovery.active = False
+            return False
+        with torch.no_grad():
+            d = float(self.objectives["goal"].distance(z0[None], goal[None], self.model)[0])
+        return self.recovery.update(z0, d)
 
     def _latent(self, name: str, z: Tensor) -> Tensor:
         z = torch.as_tensor(z, device=self.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor
@@ -50,6 +50,7 @@ class Problem:
         prev_action: Optional[Tensor] = None,
         discounts: Optional[Tensor] = None,
         hold: int = 1,
+        extra_cost: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
     ):
         self.model = model
         self.objectives = objectives
@@ -63,6 +64,7 @@ class Problem:
         if discounts is None:
             discounts = gamma ** torch.arange(horizon * self.hold, dtype=z0.dtype, device=z0.device)
         self.discounts = discounts
+        self.extra_cost = extra_cost  # (latents [N, T, D], discounts [T]) -> [N], e.g. StallRecovery.cost
         self.rollout_steps = 0
 
     def to_actions(self, u: Tensor) -> Tensor:
@@ -91,7 +93,10 @@ class Problem:
 
     def evaluate(self, u: Tensor) -> Tensor:
         """cost[N] of u[N, H, A]; differentiable unless called under no_grad / inference_mode."""
-        cost = self.objectives(self.rollout(u))
+        r = self.rollout(u)
+        cost = self.objectives(r)
+        if self.extra_cost is not None:
+            cost = cost + self.extra_cost(r.latents, r.discounts)
         if cost.shape != (u.shape[0],):
             raise ValueError(f"objectives returned shape {tuple(cost.shape)}, expected [{u.shape[0]}]")
         return cost

@@ -108,6 +108,8 @@ _PLANNER_RANGE = {
     "policy_prior_samples": (0, 65536), "policy_prior_std": (0.0, 10.0), "grad_steps": (0, 1000),
     "grad_lr": (1e-9, 100.0), "grad_restarts": (1, 256), "correction_memory": (0, 4096),
     "correction_bandwidth": (1e-3, 100.0), "correction_action_bandwidth": (1e-3, 10.0), "correction_prior": (1e-6, 100.0),
+    "stall_steps": (0, 10000), "stall_weight": (0.0, 1e6), "stall_bandwidth": (1e-3, 100.0),
+    "stall_progress": (1e-6, 1e6), "stall_min_distance": (0.0, 1e6),
 }
 
 
