@@ -103,12 +103,12 @@ def refine_held_out(a, root: Path, seed: int, fitted: Path, log: Path) -> Path:
                  "collect.workers=1", "run.threads=1", f"run.seed={100 + w}", f"collect.env_kwargs.wall_x={w}",
                  "collect.overwrite=true"], log)
         bags.append(str(b))
-    run = root / f"refine_s{seed}"
+    run = root / f"refine{a.refine_steps}_s{seed}"
     out = run / "refine" / "model.safetensors"
     if not out.is_file():
         cli(["refine", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={run}", "run.threads=1",
              "run.progress=false", f"run.seed={seed}", "data.bags=[" + ",".join(bags) + "]",
-             f"refine.checkpoint={fitted}", f"refine.steps={a.refine_steps}"], log)
+             f"refine.checkpoint={fitted}", f"refine.steps={a.refine_steps}", f"refine.lr={a.refine_lr}"], log)
     return out
 
 
@@ -128,6 +128,7 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-steps", type=int, default=0,
                     help="then the demo's refit on the held-out split: long walks at the training walls and a new "
                          "4 x 512 predictor trained this many steps on the frozen latents (0 = probe the fit)")
+    ap.add_argument("--refine-lr", type=float, default=3e-4, help="its learning rate (the committed model's 3e-4)")
     ap.add_argument("--long-walks", type=int, default=200, help="500-step walks for --refine-steps, split over the walls")
     ap.add_argument("--probe-samples", type=int, default=20000)
     ap.add_argument("--probe-epochs", type=int, default=2000,
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
         print(json.dumps({"seed": seed, "linear": res["linear"], "mlp": res["mlp"]}), flush=True)
     report = {"protocol": "PLDM Two-Rooms probing (Sobal et al. 2025); MSE px^2 of agent (x, y)",
               "anchors": ANCHORS, "sets": list(SETS),
-              "config": {"steps": a.steps, "refine_steps": a.refine_steps, "long_walks": a.long_walks, "seeds": a.seeds, "episodes": a.episodes, "train_walls": a.train_walls,
+              "config": {"steps": a.steps, "refine_steps": a.refine_steps, "refine_lr": a.refine_lr, "long_walks": a.long_walks, "seeds": a.seeds, "episodes": a.episodes, "train_walls": a.train_walls,
                          "probe_samples": a.probe_samples, "probe_epochs": a.probe_epochs, "n_test": a.n_test,
                          "expert_len": a.expert_len, "override": a.override, "threads": 1},
               "runs": runs}
