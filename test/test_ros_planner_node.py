@@ -165,6 +165,12 @@ def test_live_parameters_apply_and_invalid_ones_are_rejected(io, probe, planner)
     assert not metric.successful and "goal_distance" in metric.reason, metric.reason
     [cos] = probe.set_parameters("/planner_node", {"objectives.goal.metric": "cosine"})
     assert cos.successful, cos.reason
+    [stall] = probe.set_parameters("/planner_node", {"planner.stall_steps": 5})  # the recovery reports itself
+    assert stall.successful, stall.reason
+    feed(pub, 10)
+    diags.wait(1, timeout=10, pred=lambda a: diag_values(a).get("stall_recovery") in ("True", "False"))
+    [bad_stall] = probe.set_parameters("/planner_node", {"planner.stall_weight": -1.0})
+    assert not bad_stall.successful and "stall_weight" in bad_stall.reason, bad_stall.reason
     assert probe.get_parameters("/planner_node", ["planner.samples"])["planner.samples"] == 16
     assert planner.alive()
 

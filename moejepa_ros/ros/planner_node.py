@@ -552,6 +552,8 @@ class PlannerNode(LifecycleNode):
         if ctrl is not None:
             kv["planner"] = f"{ctrl.cfg.method} samples={ctrl.cfg.samples} horizon={ctrl.cfg.horizon} " \
                             f"iterations={ctrl.cfg.iterations}"
+            if ctrl.planner is not None and ctrl.cfg.stall_steps > 0:
+                kv["stall_recovery"] = ctrl.planner.recovering  # planner.stall_*: paying for revisits now
             routing = ctrl.routing()
             if "load" in routing:
                 kv["expert_load"] = " ".join(f"{x:.3f}" for x in routing["load"])
