@@ -37,6 +37,9 @@ SETS = ("normal", "wall", "wall_other", "expert")
 ANCHORS = {"PLDM 478k": {"params": 478_000, "mse": [3.16, 6.31, 7.06, 15.25]},
            "PLDM 1.89M": {"params": 1_890_000, "mse": [2.04, 5.65, 6.92, 7.31]}}
 MAX_ACTIVE = 500_000
+# the demo recipe's push walks (demo.TRAIN_STEPS): up to 4 pushes on into a wall, steps up to 2.45 px
+PUSH_WALKS = ("collect.policy_kwargs.push_steps=4", "collect.policy_kwargs.step_max=2.45",
+              "collect.policy_kwargs.step_mean=1.2")
 
 
 def cli(args: list, log: Path) -> dict:
@@ -90,20 +93,31 @@ def collect_and_fit(a, seed: int, log: Path) -> tuple:
     return over, str(model_path), fit_s, per
 
 
-def refine_held_out(a, root: Path, seed: int, fitted: Path, log: Path) -> Path:
-    """The demo's second stage on the same held-out split: long walks (`two_rooms_goal`) at the training
-    walls only, then a new 4 x 512 predictor refit on the fitted encoder's frozen latents."""
+def walks_per_wall(a, root: Path, name: str, extra: list, seed0: int, log: Path) -> list:
+    """`a.long_walks` 500-step walks (`two_rooms_goal`) split over the training walls, with `extra` overrides."""
     per = max(1, a.long_walks // len(a.train_walls))
     bags = []
     for w in a.train_walls:
-        out = root / "long_walks" / f"w{w}"
+        out = root / name / f"w{w}"
         b = out / "collect" / "bags"
         if not (b.is_dir() and any(b.iterdir())):
             cli(["collect", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={out}", f"collect.episodes={per}",
-                 "collect.workers=1", "run.threads=1", f"run.seed={100 + w}", f"collect.env_kwargs.wall_x={w}",
-                 "collect.overwrite=true"], log)
+                 "collect.workers=1", "run.threads=1", f"run.seed={seed0 + w}", f"collect.env_kwargs.wall_x={w}",
+                 "collect.overwrite=true", *extra], log)
         bags.append(str(b))
-    run = root / f"refine{a.refine_steps}_s{seed}"
+    return bags
+
+
+def refine_held_out(a, root: Path, seed: int, fitted: Path, log: Path) -> Path:
+    """The demo's second stage on the same held-out split: long walks (`two_rooms_goal`) at the training
+    walls only (with --push-walks also walks that push on into walls, as the committed model's last
+    refit), then a new 4 x 512 predictor refit on the fitted encoder's frozen latents."""
+    bags = walks_per_wall(a, root, "long_walks", [], 100, log)
+    tag = ""
+    if a.push_walks:
+        bags += walks_per_wall(a, root, "push_walks", list(PUSH_WALKS), 200, log)
+        tag = "_push"
+    run = root / f"refine{a.refine_steps}{tag}_s{seed}"
     out = run / "refine" / "model.safetensors"
     if not out.is_file():
         cli(["refine", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={run}", "run.threads=1",
@@ -130,6 +144,8 @@ def main(argv=None) -> int:
                          "4 x 512 predictor trained this many steps on the frozen latents (0 = probe the fit)")
     ap.add_argument("--refine-lr", type=float, default=3e-4, help="its learning rate (the committed model's 3e-4)")
     ap.add_argument("--long-walks", type=int, default=200, help="500-step walks for --refine-steps, split over the walls")
+    ap.add_argument("--push-walks", action="store_true",
+                    help="with --refine-steps: as many walks that push on into walls again (the committed recipe's data)")
     ap.add_argument("--probe-samples", type=int, default=20000)
     ap.add_argument("--probe-epochs", type=int, default=2000,
                     help="MLP probe epochs (cosine learning rate, best of 10%% held-out probe frames kept)")
@@ -172,7 +188,7 @@ def main(argv=None) -> int:
         print(json.dumps({"seed": seed, "linear": res["linear"], "mlp": res["mlp"]}), flush=True)
     report = {"protocol": "PLDM Two-Rooms probing (Sobal et al. 2025); MSE px^2 of agent (x, y)",
               "anchors": ANCHORS, "sets": list(SETS),
-              "config": {"steps": a.steps, "refine_steps": a.refine_steps, "refine_lr": a.refine_lr, "long_walks": a.long_walks, "seeds": a.seeds, "episodes": a.episodes, "train_walls": a.train_walls,
+              "config": {"steps": a.steps, "refine_steps": a.refine_steps, "refine_lr": a.refine_lr, "push_walks": a.push_walks, "long_walks": a.long_walks, "seeds": a.seeds, "episodes": a.episodes, "train_walls": a.train_walls,
                          "probe_samples": a.probe_samples, "probe_epochs": a.probe_epochs, "n_test": a.n_test,
                          "expert_len": a.expert_len, "override": a.override, "threads": 1},
               "runs": runs}
