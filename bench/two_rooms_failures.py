@@ -7,10 +7,17 @@ rendered frame) with the agent's path on top. A trap of the distance shows as a 
 the path ends in; a trap of the dynamics as a path stuck against a wall the distance says to
 go around.
 
-    .venv/bin/python bench/two_rooms_failures.py --seeds 539 553 587 588 1591 2523 2526 2544
+    .venv/bin/python bench/two_rooms_failures.py --seeds 587 1593 2515 2523 2560 2587 2597 2599
 
-Pick failing seeds from a tuning run's JSON (never tune on the evaluation seeds). Writes
-docs/two_rooms_failures.png and bench/results/two_rooms_failures.json (paths and the last actions).
+Pick failing seeds from a tuning run's JSON (never tune on the evaluation seeds). `--set` changes
+the planner, e.g. the same seeds with the stall recovery (docs/two_rooms_recovery.png):
+
+    .venv/bin/python bench/two_rooms_failures.py --seeds 587 1593 2523 2560 2587 2597 2515 2599 \
+        --set stall_steps=10 stall_weight=1.0 --out bench/results/two_rooms_recovery_paths.json \
+        --plot docs/two_rooms_recovery.png
+
+Writes docs/two_rooms_failures.png and bench/results/two_rooms_failures.json (paths and the last
+actions).
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--correction-memory", type=int, default=64)
     ap.add_argument("--correction-action-bandwidth", type=float, default=0.15,
                     help="planner.correction_action_bandwidth (the demo's and the bench's 0.15)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="other PlannerConfig fields, e.g. stall_steps=10 stall_weight=1.0")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_failures.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_failures.png")
     a = ap.parse_args(argv)
@@ -87,6 +97,11 @@ def main(argv=None) -> int:
     model.eval()
     settings = {**BASE, **METHODS["cem"], "horizon": 8, "hold": 1, "correction_memory": a.correction_memory,
                 "correction_action_bandwidth": a.correction_action_bandwidth}
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: expected FIELD=VALUE")
+        settings[key] = yaml.safe_load(value)
     objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
     eps, maps = [], []
     for s in a.seeds:
