@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.ros.control import LatentController
@@ -31,7 +32,10 @@ OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}
 def model():
     assert CHECKPOINT.is_file(), f"the committed checkpoint {CHECKPOINT} is missing (see checkpoints/README.md)"
     m, meta = load_checkpoint(CHECKPOINT)
-    return m.eval(), meta
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # planner_node's setting; a second thread on a busy core slows these small ops 5x
+    yield m.eval(), meta
+    torch.set_num_threads(threads)
 
 
 def episode(model, correction_memory: int, seed: int, **planner) -> dict:
