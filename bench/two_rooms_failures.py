@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from results_io import save_figure, write_json  # noqa: E402
 
-from bench.two_rooms_planning import BASE, METHODS, Agent, episode  # noqa: E402
+from bench.two_rooms_planning import BASE, METHODS, Agent, episode, planner_sets  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.sim.two_rooms import is_free, render_frame  # noqa: E402
 
@@ -97,11 +96,7 @@ def main(argv=None) -> int:
     model.eval()
     settings = {**BASE, **METHODS["cem"], "horizon": 8, "hold": 1, "correction_memory": a.correction_memory,
                 "correction_action_bandwidth": a.correction_action_bandwidth}
-    for item in a.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected FIELD=VALUE")
-        settings[key] = yaml.safe_load(value)
+    settings.update(planner_sets(ap, a.set))
     objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
     eps, maps = [], []
     for s in a.seeds:

@@ -164,6 +164,17 @@ def plot(res: dict, path: Path, title: str) -> None:
     save_figure(fig, path, dpi=100)
 
 
+def planner_sets(ap: argparse.ArgumentParser, items: list[str]) -> dict:
+    """`--set FIELD=VALUE ...` as a dict of PlannerConfig fields (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: expected FIELD=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=None, help="model .safetensors (default: train one)")
@@ -204,11 +215,7 @@ def main(argv=None) -> None:
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
     base = {**BASE, "hold": a.hold, "horizon": a.horizon, "correction_memory": a.correction_memory}
-    for item in a.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected FIELD=VALUE")
-        base[key] = yaml.safe_load(value)
+    base.update(planner_sets(ap, a.set))
     for key in ("samples", "iterations"):
         if getattr(a, key) is not None:
             base[key] = getattr(a, key)
