@@ -150,10 +150,6 @@ class GoalConfig:
     batch_size: int = _f(1024, "(latent, goal) pairs per step")
     lr: float = _f(3e-4, "Adam learning rate")
     p_current: float = _f(0.2, "share of goals that are the current stack (distance 0); the rest are uniform in the episode")
-    p_near: float = _f(0.0, "share of goals drawn from the source's `near_k` nearest places in latent space among those "
-                       "more than `near_gap` steps away by the walk's graph: pairs across a wall, which look near")
-    near_k: int = _f(16, "nearest places per source stack for goal.p_near")
-    near_gap: float = _f(8.0, "near-place goals are more than this many steps from the source by the graph")
     imagine_steps: int = _f(4, "also fit on predicted latents from up to this many steps back (0 = off)")
     imagine_weight: float = _f(1.0, "weight of the loss on predicted latents")
     embed_dim: int = _f(64, "goal embedding size (model_config goal_embed_dim)")
@@ -297,9 +293,6 @@ def validate(cfg: TrainConfig) -> None:
         need(getattr(g, key) >= 1, f"goal.{key}", getattr(g, key), "must be >= 1")
     need(g.lr > 0, "goal.lr", g.lr, "must be > 0")
     need(0 <= g.p_current <= 1, "goal.p_current", g.p_current, "must be in [0, 1]")
-    need(0 <= g.p_near <= 1 - g.p_current, "goal.p_near", g.p_near, "must be in [0, 1 - goal.p_current]")
-    need(g.near_k >= 1, "goal.near_k", g.near_k, "must be >= 1")
-    need(g.near_gap >= 0, "goal.near_gap", g.near_gap, "must be >= 0")
     need(g.imagine_steps >= 0, "goal.imagine_steps", g.imagine_steps, "must be >= 0")
     need(g.imagine_weight >= 0, "goal.imagine_weight", g.imagine_weight, "must be >= 0")
     if cfg.export.action_low or cfg.export.action_high:

@@ -70,21 +70,6 @@ def graph_distances(z: torch.Tensor, sources: np.ndarray, step: float, revisit: 
     return dijkstra(graph, directed=False, indices=sources).astype(np.float32)
 
 
-def near_places(z: torch.Tensor, sources: np.ndarray, k: int, gap: float, steps: np.ndarray) -> np.ndarray:
-    """Per source, the `k` places of the episode nearest to it in latent space among those more than `gap`
-    steps from it by the walk's graph (`steps` [S, n], from `graph_distances`) [S, k]; -1 where the episode
-    has fewer. Across a thin wall two places look alike but are the long way round apart: these pairs are
-    where a smooth head is most wrong."""
-    src = torch.from_numpy(np.asarray(sources, np.int64))
-    d = torch.cdist(z[src].double(), z.double())
-    far = torch.from_numpy(np.asarray(steps))
-    d[~(torch.isfinite(far) & (far > gap))] = float("inf")
-    k = min(k, len(z))
-    val, idx = d.topk(k, dim=1, largest=False)
-    idx[~torch.isfinite(val)] = -1
-    return idx.numpy()
-
-
 class _Flat:
     """Episodes' tensors concatenated, with per-episode start offsets, for batched indexing."""
 
@@ -104,35 +89,27 @@ def _imagined(model, d: _Flat, s, t, j: int) -> torch.Tensor:
 class _Graph:
     """Per-episode shortest-path steps from sampled source stacks, padded into one [E, S, T] table."""
 
-    def __init__(self, d: _Flat, step: float, revisit: float, max_sources: int, first: int, gen: np.random.Generator,
-                 near_k: int = 1, near_gap: float = 0.0):
+    def __init__(self, d: _Flat, step: float, revisit: float, max_sources: int, first: int, gen: np.random.Generator):
         n_max = int(d.len.max())
         src_max = min(max_sources, max(n_max - 1 - first, 1))
         self.src = torch.zeros(len(d.len), src_max, dtype=torch.long)
         self.dist = torch.full((len(d.len), src_max, n_max), float("inf"))
-        self.near = torch.full((len(d.len), src_max, near_k), -1, dtype=torch.long)
         self.count = torch.zeros(len(d.len), dtype=torch.float64)
         for e in range(len(d.len)):
             n, s0 = int(d.len[e]), int(d.start[e])
             cand = np.arange(first, n - 1)
             src = np.sort(gen.choice(cand, min(len(cand), max_sources), replace=False))
             self.src[e, :len(src)] = torch.from_numpy(src)
-            steps = graph_distances(d.g[s0:s0 + n], src, step, revisit)
-            self.dist[e, :len(src), :n] = torch.from_numpy(steps)
-            near = near_places(d.g[s0:s0 + n], src, near_k, near_gap, steps)
-            self.near[e, :len(src), :near.shape[1]] = torch.from_numpy(near)
+            self.dist[e, :len(src), :n] = torch.from_numpy(graph_distances(d.g[s0:s0 + n], src, step, revisit))
             self.count[e] = len(src)
 
-    def sample(self, d: _Flat, batch: int, p_current: float, gen: torch.Generator, p_near: float = 0.0):
-        """(episode start, t, goal t, steps from t to the goal) for `batch` finite pairs or fewer. Goals are
-        the source itself (p_current), one of its near places (p_near) or uniform in the episode."""
+    def sample(self, d: _Flat, batch: int, p_current: float, gen: torch.Generator):
+        """(episode start, t, goal t, steps from t to the goal) for `batch` finite pairs or fewer."""
         ep = torch.multinomial(self.count, batch, replacement=True, generator=gen)
         row = (torch.rand(batch, generator=gen) * self.count[ep]).long()
         t = self.src[ep, row]
         uniform = (torch.rand(batch, generator=gen) * d.len[ep]).long()
-        near = self.near[ep, row, torch.randint(0, self.near.shape[2], (batch,), generator=gen)]
-        u = torch.rand(batch, generator=gen)
-        gt = torch.where(u < p_current, t, torch.where((u < p_current + p_near) & (near >= 0), near, uniform))
+        gt = torch.where(torch.rand(batch, generator=gen) < p_current, t, uniform)
         tgt = self.dist[ep, row, gt]
         ok = torch.isfinite(tgt)
         return d.start[ep][ok], t[ok], gt[ok], tgt[ok]
@@ -145,17 +122,12 @@ def _loss(head, z, g, tgt) -> torch.Tensor:
 
 @torch.no_grad()
 def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: int) -> dict:
-    """On held-out episodes: mean |d - target| / (target + 1) for uniform goals and for near-place goals
-    (the source's nearest places in latent space), and how far d on imagined latents is from d on real ones."""
+    """On held-out episodes: mean |d - target| / (target + 1), and how far d on imagined latents is from d on real ones."""
     gen = torch.Generator().manual_seed(seed)
-    s, t, gt, tgt_near = graph.sample(d, 4096, 0.0, gen, 1.0)
-    near = head(d.z[s + t], d.g[s + gt])
     s, t, gt, tgt = graph.sample(d, 4096, 0.0, gen)
     z, g = d.z[s + t], d.g[s + gt]
     pred = head(z, g)
     out = {"relative_error": round(float(((pred - tgt).abs() / (tgt + 1.0)).mean()), 4),
-           "near_relative_error": round(float(((near - tgt_near).abs() / (tgt_near + 1.0)).mean()), 4),
-           "near_mean_steps": round(float(tgt_near.mean()), 2),
            "mean_steps": round(float(tgt.mean()), 2), "mean_distance": round(float(pred.mean()), 2)}
     if imagine_steps:
         z_hat = _imagined(model, d, s, t, imagine_steps)
@@ -167,7 +139,7 @@ def _fit(model, head, opt, d: _Flat, graph: _Graph, gc, log_every: int, gen) -> 
     head.train()
     curve = []
     for step in range(1, gc.steps + 1):
-        s, t, gt, tgt = graph.sample(d, gc.batch_size, gc.p_current, gen, gc.p_near)
+        s, t, gt, tgt = graph.sample(d, gc.batch_size, gc.p_current, gen)
         g = d.g[s + gt]
         loss = _loss(head, d.z[s + t], g, tgt)
         if gc.imagine_steps:
@@ -218,8 +190,7 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     # median step between consecutive places (the few jumps between episodes do not move a median)
     step = float((parts["train"].g[1:] - parts["train"].g[:-1]).norm(dim=-1).median())
     rng = np.random.default_rng(cfg.run.seed)
-    graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng, gc.near_k, gc.near_gap)
-              for k, v in parts.items()}
+    graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng) for k, v in parts.items()}
     graph_s = time.perf_counter() - t1
     curve = _fit(model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen)
     head.eval()
