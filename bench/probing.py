@@ -71,15 +71,7 @@ def collect_and_fit(a, seed: int, log: Path) -> tuple:
     """Per-wall collection (explicit held-out split) and one Stage-2 fit; skips finished steps."""
     root = Path(a.root)
     per = max(1, a.episodes // len(a.train_walls))
-    bags = []
-    for w in a.train_walls:
-        out = root / "walls" / f"w{w}"  # one data set for all seeds; seeds vary the training
-        b = out / "collect" / "bags"
-        if not (b.is_dir() and any(b.iterdir())):
-            cli(["collect", "-c", "two_rooms", f"run.out_dir={out}", f"collect.episodes={per}",
-                 "collect.workers=1", "run.threads=1", f"run.seed={w}",
-                 f"collect.env_kwargs.wall_x={w}", "collect.overwrite=true"], log)
-        bags.append(str(b))
+    bags = collect_per_wall(a, root / "walls", ["two_rooms"], a.episodes, [], 0, log)  # one data set for all seeds
     run = root / f"fit_s{seed}"
     over = [f"run.out_dir={run}", "data.bags=[" + ",".join(bags) + "]", "run.threads=1",
             "run.progress=false", f"run.seed={seed}", f"train.steps={a.steps}", *a.override]
@@ -93,16 +85,18 @@ def collect_and_fit(a, seed: int, log: Path) -> tuple:
     return over, str(model_path), fit_s, per
 
 
-def walks_per_wall(a, root: Path, name: str, extra: list, seed0: int, log: Path) -> list:
-    """`a.long_walks` 500-step walks (`two_rooms_goal`) split over the training walls, with `extra` overrides."""
-    per = max(1, a.long_walks // len(a.train_walls))
+def collect_per_wall(a, root: Path, configs: list, episodes: int, extra: list, seed0: int, log: Path) -> list:
+    """`episodes` walks (config overlays `configs`, overrides `extra`) split over the training walls, one
+    bag folder per wall under `root`; walls already collected are skipped."""
+    per = max(1, episodes // len(a.train_walls))
+    overlays = [x for c in configs for x in ("-c", c)]
     bags = []
     for w in a.train_walls:
-        out = root / name / f"w{w}"
+        out = root / f"w{w}"
         b = out / "collect" / "bags"
         if not (b.is_dir() and any(b.iterdir())):
-            cli(["collect", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={out}", f"collect.episodes={per}",
-                 "collect.workers=1", "run.threads=1", f"run.seed={seed0 + w}", f"collect.env_kwargs.wall_x={w}",
+            cli(["collect", *overlays, f"run.out_dir={out}", f"collect.episodes={per}", "collect.workers=1",
+                 "run.threads=1", f"run.seed={seed0 + w}", f"collect.env_kwargs.wall_x={w}",
                  "collect.overwrite=true", *extra], log)
         bags.append(str(b))
     return bags
@@ -112,10 +106,11 @@ def refine_held_out(a, root: Path, seed: int, fitted: Path, log: Path) -> Path:
     """The demo's second stage on the same held-out split: long walks (`two_rooms_goal`) at the training
     walls only (with --push-walks also walks that push on into walls, as the committed model's last
     refit), then a new 4 x 512 predictor refit on the fitted encoder's frozen latents."""
-    bags = walks_per_wall(a, root, "long_walks", [], 100, log)
+    goal = ["two_rooms", "two_rooms_goal"]
+    bags = collect_per_wall(a, root / "long_walks", goal, a.long_walks, [], 100, log)
     tag = ""
     if a.push_walks:
-        bags += walks_per_wall(a, root, "push_walks", list(PUSH_WALKS), 200, log)
+        bags += collect_per_wall(a, root / "push_walks", goal, a.long_walks, list(PUSH_WALKS), 200, log)
         tag = "_push"
     run = root / f"refine{a.refine_steps}{tag}_s{seed}"
     out = run / "refine" / "model.safetensors"
