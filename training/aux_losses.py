@@ -4,7 +4,11 @@
   a_t from (z_t, z_{t+1}) of the online encoder. Without it a JEPA encoder on Two-Rooms can
   satisfy its variance terms with the static wall layout and ignore the small agent dot (the
   probe error then equals the positions' variance); predicting the action forces the latent to
-  carry what the action changed.
+  carry what the action changed. With `idm_horizon` K > 1 it is multi-step (after the
+  multi-step inverse models of Lamb et al. 2022, "AC-State"): the head predicts the *mean* action
+  over j = 1..K steps from (z_t, z_t+j, j/K). For a point robot that is the displacement, which a
+  latent holding only the motion of the last frames (enough for one-step IDM) cannot give; seed 1
+  of the held-out Two-Rooms fit kept the wall and dropped the dot with one-step IDM.
 - Pixel reconstruction (the `pixel_recon` baseline, see `baselines.PixelReconstruction`).
 The module's weights are saved in training checkpoints (`module.extra.*`) for exact resume;
 the exported inference checkpoint holds only the world model.
@@ -19,22 +23,29 @@ from torch import nn
 
 
 class InverseDynamics(nn.Module):
-    def __init__(self, latent_dim: int, action_dim: int, hidden: int = 128):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * latent_dim, hidden), nn.SiLU(), nn.Linear(hidden, action_dim))
+    """a <- (z0, z1) for one step; with `multi_step` the offset j/K is a third input."""
 
-    def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z0, z1], -1))
+    def __init__(self, latent_dim: int, action_dim: int, hidden: int = 128, multi_step: bool = False):
+        super().__init__()
+        din = 2 * latent_dim + (1 if multi_step else 0)
+        self.net = nn.Sequential(nn.Linear(din, hidden), nn.SiLU(), nn.Linear(hidden, action_dim))
+
+    def forward(self, z0: torch.Tensor, z1: torch.Tensor, offset: Optional[torch.Tensor] = None) -> torch.Tensor:
+        parts = [z0, z1] if offset is None else [z0, z1, offset]
+        return self.net(torch.cat(parts, -1))
 
 
 class AuxLosses(nn.Module):
     """`loss(model, batch, stage)` = model.loss + idm_weight·IDM + recon (if a recon module is given)."""
 
     def __init__(self, latent_dim: int, action_dim: int, frame_stack: int, idm_weight: float = 0.0,
-                 recon: Optional[nn.Module] = None, action_scale: float = 1.0):
+                 recon: Optional[nn.Module] = None, action_scale: float = 1.0, idm_horizon: int = 1):
         super().__init__()
+        if idm_horizon < 1:
+            raise ValueError(f"AuxLosses: idm_horizon={idm_horizon} must be >= 1")
         self.k, self.idm_weight, self.action_scale = frame_stack, float(idm_weight), float(action_scale)
-        self.idm = InverseDynamics(latent_dim, action_dim) if idm_weight > 0 else None
+        self.idm_horizon = int(idm_horizon)
+        self.idm = InverseDynamics(latent_dim, action_dim, multi_step=idm_horizon > 1) if idm_weight > 0 else None
         self.recon = recon
 
     def loss(self, model: nn.Module, batch: Dict[str, torch.Tensor], stage: int):
@@ -43,17 +54,31 @@ class AuxLosses(nn.Module):
         else:
             total, terms = model.loss(batch, stage)
         if self.idm is not None:
-            k = self.k
-            frames = batch["frames"]
-            stacks = frames[:, :k + 1].unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)  # [B, 2, k, S, S, 3]
-            z = model.encode(stacks.reshape(-1, *stacks.shape[2:])).reshape(frames.shape[0], 2, -1)
-            a = batch["actions"][:, k - 1].float() / self.action_scale
-            idm = F.mse_loss(self.idm(z[:, 0], z[:, 1]).float(), a)
+            idm = self.inverse_dynamics(model, batch)
             terms = dict(terms)
             terms["idm"] = idm.detach()
             total = total + self.idm_weight * idm
             terms["total"] = total.detach()
         return total, terms
+
+    def inverse_dynamics(self, model: nn.Module, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """MSE of the (multi-step) inverse-dynamics head on the online encoder's latents."""
+        k, frames = self.k, batch["frames"]
+        K = self.idm_horizon
+        if frames.shape[1] < k + K:
+            raise ValueError(f"fit.idm_horizon={K} needs windows of >= frame_stack + {K} = {k + K} frames, "
+                             f"got {frames.shape[1]} (raise data.horizon to >= {K})")
+        stacks = frames[:, :k + K].unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)  # [B, K+1, k, S, S, 3]
+        B = frames.shape[0]
+        z = model.encode(stacks.reshape(-1, *stacks.shape[2:])).reshape(B, K + 1, -1)
+        acts = batch["actions"][:, k - 1:k - 1 + K].float() / self.action_scale  # [B, K, A]
+        if K == 1:
+            return F.mse_loss(self.idm(z[:, 0], z[:, 1]).float(), acts[:, 0])
+        j = torch.arange(1, K + 1, device=z.device, dtype=acts.dtype)
+        target = acts.cumsum(1) / j[None, :, None]  # mean action over the first j steps
+        z0 = z[:, :1].expand(B, K, z.shape[-1])
+        offset = (j / K)[None, :, None].expand(B, K, 1).to(z.dtype)
+        return F.mse_loss(self.idm(z0, z[:, 1:], offset).float(), target)
 
 
 def build_aux(cfg, mc, action_scale: float) -> Optional[nn.Module]:
@@ -64,4 +89,5 @@ def build_aux(cfg, mc, action_scale: float) -> Optional[nn.Module]:
         recon = PixelReconstruction(mc, cfg.baseline.recon_weight)
     if recon is None and cfg.fit.idm_weight <= 0:
         return None
-    return AuxLosses(mc.latent_dim, mc.action_dim, mc.frame_stack, cfg.fit.idm_weight, recon, action_scale)
+    return AuxLosses(mc.latent_dim, mc.action_dim, mc.frame_stack, cfg.fit.idm_weight, recon, action_scale,
+                     cfg.fit.idm_horizon)

@@ -82,6 +82,8 @@ class FitConfig:
     freeze_encoder: bool = _f(False, "keep the Stage-1 encoder frozen (else it is fine-tuned at encoder_lr_scale)")
     idm_weight: float = _f(0.0, "weight of an inverse-dynamics loss a_t <- (z_t, z_t+1) on the online encoder "
                                 "(training-side head; keeps small moving objects in the latent), also in pretrain")
+    idm_horizon: int = _f(1, "inverse-dynamics steps K: > 1 predicts the mean action over j = 1..K steps from "
+                             "(z_t, z_t+j) (multi-step inverse model; needs data.horizon >= K)")
 
 
 @dataclass
@@ -279,6 +281,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
+    need(1 <= cfg.fit.idm_horizon <= cfg.data.horizon, "fit.idm_horizon", cfg.fit.idm_horizon,
+         f"must be in [1, data.horizon={cfg.data.horizon}]")
     need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")
     need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
     need(cfg.refine.steps >= 1, "refine.steps", cfg.refine.steps, "must be >= 1")

@@ -1,0 +1,74 @@
+"""Training-side inverse dynamics: one-step and multi-step targets, gradients into the encoder, bad horizons."""
+import pytest
+import torch
+
+from moejepa_ros.model import ModelConfig, WorldModel
+from training.aux_losses import AuxLosses
+from training.config import ConfigError, load_config
+
+CFG = dict(image_size=16, conv_channels=[8, 16], latent_dim=32, expert_hidden=32, head_hidden=32,
+           stage1_hidden=32, action_embed_dim=8, frame_stack=2)
+
+
+def batch(T: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    B = 6
+    return {"frames": torch.randint(0, 256, (B, T, 16, 16, 3), generator=g, dtype=torch.uint8),
+            "actions": torch.randn(B, T, 2, generator=g), "rewards": torch.randn(B, T, generator=g)}
+
+
+def zero_head(aux: AuxLosses) -> None:
+    with torch.no_grad():
+        aux.idm.net[-1].weight.zero_()
+        aux.idm.net[-1].bias.zero_()
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return WorldModel(ModelConfig(**CFG))
+
+
+def test_one_step_target_is_the_first_action(model):
+    aux = AuxLosses(32, 2, 2, idm_weight=1.0, action_scale=2.0)
+    zero_head(aux)
+    b = batch(T=5)
+    a = b["actions"][:, 1] / 2.0  # frame_stack 2: the stack ending at frame 1 acts with actions[:, 1]
+    assert aux.inverse_dynamics(model, b).item() == pytest.approx(a.square().mean().item(), rel=1e-5)
+
+
+def test_multi_step_target_is_the_mean_action_over_each_offset(model):
+    aux = AuxLosses(32, 2, 2, idm_weight=1.0, idm_horizon=3)
+    zero_head(aux)
+    b = batch(T=5)
+    acts = b["actions"][:, 1:4]
+    means = torch.stack([acts[:, :j].mean(1) for j in (1, 2, 3)], 1)
+    assert aux.inverse_dynamics(model, b).item() == pytest.approx(means.square().mean().item(), rel=1e-5)
+
+
+def test_multi_step_loss_trains_the_encoder_through_every_offset(model):
+    aux = AuxLosses(32, 2, 2, idm_weight=1.0, idm_horizon=3)
+    b = batch(T=5)
+    total, terms = aux.loss(model, b, stage=2)
+    total.backward()
+    assert "idm" in terms and torch.isfinite(terms["total"])
+    enc_grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert enc_grads and any(g.abs().sum() > 0 for g in enc_grads)
+    assert aux.idm.net[0].weight.shape[1] == 2 * 32 + 1  # (z_t, z_t+j, j/K)
+    # the offset feeds the head: the same pair of latents gets a different answer at another j
+    z = torch.randn(1, 32)
+    assert not torch.allclose(aux.idm(z, z, torch.tensor([[1 / 3]])), aux.idm(z, z, torch.tensor([[1.0]])))
+
+
+def test_window_shorter_than_the_horizon_is_a_clear_error(model):
+    aux = AuxLosses(32, 2, 2, idm_weight=1.0, idm_horizon=4)
+    with pytest.raises(ValueError, match="idm_horizon=4.*data.horizon"):
+        aux.inverse_dynamics(model, batch(T=5))
+    with pytest.raises(ValueError, match="idm_horizon"):
+        AuxLosses(32, 2, 2, idm_weight=1.0, idm_horizon=0)
+
+
+def test_config_rejects_a_horizon_beyond_the_windows():
+    assert load_config(["tiny"], ["fit.idm_horizon=3"]).fit.idm_horizon == 3
+    with pytest.raises(ConfigError, match="fit.idm_horizon"):
+        load_config(["tiny"], ["fit.idm_horizon=4"])  # tiny's data.horizon is 3
