@@ -220,9 +220,12 @@ def plot(report: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     bars = {n: v["mse"] for n, v in report["anchors"].items()}
+    errs = {}
     act = report["summary"]["active_params"]
     for kind in ("linear", "mlp"):
-        bars[f"ours {kind} ({act / 1e3:.0f}k active)"] = [report["summary"][kind]["mean"][s] for s in SETS]
+        name = f"ours {kind} ({act / 1e3:.0f}k active, mean ± std over seeds)"
+        bars[name] = [report["summary"][kind]["mean"][s] for s in SETS]
+        errs[name] = [report["summary"][kind]["std"][s] for s in SETS]
     rnd = report["runs"][0]["probe_random_init"]["linear"]
     bars["random-init encoder, linear (seed 0)"] = [rnd[s] for s in SETS]
     if "reference" in report:
@@ -232,14 +235,17 @@ def plot(report: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     w = 0.8 / len(bars)
     for i, (name, vals) in enumerate(bars.items()):
-        ax.bar(np.arange(len(SETS)) + (i - (len(bars) - 1) / 2) * w, vals, w, label=name)
+        ax.bar(np.arange(len(SETS)) + (i - (len(bars) - 1) / 2) * w, vals, w, label=name, yerr=errs.get(name),
+               capsize=2)
     ax.set_xticks(range(len(SETS)), SETS)
     ax.set_yscale("log")
     ax.set_ylim(0.5, 2e3)  # an untrained predictor's expert-set error (~1e8) is off the chart
     ax.set_ylabel("probe MSE (px², log)")
     c = report["config"]
-    ax.set_title(f"Two-Rooms probing vs PLDM anchors ({c['steps']} steps, {c['episodes']} episodes, "
-                 f"{c['seeds']} seed(s))", fontsize=9)
+    fit = " ".join(o for o in c.get("override", []) if not o.startswith(("data.", "run.")))
+    held = f", refit {c['refine_steps']} steps, walls held out" if c.get("refine_steps") else ""
+    ax.set_title(f"Two-Rooms probing vs PLDM anchors ({c['steps']} fit steps{held}, {c['seeds']} seed(s))"
+                 + (f"\n{fit}" if fit else ""), fontsize=9)
     ax.legend(fontsize=7)
     save_figure(fig, path, dpi=80)
 

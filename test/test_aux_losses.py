@@ -34,7 +34,7 @@ def test_one_step_target_is_the_first_action(model):
     zero_head(aux)
     b = batch(T=5)
     a = b["actions"][:, 1] / 2.0  # frame_stack 2: the stack ending at frame 1 acts with actions[:, 1]
-    assert aux.inverse_dynamics(model, b).item() == pytest.approx(a.square().mean().item(), rel=1e-5)
+    assert aux.inverse_dynamics(model, b)[0].item() == pytest.approx(a.square().mean().item(), rel=1e-5)
 
 
 def test_multi_step_target_is_the_mean_action_over_each_offset(model):
@@ -43,7 +43,7 @@ def test_multi_step_target_is_the_mean_action_over_each_offset(model):
     b = batch(T=5)
     acts = b["actions"][:, 1:4]
     means = torch.stack([acts[:, :j].mean(1) for j in (1, 2, 3)], 1)
-    assert aux.inverse_dynamics(model, b).item() == pytest.approx(means.square().mean().item(), rel=1e-5)
+    assert aux.inverse_dynamics(model, b)[0].item() == pytest.approx(means.square().mean().item(), rel=1e-5)
 
 
 def test_multi_step_loss_trains_the_encoder_through_every_offset(model):
@@ -72,3 +72,17 @@ def test_config_rejects_a_horizon_beyond_the_windows():
     assert load_config(["tiny"], ["fit.idm_horizon=3"]).fit.idm_horizon == 3
     with pytest.raises(ConfigError, match="fit.idm_horizon"):
         load_config(["tiny"], ["fit.idm_horizon=4"])  # tiny's data.horizon is 3
+
+
+def test_idm_ratio_is_one_for_a_head_that_predicts_the_batch_mean(model):
+    aux = AuxLosses(32, 2, 2, idm_weight=1.0, idm_horizon=3)
+    b = batch(T=5)
+    acts = b["actions"][:, 1:4]
+    means = torch.stack([acts[:, :j].mean(1) for j in (1, 2, 3)], 1)
+    with torch.no_grad():
+        aux.idm.net[-1].weight.zero_()
+        aux.idm.net[-1].bias.copy_(means.reshape(-1, 2).mean(0))  # chance: the mean over batch and offsets
+    _, terms = aux.loss(model, b, stage=2)
+    chance = (means - means.mean(0, keepdim=True)).square().mean()
+    assert float(terms["idm_ratio"]) == pytest.approx(float(terms["idm"]) / float(chance), rel=1e-5)
+    assert float(terms["idm_ratio"]) >= 1.0  # one bias for all offsets cannot beat each offset's own mean

@@ -54,15 +54,18 @@ class AuxLosses(nn.Module):
         else:
             total, terms = model.loss(batch, stage)
         if self.idm is not None:
-            idm = self.inverse_dynamics(model, batch)
+            idm, chance = self.inverse_dynamics(model, batch)
             terms = dict(terms)
             terms["idm"] = idm.detach()
+            # near 1 with loss/latent near 0: the encoder kept the static scene and dropped what moves
+            terms["idm_ratio"] = (idm.detach() / chance.clamp_min(1e-8)).float()
             total = total + self.idm_weight * idm
             terms["total"] = total.detach()
         return total, terms
 
-    def inverse_dynamics(self, model: nn.Module, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """MSE of the (multi-step) inverse-dynamics head on the online encoder's latents."""
+    def inverse_dynamics(self, model: nn.Module, batch: Dict[str, torch.Tensor]) -> tuple:
+        """MSE of the (multi-step) inverse-dynamics head on the online encoder's latents, and the MSE
+        of chance (predicting the batch's mean target), detached."""
         k, frames = self.k, batch["frames"]
         K = self.idm_horizon
         if frames.shape[1] < k + K:
@@ -73,12 +76,17 @@ class AuxLosses(nn.Module):
         z = model.encode(stacks.reshape(-1, *stacks.shape[2:])).reshape(B, K + 1, -1)
         acts = batch["actions"][:, k - 1:k - 1 + K].float() / self.action_scale  # [B, K, A]
         if K == 1:
-            return F.mse_loss(self.idm(z[:, 0], z[:, 1]).float(), acts[:, 0])
+            return F.mse_loss(self.idm(z[:, 0], z[:, 1]).float(), acts[:, 0]), _chance(acts[:, 0])
         j = torch.arange(1, K + 1, device=z.device, dtype=acts.dtype)
         target = acts.cumsum(1) / j[None, :, None]  # mean action over the first j steps
         z0 = z[:, :1].expand(B, K, z.shape[-1])
         offset = (j / K)[None, :, None].expand(B, K, 1).to(z.dtype)
-        return F.mse_loss(self.idm(z0, z[:, 1:], offset).float(), target)
+        return F.mse_loss(self.idm(z0, z[:, 1:], offset).float(), target), _chance(target)
+
+
+def _chance(target: torch.Tensor) -> torch.Tensor:
+    """MSE of predicting the batch mean of `target` [B, ...] (what an encoder that ignores the actions reaches)."""
+    return (target - target.mean(0, keepdim=True)).square().mean().detach()
 
 
 def build_aux(cfg, mc, action_scale: float) -> Optional[nn.Module]:
