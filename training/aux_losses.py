@@ -7,8 +7,10 @@
   carry what the action changed. With `idm_horizon` K > 1 it is multi-step (after the
   multi-step inverse models of Lamb et al. 2022, "AC-State"): the head predicts the *mean* action
   over j = 1..K steps from (z_t, z_t+j, j/K). For a point robot that is the displacement, which a
-  latent holding only the motion of the last frames (enough for one-step IDM) cannot give; seed 1
-  of the held-out Two-Rooms fit kept the wall and dropped the dot with one-step IDM.
+  latent holding only the motion of the last frames (enough for one-step IDM) cannot give. On the
+  held-out Two-Rooms split it kept the dot in seed 1, which one-step IDM lost, and gave better
+  encoders in the seeds that kept it; it is no guarantee (seed 3 loses the dot with either;
+  BENCHMARKS.md 7.2). `loss/idm_ratio` (IDM MSE over chance) shows a lost fit near 1.
 - Pixel reconstruction (the `pixel_recon` baseline, see `baselines.PixelReconstruction`).
 The module's weights are saved in training checkpoints (`module.extra.*`) for exact resume;
 the exported inference checkpoint holds only the world model.
