@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,10 +36,11 @@ SETS = ("normal", "wall", "wall_other", "expert")
 
 
 def final_terms(run: Path, last: int = 5) -> dict:
-    """Mean of the last `last` logged latent / IDM losses of a fit."""
+    """Mean of the last `last` logged latent / IDM losses of a fit (and `idm_ratio` where the fit logged it)."""
     rows = [json.loads(x) for x in open(run / "fit" / "metrics.jsonl")]
     rows = [r for r in rows if "loss/latent" in r][-last:]
-    return {k: round(float(np.mean([r.get(f"loss/{k}", np.nan) for r in rows])), 5) for k in ("latent", "idm")}
+    keys = [k for k in ("latent", "idm", "idm_ratio") if all(f"loss/{k}" in r for r in rows)]
+    return {k: round(float(np.mean([r[f"loss/{k}"] for r in rows])), 5) for k in keys}
 
 
 def main(argv=None) -> int:
@@ -102,9 +104,7 @@ def main(argv=None) -> int:
               "config": {"steps": a.steps, "episodes": a.episodes, "train_walls": a.train_walls, "seeds": seeds,
                          "lost_px2": a.lost_px2, "probe": {"frames": 5000, "mlp_epochs": 500, "n_test": 200}},
               "rows": rows, "summary": summary, "seconds": round(time.perf_counter() - t0, 1)}
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(a.out, report)
     print(json.dumps(summary))
     return 0
 
