@@ -14,12 +14,25 @@ from training.config import load_config
 from training.distributed import DistInfo
 from training.train_state import CheckpointManager
 from training.trainer import Trainer
-from training.windows import ArrayWindows, synthetic_episodes
+from training.data.cache import build_cache
+from training.data.sampler import WindowSampler
+from training.rollouts import record_rollouts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["model.latent_dim=16", "model.conv_channels=[4,8,8,8]", "model.expert_hidden=16", "model.head_hidden=16",
         "model.stage1_hidden=16", "model.action_embed_dim=4", "data.batch_size=4", "data.horizon=2",
         "run.progress=false", "run.tensorboard=false", "run.log_every=2", "optim.warmup_steps=2"]
+
+
+def windows(run_dir):
+    """The trainer's real window source: Two-Rooms walks recorded as a rosbag2, cached, sampled.
+
+    Built once per run dir (a resumed run reopens the same cache), so each test makes its own data."""
+    data = os.path.join(run_dir, "data")
+    if not os.path.isdir(os.path.join(data, "bag")):
+        record_rollouts("two_rooms", "walk", 3, os.path.join(data, "bag"), max_steps=12, seed=1)
+    cache = build_cache(os.path.join(data, "bag"), os.path.join(data, "cache"))
+    return WindowSampler(cache, window=5, batch_size=4, seed=5, augment_shift=2)
 
 
 def run(run_dir, steps, stop_at=0, ckpt_every=3, stage=2, prefetch=1, delay=0.0):
@@ -29,7 +42,7 @@ def run(run_dir, steps, stop_at=0, ckpt_every=3, stage=2, prefetch=1, delay=0.0)
     from moejepa_ros.model.world_model import WorldModel
     torch.manual_seed(0)
     model = WorldModel(ModelConfig.from_dict(cfg.model))
-    src = ArrayWindows(synthetic_episodes(3, 12, seed=1), window=5, batch_size=4, seed=5, augment_shift=2)
+    src = windows(run_dir)
     if delay:
         orig = src.sample
         src.sample = lambda: (time.sleep(delay), orig())[1]
