@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench lock clean
+.PHONY: install demo test lint bench lock clean
 
 install:
 	@bash tools/install.sh
@@ -15,6 +15,10 @@ demo: install
 test: install
 	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) bench/bench_codecs.py
