@@ -110,3 +110,15 @@ def test_gradient_planners_run_through_the_step(method):
         assert np.all(np.abs(d.action) <= HIGH) and c.last_plan.method == method
     grads = [s for s in c.last_plan.stats if "step" in s]  # the gradient phase's rows
     assert grads and grads[-1]["best_cost"] <= grads[0]["cost"]
+
+
+def test_decide_is_the_step_after_the_encoder_and_goal_latents_switch_the_goal_on():
+    model = tiny_model()
+    a, b = controller(model, objectives=GOAL_ONLY), controller(model, objectives=GOAL_ONLY)
+    a.set_goal(frames(1)[0])
+    b.set_goal_latent(a.goal_z)
+    assert b.planner.objectives["goal"].enabled
+    da, db = a.act(frames()), b.decide(b.encode(frames()))
+    assert da.level == db.level == OK and np.array_equal(da.action, db.action)
+    d = b.decide(torch.full((16,), float("nan")))
+    assert d.level == ERROR and "latent" in d.message and not d.action.any()

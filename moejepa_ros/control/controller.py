@@ -131,15 +131,16 @@ class LatentController:
         return build_objectives(self.objective_spec).needs_goal
 
     # ------------------------------------------------------------------ goal
-    @torch.no_grad()
     def set_goal(self, frame: np.ndarray | None) -> None:
         """Goal image [S, S, 3] uint8 (already resized) → goal latent (the frame repeated k times)."""
         if frame is None:
-            self.goal_z = None
+            self.set_goal_latent(None)
         else:
-            stack = np.repeat(frame[None], self.frame_stack, axis=0)
-            x = torch.from_numpy(stack).to(self.device)[None]
-            self.goal_z = self.model.encode(x)[0].float()
+            self.set_goal_latent(self.encode(np.repeat(frame[None], self.frame_stack, axis=0)).float())
+
+    def set_goal_latent(self, goal_z: torch.Tensor | None) -> None:
+        """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective."""
+        self.goal_z = None if goal_z is None else goal_z.detach().to(self.device).float()
         self.reset()
         self._rebuild()
 
@@ -163,17 +164,25 @@ class LatentController:
             return Decision(self.zero(), WARN, self._idle_reason or "no planner")
         t0 = time.perf_counter()
         z = self.encode(frames)
-        t1 = time.perf_counter()
+        return self.decide(z, encode_ms=(time.perf_counter() - t0) * 1e3)
+
+    def decide(self, z: torch.Tensor, encode_ms: float = 0.0) -> Decision:
+        """The step after the encoder: plan from latent z[D] (warm start), clamp; a non-finite latent or
+        plan gives the zero command + ERROR. Distillation labels replay latents with it."""
+        self.last_plan = None
+        if self._idle_reason is not None or self.planner is None:
+            return Decision(self.zero(), WARN, self._idle_reason or "no planner", encode_ms=encode_ms)
         if not bool(torch.isfinite(z).all()):
             self.reset()
             return Decision(self.zero(), ERROR, "encoder produced a non-finite latent; zero command",
-                            encode_ms=(t1 - t0) * 1e3)
+                            encode_ms=encode_ms)
+        t1 = time.perf_counter()
         plan = self.last_plan = self.planner.plan(z, self.goal_z)
         t2 = time.perf_counter()
         first = plan.first_action.detach().float().cpu().numpy()
         actions = plan.actions.detach().float().cpu().numpy()
         cost = float(plan.predicted_cost)
-        timing = dict(encode_ms=(t1 - t0) * 1e3, plan_ms=(t2 - t1) * 1e3)
+        timing = dict(encode_ms=encode_ms, plan_ms=(t2 - t1) * 1e3)
         if not (np.all(np.isfinite(first)) and np.all(np.isfinite(actions)) and np.isfinite(cost)):
             self.reset()  # never warm-start from a poisoned plan
             return Decision(self.zero(), ERROR, "plan is not finite (NaN/inf); zero command",
