@@ -58,3 +58,13 @@ def test_bad_frames_and_sizes_raise_naming_them(bad):
         preprocess(bad, 4)
     with pytest.raises(ValueError, match="size 0"):
         preprocess(np.zeros((8, 8, 3), np.uint8), 0)
+
+
+def test_the_cache_workers_resize_without_importing_torch():
+    """Decode workers start as `python -m training.data.shard`; torch alone would cost seconds each."""
+    import subprocess
+    import sys
+
+    code = "import sys, training.data.shard; assert 'torch' not in sys.modules, 'torch imported'"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
