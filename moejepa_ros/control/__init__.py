@@ -16,7 +16,7 @@ from .preprocess import preprocess
 _LAZY = {"ERROR": "controller", "OK": "controller", "WARN": "controller", "Decision": "controller",
          "LatentController": "controller", "PlannerPolicy": "policy"}
 
-__all__ = ["ERROR", "OK", "WARN", "Decision", "LatentController", "FrameStack", "Snapshot", "PlannerPolicy",
+__all__ = ["ERROR", "OK", "WARN", "Decision", "FrameStack", "LatentController", "PlannerPolicy", "Snapshot",
            "preprocess"]
 
 

@@ -7,7 +7,8 @@ start is the goal. MBRL collection adds Gaussian exploration noise (its own rng)
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from .preprocess import preprocess
 class PlannerPolicy:
     """`policy(obs, info)` per env step; a new episode starts at `info["step"] == 0` or after `reset()`."""
 
-    def __init__(self, model, planner_cfg: Mapping[str, Any], objectives: Optional[Mapping[str, Any]],
+    def __init__(self, model, planner_cfg: Mapping[str, Any], objectives: Mapping[str, Any] | None,
                  action_low: Sequence[float], action_high: Sequence[float], device: str | torch.device = "cpu",
                  explore_std: float = 0.0, seed: int = 0):
         if explore_std < 0:
