@@ -108,8 +108,8 @@ def routing(model, data, n: int, seed: int) -> dict:
 
 def plan_times(cfg, models: dict, calls: int, seed: int) -> dict:
     """ms per plan with the config's planner, variants interleaved call by call; median + all."""
+    from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.sim import make_env
-    from training.policy import PlannerPolicy
     env = make_env("two_rooms", mode="goal")
     pols = {n: PlannerPolicy(m, cfg.plan.planner, cfg.plan.objectives, meta["action_low"], meta["action_high"])
             for n, (m, meta) in models.items()}

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import save_figure, write_json  # noqa: E402
 
-from bench.two_rooms_planning import BASE, METHODS, Agent, episode, planner_sets  # noqa: E402
+from bench.two_rooms_planning import BASE, METHODS, episode, make_agent, planner_sets  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.sim.two_rooms import is_free, render_frame  # noqa: E402
 
@@ -100,10 +100,10 @@ def main(argv=None) -> int:
     objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
     eps, maps = [], []
     for s in a.seeds:
-        agent = Agent(model, meta, settings, objectives)
+        agent = make_agent(model, meta, settings, objectives)
         ep = episode(agent, s, a.max_steps, trace=True)
         eps.append(ep)
-        maps.append(distance_map(model, agent.goal_z, ep["wall_x"], ep["door_y"]))
+        maps.append(distance_map(model, agent.controller.goal_z, ep["wall_x"], ep["door_y"]))
         print(f"[failures] seed {s}: success={ep['success']} final={ep['final_distance']:.1f}px "
               f"last={np.round(ep['path'][-1], 2).tolist()}", flush=True)
     write_json(a.out, {"checkpoint": a.checkpoint, "planner": settings, "objectives": objectives, "episodes": eps})

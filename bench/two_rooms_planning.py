@@ -1,8 +1,8 @@
 """Two-Rooms goal reaching: CEM vs MPPI vs gradient vs CEM->gradient at a matched budget per replan.
 
-Closed loop, one replan per env step (as planner_node does in the demo): the frame stack is
-encoded with `model.encode`, the goal image is repeated k times and encoded (as
-`LatentController.set_goal`), the plan's first action is executed. Success = squared distance
+Closed loop, one replan per env step (as planner_node does in the demo), through the shipped control
+step (`moejepa_ros.control.PlannerPolicy` over `LatentController`: frame stack, goal image repeated k
+times, encode once, plan, clamp, non-finite plan -> zero command); the first action is executed. Success = squared distance
 < 1 px^2 within 200 steps (PLDM's DotWall protocol; PLDM reports 97.8% with MPPI).
 
   .venv/bin/python bench/two_rooms_planning.py --checkpoint checkpoints/two_rooms.safetensors \
@@ -19,7 +19,6 @@ import argparse
 import subprocess
 import sys
 import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import save_figure, write_json  # noqa: E402
 
+from moejepa_ros.control import PlannerPolicy  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
 from moejepa_ros.ros.demo import TRAIN_EXPORT, TRAIN_STEPS, train_argv  # noqa: E402 (the recipe, no rclpy)
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
 
@@ -70,43 +69,23 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
     return out_dir / TRAIN_EXPORT
 
 
-class Agent:
-    """Frame stack -> latent -> plan -> first action, the planner_node control step without ROS."""
-
-    def __init__(self, model, meta, planner_cfg: dict, objectives: dict, bound: float | None = None):
-        self.model, self.k = model, int(model.cfg.frame_stack)
-        low, high = (meta["action_low"], meta["action_high"]) if bound is None else ([-bound] * 2, [bound] * 2)
-        self.planner = make_planner(planner_cfg, model, build_objectives(objectives), low, high)
-        self.frames: deque = deque(maxlen=self.k)
-        self.goal_z = None
-
-    @torch.no_grad()  # not inference_mode: the gradient planners backprop through z0
-    def encode(self, frames) -> torch.Tensor:
-        return self.model.encode(torch.from_numpy(np.stack(list(frames)))[None])[0].float()
-
-    def reset(self, obs, goal_image) -> None:
-        self.planner.reset()
-        self.frames.clear()
-        self.frames.extend([obs] * self.k)
-        self.goal_z = self.encode([goal_image] * self.k)
-
-    def act(self, obs) -> tuple[np.ndarray, float]:
-        self.frames.append(obs)
-        t0 = time.perf_counter()
-        plan = self.planner.plan(self.encode(self.frames), self.goal_z)
-        ms = (time.perf_counter() - t0) * 1e3
-        return plan.first_action.detach().float().numpy(), ms
+def make_agent(model, meta: dict, planner_cfg: dict, objectives: dict, bound: float | None = None) -> PlannerPolicy:
+    """The shipped control step for one method; `bound` plans in [-bound, bound] per axis instead of the
+    checkpoint's action bounds."""
+    low, high = (meta["action_low"], meta["action_high"]) if bound is None else ([-bound] * 2, [bound] * 2)
+    return PlannerPolicy(model, planner_cfg, objectives, low, high)
 
 
-def episode(agent: Agent, seed: int, max_steps: int, trace: bool = False) -> dict:
-    """One goal episode; `trace` also returns the layout, the goal, the path and the last actions."""
+def episode(agent: PlannerPolicy, seed: int, max_steps: int, trace: bool = False) -> dict:
+    """One goal episode; `trace` also returns the layout, the goal, the path and the last actions.
+    The per-step ms is the replan's time (encode + plan), as the node measures it."""
     env = TwoRoomsEnv(mode="goal")
     obs, info = env.reset(seed=seed)
-    agent.reset(obs, info["goal_image"])
+    agent.reset()
     start, ms, path, acts = float(info["distance"]), [], [info["pos"].tolist()], []
     for _ in range(max_steps):
-        a, t = agent.act(obs)
-        ms.append(t)
+        a = agent(obs, info)
+        ms.append(agent.last_decision.encode_ms + agent.last_decision.plan_ms)
         obs, _, term, trunc, info = env.step(a)
         path.append(info["pos"].tolist())
         acts.append(a.tolist())
@@ -127,7 +106,7 @@ def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: 
     model, meta = load_checkpoint(ckpt)
     model.eval()
     settings = {m: {**base, **METHODS[m], **{k: base[k] for k in ("samples", "iterations") if k in base}} for m in methods}
-    agents = {m: Agent(model, meta, settings[m], objectives, bound) for m in methods}
+    agents = {m: make_agent(model, meta, settings[m], objectives, bound) for m in methods}
     per = {m: [] for m in methods}
     for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
         for m in methods:

@@ -1,6 +1,6 @@
 """Static checks of the ROS side (no DDS): launch files, params YAML vs declared parameters,
-parameter validation helpers, bringup's parsing, the FastDDS profile, message layouts, and the
-control core (frame stack, NaN safety) in-process."""
+parameter validation helpers, bringup's parsing, the FastDDS profile, message layouts and stats
+(the control step's own tests are test_control_*.py)."""
 from __future__ import annotations
 
 import ast
@@ -18,7 +18,6 @@ pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 
 from moejepa_ros.ros import bringup, dds, params  # noqa: E402
-from moejepa_ros.ros.frames import FrameStack, preprocess  # noqa: E402
 from moejepa_ros.ros.messages import msg_to_plan, plan_to_msg  # noqa: E402
 from moejepa_ros.ros.stats import ControlStats  # noqa: E402
 
@@ -164,27 +163,13 @@ def test_fastdds_profile_is_found_and_has_a_16mb_segment():
     assert dds.ensure_fastdds_profile(env) == "/mine.xml"  # never overrides the user's
 
 
-# ------------------------------------------------------------------------ messages / frames / stats
+# ------------------------------------------------------------------------ messages / stats
 def test_plan_message_round_trip():
     a = np.arange(10, dtype=np.float32).reshape(5, 2)
     msg = plan_to_msg(a, 3.5)
     assert [d.label for d in msg.layout.dim] == ["horizon", "action"] and msg.layout.data_offset == 1
     back, cost = msg_to_plan(msg)
     assert np.array_equal(back, a) and cost == 3.5
-
-
-def test_frame_stack_pads_orders_and_resizes():
-    fs = FrameStack(3, 8)
-    assert fs.snapshot() is None and not fs.wait_newer(0, 0.01)
-    fs.push(np.full((16, 16, 3), 1, np.uint8), 10, "a")
-    s = fs.snapshot()
-    assert s.frames.shape == (3, 8, 8, 3) and s.seq == 1 and (s.frames == 1).all()
-    for v in (2, 3, 4):
-        fs.push(np.full((8, 8, 3), v, np.uint8), 10 * v, "b")
-    s = fs.snapshot()
-    assert [int(f[0, 0, 0]) for f in s.frames] == [2, 3, 4] and s.stamp_ns == 40 and s.frame_id == "b"
-    assert fs.wait_newer(3, 0.0)
-    assert preprocess(np.zeros((480, 640, 3), np.uint8), 64).shape == (64, 64, 3)
 
 
 def test_stats_percentiles_rates_and_counters():
@@ -197,76 +182,6 @@ def test_stats_percentiles_rates_and_counters():
     out = s.summary()
     assert out["frames_dropped"] == 3 and 48 <= out["latency_ms_p50"] <= 51 and out["latency_ms_p99"] >= 97
     assert "control_hz" in out
-
-
-# ------------------------------------------------------------------------ control core
-def _tiny_model():
-    from moejepa_ros.model import ModelConfig, WorldModel
-
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    return WorldModel(ModelConfig(conv_channels=[8, 8, 8, 8], latent_dim=16, expert_hidden=16, num_experts=2,
-                                  top_k=1, head_hidden=16, stage1_hidden=16, action_embed_dim=8)).eval()
-
-
-def _controller(model, **planner):
-    from moejepa_ros.planning import PlannerConfig
-    from moejepa_ros.ros.control import LatentController
-
-    vals = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
-    cfg = PlannerConfig.from_dict({**params.planner_dict(vals), "samples": 16, "elites": 4, "horizon": 3,
-                                   "iterations": 2, **planner})
-    return LatentController(model, "cpu", cfg, params.objectives_dict(vals), [-1.0, -2.0], [1.0, 2.0])
-
-
-def test_controller_plans_clamps_and_switches_goal_on():
-    from moejepa_ros.ros.control import OK
-
-    c = _controller(_tiny_model())
-    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
-    d = c.act(frames)
-    assert d.level == OK and d.action.shape == (2,) and np.all(np.abs(d.action) <= [1.0, 2.0])
-    assert d.plan_actions.shape == (3, 2)
-    assert c.goal_z is None and not c.planner.objectives["goal"].enabled
-    c.set_goal(frames[0])
-    assert c.goal_z is not None and c.planner.objectives["goal"].enabled
-    assert c.act(frames).level == OK
-    assert set(c.routing()) >= {"load"} and len(c.routing()["load"]) == 2
-
-
-def test_controller_turns_a_nan_plan_into_the_zero_command():
-    import torch
-
-    from moejepa_ros.ros.control import ERROR
-
-    model = _tiny_model()
-    with torch.no_grad():
-        for p in model.predictor.parameters():
-            p.fill_(float("nan"))
-    c = _controller(model)
-    d = c.act(np.zeros((3, 64, 64, 3), np.uint8))
-    assert d.level == ERROR and "finite" in d.message
-    assert np.array_equal(d.action, np.zeros(2, np.float32))
-    with pytest.raises(ValueError, match="frames must be uint8"):
-        c.act(np.zeros((2, 64, 64, 3), np.uint8))
-
-
-def test_controller_waits_for_a_goal_when_only_the_goal_objective_is_on():
-    from moejepa_ros.planning import PlannerConfig
-    from moejepa_ros.ros.control import OK, WARN, LatentController
-
-    objs = {n: {"enabled": n == "goal", "weight": 1.0} for n in params.OBJECTIVE_NAMES}
-    c = LatentController(_tiny_model(), "cpu", PlannerConfig(samples=16, elites=4, horizon=3, iterations=2),
-                         objs, [-1.0, -1.0], [1.0, 1.0])
-    frames = np.zeros((3, 64, 64, 3), np.uint8)
-    d = c.act(frames)
-    assert d.level == WARN and "goal" in d.message and not d.action.any()
-    c.set_goal(frames[0])
-    assert c.act(frames).level == OK
-    c.update(planner_cfg=PlannerConfig(samples=24, elites=2, horizon=4, iterations=1))
-    assert c.planner.cfg.samples == 24 and c.act(frames).plan_actions.shape == (4, 2)
-    c.update(action_low=[-0.1, -0.1], action_high=[0.1, 0.1])
-    assert np.all(np.abs(c.act(frames).action) <= 0.1 + 1e-6)
 
 
 def test_launch_common_finds_the_config_folder_without_launch_packages():

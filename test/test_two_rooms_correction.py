@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from moejepa_ros.control import LatentController
 from moejepa_ros.model.checkpoint import load_checkpoint
-from moejepa_ros.ros.control import LatentController
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors"

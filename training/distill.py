@@ -16,8 +16,9 @@ from typing import List
 import numpy as np
 import torch
 
+from moejepa_ros.control import LatentController
 from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from moejepa_ros.planning import build_objectives, make_planner
+from moejepa_ros.planning import DEFAULT_OBJECTIVES
 
 from .config import TrainConfig
 from .datasets import open_data, run_subdir
@@ -26,14 +27,12 @@ from .logging_utils import RunLogger, log
 from .probing import cache_stacks, embed
 
 
-def _label(planner, zs: torch.Tensor, goal_z, center, half) -> torch.Tensor:
-    out = []
-    for z in zs:
-        planner.reset()
-        p = planner.plan(z, goal_z)
-        a = p.first_action if p.ok else center
-        out.append(((a - center) / half).clamp(-1, 1))
-    return torch.stack(out)
+def _label(ctrl: LatentController, z: torch.Tensor, goal_z, center, half) -> torch.Tensor:
+    """The control step's action from latent z (no warm start: each label is a fresh replan), normalised to
+    the actor's [-1, 1]; a non-finite plan labels the zero command, as the node would publish."""
+    ctrl.set_goal_latent(goal_z)  # also forgets the warm start
+    a = torch.from_numpy(ctrl.decide(z).action)
+    return ((a - center) / half).clamp(-1, 1)
 
 
 def _actor_visits(cfg: TrainConfig, model, n: int, center, half, seed: int) -> tuple[torch.Tensor, list, list]:
@@ -76,9 +75,9 @@ def distill(cfg: TrainConfig, device) -> dict:
     low = torch.tensor(meta["action_low"])
     high = torch.tensor(meta["action_high"])
     center, half = (high + low) / 2, (high - low) / 2
-    objectives = build_objectives(dict(cfg.plan.objectives) or None)
-    planner = make_planner(dict(cfg.plan.planner), model, objectives, low, high)
-    needs_goal = objectives.needs_goal
+    ctrl = LatentController(model, "cpu", dict(cfg.plan.planner), dict(cfg.plan.objectives) or DEFAULT_OBJECTIVES,
+                            low.tolist(), high.tolist())
+    needs_goal = ctrl.needs_goal
     data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack)
     rng = np.random.default_rng(cfg.run.seed)
     run_dir = run_subdir(cfg, "distill")
@@ -106,8 +105,7 @@ def distill(cfg: TrainConfig, device) -> dict:
             rets = []
         else:
             zs, goals, rets = _actor_visits(cfg, model, d.samples, center, half, cfg.run.seed + 1000 * r)
-        labels = torch.stack([_label(planner, z[None], g if needs_goal else None, center, half)[0]
-                              for z, g in zip(zs, goals)])
+        labels = torch.stack([_label(ctrl, z, g if needs_goal else None, center, half) for z, g in zip(zs, goals)])
         X.append(zs)
         Y.append(labels)
         x, y = torch.cat(X), torch.cat(Y)

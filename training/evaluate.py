@@ -101,8 +101,8 @@ def closed_loop(cfg: TrainConfig, model, meta: dict, episodes: int, max_steps: i
     """Planner episodes in `collect.env` (goal mode for Two-Rooms): success, return, final distance."""
     import gymnasium as gym
 
+    from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.sim import make_env
-    from .policy import PlannerPolicy
     kw = dict(cfg.collect.env_kwargs)
     if cfg.collect.env == "two_rooms":
         kw["mode"] = "goal"

@@ -111,9 +111,9 @@ def _write_state(path: str, state: dict) -> None:
 
 
 def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
+    from moejepa_ros.control import PlannerPolicy
     from training.rollouts import record_rollouts
 
-    from .policy import PlannerPolicy
     from .stages import train_stage
     m = cfg.mbrl
     root = run_subdir(cfg, "mbrl")

@@ -42,9 +42,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray
 
 from moejepa_ros import codecs
+from moejepa_ros.control import ERROR, OK, WARN, Decision, FrameStack, LatentController, preprocess
 from moejepa_ros.ros import dds, params
-from moejepa_ros.ros.control import ERROR, OK, WARN, Decision, LatentController
-from moejepa_ros.ros.frames import FrameStack, preprocess
 from moejepa_ros.ros.messages import (
     CAMERA_QOS,
     COMMAND_QOS,
@@ -222,8 +221,6 @@ class PlannerNode(LifecycleNode):
             raise ValueError(reason)
         if not v["checkpoint"]:
             raise ValueError("parameter 'checkpoint' is empty: give the path of a .safetensors checkpoint")
-        import torch
-
         from moejepa_ros.model import load_checkpoint
 
         device = resolve_device(v["device"])
@@ -246,8 +243,8 @@ class PlannerNode(LifecycleNode):
             codecs.action_to_msg(ctrl.zero(), self._action_cls(), fields=v["twist_fields"])  # checks the fields
         elif v["action_type"] == "joint_trajectory":
             codecs.action_to_msg(ctrl.zero(), self._action_cls(), joint_names=v["joint_names"] or [])
-        with torch.inference_mode():  # warm-up: first-call allocations happen here, not in control
-            ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
+        # warm-up: first-call allocations happen here, not in control
+        ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
         self._ctrl = ctrl
         self._device = device
         self._checkpoint_sha = file_sha256(v["checkpoint"])

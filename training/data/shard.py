@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moejepa_ros.control.preprocess import preprocess
+
 from .bag_reader import iter_bags
 from .episode import BagDataError
 from .topics import TopicConfig
@@ -24,16 +26,13 @@ _PKG_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Resize:
-    """Frame transform: RGB [h,w,3] -> [H,W,3] with cv2.INTER_AREA (a copy if already that size)."""
+    """Frame transform: RGB [h,w,3] -> [H,W,3] by `moejepa_ros.control.preprocess`, the node's resize."""
 
     def __init__(self, size: tuple[int, int]):
         self.size = (int(size[0]), int(size[1]))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        if rgb.shape[:2] == self.size:
-            return np.array(rgb, copy=True)
-        import cv2
-        return cv2.resize(rgb, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+        return preprocess(rgb, self.size)
 
 
 def write_shard(job: dict) -> dict:

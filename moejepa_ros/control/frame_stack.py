@@ -1,9 +1,11 @@
-"""Thread-safe frame intake: decode + resize in the subscriber, newest-k stack for the planner.
+"""`FrameStack`: the newest k preprocessed frames, the model's input, for a node or an episode loop.
 
-The image callback calls `FrameStack.push` (a few hundred µs for a 480×640 frame) and returns;
-the planning thread calls `snapshot` to get the last k frames (oldest first, the model's
+planner_node's image callback calls `push` (a few hundred µs for a 480×640 frame) and returns;
+its planning thread calls `snapshot` to get the last k frames (oldest first, the model's
 frame-stack order), a sequence number that tells whether anything new arrived, and the newest
-frame's stamp/frame_id so outputs can carry them.
+frame's stamp/frame_id so outputs can carry them. A single-threaded episode loop uses the same
+class: `clear` + `push(first obs)` at an episode start, then `push` each step; until k frames have
+arrived the oldest one is repeated, so an episode starts from its first frame repeated k times.
 """
 from __future__ import annotations
 
@@ -14,16 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def preprocess(rgb: np.ndarray, size: int) -> np.ndarray:
-    """RGB uint8 [H, W, 3] → contiguous [size, size, 3] (area resampling when the size differs)."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return np.ascontiguousarray(rgb)
-    import cv2
-
-    shrink = rgb.shape[0] >= size and rgb.shape[1] >= size
-    return cv2.resize(np.ascontiguousarray(rgb), (size, size),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+from .preprocess import preprocess
 
 
 @dataclass
@@ -52,7 +45,7 @@ class FrameStack:
         self._frame_id = ""
         self._rx: float | None = None
 
-    def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str) -> int:
+    def push(self, rgb: np.ndarray, stamp_ns: int = 0, frame_id: str = "") -> int:
         """Add one RGB frame (any size; resized here); wakes a waiting planner. Returns its seq."""
         f = preprocess(rgb, self.size)
         with self._cond:
@@ -80,8 +73,13 @@ class FrameStack:
     def last_rx(self) -> float | None:
         return self._rx
 
+    def __len__(self) -> int:
+        """Frames held (0 after `clear`, at most k)."""
+        with self._lock:
+            return len(self._frames)
+
     def clear(self) -> None:
-        """Forget the frames (after a camera stall a new stack must not mix old and new)."""
+        """Forget the frames (after a camera stall or at an episode start a new stack must not mix old and new)."""
         with self._lock:
             self._frames.clear()
 

@@ -1,8 +1,14 @@
-"""`LatentController`: frame stack → encode once → plan (warm start) → clamped first action.
+"""`LatentController`: the one Mode-2 control step, frame stack → encode once → plan (warm start) →
+clamped first action, or the zero command and a reason.
 
-No rclpy here: the planner node owns topics and threads, this class owns the model, the
-planner, the goal latent and the safety rules (non-finite plan → zero command + error), so
-the control step can be tested and benchmarked without DDS.
+No rclpy here: planner_node owns topics and threads, `PlannerPolicy` owns an episode loop, and
+this class owns the model, the planner, the goal latent and the safety rules (non-finite latent
+or plan → zero command + error), so the step that runs on the robot is the one that training,
+evaluation and every bench run, and it can be tested without DDS.
+
+Latents are encoded under `no_grad`, not `inference_mode`: the gradient planners (`gradient`,
+`cem_gradient`) differentiate the rollout from z0 with respect to the actions, and autograd
+refuses inference tensors.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import numpy as np
 import torch
 
 from moejepa_ros import codecs
-from moejepa_ros.planning import PlannerConfig, build_objectives, make_planner
+from moejepa_ros.planning import Plan, PlannerConfig, build_objectives, make_planner
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
@@ -52,10 +58,11 @@ class LatentController:
         if not np.all(self.high > self.low):
             raise ValueError(f"action_high {self.high.tolist()} must exceed action_low {self.low.tolist()}")
         self.cfg = planner_cfg if isinstance(planner_cfg, PlannerConfig) else PlannerConfig.from_dict(planner_cfg)
-        self.objective_spec = copy.deepcopy({k: dict(v) for k, v in objectives.items()})
+        self.objective_spec = copy.deepcopy({k: dict(v or {}) for k, v in objectives.items()})
         self.check_objectives(self.objective_spec)  # unknown names / params / missing heads raise here
         self.goal_z: torch.Tensor | None = None
         self.planner = None
+        self.last_plan: Plan | None = None  # the planner's raw result of the last step (None if it did not plan)
         self._idle_reason: str | None = None
         self._routing: dict[str, Any] = {}
         self._routing_t = -float("inf")
@@ -104,7 +111,7 @@ class LatentController:
             self.low, self.high = low, high
         if objectives is not None:
             self.check_objectives(objectives)
-            self.objective_spec = copy.deepcopy({k: dict(v) for k, v in objectives.items()})
+            self.objective_spec = copy.deepcopy({k: dict(v or {}) for k, v in objectives.items()})
         if planner_cfg is not None:
             self.cfg = planner_cfg
             if self.planner is not None:
@@ -118,16 +125,22 @@ class LatentController:
         if self.planner is not None:
             self.planner.reset()
 
+    @property
+    def needs_goal(self) -> bool:
+        """Whether the configured objectives include an enabled goal objective (it idles without a goal)."""
+        return build_objectives(self.objective_spec).needs_goal
+
     # ------------------------------------------------------------------ goal
-    @torch.inference_mode()
     def set_goal(self, frame: np.ndarray | None) -> None:
         """Goal image [S, S, 3] uint8 (already resized) → goal latent (the frame repeated k times)."""
         if frame is None:
-            self.goal_z = None
+            self.set_goal_latent(None)
         else:
-            stack = np.repeat(frame[None], self.frame_stack, axis=0)
-            x = torch.from_numpy(stack).to(self.device)[None]
-            self.goal_z = self.model.encode(x)[0].float()
+            self.set_goal_latent(self.encode(np.repeat(frame[None], self.frame_stack, axis=0)).float())
+
+    def set_goal_latent(self, goal_z: torch.Tensor | None) -> None:
+        """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective."""
+        self.goal_z = None if goal_z is None else goal_z.detach().to(self.device).float()
         self.reset()
         self._rebuild()
 
@@ -136,8 +149,9 @@ class LatentController:
         """The safe command: exactly zero (stop), whatever the planning bounds."""
         return np.zeros(self.action_dim, np.float32)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the gradient planners backprop through the rollout from z
     def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """Frame stack uint8 [k, S, S, 3] (oldest first) → latent [D]."""
         if frames.shape != (self.frame_stack, self.image_size, self.image_size, 3) or frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 {(self.frame_stack, self.image_size, self.image_size, 3)}, "
                              f"got {frames.dtype} {frames.shape}")
@@ -145,21 +159,30 @@ class LatentController:
 
     def act(self, frames: np.ndarray) -> Decision:
         """Encode the stack once, plan, return the clamped first action (or zero + a reason)."""
+        self.last_plan = None
         if self._idle_reason is not None or self.planner is None:
             return Decision(self.zero(), WARN, self._idle_reason or "no planner")
         t0 = time.perf_counter()
         z = self.encode(frames)
-        t1 = time.perf_counter()
+        return self.decide(z, encode_ms=(time.perf_counter() - t0) * 1e3)
+
+    def decide(self, z: torch.Tensor, encode_ms: float = 0.0) -> Decision:
+        """The step after the encoder: plan from latent z[D] (warm start), clamp; a non-finite latent or
+        plan gives the zero command + ERROR. Distillation labels replay latents with it."""
+        self.last_plan = None
+        if self._idle_reason is not None or self.planner is None:
+            return Decision(self.zero(), WARN, self._idle_reason or "no planner", encode_ms=encode_ms)
         if not bool(torch.isfinite(z).all()):
             self.reset()
             return Decision(self.zero(), ERROR, "encoder produced a non-finite latent; zero command",
-                            encode_ms=(t1 - t0) * 1e3)
-        plan = self.planner.plan(z, self.goal_z)
+                            encode_ms=encode_ms)
+        t1 = time.perf_counter()
+        plan = self.last_plan = self.planner.plan(z, self.goal_z)
         t2 = time.perf_counter()
         first = plan.first_action.detach().float().cpu().numpy()
         actions = plan.actions.detach().float().cpu().numpy()
         cost = float(plan.predicted_cost)
-        timing = dict(encode_ms=(t1 - t0) * 1e3, plan_ms=(t2 - t1) * 1e3)
+        timing = dict(encode_ms=encode_ms, plan_ms=(t2 - t1) * 1e3)
         if not (np.all(np.isfinite(first)) and np.all(np.isfinite(actions)) and np.isfinite(cost)):
             self.reset()  # never warm-start from a poisoned plan
             return Decision(self.zero(), ERROR, "plan is not finite (NaN/inf); zero command",

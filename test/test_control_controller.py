@@ -1,0 +1,124 @@
+"""control.LatentController: the one control step on a tiny real world model (untrained: behaviour, not skill)."""
+import numpy as np
+import pytest
+import torch
+
+from moejepa_ros.control import ERROR, OK, WARN, LatentController
+from moejepa_ros.model import ModelConfig, WorldModel
+from moejepa_ros.planning import PlannerConfig
+
+PLANNER = {"samples": 16, "elites": 4, "keep_elites": 2, "horizon": 3, "iterations": 2}
+GOAL_ONLY = {"goal": {"enabled": True, "weight": 1.0}}
+LOW, HIGH = [-1.0, -2.0], [1.0, 2.0]
+
+
+def tiny_model() -> WorldModel:
+    torch.manual_seed(0)
+    return WorldModel(ModelConfig(conv_channels=[8, 8, 8, 8], latent_dim=16, expert_hidden=16, num_experts=2,
+                                  top_k=1, head_hidden=16, stage1_hidden=16, action_embed_dim=8)).eval()
+
+
+def frames(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+
+
+def controller(model=None, objectives=None, **planner) -> LatentController:
+    return LatentController(model or tiny_model(), "cpu", {**PLANNER, **planner},
+                            objectives or {"reward": {"enabled": True}}, LOW, HIGH)
+
+
+def poison(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(float("nan"))
+
+
+def test_plans_within_the_bounds_and_times_the_step():
+    c = controller()
+    d = c.act(frames())
+    assert d.level == OK and d.message == "ok" and d.action.dtype == np.float32 and d.action.shape == (2,)
+    assert np.all(np.abs(d.action) <= HIGH) and d.plan_actions.shape == (3, 2) and np.isfinite(d.predicted_cost)
+    assert d.encode_ms > 0 and d.plan_ms > 0 and c.last_plan is not None
+    assert set(c.routing()) >= {"load"} and len(c.routing()["load"]) == 2  # the routing probe ran
+
+
+def test_idles_with_a_reason_until_a_goal_arrives_and_goal_switches():
+    c = controller(objectives=GOAL_ONLY)
+    assert c.needs_goal
+    d = c.act(frames())
+    assert d.level == WARN and "goal image" in d.message and not d.action.any() and c.last_plan is None
+    c.set_goal(frames(1)[0])
+    assert c.goal_z is not None and c.planner.objectives["goal"].enabled and c.act(frames()).level == OK
+    c.set_goal(None)  # goal withdrawn: idle again, the zero command
+    assert c.goal_z is None and c.act(frames()).level == WARN
+    assert controller(objectives={"reward": {"enabled": False}}).act(frames()).message == "no objective is enabled"
+
+
+def test_a_new_goal_changes_the_goal_latent_and_forgets_the_warm_start():
+    c = controller(objectives=GOAL_ONLY)
+    c.set_goal(frames(1)[0])
+    z1 = c.goal_z.clone()
+    c.act(frames())
+    assert c.planner.warm_start is not None
+    c.set_goal(frames(2)[0])
+    assert c.planner.warm_start is None and not torch.equal(z1, c.goal_z)
+
+
+def test_a_non_finite_plan_gives_the_zero_command_and_an_error():
+    model = tiny_model()
+    poison(model.predictor)
+    c = controller(model)
+    d = c.act(frames())
+    assert d.level == ERROR and "plan is not finite" in d.message and np.array_equal(d.action, np.zeros(2, np.float32))
+    assert c.planner.warm_start is None  # never warm-start from a poisoned plan
+
+
+def test_a_non_finite_latent_gives_the_zero_command_and_an_error():
+    model = tiny_model()
+    poison(model.encoder)
+    d = controller(model).act(frames())
+    assert d.level == ERROR and "latent" in d.message and not d.action.any() and d.plan_ms == 0.0
+
+
+def test_bad_frames_raise_naming_the_shape():
+    with pytest.raises(ValueError, match=r"frames must be uint8 \(3, 64, 64, 3\), got uint8 \(2, 64, 64, 3\)"):
+        controller().act(frames()[:2])
+
+
+def test_live_updates_of_bounds_and_planner_settings_apply():
+    c = controller()
+    c.update(planner_cfg=PlannerConfig.from_dict({**PLANNER, "samples": 24, "horizon": 4}))
+    d = c.act(frames())
+    assert c.planner.cfg.samples == 24 and d.plan_actions.shape == (4, 2)
+    c.update(action_low=[-0.1, -0.1], action_high=[0.1, 0.1])
+    d = c.act(frames())
+    assert np.all(np.abs(d.action) <= 0.1) and np.all(np.abs(d.plan_actions) <= 0.1)
+    with pytest.raises(ValueError, match="bad action bounds"):
+        c.update(action_low=[0.5, 0.5], action_high=[0.1, 0.1])
+    with pytest.raises(ValueError, match="2 values"):
+        LatentController(tiny_model(), "cpu", PLANNER, GOAL_ONLY, [-1.0], [1.0])
+
+
+@pytest.mark.parametrize("method", ["gradient", "cem_gradient"])
+def test_gradient_planners_run_through_the_step(method):
+    """The step encodes under no_grad, not inference_mode: autograd can differentiate the rollout from z0."""
+    c = controller(objectives=GOAL_ONLY, method=method, keep_elites=0, grad_steps=2, grad_restarts=2)
+    c.set_goal(frames(1)[0])
+    for seed in range(2):  # the second step warm-starts from the first
+        d = c.act(frames(seed))
+        assert d.level == OK, d.message
+        assert np.all(np.abs(d.action) <= HIGH) and c.last_plan.method == method
+    grads = [s for s in c.last_plan.stats if "step" in s]  # the gradient phase's rows
+    assert grads and grads[-1]["best_cost"] <= grads[0]["cost"]
+
+
+def test_decide_is_the_step_after_the_encoder_and_goal_latents_switch_the_goal_on():
+    model = tiny_model()
+    a, b = controller(model, objectives=GOAL_ONLY), controller(model, objectives=GOAL_ONLY)
+    a.set_goal(frames(1)[0])
+    b.set_goal_latent(a.goal_z)
+    assert b.planner.objectives["goal"].enabled
+    da, db = a.act(frames()), b.decide(b.encode(frames()))
+    assert da.level == db.level == OK and np.array_equal(da.action, db.action)
+    d = b.decide(torch.full((16,), float("nan")))
+    assert d.level == ERROR and "latent" in d.message and not d.action.any()
