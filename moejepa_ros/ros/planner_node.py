@@ -242,10 +242,7 @@ class PlannerNode(LifecycleNode):
 
         ctrl = LatentController(model, device, PlannerConfig.from_dict(params.planner_dict(v)),
                                 params.objectives_dict(v), low, high)
-        if v["action_type"] in ("twist", "twist_stamped"):
-            codecs.action_to_msg(ctrl.zero(), self._action_cls(), fields=v["twist_fields"])  # checks the fields
-        elif v["action_type"] == "joint_trajectory":
-            codecs.action_to_msg(ctrl.zero(), self._action_cls(), joint_names=v["joint_names"] or [])
+        self._encode_action(ctrl.zero(), self._action_cls(), None)  # checks twist_fields / joint_names
         with torch.inference_mode():  # warm-up: first-call allocations happen here, not in control
             ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
         self._ctrl = ctrl
@@ -481,20 +478,18 @@ class PlannerNode(LifecycleNode):
 
     # ================================================================ publishing
     def _publish_action(self, action: np.ndarray, stamp: int | None, frame_id: str | None) -> None:
-        msg = self._action_cls()
-        v = self._vals
-        t = v["action_type"]
         if stamp is None:
             stamp = self.get_clock().now().nanoseconds
-        if t in ("twist", "twist_stamped"):
-            codecs.action_to_msg(action, msg, fields=v["twist_fields"], stamp_ns=stamp if t == "twist_stamped" else None)
-        elif t == "joint_trajectory":
-            codecs.action_to_msg(action, msg, joint_names=v["joint_names"] or [], stamp_ns=stamp)
-        else:
-            codecs.action_to_msg(action, msg)
+        msg = self._encode_action(action, self._action_cls(), stamp)
         if hasattr(msg, "header") and frame_id is not None:
             msg.header.frame_id = frame_id
         self._pub_action.publish(msg)
+
+    def _encode_action(self, action: np.ndarray, msg: Any, stamp: int | None) -> Any:
+        """The command message of `action`; the type's codec takes the options it uses."""
+        v = self._vals
+        return codecs.action_to_msg(action, msg, fields=v["twist_fields"], joint_names=v["joint_names"] or [],
+                                    stamp_ns=stamp)
 
     def _publish_zero(self, frame_id: str | None) -> None:
         """The safe command (exactly zero), stamped now."""
