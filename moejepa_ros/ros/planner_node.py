@@ -7,7 +7,7 @@ configures and activates itself, so no lifecycle manager is needed.
 
 Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compressed`, depth-1
 best effort; optional `goal_image` (switches the goal objective on) and `reward` (reported in
-diagnostics); publishes `action` (Twist | TwistStamped | Float32MultiArray | JointTrajectory),
+diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
 and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
 
