@@ -50,7 +50,7 @@ def _padded_bgr(cls, rgb: np.ndarray, pad: int):
     raw[:, : w * 3] = rgb[..., ::-1].reshape(h, -1)
     msg = C.new_message(cls)
     msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = h, w, "bgr8", 0, w * 3 + pad
-    msg.data = raw.reshape(-1).copy() if C._is_rosbags(msg) else raw.tobytes()
+    msg.data = raw.reshape(-1).copy() if C.is_rosbags(msg) else raw.tobytes()
     return msg
 
 

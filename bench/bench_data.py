@@ -60,7 +60,7 @@ def bag_write_fps(tmp, frames, storage):
 
     def run():
         p = tmp / f"w_{storage}_{time.monotonic_ns()}"
-        out = _BagOut(p, storage, "Float32MultiArray", None, {})
+        out = _BagOut(p, storage, "std_msgs/msg/Float32MultiArray", None, {})
         for g in range(frames):
             out.image(rgb, g * 1000, state)
             out.action(a, 0.0, g * 1000)

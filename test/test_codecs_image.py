@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from moejepa_ros import codecs as C
+from moejepa_ros.codecs import image as image_codec
 from moejepa_ros.codecs import CodecError
 
 Image = pytest.importorskip("sensor_msgs.msg").Image
@@ -100,7 +101,7 @@ def test_zero_copy_when_layout_allows(flavour):
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_image_to_rgb_colour_orders(flavour, use_cv2, monkeypatch):
     if not use_cv2:  # the numpy fallback must give identical results
-        monkeypatch.setattr(C, "_try_cv2", lambda: None)
+        monkeypatch.setattr(image_codec, "_try_cv2", lambda: None)
     rng = np.random.default_rng(4)
     rgb = _random("rgb8", 5, 6, rng)
     alpha = rng.integers(0, 256, (5, 6, 1), dtype=np.uint8)
@@ -123,7 +124,7 @@ def test_image_to_rgb_colour_orders(flavour, use_cv2, monkeypatch):
 @pytest.mark.parametrize("use_cv2", [True, False])
 def test_image_to_rgb_mono_and_depth_scaling(use_cv2, monkeypatch):
     if not use_cv2:
-        monkeypatch.setattr(C, "_try_cv2", lambda: None)
+        monkeypatch.setattr(image_codec, "_try_cv2", lambda: None)
     gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
     for enc in ("mono8", "8UC1"):
         out = C.image_to_rgb(C.make_image(Image, gray, enc))

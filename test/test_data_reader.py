@@ -171,12 +171,12 @@ def test_compressed_images_twist_stamped_and_joint_trajectory(tmp_path):
         recs.append(("/arm", st + MS, jt))
     bag = write_bag(tmp_path / "c", recs, types)
     cfg = TopicConfig.robot(image_topic="/cam/compressed", image_type="CompressedImage", action_topic="/cmd",
-                            action_type="TwistStamped", action_fields=("linear.x", "linear.y"))
+                            action_type="geometry_msgs/msg/TwistStamped", action_fields=("linear.x", "linear.y"))
     (ep,), _ = read_bag(bag, cfg)
     assert np.array_equal(ep.frames, np.stack([frame(i) for i in range(5)]))
     assert ep.actions.tolist() == [[i, -i] for i in range(5)]
     cfg2 = TopicConfig.robot(image_topic="/cam/compressed", image_type="CompressedImage", action_topic="/arm",
-                             action_type="JointTrajectory")
+                             action_type="trajectory_msgs/msg/JointTrajectory")
     (ep,), _ = read_bag(bag, cfg2)
     assert ep.actions.tolist() == [[i, 2 * i, 3 * i] for i in range(5)]
 

@@ -91,10 +91,10 @@ def test_bag_layout_stamps_and_definitions(tmp_path):
 def test_workers_do_not_change_the_data_and_twist_round_trips(tmp_path):
     one = record_rollouts("two_rooms", "walk", 4, tmp_path / "one", max_steps=6, seed=1)
     two = record_rollouts("two_rooms", "walk", 4, tmp_path / "two", max_steps=6, seed=1, workers=2,
-                          action_msg="Twist")
+                          action_msg="geometry_msgs/msg/Twist")
     assert len(one) == 1 and len(two) == 2
     e1, _ = read_bags(one)
-    e2, _ = read_bags(tmp_path / "two", TopicConfig(action_type="Twist"))
+    e2, _ = read_bags(tmp_path / "two", TopicConfig(action_type="geometry_msgs/msg/Twist"))
     assert len(e1) == len(e2) == 4
     for a, b in zip(e1, e2):
         assert np.array_equal(a.frames, b.frames)

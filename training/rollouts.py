@@ -3,7 +3,8 @@
 Each step t of an episode writes, all stamped ``sim time = global step x dt`` (continuous across
 the episodes of a bag; header stamp == bag log time): the image ``o_t`` on ``/camera/image_raw``
 (sensor_msgs/Image rgb8, frame_id "camera"), the true state on ``/state``, the action ``a_t``
-chosen after it on ``/action`` and the reward ``r_t`` for it on ``/reward``; ``/episode`` (Int32,
+chosen after it on ``/action`` (any registered command type, ``action_msg``; Float32MultiArray by
+default) and the reward ``r_t`` for it on ``/reward``; ``/episode`` (Int32,
 the global episode index) at each episode's first image. The terminal image is written too (no
 action follows it). So `training.data` reads these bags back exactly (see `training.data.topics`).
 
@@ -26,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from moejepa_ros.codecs import COMMAND_TYPE_NAMES, CodecError, action_to_msg, command_type, make_image, new_message
+
 BAG_VERSION = 9
 STORAGES = ("mcap", "sqlite3")
-ACTION_MSGS = {"Float32MultiArray": "std_msgs/msg/Float32MultiArray", "Twist": "geometry_msgs/msg/Twist"}
 FRAME_ID = "camera"
 TOPICS = {"image": "/camera/image_raw", "action": "/action", "reward": "/reward",
           "episode": "/episode", "state": "/state"}
@@ -86,14 +88,14 @@ class _BagOut:
         self.writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
         self.writer.set_custom_data("moejepa_ros.rollout", json.dumps(meta, sort_keys=True))
         self.writer.open()
-        self.types = {"image": "sensor_msgs/msg/Image", "action": ACTION_MSGS[action_msg],
+        self.types = {"image": "sensor_msgs/msg/Image", "action": command_type(action_msg).name,
                       "reward": "std_msgs/msg/Float32", "episode": "std_msgs/msg/Int32",
                       "state": "std_msgs/msg/Float32MultiArray"}
         # typestore= makes rosbags store each type's full message definition in the bag.
         self.conns = {k: self.writer.add_connection(TOPICS[k], t, typestore=ts) for k, t in self.types.items()}
         self.cls = {k: ts.types[t] for k, t in self.types.items()}
         self.layout = ts.types["std_msgs/msg/MultiArrayLayout"]
-        self.action_msg, self.twist_fields = action_msg, twist_fields
+        self.twist_fields = twist_fields
         self.frames = 0
 
     def _write(self, key: str, msg, stamp_ns: int) -> None:
@@ -104,21 +106,14 @@ class _BagOut:
                              data=np.asarray(v, np.float32).reshape(-1).copy())
 
     def image(self, rgb: np.ndarray, stamp_ns: int, state) -> None:
-        from moejepa_ros.codecs import make_image
         self._write("image", make_image(self.cls["image"], rgb, "rgb8", stamp_ns, FRAME_ID), stamp_ns)
         if state is not None:
             self._write("state", self._array("state", state), stamp_ns)
         self.frames += 1
 
     def action(self, a: np.ndarray, reward: float, stamp_ns: int) -> None:
-        if self.action_msg == "Twist":
-            from moejepa_ros.codecs import action_to_msg, new_message
-            fields = self.twist_fields
-            if fields is None:  # the reader's default for 2-D actions (a differential-drive base)
-                fields = ["linear.x", "angular.z"] if a.size == 2 else None
-            msg = action_to_msg(a, new_message(self.cls["action"]), fields=fields)
-        else:
-            msg = self._array("action", a)
+        # twist_fields=None: the type's default fields, which the reader uses too
+        msg = action_to_msg(a, new_message(self.cls["action"]), fields=self.twist_fields, stamp_ns=stamp_ns)
         self._write("action", msg, stamp_ns)
         self._write("reward", self.cls["reward"](data=float(reward)), stamp_ns)
 
@@ -199,7 +194,7 @@ def check_policy_kwargs(policy, policy_kwargs: dict | None) -> dict:
 def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: int = 1,
                     out_dir: str | Path = "rollouts", workers: int = 1, storage: str = "mcap",
                     seed: int = 0, max_steps: int | None = None, env_kwargs: dict | None = None, *,
-                    action_msg: str = "Float32MultiArray", twist_fields=None, dt: float | None = None,
+                    action_msg: str = "std_msgs/msg/Float32MultiArray", twist_fields=None, dt: float | None = None,
                     episodes_per_bag: int | None = None, policy_kwargs: dict | None = None) -> list[Path]:
     """Run `episodes` episodes of `env_name` under `policy` ("random", "walk" = Two-Rooms' data
     walk, or any `policy(obs, info) -> action`; with workers > 1 it must pickle) and write them as
@@ -207,8 +202,10 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
     `policy_kwargs` go to the walk (`RandomWalkPolicy`, e.g. `{"cross_prob": 0}`)."""
     if storage not in STORAGES:
         raise ValueError(f"record_rollouts: storage={storage!r}, expected one of {STORAGES}")
-    if action_msg not in ACTION_MSGS:
-        raise ValueError(f"record_rollouts: action_msg={action_msg!r}, expected one of {sorted(ACTION_MSGS)}")
+    try:
+        command_type(action_msg)
+    except CodecError as e:
+        raise ValueError(f"record_rollouts: action_msg: {e}") from None
     if not (isinstance(policy, str) and policy in ("random", "walk")) and not callable(policy):
         raise ValueError(f"record_rollouts: policy={policy!r}, expected 'random', 'walk' or a callable")
     if int(episodes) < 1 or int(workers) < 1:
@@ -263,7 +260,8 @@ def main(argv=None) -> None:
     ap.add_argument("--storage", default="mcap", choices=STORAGES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--action-msg", default="Float32MultiArray", choices=sorted(ACTION_MSGS))
+    ap.add_argument("--action-msg", default="std_msgs/msg/Float32MultiArray", choices=COMMAND_TYPE_NAMES,
+                    help="command type of /action: a full ROS type name (or a short alias)")
     ap.add_argument("--env-kwargs", default="{}", help="JSON dict for make_env")
     a = ap.parse_args(argv)
     t = time.perf_counter()

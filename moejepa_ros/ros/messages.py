@@ -6,10 +6,10 @@ latched (transient-local), so a planner that starts late still receives the curr
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -17,14 +17,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
-from trajectory_msgs.msg import JointTrajectory
 
-ACTION_MSG = {
-    "twist": Twist,
-    "twist_stamped": TwistStamped,
-    "float32_multi_array": Float32MultiArray,
-    "joint_trajectory": JointTrajectory,
-}
+from moejepa_ros import codecs
 
 #: Newest-frame-only camera subscription (also fine for a reliable publisher).
 CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -49,11 +43,12 @@ COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
 
 
 def action_msg_class(action_type: str) -> type:
-    """The message class of an `action_type` parameter value."""
+    """The rclpy message class of an `action_type` parameter value (a registered command type)."""
     try:
-        return ACTION_MSG[action_type]
-    except KeyError:
-        raise ValueError(f"action_type={action_type!r} is not one of {sorted(ACTION_MSG)}") from None
+        package, _, name = codecs.command_type(action_type).name.split("/")
+    except codecs.CodecError as e:
+        raise ValueError(f"action_type: {e}") from None
+    return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
 def stamp_ns(stamp: Any) -> int:

@@ -22,11 +22,13 @@ from rcl_interfaces.msg import (
 )
 from rclpy.parameter import Parameter
 
+from moejepa_ros import codecs
 from moejepa_ros.planning.config import PlannerConfig
 from moejepa_ros.planning.objectives import GOAL_METRICS
 
 OBJECTIVE_NAMES = ("reward", "goal", "cost", "smoothness", "magnitude")
-ACTION_TYPES = ("twist", "twist_stamped", "float32_multi_array", "joint_trajectory")
+ACTION_TYPE_DEFAULT = "geometry_msgs/msg/Twist"
+_ACTION_TYPE_HELP = "command type {} `action`: a full ROS type name or a short alias"
 IMAGE_TRANSPORTS = ("raw", "compressed")
 CONTROL_TRIGGERS = ("frame", "timer")
 _INT_MAX = 2**31 - 1
@@ -175,9 +177,9 @@ PLANNER_NODE_SPECS: tuple[ParameterSpec, ...] = tuple([
                   read_only=True, low=0, high=64),
     ParameterSpec("image_transport", "raw", "subscribe `image` (raw) or `image/compressed`",
                   read_only=True, choices=IMAGE_TRANSPORTS),
-    ParameterSpec("action_type", "twist", "message type published on `action`",
-                  read_only=True, choices=ACTION_TYPES),
-    ParameterSpec("twist_fields", ["linear.x", "angular.z"],
+    ParameterSpec("action_type", ACTION_TYPE_DEFAULT, _ACTION_TYPE_HELP.format("published on"),
+                  read_only=True, choices=codecs.COMMAND_TYPE_NAMES),
+    ParameterSpec("twist_fields", list(codecs.DEFAULT_TWIST_FIELDS),
                   "Twist fields the action dimensions fill, in order", read_only=True),
     ParameterSpec("joint_names", None, "JointTrajectory joint names (one per action dimension)",
                   read_only=True, ptype=Parameter.Type.STRING_ARRAY),
@@ -217,9 +219,9 @@ SIM_NODE_SPECS: tuple[ParameterSpec, ...] = (
                   low=0, high=_INT_MAX),
     ParameterSpec("episodes", 0, "stop stepping after this many episodes; 0 = run forever",
                   low=0, high=_INT_MAX),
-    ParameterSpec("action_type", "twist", "message type subscribed on `action`",
-                  read_only=True, choices=ACTION_TYPES),
-    ParameterSpec("twist_fields", ["linear.x", "angular.z"],
+    ParameterSpec("action_type", ACTION_TYPE_DEFAULT, _ACTION_TYPE_HELP.format("subscribed on"),
+                  read_only=True, choices=codecs.COMMAND_TYPE_NAMES),
+    ParameterSpec("twist_fields", list(codecs.DEFAULT_TWIST_FIELDS),
                   "Twist fields read into action dimensions, in order", read_only=True),
     ParameterSpec("joint_names", None, "JointTrajectory joint names (one per action dimension)",
                   read_only=True, ptype=Parameter.Type.STRING_ARRAY),

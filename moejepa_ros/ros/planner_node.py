@@ -7,7 +7,7 @@ configures and activates itself, so no lifecycle manager is needed.
 
 Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compressed`, depth-1
 best effort; optional `goal_image` (switches the goal objective on) and `reward` (reported in
-diagnostics); publishes `action` (Twist | TwistStamped | Float32MultiArray | JointTrajectory),
+diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
 and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
 
@@ -239,10 +239,7 @@ class PlannerNode(LifecycleNode):
 
         ctrl = LatentController(model, device, PlannerConfig.from_dict(params.planner_dict(v)),
                                 params.objectives_dict(v), low, high)
-        if v["action_type"] in ("twist", "twist_stamped"):
-            codecs.action_to_msg(ctrl.zero(), self._action_cls(), fields=v["twist_fields"])  # checks the fields
-        elif v["action_type"] == "joint_trajectory":
-            codecs.action_to_msg(ctrl.zero(), self._action_cls(), joint_names=v["joint_names"] or [])
+        self._encode_action(ctrl.zero(), self._action_cls(), None)  # checks twist_fields / joint_names
         # warm-up: first-call allocations happen here, not in control
         ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
         self._ctrl = ctrl
@@ -478,20 +475,18 @@ class PlannerNode(LifecycleNode):
 
     # ================================================================ publishing
     def _publish_action(self, action: np.ndarray, stamp: int | None, frame_id: str | None) -> None:
-        msg = self._action_cls()
-        v = self._vals
-        t = v["action_type"]
         if stamp is None:
             stamp = self.get_clock().now().nanoseconds
-        if t in ("twist", "twist_stamped"):
-            codecs.action_to_msg(action, msg, fields=v["twist_fields"], stamp_ns=stamp if t == "twist_stamped" else None)
-        elif t == "joint_trajectory":
-            codecs.action_to_msg(action, msg, joint_names=v["joint_names"] or [], stamp_ns=stamp)
-        else:
-            codecs.action_to_msg(action, msg)
+        msg = self._encode_action(action, self._action_cls(), stamp)
         if hasattr(msg, "header") and frame_id is not None:
             msg.header.frame_id = frame_id
         self._pub_action.publish(msg)
+
+    def _encode_action(self, action: np.ndarray, msg: Any, stamp: int | None) -> Any:
+        """The command message of `action`; the type's codec takes the options it uses."""
+        v = self._vals
+        return codecs.action_to_msg(action, msg, fields=v["twist_fields"], joint_names=v["joint_names"] or [],
+                                    stamp_ns=stamp)
 
     def _publish_zero(self, frame_id: str | None) -> None:
         """The safe command (exactly zero), stamped now."""

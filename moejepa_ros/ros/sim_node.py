@@ -62,8 +62,7 @@ class SimNode(Node):
         self._action_dim = int(np.prod(space.shape))
         self._low = np.asarray(space.low, np.float32).reshape(-1)
         self._high = np.asarray(space.high, np.float32).reshape(-1)
-        self._fields = v["twist_fields"] if v["action_type"] in ("twist", "twist_stamped") else None
-        self._joints = v["joint_names"] if v["action_type"] == "joint_trajectory" else None
+        self._fields, self._joints = v["twist_fields"], v["joint_names"]  # each command type uses its own
         self._action_timeout = float(v["action_timeout"])
         self._max_episodes = int(v["episodes"])
         self._frame_id = v["frame_id"]

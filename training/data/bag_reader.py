@@ -15,7 +15,7 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from moejepa_ros.codecs import CodecError, image_to_rgb, msg_to_action
+from moejepa_ros.codecs import CodecError, action_size, image_to_rgb, msg_to_action
 
 from .align import Series, align
 from .episode import BagDataError, Episode, ReadSummary
@@ -130,17 +130,11 @@ class _BagRead:
         cfg = self.cfg
         try:
             if self.action_dim is None:
-                if cfg.action_msgtype.endswith(("Twist", "TwistStamped")):
-                    self.action_dim = len(cfg.action_fields)
-                elif cfg.action_msgtype.endswith("JointTrajectory"):
-                    self.action_dim = len(msg.points[0].positions) if msg.points else 0
-                else:
-                    self.action_dim = int(np.asarray(msg.data).size)
+                self.action_dim = action_size(msg, fields=cfg.action_fields)
                 if self.action_dim < 1:
                     self.action_dim = None
                     raise CodecError("empty action")
-            fields = cfg.action_fields if cfg.action_msgtype.endswith(("Twist", "TwistStamped")) else None
-            a = msg_to_action(msg, self.action_dim, fields=fields)
+            a = msg_to_action(msg, self.action_dim, fields=cfg.action_fields)
         except CodecError as e:
             return self.bad(cfg.action_topic, index, f"unreadable action ({e})", log_ns, False)
         self._add("action", self.stamp(msg, log_ns), a)

@@ -1,6 +1,7 @@
 """`TopicConfig`: which topics of a bag hold images, actions, rewards, episode markers and state,
 of which types, and how actions are aligned to image times, so a robot's own bag (e.g.
-`/camera/color/image_raw` + `/cmd_vel` Twist) reads without renaming anything.
+`/camera/color/image_raw` + `/cmd_vel` Twist) reads without renaming anything. Action types are
+`moejepa_ros.codecs` command types (full ROS type names, e.g. `geometry_msgs/msg/Twist`).
 
 Alignment (image stamps s_0 < s_1 < ... within an episode):
 
@@ -23,20 +24,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from moejepa_ros.codecs import CodecError, CommandType, command_type
+
 IMAGE_TYPES = {"Image": "sensor_msgs/msg/Image", "CompressedImage": "sensor_msgs/msg/CompressedImage"}
-ACTION_TYPES = {
-    "Float32MultiArray": "std_msgs/msg/Float32MultiArray",
-    "Float64MultiArray": "std_msgs/msg/Float64MultiArray",
-    "Twist": "geometry_msgs/msg/Twist",
-    "TwistStamped": "geometry_msgs/msg/TwistStamped",
-    "JointTrajectory": "trajectory_msgs/msg/JointTrajectory",
-}
-TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
-DEFAULT_TWIST_FIELDS = ("linear.x", "angular.z")  # a differential-drive base
 
 
 def full_type(name: str, table: dict[str, str], field_name: str) -> str:
-    """'Twist' or 'geometry_msgs/msg/Twist' -> the full ROS 2 type name; raise naming the field."""
+    """'Image' or 'sensor_msgs/msg/Image' -> the full ROS 2 type name; raise naming the field."""
     if name in table:
         return table[name]
     if name in table.values():
@@ -51,8 +45,8 @@ class TopicConfig:
     image_topic: str = "/camera/image_raw"
     image_type: str = "Image"  # or "CompressedImage"
     action_topic: str = "/action"
-    action_type: str = "Float32MultiArray"  # Twist, TwistStamped, JointTrajectory, ...
-    action_fields: tuple[str, ...] = DEFAULT_TWIST_FIELDS  # Twist / TwistStamped only
+    action_type: str = "std_msgs/msg/Float32MultiArray"  # a registered command type (codecs.COMMAND_TYPES)
+    action_fields: tuple[str, ...] | None = None  # types with named fields (Twist): None = the type's default
     reward_topic: str | None = "/reward"
     episode_topic: str | None = "/episode"
     state_topic: str | None = "/state"
@@ -68,12 +62,16 @@ class TopicConfig:
 
     def validate(self) -> "TopicConfig":
         full_type(self.image_type, IMAGE_TYPES, "image_type")
-        full_type(self.action_type, ACTION_TYPES, "action_type")
-        for f in self.action_fields:
-            if f not in TWIST_FIELDS:
-                raise ValueError(f"TopicConfig.action_fields: {f!r} not in {TWIST_FIELDS}")
-        if not self.action_fields:
-            raise ValueError("TopicConfig.action_fields is empty")
+        ct = self.command_type
+        if self.action_fields is not None:
+            if not self.action_fields:
+                raise ValueError("TopicConfig.action_fields is empty")
+            if not ct.fields:
+                raise ValueError(f"TopicConfig.action_fields={list(self.action_fields)}: {ct.name} has no named fields")
+            try:
+                ct.select_fields(self.action_fields, None)
+            except CodecError as e:
+                raise ValueError(f"TopicConfig.action_fields: {e}") from None
         for name in ("image_topic", "action_topic"):
             if not getattr(self, name) or not getattr(self, name).startswith("/"):
                 raise ValueError(f"TopicConfig.{name}={getattr(self, name)!r}: need an absolute topic name")
@@ -96,12 +94,19 @@ class TopicConfig:
         return full_type(self.image_type, IMAGE_TYPES, "image_type")
 
     @property
+    def command_type(self) -> CommandType:
+        try:
+            return command_type(self.action_type)
+        except CodecError as e:
+            raise ValueError(f"TopicConfig.action_type: {e}") from None
+
+    @property
     def action_msgtype(self) -> str:
-        return full_type(self.action_type, ACTION_TYPES, "action_type")
+        return self.command_type.name
 
     @classmethod
     def robot(cls, image_topic: str = "/camera/color/image_raw", action_topic: str = "/cmd_vel",
-              image_type: str = "Image", action_type: str = "Twist", **kw) -> "TopicConfig":
+              image_type: str = "Image", action_type: str = "geometry_msgs/msg/Twist", **kw) -> "TopicConfig":
         """A robot's bag: camera + velocity commands, no reward/episode/state topics."""
         kw.setdefault("reward_topic", None)
         kw.setdefault("episode_topic", None)
@@ -111,7 +116,7 @@ class TopicConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["action_fields"] = list(self.action_fields)
+        d["action_fields"] = None if self.action_fields is None else list(self.action_fields)
         return d
 
     @classmethod
@@ -120,6 +125,6 @@ class TopicConfig:
         if unknown := set(d) - known:
             raise ValueError(f"TopicConfig: unknown keys {sorted(unknown)}; known {sorted(known)}")
         d = dict(d)
-        if "action_fields" in d:
+        if d.get("action_fields") is not None:
             d["action_fields"] = tuple(d["action_fields"])
         return cls(**d)
