@@ -2,27 +2,23 @@
 
 Cases per size (64x64, 224x224, 480x640): raw rgb8 (rclpy and rosbags messages), bgr8 with
 row padding (plus the numpy channel swap that OpenCV replaced, as a side-by-side ratio),
-and JPEG (quality 90); fill_image for the publishing side. Prints one JSON line per case and writes them all to
-bench/results/codecs.json. The machine is shared, so the cases are measured in interleaved
+and JPEG (quality 90); fill_image for the publishing side. Prints one JSON line per case and writes them all
+through `bench.record` (out/bench/codecs.json; `--record`: bench/results/codecs.json). The machine is shared, so the cases are measured in interleaved
 rounds and the per-call samples pooled; compare cases within one run, not across runs.
 
-    .venv/bin/python bench/bench_codecs.py [--seconds 0.3] [--rounds 3]
+    .venv/bin/python -m bench.micro.bench_codecs [--seconds 0.3] [--rounds 3] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import pathlib
-import platform
 import time
 
 import numpy as np
 
+from bench import record
 from moejepa_ros import codecs as C
-from results_io import write_json
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "codecs.json"
 SIZES = [(64, 64), (224, 224), (480, 640)]
 
 
@@ -44,13 +40,13 @@ def _samples(fn, seconds: float, out: list) -> None:
 
 
 def _padded_bgr(cls, rgb: np.ndarray, pad: int):
-    """A bgr8 Image whose rows carry ``pad`` junk bytes (as many camera drivers align rows)."""
+    """An rclpy bgr8 Image whose rows carry ``pad`` junk bytes (as many camera drivers align rows)."""
     h, w, _ = rgb.shape
     raw = np.full((h, w * 3 + pad), 0xAB, np.uint8)
     raw[:, : w * 3] = rgb[..., ::-1].reshape(h, -1)
     msg = C.new_message(cls)
     msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = h, w, "bgr8", 0, w * 3 + pad
-    msg.data = raw.reshape(-1).copy() if C._is_rosbags(msg) else raw.tobytes()
+    msg.data = raw.tobytes()
     return msg
 
 
@@ -88,12 +84,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=0.3, help="time per case per round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all cases")
+    record.add_arguments(ap, "codecs")
     args = ap.parse_args()
     import cv2
 
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": args.seconds, "rounds": args.rounds}
+    meta = {"numpy": np.__version__, "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
+            "seconds": args.seconds, "rounds": args.rounds}
     cases = build_cases()
     samples = [[] for _ in cases]
     for _ in range(args.rounds):
@@ -106,7 +102,7 @@ def main() -> None:
                    p99_us=round(float(np.percentile(acc, 99)), 1))
         print(json.dumps(row), flush=True)
         rows.append(row)
-    write_json(RESULTS, {"meta": meta, "results": rows})
+    record.write_result(args, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":

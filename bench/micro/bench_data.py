@@ -1,32 +1,29 @@
 """Data pipeline throughput: env frames/s, bag write frames/s, bag -> cache frames/s, sampler
-batches/s next to one training step. Prints JSON and writes bench/results/data.json.
+batches/s next to one training step. Prints JSON and writes it through `bench.record` (name `data`).
 
 The machine is shared and noisy: variants are measured side by side in one run; compare ratios.
 Goals: bag -> cache >= 5000 frames/s at 64x64 on 2 cores; sampler >= 10x faster than a step.
-Run: .venv/bin/python bench/bench_data.py [--quick]
+Run: .venv/bin/python -m bench.micro.bench_data [--quick] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench import record  # noqa: E402
 from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
 from training.data.cache import build_cache  # noqa: E402
 from training.data.sampler import WindowSampler  # noqa: E402
-from training.rollouts import _BagOut, record_rollouts  # noqa: E402
+from training.rollouts import record_rollouts  # noqa: E402
 
 
 def best_of(fn, repeats=3):
@@ -54,17 +51,32 @@ def env_fps(name, steps, policy="random", **kw):
 
 
 def bag_write_fps(tmp, frames, storage):
-    """Writer alone: pre-rendered frames through the rollout bag writer (image+state+action+reward)."""
+    """Writer alone: pre-rendered frames into a rollout-shaped bag (image + state + action + reward per frame)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from moejepa_ros.codecs import make_image
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    types = {"/camera/image_raw": "sensor_msgs/msg/Image", "/state": "std_msgs/msg/Float32MultiArray",
+             "/action": "std_msgs/msg/Float32MultiArray", "/reward": "std_msgs/msg/Float32"}
     rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
-    state, a = np.zeros(4, np.float32), np.zeros(2, np.float32)
+    layout = ts.types["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+    array = ts.types["std_msgs/msg/Float32MultiArray"]
+    msgs = {"/state": array(layout=layout, data=np.zeros(4, np.float32)),
+            "/action": array(layout=layout, data=np.zeros(2, np.float32)),
+            "/reward": ts.types["std_msgs/msg/Float32"](data=0.0)}
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
 
     def run():
         p = tmp / f"w_{storage}_{time.monotonic_ns()}"
-        out = _BagOut(p, storage, "Float32MultiArray", None, {})
-        for g in range(frames):
-            out.image(rgb, g * 1000, state)
-            out.action(a, 0.0, g * 1000)
-        out.writer.close()
+        with Writer(p, version=9, storage_plugin=plugin) as w:
+            conns = {t: w.add_connection(t, ty, typestore=ts) for t, ty in types.items()}
+            for g in range(frames):
+                stamp = g * 1000
+                msgs["/camera/image_raw"] = make_image(ts.types["sensor_msgs/msg/Image"], rgb, "rgb8", stamp, "camera")
+                for topic, msg in msgs.items():
+                    w.write(conns[topic], stamp, ts.serialize_cdr(msg, types[topic]))
         shutil.rmtree(p)
     return frames / best_of(run, 2)
 
@@ -98,11 +110,11 @@ def step_time(batch, window):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    record.add_arguments(ap, "data")
     args = ap.parse_args(argv)
     q = args.quick
     # torch is imported late on purpose: spawned rollout workers re-import this main module.
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-           "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+    res = {"load_average_at_start": [round(v, 2) for v in os.getloadavg()],
            "note": "shared 2-core machine; figures are best-of-N, compare variants within this run"}
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_"))
     try:
@@ -147,10 +159,7 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)
     res["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(res, indent=1))
-    if not q:
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "data.json").write_text(json.dumps(res, indent=1) + "\n")
+    record.write_result(args, res)
     return res
 
 

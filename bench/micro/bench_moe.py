@@ -1,28 +1,23 @@
 """Benchmark the MoE predictor's expert evaluation: batched (grouped / masked) vs naive loop vs dense.
 
-One JSON line per case on stdout; all cases in bench/results/moe.json. Variants of a case run
+One JSON line per case on stdout; all cases through `bench.record` (name `moe`). Variants of a case run
 interleaved (round robin) and the figure is the minimum over repeats, so a shared, noisy machine
 still gives fair *ratios*; compare ratios from one run, not absolute numbers across runs.
 
-    .venv/bin/python bench/bench_moe.py                # 1 and 2 threads, CPU (+ GPU when available)
-    .venv/bin/python bench/bench_moe.py --quick        # fewer repeats / sizes
+    .venv/bin/python -m bench.micro.bench_moe            # 1 and 2 threads, CPU (+ GPU when available)
+    .venv/bin/python -m bench.micro.bench_moe --quick    # fewer repeats / sizes
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from moejepa_ros.model import ModelConfig, WorldModel, dense_equivalent  # noqa: E402
-from moejepa_ros.model.predictor import Predictor  # noqa: E402
+from bench import record
+from moejepa_ros.model import ModelConfig, WorldModel, dense_equivalent
+from moejepa_ros.model.predictor import Predictor
 
 BATCHES = [1, 16, 64, 256, 1024, 4096, 8192]
 
@@ -175,7 +170,7 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma list of CPU thread counts to run")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "moe.json"))
+    record.add_arguments(ap, "moe")
     args = ap.parse_args(argv)
     threads = [int(t) for t in str(args.threads).split(",")]
     cfg = ModelConfig()
@@ -194,14 +189,10 @@ def main(argv=None):
             bench_step(cfg, dev, batches, repeats, emit)
             bench_plan(cfg, dev, repeats, emit)
             bench_train(cfg, dev, repeats, emit)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"bench": "bench_moe", "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "threads": threads, "model_config": cfg.to_dict(),
+    meta = {"threads": threads, "model_config": cfg.to_dict(),
             "dense_expert_hidden": dense_equivalent(cfg).expert_hidden,
             "note": "variants timed round-robin, min over repeats; machine shared: use ratios"}
-    out.write_text(json.dumps({"meta": meta, "results": records}, indent=1))
-    print(f"wrote {out}", file=sys.stderr)
+    record.write_result(args, {"meta": meta, "results": records})
 
 
 if __name__ == "__main__":

@@ -7,16 +7,15 @@ command. Reports image-stamp → command-receipt latency p50/p99, the achieved c
 frames the planner skipped, the planner's CPU % and RSS, deadline misses from its
 /diagnostics. Cases: 64×64 and 480×640 images, control_trigger frame vs timer side by side
 (same run, so the ratio is meaningful on a shared machine). `--soak SECONDS` adds one long
-64×64 run reporting RSS at start and end. Writes bench/results/node.json.
+64×64 run reporting RSS at start and end. Writes `bench.record`'s node.json.
 
-    .venv/bin/python bench/bench_node.py [--seconds 10] [--soak 120] [--checkpoint PATH]
+    .venv/bin/python -m bench.micro.bench_node [--seconds 10] [--soak 120] [--checkpoint PATH] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import record
+
+ROOT = record.ROOT
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(50 + os.getpid() % 40))
@@ -129,7 +129,7 @@ def run_case(name: str, ckpt: Path, height: int, width: int, seconds: float, tri
     params = write_params(work / f"{name}.yaml", {"planner_node": p})
     total = warmup + seconds
     planner = NodeProcess("planner_node", params, log_path=work / f"{name}.planner.log").start()
-    me = [sys.executable, str(Path(__file__).resolve())]
+    me = [sys.executable, "-m", "bench.micro.bench_node"]  # run from the repo root, like this process
     lst_out, cam_out = work / f"{name}.listener.json", work / f"{name}.camera.json"
     listener = NodeProcess("x", log_path=work / f"{name}.listener.log")
     listener.cmd = me + ["--role", "listener", "--seconds", str(total + 6), "--out", str(lst_out)]
@@ -247,7 +247,7 @@ def main() -> None:
                     help="comma list of 64_frame, 64_timer, 480x640_frame, 480x640_timer")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=YAML",
                     help="override a planner_node parameter in every case, e.g. planner.samples=64")
-    ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "node.json"))
+    record.add_arguments(ap, "node")
     a = ap.parse_args()
     if a.role == "camera":
         return role_camera(a)
@@ -272,16 +272,13 @@ def main() -> None:
         print(json.dumps(r), flush=True)
         results.append(r)
     out = {
-        "meta": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": "default ModelConfig (untrained)"
+        "meta": {"checkpoint": "default ModelConfig (untrained)"
                  if not a.checkpoint else a.checkpoint, "config": "config/planner.yaml", "overrides": overrides,
                  "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"),
                  "note": "shared 2-core machine: compare cases within one run"},
         "results": results,
     }
-    Path(a.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.results).write_text(json.dumps(out, indent=2))
-    print(f"wrote {a.results}")
+    record.write_result(a, out)
 
 
 if __name__ == "__main__":

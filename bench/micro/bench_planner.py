@@ -6,25 +6,23 @@ value (TD-MPC2 style). FLOPs are counted analytically (predictor: action embeddi
 top-k active experts; reward / value heads); peak = a big fp32 matmul measured in the same run.
 The machine may be shared: configs are interleaved in rounds so load hits all alike, and the
 process CPU time per plan is reported beside wall time. Prints one JSON line per config and
-writes bench/results/planner.json.
+writes them through `bench.record` (name `planner`).
 
-    .venv/bin/python bench/bench_planner.py [--threads 2,1] [--plans 40] [--rounds 4] [--quick]
+    .venv/bin/python -m bench.micro.bench_planner [--threads 2,1] [--plans 40] [--rounds 4] [--quick] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import pathlib
-import platform
 import time
 
 import torch
 
+from bench import record
 from moejepa_ros.model import ModelConfig, WorldModel
 from moejepa_ros.planning import PlannerConfig, make_planner
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "planner.json"
 OBJECTIVES = {"reward": {"enabled": True, "weight": 1.0, "terminal_value": True}}
 
 # Planner configs (overrides of PlannerConfig()); the first is the default control-rate config.
@@ -99,7 +97,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quick", action="store_true", help="the default config only")
-    ap.add_argument("--out", default=str(RESULTS))
+    record.add_arguments(ap, "planner")
     args = ap.parse_args()
 
     threads = [int(t) for t in str(args.threads).split(",")]
@@ -163,8 +161,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}".strip(),
-        "torch": torch.__version__, "threads": threads, "device": device.type,
+        "threads": threads, "device": device.type,
         "model": {k: getattr(mcfg, k) for k in ("latent_dim", "action_dim", "num_experts", "top_k",
                                                   "expert_hidden", "action_embed_dim", "head_hidden",
                                                   "moe_impl")},
@@ -172,9 +169,7 @@ def main() -> None:
         "loadavg_start": load0, "loadavg_end": os.getloadavg(),
         "note": "p99 over this many plans is close to the max; the machine may be shared (see loadavg)",
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+    record.write_result(args, {"meta": meta, "results": rows})
     print(json.dumps({"meta": meta}))
 
 

@@ -6,28 +6,22 @@ The latents come from a real Two-Rooms episode (frames encoded by the committed 
 `recovering` planner can never make progress (stall_progress 1e6) and a stall of one replan starts
 a burst, so two of every three of its replans pay for revisits; only those are timed.
 
-    .venv/bin/python bench/bench_recovery.py
+    .venv/bin/python -m bench.micro.bench_recovery [--record]
 
-Writes bench/results/recovery.json (p50 / p99 ms per replan of each case and their ratios).
+Writes `bench.record`'s recovery.json (p50 / p99 ms per replan of each case and their ratios).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import write_json  # noqa: E402
-
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.planning import make_planner  # noqa: E402
-from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
+from bench import record
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.planning import make_planner
+from moejepa_ros.sim.two_rooms import TwoRoomsEnv
 
 DEMO = {"method": "cem", "samples": 64, "horizon": 8, "hold": 1, "iterations": 2, "elites": 8, "keep_elites": 4,
         "min_std": 0.1, "correction_memory": 64, "correction_action_bandwidth": 0.15}
@@ -53,10 +47,10 @@ def episode_latents(model, seed: int, steps: int) -> tuple[list[torch.Tensor], t
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "two_rooms.safetensors"))
+    ap.add_argument("--checkpoint", default="checkpoints/two_rooms.safetensors")
     ap.add_argument("--replans", type=int, default=300)
     ap.add_argument("--seed", type=int, default=500, help="Two-Rooms episode seed (a tuning-range seed)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recovery.json")
+    record.add_arguments(ap, "recovery")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, meta = load_checkpoint(a.checkpoint)
@@ -82,7 +76,7 @@ def main(argv=None) -> int:
         res[n]["p50_over_off"] = round(res[n]["p50_ms"] / res["off"]["p50_ms"], 3)
     report = {"checkpoint": a.checkpoint, "planner": DEMO, "replans": a.replans, "threads": 1,
               "recovering_replans": active, "cases": res}
-    write_json(a.out, report)
+    record.write_result(a, report)
     print(report)
     return 0
 

@@ -1,50 +1,44 @@
-"""Which no-grad rollout path is faster, by size: `_rollout_sorted` (packed, sorted grouped_mm)
-vs the batched step path (`masked` experts), the two interleaved call by call on one thread.
+"""Which no-grad rollout path of `Predictor.rollout` is faster, by size: the sorted fast path (packed,
+sorted grouped_mm) vs the batched step path (`masked` experts), the two interleaved call by call on one thread.
 
 `Predictor.fast_rollout_ok` switches between them at `SORTED_MIN_WORK` (samples x horizon x
 top_k x expert hidden); this bench is where that threshold comes from. Sizes: planner-like
 rollouts (8 steps) and the one-step calls of the online correction (`CorrectedModel`,
 `OnlineCorrection.observe`), for the default config and for the committed Two-Rooms predictor.
 
-    .venv/bin/python bench/bench_rollout_path.py
+    .venv/bin/python -m bench.micro.bench_rollout_path [--record]
 
-Writes bench/results/rollout_path.json (median ms of each path, their ratio, the work and the
+Writes `bench.record`'s rollout_path.json (median ms of each path, their ratio, the work and the
 path the switch picks).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import write_json  # noqa: E402
-
-from moejepa_ros.model import ModelConfig  # noqa: E402
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.model.predictor import SORTED_MIN_WORK, Predictor  # noqa: E402
+from bench import record
+from moejepa_ros.model import ModelConfig
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.model.predictor import SORTED_MIN_WORK, Predictor
 
 SIZES = [(1, 1), (8, 1), (64, 1), (256, 1), (16, 8), (32, 8), (64, 8), (256, 8)]
 
 
-class _StepPathOnly:
-    """`pred` with the switch turned off, so `Predictor.rollout` takes its batched step path."""
+class _OnePath:
+    """`pred` with the switch fixed, so `Predictor.rollout` takes the sorted path (True) or the step path."""
 
-    def __init__(self, pred: Predictor):
-        self._pred = pred
+    def __init__(self, pred: Predictor, sort: bool):
+        self.inner, self.sort = pred, sort
 
     def __getattr__(self, name):
-        return getattr(self._pred, name)
+        return getattr(self.inner, name)
 
     def fast_rollout_ok(self, n: int, horizon: int = 1) -> bool:
-        return False
+        return self.sort
 
 
 @torch.no_grad()
@@ -52,9 +46,8 @@ def compare(pred: Predictor, n: int, horizon: int, calls: int) -> dict:
     torch.manual_seed(0)
     z0 = torch.softmax(torch.randn(1 if horizon > 1 else n, pred.latent_dim), -1)
     acts = torch.rand(n, horizon, pred.action_dim) * 2 - 1
-    batched = Predictor.rollout.__get__(_StepPathOnly(pred))
-    paths = {"sorted": lambda: pred._rollout_sorted(z0, pred.embed(acts)),
-             "masked": lambda: batched(z0, acts, need_aux=False)}
+    paths = {k: (lambda f=Predictor.rollout.__get__(_OnePath(pred, k == "sorted")): f(z0, acts, need_aux=False))
+             for k in ("sorted", "masked")}
     ms = {k: [] for k in paths}
     for c in range(calls + 5):
         for k, f in paths.items():
@@ -72,7 +65,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="checkpoints/two_rooms.safetensors")
     ap.add_argument("--calls", type=int, default=200)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rollout_path.json")
+    record.add_arguments(ap, "rollout_path")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     preds = {"default config": Predictor(ModelConfig()).eval(),
@@ -85,7 +78,7 @@ def main(argv=None) -> int:
             print(json.dumps({"model": name, **rows[-1]}), flush=True)
         rep["models"][name] = {"expert_hidden": pred.moe.H, "experts": pred.moe.E, "top_k": pred.moe.k,
                                "latent_dim": pred.latent_dim, "rows": rows}
-    write_json(a.out, rep)
+    record.write_result(a, rep)
     return 0
 
 

@@ -1,28 +1,24 @@
 """Simulator throughput: Two-Rooms steps/s and DMC cartpole_swingup frames/s (tuned vs defaults).
 
-Prints one JSON line per figure and writes them all to bench/results/sim.json. The machine is
+Prints one JSON line per figure and writes them all through `bench.record` (name `sim`). The machine is
 shared, so the DMC variants are measured in alternating rounds in one process and compared as a
 ratio; absolute figures are noisy.
 
-    .venv/bin/python bench/bench_sim.py [--seconds 2] [--rounds 3]
+    .venv/bin/python -m bench.micro.bench_sim [--seconds 2] [--rounds 3] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import pathlib
-import platform
 import time
 
 import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from bench import record  # noqa: E402
 from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
-from results_io import write_json
-
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "sim.json"
 
 
 def _timed(fn, seconds: float) -> float:
@@ -110,14 +106,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     ap.add_argument("--rounds", type=int, default=3, help="alternating DMC rounds")
+    record.add_arguments(ap, "sim")
     args = ap.parse_args()
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "mujoco_gl": os.environ.get("MUJOCO_GL"), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = {"mujoco_gl": os.environ.get("MUJOCO_GL")}
     rows = []
     for row in bench_two_rooms(args.seconds) + bench_dmc(args.seconds, args.rounds):
         print(json.dumps(row), flush=True)
         rows.append(row)
-    write_json(RESULTS, {"meta": meta, "results": rows})
+    record.write_result(args, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":

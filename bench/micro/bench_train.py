@@ -2,30 +2,27 @@
 active parameters, side by side in one process (alternating blocks, so machine noise hits both),
 and the data-wait share of a step with the real bag cache + WindowSampler + prefetch thread.
 
-    .venv/bin/python bench/bench_train.py [--steps 20] [--batch 32] [--horizon 4]
-Prints JSON and writes bench/results/train.json.
+    .venv/bin/python -m bench.micro.bench_train [--steps 20] [--batch 32] [--horizon 4] [--record]
+Prints JSON and writes it through `bench.record` (name `train`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from moejepa_ros.model.config import ModelConfig, active_predictor_params, dense_equivalent  # noqa: E402
-from moejepa_ros.model.world_model import WorldModel  # noqa: E402
-from training.data.cache import build_cache  # noqa: E402
-from training.data.sampler import WindowSampler  # noqa: E402
-from training.optim import make_optimizer  # noqa: E402
-from training.rollouts import record_rollouts  # noqa: E402
-from training.trainer import LossModule, Prefetcher  # noqa: E402
+from bench import record
+from moejepa_ros.model.config import ModelConfig, active_predictor_params, dense_equivalent
+from moejepa_ros.model.world_model import WorldModel
+from training.data.cache import build_cache
+from training.data.sampler import WindowSampler
+from training.optim import make_optimizer
+from training.rollouts import record_rollouts
+from training.trainer import LossModule, Prefetcher
 
 
 def step_fn(model):
@@ -48,7 +45,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--horizon", type=int, default=4)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train.json"))
+    record.add_arguments(ap, "train")
     a = ap.parse_args()
     torch.manual_seed(0)
     moe_cfg = ModelConfig()
@@ -86,7 +83,6 @@ def main() -> None:
             sampler.sample()
         sample_s = (time.perf_counter() - t) / a.steps
     res = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, threads {torch.get_num_threads()}",
         "note": "shared machine: compare the variants (measured in alternating blocks), not absolute figures",
         "batch": a.batch, "window": window, "steps_per_block": a.steps, "blocks": a.blocks,
         "variants": {k: {"samples_per_s": round(a.batch / min(v), 1), "step_ms_best": round(1e3 * min(v), 1),
@@ -100,10 +96,8 @@ def main() -> None:
         "data_wait_share_prefetch": round(wait / total, 4),
         "sampler_ms_per_batch": round(1e3 * sample_s, 2),
     }
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(res, f, indent=1)
     print(json.dumps(res, indent=1))
+    record.write_result(a, res)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,28 @@
 """Where the MoE's planning time goes beside the dense predictor at equal active parameters.
 
-The two predictors refit on one frozen encoder by `bench/moe_vs_dense_frozen.py` plan with the
+The two predictors refit on one frozen encoder by `bench.experiments.moe_vs_dense_frozen` plan with the
 demo's CEM (64 samples x 8 steps x 2 iterations, learned goal at every step), one thread,
 interleaved call by call: the MoE as shipped (`grouped_mm` per layer), the MoE with each
 `grouped_mm` replaced by a per-expert `mm` loop (to size grouped_mm's own overhead), and the
 dense model. Then torch.profiler's self CPU time per op over `--profile-plans` plans of each.
 
-    .venv/bin/python bench/moe_plan_profile.py
+    .venv/bin/python -m bench.micro.moe_plan_profile [--record]
 
-Writes bench/results/moe_plan_profile.json.
+Writes `bench.record`'s moe_plan_profile.json.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import write_json  # noqa: E402
-
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
+from bench import record
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.planning import build_objectives, make_planner
 
 PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "horizon": 8,
            "hold": 1, "min_std": 0.1}
@@ -51,7 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dense", default="runs/bench_moe_frozen/dense_s0/refine/model.safetensors")
     ap.add_argument("--plans", type=int, default=200)
     ap.add_argument("--profile-plans", type=int, default=30)
-    ap.add_argument("--out", default="bench/results/moe_plan_profile.json")
+    record.add_arguments(ap, "moe_plan_profile")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     planners = {}
@@ -89,7 +84,7 @@ def main(argv=None) -> int:
               "plans": a.plans, "ms_per_plan_p50": p50,
               "ratio_to_dense": {c: round(p50[c] / p50["dense"], 3) for c in cases},
               "profile_self_ms_per_plan": ops, "checkpoints": {"moe": a.moe, "dense": a.dense}}
-    write_json(a.out, report)
+    record.write_result(a, report)
     print({"ms_per_plan_p50": p50, "ratio_to_dense": report["ratio_to_dense"]})
     return 0
 
