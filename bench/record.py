@@ -78,9 +78,14 @@ def git_sha() -> str | None:
         return None
 
 
+def command() -> str:
+    """This process's command line as run (`python -m bench.<part>.<name> ...`)."""
+    return shlex.join(["python", *sys.orig_argv[1:]])
+
+
 def document(figures: Any) -> dict[str, Any]:
     """Wrap a bench's payload in the schema, describing this process's run."""
-    return {"machine": machine(), "command": shlex.join(["python", *sys.orig_argv[1:]]), "git_sha": git_sha(),
+    return {"machine": machine(), "command": command(), "git_sha": git_sha(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "figures": figures}
 

@@ -7,27 +7,22 @@ latents on the held-out episodes. A step is *blocked* when the commanded move wa
 when it moved more than 0.8 of it. The agent's position comes from the recorded state.
 A model that lets the agent pass through walls shows a blocked error near the step length.
 
-    .venv/bin/python bench/blocked_steps.py --checkpoint checkpoints/two_rooms.safetensors
+    .venv/bin/python -m bench.experiments.blocked_steps --checkpoint checkpoints/two_rooms.safetensors
 
 Needs the long walks of `config/train/two_rooms_goal.yaml` (runs/two_rooms_goal). Writes
-bench/results/blocked_steps.json.
+blocked_steps.json through `bench.record`.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import write_json  # noqa: E402
-
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
+from bench import record
+from moejepa_ros.model.checkpoint import load_checkpoint
 
 
 def open_long_walks(data_run: str, model):
@@ -72,7 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-run", default="runs/two_rooms_goal")
     ap.add_argument("--probe-episodes", type=int, default=40)
     ap.add_argument("--probe-steps", type=int, default=3000)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "blocked_steps.json")
+    record.add_arguments(ap, "blocked_steps")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = {}
@@ -98,8 +93,8 @@ def main(argv=None) -> int:
                     "blocked_px": round(float(b.mean()), 3), "blocked_over_1px": round(float((b > 1).float().mean()), 3),
                     "blocked_steps": len(b), "free_steps": len(f), "blocked_share": round(len(b) / (len(b) + len(f)), 4)}
         print(json.dumps({ck: rows[ck]}), flush=True)
-    write_json(a.out, {"data_run": a.data_run, "probe_episodes": a.probe_episodes, "probe_steps": a.probe_steps,
-                       "threads": 1, "checkpoints": rows})
+    record.write_result(a, {"data_run": a.data_run, "probe_episodes": a.probe_episodes, "probe_steps": a.probe_steps,
+                            "threads": 1, "checkpoints": rows})
     return 0
 
 

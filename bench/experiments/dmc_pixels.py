@@ -9,11 +9,12 @@ Frames = env steps x action repeat (PlaNet's repeats, moejepa_ros/sim/dmc.py); a
 where the run directories stopped (collect is skipped when its bags exist, fit and mbrl resume
 from their checkpoints / state.json).
 
-    MUJOCO_GL=egl .venv/bin/python bench/dmc_pixels.py --tasks cartpole_swingup reacher_easy \\
+    MUJOCO_GL=egl .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup reacher_easy \\
         --frames 100000 --seeds 3 --sac-seeds 1 --threads 0        # the full benchmark (GPU box)
-    .venv/bin/python bench/dmc_pixels.py --tasks cartpole_swingup --frames 20000 --seeds 1 --threads 1
+    .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup --frames 20000 --seeds 1 --threads 1
 
-Writes bench/results/dmc_pixels.json (curves, timings, anchors) and docs/dmc_pixels.png.
+Writes dmc_pixels.json (curves, timings, anchors) and .png through `bench.record`; a rerun adds its tasks and
+seeds to the figures already at that path.
 """
 from __future__ import annotations
 
@@ -21,17 +22,16 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from bench import record
+from moejepa_ros.sim.dmc import ACTION_REPEAT, DEFAULT_ACTION_REPEAT
 
-from moejepa_ros.sim.dmc import ACTION_REPEAT, DEFAULT_ACTION_REPEAT  # noqa: E402
+ROOT = str(record.ROOT)
 
 EPISODE_FRAMES = 1000  # dm_control's 1000 physics steps per episode
 SEED_EPISODES = 5      # PlaNet / Dreamer: 5 episodes of random actions before planning
@@ -175,9 +175,7 @@ def plot(results: dict, path: str) -> None:
         ax.set_xlabel("environment frames (k)"), ax.set_ylabel("episode return")
         ax.set_title(task), ax.legend(fontsize=6, loc="upper left")
     fig.suptitle(f"DMC from 64x64 pixels, eval return mean ± std over episodes\n{results['note']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    record.save_figure(fig, path, dpi=90)
 
 
 def main(argv=None) -> dict:
@@ -191,8 +189,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0 = torch default)")
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "dmc_pixels"))
-    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results", "dmc_pixels.json"))
-    ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "dmc_pixels.png"))
+    record.add_arguments(ap, "dmc_pixels")
     ap.add_argument("--note", default="", help="free text stored with the results (machine, budget)")
     ap.add_argument("--report-only", action="store_true",
                     help="rebuild the JSON + PNG from the run directories without running anything")
@@ -206,20 +203,18 @@ def main(argv=None) -> dict:
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     if a.threads > 0:
         env.update(OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
-    results = json.load(open(a.results)) if os.path.isfile(a.results) else {}
-    results.update(machine=f"{platform.machine()}, {os.cpu_count()} CPUs", threads=a.threads,
+    results = record.read_figures(record.json_path(a)) if record.json_path(a).is_file() else {}
+    results.update(threads=a.threads,
                    note=a.note or results.get("note") or f"{a.frames // 1000}k frames, {a.threads} thread(s)",
                    anchors_100k=ANCHORS)
     if not a.report_only:  # each run's own budget is in its "frames"; the commands say how they were made
-        cmd = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+        cmd = record.command()
         results["commands"] = [c for c in results.get("commands", []) if c != cmd] + [cmd]
     results.setdefault("mbrl", {}), results.setdefault("sac", {})
 
     def save():
-        os.makedirs(os.path.dirname(a.results), exist_ok=True)
-        with open(a.results, "w") as f:
-            json.dump(results, f, indent=1)
-        plot(results, a.plot)
+        record.write_result(a, results)
+        plot(results, record.figure_path(a))
 
     for task in a.tasks:
         for seed in range(a.seeds):

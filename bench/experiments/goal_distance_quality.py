@@ -10,15 +10,14 @@ door) and against the straight-line length. A distance that knows the wall follo
 A second check holds the goal fixed and moves the agent along its own room: the distance should
 be smallest near the door, not at the wall point facing the goal ("door first" rate).
 
-    .venv/bin/python bench/goal_distance_quality.py --checkpoint runs/two_rooms_goal/goal/model.safetensors
+    .venv/bin/python -m bench.experiments.goal_distance_quality --checkpoint runs/two_rooms_goal/goal/model.safetensors
 
-Writes bench/results/goal_distance_quality.json and docs/goal_distance_map.png (each distance over
+Writes goal_distance_quality.json and .png through `bench.record` (each distance over
 every free position of one held-out layout, the goal in the other room).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -26,13 +25,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import save_figure, write_json  # noqa: E402
-
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.sim.two_rooms import ARENA_HI, ARENA_LO, WALL_HALF, TwoRoomsEnv, render_frame  # noqa: E402
+from bench import record
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.sim.two_rooms import ARENA_HI, ARENA_LO, WALL_HALF, TwoRoomsEnv, render_frame
 
 
 def shortest_path(p, g, wall_x: float, door_y: float) -> float:
@@ -90,7 +85,7 @@ def plot_maps(model, path: Path, seed: int) -> None:
         a.set_title({"l2": "latent L2", "learned": "learned goal distance"}.get(n, n), fontsize=9)
         a.set_xticks([]), a.set_yticks([])
     fig.suptitle(f"distance to the goal (red star), held-out layout wall_x={wx} door_y={dy}", fontsize=9)
-    save_figure(fig, path, dpi=90)
+    record.save_figure(fig, path, dpi=90)
 
 
 def main(argv=None) -> None:
@@ -99,8 +94,7 @@ def main(argv=None) -> None:
     ap.add_argument("--layouts", type=int, default=50)
     ap.add_argument("--pairs", type=int, default=20, help="cross-room (agent, goal) pairs per layout")
     ap.add_argument("--first-seed", type=int, default=70000)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "goal_distance_quality.json")
-    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "goal_distance_map.png")
+    record.add_arguments(ap, "goal_distance_quality")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, _ = load_checkpoint(a.checkpoint)
@@ -142,8 +136,8 @@ def main(argv=None) -> None:
            "spearman_vs_straight_line": rank["straight"],
            "door_first_rate": {k: round(float(np.mean(v)), 3) for k, v in door_first.items()},
            "wall_seconds": round(time.monotonic() - t0, 1)}
-    write_json(a.out, doc)
-    plot_maps(model, a.plot, a.first_seed + a.layouts)
+    record.write_result(a, doc)
+    plot_maps(model, record.figure_path(a), a.first_seed + a.layouts)
     print("[bench]", doc, flush=True)
 
 

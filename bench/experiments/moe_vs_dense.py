@@ -17,10 +17,10 @@ them alike); expert load fractions, their CV, and specialisation = mutual inform
 between the top-1 expert and a mode label: room side, near wall, and `dynamics` (free / contact
 with a wall or the border / in the door). Timings on a shared machine: read the ratios only.
 
-    .venv/bin/python bench/moe_vs_dense.py                                 # reduced size (defaults)
-    .venv/bin/python bench/moe_vs_dense.py --steps 3000 --episodes 1000 --seeds 3   # full size
+    .venv/bin/python -m bench.experiments.moe_vs_dense                    # reduced size (defaults)
+    .venv/bin/python -m bench.experiments.moe_vs_dense --steps 3000 --episodes 1000 --seeds 3   # full size
 
-Writes bench/results/moe_vs_dense.json and docs/moe_vs_dense.png; runs live under --root.
+Writes moe_vs_dense.json and .png through `bench.record`; runs live under --root.
 """
 from __future__ import annotations
 
@@ -33,11 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.probing import cli  # noqa: E402
-from results_io import save_figure
+from bench import record
+from bench.experiments.probing import cli
 
 HORIZONS = (1, 5, 10, 16)
 VARIANTS = {"moe": [], "dense": ["baseline.kind=dense"], "moe_pretrain": ["fit.init_encoder=auto"],
@@ -136,18 +133,17 @@ def main(argv=None) -> int:
     ap.add_argument("--plan-calls", type=int, default=12)
     ap.add_argument("--root", default="runs/bench_moe")
     ap.add_argument("--override", nargs="*", default=[], help="extra training-CLI key=value for every variant")
-    ap.add_argument("--out", default="bench/results/moe_vs_dense.json")
-    ap.add_argument("--png", default="docs/moe_vs_dense.png")
-    ap.add_argument("--replot", action="store_true", help="only re-summarise and redraw from --out")
+    record.add_arguments(ap, "moe_vs_dense")
+    ap.add_argument("--replot", action="store_true", help="only re-summarise and redraw from this run's JSON")
     a = ap.parse_args(argv)
     variants = [v for v in a.variants.split(",") if v]
-    if a.replot:  # recompute the summary from the stored per-seed numbers and redraw
-        report = json.load(open(a.out))
+    if a.replot:  # recompute the summary from the stored per-seed numbers and redraw; the run's stamp stays
+        doc = json.loads(record.json_path(a).read_text())
+        report = doc["figures"]
         variants = list(report["seeds"][0]["variants"])
         report["summary"] = summarise(report["seeds"], variants)
-        with open(a.out, "w") as f:
-            json.dump(report, f, indent=1)
-        plot(report, variants, a.png)
+        record.write_json(record.json_path(a), doc)
+        plot(report, variants, record.figure_path(a))
         return 0
     bad = [v for v in variants if v not in VARIANTS]
     if bad or "moe" not in variants:
@@ -201,11 +197,9 @@ def main(argv=None) -> int:
                          "override": a.override, "threads": 1, "horizons": list(HORIZONS)},
               "seeds": seeds, "summary": summarise(seeds, variants),
               "seconds": round(time.perf_counter() - t0, 1)}
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(report, f, indent=1)
-    plot(report, variants, a.png)
-    print(json.dumps({"summary": report["summary"], "out": a.out, "png": a.png}))
+    out, png = record.write_result(a, report), record.figure_path(a)
+    plot(report, variants, png)
+    print(json.dumps({"summary": report["summary"], "out": str(out), "png": str(png)}))
     return 0
 
 
@@ -278,7 +272,7 @@ def plot(report: dict, variants: list, path: str) -> None:
     c = report["config"]
     fig.suptitle(f"MoE vs dense (equal active params), Two-Rooms: {c['steps']} steps, {c['episodes']} episodes, "
                  f"{c['seeds']} seed(s)", fontsize=10)
-    save_figure(fig, path, dpi=80)
+    record.save_figure(fig, path, dpi=80)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """MoE vs dense predictor on the same frozen latents, at equal active parameters.
 
-`bench/moe_vs_dense.py` trains encoder and predictor together, so each variant has its own
+`bench.experiments.moe_vs_dense` trains encoder and predictor together, so each variant has its own
 latent space and the copy-last baseline it is divided by differs between them (a dense model
 whose latent barely moves wins any ratio). Here both predictors are trained by `moejepa-train
 refine` on the latents of one frozen encoder (the committed Two-Rooms checkpoint's), from the
@@ -17,10 +17,10 @@ refine wall time and steps/s, ms per plan (the demo's CEM, the two models interl
 call), ms per training step (the two interleaved step by step), and for the MoE the expert loads, their CV and the mutual information between the top-1
 expert and the dynamics mode and room side.
 
-    .venv/bin/python bench/moe_vs_dense_frozen.py --steps 12000
+    .venv/bin/python -m bench.experiments.moe_vs_dense_frozen --steps 12000
 
 Needs the long-walk data (`moejepa-train collect -c two_rooms -c two_rooms_goal`, under
-runs/two_rooms_goal). Writes bench/results/moe_vs_dense_frozen.json and docs/moe_vs_dense_frozen.png.
+runs/two_rooms_goal). Writes moe_vs_dense_frozen.json and .png through `bench.record`.
 """
 from __future__ import annotations
 
@@ -33,17 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.blocked_steps import episodes, open_long_walks  # noqa: E402
-from bench.moe_vs_dense import dynamics_mode  # noqa: E402
-from bench.probing import cli  # noqa: E402
-from results_io import save_figure, write_json  # noqa: E402
-
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.model.config import active_predictor_params, dense_equivalent  # noqa: E402
-from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
+from bench import record
+from bench.experiments.blocked_steps import episodes, open_long_walks
+from bench.experiments.moe_vs_dense import dynamics_mode
+from bench.experiments.probing import cli
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.model.config import active_predictor_params, dense_equivalent
+from moejepa_ros.planning import build_objectives, make_planner
 
 HORIZONS = (1, 5, 10, 16)
 MODES = ("free", "contact", "door")
@@ -142,7 +138,7 @@ def train_step_times(models: dict, zs, acts, horizon: int, calls: int, batch: in
     import copy
 
     from moejepa_ros.model import losses as L
-    from training.refine import _windows
+    from training.refine import latent_windows
     gen = torch.Generator().manual_seed(0)
     keep = [i for i, z in enumerate(zs) if len(z) > horizon]
     z_ep, a_ep = [zs[i] for i in keep], [acts[i] for i in keep]
@@ -150,7 +146,7 @@ def train_step_times(models: dict, zs, acts, horizon: int, calls: int, batch: in
     opts = {n: torch.optim.Adam(p.parameters(), lr=1e-4) for n, p in preds.items()}
     ms = {n: [] for n in preds}
     for c in range(calls + 3):
-        z0, a, tgt = _windows(z_ep, a_ep, horizon, batch, gen)
+        z0, a, tgt = latent_windows(z_ep, a_ep, horizon, batch, gen)
         for n, p in preds.items():
             t = time.perf_counter()
             out = p.rollout(z0, a)
@@ -187,7 +183,7 @@ def plot(rep: dict, path: Path) -> None:
                     f"{v['moe']['routing']['specialisation_bits']['dynamics']:.3f} b)", fontsize=9)
     fig.suptitle(f"MoE vs dense on frozen Two-Rooms latents: {rep['steps']} refine steps, horizon {rep['horizon']}",
                  fontsize=10)
-    save_figure(fig, path, dpi=80)
+    record.save_figure(fig, path, dpi=80)
 
 
 def main(argv=None) -> int:
@@ -201,8 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--plan-calls", type=int, default=100)
     ap.add_argument("--train-calls", type=int, default=60, help="interleaved training steps timed per model")
     ap.add_argument("--root", default="runs/bench_moe_frozen")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "moe_vs_dense_frozen.json")
-    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "moe_vs_dense_frozen.png")
+    record.add_arguments(ap, "moe_vs_dense_frozen")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     Path(a.root).mkdir(parents=True, exist_ok=True)
@@ -234,8 +229,8 @@ def main(argv=None) -> int:
         "train_time_ratio": round(moe["refine_train_seconds"] / dense["refine_train_seconds"], 3),
         "train_step_ratio_side_by_side": round(moe["train_step_ms"] / dense["train_step_ms"], 3),
         "plan_time_ratio": round(moe["plan_ms"] / dense["plan_ms"], 3)}
-    write_json(a.out, rep)
-    plot(rep, a.plot)
+    record.write_result(a, rep)
+    plot(rep, record.figure_path(a))
     print(json.dumps({"moe_over_dense": rep["moe_over_dense"], "moe": moe["open_loop"], "dense": dense["open_loop"],
                       "routing": moe["routing"]}, indent=1))
     return 0

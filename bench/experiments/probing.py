@@ -12,10 +12,10 @@ Anchors (PLDM, px²; normal / wall / wall_other / expert): 3.16 / 6.31 / 7.06 / 
 parameters and 2.04 / 5.65 / 6.92 / 7.31 at 1.89M. Goal: below the better anchor on all four
 sets with <= 500k *active* parameters (encoder + predictor experts actually used per step).
 
-    .venv/bin/python bench/probing.py                                  # reduced size (see defaults)
-    .venv/bin/python bench/probing.py --steps 3000 --episodes 2000 --seeds 3   # full size elsewhere
+    .venv/bin/python -m bench.experiments.probing                     # reduced size (see defaults)
+    .venv/bin/python -m bench.experiments.probing --steps 3000 --episodes 2000 --seeds 3   # full size elsewhere
 
-Writes bench/results/probing.json and docs/probing.png; training runs live under --root.
+Writes probing.json and .png through `bench.record`; training runs live under --root.
 """
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from results_io import save_figure
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import record
+from bench.record import ROOT
 
 SETS = ("normal", "wall", "wall_other", "expert")
 ANCHORS = {"PLDM 478k": {"params": 478_000, "mse": [3.16, 6.31, 7.06, 15.25]},
@@ -150,12 +149,11 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", default="runs/kp3/refine/model.safetensors",
                     help="an extra trained checkpoint to probe on the same data ('' = none)")
     ap.add_argument("--override", nargs="*", default=[], help="extra training-CLI key=value for fit")
-    ap.add_argument("--out", default="bench/results/probing.json")
-    ap.add_argument("--png", default="docs/probing.png")
-    ap.add_argument("--replot", action="store_true", help="only redraw the PNG from --out")
+    record.add_arguments(ap, "probing")
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNG from this run's JSON")
     a = ap.parse_args(argv)
     if a.replot:
-        plot(json.load(open(a.out)), a.png)
+        plot(record.read_figures(record.json_path(a)), record.figure_path(a))
         return 0
     a.train_walls = [int(w) for w in a.train_walls.split(",") if w.strip()]
     import torch
@@ -207,11 +205,9 @@ def main(argv=None) -> int:
                                        "for the probe only, not for the encoder",
                                "linear": r["linear"], "mlp": r["mlp"]}
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(report, f, indent=1)
-    plot(report, a.png)
-    print(json.dumps({"summary": summary, "out": a.out, "png": a.png}))
+    out, png = record.write_result(a, report), record.figure_path(a)
+    plot(report, png)
+    print(json.dumps({"summary": summary, "out": str(out), "png": str(png)}))
     return 0
 
 
@@ -247,7 +243,7 @@ def plot(report: dict, path: str) -> None:
     ax.set_title(f"Two-Rooms probing vs PLDM anchors ({c['steps']} fit steps{held}, {c['seeds']} seed(s))"
                  + (f"\n{fit}" if fit else ""), fontsize=9)
     ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=80)
+    record.save_figure(fig, path, dpi=80)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Is the Two-Rooms encoder fit safe across seeds? Fit variants × seeds on the held-out-wall split, probe each.
 
-`bench/probing.py` found one seed of the demo recipe's 800-step fit that kept the wall layout and
+`bench.experiments.probing` found one seed of the demo recipe's 800-step fit that kept the wall layout and
 dropped the agent dot (probe error ~ the positions' variance). This bench fits each named variant
 of the Stage-2 loss (`VARIANTS`: overrides of `fit.*`) with several seeds on the same per-wall
-data as `bench/probing.py` (its `--root`'s `walls/` bags) and probes every encoder with a quick
+data as `bench.experiments.probing` (its `--root`'s `walls/` bags) and probes every encoder with a quick
 protocol (5000 probe frames, 500 MLP epochs; the same sets, px²). A fit counts as *lost* when the
 MLP probe's `normal` error is above `--lost-px2` (default 10 px², ~3 px RMS).
 
-    .venv/bin/python bench/probing_fit_seeds.py --variants idm1,ms4w3 --seeds 0,1,2,3
+    .venv/bin/python -m bench.experiments.probing_fit_seeds --variants idm1,ms4w3 --seeds 0,1,2,3
 
-Writes bench/results/probing_fit_seeds.json; fits live under --root (skipped when present).
+Writes probing_fit_seeds.json through `bench.record`; fits live under --root (skipped when present).
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from results_io import write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import record
+from bench.experiments import probing as pb
 
 VARIANTS = {
     "idm1": [],                                                   # the demo recipe (config/train/two_rooms.yaml)
@@ -44,18 +43,17 @@ def final_terms(run: Path, last: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    import probing as pb
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", default="idm1,ms4w3", help="comma list of " + ", ".join(VARIANTS))
     ap.add_argument("--seeds", default="0,1,2,3")
     ap.add_argument("--steps", type=int, default=800, help="fit steps (the demo recipe's 800)")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--train-walls", default="20,23,26,29,32,35,38,41")
-    ap.add_argument("--data-root", default="runs/s6_probe", help="bench/probing.py --root whose walls/ bags to use")
+    ap.add_argument("--data-root", default="runs/s6_probe", help="bench.experiments.probing --root whose walls/ bags to use")
     ap.add_argument("--root", default="runs/s7", help="fits go to <root>/<variant>_s<seed>")
     ap.add_argument("--cache", default="", help="decoded-frame cache dir shared by the fits (default <root>/cache)")
     ap.add_argument("--lost-px2", type=float, default=10.0)
-    ap.add_argument("--out", default="bench/results/probing_fit_seeds.json")
+    record.add_arguments(ap, "probing_fit_seeds")
     a = ap.parse_args(argv)
     a.train_walls = [int(w) for w in a.train_walls.split(",")]
     variants, seeds = a.variants.split(","), [int(s) for s in a.seeds.split(",")]
@@ -104,7 +102,7 @@ def main(argv=None) -> int:
               "config": {"steps": a.steps, "episodes": a.episodes, "train_walls": a.train_walls, "seeds": seeds,
                          "lost_px2": a.lost_px2, "probe": {"frames": 5000, "mlp_epochs": 500, "n_test": 200}},
               "rows": rows, "summary": summary, "seconds": round(time.perf_counter() - t0, 1)}
-    write_json(a.out, report)
+    record.write_result(a, report)
     print(json.dumps(summary))
     return 0
 

@@ -10,27 +10,21 @@ over every step:
 - `geodesic`: shortest-path length, via the door centre when the goal is in the other room
   (what a learned temporal distance would ideally be).
 
-    .venv/bin/python bench/two_rooms_ceiling.py --episodes 20
+    .venv/bin/python -m bench.experiments.two_rooms_ceiling --episodes 20
 
-Writes bench/results/two_rooms_ceiling.json. Episodes use the evaluation seeds (1000+).
+Writes two_rooms_ceiling.json through `bench.record`. Episodes use the evaluation seeds (1000+).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import write_json  # noqa: E402
-
-from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
-from moejepa_ros.sim.two_rooms import MAX_ACTION, TwoRoomsEnv, clip_action, move  # noqa: E402
+from bench import record
+from moejepa_ros.planning import build_objectives, make_planner
+from moejepa_ros.sim.two_rooms import MAX_ACTION, TwoRoomsEnv, clip_action, move
 
 PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4,
            "horizon": 6, "hold": 6, "min_std": 0.1, "warm_start": True}
@@ -89,7 +83,7 @@ def main(argv=None) -> None:
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--max-steps", type=int, default=200)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_ceiling.json")
+    record.add_arguments(ap, "two_rooms_ceiling")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     seeds = list(range(a.first_seed, a.first_seed + a.episodes))
@@ -104,9 +98,9 @@ def main(argv=None) -> None:
                          "runs": runs}
             print(f"[bench] {name:22s} success {100 * res[name]['success_rate']:.0f}% "
                   f"final {res[name]['final_distance_mean']:.1f} px", flush=True)
-    write_json(a.out, {"planner": PLANNER, "episodes": a.episodes, "first_seed": a.first_seed,
-                       "max_steps": a.max_steps, "model": "true dynamics, latent = true state",
-                       "wall_seconds": round(time.monotonic() - t0, 1), "costs": res})
+    record.write_result(a, {"planner": PLANNER, "episodes": a.episodes, "first_seed": a.first_seed,
+                            "max_steps": a.max_steps, "model": "true dynamics, latent = true state",
+                            "wall_seconds": round(time.monotonic() - t0, 1), "costs": res})
 
 
 if __name__ == "__main__":

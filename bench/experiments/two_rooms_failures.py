@@ -1,40 +1,33 @@
 """Where Two-Rooms episodes fail: each episode's path over the learned goal distance of its layout.
 
-Re-runs the given episode seeds with the planner of `bench/two_rooms_planning.py` (CEM 64 x 2,
+Re-runs the given episode seeds with the planner of `bench.experiments.two_rooms_planning` (CEM 64 x 2,
 8 x 1 steps, learned goal distance over every step, online correction 64) and draws, per
 episode, the model's learned distance to the goal from every free position (encoded from the
 rendered frame) with the agent's path on top. A trap of the distance shows as a dark pocket
 the path ends in; a trap of the dynamics as a path stuck against a wall the distance says to
 go around.
 
-    .venv/bin/python bench/two_rooms_failures.py --seeds 587 1593 2515 2523 2560 2587 2597 2599
+    .venv/bin/python -m bench.experiments.two_rooms_failures --seeds 587 1593 2515 2523 2560 2587 2597 2599
 
 Pick failing seeds from a tuning run's JSON (never tune on the evaluation seeds). `--set` changes
-the planner, e.g. the same seeds with the stall recovery (docs/two_rooms_recovery.png):
+the planner, e.g. the same seeds with the stall recovery, under its own name:
 
-    .venv/bin/python bench/two_rooms_failures.py --seeds 587 1593 2523 2560 2587 2597 2515 2599 \
-        --set stall_steps=10 stall_weight=1.0 --out bench/results/two_rooms_recovery_paths.json \
-        --plot docs/two_rooms_recovery.png
+    .venv/bin/python -m bench.experiments.two_rooms_failures --seeds 587 1593 2523 2560 2587 2597 2515 2599 \
+        --set stall_steps=10 stall_weight=1.0 --name two_rooms_recovery
 
-Writes docs/two_rooms_failures.png and bench/results/two_rooms_failures.json (paths and the last
-actions).
+Writes two_rooms_failures.json (paths and the last actions) and .png through `bench.record`.
 """
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import save_figure, write_json  # noqa: E402
-
-from bench.two_rooms_planning import BASE, METHODS, Agent, episode, planner_sets  # noqa: E402
+from bench import record
+from bench.experiments.two_rooms_planning import BASE, METHODS, Agent, episode, planner_sets  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.sim.two_rooms import is_free, render_frame  # noqa: E402
 
@@ -75,7 +68,7 @@ def plot(eps: list[dict], maps: list[np.ndarray], path: Path) -> None:
                      f"ends {ep['final_distance']:.1f} px away", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle("learned distance to the goal (dark = near; white = wall), path in red, start o, goal *", fontsize=9)
-    save_figure(fig, path, dpi=80)
+    record.save_figure(fig, path, dpi=80)
 
 
 def main(argv=None) -> int:
@@ -88,8 +81,7 @@ def main(argv=None) -> int:
                     help="planner.correction_action_bandwidth (the demo's and the bench's 0.15)")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="other PlannerConfig fields, e.g. stall_steps=10 stall_weight=1.0")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_failures.json")
-    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_failures.png")
+    record.add_arguments(ap, "two_rooms_failures")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, meta = load_checkpoint(a.checkpoint)
@@ -106,8 +98,8 @@ def main(argv=None) -> int:
         maps.append(distance_map(model, agent.goal_z, ep["wall_x"], ep["door_y"]))
         print(f"[failures] seed {s}: success={ep['success']} final={ep['final_distance']:.1f}px "
               f"last={np.round(ep['path'][-1], 2).tolist()}", flush=True)
-    write_json(a.out, {"checkpoint": a.checkpoint, "planner": settings, "objectives": objectives, "episodes": eps})
-    plot(eps, maps, a.plot)
+    record.write_result(a, {"checkpoint": a.checkpoint, "planner": settings, "objectives": objectives, "episodes": eps})
+    plot(eps, maps, record.figure_path(a))
     return 0
 
 

@@ -5,19 +5,18 @@ encoded with `model.encode`, the goal image is repeated k times and encoded (as
 `LatentController.set_goal`), the plan's first action is executed. Success = squared distance
 < 1 px^2 within 200 steps (PLDM's DotWall protocol; PLDM reports 97.8% with MPPI).
 
-  .venv/bin/python bench/two_rooms_planning.py --checkpoint checkpoints/two_rooms.safetensors \
+  .venv/bin/python -m bench.experiments.two_rooms_planning --checkpoint checkpoints/two_rooms.safetensors \
       --episodes 20 --seeds 1 --first-seed 1000
 
 Without --checkpoint it trains one with the demo's recipe (collect/fit/refine, long walks, goal, export);
 `--no-door-crossings` trains on walks that never change rooms (RandomWalkPolicy cross_prob=0, stay_in_room).
-Writes bench/results/two_rooms_planning.json and docs/two_rooms_planning.png. Timings come from a
+Writes two_rooms_planning.json and .png through `bench.record` (out/bench/; the record with --record). Timings from a
 shared 2-core CPU: compare methods within one run (they run interleaved per episode).
 """
 from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -26,10 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from results_io import save_figure, write_json  # noqa: E402
+from bench import record
+from bench.record import ROOT, save_figure
 
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
@@ -202,8 +199,7 @@ def main(argv=None) -> None:
                     help="other PlannerConfig fields for every method, e.g. correction_bandwidth=0.5")
     ap.add_argument("--action-bound", type=float, default=None,
                     help="plan actions in [-B, B] per axis (default: the checkpoint's action bounds)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "two_rooms_planning.json")
-    ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "two_rooms_planning.png")
+    record.add_arguments(ap, "two_rooms_planning")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     methods = [m for m in a.methods.split(",") if m]
@@ -233,9 +229,9 @@ def main(argv=None) -> None:
            "wall_seconds": time.monotonic() - t0,
            "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
            "methods": res}
-    write_json(a.out, doc)
+    record.write_result(a, doc)
     summary = ", ".join(f"{m} {100 * r['success_rate']:.0f}% ({r['ms_per_replan']:.0f} ms)" for m, r in res.items())
-    plot(res, a.plot, f"Two-Rooms goal reaching, {len(seeds)} episodes (seeds {seeds[0]}..): {summary}")
+    plot(res, record.figure_path(a), f"Two-Rooms goal reaching, {len(seeds)} episodes (seeds {seeds[0]}..): {summary}")
     print("[bench]", summary, flush=True)
 
 

@@ -3,7 +3,7 @@
 Cases per size (64x64, 224x224, 480x640): raw rgb8 (rclpy and rosbags messages), bgr8 with
 row padding (plus the numpy channel swap that OpenCV replaced, as a side-by-side ratio),
 and JPEG (quality 90); fill_image for the publishing side. Prints one JSON line per case and writes them all
-through `bench.record` (out/bench/codecs.json; `--record`: bench/results/codecs.json). The machine is shared, so the cases are measured in interleaved
+through `bench.record` (name `codecs`). The machine is shared, so the cases are measured in interleaved
 rounds and the per-call samples pooled; compare cases within one run, not across runs.
 
     .venv/bin/python -m bench.micro.bench_codecs [--seconds 0.3] [--rounds 3] [--record]
