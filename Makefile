@@ -17,7 +17,7 @@ test: install
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: install
-	$(PY) bench/bench_codecs.py
+	$(PY) -m bench.micro.bench_codecs
 
 lock: install
 	$(PY) tools/lock.py
