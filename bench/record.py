@@ -1,8 +1,8 @@
 """The one results schema of every bench, and where results go.
 
 Every JSON a bench writes is `{machine, command, git_sha, date, figures}`: `figures` is the bench's
-own payload, the rest says where and how it was measured. A run writes `out/bench/<name>.json`
-(plots to `out/bench/`); with `--record` it updates the curated record instead,
+own payload, the rest says where and how it was measured. A run writes `out/bench/<name>.json` under
+the working directory (plots beside it); with `--record` it updates the curated record instead,
 `bench/results/<name>.json` (plots to `docs/`), which BENCHMARKS.md cites.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RECORD_DIR = ROOT / "bench" / "results"
 RECORD_FIGURES = ROOT / "docs"
-OUT_DIR = ROOT / "out" / "bench"
+OUT_DIR = Path("out") / "bench"  # relative to where the bench runs (the repo root, as documented)
 SCHEMA_KEYS = ("machine", "command", "git_sha", "date", "figures")
 
 
