@@ -49,7 +49,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=800, help="fit steps (the demo recipe's 800)")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--train-walls", default="20,23,26,29,32,35,38,41")
-    ap.add_argument("--data-root", default="runs/s6_probe", help="bench.experiments.probing --root whose walls/ bags to use")
+    ap.add_argument("--data-root", default="runs/s6_probe",
+                    help="bench.experiments.probing --root whose walls/ bags to use")
     ap.add_argument("--root", default="runs/s7", help="fits go to <root>/<variant>_s<seed>")
     ap.add_argument("--cache", default="", help="decoded-frame cache dir shared by the fits (default <root>/cache)")
     ap.add_argument("--lost-px2", type=float, default=10.0)

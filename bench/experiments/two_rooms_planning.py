@@ -10,8 +10,8 @@ encoded with `model.encode`, the goal image is repeated k times and encoded (as
 
 Without --checkpoint it trains one with the demo's recipe (collect/fit/refine, long walks, goal, export);
 `--no-door-crossings` trains on walks that never change rooms (RandomWalkPolicy cross_prob=0, stay_in_room).
-Writes two_rooms_planning.json and .png through `bench.record` (out/bench/; the record with --record). Timings from a
-shared 2-core CPU: compare methods within one run (they run interleaved per episode).
+Writes two_rooms_planning.json and .png through `bench.record`. Timings come from a shared 2-core CPU:
+compare methods within one run (they run interleaved per episode).
 """
 from __future__ import annotations
 
