@@ -21,7 +21,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 bench: install
-	$(PY) bench/bench_codecs.py
+	$(PY) -m bench.micro.bench_codecs
 
 lock: install
 	$(PY) tools/lock.py

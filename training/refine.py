@@ -70,7 +70,7 @@ def open_loop_gap(predictor, zs, acts, horizons=GAP_HORIZONS) -> Dict[int, float
     return out
 
 
-def _windows(zs, acts, horizon: int, batch: int, gen: torch.Generator):
+def latent_windows(zs, acts, horizon: int, batch: int, gen: torch.Generator):
     """A batch of (z0 [B, D], actions [B, H, A], targets [B, H, D]) from random episode offsets."""
     lens = torch.tensor([len(z) - horizon for z in zs], dtype=torch.float64)
     ep = torch.multinomial(lens, batch, replacement=True, generator=gen)
@@ -126,7 +126,7 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
     t1 = time.perf_counter()
     curve = []
     for step in range(1, r.steps + 1):
-        z0, a, tgt = _windows(train_z, train_a, r.horizon, r.batch_size, gen)
+        z0, a, tgt = latent_windows(train_z, train_a, r.horizon, r.batch_size, gen)
         out = pred.rollout(z0, a)
         latent = L.multistep_latent_loss(out, tgt, r.rho)
         bal, zl = L.moe_aux_loss(pred.last_aux, lw.load_balance, lw.router_z)

@@ -4,7 +4,7 @@ Expert evaluation (all share the same stacked weights, so they are interchangeab
 - ``grouped``: sort the (token, expert) assignments by expert and run each expert layer as one
   ``torch.nn.functional.grouped_mm`` (no padding, no Python loop over experts); its cost
   follows the *active* parameters whatever the routing. Chosen for batches above
-  `MASKED_MAX_TOKENS`: bench/bench_moe.py (1 thread, default config, min of interleaved runs)
+  `MASKED_MAX_TOKENS`: bench.micro.bench_moe (1 thread, default config, min of interleaved runs)
   at 1024 tokens measured grouped 1.9 ms, masked 2.8 ms, loop 2.3 ms, dense (equal active
   params) 1.4 ms, for random and for concentrated (planning-like) routing alike.
 - ``masked``: every expert for every token in one wide matmul, unchosen experts zeroed through

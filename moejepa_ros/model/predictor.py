@@ -11,7 +11,7 @@ from .moe import MoE
 
 # No-grad CPU rollouts take `_rollout_sorted` from this much work on: samples x horizon x top_k x
 # expert hidden. It pays a fixed setup (packed weights, SimNorm blocks, input rows) and then costs
-# less per step than the batched `masked` path. bench/bench_rollout_path.py (1 thread, ms, masked
+# less per step than the batched `masked` path. bench.micro.bench_rollout_path (1 thread, ms, masked
 # over sorted): default config (hidden 128) 8 x 1 steps 0.73, 64 x 1 0.88, 16 x 8 1.13,
 # 64 x 8 1.11; the Two-Rooms predictor (hidden 512) 8 x 1 0.84, 64 x 1 1.11, 64 x 8 1.41.
 SORTED_MIN_WORK = 32768

@@ -13,7 +13,7 @@ always, so training and deployment see the same pixels (they do change the pixel
 with dm_control's defaults): shadows, reflections and skybox off, no MSAA
 (``vis.quality.offsamples = 0``), an offscreen buffer of exactly the frame size, and one
 persistent camera instead of a new one per frame. MACHINE-NOTES measured ~530-910 vs 40-70
-frames/s on 2 CPU cores; see ``bench/bench_sim.py``.
+frames/s on 2 CPU cores; see ``bench.micro.bench_sim``.
 
 ``info["state"]`` is the flattened dm_control observation (float32, in the observation
 dict's order); ``info["physics_state"]`` is MuJoCo's full state (``physics.get_state()``).

@@ -1,0 +1,1 @@
+"""Benchmarks and experiments; run each as `python -m bench.<micro|experiments>.<name>` from the repo root."""

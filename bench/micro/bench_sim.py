@@ -1,0 +1,120 @@
+"""Simulator throughput: Two-Rooms steps/s and DMC cartpole_swingup frames/s (tuned vs defaults).
+
+Prints one JSON line per figure and writes them all through `bench.record` (name `sim`). The machine is
+shared, so the DMC variants are measured in alternating rounds in one process and compared as a
+ratio; absolute figures are noisy.
+
+    .venv/bin/python -m bench.micro.bench_sim [--seconds 2] [--rounds 3] [--record]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from bench import record  # noqa: E402
+from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
+
+
+def _timed(fn, seconds: float) -> float:
+    """Calls of ``fn`` per second over about ``seconds``."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= seconds:
+            return n / dt
+
+
+def bench_two_rooms(seconds: float) -> list[dict]:
+    out = []
+    for mode in ("goal", "data"):
+        env = make_env("two_rooms", mode=mode)
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        actions = rng.uniform(-2.45, 2.45, (4096, 2)).astype(np.float32)
+        i = [0]
+
+        def step():
+            _, _, term, trunc, _ = env.step(actions[i[0] & 4095])
+            i[0] += 1
+            if term or trunc:
+                env.reset()
+
+        out.append({"bench": "two_rooms_step", "mode": mode, "steps_per_s": round(_timed(step, seconds))})
+    env, pol = make_env("two_rooms", mode="data"), RandomWalkPolicy(0)
+    state = list(env.reset(seed=0))
+
+    def walk():
+        obs, _, _, trunc, info = env.step(pol.act(*state))
+        state[:] = env.reset() if trunc else (obs, info)
+
+    out.append({"bench": "two_rooms_step_with_random_walk_policy", "mode": "data",
+                "steps_per_s": round(_timed(walk, seconds))})
+    return out
+
+
+def bench_dmc(seconds: float, rounds: int) -> list[dict]:
+    from dm_control import suite
+
+    tuned = make_env("dmc:cartpole_swingup", seed=0)
+    tuned.reset(seed=0)
+    raw = suite.load("cartpole", "swingup", task_kwargs={"random": 0})
+    raw.reset()
+    repeat = tuned.action_repeat
+    a = np.zeros(1, np.float32)
+
+    def tuned_step():
+        _, _, term, trunc, _ = tuned.step(a)
+        if term or trunc:
+            tuned.reset()
+
+    def default_step():  # dm_control's defaults: a new Camera, default buffer, MSAA, shadows
+        for _ in range(repeat):
+            ts = raw.step(a)
+        raw.physics.render(64, 64, camera_id=0)
+        if ts.last():
+            raw.reset()
+
+    tuned_render = tuned.render
+    default_render = lambda: raw.physics.render(64, 64, camera_id=0)  # noqa: E731
+    res = {"tuned_step": [], "default_step": [], "tuned_render": [], "default_render": []}
+    for _ in range(rounds):  # alternate so both see the same machine load
+        res["tuned_step"].append(_timed(tuned_step, seconds))
+        res["default_step"].append(_timed(default_step, seconds))
+        res["tuned_render"].append(_timed(tuned_render, seconds / 2))
+        res["default_render"].append(_timed(default_render, seconds / 2))
+    med = {k: float(np.median(v)) for k, v in res.items()}
+    return [
+        {"bench": "dmc_cartpole_swingup_env_step", "size": 64, "action_repeat": repeat,
+         "tuned_frames_per_s": round(med["tuned_step"], 1), "default_frames_per_s": round(med["default_step"], 1),
+         "ratio": round(med["tuned_step"] / med["default_step"], 2),
+         "note": "one rendered 64x64 frame per env step (physics x action_repeat + render); median of rounds"},
+        {"bench": "dmc_cartpole_swingup_render_only", "size": 64,
+         "tuned_frames_per_s": round(med["tuned_render"], 1), "default_frames_per_s": round(med["default_render"], 1),
+         "ratio": round(med["tuned_render"] / med["default_render"], 2)},
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating DMC rounds")
+    record.add_arguments(ap, "sim")
+    args = ap.parse_args()
+    meta = {"mujoco_gl": os.environ.get("MUJOCO_GL")}
+    rows = []
+    for row in bench_two_rooms(args.seconds) + bench_dmc(args.seconds, args.rounds):
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    record.write_result(args, {"meta": meta, "results": rows})
+
+
+if __name__ == "__main__":
+    main()
