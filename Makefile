@@ -10,7 +10,7 @@ install:
 	@bash tools/install.sh
 
 demo: install
-	$(PY) -m moejepa_ros.ros.demo
+	$(PY) -m examples.two_rooms_demo
 
 test: install
 	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \

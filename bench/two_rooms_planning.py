@@ -33,7 +33,7 @@ from results_io import save_figure, write_json  # noqa: E402
 
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
 from moejepa_ros.planning import build_objectives, make_planner  # noqa: E402
-from moejepa_ros.ros.demo import TRAIN_EXPORT, TRAIN_STEPS, train_argv  # noqa: E402 (the recipe, no rclpy)
+from training.recipe import DEMO_EXPORT as TRAIN_EXPORT, DEMO_STEPS as TRAIN_STEPS, train_argv  # noqa: E402
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
 
 # Shared settings (the demo's): 6 held segments x 2 steps = 12 steps of imagined reach,
