@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench lock clean
+.PHONY: install demo test test-random bench lock clean
 
 install:
 	@bash tools/install.sh
@@ -15,6 +15,11 @@ demo: install
 test: install
 	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# the suite with modules and the tests in each shuffled (it prints its seed; -p random_order
+# --random-order-seed=N repeats an order): every test must pass whatever ran before it
+test-random: install
+	$(PY) -m pytest -q -p no:cacheprovider -p random_order --random-order-bucket=module test
 
 bench: install
 	$(PY) bench/bench_codecs.py
