@@ -16,10 +16,11 @@ test: install
 	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-# the suite with modules and the tests in each shuffled (it prints its seed; -p random_order
-# --random-order-seed=N repeats an order): every test must pass whatever ran before it
+# the suite with modules and the tests in each shuffled: every test must pass whatever ran before it.
+# It prints its seed; `make test-random SEED=N` repeats that order.
 test-random: install
-	$(PY) -m pytest -q -p no:cacheprovider -p random_order --random-order-bucket=module test
+	@seed=$${SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; echo "test-random: --random-order-seed=$$seed"; \
+	  $(PY) -m pytest -q -p no:cacheprovider -p random_order --random-order-bucket=module --random-order-seed=$$seed test
 
 bench: install
 	$(PY) bench/bench_codecs.py

@@ -40,8 +40,8 @@ def role_camera(a: argparse.Namespace) -> None:
     from sensor_msgs.msg import Image
 
     from moejepa_ros import codecs
-    from testing.ros_harness import Probe
     from moejepa_ros.ros.messages import IMAGE_PUB_QOS
+    from testing.ros_harness import Probe
 
     probe = Probe("bench_camera")
     pub = probe.publisher(Image, "image", IMAGE_PUB_QOS)

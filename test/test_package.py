@@ -27,8 +27,9 @@ def _module_refs(path: Path) -> list[tuple[int, str]]:
             refs += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             refs.append((node.lineno, node.module or ""))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"\w+(\.\w+)+", node.value):
-            refs.append((node.lineno, node.value))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.fullmatch(r"\w+(\.\w+)+", node.value):
+                refs.append((node.lineno, node.value))
     return refs
 
 

@@ -15,8 +15,8 @@ from geometry_msgs.msg import TwistStamped  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 
-from moejepa_ros.ros.node_process import NodeProcess, child_env  # noqa: E402
 from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
+from moejepa_ros.ros.node_process import NodeProcess, child_env  # noqa: E402
 from testing.ros_harness import Probe, write_params  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
