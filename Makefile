@@ -4,17 +4,23 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench lock clean
+.PHONY: install demo test test-random lint bench lock clean
 
 install:
 	@bash tools/install.sh
 
 demo: install
-	$(PY) -m moejepa_ros.ros.demo
+	$(PY) -m examples.two_rooms_demo
 
 test: install
 	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# the suite with modules and the tests in each shuffled: every test must pass whatever ran before it.
+# It prints its seed; `make test-random SEED=N` repeats that order.
+test-random: install
+	@seed=$${SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; echo "test-random: --random-order-seed=$$seed"; \
+	  $(PY) -m pytest -q -p no:cacheprovider -p random_order --random-order-bucket=module --random-order-seed=$$seed test
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,8 +13,9 @@ pytest.importorskip("rclpy")
 
 from std_msgs.msg import String  # noqa: E402
 
-from moejepa_ros.ros.harness import Probe, child_env  # noqa: E402
 from moejepa_ros.ros.messages import RESULTS_QOS  # noqa: E402
+from moejepa_ros.ros.node_process import child_env  # noqa: E402
+from testing.ros_harness import Probe  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]

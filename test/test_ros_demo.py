@@ -15,8 +15,9 @@ from geometry_msgs.msg import TwistStamped  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 
-from moejepa_ros.ros.harness import NodeProcess, Probe, child_env, write_params  # noqa: E402
 from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
+from moejepa_ros.ros.node_process import NodeProcess, child_env  # noqa: E402
+from testing.ros_harness import Probe, write_params  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 def test_demo_runs_two_episodes_and_writes_its_outputs(tmp_path):
     assert CHECKPOINT.is_file(), f"the committed demo checkpoint {CHECKPOINT} is missing (see checkpoints/README.md)"
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "moejepa_ros.ros.demo", "--episodes", "2", "--max-episode-steps", "6",
+    cmd = [sys.executable, "-m", "examples.two_rooms_demo", "--episodes", "2", "--max-episode-steps", "6",
            "--out", str(out), "--seed", "7", "--time-limit", "60"]
     r = subprocess.run(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True, timeout=100)
@@ -112,30 +113,9 @@ def test_results_carry_the_path_for_the_demo_figures(tmp_path):
     assert all(len(p) == 2 for p in path) and path[-1][0] > path[0][0]  # moved +x (or stopped at a wall)
     assert {"goal", "wall_x", "door_y"} <= set(r)
 
-    from moejepa_ros.ros.demo_figures import draw_trajectories, write_episode_gif
+    from examples.demo_figures import draw_trajectories, write_episode_gif
 
     png = draw_trajectories([r], tmp_path / "t.png")
     gif = write_episode_gif(r, tmp_path / "e.gif", max_bytes=50_000)
     assert png.stat().st_size > 1000 and gif.stat().st_size <= 50_000
 
-
-def test_the_retrain_recipe_builds_the_goal_head_on_its_own_models(tmp_path):
-    """`--retrain` and the planning bench share TRAIN_STEPS: the long walks, the new predictor and
-    the goal head live in a second run dir, built on this run's fit; export reads that dir."""
-    from moejepa_ros.ros.demo import TRAIN_STEPS, train_argv
-    from training.cli import SECTIONS
-
-    argvs = [train_argv(step, tmp_path, ["run.threads=1"]) for step in TRAIN_STEPS]
-    assert [a[3] for a in argvs] == ["collect", "fit", "collect", "refine", "goal", "export", "collect", "refine", "export"]
-    assert all(a[3] in SECTIONS for a in argvs)
-    refine = argvs[3]
-    assert refine[-1] == f"refine.checkpoint={tmp_path}/fit/model.safetensors"
-    assert refine.index(f"run.out_dir={tmp_path}/goal") > refine.index(f"run.out_dir={tmp_path}")  # later wins
-    assert argvs[4][-1] == argvs[5][-1] == f"run.out_dir={tmp_path}/goal" and "run.threads=1" in argvs[0]
-    # the contact refit: a new predictor (the overlay's size) on the exported goal model's encoder,
-    # trained on the long walks + push walks
-    tune = argvs[7]
-    assert f"refine.checkpoint={tmp_path}/goal/export/model.safetensors" in tune
-    assert not any(a.startswith("refine.predictor=") for a in tune)
-    assert f"data.bags=[{tmp_path}/goal/collect/bags,{tmp_path}/push/collect/bags]" in tune
-    assert argvs[8][-1] == f"run.out_dir={tmp_path}/contact"

@@ -22,8 +22,9 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32MultiArray  # noqa: E402
 
 from moejepa_ros import codecs  # noqa: E402
-from moejepa_ros.ros.harness import NodeProcess, Probe, wait_until, write_params  # noqa: E402
 from moejepa_ros.ros.messages import IMAGE_PUB_QOS, LATCHED_QOS, msg_to_plan, stamp_ns  # noqa: E402
+from moejepa_ros.ros.node_process import NodeProcess  # noqa: E402
+from testing.ros_harness import Probe, wait_until, write_params  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 

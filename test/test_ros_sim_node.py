@@ -14,8 +14,9 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float32, Float32MultiArray, Int32, String  # noqa: E402
 
 from moejepa_ros import codecs  # noqa: E402
-from moejepa_ros.ros.harness import NodeProcess, Probe, write_params  # noqa: E402
 from moejepa_ros.ros.messages import CAMERA_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
+from moejepa_ros.ros.node_process import NodeProcess  # noqa: E402
+from testing.ros_harness import Probe, write_params  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 

@@ -42,11 +42,17 @@ def plans_with(path, goal=True):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tiny"))
+def tiny_run(tmp_path_factory):
+    """A run dir with collected bags and a fitted model, built once for the tests that start from them."""
+    run_dir = str(tmp_path_factory.mktemp("tiny_run"))
+    o = f"run.out_dir={run_dir}"
+    assert main(["collect", "-c", "tiny", o]) == 0
+    assert main(["fit", "-c", "tiny", o, "train.steps=8"]) == 0
+    return run_dir
 
 
-def test_collect_pretrain_fit_export(run_dir, capsys):
+def test_collect_pretrain_fit_export(tmp_path, capsys):
+    run_dir = str(tmp_path)
     o = f"run.out_dir={run_dir}"
     r = cli(capsys, "collect", "-c", "tiny", o)
     assert len(r["bags"]) == 1 and os.path.isdir(r["bags"][0])
@@ -75,10 +81,9 @@ def test_collect_pretrain_fit_export(run_dir, capsys):
     assert meta["training"]["stage"] == 2 and "optimizer" not in json.dumps(meta)
 
 
-def test_mbrl_and_distill(run_dir, capsys):
+def test_mbrl_and_distill(tiny_run, capsys):
+    run_dir = tiny_run
     o = f"run.out_dir={run_dir}"
-    if not os.path.isfile(os.path.join(run_dir, "fit", "model.safetensors")):
-        pytest.skip("needs the fit of test_collect_pretrain_fit_export")
     r = cli(capsys, "mbrl", "-c", "tiny", o, "mbrl.iterations=1", "mbrl.fit_steps_per_iter=4", "mbrl.max_episode_steps=6")
     assert r["rounds"] == 1 and r["eval"][0] is not None
     plans_with(r["checkpoint"])
@@ -92,11 +97,9 @@ def test_mbrl_and_distill(run_dir, capsys):
 
 
 @pytest.mark.parametrize("kind", ["dense", "pixel_recon", "no_pretrain"])
-def test_model_baselines(run_dir, capsys, kind):
-    if not os.listdir(os.path.join(run_dir, "collect", "bags")):
-        pytest.skip("needs collected bags")
-    o = f"run.out_dir={run_dir}/{kind}"
-    r = cli(capsys, "fit", "-c", "tiny", o, f"data.bags=[{run_dir}/collect/bags]", f"baseline.kind={kind}",
+def test_model_baselines(tiny_run, tmp_path, capsys, kind):
+    o = f"run.out_dir={tmp_path}/{kind}"
+    r = cli(capsys, "fit", "-c", "tiny", o, f"data.bags=[{tiny_run}/collect/bags]", f"baseline.kind={kind}",
             "train.steps=3", "export.action_low=[-2.45,-2.45]", "export.action_high=[2.45,2.45]")
     model, meta = plans_with(r["checkpoint"])
     assert meta["training"]["baseline"] == kind
@@ -108,8 +111,8 @@ def test_model_baselines(run_dir, capsys, kind):
         assert "recon" in r["last"]
 
 
-def test_model_free_baseline_ppo(run_dir, capsys):
-    r = cli(capsys, "fit", "-c", "tiny", f"run.out_dir={run_dir}/ppo", "baseline.kind=ppo", "baseline.rl_steps=64",
+def test_model_free_baseline_ppo(tmp_path, capsys):
+    r = cli(capsys, "fit", "-c", "tiny", f"run.out_dir={tmp_path}/ppo", "baseline.kind=ppo", "baseline.rl_steps=64",
             "eval.max_episode_steps=8")
     assert os.path.isfile(r["policy"]) and r["env_steps"] == 64
     from safetensors import safe_open

@@ -29,7 +29,7 @@ from bench.record import ROOT, save_figure
 
 from moejepa_ros.control import PlannerPolicy  # noqa: E402
 from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.ros.demo import TRAIN_EXPORT, TRAIN_STEPS, train_argv  # noqa: E402 (the recipe, no rclpy)
+from training.recipe import DEMO, train_argv  # noqa: E402
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
 
 # Shared settings (the demo's): 6 held segments x 2 steps = 12 steps of imagined reach,
@@ -59,11 +59,11 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
         extra += ["collect.policy_kwargs.cross_prob=0", "collect.policy_kwargs.stay_in_room=true"]
     if steps:
         extra.append(f"train.steps={steps}")
-    for step in TRAIN_STEPS:
+    for step in DEMO.steps:
         argv = train_argv(step, out_dir, extra)
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
-    return out_dir / TRAIN_EXPORT
+    return out_dir / DEMO.export
 
 
 def make_agent(model, meta: dict, planner_cfg: dict, objectives: dict, bound: float | None = None) -> PlannerPolicy:

@@ -40,8 +40,8 @@ def role_camera(a: argparse.Namespace) -> None:
     from sensor_msgs.msg import Image
 
     from moejepa_ros import codecs
-    from moejepa_ros.ros.harness import Probe
     from moejepa_ros.ros.messages import IMAGE_PUB_QOS
+    from testing.ros_harness import Probe
 
     probe = Probe("bench_camera")
     pub = probe.publisher(Image, "image", IMAGE_PUB_QOS)
@@ -71,7 +71,7 @@ def role_listener(a: argparse.Namespace) -> None:
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import TwistStamped
 
-    from moejepa_ros.ros.harness import Probe
+    from testing.ros_harness import Probe
 
     probe = Probe("bench_listener")
     rows: list[tuple[int, int]] = []
@@ -119,7 +119,8 @@ def make_checkpoint(path: Path) -> Path:
 
 def run_case(name: str, ckpt: Path, height: int, width: int, seconds: float, trigger: str,
              work: Path, warmup: float = 3.0, overrides: dict | None = None) -> dict:
-    from moejepa_ros.ros.harness import NodeProcess, wait_until, write_params
+    from moejepa_ros.ros.node_process import NodeProcess
+    from testing.ros_harness import wait_until, write_params
 
     base = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())["planner_node"]["ros__parameters"]
     p = dict(base)
@@ -195,7 +196,7 @@ def run_case_watched(name: str, ckpt: Path, height: int, width: int, seconds: fl
     """run_case with the planner's CPU % / RSS sampled over the measured window."""
     import threading
 
-    from moejepa_ros.ros import harness
+    from moejepa_ros.ros import node_process as harness
 
     holder: dict = {}
     orig_start = harness.NodeProcess.start

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from moejepa_ros.ros import dds
-from moejepa_ros.ros.harness import NodeProcess
+from moejepa_ros.ros.node_process import NodeProcess
 
 EXECUTABLES = ("planner_node", "sim_node")
 

@@ -1,15 +1,16 @@
-"""`python -m moejepa_ros.ros.demo` (`make demo`): Two-Rooms goal reaching, closed loop over DDS.
+"""`python -m examples.two_rooms_demo` (`make demo`): Two-Rooms goal reaching, closed loop over DDS.
 
 sim_node and planner_node run as separate processes (config/sim_demo.yaml, plus the overrides
-below); this process is only a collector (a harness.Probe): it reads `~/episode_result`, the
+below); this process is only a collector (a testing.ros_harness.Probe): it reads `~/episode_result`, the
 stamped commands (image stamp → command receipt = loop latency) and `/diagnostics`, then prints
 a summary, writes `summary.json`, a trajectories PNG and a GIF of one episode.
 
 Loop mode `lockstep` (default): sim_node holds each frame until planner_node has answered that
 very frame (TwistStamped carries the frame's stamp), so the success rate measures the model and
 the planner, not scheduling jitter on a loaded machine. `--realtime` runs the sim on its own
-clock at `--rate` with zero-order hold instead. The checkpoint comes from our own training CLI,
-run as a subprocess when it is missing or with `--retrain` (this package never imports `training`).
+clock at `--rate` with zero-order hold instead. The checkpoint comes from the training recipe
+config/recipes/two_rooms_demo.yaml, run step by step as `training.cli` subprocesses when it is
+missing or with `--retrain`.
 """
 from __future__ import annotations
 
@@ -27,42 +28,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from training.recipe import DEMO, train_argv
+
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
-TRAIN_CONFIG = "two_rooms"
-# The demo checkpoint's recipe, as `moejepa-train` steps (command, extra configs, overrides; {run}
-# is the work dir): encoder and first predictor on 100-step walks; then, in a second run dir,
-# long walks, a new larger predictor on their frozen latents, the goal distance, and the export
-# of that dir (it prefers goal/); then, in a third, walks that push on into walls and a new
-# predictor of that size trained longer on both sets of walks (more contact: the model let the
-# agent through walls), kept with that export's encoder and goal head (checkpoints/README.md).
-TRAIN_STEPS = (
-    ("collect", (), ()),
-    ("fit", (), ()),
-    ("collect", ("two_rooms_goal",), ("run.out_dir={run}/goal",)),
-    ("refine", ("two_rooms_goal",), ("run.out_dir={run}/goal", "refine.checkpoint={run}/fit/model.safetensors")),
-    ("goal", ("two_rooms_goal",), ("run.out_dir={run}/goal",)),
-    ("export", (), ("run.out_dir={run}/goal",)),
-    ("collect", ("two_rooms_goal",), ("run.out_dir={run}/push", "collect.policy_kwargs.push_steps=4",
-                                      "collect.policy_kwargs.step_max=2.45", "collect.policy_kwargs.step_mean=1.2")),
-    ("refine", ("two_rooms_goal",), ("run.out_dir={run}/contact",
-                                     "data.bags=[{run}/goal/collect/bags,{run}/push/collect/bags]",
-                                     "refine.checkpoint={run}/goal/export/model.safetensors",
-                                     "refine.steps=20000", "refine.lr=3e-4")),
-    ("export", (), ("run.out_dir={run}/contact",)),
-)
-TRAIN_EXPORT = "contact/export/model.safetensors"  # the recipe's final model, relative to {run}
-TRAIN_COMMANDS = tuple(dict.fromkeys(cmd for cmd, _, _ in TRAIN_STEPS))
-
-
-def train_argv(step, run: Path, extra=()) -> list[str]:
-    """One recipe step as a `python -m training.cli` command line (run.out_dir={run} unless the step moves it)."""
-    cmd, configs, overrides = step
-    argv = [sys.executable, "-m", "training.cli", cmd, "-c", TRAIN_CONFIG]
-    for c in configs:
-        argv += ["-c", c]
-    return argv + [f"run.out_dir={run}", *extra, *(o.format(run=run) for o in overrides)]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,18 +70,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- checkpoint
 def train_checkpoint(dest: Path, work: Path) -> float:
-    """Run the TRAIN_STEPS recipe (`moejepa-train ... -c two_rooms`) as subprocesses; copy the export to `dest`."""
+    """Run the demo's recipe (config/recipes/two_rooms_demo.yaml) as subprocesses; copy its export to `dest`."""
     work = work.resolve()
     if work.exists():
         shutil.rmtree(work)  # a fresh run, not a resume of some older one
     t0 = time.monotonic()
-    for step in TRAIN_STEPS:
+    for step in DEMO.steps:
         argv = train_argv(step, work)
         print(f"[demo] {' '.join(argv[1:])}", flush=True)
         r = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"training step '{step[0]}' failed (exit {r.returncode}); see its log above")
-    src = work / TRAIN_EXPORT
+            raise RuntimeError(f"training step '{step.command}' failed (exit {r.returncode}); see its log above")
+    src = work / DEMO.export
     if not src.is_file():
         raise RuntimeError(f"training finished but {src} is missing")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +131,9 @@ def run_episodes(a: argparse.Namespace, params: dict[str, Any], out: Path) -> di
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from moejepa_ros.ros.harness import NodeProcess, Probe, wait_until, write_params
     from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, RESULTS_QOS, stamp_ns
+    from moejepa_ros.ros.node_process import NodeProcess
+    from testing.ros_harness import Probe, wait_until, write_params
 
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -357,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.retrain or not ckpt.is_file():
             why = "--retrain" if a.retrain else f"{ckpt} is missing"
-            print(f"[demo] training the world model ({why}): moejepa-train {'/'.join(TRAIN_COMMANDS)} -c {TRAIN_CONFIG}",
-                  flush=True)
+            print(f"[demo] training the world model ({why}): moejepa-train {'/'.join(DEMO.commands)} "
+                  f"(config/recipes/{DEMO.name}.yaml)", flush=True)
             train_s = train_checkpoint(ckpt, out / "train")
             print(f"[demo] trained {ckpt} in {train_s:.0f} s", flush=True)
         params = node_params(a.config, a, ckpt.resolve(), frame_stack_of(ckpt))
@@ -372,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run["results"]
     summary = summarise(a, run, ckpt, params, time.monotonic() - t0, train_s)
     if any(r.get("path") for r in results):
-        from moejepa_ros.ros.demo_figures import draw_trajectories, write_episode_gif
+        from examples.demo_figures import draw_trajectories, write_episode_gif
 
         title = (f"Two-Rooms goal reaching, {summary['successes']}/{summary['episodes']} reached "
                  f"(seed {a.seed}, {summary['loop_mode']})")

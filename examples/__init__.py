@@ -1,0 +1,1 @@
+"""Runnable examples from the repo root (`python -m examples.<name>`); not shipped with the package."""
