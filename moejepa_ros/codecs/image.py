@@ -127,7 +127,7 @@ def image_to_array(msg: Any) -> np.ndarray:
 
 
 # OpenCV's channel shuffles are ~30x faster than numpy's negative-stride copies (480x640
-# bgr8 -> rgb: ~30 us vs ~1 ms, bench/bench_codecs.py) and accept row-padded views.
+# bgr8 -> rgb: ~30 us vs ~1 ms, bench.micro.bench_codecs) and accept row-padded views.
 _CV_CODE = {("bgr", 3): "COLOR_BGR2RGB", ("rgba", 4): "COLOR_RGBA2RGB",
             ("bgra", 4): "COLOR_BGRA2RGB", ("mono", 1): "COLOR_GRAY2RGB"}
 

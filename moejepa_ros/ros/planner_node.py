@@ -21,7 +21,7 @@ interpreter exit aborts the process).
 Trigger (`control_trigger`): `frame` (default) plans as soon as a new frame arrives but at
 most `control_rate` times per second: lowest image→action latency, no plan on an unchanged
 stack. `timer` plans every control period on the newest stack (fixed-rate MPC, adds up to one
-period of latency). bench/bench_node.py measures both side by side.
+period of latency). bench.micro.bench_node measures both side by side.
 """
 from __future__ import annotations
 
