@@ -1,22 +1,10 @@
 """control.PlannerPolicy: the episode adapter over LatentController + FrameStack, in a real Two-Rooms env."""
 import numpy as np
 import pytest
-import torch
 
 from moejepa_ros.control import OK, LatentController, PlannerPolicy
-from moejepa_ros.model import ModelConfig, WorldModel
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
-
-PLANNER = {"samples": 16, "elites": 4, "keep_elites": 2, "horizon": 3, "iterations": 2}
-GOAL_ONLY = {"goal": {"enabled": True, "weight": 1.0}}
-LOW, HIGH = [-1.0, -2.0], [1.0, 2.0]
-
-
-def tiny_model() -> WorldModel:
-    torch.manual_seed(0)
-    return WorldModel(ModelConfig(conv_channels=[8, 8, 8, 8], latent_dim=16, expert_hidden=16, num_experts=2,
-                                  top_k=1, head_hidden=16, stage1_hidden=16, action_embed_dim=8)).eval()
-
+from testing.models import GOAL_ONLY, HIGH, LOW, PLANNER, tiny_model
 
 def run(policy, steps: int, seed: int = 3, mode: str = "goal") -> list[np.ndarray]:
     env = TwoRoomsEnv(mode=mode)
