@@ -70,7 +70,7 @@ def test_collect_pretrain_fit_export(tmp_path, capsys):
         assert torch.equal(v, model.encoder.state_dict()[k])
     assert meta["training"]["stage"] == 2 and meta["training"]["step"] == 8
     assert os.path.isdir(os.path.join(run_dir, "fit", "tb")) and os.listdir(os.path.join(run_dir, "fit", "tb"))
-    rows = [json.loads(l) for l in open(os.path.join(run_dir, "fit", "metrics.jsonl"))]
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "fit", "metrics.jsonl"))]
     keys = set().union(*rows)
     for k in ("loss/latent", "loss/reward", "optim/lr", "optim/grad_norm", "routing/load_0", "routing/entropy",
               "latent/std", "perf/samples_per_s", "perf/data_wait_share"):

@@ -33,7 +33,7 @@ def test_torchrun_two_process_fit(tmp_path, capsys):
         p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0, p.stdout[-3000:] + "\n--- stderr ---\n" + p.stderr[-3000:]
     # --tee prefixes each line with its rank ("[default0]:"); only rank 0 prints the summary
-    summaries = [l.split(":", 1)[1] for l in p.stdout.splitlines() if re.match(r"\[default\d+\]:\{", l)]
+    summaries = [line.split(":", 1)[1] for line in p.stdout.splitlines() if re.match(r"\[default\d+\]:\{", line)]
     assert len(summaries) == 1 and p.stdout.count("[default0]:{") == 1, p.stdout[-2000:]
     summary = json.loads(summaries[0])
     assert summary["step"] == 4

@@ -23,7 +23,7 @@ from .recovery import StallRecovery
 from .protocol import check_model, has_head
 from .sampling import Buffers, policy_prior, sampling_optimize
 
-BoundsLike = Union[Sequence[float], Tensor, float]
+BoundsLike = Sequence[float] | Tensor | float
 
 
 class Planner:

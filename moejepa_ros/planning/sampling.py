@@ -78,6 +78,7 @@ def sampling_optimize(
     cost = buffers.get("cost", (n,), mean)
     fixed = k + int(cfg.keep_mean) + p
     sizes = []
+    kept_u = kept_cost = None  # iCEM's carried elites, set at the end of each iteration
     rows = []  # per-iteration [min cost, best so far, fit stat, mean std]; one host sync at the end
     for it in range(cfg.iterations):
         # iCEM's population decay: later iterations refine with fewer samples (views, no allocation).

@@ -74,8 +74,9 @@ class DataCache:
         self.hit = hit
         shards = self.index["shards"]
         self.frames = [np.load(self.root / s["files"]["frames"], mmap_mode="r") for s in shards]
-        cat = lambda key, dt: (np.concatenate([np.load(self.root / s["files"][key]) for s in shards])  # noqa: E731
-                               if shards else np.zeros(0, dt))
+        def cat(key: str, dt) -> np.ndarray:
+            return np.concatenate([np.load(self.root / s["files"][key]) for s in shards]) if shards else np.zeros(0, dt)
+
         self.actions = cat("actions", np.float32).reshape(-1, self.index["action_dim"] or 0)
         self.rewards = cat("rewards", np.float32)
         self.stamps_ns = cat("stamps", np.int64)  # image stamps, ns

@@ -10,9 +10,14 @@ Deterministic under a seed; `state_dict()` (plain JSON-able data) resumes the ex
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .cache import DataCache
+
+if TYPE_CHECKING:
+    import torch
 
 
 class WindowSampler:
