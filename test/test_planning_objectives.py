@@ -79,7 +79,7 @@ def test_weighted_objectives_add_up_and_disabled_ones_do_not_count():
     torch.testing.assert_close(total, want)
     # Each term equals the objective alone (composition adds, nothing leaks between terms).
     for name in ("reward", "goal", "magnitude"):
-        alone = build_objectives({name: {}})(r)
+        alone = build_objectives({name: {"weight": 1.0}})(r)  # the declared default weight differs per objective
         torch.testing.assert_close(alone, terms[name])
 
 

@@ -100,12 +100,13 @@ def test_yaml_keys_are_declared_parameters_with_matching_types(path):
 
 def test_every_planner_config_field_and_objective_is_a_parameter():
     from moejepa_ros.planning import PlannerConfig
+    from moejepa_ros.planning.objectives import REGISTRY
     import dataclasses
 
     names = {s.name for s in params.PLANNER_NODE_SPECS}
     for f in dataclasses.fields(PlannerConfig):
         assert f"planner.{f.name}" in names
-    for obj in params.OBJECTIVE_NAMES:
+    for obj in REGISTRY:
         assert {f"objectives.{obj}.enabled", f"objectives.{obj}.weight"} <= names
     ro = {s.name for s in params.PLANNER_NODE_SPECS if s.read_only}
     assert {"checkpoint", "device", "image_size"} <= ro
@@ -213,7 +214,7 @@ def _controller(model, **planner):
     from moejepa_ros.planning import PlannerConfig
     from moejepa_ros.ros.control import LatentController
 
-    vals = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
+    vals = {s.name: s.default for s in params.PLANNER_NODE_SPECS} | {"objectives.goal.enabled": True}
     cfg = PlannerConfig.from_dict({**params.planner_dict(vals), "samples": 16, "elites": 4, "horizon": 3,
                                    "iterations": 2, **planner})
     return LatentController(model, "cpu", cfg, params.objectives_dict(vals), [-1.0, -2.0], [1.0, 2.0])
@@ -253,9 +254,10 @@ def test_controller_turns_a_nan_plan_into_the_zero_command():
 
 def test_controller_waits_for_a_goal_when_only_the_goal_objective_is_on():
     from moejepa_ros.planning import PlannerConfig
+    from moejepa_ros.planning.objectives import REGISTRY
     from moejepa_ros.ros.control import OK, WARN, LatentController
 
-    objs = {n: {"enabled": n == "goal", "weight": 1.0} for n in params.OBJECTIVE_NAMES}
+    objs = {n: {"enabled": n == "goal", "weight": 1.0} for n in REGISTRY}
     c = LatentController(_tiny_model(), "cpu", PlannerConfig(samples=16, elites=4, horizon=3, iterations=2),
                          objs, [-1.0, -1.0], [1.0, 1.0])
     frames = np.zeros((3, 64, 64, 3), np.uint8)
