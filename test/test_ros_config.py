@@ -98,6 +98,17 @@ def test_yaml_keys_are_declared_parameters_with_matching_types(path):
         assert params.check_all(SPECS[exe], {**{s.name: s.default for s in SPECS[exe]}, **flat}) is None
 
 
+@pytest.mark.parametrize("path", NODE_YAML, ids=lambda p: p.name)
+def test_yaml_planner_and_objective_sections_hold_only_overrides(path):
+    """A value the YAML repeats from the code's defaults would silently disagree once a default changes."""
+    defaults = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
+    body = yaml.safe_load(path.read_text())["planner_node"]["ros__parameters"]
+    flat = _flatten({k: body[k] for k in ("planner", "objectives") if k in body})
+    assert flat, f"{path.name}: no planner / objectives overrides"
+    repeated = sorted(k for k, v in flat.items() if defaults[k] == v)
+    assert not repeated, f"{path.name} repeats the defaults of {repeated}: keep only deliberate overrides"
+
+
 def test_every_planner_config_field_and_objective_is_a_parameter():
     from moejepa_ros.planning import PlannerConfig
     from moejepa_ros.planning.objectives import REGISTRY
