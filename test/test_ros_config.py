@@ -127,6 +127,41 @@ def test_every_planner_config_field_and_objective_is_a_parameter():
     assert all(x.description for x in d.values())
 
 
+def test_objective_parameters_are_generated_from_the_declarations():
+    from moejepa_ros.planning.objectives import REGISTRY, build_objectives
+
+    specs = {s.name: s for s in params.PLANNER_NODE_SPECS}
+    declared = {f"objectives.{n}.{k}": o for n, cls in REGISTRY.items() for k, o in cls.declared().items()}
+    assert {k for k in specs if k.startswith("objectives.")} == set(declared)
+    for name, opt in declared.items():
+        s = specs[name]
+        assert (s.default, s.description, s.low, s.high, s.choices) == \
+            (opt.default, opt.help, opt.low, opt.high, opt.choices)
+    # options that were out of the node's reach before the registry generated them
+    assert specs["objectives.reward.terminal_value"].default is False
+    assert specs["objectives.cost.every_step"].default is True
+    d = specs["objectives.goal.metric"].descriptor()
+    assert "learned" in d.additional_constraints and d.description == declared["objectives.goal.metric"].help
+    base = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
+    vals = params.objectives_dict({**base, "objectives.reward.terminal_value": True})
+    assert build_objectives(vals)["reward"].terminal_value is True
+    assert "objective 'cost': every_step='no' is invalid" in \
+        params.check_all(params.PLANNER_NODE_SPECS, {**base, "objectives.cost.every_step": "no"})
+
+
+def test_planner_parameters_take_help_range_and_choices_from_the_config_fields():
+    import dataclasses
+
+    from moejepa_ros.planning import PlannerConfig
+
+    specs = {s.name: s for s in params.PLANNER_NODE_SPECS}
+    for f in dataclasses.fields(PlannerConfig):
+        s = specs[f"planner.{f.name}"]
+        assert s.description == "planner: " + f.metadata["help"]
+        assert (s.low, s.high, s.choices) == (f.metadata["low"], f.metadata["high"], tuple(f.metadata["choices"]))
+    assert specs["planner.method"].choices == ("cem", "mppi", "gradient", "cem_gradient")
+
+
 def test_validation_helpers_name_the_bad_value():
     base = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
     assert params.check_all(params.PLANNER_NODE_SPECS, base) is None
