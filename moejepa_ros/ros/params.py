@@ -144,7 +144,7 @@ def declare_planner_node(node: Any) -> tuple[ParameterSpec, ...]:
     """Declare `objective_plugins`, import those modules (their objectives register), then declare
     every other planner_node parameter; returns the node's specs (plugins' objectives included)."""
     declare(node, [OBJECTIVE_PLUGINS])
-    load_plugins(node.get_parameter(OBJECTIVE_PLUGINS.name).value or [])
+    load_plugins(values(node, [OBJECTIVE_PLUGINS])[OBJECTIVE_PLUGINS.name] or [])
     specs = planner_node_specs()
     declare(node, [s for s in specs if s is not OBJECTIVE_PLUGINS])
     return specs
