@@ -6,7 +6,7 @@ cleanup frees the model; shutdown joins the thread. With `autostart` (default) t
 configures and activates itself, so no lifecycle manager is needed.
 
 Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compressed`, depth-1
-best effort; optional `goal_image` (switches the goal objective on) and `reward` (reported in
+best effort; optional `goal_image` (feeds the goal objective, if enabled) and `reward` (reported in
 diagnostics); publishes `action` (Twist | TwistStamped | Float32MultiArray | JointTrajectory),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
 and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
