@@ -79,7 +79,7 @@ def test_weighted_objectives_add_up_and_disabled_ones_do_not_count():
     torch.testing.assert_close(total, want)
     # Each term equals the objective alone (composition adds, nothing leaks between terms).
     for name in ("reward", "goal", "magnitude"):
-        alone = build_objectives({name: {}})(r)
+        alone = build_objectives({name: {"weight": 1.0}})(r)  # the declared default weight differs per objective
         torch.testing.assert_close(alone, terms[name])
 
 
@@ -165,3 +165,109 @@ def test_every_config_field_has_help_text():
 
     assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(PlannerConfig)}
     assert all(FIELD_HELP.values())
+
+
+# ---- declarations and the registry --------------------------------------------------------
+def test_every_objective_module_registers_its_objectives_and_declares_valid_defaults():
+    import importlib
+    import inspect
+    import pkgutil
+
+    from moejepa_ros.planning import objectives as pkg
+    from moejepa_ros.planning.objectives import REGISTRY, Objective, default_spec
+
+    found = {}
+    for m in pkgutil.iter_modules(pkg.__path__):  # a new module in the package needs no list entry
+        mod = importlib.import_module(f"{pkg.__name__}.{m.name}")
+        for _, cls in inspect.getmembers(mod, inspect.isclass):
+            if issubclass(cls, Objective) and cls.__dict__.get("name") and cls.__module__ == mod.__name__:
+                found[cls.name] = cls
+    assert found and {n: REGISTRY[n] for n in found} == found
+    assert DEFAULT_OBJECTIVES == {n: default_spec()[n] for n in found}
+    for name, cls in found.items():
+        declared = cls.declared()
+        assert list(declared)[:2] == ["enabled", "weight"] and all(o.help for o in declared.values())
+        assert cls().to_dict() == {k: o.default for k, o in declared.items()}  # defaults pass their own checks
+
+
+def test_build_objectives_fills_declared_defaults_and_names_bad_values():
+    objs = build_objectives({"cost": {}, "smoothness": {"enabled": False}})
+    assert objs.to_dict() == {
+        "cost": {**DEFAULT_OBJECTIVES["cost"], "enabled": True},  # named: on unless it says otherwise
+        "smoothness": DEFAULT_OBJECTIVES["smoothness"],
+    }
+    assert objs["cost"].weight == 0.1 and build_objectives({"goal": {"weight": 2}})["goal"].weight == 2.0
+    for spec, pattern in [
+        ({"goal": {"every_step": "yes"}}, r"objective 'goal': every_step='yes' is invalid: must be a bool"),
+        ({"goal": {"metric": 3}}, r"metric=3 is invalid: must be a string"),
+        ({"reward": {"weight": -1.0}}, r"objective 'reward': weight=-1.0 is invalid: must be in \[0, 1e\+06\]"),
+        ({"reward": {"weight": "1"}}, r"weight='1' is invalid: must be a number"),
+        ({"reward": {"terminal_value": 1}}, r"terminal_value=1 is invalid: must be a bool"),
+        ({"cost": {"horizon": 3}}, r"objective 'cost': unknown parameter\(s\) \['horizon'\]; known: \['enabled'"),
+        ({"toy": {}}, r"unknown objective 'toy'; known objectives: \['cost', 'goal'"),
+        ({"goal": 1.0}, r"objective 'goal': settings must be a mapping"),
+    ]:
+        with pytest.raises(ValueError, match=pattern) as e:
+            build_objectives(spec)
+        assert "\n" not in str(e.value)
+
+
+def test_a_bad_declaration_is_refused_when_the_class_is_defined():
+    from moejepa_ros.planning.objectives import REGISTRY, Objective, Option
+
+    before = dict(REGISTRY)
+    with pytest.raises(ValueError, match=r"objective 'goal' of .*Impostor is already registered by .*GoalObjective"):
+        class Impostor(Objective):
+            name = "goal"
+    with pytest.raises(ValueError, match=r"`weight` is declared by weight_default"):
+        class Reweighed(Objective):
+            name = "reweighed"
+            options = {"weight": Option(1.0, "again")}
+    with pytest.raises(ValueError, match=r"objective 'ranged': gain=5.0 is invalid: must be in \[0, 1\]"):
+        class Ranged(Objective):
+            name = "ranged"
+            options = {"gain": Option(5.0, "a gain", low=0.0, high=1.0)}
+    with pytest.raises(ValueError, match=r"objective name 'Bad-Name'"):
+        class BadName(Objective):
+            name = "Bad-Name"
+    assert REGISTRY == before
+
+
+def test_plugin_module_registers_an_objective_that_plans(tmp_path, monkeypatch):
+    from moejepa_ros.planning.objectives import REGISTRY, load_plugins
+
+    (tmp_path / "toy_plugin_objective.py").write_text(TOY_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert load_plugins(["toy_plugin_objective"]) == ["toy"]
+        assert load_plugins(["toy_plugin_objective"]) == []  # importing again registers nothing new
+        r = _rollout()
+        toy = build_objectives({"toy": {"target": 0.5}})
+        torch.testing.assert_close(toy(r), 0.5 * (r.actions[:, 0] - 0.5).pow(2).sum(-1))
+        with pytest.raises(ValueError, match=r"target=2.0 is invalid: must be in \[-1, 1\]"):
+            build_objectives({"toy": {"target": 2.0}})
+    finally:
+        REGISTRY.pop("toy", None)
+        monkeypatch.delitem(__import__("sys").modules, "toy_plugin_objective", raising=False)
+    with pytest.raises(ValueError, match=r"objective plugin 'no_such_objective_module' failed to import: "
+                                         r"ModuleNotFoundError"):
+        load_plugins(["no_such_objective_module"])
+
+
+# One file is a whole objective: the plugin tests (here and test_ros_objective_plugins.py) write it out.
+TOY_PLUGIN = '''
+"""A toy objective: pull the first planned action towards `target`."""
+from moejepa_ros.planning.objectives import Objective, Option
+
+
+class ToyObjective(Objective):
+    """(a_0 - target)^2 summed over action dimensions."""
+
+    name = "toy"
+    enabled_default = True
+    weight_default = 0.5
+    options = {"target": Option(0.25, "the value the first action is pulled towards", low=-1.0, high=1.0)}
+
+    def __call__(self, r):
+        return (r.actions[:, 0] - self.target).pow(2).sum(-1)
+'''

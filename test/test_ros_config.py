@@ -97,14 +97,26 @@ def test_yaml_keys_are_declared_parameters_with_matching_types(path):
         assert params.check_all(SPECS[exe], {**{s.name: s.default for s in SPECS[exe]}, **flat}) is None
 
 
+@pytest.mark.parametrize("path", NODE_YAML, ids=lambda p: p.name)
+def test_yaml_planner_and_objective_sections_hold_only_overrides(path):
+    """A value the YAML repeats from the code's defaults would silently disagree once a default changes."""
+    defaults = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
+    body = yaml.safe_load(path.read_text())["planner_node"]["ros__parameters"]
+    flat = _flatten({k: body[k] for k in ("planner", "objectives") if k in body})
+    assert flat, f"{path.name}: no planner / objectives overrides"
+    repeated = sorted(k for k, v in flat.items() if defaults[k] == v)
+    assert not repeated, f"{path.name} repeats the defaults of {repeated}: keep only deliberate overrides"
+
+
 def test_every_planner_config_field_and_objective_is_a_parameter():
     from moejepa_ros.planning import PlannerConfig
+    from moejepa_ros.planning.objectives import REGISTRY
     import dataclasses
 
     names = {s.name for s in params.PLANNER_NODE_SPECS}
     for f in dataclasses.fields(PlannerConfig):
         assert f"planner.{f.name}" in names
-    for obj in params.OBJECTIVE_NAMES:
+    for obj in REGISTRY:
         assert {f"objectives.{obj}.enabled", f"objectives.{obj}.weight"} <= names
     ro = {s.name for s in params.PLANNER_NODE_SPECS if s.read_only}
     assert {"checkpoint", "device", "image_size"} <= ro
@@ -112,6 +124,41 @@ def test_every_planner_config_field_and_objective_is_a_parameter():
     assert d["planner.samples"].integer_range[0].from_value == 1
     assert d["control_rate"].floating_point_range[0].to_value > 30
     assert all(x.description for x in d.values())
+
+
+def test_objective_parameters_are_generated_from_the_declarations():
+    from moejepa_ros.planning.objectives import REGISTRY, build_objectives
+
+    specs = {s.name: s for s in params.PLANNER_NODE_SPECS}
+    declared = {f"objectives.{n}.{k}": o for n, cls in REGISTRY.items() for k, o in cls.declared().items()}
+    assert {k for k in specs if k.startswith("objectives.")} == set(declared)
+    for name, opt in declared.items():
+        s = specs[name]
+        assert (s.default, s.description, s.low, s.high, s.choices) == \
+            (opt.default, opt.help, opt.low, opt.high, opt.choices)
+    # options that were out of the node's reach before the registry generated them
+    assert specs["objectives.reward.terminal_value"].default is False
+    assert specs["objectives.cost.every_step"].default is True
+    d = specs["objectives.goal.metric"].descriptor()
+    assert "learned" in d.additional_constraints and d.description == declared["objectives.goal.metric"].help
+    base = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
+    vals = params.objectives_dict({**base, "objectives.reward.terminal_value": True})
+    assert build_objectives(vals)["reward"].terminal_value is True
+    assert "objective 'cost': every_step='no' is invalid" in \
+        params.check_all(params.PLANNER_NODE_SPECS, {**base, "objectives.cost.every_step": "no"})
+
+
+def test_planner_parameters_take_help_range_and_choices_from_the_config_fields():
+    import dataclasses
+
+    from moejepa_ros.planning import PlannerConfig
+
+    specs = {s.name: s for s in params.PLANNER_NODE_SPECS}
+    for f in dataclasses.fields(PlannerConfig):
+        s = specs[f"planner.{f.name}"]
+        assert s.description == "planner: " + f.metadata["help"]
+        assert (s.low, s.high, s.choices) == (f.metadata["low"], f.metadata["high"], tuple(f.metadata["choices"]))
+    assert specs["planner.method"].choices == ("cem", "mppi", "gradient", "cem_gradient")
 
 
 def test_validation_helpers_name_the_bad_value():

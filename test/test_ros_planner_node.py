@@ -48,6 +48,7 @@ def planner_params(ckpt, **over):
         "checkpoint": str(ckpt), "action_type": "twist_stamped", "twist_fields": ["linear.x", "angular.z"],
         "control_rate": 30.0, "camera_timeout": 0.5, "diagnostics_period": 0.2,
         "planner.samples": 32, "planner.horizon": 3, "planner.iterations": 2, "planner.elites": 8,
+        "objectives.goal.enabled": True,  # as config/planner.yaml: the goal term joins once a goal image arrives
     }
     p.update(over)
     return p
@@ -305,5 +306,80 @@ def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, p
         mine = diags.wait(1, timeout=10, pred=lambda a: "c_planner" in a.status[0].name
                           and abs(stamp_ns(a.header.stamp) - sim_now) < 60 * 1_000_000_000)
         assert mine, "diagnostics are not stamped with sim time"
+    finally:
+        proc.stop()
+
+
+# ------------------------------------------------------------------------ objective plugins
+# One file is a whole objective; the node imports it by module name (`objective_plugins`).
+TOY_OBJECTIVE = '''
+"""A toy objective for the plugin test: prefer small actions, with its own exponent."""
+from moejepa_ros.planning.objectives import Objective, Option
+
+
+class ToyObjective(Objective):
+    """sum_t ||a_t||_p^p: prefer small actions."""
+
+    name = "toy"
+    enabled_default = True
+    weight_default = 0.5
+    options = {"power": Option(2.0, "exponent p of the toy action cost", low=1.0, high=4.0)}
+
+    def __call__(self, r):
+        return r.actions.abs().pow(self.power).sum((1, 2))
+'''
+
+
+def test_an_objective_plugin_file_becomes_live_parameters(ckpt, tmp_path, probe):
+    import os
+
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import DescribeParameters, ListParameters
+
+    (tmp_path / "toy_node_objective.py").write_text(TOY_OBJECTIVE)
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
+    node = "/p_planner"
+    params = write_params(tmp_path / "params.yaml",
+                          {"p_planner": planner_params(ckpt, objective_plugins=["toy_node_objective"])})
+    proc = NodeProcess("planner_node", params, name="p_planner", log_path=tmp_path / "p.log", env=env,
+                       remaps={"image": "p/image", "action": "p/action"}).start()
+    try:
+        names = probe.call(ListParameters, f"{node}/list_parameters",
+                           ListParameters.Request(prefixes=["objectives"]), timeout=30).result.names
+        assert {"objectives.toy.enabled", "objectives.toy.weight", "objectives.toy.power",
+                "objectives.reward.terminal_value", "objectives.cost.every_step"} <= set(names), proc.output()[-2000:]
+        got = probe.get_parameters(node, ["objectives.toy.enabled", "objectives.toy.weight", "objectives.toy.power"])
+        assert got == {"objectives.toy.enabled": True, "objectives.toy.weight": 0.5, "objectives.toy.power": 2.0}
+        req = DescribeParameters.Request(names=["objectives.toy.power", "objectives.toy.weight"])
+        power, weight = probe.call(DescribeParameters, f"{node}/describe_parameters", req).descriptors
+        assert power.description == "exponent p of the toy action cost" and power.type == ParameterType.PARAMETER_DOUBLE
+        assert (power.floating_point_range[0].from_value, power.floating_point_range[0].to_value) == (1.0, 4.0)
+        assert weight.description == "weight of the toy objective"
+
+        [ok] = probe.set_parameters(node, {"objectives.toy.power": 3.0})
+        assert ok.successful, ok.reason
+        assert probe.get_parameters(node, ["objectives.toy.power"]) == {"objectives.toy.power": 3.0}
+        [high] = probe.set_parameters(node, {"objectives.toy.power": 9.0})
+        assert not high.successful and "objectives.toy.power" in high.reason, high.reason
+        assert probe.get_parameters(node, ["objectives.toy.power"]) == {"objectives.toy.power": 3.0}
+
+        pub = probe.publisher(Image, "p/image", IMAGE_PUB_QOS)  # the node plans with the toy term in its sum
+        actions = probe.subscribe(TwistStamped, "p/action")
+        probe.wait_for_subscribers(pub, 1, timeout=30)
+        stamps = set(feed(pub, 20, start=300))
+        actions.wait(1, timeout=15, pred=lambda m: stamp_ns(m.header.stamp) in stamps)
+        assert proc.alive()
+    finally:
+        proc.stop()
+
+
+def test_an_objective_plugin_that_cannot_be_imported_stops_the_node_with_its_name(ckpt, tmp_path):
+    params = write_params(tmp_path / "params.yaml",
+                          {"planner_node": planner_params(ckpt, objective_plugins=["no_such_objective_module"])})
+    proc = NodeProcess("planner_node", params, log_path=tmp_path / "bad_plugin.log").start()
+    try:
+        proc.proc.wait(60)
+        assert proc.proc.returncode == 1
+        assert "objective plugin 'no_such_objective_module' failed to import" in proc.output()
     finally:
         proc.stop()

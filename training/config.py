@@ -103,7 +103,7 @@ class CollectConfig:
 @dataclass
 class PlanConfig:
     planner: Dict[str, Any] = _f({}, "PlannerConfig fields (method, samples, horizon, iterations, ...)")
-    objectives: Dict[str, Any] = _f({}, "objectives: {name: {enabled, weight, ...}} (reward, goal, cost, smoothness, magnitude)")
+    objectives: Dict[str, Any] = _f({}, "objectives: {name: {enabled, weight, ...}}, as planner_node's objectives.* parameters")
 
 
 @dataclass

@@ -12,6 +12,13 @@ from typing import Any, Mapping
 
 METHODS = ("cem", "mppi", "gradient", "cem_gradient")
 GRAD_OPTIMIZERS = ("adam", "sgd")
+_INT_MAX = 2**31 - 1
+
+
+def _f(default: Any, help: str, low: float | None = None, high: float | None = None,
+       choices: tuple[str, ...] = ()) -> Any:
+    """A field with its one help text and the range / choices its ROS parameter declares."""
+    return dataclasses.field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
 
 
 @dataclass
@@ -22,38 +29,46 @@ class PlannerConfig:
     sized to plan within ~30 ms on 2 CPU cores with the default world model.
     """
 
-    method: str = "cem"            # cem | mppi | gradient | cem_gradient
-    samples: int = 256             # action sequences evaluated per iteration
-    horizon: int = 5               # planning horizon H (steps)
-    hold: int = 1                  # each planned action is held this many steps (imagined horizon H*hold)
-    iterations: int = 4            # CEM / MPPI refinement iterations
-    elites: int = 32               # CEM: best samples refitting the Gaussian
-    temperature: float = 0.5       # MPPI: softmax temperature on (cost - min cost)
-    momentum: float = 0.1          # new_mean = momentum * old + (1 - momentum) * fitted
-    init_std: float = 1.0          # starting std of the sampling Gaussian (normalised units)
-    min_std: float = 0.05          # std floor (keeps exploring)
-    max_std: float = 2.0           # std ceiling
-    gamma: float = 0.99            # discount of per-step objective terms
-    seed: int = 0                  # the planner's own torch.Generator seed
-    warm_start: bool = True        # start from the previous plan shifted by one step
-    keep_mean: bool = True         # evaluate the current mean as one of the samples
-    population_decay: float = 1.0  # samples at iteration i = samples * decay^i (iCEM; >= elites)
-    keep_elites: int = 8           # best samples carried into the next iteration (iCEM), not re-rolled
-    policy_prior_samples: int = 0  # samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)
-    policy_prior_std: float = 0.1  # noise added to the actor's actions (normalised units)
-    grad_steps: int = 10           # gradient planner: optimiser steps
-    grad_lr: float = 0.1           # gradient planner: learning rate (normalised units)
-    grad_restarts: int = 2         # gradient planner: parallel starts (first = warm start / CEM plan)
-    grad_optimizer: str = "adam"   # adam | sgd (projected gradient descent)
-    correction_memory: int = 0     # online model correction: last transitions kept (0 = off), see correction.py
-    correction_bandwidth: float = 1.0         # latent kernel width, in median predicted steps
-    correction_action_bandwidth: float = 0.25  # action kernel width (normalised units)
-    correction_prior: float = 0.1  # shrinks the correction towards zero away from the stored transitions
-    stall_steps: int = 0           # recovery: replans without goal progress before revisits cost (0 = off), see recovery.py
-    stall_weight: float = 1.0      # recovery: weight of the revisit cost
-    stall_bandwidth: float = 2.0   # recovery: revisit kernel width, in median imagined steps
-    stall_progress: float = 1.0    # recovery: a drop of the goal distance this large is progress
-    stall_min_distance: float = 2.0  # recovery: never within this goal distance (staying at the goal is right)
+    method: str = _f("cem", 'cem | mppi | gradient | cem_gradient', choices=METHODS)
+    samples: int = _f(256, 'action sequences evaluated per iteration', 1, 65536)
+    horizon: int = _f(5, 'planning horizon H (steps)', 1, 256)
+    hold: int = _f(1, "each planned action is held this many steps: piecewise-constant plans reach H*hold "
+                      "steps ahead")
+    iterations: int = _f(4, 'CEM / MPPI refinement iterations', 1, 100)
+    elites: int = _f(32, 'CEM: best samples refitting the Gaussian', 1, 65536)
+    temperature: float = _f(0.5, 'MPPI: softmax temperature on (cost - min cost)', 1e-6, 1e6)
+    momentum: float = _f(0.1, 'new_mean = momentum * old + (1 - momentum) * fitted', 0.0, 0.999)
+    init_std: float = _f(1.0, 'starting std of the sampling Gaussian (normalised units)', 1e-6, 10.0)
+    min_std: float = _f(0.05, 'std floor (keeps exploring)', 1e-6, 10.0)
+    max_std: float = _f(2.0, 'std ceiling', 1e-6, 10.0)
+    gamma: float = _f(0.99, 'discount of per-step objective terms', 1e-6, 1.0)
+    seed: int = _f(0, "the planner's own torch.Generator seed", 0, _INT_MAX)
+    warm_start: bool = _f(True, 'start from the previous plan shifted by one step')
+    keep_mean: bool = _f(True, 'evaluate the current mean as one of the samples')
+    population_decay: float = _f(1.0, 'samples at iteration i = samples * decay^i (iCEM; >= elites)', 1e-3, 1.0)
+    keep_elites: int = _f(8, 'best samples carried into the next iteration (iCEM), not re-rolled', 0, 65536)
+    policy_prior_samples: int = _f(0, 'samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)', 0, 65536)
+    policy_prior_std: float = _f(0.1, "noise added to the actor's actions (normalised units)", 0.0, 10.0)
+    grad_steps: int = _f(10, 'gradient planner: optimiser steps', 0, 1000)
+    grad_lr: float = _f(0.1, 'gradient planner: learning rate (normalised units)', 1e-9, 100.0)
+    grad_restarts: int = _f(2, 'gradient planner: parallel starts (first = warm start / CEM plan)', 1, 256)
+    grad_optimizer: str = _f("adam", 'adam | sgd (projected gradient descent)', choices=GRAD_OPTIMIZERS)
+    correction_memory: int = _f(0, "online model correction: the last N executed transitions correct the model's "
+                                   "rollouts where it was wrong (0 = off)", 0, 4096)
+    correction_bandwidth: float = _f(
+        1.0, 'online correction: latent kernel width, in median predicted steps', 1e-3, 100.0)
+    correction_action_bandwidth: float = _f(
+        0.25, 'online correction: action kernel width (normalised units)', 1e-3, 10.0)
+    correction_prior: float = _f(
+        0.1, 'online correction: pull towards no correction away from the stored transitions', 1e-6, 100.0)
+    stall_steps: int = _f(0, "recovery: after this many replans without progress on the goal distance, plans pay "
+                             "for revisiting latents the robot has been at (0 = off)", 0, 10000)
+    stall_weight: float = _f(1.0, 'recovery: weight of the revisit cost', 0.0, 1e6)
+    stall_bandwidth: float = _f(2.0, 'recovery: revisit kernel width, in median imagined steps', 1e-3, 100.0)
+    stall_progress: float = _f(
+        1.0, 'recovery: a drop of the goal distance at least this large counts as progress', 1e-6, 1e6)
+    stall_min_distance: float = _f(
+        2.0, 'recovery: off within this goal distance (at the goal, staying put is right)', 0.0, 1e6)
 
     # ---- dict round trip -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -144,40 +159,5 @@ def _coerce(name: str, typ: Any, v: Any) -> Any:
     return v
 
 
-# One-line help per field (e.g. for ROS ParameterDescriptor.description).
-FIELD_HELP: dict[str, str] = {
-    'method': 'cem | mppi | gradient | cem_gradient',
-    'samples': 'action sequences evaluated per iteration',
-    'horizon': 'planning horizon H (steps)',
-    'hold': 'each planned action is held this many steps: piecewise-constant plans reach H*hold steps ahead',
-    'iterations': 'CEM / MPPI refinement iterations',
-    'elites': 'CEM: best samples refitting the Gaussian',
-    'temperature': 'MPPI: softmax temperature on (cost - min cost)',
-    'momentum': 'new_mean = momentum * old + (1 - momentum) * fitted',
-    'init_std': 'starting std of the sampling Gaussian (normalised units)',
-    'min_std': 'std floor (keeps exploring)',
-    'max_std': 'std ceiling',
-    'gamma': 'discount of per-step objective terms',
-    'seed': "the planner's own torch.Generator seed",
-    'warm_start': 'start from the previous plan shifted by one step',
-    'keep_mean': 'evaluate the current mean as one of the samples',
-    'population_decay': 'samples at iteration i = samples * decay^i (iCEM; >= elites)',
-    'keep_elites': 'best samples carried into the next iteration (iCEM), not re-rolled',
-    'policy_prior_samples': 'samples drawn by rolling out model.actor (Mode-1 seeds Mode-2)',
-    'policy_prior_std': "noise added to the actor's actions (normalised units)",
-    'grad_steps': 'gradient planner: optimiser steps',
-    'grad_lr': 'gradient planner: learning rate (normalised units)',
-    'grad_restarts': 'gradient planner: parallel starts (first = warm start / CEM plan)',
-    'grad_optimizer': 'adam | sgd (projected gradient descent)',
-    'correction_memory': "online model correction: the last N executed transitions correct the model's rollouts "
-                         "where it was wrong (0 = off)",
-    'correction_bandwidth': 'online correction: latent kernel width, in median predicted steps',
-    'correction_action_bandwidth': 'online correction: action kernel width (normalised units)',
-    'correction_prior': 'online correction: pull towards no correction away from the stored transitions',
-    'stall_steps': 'recovery: after this many replans without progress on the goal distance, plans pay for '
-                   'revisiting latents the robot has been at (0 = off)',
-    'stall_weight': 'recovery: weight of the revisit cost',
-    'stall_bandwidth': 'recovery: revisit kernel width, in median imagined steps',
-    'stall_progress': 'recovery: a drop of the goal distance at least this large counts as progress',
-    'stall_min_distance': 'recovery: off within this goal distance (at the goal, staying put is right)',
-}
+# One-line help per field, read from the fields (e.g. for ROS ParameterDescriptor.description).
+FIELD_HELP: dict[str, str] = {f.name: f.metadata["help"] for f in fields(PlannerConfig)}

@@ -3,9 +3,11 @@
 Every tunable is a `ParameterSpec` (name, default, description, range, read-only, choices);
 `declare(node, specs)` turns the table into `ParameterDescriptor`s, so `ros2 param describe`
 shows ranges and rqt can draw sliders. The planner's settings mirror `PlannerConfig` field
-by field (`planner.<field>`), its objectives are `objectives.<name>.enabled|weight`, as in
-nav2's MPPI controller. The helpers that turn parameter values into a `PlannerConfig` dict or
-an objectives dict are plain functions so they are testable without a node.
+by field (`planner.<field>`, help and range from the field), and every registered objective's
+declared options are `objectives.<name>.<option>` (`enabled`, `weight`, ...), as in nav2's MPPI
+controller; `objective_plugins` imports out-of-tree objectives before they are declared. The
+helpers that turn parameter values into a `PlannerConfig` dict or an objectives dict are plain
+functions so they are testable without a node.
 """
 from __future__ import annotations
 
@@ -24,9 +26,8 @@ from rclpy.parameter import Parameter
 
 from moejepa_ros import codecs
 from moejepa_ros.planning.config import PlannerConfig
-from moejepa_ros.planning.objectives import GOAL_METRICS
+from moejepa_ros.planning.objectives import REGISTRY, build_objectives, load_plugins
 
-OBJECTIVE_NAMES = ("reward", "goal", "cost", "smoothness", "magnitude")
 ACTION_TYPE_DEFAULT = "geometry_msgs/msg/Twist"
 _ACTION_TYPE_HELP = "command type {} `action`: a full ROS type name or a short alias"
 IMAGE_TRANSPORTS = ("raw", "compressed")
@@ -78,97 +79,27 @@ def check_value(spec: ParameterSpec, value: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------ planner_node
-_PLANNER_DOC = {
-    "method": "optimiser: cem | mppi | gradient | cem_gradient",
-    "samples": "action sequences evaluated per iteration",
-    "horizon": "planning horizon H in control steps",
-    "iterations": "CEM/MPPI refinement iterations per plan",
-    "elites": "CEM: best samples that refit the sampling Gaussian (<= samples)",
-    "temperature": "MPPI: softmax temperature on costs",
-    "momentum": "weight of the previous mean when refitting, in [0, 1)",
-    "init_std": "initial std of the sampling Gaussian (normalised action units)",
-    "min_std": "std floor (normalised action units, <= max_std)",
-    "max_std": "std ceiling (normalised action units)",
-    "gamma": "discount of per-step objective terms, in (0, 1]",
-    "seed": "seed of the planner's own random generator",
-    "warm_start": "start each plan from the previous one shifted by a step",
-    "keep_mean": "evaluate the current mean as one of the samples",
-    "population_decay": "iCEM: samples at iteration i = samples * decay^i (>= elites)",
-    "keep_elites": "iCEM: best samples carried into the next iteration",
-    "policy_prior_samples": "samples proposed by the learned actor (Mode-1 seeds Mode-2)",
-    "policy_prior_std": "noise on the actor's proposals (normalised units)",
-    "grad_steps": "gradient planner: optimiser steps",
-    "grad_lr": "gradient planner: learning rate (normalised units)",
-    "grad_restarts": "gradient planner: parallel starts",
-    "grad_optimizer": "gradient planner optimiser: adam | sgd",
-}
-_PLANNER_RANGE = {
-    "samples": (1, 65536), "horizon": (1, 256), "iterations": (1, 100), "elites": (1, 65536),
-    "temperature": (1e-6, 1e6), "momentum": (0.0, 0.999), "init_std": (1e-6, 10.0),
-    "min_std": (1e-6, 10.0), "max_std": (1e-6, 10.0), "gamma": (1e-6, 1.0), "seed": (0, _INT_MAX),
-    "population_decay": (1e-3, 1.0), "keep_elites": (0, 65536),
-    "policy_prior_samples": (0, 65536), "policy_prior_std": (0.0, 10.0), "grad_steps": (0, 1000),
-    "grad_lr": (1e-9, 100.0), "grad_restarts": (1, 256), "correction_memory": (0, 4096),
-    "correction_bandwidth": (1e-3, 100.0), "correction_action_bandwidth": (1e-3, 10.0), "correction_prior": (1e-6, 100.0),
-    "stall_steps": (0, 10000), "stall_weight": (0.0, 1e6), "stall_bandwidth": (1e-3, 100.0),
-    "stall_progress": (1e-6, 1e6), "stall_min_distance": (0.0, 1e6),
-}
-
-
 def _planner_specs() -> list[ParameterSpec]:
-    """`planner.<field>` for every `PlannerConfig` field, defaults taken from the dataclass."""
-    try:  # the planner's own help text stays in sync with its fields
-        from moejepa_ros.planning.config import FIELD_HELP
-    except ImportError:
-        FIELD_HELP = {}
-    out = []
+    """`planner.<field>` for every `PlannerConfig` field: default, help, range and choices from the field."""
     default = PlannerConfig()
-    for f in dataclasses.fields(PlannerConfig):
-        value = getattr(default, f.name)
-        low, high = _PLANNER_RANGE.get(f.name, (None, None))
-        choices: tuple[str, ...] = ()
-        if f.name == "method":
-            from moejepa_ros.planning.config import METHODS
-
-            choices = tuple(METHODS)
-        elif f.name == "grad_optimizer":
-            from moejepa_ros.planning.config import GRAD_OPTIMIZERS
-
-            choices = tuple(GRAD_OPTIMIZERS)
-        out.append(ParameterSpec(
-            f"planner.{f.name}", value,
-            "planner: " + (FIELD_HELP.get(f.name) or _PLANNER_DOC.get(f.name) or f.name.replace("_", " ")),
-            low=low, high=high, choices=choices,
-        ))
-    return out
+    return [ParameterSpec(f"planner.{f.name}", getattr(default, f.name), "planner: " + f.metadata["help"],
+                          low=f.metadata["low"], high=f.metadata["high"], choices=tuple(f.metadata["choices"]))
+            for f in dataclasses.fields(PlannerConfig)]
 
 
-# Objective defaults: reward on (the trained reward head), goal on (used only once a goal image
-# has arrived), the learned cost and the regularisers small.
-_OBJECTIVE_DEFAULTS = {
-    "reward": (True, 1.0), "goal": (True, 1.0), "cost": (False, 0.1),
-    "smoothness": (True, 0.01), "magnitude": (False, 0.001),
-}
+def objective_specs() -> list[ParameterSpec]:
+    """`objectives.<name>.<option>` for every registered objective (plugins included), from its declarations."""
+    return [ParameterSpec(f"objectives.{name}.{key}", opt.default, opt.help, low=opt.low, high=opt.high,
+                          choices=opt.choices)
+            for name, cls in REGISTRY.items() for key, opt in cls.declared().items()]
 
 
-def _objective_specs() -> list[ParameterSpec]:
-    out = []
-    for name in OBJECTIVE_NAMES:
-        enabled, weight = _OBJECTIVE_DEFAULTS[name]
-        out.append(ParameterSpec(f"objectives.{name}.enabled", enabled, f"use the {name} objective"))
-        out.append(ParameterSpec(f"objectives.{name}.weight", weight,
-                                 f"weight of the {name} objective", low=0.0, high=1e6))
-        if name == "goal":
-            out.append(ParameterSpec("objectives.goal.metric", "l2",
-                                     "goal distance: latent l2 | sq_l2 | l1 | cosine, or learned (the checkpoint's "
-                                     "goal-distance head from `moejepa-train goal`, aware of walls)",
-                                     choices=GOAL_METRICS))
-            out.append(ParameterSpec("objectives.goal.every_step", False,
-                                     "sum the goal distance over every imagined step (else the last one only)"))
-    return out
+OBJECTIVE_PLUGINS = ParameterSpec(
+    "objective_plugins", None, "Python modules imported before the objectives are declared (out-of-tree "
+    "objectives register themselves and appear as objectives.<name>.*)", read_only=True,
+    ptype=Parameter.Type.STRING_ARRAY)
 
-
-PLANNER_NODE_SPECS: tuple[ParameterSpec, ...] = tuple([
+_NODE_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", read_only=True),
     ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", read_only=True),
     ParameterSpec("image_size", 0, "model input size in pixels (square); 0 = the checkpoint's",
@@ -202,9 +133,26 @@ PLANNER_NODE_SPECS: tuple[ParameterSpec, ...] = tuple([
                   read_only=True, low=1, high=256),
     ParameterSpec("autostart", True, "configure and activate on start (no lifecycle manager needed)",
                   read_only=True),
-    *_planner_specs(),
-    *_objective_specs(),
-])
+    OBJECTIVE_PLUGINS,
+)
+
+
+def planner_node_specs() -> tuple[ParameterSpec, ...]:
+    """planner_node's parameters; the objectives' are generated from the registry as it is now."""
+    return (*_NODE_SPECS, *_planner_specs(), *objective_specs())
+
+
+def declare_planner_node(node: Any) -> tuple[ParameterSpec, ...]:
+    """Declare `objective_plugins`, import those modules (their objectives register), then declare
+    every other planner_node parameter; returns the node's specs (plugins' objectives included)."""
+    declare(node, [OBJECTIVE_PLUGINS])
+    load_plugins(values(node, [OBJECTIVE_PLUGINS])[OBJECTIVE_PLUGINS.name] or [])
+    specs = planner_node_specs()
+    declare(node, [s for s in specs if s is not OBJECTIVE_PLUGINS])
+    return specs
+
+
+PLANNER_NODE_SPECS = planner_node_specs()  # with the in-tree objectives (the README table, tests)
 
 # --------------------------------------------------------------------------- sim_node
 SIM_NODE_SPECS: tuple[ParameterSpec, ...] = (
@@ -293,6 +241,11 @@ def check_all(specs: Sequence[ParameterSpec], vals: Mapping[str, Any]) -> str | 
     if any(k.startswith("planner.") for k in vals):
         try:
             PlannerConfig.from_dict(planner_dict(vals))
+        except ValueError as e:
+            return str(e)
+    if any(k.startswith("objectives.") for k in vals):
+        try:
+            build_objectives(objectives_dict(vals))
         except ValueError as e:
             return str(e)
     lo, hi = vals.get("action_low"), vals.get("action_high")

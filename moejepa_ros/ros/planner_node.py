@@ -6,7 +6,7 @@ cleanup frees the model; shutdown joins the thread. With `autostart` (default) t
 configures and activates itself, so no lifecycle manager is needed.
 
 Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compressed`, depth-1
-best effort; optional `goal_image` (switches the goal objective on) and `reward` (reported in
+best effort; optional `goal_image` (feeds the goal objective, if enabled) and `reward` (reported in
 diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
 and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
@@ -54,7 +54,6 @@ from moejepa_ros.ros.messages import (
 )
 from moejepa_ros.ros.stats import ControlStats
 
-SPECS = params.PLANNER_NODE_SPECS
 LEVEL_NAME = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
 _LIVE_SIMPLE = {"control_rate", "camera_timeout", "control_trigger", "goal_timeout", "diagnostics_period"}
 
@@ -86,8 +85,8 @@ class PlannerNode(LifecycleNode):
 
     def __init__(self, node_name: str = "planner_node", **kwargs: Any):
         super().__init__(node_name, **kwargs)
-        params.declare(self, SPECS)
-        self._vals = params.values(self, SPECS)
+        self._specs = params.declare_planner_node(self)  # objective_plugins first: their objectives too
+        self._vals = params.values(self, self._specs)
         self.add_on_set_parameters_callback(self._on_set)
         self.add_post_set_parameters_callback(self._post_set)
         v = self._vals
@@ -123,7 +122,7 @@ class PlannerNode(LifecycleNode):
 
     # ================================================================ parameters
     def _on_set(self, changed: list) -> Any:
-        result = params.on_set_result(SPECS, self._vals, changed)
+        result = params.on_set_result(self._specs, self._vals, changed)
         ctrl = self._ctrl
         names = {p.name for p in changed}
         if result.successful and ctrl is not None and names & {"action_low", "action_high"}:
@@ -216,7 +215,7 @@ class PlannerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self, v: dict[str, Any]) -> None:
-        reason = params.check_all(SPECS, v)
+        reason = params.check_all(self._specs, v)
         if reason:
             raise ValueError(reason)
         if not v["checkpoint"]:
@@ -574,7 +573,11 @@ def main(args: list[str] | None = None) -> int:
     node = None
     rc = 0
     try:
-        node = PlannerNode()
+        try:
+            node = PlannerNode()
+        except ValueError as e:  # e.g. an objective plugin that cannot be imported
+            print(f"planner_node: {e}", file=sys.stderr)
+            return 1
         if node.get_parameter("autostart").value:
             node.trigger_configure()
             if node.configure_error is not None:

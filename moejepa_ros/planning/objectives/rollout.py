@@ -1,0 +1,36 @@
+"""`Rollout`: one batch of imagined trajectories, the input every objective scores."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Rollout:
+    """One batch of imagined trajectories, what every objective sees.
+
+    `latents[N, H, D]` are z_1..z_H after `actions[N, H, A]` (real units) from `z0[D]`;
+    `discounts[H]` = gamma^t (t = 0..H-1); `prev_action[A]` is the last executed action (or None).
+    """
+
+    model: Any
+    z0: Tensor
+    latents: Tensor
+    actions: Tensor
+    discounts: Tensor
+    gamma: float = 1.0
+    goal_z: Optional[Tensor] = None
+    prev_action: Optional[Tensor] = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def states_before(self) -> Tensor:
+        """z_0..z_{H-1}: the latent each action is taken in (reward(z_t, a_t))."""
+        if "before" not in self._cache:
+            n = self.latents.shape[0]
+            first = self.z0.reshape(1, 1, -1).expand(n, 1, -1)
+            self._cache["before"] = torch.cat([first, self.latents[:, :-1]], 1)
+        return self._cache["before"]
