@@ -68,7 +68,7 @@ def episode(metric: str, every_step: bool, seed: int, max_steps: int) -> dict:
     _, info = env.reset(seed=seed)
     model = TrueDynamics(metric)
     model.goal = torch.tensor([*info["goal_state"][:2], info["wall_x"], info["door_y"]], dtype=torch.float32)
-    planner = make_planner(PLANNER, model, build_objectives({"cost": {"enabled": True, "every_step": every_step}}),
+    planner = make_planner(PLANNER, model, build_objectives({"cost": {"enabled": True, "weight": 1.0, "every_step": every_step}}),
                            [-MAX_ACTION] * 2, [MAX_ACTION] * 2)
     for t in range(max_steps):
         a = planner.plan(torch.as_tensor(info["state"], dtype=torch.float32)).first_action.numpy()
