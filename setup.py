@@ -1,4 +1,5 @@
 """ament_python / setuptools build for moejepa_ros (works with colcon and with pip)."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

@@ -28,8 +28,11 @@ SCHEMA_KEYS = ("machine", "command", "git_sha", "date", "figures")
 
 def add_arguments(ap: argparse.ArgumentParser, name: str) -> None:
     """Give a bench's parser `--record` and `--name` (the result's name, e.g. for an ablation's own record)."""
-    ap.add_argument("--record", action="store_true",
-                    help="update the curated record (bench/results/, docs/) instead of writing to out/bench/")
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="update the curated record (bench/results/, docs/) instead of writing to out/bench/",
+    )
     ap.add_argument("--name", default=name, help=f"the result's name: <dir>/<name>.json (default {name})")
 
 
@@ -45,14 +48,21 @@ def figure_path(args: argparse.Namespace, suffix: str = "") -> Path:
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, torch threads and version, OS, and the GPU if torch sees one."""
-    info: dict[str, Any] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "os": platform.platform(),
-                            "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
     try:
         import torch
     except ImportError:
         return info
-    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    info.update(
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    )
     return info
 
 
@@ -68,6 +78,7 @@ def _cpu_model() -> str:
 
 def git_sha() -> str | None:
     """HEAD of the checkout the bench runs from, `+dirty` when tracked files differ from it."""
+
     def git(*a: str) -> str:
         return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True, check=True).stdout
 
@@ -85,9 +96,13 @@ def command() -> str:
 
 def document(figures: Any) -> dict[str, Any]:
     """Wrap a bench's payload in the schema, describing this process's run."""
-    return {"machine": machine(), "command": command(), "git_sha": git_sha(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "figures": figures}
+    return {
+        "machine": machine(),
+        "command": command(),
+        "git_sha": git_sha(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "figures": figures,
+    }
 
 
 def write_result(args: argparse.Namespace, figures: Any) -> Path:

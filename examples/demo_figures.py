@@ -5,11 +5,13 @@ show exactly the states the simulator went through. GIF frames are re-rendered f
 with the simulator's own renderer (the same pixels sim_node published), upscaled with nearest
 neighbour and shown beside the goal image.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +28,7 @@ def _walls(ax: Any, wall_x: int, door_y: int) -> None:
     lo, hi, half = tr.ARENA_LO, tr.ARENA_HI, tr.WALL_HALF
     ax.add_patch(Rectangle((-0.5, -0.5), tr.SIZE, tr.SIZE, fill=False, ec=blue, lw=2.5))
     ax.add_patch(Rectangle((wall_x - half, lo), 2 * half, door_y - tr.DOOR_HALF - lo, color=blue))
-    ax.add_patch(Rectangle((wall_x - half, door_y + tr.DOOR_HALF), 2 * half, hi - door_y - tr.DOOR_HALF,
-                           color=blue))
+    ax.add_patch(Rectangle((wall_x - half, door_y + tr.DOOR_HALF), 2 * half, hi - door_y - tr.DOOR_HALF, color=blue))
 
 
 def draw_trajectories(results: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -57,7 +58,11 @@ def draw_trajectories(results: Sequence[dict[str, Any]], path: str | Path, title
         ax.set_xlim(-1, tr.SIZE)
         ax.set_ylim(tr.SIZE, -1)
         ax.set_aspect("equal")
-        mark = f"reached in {r['steps']}" if r["success"] else f"{r['steps']} steps, {r.get('final_distance', 0):.1f} px off"
+        mark = (
+            f"reached in {r['steps']}"
+            if r["success"]
+            else f"{r['steps']} steps, {r.get('final_distance', 0):.1f} px off"
+        )
         ax.set_title(f"ep {r['episode']}: {mark}", fontsize=7.5, color=c)
     legend = "black dot = start, star = goal; green path = reached, red = not reached"
     fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=9)
@@ -97,8 +102,9 @@ def _with_header(img: np.ndarray, left: str, right: str, right_x: int, height: i
     return np.concatenate([np.asarray(bar, np.uint8), img], axis=0)
 
 
-def write_episode_gif(result: dict[str, Any], path: str | Path, scale: int = 4, fps: float = 15.0,
-                      max_bytes: int = 1_000_000) -> Path:
+def write_episode_gif(
+    result: dict[str, Any], path: str | Path, scale: int = 4, fps: float = 15.0, max_bytes: int = 1_000_000
+) -> Path:
     """Animated GIF of one episode; frames are thinned until the file is below `max_bytes`."""
     import imageio.v2 as imageio
 

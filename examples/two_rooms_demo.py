@@ -12,6 +12,7 @@ clock at `--rate` with zero-order hold instead. The checkpoint comes from the tr
 config/recipes/two_rooms_demo.yaml, run step by step as `training.cli` subprocesses when it is
 missing or with `--retrain`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,24 +39,50 @@ DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="moejepa-demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
-    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                    help="world-model checkpoint (.safetensors); trained with moejepa-train if missing")
-    ap.add_argument("--retrain", action="store_true",
-                    help="train the checkpoint again (collect, fit, long walks, refine, goal, export, push walks, refit)")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_CHECKPOINT,
+        help="world-model checkpoint (.safetensors); trained with moejepa-train if missing",
+    )
+    ap.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the checkpoint again (collect, fit, long walks, refine, goal, export, push walks, refit)",
+    )
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
-    ap.add_argument("--seed", type=int, default=1000,
-                    help="evaluation seed: episode i uses seed+i (default 1000; training data use other seeds)")
-    ap.add_argument("--rate", type=float, default=None,
-                    help="sim steps per second: an upper bound in lockstep (default 100), "
-                         "the sim's clock with --realtime (default 20, what the planner follows on 2 cores)")
-    ap.add_argument("--realtime", action="store_true",
-                    help="free-running sim at --rate with zero-order hold instead of lockstep")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=1000,
+        help="evaluation seed: episode i uses seed+i (default 1000; training data use other seeds)",
+    )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="sim steps per second: an upper bound in lockstep (default 100), "
+        "the sim's clock with --realtime (default 20, what the planner follows on 2 cores)",
+    )
+    ap.add_argument(
+        "--realtime", action="store_true", help="free-running sim at --rate with zero-order hold instead of lockstep"
+    )
     ap.add_argument("--max-episode-steps", type=int, default=200, help="steps before an episode is cut (default 200)")
-    ap.add_argument("--time-limit", type=float, default=420.0,
-                    help="wall-clock cap in seconds for the episodes (default 420); the summary says if it hit")
-    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="node parameters (default config/sim_demo.yaml)")
-    ap.add_argument("--gif-episode", type=int, default=None,
-                    help="episode index for the GIF (default: the first success, else episode 0)")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=420.0,
+        help="wall-clock cap in seconds for the episodes (default 420); the summary says if it hit",
+    )
+    ap.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="node parameters (default config/sim_demo.yaml)"
+    )
+    ap.add_argument(
+        "--gif-episode",
+        type=int,
+        default=None,
+        help="episode index for the GIF (default: the first success, else episode 0)",
+    )
     a = ap.parse_args(argv)
     if a.episodes < 1:
         ap.error(f"--episodes={a.episodes} must be >= 1")
@@ -105,9 +132,17 @@ def node_params(cfg_path: Path, a: argparse.Namespace, checkpoint: Path, frame_s
     except (KeyError, TypeError) as e:
         raise ValueError(f"{cfg_path}: needs sim_node and planner_node ros__parameters ({e})") from None
     lock = not a.realtime
-    sim.update(seed=a.seed, episodes=a.episodes, max_episode_steps=a.max_episode_steps, rate=a.rate,
-               action_type="twist_stamped", min_result_subscribers=1, wait_for_action=True,
-               lockstep=lock, episode_hold_frames=max(0, frame_stack - 1) if lock else 0)
+    sim.update(
+        seed=a.seed,
+        episodes=a.episodes,
+        max_episode_steps=a.max_episode_steps,
+        rate=a.rate,
+        action_type="twist_stamped",
+        min_result_subscribers=1,
+        wait_for_action=True,
+        lockstep=lock,
+        episode_hold_frames=max(0, frame_stack - 1) if lock else 0,
+    )
     plan.update(checkpoint=str(checkpoint), action_type="twist_stamped", autostart=True)
     if lock:  # the sim sets the pace; the planner answers every frame as soon as it can
         plan.update(control_trigger="frame", control_rate=max(float(plan.get("control_rate", 30.0)), a.rate))
@@ -179,21 +214,28 @@ def run_episodes(a: argparse.Namespace, params: dict[str, Any], out: Path) -> di
         deadline = t_start + a.time_limit
         # sim_node waits for a results subscriber (min_result_subscribers): subscribe only once this
         # collector has discovered the planner's publishers, so no command or diagnostic is missed.
-        wait_until(lambda: (probe.node.count_publishers("action") >= 1
-                            and probe.node.count_publishers("/diagnostics") >= 1) or not all(p.alive() for p in procs),
-                   a.time_limit, "planner_node's action and /diagnostics publishers")
+        wait_until(
+            lambda: (
+                (probe.node.count_publishers("action") >= 1 and probe.node.count_publishers("/diagnostics") >= 1)
+                or not all(p.alive() for p in procs)
+            ),
+            a.time_limit,
+            "planner_node's action and /diagnostics publishers",
+        )
         box = probe.subscribe(String, "sim_node/episode_result", RESULTS_QOS)
         seen = 0
         while len(results) < a.episodes:
             if t_first is None and cmd_times:
                 t_first = cmd_times[0]
-                print(f"[demo] planner answering after {t_first - t_start:.1f} s (model load + discovery)",
-                      flush=True)
+                print(f"[demo] planner answering after {t_first - t_start:.1f} s (model load + discovery)", flush=True)
             for m in box.msgs[seen:]:
                 r = json.loads(m.data)
                 results.append(r)
-                mark = f"reached the goal in {r['steps']} steps" if r["success"] else \
-                    f"not reached ({r['steps']} steps, {r.get('final_distance') or 0:.1f} px away)"
+                mark = (
+                    f"reached the goal in {r['steps']} steps"
+                    if r["success"]
+                    else f"not reached ({r['steps']} steps, {r.get('final_distance') or 0:.1f} px away)"
+                )
                 print(f"[demo] episode {r['episode'] + 1:>3}/{a.episodes}: {mark}", flush=True)
             seen = len(box.msgs)
             if len(results) >= a.episodes:
@@ -220,8 +262,16 @@ def run_episodes(a: argparse.Namespace, params: dict[str, Any], out: Path) -> di
         tail = died.output()[-3000:]
         raise RuntimeError(f"{name} exited early (code {died.proc.returncode}); log tail:\n{tail}")
     n_cmd = sum(1 for t in cmd_times if t <= t_end)
-    return {"results": results, "capped": capped, "latency_ms": lat_ms, "commands": n_cmd,
-            "t_start": t_start, "t_first": t_first, "t_end": t_end, "diagnostics": diag_final}
+    return {
+        "results": results,
+        "capped": capped,
+        "latency_ms": lat_ms,
+        "commands": n_cmd,
+        "t_start": t_start,
+        "t_first": t_first,
+        "t_end": t_end,
+        "diagnostics": diag_final,
+    }
 
 
 # ----------------------------------------------------------------------------- summary
@@ -229,15 +279,24 @@ def _pct(xs: list[float], q: float) -> float | None:
     return round(float(np.percentile(np.asarray(xs), q)), 2) if xs else None
 
 
-def summarise(a: argparse.Namespace, run: dict[str, Any], checkpoint: Path, params: dict[str, Any],
-              wall_s: float, train_s: float | None) -> dict[str, Any]:
+def summarise(
+    a: argparse.Namespace,
+    run: dict[str, Any],
+    checkpoint: Path,
+    params: dict[str, Any],
+    wall_s: float,
+    train_s: float | None,
+) -> dict[str, Any]:
     res = run["results"]
     ok = [r for r in res if r["success"]]
     steps = sum(int(r["steps"]) for r in res)
     loop_s = (run["t_end"] - run["t_first"]) if run["t_first"] else None
     d = run["diagnostics"]
-    starts = [float(np.hypot(r["path"][0][0] - r["goal"][0], r["path"][0][1] - r["goal"][1]))
-              for r in res if r.get("path") and r.get("goal")]
+    starts = [
+        float(np.hypot(r["path"][0][0] - r["goal"][0], r["path"][0][1] - r["goal"][1]))
+        for r in res
+        if r.get("path") and r.get("goal")
+    ]
 
     def dnum(k: str) -> float | None:
         try:
@@ -259,8 +318,11 @@ def summarise(a: argparse.Namespace, run: dict[str, Any], checkpoint: Path, para
         "successes": len(ok),
         "success_rate": round(len(ok) / len(res), 4) if res else None,
         "mean_steps_to_goal": round(float(np.mean([r["steps"] for r in ok])), 2) if ok else None,
-        "mean_final_distance_px": round(float(np.mean([r["final_distance"] for r in res
-                                                        if r.get("final_distance") is not None])), 3) if res else None,
+        "mean_final_distance_px": round(
+            float(np.mean([r["final_distance"] for r in res if r.get("final_distance") is not None])), 3
+        )
+        if res
+        else None,
         "mean_start_distance_px": round(float(np.mean(starts)), 3) if starts else None,
         "sim_steps": steps,
         "control_rate_hz": round(steps / loop_s, 2) if loop_s and steps else None,
@@ -286,28 +348,52 @@ def print_summary(s: dict[str, Any], files: dict[str, str]) -> None:
     def f(x: Any, unit: str = "") -> str:
         return "n/a" if x is None else f"{x:g}{unit}" if isinstance(x, float) else f"{x}{unit}"
 
-    mode = ("lockstep (sim_node holds each frame until planner_node has answered it)" if s["loop_mode"] == "lockstep"
-            else "realtime (sim_node free-running, zero-order hold)")
+    mode = (
+        "lockstep (sim_node holds each frame until planner_node has answered it)"
+        if s["loop_mode"] == "lockstep"
+        else "realtime (sim_node free-running, zero-order hold)"
+    )
     line = "=" * 78
     rows = [
         ("task", s["task"]),
         ("loop", f"{mode}; sim_node + planner_node as separate processes over DDS"),
         ("checkpoint", s["checkpoint"]),
-        ("episodes", f"{s['episodes']} of {s['episodes_requested']} (seeds {s['seed']}..{s['seed'] + s['episodes_requested'] - 1}, "
-                     f"max {s['max_episode_steps']} steps)" + ("  ** CAPPED by --time-limit **" if s["capped"] else "")),
+        (
+            "episodes",
+            f"{s['episodes']} of {s['episodes_requested']} "
+            f"(seeds {s['seed']}..{s['seed'] + s['episodes_requested'] - 1}, "
+            f"max {s['max_episode_steps']} steps)" + ("  ** CAPPED by --time-limit **" if s["capped"] else ""),
+        ),
         ("success rate", f"{s['successes']}/{s['episodes']} = {100 * (s['success_rate'] or 0):.1f}%"),
-        ("steps to goal", f"mean {f(s['mean_steps_to_goal'])} (successful episodes); "
-                          f"mean distance to goal {f(s['mean_start_distance_px'], ' px')} at start, "
-                          f"{f(s['mean_final_distance_px'], ' px')} at the end"),
-        ("control rate", f"{f(s['control_rate_hz'], ' sim steps/s')} achieved (each step = one plan on its own frame)"
-                         if s["loop_mode"] == "lockstep" else f"{f(s['control_rate_hz'], ' sim steps/s')} (sim clock); "
-                         f"planner {f(s['planner_control_rate_hz'], ' Hz')}"),
-        ("latency", f"frame stamp -> command received p50 {f(s['loop_latency_ms_p50'], ' ms')}, "
-                    f"p99 {f(s['loop_latency_ms_p99'], ' ms')}"),
-        ("planner", f"image -> command p50 {f(s['planner_latency_ms_p50'], ' ms')}, p99 {f(s['planner_latency_ms_p99'], ' ms')}; "
-                    f"plan p50 {f(s['plan_ms_p50'], ' ms')} (last 300 steps, /diagnostics)"),
-        ("time", f"startup {f(s['startup_s'], ' s')}, episodes {f(s['episodes_s'], ' s')}, total {f(s['wall_s'], ' s')}"
-                 + (f" (incl. training {s['train_s']} s)" if s["train_s"] is not None else "")),
+        (
+            "steps to goal",
+            f"mean {f(s['mean_steps_to_goal'])} (successful episodes); "
+            f"mean distance to goal {f(s['mean_start_distance_px'], ' px')} at start, "
+            f"{f(s['mean_final_distance_px'], ' px')} at the end",
+        ),
+        (
+            "control rate",
+            f"{f(s['control_rate_hz'], ' sim steps/s')} achieved (each step = one plan on its own frame)"
+            if s["loop_mode"] == "lockstep"
+            else f"{f(s['control_rate_hz'], ' sim steps/s')} (sim clock); "
+            f"planner {f(s['planner_control_rate_hz'], ' Hz')}",
+        ),
+        (
+            "latency",
+            f"frame stamp -> command received p50 {f(s['loop_latency_ms_p50'], ' ms')}, "
+            f"p99 {f(s['loop_latency_ms_p99'], ' ms')}",
+        ),
+        (
+            "planner",
+            f"image -> command p50 {f(s['planner_latency_ms_p50'], ' ms')}, "
+            f"p99 {f(s['planner_latency_ms_p99'], ' ms')}; "
+            f"plan p50 {f(s['plan_ms_p50'], ' ms')} (last 300 steps, /diagnostics)",
+        ),
+        (
+            "time",
+            f"startup {f(s['startup_s'], ' s')}, episodes {f(s['episodes_s'], ' s')}, total {f(s['wall_s'], ' s')}"
+            + (f" (incl. training {s['train_s']} s)" if s["train_s"] is not None else ""),
+        ),
     ] + [(k, v) for k, v in files.items()]
     print(line)
     print(" moejepa_ros demo: Two-Rooms goal reaching with a MoE JEPA world model + latent CEM")
@@ -328,13 +414,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.retrain or not ckpt.is_file():
             why = "--retrain" if a.retrain else f"{ckpt} is missing"
-            print(f"[demo] training the world model ({why}): moejepa-train {'/'.join(DEMO.commands)} "
-                  f"(config/recipes/{DEMO.name}.yaml)", flush=True)
+            print(
+                f"[demo] training the world model ({why}): moejepa-train {'/'.join(DEMO.commands)} "
+                f"(config/recipes/{DEMO.name}.yaml)",
+                flush=True,
+            )
             train_s = train_checkpoint(ckpt, out / "train")
             print(f"[demo] trained {ckpt} in {train_s:.0f} s", flush=True)
         params = node_params(a.config, a, ckpt.resolve(), frame_stack_of(ckpt))
-        print(f"[demo] {a.episodes} episodes, {'realtime' if a.realtime else 'lockstep'} loop, seed {a.seed}; "
-              f"logs in {out / 'logs'}", flush=True)
+        print(
+            f"[demo] {a.episodes} episodes, {'realtime' if a.realtime else 'lockstep'} loop, seed {a.seed}; "
+            f"logs in {out / 'logs'}",
+            flush=True,
+        )
         run = run_episodes(a, params, out)
     except (RuntimeError, ValueError, OSError) as e:
         print(f"[demo] failed: {e}", file=sys.stderr)
@@ -345,8 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.get("path") for r in results):
         from examples.demo_figures import draw_trajectories, write_episode_gif
 
-        title = (f"Two-Rooms goal reaching, {summary['successes']}/{summary['episodes']} reached "
-                 f"(seed {a.seed}, {summary['loop_mode']})")
+        title = (
+            f"Two-Rooms goal reaching, {summary['successes']}/{summary['episodes']} reached "
+            f"(seed {a.seed}, {summary['loop_mode']})"
+        )
         files["trajectories"] = str(draw_trajectories(results, out / "trajectories.png", title))
         pick = a.gif_episode
         if pick is None:

@@ -6,18 +6,17 @@ differential-controller graph subscribes /cmd_vel (geometry_msgs/Twist); a
 "ROS2 Publish Clock" node publishes /clock, so sim time is on. Remap with camera_topic /
 cmd_vel_topic / goal_image_topic when the scene's action graph uses other names.
 """
+
 import os
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
-
 CONFIG = config_dir()
-
 
 
 def _nodes(context):
@@ -25,31 +24,41 @@ def _nodes(context):
     overrides = {"use_sim_time": truthy(get("use_sim_time"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
-    return [Node(
-        package="moejepa_ros",
-        executable="planner_node",
-        name="planner_node",
-        namespace=get("namespace"),
-        parameters=[get("params_file"), overrides],
-        remappings=[("image", get("camera_topic")), ("action", get("cmd_vel_topic")),
-                    ("goal_image", get("goal_image_topic"))],
-        arguments=["--ros-args", "--log-level", get("log_level")],
-        output="screen",
-        emulate_tty=True,
-    )]
+    return [
+        Node(
+            package="moejepa_ros",
+            executable="planner_node",
+            name="planner_node",
+            namespace=get("namespace"),
+            parameters=[get("params_file"), overrides],
+            remappings=[
+                ("image", get("camera_topic")),
+                ("action", get("cmd_vel_topic")),
+                ("goal_image", get("goal_image_topic")),
+            ],
+            arguments=["--ros-args", "--log-level", get("log_level")],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=os.path.join(CONFIG, "isaac_sim.yaml"),
-                              description="ROS params YAML with a planner_node entry"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="world-model .safetensors"),
-        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
-        DeclareLaunchArgument("camera_topic", default_value="/rgb", description="Isaac camera helper topic"),
-        DeclareLaunchArgument("cmd_vel_topic", default_value="/cmd_vel", description="Isaac Twist command topic"),
-        DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),
-        DeclareLaunchArgument("use_sim_time", default_value="true", description="follow Isaac's /clock"),
-        DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        fastdds_profile_action(),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(CONFIG, "isaac_sim.yaml"),
+                description="ROS params YAML with a planner_node entry",
+            ),
+            DeclareLaunchArgument("checkpoint", default_value="", description="world-model .safetensors"),
+            DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+            DeclareLaunchArgument("camera_topic", default_value="/rgb", description="Isaac camera helper topic"),
+            DeclareLaunchArgument("cmd_vel_topic", default_value="/cmd_vel", description="Isaac Twist command topic"),
+            DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),
+            DeclareLaunchArgument("use_sim_time", default_value="true", description="follow Isaac's /clock"),
+            DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
+            fastdds_profile_action(),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

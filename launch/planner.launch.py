@@ -5,18 +5,17 @@ non-empty), namespace, use_sim_time, log_level, image_topic / action_topic / goa
 (remaps of the node's relative topics), autostart (false: drive it with a lifecycle manager).
 FASTDDS_DEFAULT_PROFILES_FILE is pointed at config/fastdds_large_images.xml unless already set.
 """
+
 import os
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
-
 CONFIG = config_dir()
-
 
 
 def _nodes(context):
@@ -24,35 +23,48 @@ def _nodes(context):
     overrides = {"use_sim_time": truthy(get("use_sim_time")), "autostart": truthy(get("autostart"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
-    remaps = [("image", get("image_topic")), ("image/compressed", get("image_topic") + "/compressed"),
-              ("action", get("action_topic")), ("goal_image", get("goal_image_topic"))]
-    return [Node(
-        package="moejepa_ros",
-        executable="planner_node",
-        name="planner_node",
-        namespace=get("namespace"),
-        parameters=[get("params_file"), overrides],
-        remappings=remaps,
-        arguments=["--ros-args", "--log-level", get("log_level")],
-        output="screen",
-        emulate_tty=True,
-    )]
+    remaps = [
+        ("image", get("image_topic")),
+        ("image/compressed", get("image_topic") + "/compressed"),
+        ("action", get("action_topic")),
+        ("goal_image", get("goal_image_topic")),
+    ]
+    return [
+        Node(
+            package="moejepa_ros",
+            executable="planner_node",
+            name="planner_node",
+            namespace=get("namespace"),
+            parameters=[get("params_file"), overrides],
+            remappings=remaps,
+            arguments=["--ros-args", "--log-level", get("log_level")],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=os.path.join(CONFIG, "planner.yaml"),
-                              description="ROS params YAML with a planner_node entry"),
-        DeclareLaunchArgument("checkpoint", default_value="",
-                              description="world-model .safetensors (empty: the YAML's)"),
-        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
-        DeclareLaunchArgument("autostart", default_value="true",
-                              description="configure+activate on start (false: lifecycle manager)"),
-        DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        DeclareLaunchArgument("image_topic", default_value="image", description="camera topic"),
-        DeclareLaunchArgument("action_topic", default_value="action", description="command topic"),
-        DeclareLaunchArgument("goal_image_topic", default_value="goal_image", description="goal image topic"),
-        fastdds_profile_action(),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(CONFIG, "planner.yaml"),
+                description="ROS params YAML with a planner_node entry",
+            ),
+            DeclareLaunchArgument(
+                "checkpoint", default_value="", description="world-model .safetensors (empty: the YAML's)"
+            ),
+            DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+            DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
+            DeclareLaunchArgument(
+                "autostart", default_value="true", description="configure+activate on start (false: lifecycle manager)"
+            ),
+            DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
+            DeclareLaunchArgument("image_topic", default_value="image", description="camera topic"),
+            DeclareLaunchArgument("action_topic", default_value="action", description="command topic"),
+            DeclareLaunchArgument("goal_image_topic", default_value="goal_image", description="goal image topic"),
+            fastdds_profile_action(),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

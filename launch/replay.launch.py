@@ -7,9 +7,9 @@ to /planner/action (so they never mix with the recorded /action) and its plans t
 the planner's actions, plans and /diagnostics for offline comparison. The launch ends when
 playback ends.
 """
+
 import os
 
-from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -22,11 +22,10 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
-
 CONFIG = config_dir()
-
 
 
 def _actions(context):
@@ -37,48 +36,75 @@ def _actions(context):
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
     planner = Node(
-        package="moejepa_ros", executable="planner_node", name="planner_node",
+        package="moejepa_ros",
+        executable="planner_node",
+        name="planner_node",
         parameters=[get("params_file"), overrides],
-        remappings=[("image", get("image_topic")), ("action", "/planner/action"),
-                    ("goal_image", get("goal_image_topic")), ("reward", get("reward_topic"))],
+        remappings=[
+            ("image", get("image_topic")),
+            ("action", "/planner/action"),
+            ("goal_image", get("goal_image_topic")),
+            ("reward", get("reward_topic")),
+        ],
         arguments=["--ros-args", "--log-level", get("log_level")],
-        output="screen", emulate_tty=True,
+        output="screen",
+        emulate_tty=True,
     )
     # --clock: the bag's time drives /clock; the delay lets the planner finish loading first.
     play = ExecuteProcess(
-        cmd=["ros2", "bag", "play", get("bag"), "--clock", "--rate", get("rate"),
-             "--delay", get("start_delay")],
+        cmd=["ros2", "bag", "play", get("bag"), "--clock", "--rate", get("rate"), "--delay", get("start_delay")],
         output="screen",
     )
     actions = [planner, play]
     if truthy(get("record")):
-        actions.append(ExecuteProcess(
-            cmd=["ros2", "bag", "record", "-o", get("output_bag"), "--use-sim-time",
-                 get("action_topic"), "/planner/action", "/planner_node/plan", "/diagnostics"],
-            output="screen",
-        ))
-    actions.append(RegisterEventHandler(OnProcessExit(target_action=play, on_exit=[
-        EmitEvent(event=Shutdown(reason="bag playback finished"))])))
+        actions.append(
+            ExecuteProcess(
+                cmd=[
+                    "ros2",
+                    "bag",
+                    "record",
+                    "-o",
+                    get("output_bag"),
+                    "--use-sim-time",
+                    get("action_topic"),
+                    "/planner/action",
+                    "/planner_node/plan",
+                    "/diagnostics",
+                ],
+                output="screen",
+            )
+        )
+    actions.append(
+        RegisterEventHandler(
+            OnProcessExit(target_action=play, on_exit=[EmitEvent(event=Shutdown(reason="bag playback finished"))])
+        )
+    )
     return actions
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("bag", default_value="", description="rosbag2 directory to play"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="world-model .safetensors"),
-        DeclareLaunchArgument("params_file", default_value=os.path.join(CONFIG, "planner.yaml"),
-                              description="ROS params YAML with a planner_node entry"),
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw", description="bag camera topic"),
-        DeclareLaunchArgument("action_topic", default_value="/action", description="bag's recorded commands"),
-        DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),
-        DeclareLaunchArgument("reward_topic", default_value="/reward", description="bag reward topic"),
-        DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
-        DeclareLaunchArgument("start_delay", default_value="3.0", description="seconds before playback"),
-        DeclareLaunchArgument("camera_timeout", default_value="2.0",
-                              description="planner camera timeout (bags can have gaps)"),
-        DeclareLaunchArgument("record", default_value="false", description="record the comparison bag"),
-        DeclareLaunchArgument("output_bag", default_value="replay_eval", description="output bag directory"),
-        DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        fastdds_profile_action(),
-        OpaqueFunction(function=_actions),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("bag", default_value="", description="rosbag2 directory to play"),
+            DeclareLaunchArgument("checkpoint", default_value="", description="world-model .safetensors"),
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(CONFIG, "planner.yaml"),
+                description="ROS params YAML with a planner_node entry",
+            ),
+            DeclareLaunchArgument("image_topic", default_value="/camera/image_raw", description="bag camera topic"),
+            DeclareLaunchArgument("action_topic", default_value="/action", description="bag's recorded commands"),
+            DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),
+            DeclareLaunchArgument("reward_topic", default_value="/reward", description="bag reward topic"),
+            DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
+            DeclareLaunchArgument("start_delay", default_value="3.0", description="seconds before playback"),
+            DeclareLaunchArgument(
+                "camera_timeout", default_value="2.0", description="planner camera timeout (bags can have gaps)"
+            ),
+            DeclareLaunchArgument("record", default_value="false", description="record the comparison bag"),
+            DeclareLaunchArgument("output_bag", default_value="replay_eval", description="output bag directory"),
+            DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
+            fastdds_profile_action(),
+            OpaqueFunction(function=_actions),
+        ]
+    )

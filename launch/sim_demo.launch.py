@@ -5,9 +5,9 @@ Each finished episode is one JSON line on /sim_node/episode_result; with episode
 whole launch ends after the last one. use_sim_time:=true makes sim_node publish /clock and
 the planner follow it.
 """
+
 import os
 
-from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -19,11 +19,10 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
 
-
 CONFIG = config_dir()
-
 
 
 def _nodes(context):
@@ -34,30 +33,51 @@ def _nodes(context):
     if get("checkpoint"):
         planner_overrides["checkpoint"] = get("checkpoint")
     log = ["--ros-args", "--log-level", get("log_level")]
-    sim = Node(package="moejepa_ros", executable="sim_node", name="sim_node",
-               parameters=[params_file, {"episodes": int(get("episodes")), "env": get("env"),
-                                         "publish_clock": sim_time}],
-               arguments=log, output="screen", emulate_tty=True)
-    planner = Node(package="moejepa_ros", executable="planner_node", name="planner_node",
-                   parameters=[params_file, planner_overrides],
-                   arguments=log, output="screen", emulate_tty=True)
+    sim = Node(
+        package="moejepa_ros",
+        executable="sim_node",
+        name="sim_node",
+        parameters=[params_file, {"episodes": int(get("episodes")), "env": get("env"), "publish_clock": sim_time}],
+        arguments=log,
+        output="screen",
+        emulate_tty=True,
+    )
+    planner = Node(
+        package="moejepa_ros",
+        executable="planner_node",
+        name="planner_node",
+        parameters=[params_file, planner_overrides],
+        arguments=log,
+        output="screen",
+        emulate_tty=True,
+    )
     # The run is over when the simulator has played its episodes (or dies): stop everything.
-    stop_all = RegisterEventHandler(OnProcessExit(target_action=sim, on_exit=[
-        EmitEvent(event=Shutdown(reason="sim_node finished"))]))
+    stop_all = RegisterEventHandler(
+        OnProcessExit(target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason="sim_node finished"))])
+    )
     return [sim, planner, stop_all]
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=os.path.join(CONFIG, "sim_demo.yaml"),
-                              description="ROS params YAML with sim_node and planner_node entries"),
-        DeclareLaunchArgument("checkpoint", default_value="",
-                              description="world-model .safetensors (empty: the YAML's)"),
-        DeclareLaunchArgument("env", default_value="two_rooms", description="moejepa_ros.sim env name"),
-        DeclareLaunchArgument("episodes", default_value="0", description="0 = run until stopped"),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="sim_node publishes /clock and the planner follows it"),
-        DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
-        fastdds_profile_action(),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(CONFIG, "sim_demo.yaml"),
+                description="ROS params YAML with sim_node and planner_node entries",
+            ),
+            DeclareLaunchArgument(
+                "checkpoint", default_value="", description="world-model .safetensors (empty: the YAML's)"
+            ),
+            DeclareLaunchArgument("env", default_value="two_rooms", description="moejepa_ros.sim env name"),
+            DeclareLaunchArgument("episodes", default_value="0", description="0 = run until stopped"),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                description="sim_node publishes /clock and the planner follows it",
+            ),
+            DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
+            fastdds_profile_action(),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

@@ -1,4 +1,5 @@
 """Suite-wide environment hygiene: set once, before any test imports rclpy or MuJoCo."""
+
 import os
 import pathlib
 import random

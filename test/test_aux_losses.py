@@ -1,4 +1,5 @@
 """Training-side inverse dynamics: one-step and multi-step targets, gradients into the encoder, bad horizons."""
+
 import pytest
 import torch
 
@@ -6,15 +7,26 @@ from moejepa_ros.model import ModelConfig, WorldModel
 from training.aux_losses import AuxLosses
 from training.config import ConfigError, load_config
 
-CFG = dict(image_size=16, conv_channels=[8, 16], latent_dim=32, expert_hidden=32, head_hidden=32,
-           stage1_hidden=32, action_embed_dim=8, frame_stack=2)
+CFG = dict(
+    image_size=16,
+    conv_channels=[8, 16],
+    latent_dim=32,
+    expert_hidden=32,
+    head_hidden=32,
+    stage1_hidden=32,
+    action_embed_dim=8,
+    frame_stack=2,
+)
 
 
 def batch(T: int, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     B = 6
-    return {"frames": torch.randint(0, 256, (B, T, 16, 16, 3), generator=g, dtype=torch.uint8),
-            "actions": torch.randn(B, T, 2, generator=g), "rewards": torch.randn(B, T, generator=g)}
+    return {
+        "frames": torch.randint(0, 256, (B, T, 16, 16, 3), generator=g, dtype=torch.uint8),
+        "actions": torch.randn(B, T, 2, generator=g),
+        "rewards": torch.randn(B, T, generator=g),
+    }
 
 
 def zero_head(aux: AuxLosses) -> None:

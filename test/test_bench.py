@@ -1,5 +1,6 @@
 """The bench package and its record: every module imports, every kept result carries the schema and is
 cited from BENCHMARKS.md, and a bench run writes to out/ unless asked to update the record."""
+
 import argparse
 import importlib
 import json
@@ -18,8 +19,9 @@ from bench import record
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = (ROOT / "BENCHMARKS.md").read_text()
-MODULES = [f"{pkg.__name__}.{m.name}" for pkg in (bench.micro, bench.experiments)
-           for m in pkgutil.iter_modules(pkg.__path__)]
+MODULES = [
+    f"{pkg.__name__}.{m.name}" for pkg in (bench.micro, bench.experiments) for m in pkgutil.iter_modules(pkg.__path__)
+]
 RESULTS = sorted((ROOT / "bench" / "results").glob("*.json"))
 
 

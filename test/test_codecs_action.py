@@ -1,5 +1,6 @@
 """Action vector ⇄ command message codecs for Twist, TwistStamped, Float32MultiArray and
 JointTrajectory, on rclpy and rosbags message classes alike."""
+
 import numpy as np
 import pytest
 
@@ -86,8 +87,12 @@ def test_twist_field_mapping(flavour):
     np.testing.assert_array_equal(C.msg_to_action(msg, 2), np.float32([0.1, 0.2]))
     C.action_to_msg([1, 2, 3, 4, 5, 6], msg, fields=C.TWIST_FIELDS)
     assert [msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z] == [1, 2, 3, 4, 5, 6]
-    st = C.action_to_msg([0.5], C.new_message(_cls("geometry_msgs/msg/TwistStamped", flavour)),
-                         fields=["linear.x"], stamp_ns=2_000_000_001)
+    st = C.action_to_msg(
+        [0.5],
+        C.new_message(_cls("geometry_msgs/msg/TwistStamped", flavour)),
+        fields=["linear.x"],
+        stamp_ns=2_000_000_001,
+    )
     assert st.twist.linear.x == 0.5 and (st.header.stamp.sec, st.header.stamp.nanosec) == (2, 1)
 
 
@@ -131,17 +136,20 @@ def test_clamp_action():
     np.testing.assert_array_equal(C.clamp_action([5.0], -np.inf, np.inf), [5.0])
 
 
-@pytest.mark.parametrize("args,pattern", [
-    (([np.nan, 0.0], -1, 1), r"action has non-finite values at indices \[0\]"),
-    (([0.0, np.inf], -1, 1), r"indices \[1\]"),
-    (([0.0, 0.0], [-1, -1, -1], 1), r"low has shape \(3,\), expected \(2,\)"),
-    (([0.0, 0.0], -1, [1]), r"high has shape \(1,\), expected \(2,\)"),
-    (([0.0], 1, -1), r"low=\[1.0\] exceeds high=\[-1.0\]"),
-    (([0.0], np.nan, 1), "low contains NaN"),
-    (([], -1, 1), "non-empty 1-D"),
-    ((np.zeros((2, 2)), -1, 1), r"shape \(2, 2\)"),
-    ((["a"], -1, 1), "not numeric"),
-])
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (([np.nan, 0.0], -1, 1), r"action has non-finite values at indices \[0\]"),
+        (([0.0, np.inf], -1, 1), r"indices \[1\]"),
+        (([0.0, 0.0], [-1, -1, -1], 1), r"low has shape \(3,\), expected \(2,\)"),
+        (([0.0, 0.0], -1, [1]), r"high has shape \(1,\), expected \(2,\)"),
+        (([0.0], 1, -1), r"low=\[1.0\] exceeds high=\[-1.0\]"),
+        (([0.0], np.nan, 1), "low contains NaN"),
+        (([], -1, 1), "non-empty 1-D"),
+        ((np.zeros((2, 2)), -1, 1), r"shape \(2, 2\)"),
+        ((["a"], -1, 1), "not numeric"),
+    ],
+)
 def test_clamp_action_errors(args, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.clamp_action(*args)
@@ -186,8 +194,9 @@ def test_msg_to_action_errors(flavour):
     twist.angular.z = float("nan")
     with pytest.raises(CodecError, match="non-finite"):
         C.msg_to_action(twist, 6, fields=C.TWIST_FIELDS)
-    jt = C.action_to_msg([1.0, 2.0], C.new_message(_cls("trajectory_msgs/msg/JointTrajectory", flavour)),
-                         joint_names=["a", "b"])
+    jt = C.action_to_msg(
+        [1.0, 2.0], C.new_message(_cls("trajectory_msgs/msg/JointTrajectory", flavour)), joint_names=["a", "b"]
+    )
     jt.joint_names = ["a"]
     with pytest.raises(CodecError, match=r"positions has 2 values for 1 joint_names"):
         C.msg_to_action(jt, 2)
@@ -234,6 +243,8 @@ def test_look_alike_messages_are_rejected(flavour):
         cls = getattr(geometry, name.split("/")[-1]) if flavour == "rclpy" else TS.types[name]
         with pytest.raises(CodecError, match="not a Twist"):
             C.action_to_msg([0.0], C.new_message(cls))
-    cls = traj.MultiDOFJointTrajectory if flavour == "rclpy" else TS.types["trajectory_msgs/msg/MultiDOFJointTrajectory"]
+    cls = (
+        traj.MultiDOFJointTrajectory if flavour == "rclpy" else TS.types["trajectory_msgs/msg/MultiDOFJointTrajectory"]
+    )
     with pytest.raises(CodecError, match="MultiDOFJointTrajectory is not a Twist"):
         C.action_to_msg([0.0], C.new_message(cls), joint_names=["a"])

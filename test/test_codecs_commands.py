@@ -1,6 +1,7 @@
 """The command type registry: a toy type added through `codecs.register_command_type` alone
 round-trips on rclpy and rosbags messages, is written by the rollouts into a real rosbag2 file
 and read back by the bag reader as actions, and is a valid `action_type` of both nodes."""
+
 import numpy as np
 import pytest
 
@@ -29,9 +30,17 @@ def _decode(msg, n, o):
 @pytest.fixture
 def toy():
     """A planar command: the action fills vector.x, vector.y by default; stamped."""
-    ct = codecs.register_command_type(codecs.CommandType(
-        TOY, _encode, _decode, lambda msg, o: len(o.fields), stamped=True,
-        fields=("x", "y", "z"), default_fields=("x", "y")))
+    ct = codecs.register_command_type(
+        codecs.CommandType(
+            TOY,
+            _encode,
+            _decode,
+            lambda msg, o: len(o.fields),
+            stamped=True,
+            fields=("x", "y", "z"),
+            default_fields=("x", "y"),
+        )
+    )
     yield ct
     del codecs.COMMAND_TYPES[TOY]
 
@@ -103,5 +112,7 @@ def test_unregistered_types_and_clashes_are_refused():
 def test_aliases_and_defaults_live_in_the_registry():
     assert codecs.command_type("twist") is codecs.command_type("geometry_msgs/msg/Twist")
     assert codecs.command_type("geometry_msgs/msg/TwistStamped").stamped
-    assert codecs.command_type("twist_stamped").default_fields == codecs.DEFAULT_TWIST_FIELDS == ("linear.x", "angular.z")
+    assert (
+        codecs.command_type("twist_stamped").default_fields == codecs.DEFAULT_TWIST_FIELDS == ("linear.x", "angular.z")
+    )
     assert "std_msgs/msg/Float64MultiArray" in codecs.COMMAND_TYPE_NAMES

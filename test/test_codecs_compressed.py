@@ -1,5 +1,6 @@
 """CompressedImage codecs: JPEG/PNG round trips, image_transport formats, compressedDepth,
 and truncated/garbage/oversized payloads raising CodecError."""
+
 import struct
 import zlib
 
@@ -72,7 +73,8 @@ def test_rclpy_and_rosbags_bytes_agree():
     np.testing.assert_array_equal(C.image_to_rgb(live), C.image_to_rgb(bag))
     built = C.make_compressed(BagCompressed, rgb, "png")
     back = serialization.deserialize_message(
-        bytes(TS.serialize_cdr(built, "sensor_msgs/msg/CompressedImage")), CompressedImage)
+        bytes(TS.serialize_cdr(built, "sensor_msgs/msg/CompressedImage")), CompressedImage
+    )
     np.testing.assert_array_equal(C.image_to_rgb(back), rgb)
 
 
@@ -118,13 +120,16 @@ def test_trailing_zero_padding_is_accepted():
     np.testing.assert_array_equal(C.image_to_rgb(_msg(CompressedImage, data, "png")), rgb)
 
 
-@pytest.mark.parametrize("data,pattern", [
-    (b"", "CompressedImage.data is empty"),
-    (b"hello world, not an image", r"neither JPEG nor PNG \(format='jpeg', first bytes=68656c6c6f20776f"),
-    (b"\xff\xd8\xff\xe0\x00\x01", "bad JPEG segment length 1"),
-    (b"\xff\xd8\xff\xda\x00\x08" + bytes(20) + b"\xff\xd9", "no frame header"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(10), "no IHDR"),
-])
+@pytest.mark.parametrize(
+    "data,pattern",
+    [
+        (b"", "CompressedImage.data is empty"),
+        (b"hello world, not an image", r"neither JPEG nor PNG \(format='jpeg', first bytes=68656c6c6f20776f"),
+        (b"\xff\xd8\xff\xe0\x00\x01", "bad JPEG segment length 1"),
+        (b"\xff\xd8\xff\xda\x00\x08" + bytes(20) + b"\xff\xd9", "no frame header"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(10), "no IHDR"),
+    ],
+)
 def test_garbage_raises(data, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.image_to_rgb(_msg(CompressedImage, data, "jpeg"))
@@ -139,6 +144,7 @@ def test_corrupt_payload_with_valid_framing_raises():
 
 def _png_header_claiming(w: int, h: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+
     def chunk(t: bytes, d: bytes) -> bytes:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
 
@@ -150,7 +156,7 @@ def test_decompression_bomb_rejected_before_decoding():
         C.image_to_rgb(_msg(CompressedImage, _png_header_claiming(20000, 20000), "png"))
     jpg = bytearray(C.compress_image(_smooth(), "jpeg"))
     sof = jpg.index(b"\xff\xc0")
-    jpg[sof + 5:sof + 9] = struct.pack(">HH", 0, 64)  # height 0 in the frame header
+    jpg[sof + 5 : sof + 9] = struct.pack(">HH", 0, 64)  # height 0 in the frame header
     with pytest.raises(CodecError, match="header says 64x0"):
         C.image_to_rgb(_msg(CompressedImage, bytes(jpg), "jpeg"))
 
@@ -163,14 +169,17 @@ def test_compressed_depth_errors():
         C.image_to_rgb(_msg(CompressedImage, bytes(12) + rgb_png, "16UC1; compressedDepth png"))
 
 
-@pytest.mark.parametrize("args,pattern", [
-    ((np.zeros((4, 4, 3), np.float32),), "needs uint8"),
-    ((np.zeros((4, 4, 4), np.uint8),), "needs uint8"),
-    ((np.zeros((4, 4, 3), np.uint8), "webp"), "fmt='webp' is not supported"),
-    ((np.zeros((4, 4, 3), np.uint8), "jpeg", 0), "quality=0"),
-    ((np.zeros((4, 4, 3), np.uint8), "jpeg", "high"), "quality='high' must be an integer"),
-    ((np.zeros((0, 4, 3), np.uint8),), "sides must be in"),
-])
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        ((np.zeros((4, 4, 3), np.float32),), "needs uint8"),
+        ((np.zeros((4, 4, 4), np.uint8),), "needs uint8"),
+        ((np.zeros((4, 4, 3), np.uint8), "webp"), "fmt='webp' is not supported"),
+        ((np.zeros((4, 4, 3), np.uint8), "jpeg", 0), "quality=0"),
+        ((np.zeros((4, 4, 3), np.uint8), "jpeg", "high"), "quality='high' must be an integer"),
+        ((np.zeros((0, 4, 3), np.uint8),), "sides must be in"),
+    ],
+)
 def test_compress_image_errors(args, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.compress_image(*args)

@@ -1,4 +1,5 @@
 """Property tests: malformed messages raise CodecError or decode exactly right, never anything else."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -30,7 +31,7 @@ def _reference(data: bytes, h, w, step, enc, big):
         for c in range(w):
             for k in range(e.channels):
                 off = r * step + (c * e.channels + k) * item
-                chunk = data[off:off + item]
+                chunk = data[off : off + item]
                 if e.dtype.kind == "f":
                     out[r, c, k] = np.frombuffer(chunk, np.dtype(">f4" if big else "<f4"))[0]
                 else:
@@ -43,8 +44,13 @@ def _valid(h, w, step, enc, big, n):
         return False
     e = C.ENCODINGS[enc]
     item = e.dtype.itemsize
-    return (1 <= h <= C.MAX_SIDE and 1 <= w <= C.MAX_SIDE and step >= w * e.channels * item
-            and step % item == 0 and n == h * step)
+    return (
+        1 <= h <= C.MAX_SIDE
+        and 1 <= w <= C.MAX_SIDE
+        and step >= w * e.channels * item
+        and step % item == 0
+        and n == h * step
+    )
 
 
 DEFECTS = ["none", "none", "encoding", "height", "width", "is_bigendian", "step", "length", "random"]
@@ -72,8 +78,15 @@ def test_raw_image_raises_codec_error_or_decodes_exactly(data, defect, rosbags):
     else:
         n = want
     payload = d(st.binary(min_size=n, max_size=n), "payload")
-    msg = BagImage(header=C.new_message(TS.types["std_msgs/msg/Header"]), height=h, width=w,
-                   encoding=enc, is_bigendian=big, step=step, data=np.frombuffer(payload, np.uint8))
+    msg = BagImage(
+        header=C.new_message(TS.types["std_msgs/msg/Header"]),
+        height=h,
+        width=w,
+        encoding=enc,
+        is_bigendian=big,
+        step=step,
+        data=np.frombuffer(payload, np.uint8),
+    )
     if not rosbags:
         live = Image()
         live.height, live.width, live.encoding, live.is_bigendian, live.step = h, w, enc, big, step
@@ -107,19 +120,28 @@ SEEDS = _seed_images()
 @given(st.sampled_from(["jpeg", "png"]), st.data(), st.booleans())
 def test_mutated_compressed_raises_codec_error_or_decodes_to_header_size(fmt, data, rosbags):
     buf = bytearray(SEEDS[fmt])
-    ops = data.draw(st.lists(st.tuples(st.sampled_from(["cut", "flip", "insert", "zero"]),
-                                       st.integers(0, len(buf) - 1), st.binary(min_size=1, max_size=8)),
-                             min_size=1, max_size=3), label="ops")
+    ops = data.draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["cut", "flip", "insert", "zero"]),
+                st.integers(0, len(buf) - 1),
+                st.binary(min_size=1, max_size=8),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        label="ops",
+    )
     for op, pos, blob in ops:
         pos = min(pos, max(len(buf) - 1, 0))
         if op == "cut":
             del buf[pos:]
         elif op == "flip":
-            buf[pos:pos + len(blob)] = bytes(b ^ 0xFF for b in blob)
+            buf[pos : pos + len(blob)] = bytes(b ^ 0xFF for b in blob)
         elif op == "insert":
             buf[pos:pos] = blob
         else:
-            buf[pos:pos + len(blob)] = bytes(len(blob))
+            buf[pos : pos + len(blob)] = bytes(len(blob))
     cls = BagCompressed if rosbags else CompressedImage
     msg = C.new_message(cls)
     msg.format = fmt
@@ -149,15 +171,19 @@ FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
 
 
 @FUZZ
-@given(st.lists(FLOATS, min_size=0, max_size=8), st.floats(-10, 10), st.floats(-10, 10),
-       st.sampled_from(["rclpy", "rosbags"]))
+@given(
+    st.lists(FLOATS, min_size=0, max_size=8),
+    st.floats(-10, 10),
+    st.floats(-10, 10),
+    st.sampled_from(["rclpy", "rosbags"]),
+)
 def test_twist_actions_clamp_round_trip_or_raise(values, lo, hi, flavour):
     msg = Twist() if flavour == "rclpy" else C.new_message(TS.types["geometry_msgs/msg/Twist"])
     try:
-        C.action_to_msg(values, msg, low=lo, high=hi, fields=C.TWIST_FIELDS[:len(values)])
+        C.action_to_msg(values, msg, low=lo, high=hi, fields=C.TWIST_FIELDS[: len(values)])
     except CodecError:
         a = np.asarray(values, np.float64)
         assert a.size == 0 or a.size > 6 or not np.isfinite(a).all() or lo > hi
         return
     expect = np.clip(np.asarray(values, np.float64), lo, hi).astype(np.float32)
-    np.testing.assert_array_equal(C.msg_to_action(msg, len(values), fields=C.TWIST_FIELDS[:len(values)]), expect)
+    np.testing.assert_array_equal(C.msg_to_action(msg, len(values), fields=C.TWIST_FIELDS[: len(values)]), expect)

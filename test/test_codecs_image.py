@@ -1,10 +1,11 @@
 """Raw sensor_msgs/Image codecs: every encoding, row padding, both endiannesses, rclpy and rosbags."""
+
 import numpy as np
 import pytest
 
 from moejepa_ros import codecs as C
-from moejepa_ros.codecs import image as image_codec
 from moejepa_ros.codecs import CodecError
+from moejepa_ros.codecs import image as image_codec
 
 Image = pytest.importorskip("sensor_msgs.msg").Image
 serialization = pytest.importorskip("rclpy.serialization")
@@ -106,11 +107,14 @@ def test_image_to_rgb_colour_orders(flavour, use_cv2, monkeypatch):
     rgb = _random("rgb8", 5, 6, rng)
     alpha = rng.integers(0, 256, (5, 6, 1), dtype=np.uint8)
     cases = {
-        "rgb8": rgb, "bgr8": rgb[..., ::-1], "8UC3": rgb[..., ::-1],
+        "rgb8": rgb,
+        "bgr8": rgb[..., ::-1],
+        "8UC3": rgb[..., ::-1],
         "rgba8": np.concatenate([rgb, alpha], 2),
         "bgra8": np.concatenate([rgb[..., ::-1], alpha], 2),
         "8UC4": np.concatenate([rgb[..., ::-1], alpha], 2),
-        "rgb16": rgb.astype(np.uint16) * 257, "bgr16": rgb[..., ::-1].astype(np.uint16) * 257,
+        "rgb16": rgb.astype(np.uint16) * 257,
+        "bgr16": rgb[..., ::-1].astype(np.uint16) * 257,
         "rgba16": np.concatenate([rgb, alpha], 2).astype(np.uint16) * 257,
         "bgra16": np.concatenate([rgb[..., ::-1], alpha], 2).astype(np.uint16) * 257,
     }
@@ -152,8 +156,9 @@ def test_image_to_rgb_mono_and_depth_scaling(use_cv2, monkeypatch):
         C.image_to_rgb(C.make_image(Image, mm, "16UC1"), value_range=3)
 
 
-@pytest.mark.parametrize("enc,pad,big", [("rgb8", 0, 0), ("bgr8", 5, 0), ("mono16", 4, 1),
-                                         ("32FC1", 8, 1), ("16UC1", 2, 0), ("rgba8", 3, 0)])
+@pytest.mark.parametrize(
+    "enc,pad,big", [("rgb8", 0, 0), ("bgr8", 5, 0), ("mono16", 4, 1), ("32FC1", 8, 1), ("16UC1", 2, 0), ("rgba8", 3, 0)]
+)
 def test_rclpy_bytes_decode_identically_in_rosbags(enc, pad, big):
     rng = np.random.default_rng(5)
     arr = _random(enc, 9, 11, rng)
@@ -200,17 +205,20 @@ def test_error_step_too_small_names_field_and_values():
     assert str(e.value) == "Image.step=100 < width*channels*bytes=192 (width=64, encoding='rgb8')"
 
 
-@pytest.mark.parametrize("kw,pattern", [
-    (dict(encoding="yuv422"), r"Image.encoding='yuv422' is not supported \(known: rgb8"),
-    (dict(encoding=""), "Image.encoding=''"),
-    (dict(height=0), r"Image.height=0 is outside 1..16384"),
-    (dict(width=0, step=0), r"Image.width=0 is outside"),
-    (dict(height=20000), r"Image.height=20000 is outside"),
-    (dict(is_bigendian=2), r"Image.is_bigendian=2 is not 0 or 1"),
-    (dict(step=193), r"Image.data has 768 bytes, expected height\*step=772"),
-    (dict(height=3), r"Image.data has 768 bytes, expected height\*step=576"),
-    (dict(data=b"\x00" * 767), r"Image.data has 767 bytes"),
-])
+@pytest.mark.parametrize(
+    "kw,pattern",
+    [
+        (dict(encoding="yuv422"), r"Image.encoding='yuv422' is not supported \(known: rgb8"),
+        (dict(encoding=""), "Image.encoding=''"),
+        (dict(height=0), r"Image.height=0 is outside 1..16384"),
+        (dict(width=0, step=0), r"Image.width=0 is outside"),
+        (dict(height=20000), r"Image.height=20000 is outside"),
+        (dict(is_bigendian=2), r"Image.is_bigendian=2 is not 0 or 1"),
+        (dict(step=193), r"Image.data has 768 bytes, expected height\*step=772"),
+        (dict(height=3), r"Image.data has 768 bytes, expected height\*step=576"),
+        (dict(data=b"\x00" * 767), r"Image.data has 767 bytes"),
+    ],
+)
 def test_malformed_raise_codec_error(kw, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.image_to_array(_msg(**kw))
@@ -247,14 +255,17 @@ def test_bad_data_types_in_rosbags_message():
         C.image_to_array(m)
 
 
-@pytest.mark.parametrize("arr,enc,pattern", [
-    (np.zeros((2, 2, 3), np.float32), "rgb8", "dtype float32 does not fit encoding='rgb8'"),
-    (np.zeros((2, 2), np.uint8), "rgb8", r"shape \(2, 2\) does not fit encoding='rgb8'"),
-    (np.zeros((2, 2, 3), np.uint8), "mono8", r"shape \(2, 2, 3\) does not fit"),
-    (np.zeros((2, 2), np.float64), "32FC1", "dtype float64 does not fit"),
-    (np.zeros((0, 2, 3), np.uint8), "rgb8", "sides must be in 1..16384"),
-    (np.zeros((2, 2, 3), np.uint8), "jpeg", "encoding='jpeg' is not supported"),
-])
+@pytest.mark.parametrize(
+    "arr,enc,pattern",
+    [
+        (np.zeros((2, 2, 3), np.float32), "rgb8", "dtype float32 does not fit encoding='rgb8'"),
+        (np.zeros((2, 2), np.uint8), "rgb8", r"shape \(2, 2\) does not fit encoding='rgb8'"),
+        (np.zeros((2, 2, 3), np.uint8), "mono8", r"shape \(2, 2, 3\) does not fit"),
+        (np.zeros((2, 2), np.float64), "32FC1", "dtype float64 does not fit"),
+        (np.zeros((0, 2, 3), np.uint8), "rgb8", "sides must be in 1..16384"),
+        (np.zeros((2, 2, 3), np.uint8), "jpeg", "encoding='jpeg' is not supported"),
+    ],
+)
 def test_fill_image_rejects_mismatch(arr, enc, pattern):
     with pytest.raises(CodecError, match=pattern):
         C.fill_image(Image(), arr, enc)
@@ -271,7 +282,9 @@ def test_module_imports_no_rclpy_rosbags_or_cv2():
     import subprocess
     import sys
 
-    code = ("import sys, moejepa_ros.codecs; "
-            "bad = [m for m in ('rclpy', 'rosbags', 'cv2', 'sensor_msgs', 'cv_bridge') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, moejepa_ros.codecs; "
+        "bad = [m for m in ('rclpy', 'rosbags', 'cv2', 'sensor_msgs', 'cv_bridge') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,4 +1,5 @@
 """control.LatentController: the one control step on a tiny real world model (untrained: behaviour, not skill)."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,13 +8,15 @@ from moejepa_ros.control import ERROR, OK, WARN, LatentController
 from moejepa_ros.planning import PlannerConfig
 from testing.models import GOAL_ONLY, HIGH, LOW, PLANNER, tiny_model
 
+
 def frames(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
 
 
 def controller(model=None, objectives=None, **planner) -> LatentController:
-    return LatentController(model or tiny_model(), "cpu", {**PLANNER, **planner},
-                            objectives or {"reward": {"enabled": True}}, LOW, HIGH)
+    return LatentController(
+        model or tiny_model(), "cpu", {**PLANNER, **planner}, objectives or {"reward": {"enabled": True}}, LOW, HIGH
+    )
 
 
 def poison(module: torch.nn.Module) -> None:

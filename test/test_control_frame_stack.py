@@ -1,4 +1,5 @@
 """control.FrameStack: padding at start-up, oldest-first order, resizing, clearing, thread wake-ups."""
+
 import threading
 
 import numpy as np

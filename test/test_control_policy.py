@@ -1,10 +1,12 @@
 """control.PlannerPolicy: the episode adapter over LatentController + FrameStack, in a real Two-Rooms env."""
+
 import numpy as np
 import pytest
 
 from moejepa_ros.control import OK, LatentController, PlannerPolicy
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
 from testing.models import GOAL_ONLY, HIGH, LOW, PLANNER, tiny_model
+
 
 def run(policy, steps: int, seed: int = 3, mode: str = "goal") -> list[np.ndarray]:
     env = TwoRoomsEnv(mode=mode)

@@ -1,4 +1,5 @@
 """control.preprocess: the training cache and planner_node make the same pixels from the same frame."""
+
 import cv2
 import numpy as np
 import pytest

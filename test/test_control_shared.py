@@ -1,4 +1,5 @@
 """The Two-Rooms planning bench, MBRL and planner_node run one control step: the shipped classes."""
+
 import inspect
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The alignment rules of training.data.align (hold, nearest, markers, gaps, rewards, state)."""
+
 import numpy as np
 import pytest
 
@@ -47,8 +48,14 @@ def test_markers_split_and_no_hold_across_them_rewards_summed():
     markers = ser([0, 30], [7, 8])
     acts = ser([0, 10, 20], [[1.0], [2.0], [3.0]])  # nothing issued in episode 8
     rew = ser([0, 5, 10, 20, 30], [1.0, 0.5, 2.0, 3.0, 9.0])
-    al = align(img, acts, rewards=rew, markers=markers.__class__(markers.stamps, markers.values.astype(np.int64)),
-               split_gap_ns=None, min_len=1)
+    al = align(
+        img,
+        acts,
+        rewards=rew,
+        markers=markers.__class__(markers.stamps, markers.values.astype(np.int64)),
+        split_gap_ns=None,
+        min_len=1,
+    )
     assert [s.episode for s in al.segments] == [7]
     (seg,) = al.segments
     assert seg.actions[:, 0].tolist() == [1.0, 2.0, 3.0]

@@ -1,4 +1,5 @@
 """training.data.cache: content, resize, hit on second run, invalidation, atomicity, bad bags."""
+
 import json
 
 import cv2
@@ -14,8 +15,7 @@ from training.rollouts import record_rollouts
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory):
     root = tmp_path_factory.mktemp("bags")
-    record_rollouts("two_rooms", "walk", 4, root, max_steps=9, seed=3, episodes_per_bag=2,
-                    env_kwargs={"mode": "goal"})
+    record_rollouts("two_rooms", "walk", 4, root, max_steps=9, seed=3, episodes_per_bag=2, env_kwargs={"mode": "goal"})
     return root
 
 

@@ -1,4 +1,5 @@
 """training.data.bag_reader: robot bags via TopicConfig, rclpy-serialised bags, folders, bad input."""
+
 import shutil
 
 import numpy as np
@@ -16,9 +17,13 @@ T = TS.types
 MS = 1_000_000
 DT = 50 * MS
 IMG, ACT, REW, EPI, STA = "/camera/image_raw", "/action", "/reward", "/episode", "/state"
-ROLLOUT_TYPES = {IMG: "sensor_msgs/msg/Image", ACT: "std_msgs/msg/Float32MultiArray",
-                 REW: "std_msgs/msg/Float32", EPI: "std_msgs/msg/Int32",
-                 STA: "std_msgs/msg/Float32MultiArray"}
+ROLLOUT_TYPES = {
+    IMG: "sensor_msgs/msg/Image",
+    ACT: "std_msgs/msg/Float32MultiArray",
+    REW: "std_msgs/msg/Float32",
+    EPI: "std_msgs/msg/Int32",
+    STA: "std_msgs/msg/Float32MultiArray",
+}
 
 
 def write_bag(path, records, types, storage="mcap"):
@@ -34,8 +39,9 @@ def write_bag(path, records, types, storage="mcap"):
 
 
 def f32arr(v):
-    return T["std_msgs/msg/Float32MultiArray"](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
-                                               data=np.asarray(v, np.float32))
+    return T["std_msgs/msg/Float32MultiArray"](
+        layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0), data=np.asarray(v, np.float32)
+    )
 
 
 def frame(i, h=32, w=32):
@@ -78,6 +84,7 @@ def assert_episodes(eps, truth):
 
 # -- formats -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_rollout_layout_reads_exactly(tmp_path, storage):
     recs, truth = rollout_records()
@@ -99,8 +106,13 @@ def test_rclpy_serialised_bag_reads_identically(tmp_path):
 
     def to_rclpy(topic, msg):
         if topic == IMG:
-            m = make_image(Image, np.asarray(msg.data).reshape(msg.height, msg.width, 3), "rgb8",
-                           msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, "camera")
+            m = make_image(
+                Image,
+                np.asarray(msg.data).reshape(msg.height, msg.width, 3),
+                "rgb8",
+                msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+                "camera",
+            )
         elif topic in (ACT, STA):
             m = Float32MultiArray()
             m.data = np.asarray(msg.data, np.float32).tolist()
@@ -125,13 +137,23 @@ def test_robot_bag_twist_hold_header_stamps_and_gap_split(tmp_path):
     types = {"/camera/color/image_raw": "sensor_msgs/msg/Image", "/cmd_vel": "geometry_msgs/msg/Twist"}
     img_st = np.concatenate([np.arange(1000, 2000, 50), np.arange(4000, 4500, 50)]) * MS
     cmd_st = np.arange(1010, 4600, 140) * MS
-    recs = [("/camera/color/image_raw", int(s) + 3 * MS,
-             make_image(T["sensor_msgs/msg/Image"], frame(i, 24, 40), "rgb8", int(s), "cam"))
-            for i, s in enumerate(img_st)]
+    recs = [
+        (
+            "/camera/color/image_raw",
+            int(s) + 3 * MS,
+            make_image(T["sensor_msgs/msg/Image"], frame(i, 24, 40), "rgb8", int(s), "cam"),
+        )
+        for i, s in enumerate(img_st)
+    ]
     cmds = np.stack([np.arange(len(cmd_st)) * 0.1, -np.arange(len(cmd_st)) * 0.01], 1).astype(np.float32)
     for s, c in zip(cmd_st, cmds):
-        recs.append(("/cmd_vel", int(s), action_to_msg(c, new_message(T["geometry_msgs/msg/Twist"]),
-                                                       fields=["linear.x", "angular.z"])))
+        recs.append(
+            (
+                "/cmd_vel",
+                int(s),
+                action_to_msg(c, new_message(T["geometry_msgs/msg/Twist"]), fields=["linear.x", "angular.z"]),
+            )
+        )
     bag = write_bag(tmp_path / "robot", recs, types)
     eps, summ = read_bag(bag, TopicConfig.robot())
     assert [len(e) for e in eps] == [20, 10]
@@ -153,8 +175,11 @@ def test_robot_bag_twist_hold_header_stamps_and_gap_split(tmp_path):
 
 
 def test_compressed_images_twist_stamped_and_joint_trajectory(tmp_path):
-    types = {"/cam/compressed": "sensor_msgs/msg/CompressedImage",
-             "/cmd": "geometry_msgs/msg/TwistStamped", "/arm": "trajectory_msgs/msg/JointTrajectory"}
+    types = {
+        "/cam/compressed": "sensor_msgs/msg/CompressedImage",
+        "/cmd": "geometry_msgs/msg/TwistStamped",
+        "/arm": "trajectory_msgs/msg/JointTrajectory",
+    }
     recs = []
     for i in range(5):
         st = (i + 1) * DT
@@ -163,20 +188,36 @@ def test_compressed_images_twist_stamped_and_joint_trajectory(tmp_path):
         m.format = "png"
         m.data = np.frombuffer(compress_image(frame(i), "png"), np.uint8)
         recs.append(("/cam/compressed", st, m))
-        tw = action_to_msg(np.array([i, -i], np.float32), new_message(T["geometry_msgs/msg/TwistStamped"]),
-                           fields=["linear.x", "linear.y"], stamp_ns=st)
+        tw = action_to_msg(
+            np.array([i, -i], np.float32),
+            new_message(T["geometry_msgs/msg/TwistStamped"]),
+            fields=["linear.x", "linear.y"],
+            stamp_ns=st,
+        )
         recs.append(("/cmd", st + MS, tw))
-        jt = action_to_msg(np.array([i, 2 * i, 3 * i], np.float32),
-                           new_message(T["trajectory_msgs/msg/JointTrajectory"]), joint_names=["a", "b", "c"])
+        jt = action_to_msg(
+            np.array([i, 2 * i, 3 * i], np.float32),
+            new_message(T["trajectory_msgs/msg/JointTrajectory"]),
+            joint_names=["a", "b", "c"],
+        )
         recs.append(("/arm", st + MS, jt))
     bag = write_bag(tmp_path / "c", recs, types)
-    cfg = TopicConfig.robot(image_topic="/cam/compressed", image_type="CompressedImage", action_topic="/cmd",
-                            action_type="geometry_msgs/msg/TwistStamped", action_fields=("linear.x", "linear.y"))
+    cfg = TopicConfig.robot(
+        image_topic="/cam/compressed",
+        image_type="CompressedImage",
+        action_topic="/cmd",
+        action_type="geometry_msgs/msg/TwistStamped",
+        action_fields=("linear.x", "linear.y"),
+    )
     (ep,), _ = read_bag(bag, cfg)
     assert np.array_equal(ep.frames, np.stack([frame(i) for i in range(5)]))
     assert ep.actions.tolist() == [[i, -i] for i in range(5)]
-    cfg2 = TopicConfig.robot(image_topic="/cam/compressed", image_type="CompressedImage", action_topic="/arm",
-                             action_type="trajectory_msgs/msg/JointTrajectory")
+    cfg2 = TopicConfig.robot(
+        image_topic="/cam/compressed",
+        image_type="CompressedImage",
+        action_topic="/arm",
+        action_type="trajectory_msgs/msg/JointTrajectory",
+    )
     (ep,), _ = read_bag(bag, cfg2)
     assert ep.actions.tolist() == [[i, 2 * i, 3 * i] for i in range(5)]
 
@@ -211,8 +252,10 @@ def test_topic_config_validation_names_the_field():
 
 # -- bad input -----------------------------------------------------------------------------------
 
+
 def _bad_bag(tmp_path, case, storage="mcap"):
     """A 3-episode rollout bag with one defect in episode 1 (or a broken file); returns its path."""
+
     def edit(topic, e, t, st, msg):
         if e != 1 or t != 2:
             return msg
@@ -238,8 +281,11 @@ def _bad_bag(tmp_path, case, storage="mcap"):
     if case in ("corrupt", "truncated"):
         (f,) = [p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")]
         data = f.read_bytes()
-        f.write_bytes(data[: len(data) // 2] if case == "truncated"
-                      else data[:64] + bytes(np.random.default_rng(0).integers(0, 256, len(data) - 64, np.uint8)))
+        f.write_bytes(
+            data[: len(data) // 2]
+            if case == "truncated"
+            else data[:64] + bytes(np.random.default_rng(0).integers(0, 256, len(data) - 64, np.uint8))
+        )
     return bag, truth
 
 
@@ -304,7 +350,7 @@ def test_bad_record_named_and_rest_loads(tmp_path, case):
 
 def test_no_usable_data_is_an_error(tmp_path):
     recs, _ = rollout_records(episodes=1)
-    bag = write_bag(tmp_path / "noact", [r for r in recs if r[0] != ACT] , {k: v for k, v in ROLLOUT_TYPES.items()})
+    bag = write_bag(tmp_path / "noact", [r for r in recs if r[0] != ACT], {k: v for k, v in ROLLOUT_TYPES.items()})
     with pytest.raises(BagDataError, match="no usable episode"):
         read_bag(bag)
     bag2 = write_bag(tmp_path / "noimg", [r for r in recs if r[0] != IMG], ROLLOUT_TYPES)

@@ -1,4 +1,5 @@
 """training.data.sampler.WindowSampler: shapes, episode boundaries, DrQ shift, determinism, resume."""
+
 import json
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_random_shift_is_pad_and_crop_with_one_offset_per_window(cache):
         raw = np.asarray(cache.frames[shard[i]][loc])
         padded = np.pad(raw, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
         y, x = shift[i]
-        assert np.array_equal(b[i], padded[:, y:y + 64, x:x + 64])
+        assert np.array_equal(b[i], padded[:, y : y + 64, x : x + 64])
     assert shift.min() >= 0 and shift.max() <= 2 * pad and len(np.unique(shift[:, 0])) > 1
 
 

@@ -1,4 +1,5 @@
 """`moejepa-train evaluate`: JSON report (open-loop vs copy-last, routing, probes, closed loop) + PNGs."""
+
 import json
 import math
 import os
@@ -28,8 +29,20 @@ def test_evaluate_writes_json_and_pngs(tmp_path, capsys):
         assert main(["collect", "-c", "tiny", o, "collect.episodes=4"]) == 0
         assert main(["fit", "-c", "tiny", o, "train.steps=4"]) == 0
         capsys.readouterr()
-        assert main(["evaluate", "-c", "tiny", o, "eval.probe_samples=64", "eval.probe_epochs=5",
-                     "eval.max_episode_steps=4"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "-c",
+                    "tiny",
+                    o,
+                    "eval.probe_samples=64",
+                    "eval.probe_epochs=5",
+                    "eval.max_episode_steps=4",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(n)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

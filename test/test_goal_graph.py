@@ -1,4 +1,5 @@
 """Shortest paths through an episode's own graph (the `goal` command's targets)."""
+
 import numpy as np
 import pytest
 import torch

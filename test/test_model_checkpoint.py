@@ -1,4 +1,5 @@
 """Checkpoints: bit-exact round trip rebuilt from the JSON header alone; every corruption → CheckpointError."""
+
 import json
 import struct
 
@@ -6,11 +7,25 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from moejepa_ros.model import (FORMAT_VERSION, CheckpointError, ModelConfig, WorldModel, load_checkpoint,
-                               read_meta, save_checkpoint)
+from moejepa_ros.model import (
+    FORMAT_VERSION,
+    CheckpointError,
+    ModelConfig,
+    WorldModel,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
 
-CFG = dict(image_size=16, conv_channels=[8, 16], latent_dim=32, expert_hidden=32, head_hidden=32,
-           stage1_hidden=32, action_embed_dim=8)
+CFG = dict(
+    image_size=16,
+    conv_channels=[8, 16],
+    latent_dim=32,
+    expert_hidden=32,
+    head_hidden=32,
+    stage1_hidden=32,
+    action_embed_dim=8,
+)
 
 
 @pytest.fixture
@@ -20,8 +35,9 @@ def saved(tmp_path):
     with torch.no_grad():  # make the target differ from the online encoder
         for p in wm.target_encoder.parameters():
             p.add_(1.0)
-    path = save_checkpoint(tmp_path / "wm.safetensors", wm,
-                           {"action_low": [-1, -2], "action_high": [1, 2], "training": {"step": 7}})
+    path = save_checkpoint(
+        tmp_path / "wm.safetensors", wm, {"action_low": [-1, -2], "action_high": [1, 2], "training": {"step": 7}}
+    )
     return wm, path
 
 
@@ -55,7 +71,7 @@ def test_vit_config_round_trip(tmp_path):
 def _header(path):
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
-    return json.loads(raw[8:8 + n]), raw[8 + n:]
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
 
 
 def _rewrite(path, header, body):
@@ -69,6 +85,7 @@ def _meta_edit(key, value):
         header, body = _header(path)
         header["__metadata__"][key] = value
         _rewrite(path, header, body)
+
     return edit
 
 
@@ -77,6 +94,7 @@ def _meta_drop(key):
         header, body = _header(path)
         del header["__metadata__"][key]
         _rewrite(path, header, body)
+
     return edit
 
 
@@ -100,8 +118,11 @@ def _wrong_shapes(path):
 
 def _missing_tensor(path):
     header, _ = _header(path)
-    tensors = {k: v.contiguous() for k, v in WorldModel(ModelConfig(**CFG)).state_dict().items()
-               if not k.startswith("target_encoder.")}
+    tensors = {
+        k: v.contiguous()
+        for k, v in WorldModel(ModelConfig(**CFG)).state_dict().items()
+        if not k.startswith("target_encoder.")
+    }
     save_file(tensors, str(path), metadata=header["__metadata__"])
 
 

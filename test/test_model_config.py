@@ -1,4 +1,5 @@
 """ModelConfig: defaults valid, JSON round trip, errors that name the field, dense sizing."""
+
 import json
 
 import pytest
@@ -13,11 +14,21 @@ def test_defaults_validate_and_round_trip_through_json():
     assert again == cfg
 
 
-@pytest.mark.parametrize("field,value", [
-    ("encoder", "resnet"), ("latent_norm", "batchnorm"), ("latent_dim", 100), ("top_k", 5),
-    ("image_size", 0), ("ema_momentum", 1.5), ("router_noise", -1.0), ("moe_impl", "fast"),
-    ("conv_channels", []), ("frame_stack", 2.5),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("encoder", "resnet"),
+        ("latent_norm", "batchnorm"),
+        ("latent_dim", 100),
+        ("top_k", 5),
+        ("image_size", 0),
+        ("ema_momentum", 1.5),
+        ("router_noise", -1.0),
+        ("moe_impl", "fast"),
+        ("conv_channels", []),
+        ("frame_stack", 2.5),
+    ],
+)
 def test_bad_field_is_named(field, value):
     with pytest.raises(ValueError, match=field):
         ModelConfig(**{field: value}).validate()

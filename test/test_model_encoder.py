@@ -1,4 +1,5 @@
 """Encoders (conv, ViT), bounded latents, frozen EMA target and its update formula."""
+
 import math
 
 import pytest
@@ -17,8 +18,17 @@ def frames(lead, k, s=32):
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("norm", ["simnorm", "layernorm"])
 def test_encoder_shapes_dtypes_and_bound(encoder, k, norm):
-    cfg = ModelConfig(image_size=32, frame_stack=k, encoder=encoder, latent_dim=64, latent_norm=norm,
-                      conv_channels=[8, 16, 16], vit_dim=32, vit_depth=1, vit_heads=2)
+    cfg = ModelConfig(
+        image_size=32,
+        frame_stack=k,
+        encoder=encoder,
+        latent_dim=64,
+        latent_norm=norm,
+        conv_channels=[8, 16, 16],
+        vit_dim=32,
+        vit_depth=1,
+        vit_heads=2,
+    )
     enc = make_encoder(cfg)
     z = enc(frames((2, 5), k))
     assert z.shape == (2, 5, 64) and z.dtype == torch.float32
@@ -46,8 +56,15 @@ def test_bad_frame_shape_names_expected_layout():
 
 
 def small_wm(**kw):
-    base = dict(image_size=32, conv_channels=[8, 16, 16], latent_dim=32, expert_hidden=32,
-                head_hidden=32, stage1_hidden=32, action_embed_dim=8)
+    base = dict(
+        image_size=32,
+        conv_channels=[8, 16, 16],
+        latent_dim=32,
+        expert_hidden=32,
+        head_hidden=32,
+        stage1_hidden=32,
+        action_embed_dim=8,
+    )
     base.update(kw)
     return WorldModel(ModelConfig(**base))
 
@@ -55,8 +72,7 @@ def small_wm(**kw):
 def test_no_gradient_reaches_target_encoder():
     wm = small_wm()
     B, T = 4, 5
-    batch = {"frames": frames((B, T), 1, 32).squeeze(2), "actions": torch.randn(B, T, 2),
-             "rewards": torch.randn(B, T)}
+    batch = {"frames": frames((B, T), 1, 32).squeeze(2), "actions": torch.randn(B, T, 2), "rewards": torch.randn(B, T)}
     for stage in (1, 2):
         wm.zero_grad(set_to_none=True)
         total, _ = wm.loss(batch, stage)
@@ -89,14 +105,23 @@ def test_ema_matches_formula_and_cosine_schedule():
 
 # ------------------------------------------------------------------ conv_keypoints
 def kp_cfg(**kw):
-    base = dict(image_size=32, frame_stack=3, encoder="conv_keypoints", conv_channels=[8, 8], keypoints=4,
-                keypoint_hidden=16, latent_dim=16, latent_norm="layernorm")
+    base = dict(
+        image_size=32,
+        frame_stack=3,
+        encoder="conv_keypoints",
+        conv_channels=[8, 8],
+        keypoints=4,
+        keypoint_hidden=16,
+        latent_dim=16,
+        latent_norm="layernorm",
+    )
     base.update(kw)
     return ModelConfig(**base)
 
 
 def test_spatial_softmax_returns_the_peak_location():
     from moejepa_ros.model.encoder import spatial_softmax
+
     f = torch.zeros(2, 3, 9, 9)
     f[0, 0, 2, 6] = f[0, 1, 8, 0] = f[1, 2, 4, 4] = 5.0  # (row, col)
     kp = spatial_softmax(f, torch.full((3,), math.log(20.0))).reshape(2, 3, 2)
@@ -131,13 +156,13 @@ def test_keypoint_encoder_tracks_a_small_dot_untrained():
     """The point of the architecture: even at random init the latent moves with a 1.3-px dot, far
     more than the flatten conv encoder's does relative to the wall layout (what PLDM probes)."""
     from moejepa_ros.sim.two_rooms import render_frame
+
     torch.manual_seed(0)
     cfg = kp_cfg(image_size=64, conv_channels=[16, 16], keypoints=16, latent_dim=32)
     enc = make_encoder(cfg).eval()
     rng = torch.Generator().manual_seed(1)
     pos = torch.rand(64, 2, generator=rng) * 20 + 5  # left room of a wall at x = 32
-    st = torch.from_numpy(__import__("numpy").stack(
-        [[render_frame(p.tolist(), 32, 40)] * 3 for p in pos]))
+    st = torch.from_numpy(__import__("numpy").stack([[render_frame(p.tolist(), 32, 40)] * 3 for p in pos]))
     with torch.no_grad():
         kp, _ = enc.features(st)
     # some keypoint coordinate follows the dot's x and some its y almost linearly
@@ -149,10 +174,10 @@ def test_keypoint_encoder_tracks_a_small_dot_untrained():
 
 def test_keypoint_world_model_trains_and_round_trips(tmp_path):
     from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+
     wm = WorldModel(kp_cfg(expert_hidden=16, head_hidden=16, stage1_hidden=16, action_embed_dim=4))
     B, T = 4, 5
-    batch = {"frames": frames((B, T), 1, 32).squeeze(2), "actions": torch.randn(B, T, 2),
-             "rewards": torch.randn(B, T)}
+    batch = {"frames": frames((B, T), 1, 32).squeeze(2), "actions": torch.randn(B, T, 2), "rewards": torch.randn(B, T)}
     total, _ = wm.loss(batch, 2)
     total.backward()
     p = tmp_path / "m.safetensors"

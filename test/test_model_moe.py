@@ -1,4 +1,5 @@
 """MoE: top-k gating, batched experts == naive loop (forward and backward), Switch aux losses."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -103,10 +104,18 @@ def test_router_runs_in_float32_and_noise_only_in_training():
 
 
 def test_one_expert_moe_equals_plain_dense_mlp():
-    cfg = ModelConfig(latent_dim=16, action_embed_dim=8, expert_hidden=24, action_dim=3,
-                      num_experts=1, top_k=1, latent_norm="layernorm")
-    dense_cfg = ModelConfig(latent_dim=16, action_embed_dim=8, expert_hidden=24, action_dim=3,
-                            dense=True, latent_norm="layernorm")
+    cfg = ModelConfig(
+        latent_dim=16,
+        action_embed_dim=8,
+        expert_hidden=24,
+        action_dim=3,
+        num_experts=1,
+        top_k=1,
+        latent_norm="layernorm",
+    )
+    dense_cfg = ModelConfig(
+        latent_dim=16, action_embed_dim=8, expert_hidden=24, action_dim=3, dense=True, latent_norm="layernorm"
+    )
     torch.manual_seed(5)
     p1 = Predictor(cfg)
     p2 = Predictor(dense_cfg)
@@ -114,8 +123,9 @@ def test_one_expert_moe_equals_plain_dense_mlp():
     z, a = torch.randn(10, 16), torch.randn(10, 3)
     e = F.silu(a @ p1.action_embed.weight.t() + p1.action_embed.bias)
     m = p1.moe
-    ref = F.layer_norm(z + F.silu(torch.cat([z, e], -1) @ m.w1[0] + m.b1[0]) @ m.w2[0] + m.b2[0], (16,),
-                       p1.norm.weight, p1.norm.bias)
+    ref = F.layer_norm(
+        z + F.silu(torch.cat([z, e], -1) @ m.w1[0] + m.b1[0]) @ m.w2[0] + m.b2[0], (16,), p1.norm.weight, p1.norm.bias
+    )
     for impl in ("masked", "grouped", "loop"):
         p1.moe.impl = impl
         torch.testing.assert_close(p1(z, a), ref, rtol=1e-5, atol=1e-5)

@@ -1,4 +1,5 @@
 """Predictors, heads and WorldModel API shapes for k ∈ {1, 3}; shared-z fast path; loss terms."""
+
 import pytest
 import torch
 
@@ -6,8 +7,16 @@ from moejepa_ros.model import ModelConfig, WorldModel, dense_equivalent
 
 
 def small_cfg(**kw):
-    base = dict(image_size=16, conv_channels=[8, 16], latent_dim=32, expert_hidden=32,
-                head_hidden=32, stage1_hidden=32, action_embed_dim=8, action_dim=3)
+    base = dict(
+        image_size=16,
+        conv_channels=[8, 16],
+        latent_dim=32,
+        expert_hidden=32,
+        head_hidden=32,
+        stage1_hidden=32,
+        action_embed_dim=8,
+        action_dim=3,
+    )
     base.update(kw)
     return ModelConfig(**base)
 
@@ -39,13 +48,20 @@ def test_world_model_api_shapes(k, variant):
     assert a.shape == (5, 4, 3) and a.abs().max() <= 1
     im = wm.imagine(z[:1], acts)
     assert {k_: v.shape for k_, v in im.items()} == {
-        "latents": (5, 4, 32), "rewards": (5, 4), "values": (5, 4), "costs": (5, 4)}
+        "latents": (5, 4, 32),
+        "rewards": (5, 4),
+        "values": (5, 4),
+        "costs": (5, 4),
+    }
     stats = wm.routing_stats()
     assert stats["load"].shape == (cfg.experts,)
     assert stats["load"].sum().item() == pytest.approx(1.0)
     T = k + 3
-    batch = {"frames": torch.randint(0, 256, (4, T, 16, 16, 3), dtype=torch.uint8),
-             "actions": torch.randn(4, T, 3), "rewards": torch.randn(4, T)}
+    batch = {
+        "frames": torch.randint(0, 256, (4, T, 16, 16, 3), dtype=torch.uint8),
+        "actions": torch.randn(4, T, 3),
+        "rewards": torch.randn(4, T),
+    }
     for stage in (1, 2):
         total, terms = wm.loss(batch, stage)
         assert total.dim() == 0 and torch.isfinite(total)
@@ -103,15 +119,25 @@ def test_stage1_predictor_shapes_and_offset_check():
 
 def test_loss_rejects_bad_windows_naming_the_key():
     wm = WorldModel(small_cfg())
-    good = {"frames": torch.zeros(2, 5, 16, 16, 3, dtype=torch.uint8), "actions": torch.zeros(2, 5, 3),
-            "rewards": torch.zeros(2, 5)}
+    good = {
+        "frames": torch.zeros(2, 5, 16, 16, 3, dtype=torch.uint8),
+        "actions": torch.zeros(2, 5, 3),
+        "rewards": torch.zeros(2, 5),
+    }
     with pytest.raises(ValueError, match="rewards"):
         wm.loss({k: v for k, v in good.items() if k != "rewards"}, 2)
     with pytest.raises(ValueError, match="actions"):
         wm.loss({**good, "actions": torch.zeros(2, 5, 2)}, 2)
     with pytest.raises(ValueError, match="frame_stack"):
-        wm.loss({**good, "frames": good["frames"][:, :3], "actions": good["actions"][:, :3],
-                 "rewards": good["rewards"][:, :3]}, 2)
+        wm.loss(
+            {
+                **good,
+                "frames": good["frames"][:, :3],
+                "actions": good["actions"][:, :3],
+                "rewards": good["rewards"][:, :3],
+            },
+            2,
+        )
     with pytest.raises(ValueError, match="stage"):
         wm.loss(good, 3)
 

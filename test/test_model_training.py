@@ -1,5 +1,6 @@
 """A tiny synthetic video-with-actions task (a blob whose velocity is the action): the world
 model must learn to predict latents better than 'nothing moves', without collapsing."""
+
 import pytest
 import torch
 
@@ -44,9 +45,18 @@ def errors(wm, batch):
 @pytest.mark.parametrize("norm", ["simnorm", "layernorm"])
 def test_blob_world_model_learns_without_collapse(norm, one_thread):
     torch.manual_seed(0)
-    cfg = ModelConfig(image_size=16, frame_stack=1, conv_channels=[16, 32], latent_dim=32,
-                      expert_hidden=32, action_embed_dim=8, head_hidden=32, stage1_hidden=32,
-                      latent_norm=norm, ema_momentum=0.95)
+    cfg = ModelConfig(
+        image_size=16,
+        frame_stack=1,
+        conv_channels=[16, 32],
+        latent_dim=32,
+        expert_hidden=32,
+        action_embed_dim=8,
+        head_hidden=32,
+        stage1_hidden=32,
+        latent_norm=norm,
+        ema_momentum=0.95,
+    )
     wm = WorldModel(cfg)
     opt = torch.optim.Adam(wm.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)

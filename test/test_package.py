@@ -1,4 +1,5 @@
 """The offline side imports with no ROS environment, never pulls rclpy in, and the package ships alone."""
+
 import ast
 import re
 import subprocess
@@ -11,9 +12,11 @@ REPO_ONLY = ("training", "examples", "testing", "bench")
 
 
 def test_import_without_ros_environment():
-    code = ("import sys, moejepa_ros, training, moejepa_ros.model, moejepa_ros.planning, "
-            "moejepa_ros.codecs, moejepa_ros.sim, moejepa_ros.control, training.data; "
-            "assert 'rclpy' not in sys.modules, 'rclpy imported by the offline side'")
+    code = (
+        "import sys, moejepa_ros, training, moejepa_ros.model, moejepa_ros.planning, "
+        "moejepa_ros.codecs, moejepa_ros.sim, moejepa_ros.control, training.data; "
+        "assert 'rclpy' not in sys.modules, 'rclpy imported by the offline side'"
+    )
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}  # no ROS_*, AMENT_*, LD_LIBRARY_PATH
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -37,6 +40,7 @@ def test_the_package_imports_nothing_that_lives_only_in_the_repo():
     files = sorted((ROOT / "moejepa_ros").rglob("*.py"))
     refs = {f: _module_refs(f) for f in files}
     assert sum(m.startswith("moejepa_ros.") for r in refs.values() for _, m in r) > 20  # the scan sees imports
-    bad = [f"{f.relative_to(ROOT)}:{line} -> {m}" for f, r in refs.items() for line, m in r
-           if m.split(".")[0] in REPO_ONLY]
+    bad = [
+        f"{f.relative_to(ROOT)}:{line} -> {m}" for f, r in refs.items() for line, m in r if m.split(".")[0] in REPO_ONLY
+    ]
     assert not bad, "moejepa_ros reaches repo-only code:\n" + "\n".join(bad)

@@ -1,4 +1,5 @@
 """Online model correction: the planner learns, within an episode, where its model is wrong."""
+
 import pytest
 import torch
 

@@ -1,11 +1,17 @@
 """Objectives: each term's value, weighted sums, registry errors, and PlannerConfig validation."""
+
 import math
 
 import pytest
 import torch
 
 from moejepa_ros.planning import (
-    DEFAULT_OBJECTIVES, LinearLatentModel, PlannerConfig, Rollout, build_objectives, make_planner,
+    DEFAULT_OBJECTIVES,
+    LinearLatentModel,
+    PlannerConfig,
+    Rollout,
+    build_objectives,
+    make_planner,
 )
 from moejepa_ros.planning.config import METHODS
 
@@ -17,8 +23,12 @@ def _rollout(n=5, h=3, d=4, a=2, goal=True, prev=True, gamma=0.9):
     actions = torch.randn(n, h, a, generator=g)
     latents = model.rollout(z0.expand(n, -1), actions)
     return Rollout(
-        model=model, z0=z0, latents=latents, actions=actions,
-        discounts=gamma ** torch.arange(h, dtype=torch.float32), gamma=gamma,
+        model=model,
+        z0=z0,
+        latents=latents,
+        actions=actions,
+        discounts=gamma ** torch.arange(h, dtype=torch.float32),
+        gamma=gamma,
         goal_z=torch.randn(d, generator=g) if goal else None,
         prev_action=torch.randn(a, generator=g) if prev else None,
     )
@@ -27,10 +37,15 @@ def _rollout(n=5, h=3, d=4, a=2, goal=True, prev=True, gamma=0.9):
 def test_each_term_matches_its_definition():
     r = _rollout()
     n, h, _ = r.actions.shape
-    objs = build_objectives({
-        "reward": {"terminal_value": True}, "goal": {"metric": "sq_l2", "every_step": True},
-        "cost": {"every_step": False}, "magnitude": {}, "smoothness": {},
-    })
+    objs = build_objectives(
+        {
+            "reward": {"terminal_value": True},
+            "goal": {"metric": "sq_l2", "every_step": True},
+            "cost": {"every_step": False},
+            "magnitude": {},
+            "smoothness": {},
+        }
+    )
     _, terms = objs.evaluate(r)
     m, disc = r.model, r.discounts
     for i in range(n):
@@ -39,7 +54,7 @@ def test_each_term_matches_its_definition():
             ret += disc[t] * m.reward(z_prev, r.actions[i, t])
             goal_c += disc[t] * (r.latents[i, t] - r.goal_z).pow(2).sum()
             z_prev = r.latents[i, t]
-        ret += r.gamma ** h * m.value(r.latents[i, -1])
+        ret += r.gamma**h * m.value(r.latents[i, -1])
         assert terms["reward"][i] == pytest.approx(-float(ret), rel=1e-5)
         assert terms["goal"][i] == pytest.approx(float(goal_c), rel=1e-5)
         assert terms["cost"][i] == pytest.approx(float(m.cost(r.latents[i, -1])), rel=1e-5)
@@ -60,7 +75,9 @@ def test_goal_metrics(metric):
     c = build_objectives({"goal": {"metric": metric}})(r)
     d = r.latents[:, -1] - r.goal_z
     want = {
-        "l2": d.norm(dim=-1), "sq_l2": d.pow(2).sum(-1), "l1": d.abs().sum(-1),
+        "l2": d.norm(dim=-1),
+        "sq_l2": d.pow(2).sum(-1),
+        "l1": d.abs().sum(-1),
         "cosine": 1 - torch.nn.functional.cosine_similarity(r.latents[:, -1], r.goal_z[None], dim=-1),
     }[metric]
     torch.testing.assert_close(c, want)
@@ -70,7 +87,9 @@ def test_goal_metrics(metric):
 def test_weighted_objectives_add_up_and_disabled_ones_do_not_count():
     r = _rollout()
     spec = {
-        "reward": {"weight": 0.5}, "goal": {"weight": 2.0}, "magnitude": {"weight": 0.25},
+        "reward": {"weight": 0.5},
+        "goal": {"weight": 2.0},
+        "magnitude": {"weight": 0.25},
         "smoothness": {"weight": 3.0, "enabled": False},
     }
     total, terms = build_objectives(spec).evaluate(r)
@@ -217,19 +236,27 @@ def test_a_bad_declaration_is_refused_when_the_class_is_defined():
 
     before = dict(REGISTRY)
     with pytest.raises(ValueError, match=r"objective 'goal' of .*Impostor is already registered by .*GoalObjective"):
+
         class Impostor(Objective):
             name = "goal"
+
     with pytest.raises(ValueError, match=r"`weight` is declared by weight_default"):
+
         class Reweighed(Objective):
             name = "reweighed"
             options = {"weight": Option(1.0, "again")}
+
     with pytest.raises(ValueError, match=r"objective 'ranged': gain=5.0 is invalid: must be in \[0, 1\]"):
+
         class Ranged(Objective):
             name = "ranged"
             options = {"gain": Option(5.0, "a gain", low=0.0, high=1.0)}
+
     with pytest.raises(ValueError, match=r"objective name 'Bad-Name'"):
+
         class BadName(Objective):
             name = "Bad-Name"
+
     assert REGISTRY == before
 
 
@@ -249,8 +276,11 @@ def test_plugin_module_registers_an_objective_that_plans(tmp_path, monkeypatch):
     finally:
         REGISTRY.pop("toy", None)
         monkeypatch.delitem(__import__("sys").modules, "toy_plugin_objective", raising=False)
-    with pytest.raises(ValueError, match=r"objective plugin 'no_such_objective_module' failed to import: "
-                                         r"ModuleNotFoundError"):
+    with pytest.raises(
+        ValueError,
+        match=r"objective plugin 'no_such_objective_module' failed to import: "
+        r"ModuleNotFoundError",
+    ):
         load_plugins(["no_such_objective_module"])
 
 

@@ -1,10 +1,11 @@
 """Planners on an analytic linear model z' = Az + Ba with a closed-form / exhaustive optimum."""
+
 import itertools
 
 import pytest
 import torch
 
-from moejepa_ros.planning import LinearLatentModel, PlannerConfig, Problem, build_objectives, make_planner
+from moejepa_ros.planning import LinearLatentModel, PlannerConfig, Problem, make_planner
 
 D, A, H = 3, 2, 4
 
@@ -23,9 +24,9 @@ def _lifted(model, z0, h):
     M = torch.zeros(h * D, h * A)
     c = torch.zeros(h * D)
     for t in range(h):
-        c[t * D:(t + 1) * D] = torch.linalg.matrix_power(Am, t + 1) @ z0
+        c[t * D : (t + 1) * D] = torch.linalg.matrix_power(Am, t + 1) @ z0
         for s in range(t + 1):
-            M[t * D:(t + 1) * D, s * A:(s + 1) * A] = torch.linalg.matrix_power(Am, t - s) @ B
+            M[t * D : (t + 1) * D, s * A : (s + 1) * A] = torch.linalg.matrix_power(Am, t - s) @ B
     return M, c
 
 
@@ -42,8 +43,19 @@ ALL = ["cem", "mppi", "gradient", "cem_gradient"]
 
 
 def _cfg(method, **kw):
-    base = dict(method=method, samples=512, horizon=H, iterations=12, elites=32, gamma=1.0,
-                temperature=0.05, init_std=0.5, grad_steps=60, grad_lr=0.05, grad_restarts=2)
+    base = dict(
+        method=method,
+        samples=512,
+        horizon=H,
+        iterations=12,
+        elites=32,
+        gamma=1.0,
+        temperature=0.05,
+        init_std=0.5,
+        grad_steps=60,
+        grad_lr=0.05,
+        grad_restarts=2,
+    )
     base.update(kw)
     return PlannerConfig(**base)
 

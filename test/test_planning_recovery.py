@@ -1,4 +1,5 @@
 """Stall recovery: when the goal distance stops falling, plans pay for revisiting where the robot has been."""
+
 import pytest
 import torch
 
@@ -21,12 +22,26 @@ def world_step(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 def run(stall_steps: int, seed: int, steps: int = 150):
     """A wall-blind model (z' = z + a) with the online correction; the L2 goal sits just behind the wall."""
-    cfg = PlannerConfig(method="cem", samples=64, iterations=2, elites=8, keep_elites=4, horizon=6, min_std=0.1,
-                        seed=seed, correction_memory=32, stall_steps=stall_steps, stall_weight=0.1, stall_bandwidth=2.0,
-                        stall_progress=0.05, stall_min_distance=0.1)
+    cfg = PlannerConfig(
+        method="cem",
+        samples=64,
+        iterations=2,
+        elites=8,
+        keep_elites=4,
+        horizon=6,
+        min_std=0.1,
+        seed=seed,
+        correction_memory=32,
+        stall_steps=stall_steps,
+        stall_weight=0.1,
+        stall_bandwidth=2.0,
+        stall_progress=0.05,
+        stall_min_distance=0.1,
+    )
     model = LinearLatentModel(torch.eye(2), torch.eye(2))
-    planner = make_planner(cfg, model, {"goal": {"enabled": True, "metric": "l2", "every_step": True}},
-                           [-BOUND] * 2, [BOUND] * 2)
+    planner = make_planner(
+        cfg, model, {"goal": {"enabled": True, "metric": "l2", "every_step": True}}, [-BOUND] * 2, [BOUND] * 2
+    )
     z, goal, recovered = torch.tensor([-0.3, 0.0]), torch.tensor([0.4, 0.0]), 0
     for _ in range(steps):
         z = world_step(z, planner.plan(z, goal).first_action)
@@ -70,12 +85,18 @@ def test_revisit_cost_is_high_where_the_robot_has_been_and_fades_away_from_it():
     lat = torch.tensor([[[2.0, 0.0], [2.0, 0.0]], [[2.0, 5.0], [2.0, 7.0]], [[9.0, 9.0], [10.0, 9.0]]])
     c = r.cost(lat, disc)
     assert c.shape == (3,) and c[0] > 50 * c[1] and c[0] > 50 * c[2]
-    assert float(c[0]) == pytest.approx(2.0 * 1.5 * float(torch.exp(-0.5 * torch.tensor([1.0, 0.0, 1.0, 4.0])).sum()),
-                                        rel=1e-5)
+    assert float(c[0]) == pytest.approx(
+        2.0 * 1.5 * float(torch.exp(-0.5 * torch.tensor([1.0, 0.0, 1.0, 4.0])).sum()), rel=1e-5
+    )
 
 
 def test_config_rejects_bad_recovery_settings():
-    for key, value in (("stall_steps", -1), ("stall_weight", -0.1), ("stall_bandwidth", 0.0),
-                       ("stall_progress", 0.0), ("stall_min_distance", float("nan"))):
+    for key, value in (
+        ("stall_steps", -1),
+        ("stall_weight", -0.1),
+        ("stall_bandwidth", 0.0),
+        ("stall_progress", 0.0),
+        ("stall_min_distance", float("nan")),
+    ):
         with pytest.raises(ValueError, match=key):
             PlannerConfig.from_dict({key: value})

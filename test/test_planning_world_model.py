@@ -1,4 +1,5 @@
 """All planners on a tiny untrained MoE WorldModel: valid, bounded, deterministic plans."""
+
 import pytest
 import torch
 
@@ -15,19 +16,39 @@ METHODS = ["cem", "mppi", "gradient", "cem_gradient"]
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    cfg = ModelConfig(latent_dim=16, action_dim=2, num_experts=4, top_k=2, expert_hidden=32,
-                      action_embed_dim=8, head_hidden=32, conv_channels=[8, 8, 8, 8], stage1_hidden=32)
+    cfg = ModelConfig(
+        latent_dim=16,
+        action_dim=2,
+        num_experts=4,
+        top_k=2,
+        expert_hidden=32,
+        action_embed_dim=8,
+        head_hidden=32,
+        conv_channels=[8, 8, 8, 8],
+        stage1_hidden=32,
+    )
     return WorldModel(cfg).eval()
 
 
 def _cfg(method):
-    return PlannerConfig(method=method, samples=64, horizon=4, iterations=3, elites=8,
-                         grad_steps=4, grad_restarts=2, policy_prior_samples=4)
+    return PlannerConfig(
+        method=method,
+        samples=64,
+        horizon=4,
+        iterations=3,
+        elites=8,
+        grad_steps=4,
+        grad_restarts=2,
+        policy_prior_samples=4,
+    )
 
 
 ALL_OBJECTIVES = {
-    "reward": {"terminal_value": True}, "goal": {"weight": 0.5, "metric": "cosine", "every_step": True},
-    "cost": {"weight": 0.1}, "smoothness": {"weight": 0.01}, "magnitude": {"weight": 0.01},
+    "reward": {"terminal_value": True},
+    "goal": {"weight": 0.5, "metric": "cosine", "every_step": True},
+    "cost": {"weight": 0.1},
+    "smoothness": {"weight": 0.01},
+    "magnitude": {"weight": 0.01},
 }
 
 
@@ -66,7 +87,7 @@ def test_returned_cost_is_the_cost_of_the_returned_plan(model, method):
         z = model.rollout(z0[None], u)
         before = torch.cat([z0[None, None], z[:, :-1]], 1)
         disc = 0.99 ** torch.arange(4.0)
-        ret = model.reward(before, u) @ disc + 0.99 ** 4 * model.value(z[:, -1])
+        ret = model.reward(before, u) @ disc + 0.99**4 * model.value(z[:, -1])
     assert plan.predicted_cost == pytest.approx(-float(ret), rel=1e-4, abs=1e-5)
 
 

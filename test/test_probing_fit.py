@@ -1,4 +1,5 @@
 """The MLP probe fits to convergence: a probe that stops short measures itself, not the latent."""
+
 import torch
 
 from training.probing import fit_linear, fit_mlp, mse

@@ -1,4 +1,5 @@
 """README stays true: the two commands, every declared node parameter, every launch file."""
+
 import pathlib
 
 import pytest
@@ -14,8 +15,7 @@ def test_two_commands_and_ci_use_them():
 
 def test_every_node_parameter_is_documented():
     params = pytest.importorskip("moejepa_ros.ros.params")
-    missing = [s.name for s in (*params.PLANNER_NODE_SPECS, *params.SIM_NODE_SPECS)
-               if f"`{s.name}`" not in README]
+    missing = [s.name for s in (*params.PLANNER_NODE_SPECS, *params.SIM_NODE_SPECS) if f"`{s.name}`" not in README]
     assert not missing, f"README lacks parameters {missing}: run tools/params_table.py --write"
 
 

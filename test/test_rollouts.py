@@ -1,4 +1,5 @@
 """Rollouts -> rosbag2 -> training.data round trip, bag layout (topics, stamps, definitions)."""
+
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
@@ -43,8 +44,9 @@ def check_round_trip(episodes, truth):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_round_trip_exact(tmp_path, storage):
-    bags = record_rollouts("two_rooms", "walk", 3, tmp_path, storage=storage, seed=5, max_steps=12,
-                           env_kwargs={"mode": "goal"})
+    bags = record_rollouts(
+        "two_rooms", "walk", 3, tmp_path, storage=storage, seed=5, max_steps=12, env_kwargs={"mode": "goal"}
+    )
     assert len(bags) == 1
     suffix = ".mcap" if storage == "mcap" else ".db3"
     assert any(p.suffix == suffix for p in bags[0].iterdir())
@@ -90,8 +92,9 @@ def test_bag_layout_stamps_and_definitions(tmp_path):
 
 def test_workers_do_not_change_the_data_and_twist_round_trips(tmp_path):
     one = record_rollouts("two_rooms", "walk", 4, tmp_path / "one", max_steps=6, seed=1)
-    two = record_rollouts("two_rooms", "walk", 4, tmp_path / "two", max_steps=6, seed=1, workers=2,
-                          action_msg="geometry_msgs/msg/Twist")
+    two = record_rollouts(
+        "two_rooms", "walk", 4, tmp_path / "two", max_steps=6, seed=1, workers=2, action_msg="geometry_msgs/msg/Twist"
+    )
     assert len(one) == 1 and len(two) == 2
     e1, _ = read_bags(one)
     e2, _ = read_bags(tmp_path / "two", TopicConfig(action_type="geometry_msgs/msg/Twist"))
@@ -120,13 +123,16 @@ def test_policy_kwargs_reach_the_walk(tmp_path):
     cross_prob=1 record exactly their replays, and differ in how often episodes change rooms."""
     crossed = {}
     for p in (0.0, 1.0):
-        (bag,) = record_rollouts("two_rooms", "walk", 6, tmp_path / str(p), seed=3, max_steps=60,
-                                 policy_kwargs={"cross_prob": p})
+        (bag,) = record_rollouts(
+            "two_rooms", "walk", 6, tmp_path / str(p), seed=3, max_steps=60, policy_kwargs={"cross_prob": p}
+        )
         episodes, _ = read_bags(bag)
         check_round_trip(episodes, ground_truth(6, 3, 60, "data", cross_prob=p))
         # state = [x, y, wall_x, door_y]: the agent changed rooms when x moved across wall_x
-        crossed[p] = sum(bool(np.any(np.sign(ep.state[:, 0] - ep.state[0, 2]) != np.sign(ep.state[0, 0] - ep.state[0, 2])))
-                         for ep in episodes)
+        crossed[p] = sum(
+            bool(np.any(np.sign(ep.state[:, 0] - ep.state[0, 2]) != np.sign(ep.state[0, 0] - ep.state[0, 2])))
+            for ep in episodes
+        )
     assert crossed[1.0] > crossed[0.0]
     with pytest.raises(ValueError, match="policy_kwargs"):
         record_rollouts("two_rooms", "walk", 1, tmp_path / "bad", policy_kwargs={"cross_probability": 0})

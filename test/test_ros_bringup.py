@@ -1,5 +1,6 @@
 """moejepa-bringup end to end: the shipped sim_demo.yaml, sim_node + planner_node in their own
 processes over DDS, episodes counted on ~/episode_result, clean exit when the sim finishes."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,11 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from std_msgs.msg import String  # noqa: E402
+from std_msgs.msg import String
 
-from moejepa_ros.ros.messages import RESULTS_QOS  # noqa: E402
-from moejepa_ros.ros.node_process import child_env  # noqa: E402
-from testing.ros_harness import Probe  # noqa: E402
+from moejepa_ros.ros.messages import RESULTS_QOS
+from moejepa_ros.ros.node_process import child_env
+from testing.ros_harness import Probe
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,21 +25,49 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bringup_runs_the_sim_demo_closed_loop(tmp_path):
     from moejepa_ros.model import ModelConfig, WorldModel, save_checkpoint
 
-    cfg = ModelConfig(conv_channels=[8, 8, 8, 8], latent_dim=16, expert_hidden=16, num_experts=2, top_k=1,
-                      head_hidden=16, stage1_hidden=16, action_embed_dim=8)
-    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", WorldModel(cfg),
-                           {"action_low": [-2.45, -2.45], "action_high": [2.45, 2.45]})
+    cfg = ModelConfig(
+        conv_channels=[8, 8, 8, 8],
+        latent_dim=16,
+        expert_hidden=16,
+        num_experts=2,
+        top_k=1,
+        head_hidden=16,
+        stage1_hidden=16,
+        action_embed_dim=8,
+    )
+    ckpt = save_checkpoint(
+        tmp_path / "tiny.safetensors", WorldModel(cfg), {"action_low": [-2.45, -2.45], "action_high": [2.45, 2.45]}
+    )
     with Probe("test_bringup_probe") as probe:
         results = probe.subscribe(String, "/sim_node/episode_result", RESULTS_QOS)
-        cmd = [sys.executable, "-m", "moejepa_ros.ros.bringup", str(ROOT / "config" / "sim_demo.yaml"),
-               "--log-dir", str(tmp_path / "logs"), "--ros-args", "-p", f"checkpoint:={ckpt}",
-               "-p", "episodes:=2", "-p", "max_episode_steps:=20", "-p", "planner.samples:=32",
-               "-p", "planner.elites:=4", "-p", "min_result_subscribers:=1",
-                   "-p", "objectives.goal.metric:=l2"]  # the tiny model has no goal-distance head
+        cmd = [
+            sys.executable,
+            "-m",
+            "moejepa_ros.ros.bringup",
+            str(ROOT / "config" / "sim_demo.yaml"),
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--ros-args",
+            "-p",
+            f"checkpoint:={ckpt}",
+            "-p",
+            "episodes:=2",
+            "-p",
+            "max_episode_steps:=20",
+            "-p",
+            "planner.samples:=32",
+            "-p",
+            "planner.elites:=4",
+            "-p",
+            "min_result_subscribers:=1",
+            "-p",
+            "objectives.goal.metric:=l2",
+        ]  # the tiny model has no goal-distance head
         env = child_env()
         env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)  # bringup must set it itself
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         try:
             out, _ = proc.communicate(timeout=90)
         finally:

@@ -1,6 +1,7 @@
 """Static checks of the ROS side (no DDS): launch files, params YAML vs declared parameters,
 parameter validation helpers, bringup's parsing, the FastDDS profile, message layouts and stats
 (the control step's own tests are test_control_*.py)."""
+
 from __future__ import annotations
 
 import ast
@@ -15,11 +16,11 @@ import yaml
 
 pytest.importorskip("rclpy")
 
-from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter import Parameter
 
-from moejepa_ros.ros import bringup, dds, params  # noqa: E402
-from moejepa_ros.ros.messages import msg_to_plan, plan_to_msg  # noqa: E402
-from moejepa_ros.ros.stats import ControlStats  # noqa: E402
+from moejepa_ros.ros import bringup, dds, params
+from moejepa_ros.ros.messages import msg_to_plan, plan_to_msg
+from moejepa_ros.ros.stats import ControlStats
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -55,8 +56,9 @@ def test_launch_arguments_are_declared_before_use(path):
 
 @pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
 def test_launch_descriptions_build(path):
-    pytest.importorskip("launch_ros", reason="launch_ros is not installable as a wheel here; "
-                                              "only available with a sourced ROS 2 distro")
+    pytest.importorskip(
+        "launch_ros", reason="launch_ros is not installable as a wheel here; only available with a sourced ROS 2 distro"
+    )
     from launch import LaunchDescription
 
     spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
@@ -109,9 +111,10 @@ def test_yaml_planner_and_objective_sections_hold_only_overrides(path):
 
 
 def test_every_planner_config_field_and_objective_is_a_parameter():
+    import dataclasses
+
     from moejepa_ros.planning import PlannerConfig
     from moejepa_ros.planning.objectives import REGISTRY
-    import dataclasses
 
     names = {s.name for s in params.PLANNER_NODE_SPECS}
     for f in dataclasses.fields(PlannerConfig):
@@ -134,8 +137,13 @@ def test_objective_parameters_are_generated_from_the_declarations():
     assert {k for k in specs if k.startswith("objectives.")} == set(declared)
     for name, opt in declared.items():
         s = specs[name]
-        assert (s.default, s.description, s.low, s.high, s.choices) == \
-            (opt.default, opt.help, opt.low, opt.high, opt.choices)
+        assert (s.default, s.description, s.low, s.high, s.choices) == (
+            opt.default,
+            opt.help,
+            opt.low,
+            opt.high,
+            opt.choices,
+        )
     # options that were out of the node's reach before the registry generated them
     assert specs["objectives.reward.terminal_value"].default is False
     assert specs["objectives.cost.every_step"].default is True
@@ -144,8 +152,9 @@ def test_objective_parameters_are_generated_from_the_declarations():
     base = {s.name: s.default for s in params.PLANNER_NODE_SPECS}
     vals = params.objectives_dict({**base, "objectives.reward.terminal_value": True})
     assert build_objectives(vals)["reward"].terminal_value is True
-    assert "objective 'cost': every_step='no' is invalid" in \
-        params.check_all(params.PLANNER_NODE_SPECS, {**base, "objectives.cost.every_step": "no"})
+    assert "objective 'cost': every_step='no' is invalid" in params.check_all(
+        params.PLANNER_NODE_SPECS, {**base, "objectives.cost.every_step": "no"}
+    )
 
 
 def test_planner_parameters_take_help_range_and_choices_from_the_config_fields():
@@ -167,13 +176,15 @@ def test_validation_helpers_name_the_bad_value():
     reason = params.check_all(params.PLANNER_NODE_SPECS, {**base, "planner.elites": 10_000})
     assert "elites" in reason and "samples" in reason
     assert "bogus" in params.check_all(params.PLANNER_NODE_SPECS, {**base, "action_type": "bogus"})
-    assert "action_low" in params.check_all(params.PLANNER_NODE_SPECS,
-                                            {**base, "action_low": [0.0], "action_high": [0.0]})
+    assert "action_low" in params.check_all(
+        params.PLANNER_NODE_SPECS, {**base, "action_low": [0.0], "action_high": [0.0]}
+    )
     assert "finite" in params.check_all(params.PLANNER_NODE_SPECS, {**base, "control_rate": float("nan")})
     res = params.on_set_result(params.PLANNER_NODE_SPECS, base, [Parameter("planner.min_std", value=5.0)])
     assert not res.successful and "min_std" in res.reason
-    assert params.objectives_dict({"objectives.goal.weight": 2.0, "objectives.goal.enabled": True}) == \
-        {"goal": {"weight": 2.0, "enabled": True}}
+    assert params.objectives_dict({"objectives.goal.weight": 2.0, "objectives.goal.enabled": True}) == {
+        "goal": {"weight": 2.0, "enabled": True}
+    }
 
 
 # ------------------------------------------------------------------------ bringup / DDS profile

@@ -1,4 +1,5 @@
 """The demo end to end (committed checkpoint, 2 short episodes over DDS) and sim_node's lockstep."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,13 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from geometry_msgs.msg import TwistStamped  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Float32, String  # noqa: E402
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32, String
 
-from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
-from moejepa_ros.ros.node_process import NodeProcess, child_env  # noqa: E402
-from testing.ros_harness import Probe, write_params  # noqa: E402
+from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns
+from moejepa_ros.ros.node_process import NodeProcess, child_env
+from testing.ros_harness import Probe, write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +28,24 @@ CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 def test_demo_runs_two_episodes_and_writes_its_outputs(tmp_path):
     assert CHECKPOINT.is_file(), f"the committed demo checkpoint {CHECKPOINT} is missing (see checkpoints/README.md)"
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "examples.two_rooms_demo", "--episodes", "2", "--max-episode-steps", "6",
-           "--out", str(out), "--seed", "7", "--time-limit", "60"]
-    r = subprocess.run(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=100)
+    cmd = [
+        sys.executable,
+        "-m",
+        "examples.two_rooms_demo",
+        "--episodes",
+        "2",
+        "--max-episode-steps",
+        "6",
+        "--out",
+        str(out),
+        "--seed",
+        "7",
+        "--time-limit",
+        "60",
+    ]
+    r = subprocess.run(
+        cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=100
+    )
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in (out / "logs").glob("*.log"))
     assert r.returncode == 0, r.stdout + logs
     text = r.stdout
@@ -52,11 +67,23 @@ def test_demo_runs_two_episodes_and_writes_its_outputs(tmp_path):
 
 
 def test_sim_lockstep_steps_only_for_an_answer_to_the_held_frame(tmp_path):
-    params = write_params(tmp_path / "sim.yaml", {"sim_node": {
-        "rate": 200.0, "max_episode_steps": 50, "seed": 5, "action_type": "twist_stamped",
-        "twist_fields": ["linear.x", "linear.y"], "lockstep": True, "lockstep_timeout": 1.0,
-        "episode_hold_frames": 2, "env": "two_rooms", "mode": "goal",
-    }})
+    params = write_params(
+        tmp_path / "sim.yaml",
+        {
+            "sim_node": {
+                "rate": 200.0,
+                "max_episode_steps": 50,
+                "seed": 5,
+                "action_type": "twist_stamped",
+                "twist_fields": ["linear.x", "linear.y"],
+                "lockstep": True,
+                "lockstep_timeout": 1.0,
+                "episode_hold_frames": 2,
+                "env": "two_rooms",
+                "mode": "goal",
+            }
+        },
+    )
     with Probe("test_lockstep_probe") as probe:
         images = probe.subscribe(Image, "image", CAMERA_QOS)
         goals = probe.subscribe(Image, "goal_image", LATCHED_QOS)
@@ -96,9 +123,18 @@ def test_sim_lockstep_steps_only_for_an_answer_to_the_held_frame(tmp_path):
 
 
 def test_results_carry_the_path_for_the_demo_figures(tmp_path):
-    params = write_params(tmp_path / "sim.yaml", {"sim_node": {
-        "rate": 200.0, "max_episode_steps": 5, "episodes": 1, "seed": 0, "action_type": "float32_multi_array",
-    }})
+    params = write_params(
+        tmp_path / "sim.yaml",
+        {
+            "sim_node": {
+                "rate": 200.0,
+                "max_episode_steps": 5,
+                "episodes": 1,
+                "seed": 0,
+                "action_type": "float32_multi_array",
+            }
+        },
+    )
     from std_msgs.msg import Float32MultiArray
 
     with Probe("test_demo_path_probe") as probe:
@@ -118,4 +154,3 @@ def test_results_carry_the_path_for_the_demo_figures(tmp_path):
     png = draw_trajectories([r], tmp_path / "t.png")
     gif = write_episode_gif(r, tmp_path / "e.gif", max_bytes=50_000)
     assert png.stat().st_size > 1000 and gif.stat().st_size <= 50_000
-

@@ -4,6 +4,7 @@ One planner process (autostart, TwistStamped so stamps can be checked) is shared
 control / parameter / safety tests; the lifecycle test starts its own with autostart off.
 Every wait is for a message, a match or a service, never a fixed sleep.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,16 +16,16 @@ from hypothesis import strategies as st
 
 pytest.importorskip("rclpy")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from geometry_msgs.msg import TwistStamped  # noqa: E402
-from lifecycle_msgs.msg import Transition  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Float32MultiArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
+from lifecycle_msgs.msg import Transition
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray
 
-from moejepa_ros import codecs  # noqa: E402
-from moejepa_ros.ros.messages import IMAGE_PUB_QOS, LATCHED_QOS, msg_to_plan, stamp_ns  # noqa: E402
-from moejepa_ros.ros.node_process import NodeProcess  # noqa: E402
-from testing.ros_harness import Probe, wait_until, write_params  # noqa: E402
+from moejepa_ros import codecs
+from moejepa_ros.ros.messages import IMAGE_PUB_QOS, msg_to_plan, stamp_ns
+from moejepa_ros.ros.node_process import NodeProcess
+from testing.ros_harness import Probe, wait_until, write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
@@ -37,17 +38,32 @@ def tiny_checkpoint(path):
 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    cfg = ModelConfig(conv_channels=[8, 8, 8, 8], latent_dim=16, expert_hidden=16, num_experts=2, top_k=1,
-                      head_hidden=16, stage1_hidden=16, action_embed_dim=8)
+    cfg = ModelConfig(
+        conv_channels=[8, 8, 8, 8],
+        latent_dim=16,
+        expert_hidden=16,
+        num_experts=2,
+        top_k=1,
+        head_hidden=16,
+        stage1_hidden=16,
+        action_embed_dim=8,
+    )
     save_checkpoint(path, WorldModel(cfg), {"action_low": LOW, "action_high": HIGH})
     return path
 
 
 def planner_params(ckpt, **over):
     p = {
-        "checkpoint": str(ckpt), "action_type": "twist_stamped", "twist_fields": ["linear.x", "angular.z"],
-        "control_rate": 30.0, "camera_timeout": 0.5, "diagnostics_period": 0.2,
-        "planner.samples": 32, "planner.horizon": 3, "planner.iterations": 2, "planner.elites": 8,
+        "checkpoint": str(ckpt),
+        "action_type": "twist_stamped",
+        "twist_fields": ["linear.x", "angular.z"],
+        "control_rate": 30.0,
+        "camera_timeout": 0.5,
+        "diagnostics_period": 0.2,
+        "planner.samples": 32,
+        "planner.horizon": 3,
+        "planner.iterations": 2,
+        "planner.elites": 8,
         "objectives.goal.enabled": True,  # as config/planner.yaml: the goal term joins once a goal image arrives
     }
     p.update(over)
@@ -137,8 +153,16 @@ def test_plans_on_incoming_images_with_their_stamps(io, planner):
     acts, cost = msg_to_plan(plan_msg)
     assert acts.shape == (3, 2) and np.isfinite(cost)
     d = diag_values(diags.wait(1, timeout=10, pred=lambda a: diag_values(a).get("commands", "0") != "0")[-1])
-    for key in ("latency_ms_p50", "latency_ms_p99", "input_rate_hz", "control_rate_hz", "device",
-                "checkpoint_sha256", "expert_load", "frames_dropped"):
+    for key in (
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "input_rate_hz",
+        "control_rate_hz",
+        "device",
+        "checkpoint_sha256",
+        "expert_load",
+        "frames_dropped",
+    ):
         assert key in d, f"/diagnostics lacks {key}: {sorted(d)}"
     assert d["device"] == "cpu" and len(d["checkpoint_sha256"]) == 64
     assert planner.alive()
@@ -233,8 +257,13 @@ def test_large_images_are_resized_and_planned_on(io, planner):
 def test_lifecycle_transitions(ckpt, tmp_path, probe):
     node = "/lc_planner"
     params = write_params(tmp_path / "params.yaml", {"lc_planner": planner_params(ckpt, autostart=False)})
-    proc = NodeProcess("planner_node", params, name="lc_planner", log_path=tmp_path / "lc.log",
-                       remaps={"image": "lc/image", "action": "lc/action"}).start()
+    proc = NodeProcess(
+        "planner_node",
+        params,
+        name="lc_planner",
+        log_path=tmp_path / "lc.log",
+        remaps={"image": "lc/image", "action": "lc/action"},
+    ).start()
     try:
         pub = probe.publisher(Image, "lc/image", IMAGE_PUB_QOS)
         actions = probe.subscribe(TwistStamped, "lc/action")
@@ -267,8 +296,7 @@ def test_lifecycle_transitions(ckpt, tmp_path, probe):
 
 
 def test_bad_checkpoint_fails_configure_with_a_clear_message(tmp_path):
-    params = write_params(tmp_path / "params.yaml",
-                          {"planner_node": planner_params(tmp_path / "missing.safetensors")})
+    params = write_params(tmp_path / "params.yaml", {"planner_node": planner_params(tmp_path / "missing.safetensors")})
     proc = NodeProcess("planner_node", params, log_path=tmp_path / "bad.log").start()
     try:
         proc.proc.wait(60)
@@ -285,8 +313,13 @@ def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, p
 
     over = {"image_transport": "compressed", "action_type": "float32_multi_array", "use_sim_time": True}
     params = write_params(tmp_path / "params.yaml", {"c_planner": planner_params(ckpt, **over)})
-    proc = NodeProcess("planner_node", params, name="c_planner", log_path=tmp_path / "c.log",
-                       remaps={"image/compressed": "c/image/compressed", "action": "c/action"}).start()
+    proc = NodeProcess(
+        "planner_node",
+        params,
+        name="c_planner",
+        log_path=tmp_path / "c.log",
+        remaps={"image/compressed": "c/image/compressed", "action": "c/action"},
+    ).start()
     try:
         pub = probe.publisher(CompressedImage, "c/image/compressed", IMAGE_PUB_QOS)
         clock = probe.publisher(Clock, "/clock", 10)
@@ -303,8 +336,13 @@ def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, p
             time.sleep(1 / 30)
         got = actions.wait(3, timeout=15, pred=lambda m: len(m.data) == 2 and any(v != 0.0 for v in m.data))
         assert all(LOW[i] <= m.data[i] <= HIGH[i] for m in got for i in range(2))
-        mine = diags.wait(1, timeout=10, pred=lambda a: "c_planner" in a.status[0].name
-                          and abs(stamp_ns(a.header.stamp) - sim_now) < 60 * 1_000_000_000)
+        mine = diags.wait(
+            1,
+            timeout=10,
+            pred=lambda a: (
+                "c_planner" in a.status[0].name and abs(stamp_ns(a.header.stamp) - sim_now) < 60 * 1_000_000_000
+            ),
+        )
         assert mine, "diagnostics are not stamped with sim time"
     finally:
         proc.stop()
@@ -339,15 +377,28 @@ def test_an_objective_plugin_file_becomes_live_parameters(ckpt, tmp_path, probe)
     (tmp_path / "toy_node_objective.py").write_text(TOY_OBJECTIVE)
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
     node = "/p_planner"
-    params = write_params(tmp_path / "params.yaml",
-                          {"p_planner": planner_params(ckpt, objective_plugins=["toy_node_objective"])})
-    proc = NodeProcess("planner_node", params, name="p_planner", log_path=tmp_path / "p.log", env=env,
-                       remaps={"image": "p/image", "action": "p/action"}).start()
+    params = write_params(
+        tmp_path / "params.yaml", {"p_planner": planner_params(ckpt, objective_plugins=["toy_node_objective"])}
+    )
+    proc = NodeProcess(
+        "planner_node",
+        params,
+        name="p_planner",
+        log_path=tmp_path / "p.log",
+        env=env,
+        remaps={"image": "p/image", "action": "p/action"},
+    ).start()
     try:
-        names = probe.call(ListParameters, f"{node}/list_parameters",
-                           ListParameters.Request(prefixes=["objectives"]), timeout=30).result.names
-        assert {"objectives.toy.enabled", "objectives.toy.weight", "objectives.toy.power",
-                "objectives.reward.terminal_value", "objectives.cost.every_step"} <= set(names), proc.output()[-2000:]
+        names = probe.call(
+            ListParameters, f"{node}/list_parameters", ListParameters.Request(prefixes=["objectives"]), timeout=30
+        ).result.names
+        assert {
+            "objectives.toy.enabled",
+            "objectives.toy.weight",
+            "objectives.toy.power",
+            "objectives.reward.terminal_value",
+            "objectives.cost.every_step",
+        } <= set(names), proc.output()[-2000:]
         got = probe.get_parameters(node, ["objectives.toy.enabled", "objectives.toy.weight", "objectives.toy.power"])
         assert got == {"objectives.toy.enabled": True, "objectives.toy.weight": 0.5, "objectives.toy.power": 2.0}
         req = DescribeParameters.Request(names=["objectives.toy.power", "objectives.toy.weight"])
@@ -374,8 +425,9 @@ def test_an_objective_plugin_file_becomes_live_parameters(ckpt, tmp_path, probe)
 
 
 def test_an_objective_plugin_that_cannot_be_imported_stops_the_node_with_its_name(ckpt, tmp_path):
-    params = write_params(tmp_path / "params.yaml",
-                          {"planner_node": planner_params(ckpt, objective_plugins=["no_such_objective_module"])})
+    params = write_params(
+        tmp_path / "params.yaml", {"planner_node": planner_params(ckpt, objective_plugins=["no_such_objective_module"])}
+    )
     proc = NodeProcess("planner_node", params, log_path=tmp_path / "bad_plugin.log").start()
     try:
         proc.proc.wait(60)

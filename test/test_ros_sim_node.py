@@ -1,4 +1,5 @@
 """sim_node as a real process: images, goal, episode markers, reaction to actions, results, /clock."""
+
 from __future__ import annotations
 
 import json
@@ -8,15 +9,15 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from geometry_msgs.msg import Twist  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Float32, Float32MultiArray, Int32, String  # noqa: E402
+from geometry_msgs.msg import Twist
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32, Float32MultiArray, Int32, String
 
-from moejepa_ros import codecs  # noqa: E402
-from moejepa_ros.ros.messages import CAMERA_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns  # noqa: E402
-from moejepa_ros.ros.node_process import NodeProcess  # noqa: E402
-from testing.ros_harness import Probe, write_params  # noqa: E402
+from moejepa_ros import codecs
+from moejepa_ros.ros.messages import CAMERA_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns
+from moejepa_ros.ros.node_process import NodeProcess
+from testing.ros_harness import Probe, write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
@@ -35,10 +36,21 @@ def probe():
 
 
 def test_sim_publishes_and_reacts_to_actions(tmp_path, probe):
-    params = write_params(tmp_path / "sim.yaml", {"sim_node": {
-        "env": "two_rooms", "mode": "goal", "rate": 60.0, "max_episode_steps": 400, "seed": 3,
-        "twist_fields": ["linear.x", "linear.y"], "publish_clock": True, "wait_for_action": True,
-    }})
+    params = write_params(
+        tmp_path / "sim.yaml",
+        {
+            "sim_node": {
+                "env": "two_rooms",
+                "mode": "goal",
+                "rate": 60.0,
+                "max_episode_steps": 400,
+                "seed": 3,
+                "twist_fields": ["linear.x", "linear.y"],
+                "publish_clock": True,
+                "wait_for_action": True,
+            }
+        },
+    )
     images = probe.subscribe(Image, "image", CAMERA_QOS)
     goals = probe.subscribe(Image, "goal_image", LATCHED_QOS)
     rewards = probe.subscribe(Float32, "reward")
@@ -76,10 +88,18 @@ def test_sim_publishes_and_reacts_to_actions(tmp_path, probe):
 
 
 def test_episodes_end_with_results_and_the_node_exits(tmp_path, probe):
-    params = write_params(tmp_path / "sim.yaml", {"sim_node": {
-        "rate": 200.0, "max_episode_steps": 15, "episodes": 2, "wait_for_action": True,
-        "action_type": "float32_multi_array",
-    }})
+    params = write_params(
+        tmp_path / "sim.yaml",
+        {
+            "sim_node": {
+                "rate": 200.0,
+                "max_episode_steps": 15,
+                "episodes": 2,
+                "wait_for_action": True,
+                "action_type": "float32_multi_array",
+            }
+        },
+    )
     results = probe.subscribe(String, "sim_node/episode_result", RESULTS_QOS)
     episodes = probe.subscribe(Int32, "episode", LATCHED_QOS)
     act = probe.publisher(Float32MultiArray, "action")

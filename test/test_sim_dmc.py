@@ -1,4 +1,5 @@
 """DMC from pixels: frames are (64, 64, 3) uint8 and rewards equal dm_control's own over the repeat."""
+
 import numpy as np
 import pytest
 

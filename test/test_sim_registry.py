@@ -1,16 +1,18 @@
 """Registry: lazy imports, name parsing, clear errors; Isaac raises one clear SimUnavailableError."""
+
 import subprocess
 import sys
 
 import pytest
 
-from moejepa_ros.sim import SimUnavailableError, make_env
-from moejepa_ros.sim import isaac
+from moejepa_ros.sim import SimUnavailableError, isaac, make_env
 
 
 def test_import_sim_does_not_import_mujoco():
-    code = ("import sys, moejepa_ros.sim as s; s.make_env('two_rooms'); "
-            "assert 'mujoco' not in sys.modules and 'dm_control' not in sys.modules, 'eager import'")
+    code = (
+        "import sys, moejepa_ros.sim as s; s.make_env('two_rooms'); "
+        "assert 'mujoco' not in sys.modules and 'dm_control' not in sys.modules, 'eager import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

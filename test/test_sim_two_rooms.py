@@ -1,4 +1,5 @@
 """Two-Rooms: walls cannot be crossed except through the door, arena bounds, goal spec, determinism."""
+
 import math
 
 import numpy as np
@@ -21,8 +22,9 @@ def _crossing_ok(p, q, wall_x, door_y):
 
 
 def _segment_free(p, q, wall_x, door_y, n=64):
-    return all(tr.is_free(p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1]), wall_x, door_y)
-               for s in np.linspace(0.0, 1.0, n))
+    return all(
+        tr.is_free(p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1]), wall_x, door_y) for s in np.linspace(0.0, 1.0, n)
+    )
 
 
 coord = st.floats(tr.ARENA_LO, tr.ARENA_HI, allow_nan=False)
@@ -30,8 +32,7 @@ act = st.floats(-3.0, 3.0, allow_nan=False)
 
 
 @settings(max_examples=400, deadline=None)
-@given(x=coord, y=coord, ax=act, ay=act, wall_x=st.integers(*tr.WALL_X_RANGE),
-       door_y=st.integers(*tr.DOOR_Y_RANGE))
+@given(x=coord, y=coord, ax=act, ay=act, wall_x=st.integers(*tr.WALL_X_RANGE), door_y=st.integers(*tr.DOOR_Y_RANGE))
 def test_move_never_passes_wall_outside_door(x, y, ax, ay, wall_x, door_y):
     if not tr.is_free(x, y, wall_x, door_y):
         return
@@ -45,8 +46,7 @@ def test_move_never_passes_wall_outside_door(x, y, ax, ay, wall_x, door_y):
 
 
 @settings(max_examples=200, deadline=None)
-@given(y=coord, ay=st.floats(-1.0, 1.0), door_y=st.integers(*tr.DOOR_Y_RANGE),
-       start_off=st.floats(0.0, 2.4))
+@given(y=coord, ay=st.floats(-1.0, 1.0), door_y=st.integers(*tr.DOOR_Y_RANGE), start_off=st.floats(0.0, 2.4))
 def test_push_straight_into_wall(y, ay, door_y, start_off):
     """Aim right at the wall from close by: it crosses only when the crossing y is in the door."""
     wall_x = 32
@@ -212,6 +212,7 @@ def test_set_state_and_given_layout():
 def test_push_steps_record_more_contact():
     """push_steps: a blocked walk pushes on (at new angles) before turning, so more of its steps are
     blocked; push_steps=0 is the walk as before."""
+
     def blocked_share(**kw):
         env, n, blocked = TwoRoomsEnv(mode="data", max_episode_steps=300), 0, 0
         for seed in range(4):
@@ -224,6 +225,7 @@ def test_push_steps_record_more_contact():
                 n += 1
                 blocked += np.hypot(*(info["pos"] - p)) < 0.5 * np.hypot(*a)
         return blocked / n
+
     assert blocked_share(push_steps=4) > 2 * blocked_share()
     with pytest.raises(ValueError, match="push_steps"):
         RandomWalkPolicy(0, push_steps=1.5)

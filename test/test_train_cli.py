@@ -1,5 +1,6 @@
 """`moejepa-train` end to end on config/train/tiny.yaml: every subcommand runs and leaves a
 checkpoint that `load_checkpoint` + `make_planner` load and plan with."""
+
 import json
 import os
 
@@ -31,8 +32,13 @@ def plans_with(path, goal=True):
     assert meta["action_low"] == pytest.approx([-2.45, -2.45]) and meta["action_high"] == pytest.approx([2.45, 2.45])
     assert meta["preprocessing"]["frame_stack"] == model.cfg.frame_stack
     objectives = {"reward": {"enabled": False}, "goal": {"enabled": True}} if goal else None
-    planner = make_planner({"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2},
-                           model, objectives, meta["action_low"], meta["action_high"])
+    planner = make_planner(
+        {"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2},
+        model,
+        objectives,
+        meta["action_low"],
+        meta["action_high"],
+    )
     with torch.no_grad():
         frames = torch.randint(0, 255, (1, model.cfg.frame_stack, 64, 64, 3), dtype=torch.uint8)
         z = model.encode(frames)[0]
@@ -72,8 +78,17 @@ def test_collect_pretrain_fit_export(tmp_path, capsys):
     assert os.path.isdir(os.path.join(run_dir, "fit", "tb")) and os.listdir(os.path.join(run_dir, "fit", "tb"))
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "fit", "metrics.jsonl"))]
     keys = set().union(*rows)
-    for k in ("loss/latent", "loss/reward", "optim/lr", "optim/grad_norm", "routing/load_0", "routing/entropy",
-              "latent/std", "perf/samples_per_s", "perf/data_wait_share"):
+    for k in (
+        "loss/latent",
+        "loss/reward",
+        "optim/lr",
+        "optim/grad_norm",
+        "routing/load_0",
+        "routing/entropy",
+        "latent/std",
+        "perf/samples_per_s",
+        "perf/data_wait_share",
+    ):
         assert k in keys, k
     r = cli(capsys, "export", "-c", "tiny", o)
     assert r["source"].endswith(os.path.join("fit", "model.safetensors"))
@@ -84,7 +99,9 @@ def test_collect_pretrain_fit_export(tmp_path, capsys):
 def test_mbrl_and_distill(tiny_run, capsys):
     run_dir = tiny_run
     o = f"run.out_dir={run_dir}"
-    r = cli(capsys, "mbrl", "-c", "tiny", o, "mbrl.iterations=1", "mbrl.fit_steps_per_iter=4", "mbrl.max_episode_steps=6")
+    r = cli(
+        capsys, "mbrl", "-c", "tiny", o, "mbrl.iterations=1", "mbrl.fit_steps_per_iter=4", "mbrl.max_episode_steps=6"
+    )
     assert r["rounds"] == 1 and r["eval"][0] is not None
     plans_with(r["checkpoint"])
     assert os.listdir(os.path.join(run_dir, "mbrl", "bags", "round_000"))
@@ -99,12 +116,23 @@ def test_mbrl_and_distill(tiny_run, capsys):
 @pytest.mark.parametrize("kind", ["dense", "pixel_recon", "no_pretrain"])
 def test_model_baselines(tiny_run, tmp_path, capsys, kind):
     o = f"run.out_dir={tmp_path}/{kind}"
-    r = cli(capsys, "fit", "-c", "tiny", o, f"data.bags=[{tiny_run}/collect/bags]", f"baseline.kind={kind}",
-            "train.steps=3", "export.action_low=[-2.45,-2.45]", "export.action_high=[2.45,2.45]")
+    r = cli(
+        capsys,
+        "fit",
+        "-c",
+        "tiny",
+        o,
+        f"data.bags=[{tiny_run}/collect/bags]",
+        f"baseline.kind={kind}",
+        "train.steps=3",
+        "export.action_low=[-2.45,-2.45]",
+        "export.action_high=[2.45,2.45]",
+    )
     model, meta = plans_with(r["checkpoint"])
     assert meta["training"]["baseline"] == kind
     if kind == "dense":
-        from moejepa_ros.model.config import active_predictor_params, ModelConfig
+        from moejepa_ros.model.config import ModelConfig, active_predictor_params
+
         moe = ModelConfig.from_dict({**meta["training"]["config"]["model"], "action_dim": 2})
         assert model.cfg.dense and abs(active_predictor_params(model.cfg) / active_predictor_params(moe) - 1) < 0.05
     if kind == "pixel_recon":
@@ -112,10 +140,19 @@ def test_model_baselines(tiny_run, tmp_path, capsys, kind):
 
 
 def test_model_free_baseline_ppo(tmp_path, capsys):
-    r = cli(capsys, "fit", "-c", "tiny", f"run.out_dir={tmp_path}/ppo", "baseline.kind=ppo", "baseline.rl_steps=64",
-            "eval.max_episode_steps=8")
+    r = cli(
+        capsys,
+        "fit",
+        "-c",
+        "tiny",
+        f"run.out_dir={tmp_path}/ppo",
+        "baseline.kind=ppo",
+        "baseline.rl_steps=64",
+        "eval.max_episode_steps=8",
+    )
     assert os.path.isfile(r["policy"]) and r["env_steps"] == 64
     from safetensors import safe_open
+
     with safe_open(r["policy"], "pt") as f:
         assert f.metadata()["algo"] == "ppo"
 
@@ -133,8 +170,18 @@ def test_refine_moves_only_the_predictor(tmp_path, capsys):
     o = f"run.out_dir={tmp_path}"
     cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
     fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
-    r = cli(capsys, "refine", "-c", "tiny", o, "refine.steps=60", "refine.horizon=8", "refine.batch_size=16",
-            "refine.lr=3e-3", "run.log_every=10")
+    r = cli(
+        capsys,
+        "refine",
+        "-c",
+        "tiny",
+        o,
+        "refine.steps=60",
+        "refine.horizon=8",
+        "refine.batch_size=16",
+        "refine.lr=3e-3",
+        "run.log_every=10",
+    )
     assert r["source"] == fit["checkpoint"] and r["steps"] == 60 and r["horizon"] == 8
     assert r["last_latent_loss"] < r["first_latent_loss"]
     assert {"1", "5"} <= set(r["gap_after"]) and {"1", "5"} <= set(r["gap_before"])
@@ -159,8 +206,20 @@ def test_goal_distance_adds_only_the_goal_head(tmp_path, capsys):
     o = f"run.out_dir={tmp_path}"
     cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
     fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
-    r = cli(capsys, "goal", "-c", "tiny", o, "goal.steps=80", "goal.batch_size=64", "goal.embed_dim=8",
-            "goal.hidden=32", "goal.imagine_steps=2", "goal.lr=1e-3", "run.log_every=10")
+    r = cli(
+        capsys,
+        "goal",
+        "-c",
+        "tiny",
+        o,
+        "goal.steps=80",
+        "goal.batch_size=64",
+        "goal.embed_dim=8",
+        "goal.hidden=32",
+        "goal.imagine_steps=2",
+        "goal.lr=1e-3",
+        "run.log_every=10",
+    )
     assert r["source"] == fit["checkpoint"] and r["steps"] == 80
     assert r["last_loss"] < r["first_loss"]
     assert {"relative_error", "mean_steps", "mean_distance", "imagined_gap_h2"} <= set(r["held_out"])
@@ -171,10 +230,13 @@ def test_goal_distance_adds_only_the_goal_head(tmp_path, capsys):
     assert all(torch.equal(sb[k], sa[k]) for k in sb)
     assert {k for k in sa if k not in sb} and all(k.startswith("goal_head.") for k in sa if k not in sb)
     assert meta["training"]["subcommand"] == "goal"
-    planner = make_planner({"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2}, after,
-                           {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned",
-                                                                   "every_step": True}},
-                           meta["action_low"], meta["action_high"])
+    planner = make_planner(
+        {"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2},
+        after,
+        {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned", "every_step": True}},
+        meta["action_low"],
+        meta["action_high"],
+    )
     with torch.no_grad():
         z = after.encode(torch.randint(0, 255, (1, after.cfg.frame_stack, 64, 64, 3), dtype=torch.uint8))[0]
         d_self = float(after.goal_distance(z, z))
@@ -192,8 +254,18 @@ def test_learned_metric_needs_the_goal_head(tmp_path):
     from moejepa_ros.model.config import ModelConfig
     from moejepa_ros.model.world_model import WorldModel
     from moejepa_ros.planning import build_objectives
-    model = WorldModel(ModelConfig(latent_dim=16, conv_channels=[8, 16, 16, 16], num_experts=2, top_k=1,
-                                   expert_hidden=16, stage1_hidden=16, head_hidden=16))
+
+    model = WorldModel(
+        ModelConfig(
+            latent_dim=16,
+            conv_channels=[8, 16, 16, 16],
+            num_experts=2,
+            top_k=1,
+            expert_hidden=16,
+            stage1_hidden=16,
+            head_hidden=16,
+        )
+    )
     assert "goal_distance" not in model.heads
     with pytest.raises(ValueError, match="goal_distance"):
         build_objectives({"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned"}}).check(model)
@@ -207,8 +279,17 @@ def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
     o = f"run.out_dir={tmp_path}"
     cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
     fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
-    r = cli(capsys, "refine", "-c", "tiny", o, "refine.steps=30", "refine.horizon=4", "refine.batch_size=16",
-            "refine.predictor={expert_hidden: 48, num_experts: 2, top_k: 1}")
+    r = cli(
+        capsys,
+        "refine",
+        "-c",
+        "tiny",
+        o,
+        "refine.steps=30",
+        "refine.horizon=4",
+        "refine.batch_size=16",
+        "refine.predictor={expert_hidden: 48, num_experts: 2, top_k: 1}",
+    )
     before, _ = load_checkpoint(fit["checkpoint"])
     after, meta = plans_with(r["checkpoint"])
     assert (after.cfg.expert_hidden, after.cfg.num_experts, after.cfg.top_k) == (48, 2, 1)
@@ -216,8 +297,17 @@ def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
     sb, sa = before.state_dict(), after.state_dict()
     assert all(torch.equal(sb[k], sa[k]) for k in sb if not k.startswith("predictor."))
     assert meta["training"]["refine"]["predictor"] == {"expert_hidden": 48, "num_experts": 2, "top_k": 1}
-    dense = cli(capsys, "refine", "-c", "tiny", o, "refine.steps=10", "refine.horizon=4", "refine.batch_size=16",
-                "refine.predictor={dense: true, expert_hidden: 40}")  # the dense baseline on the same latents
+    dense = cli(
+        capsys,
+        "refine",
+        "-c",
+        "tiny",
+        o,
+        "refine.steps=10",
+        "refine.horizon=4",
+        "refine.batch_size=16",
+        "refine.predictor={dense: true, expert_hidden: 40}",
+    )  # the dense baseline on the same latents
     d, _ = plans_with(dense["checkpoint"])
     assert d.cfg.dense and d.cfg.experts == 1 and d.predictor.moe.router is None
     assert main(["refine", "-c", "tiny", o, "refine.predictor={latent_dim: 8}"]) == 2

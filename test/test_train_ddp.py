@@ -1,5 +1,6 @@
 """`torchrun --nproc_per_node 2 ... fit` on CPU: DDP over gloo, per-rank data streams, rank 0 alone
 checkpoints (with both ranks' RNG + sampler positions), and the ranks' weights stay identical."""
+
 import json
 import os
 import re
@@ -20,9 +21,26 @@ def test_torchrun_two_process_fit(tmp_path, capsys):
     assert main(["collect", "-c", "tiny", f"run.out_dir={out}", "collect.episodes=3", "collect.max_steps=16"]) == 0
     capsys.readouterr()
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--tee", "3",
-           "-m", "training.cli", "fit", "-c", "tiny", f"run.out_dir={out}", "train.steps=4", "run.ckpt_every=2",
-           "data.val_episodes=0", "run.threads=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--tee",
+        "3",
+        "-m",
+        "training.cli",
+        "fit",
+        "-c",
+        "tiny",
+        f"run.out_dir={out}",
+        "train.steps=4",
+        "run.ckpt_every=2",
+        "data.val_episodes=0",
+        "run.threads=1",
+    ]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     if p.returncode != 0 and "terminate called without an active exception" in p.stdout + p.stderr:
         # CI once saw a rank abort in gloo's C++ teardown on a loaded 2-core machine (not reproduced

@@ -1,4 +1,5 @@
 """Training one part of a world model while the rest stays bit-identical (refine, goal)."""
+
 import pytest
 import torch
 
@@ -6,8 +7,15 @@ from moejepa_ros.model.config import ModelConfig
 from moejepa_ros.model.world_model import WorldModel
 from training.model_part import check_unchanged, train_only, with_new_part
 
-CFG = dict(latent_dim=16, conv_channels=[8, 16, 16, 16], num_experts=2, top_k=1, expert_hidden=16,
-           stage1_hidden=16, head_hidden=16)
+CFG = dict(
+    latent_dim=16,
+    conv_channels=[8, 16, 16, 16],
+    num_experts=2,
+    top_k=1,
+    expert_hidden=16,
+    stage1_hidden=16,
+    head_hidden=16,
+)
 
 
 def test_new_part_carries_the_rest_and_the_contract_catches_a_moved_tensor():

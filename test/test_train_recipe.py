@@ -1,4 +1,5 @@
 """The demo's training recipe (config/recipes/two_rooms_demo.yaml) as `moejepa-train` command lines."""
+
 from __future__ import annotations
 
 import re
@@ -14,18 +15,56 @@ from training.recipe import DEMO, load_recipe, main, train_argv
 EXPECTED = [
     ["collect", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1"],
     ["fit", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1"],
-    ["collect", "-c", "two_rooms", "-c", "two_rooms_goal", "run.out_dir=/RUN", "run.threads=1",
-     "run.out_dir=/RUN/goal"],
-    ["refine", "-c", "two_rooms", "-c", "two_rooms_goal", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/goal",
-     "refine.checkpoint=/RUN/fit/model.safetensors"],
+    [
+        "collect",
+        "-c",
+        "two_rooms",
+        "-c",
+        "two_rooms_goal",
+        "run.out_dir=/RUN",
+        "run.threads=1",
+        "run.out_dir=/RUN/goal",
+    ],
+    [
+        "refine",
+        "-c",
+        "two_rooms",
+        "-c",
+        "two_rooms_goal",
+        "run.out_dir=/RUN",
+        "run.threads=1",
+        "run.out_dir=/RUN/goal",
+        "refine.checkpoint=/RUN/fit/model.safetensors",
+    ],
     ["goal", "-c", "two_rooms", "-c", "two_rooms_goal", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/goal"],
     ["export", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/goal"],
-    ["collect", "-c", "two_rooms", "-c", "two_rooms_goal", "run.out_dir=/RUN", "run.threads=1",
-     "run.out_dir=/RUN/push", "collect.policy_kwargs.push_steps=4", "collect.policy_kwargs.step_max=2.45",
-     "collect.policy_kwargs.step_mean=1.2"],
-    ["refine", "-c", "two_rooms", "-c", "two_rooms_goal", "run.out_dir=/RUN", "run.threads=1",
-     "run.out_dir=/RUN/contact", "data.bags=[/RUN/goal/collect/bags,/RUN/push/collect/bags]",
-     "refine.checkpoint=/RUN/goal/export/model.safetensors", "refine.steps=20000", "refine.lr=3e-4"],
+    [
+        "collect",
+        "-c",
+        "two_rooms",
+        "-c",
+        "two_rooms_goal",
+        "run.out_dir=/RUN",
+        "run.threads=1",
+        "run.out_dir=/RUN/push",
+        "collect.policy_kwargs.push_steps=4",
+        "collect.policy_kwargs.step_max=2.45",
+        "collect.policy_kwargs.step_mean=1.2",
+    ],
+    [
+        "refine",
+        "-c",
+        "two_rooms",
+        "-c",
+        "two_rooms_goal",
+        "run.out_dir=/RUN",
+        "run.threads=1",
+        "run.out_dir=/RUN/contact",
+        "data.bags=[/RUN/goal/collect/bags,/RUN/push/collect/bags]",
+        "refine.checkpoint=/RUN/goal/export/model.safetensors",
+        "refine.steps=20000",
+        "refine.lr=3e-4",
+    ],
     ["export", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/contact"],
 ]
 
@@ -47,12 +86,15 @@ def test_the_printed_commands_are_the_recipe(capsys):
     assert len(lines) == len(EXPECTED) + 1
 
 
-@pytest.mark.parametrize("text, bad", [
-    ("configs: [two_rooms]\nsteps: [{command: fitt}]\nexport: x", "'fitt'"),
-    ("configs: [two_rooms]\nsteps: [{command: fit, override: [a=1]}]\nexport: x", "steps[0]"),
-    ("configs: two_rooms\nsteps: [{command: fit}]\nexport: x", "'two_rooms'"),
-    ("configs: [two_rooms]\nsteps: [{command: fit}]", "export"),
-])
+@pytest.mark.parametrize(
+    "text, bad",
+    [
+        ("configs: [two_rooms]\nsteps: [{command: fitt}]\nexport: x", "'fitt'"),
+        ("configs: [two_rooms]\nsteps: [{command: fit, override: [a=1]}]\nexport: x", "steps[0]"),
+        ("configs: two_rooms\nsteps: [{command: fit}]\nexport: x", "'two_rooms'"),
+        ("configs: [two_rooms]\nsteps: [{command: fit}]", "export"),
+    ],
+)
 def test_a_bad_recipe_names_the_bad_entry(tmp_path, text, bad):
     path = tmp_path / "r.yaml"
     path.write_text(text)

@@ -1,5 +1,6 @@
 """Exact resume: a run stopped (or SIGKILLed) after a checkpoint and resumed ends with the same
 weights, optimiser state and data position as an uninterrupted run with the same seed."""
+
 import os
 import signal
 import subprocess
@@ -11,17 +12,28 @@ import torch
 from safetensors.torch import load_file
 
 from training.config import load_config
-from training.distributed import DistInfo
-from training.train_state import CheckpointManager
-from training.trainer import Trainer
 from training.data.cache import build_cache
 from training.data.sampler import WindowSampler
+from training.distributed import DistInfo
 from training.rollouts import record_rollouts
+from training.train_state import CheckpointManager
+from training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["model.latent_dim=16", "model.conv_channels=[4,8,8,8]", "model.expert_hidden=16", "model.head_hidden=16",
-        "model.stage1_hidden=16", "model.action_embed_dim=4", "data.batch_size=4", "data.horizon=2",
-        "run.progress=false", "run.tensorboard=false", "run.log_every=2", "optim.warmup_steps=2"]
+TINY = [
+    "model.latent_dim=16",
+    "model.conv_channels=[4,8,8,8]",
+    "model.expert_hidden=16",
+    "model.head_hidden=16",
+    "model.stage1_hidden=16",
+    "model.action_embed_dim=4",
+    "data.batch_size=4",
+    "data.horizon=2",
+    "run.progress=false",
+    "run.tensorboard=false",
+    "run.log_every=2",
+    "optim.warmup_steps=2",
+]
 
 
 def windows(run_dir):
@@ -36,18 +48,36 @@ def windows(run_dir):
 
 
 def run(run_dir, steps, stop_at=0, ckpt_every=3, stage=2, prefetch=1, delay=0.0):
-    cfg = load_config([], TINY + [f"train.steps={steps}", f"train.stop_at={stop_at}", f"run.ckpt_every={ckpt_every}",
-                                  f"data.prefetch={prefetch}", f"run.out_dir={run_dir}"])
+    cfg = load_config(
+        [],
+        TINY
+        + [
+            f"train.steps={steps}",
+            f"train.stop_at={stop_at}",
+            f"run.ckpt_every={ckpt_every}",
+            f"data.prefetch={prefetch}",
+            f"run.out_dir={run_dir}",
+        ],
+    )
     from moejepa_ros.model.config import ModelConfig
     from moejepa_ros.model.world_model import WorldModel
+
     torch.manual_seed(0)
     model = WorldModel(ModelConfig.from_dict(cfg.model))
     src = windows(run_dir)
     if delay:
         orig = src.sample
         src.sample = lambda: (time.sleep(delay), orig())[1]
-    tr = Trainer(cfg, str(run_dir), model, src, stage, DistInfo(), torch.device("cpu"),
-                 lambda: {"action_low": [-1, -1], "action_high": [1, 1]})
+    tr = Trainer(
+        cfg,
+        str(run_dir),
+        model,
+        src,
+        stage,
+        DistInfo(),
+        torch.device("cpu"),
+        lambda: {"action_low": [-1, -1], "action_high": [1, 1]},
+    )
     return tr.run(), tr
 
 
@@ -89,9 +119,9 @@ def test_stage1_resume_without_prefetch(tmp_path):
 def test_sigkill_after_checkpoint_then_resume(tmp_path):
     """A subprocess is SIGKILLed once its first checkpoint exists; resuming reaches the same weights."""
     script = textwrap.dedent(f"""
-        import sys; sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.join(ROOT, 'test')!r})
+        import sys; sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.join(ROOT, "test")!r})
         from test_train_resume import run
-        run({str(tmp_path / 'killed')!r}, 10, ckpt_every=2, delay=0.4)
+        run({str(tmp_path / "killed")!r}, 10, ckpt_every=2, delay=0.4)
     """)
     p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     mgr = CheckpointManager(str(tmp_path / "killed" / "ckpt"))

@@ -3,6 +3,7 @@ probe error (px²) of the trained encoder is far below the positions' variance a
 a randomly initialised flatten-conv encoder (the old default, which ignores the agent dot).
 (A random *keypoint* encoder already localises the dot, see test_model_encoder.py, so the
 baseline here is the architecture it replaced, and training must not lose the dot.)"""
+
 import dataclasses
 
 import numpy as np

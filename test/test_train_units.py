@@ -1,5 +1,6 @@
 """Units of the training side: config schema/overrides/help, LR schedule, optimiser flattening,
 RNG capture, atomic checkpoint directories."""
+
 import json
 import os
 import random
@@ -11,8 +12,7 @@ import torch
 from training.cli import build_parser
 from training.config import ConfigError, load_config, options_help
 from training.optim import WarmupCosine, make_optimizer
-from training.train_state import (CheckpointManager, capture_rng, flatten_optimizer, restore_rng,
-                                  unflatten_optimizer)
+from training.train_state import CheckpointManager, capture_rng, flatten_optimizer, restore_rng, unflatten_optimizer
 
 
 def test_yaml_and_overrides_merge_with_schema():
@@ -22,10 +22,17 @@ def test_yaml_and_overrides_merge_with_schema():
     assert cfg.run.seed == 3 and cfg.train.steps == 20
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("optim.lr=abc", "optim.lr"), ("optim.nope=1", "nope"), ("optim.lr=-1", "optim.lr"),
-    ("collect.storage=zip", "collect.storage"), ("baseline.kind=magic", "baseline.kind"), ("lr", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("optim.lr=abc", "optim.lr"),
+        ("optim.nope=1", "nope"),
+        ("optim.lr=-1", "optim.lr"),
+        ("collect.storage=zip", "collect.storage"),
+        ("baseline.kind=magic", "baseline.kind"),
+        ("lr", "key=value"),
+    ],
+)
 def test_bad_options_name_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle):
         load_config([], [override])
@@ -41,8 +48,16 @@ def test_help_documents_every_option(capsys):
         build_parser().parse_args(["fit", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for key in ("optim.lr", "optim.warmup_steps", "train.stop_at", "run.ckpt_every", "fit.init_encoder",
-                "baseline.kind", "data.batch_size", "run.resume"):
+    for key in (
+        "optim.lr",
+        "optim.warmup_steps",
+        "train.stop_at",
+        "run.ckpt_every",
+        "fit.init_encoder",
+        "baseline.kind",
+        "data.batch_size",
+        "run.resume",
+    ):
         assert key in out
     assert "peak learning rate" in out
     assert "mbrl.iterations" in options_help(["mbrl"])
@@ -105,7 +120,9 @@ def test_checkpoint_manager_atomic_latest_and_prune(tmp_path):
 
     def save_model(p):
         from safetensors.torch import save_file
+
         save_file({k: v.contiguous() for k, v in lin.state_dict().items()}, p)
+
     for step in (1, 2, 3):
         mgr.save(step, save_model, None, {"x": step})
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["latest", "step_00000002", "step_00000003"]

@@ -9,6 +9,7 @@ behind the wall, the corrected planner still slides along it or circles beside i
 checkpoint, simulator and `LatentController` (planner_node's control step); deterministic (seeded
 planner and episodes).
 """
+
 from collections import deque
 from pathlib import Path
 
@@ -23,8 +24,16 @@ from moejepa_ros.sim.two_rooms import TwoRoomsEnv
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors"
 STALLING_SEEDS = (503, 504, 550)  # stall without the correction (found with session 5's checkpoint)
 STUCK_SEEDS = (1593, 2560, 2587, 2597)  # fail with the correction alone (session 6, the same checkpoint)
-PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "horizon": 8,
-           "hold": 1, "min_std": 0.1}
+PLANNER = {
+    "method": "cem",
+    "samples": 64,
+    "iterations": 2,
+    "elites": 8,
+    "keep_elites": 4,
+    "horizon": 8,
+    "hold": 1,
+    "min_std": 0.1,
+}
 OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
 
 
@@ -40,8 +49,14 @@ def model():
 
 def episode(model, correction_memory: int, seed: int, **planner) -> dict:
     m, meta = model
-    ctl = LatentController(m, "cpu", {**PLANNER, "correction_memory": correction_memory, **planner}, OBJECTIVES,
-                           meta["action_low"], meta["action_high"])
+    ctl = LatentController(
+        m,
+        "cpu",
+        {**PLANNER, "correction_memory": correction_memory, **planner},
+        OBJECTIVES,
+        meta["action_low"],
+        meta["action_high"],
+    )
     env = TwoRoomsEnv(mode="goal")
     obs, info = env.reset(seed=seed)
     ctl.set_goal(info["goal_image"])
@@ -56,8 +71,13 @@ def episode(model, correction_memory: int, seed: int, **planner) -> dict:
         frames.append(obs)
         if term or trunc:
             break
-    return {"seed": seed, "success": bool(info["success"]), "blocked": blocked, "recovering": recovering,
-            "memory": len(ctl.planner.correction)}
+    return {
+        "seed": seed,
+        "success": bool(info["success"]),
+        "blocked": blocked,
+        "recovering": recovering,
+        "memory": len(ctl.planner.correction),
+    }
 
 
 def test_stalled_episodes_reach_the_goal_with_the_online_correction(model):

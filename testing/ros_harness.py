@@ -4,12 +4,14 @@
 messages, wait for discovery or for a condition (never fixed sleeps), call lifecycle and
 parameter services. `write_params` writes the params file the nodes start from.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -17,8 +19,7 @@ import yaml
 def write_params(path: str | Path, nodes: Mapping[str, Mapping[str, Any]]) -> Path:
     """Write a ROS params file (`<node>: {ros__parameters: {...}}`); dotted keys stay flat."""
     path = Path(path)
-    path.write_text(yaml.safe_dump({n: {"ros__parameters": dict(p)} for n, p in nodes.items()},
-                                   sort_keys=False))
+    path.write_text(yaml.safe_dump({n: {"ros__parameters": dict(p)} for n, p in nodes.items()}, sort_keys=False))
     return path
 
 
@@ -46,6 +47,7 @@ class Inbox:
 
     def wait(self, n: int = 1, timeout: float = 10.0, pred: Callable[[Any], bool] | None = None) -> list[Any]:
         """Wait until `n` messages (matching `pred`, if given) are in; TimeoutError otherwise."""
+
         def matching() -> list[Any]:
             return [m for m in self.msgs if pred is None or pred(m)]
 
@@ -78,7 +80,7 @@ class Probe:
         while not self._stop.is_set() and self.ctx.ok():
             try:
                 self.ex.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - context shutting down
+            except Exception:
                 if self._stop.is_set():
                     return
                 raise
@@ -152,7 +154,7 @@ class Probe:
         finally:
             self.rclpy.try_shutdown(context=self.ctx)
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,4 +1,5 @@
 """Regenerate requirements.lock and requirements-ros.lock from the .txt files (pip's resolver report)."""
+
 import json
 import subprocess
 import sys
@@ -11,8 +12,24 @@ def resolve(src: str) -> list[str]:
     with tempfile.NamedTemporaryFile(suffix=".json") as report, tempfile.NamedTemporaryFile("w", suffix=".txt") as cons:
         cons.write("torch==2.13.0\n")
         cons.flush()
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
-                        "--report", report.name, "-c", cons.name, "-r", src], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                report.name,
+                "-c",
+                cons.name,
+                "-r",
+                src,
+            ],
+            check=True,
+        )
         items = json.load(open(report.name))["install"]
     return sorted(f"{i['metadata']['name']}=={i['metadata']['version'].split('+')[0]}" for i in items)
 

@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python tools/params_table.py [--write]   (--write: replace README's tables)
 """
+
 import pathlib
 import re
 import sys
@@ -30,8 +31,12 @@ if __name__ == "__main__":
     if "--write" in sys.argv:
         readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
         text = readme.read_text()
-        new = re.sub(r"(<!-- params:begin -->\n).*?(\n<!-- params:end -->)",
-                     lambda m: m.group(1) + tables() + m.group(2), text, flags=re.S)
+        new = re.sub(
+            r"(<!-- params:begin -->\n).*?(\n<!-- params:end -->)",
+            lambda m: m.group(1) + tables() + m.group(2),
+            text,
+            flags=re.S,
+        )
         readme.write_text(new)
     else:
         print(tables())

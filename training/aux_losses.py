@@ -15,9 +15,8 @@
 The module's weights are saved in training checkpoints (`module.extra.*`) for exact resume;
 the exported inference checkpoint holds only the world model.
 """
-from __future__ import annotations
 
-from typing import Dict, Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +31,7 @@ class InverseDynamics(nn.Module):
         din = 2 * latent_dim + (1 if multi_step else 0)
         self.net = nn.Sequential(nn.Linear(din, hidden), nn.SiLU(), nn.Linear(hidden, action_dim))
 
-    def forward(self, z0: torch.Tensor, z1: torch.Tensor, offset: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, z1: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
         parts = [z0, z1] if offset is None else [z0, z1, offset]
         return self.net(torch.cat(parts, -1))
 
@@ -40,8 +39,16 @@ class InverseDynamics(nn.Module):
 class AuxLosses(nn.Module):
     """`loss(model, batch, stage)` = model.loss + idm_weight·IDM + recon (if a recon module is given)."""
 
-    def __init__(self, latent_dim: int, action_dim: int, frame_stack: int, idm_weight: float = 0.0,
-                 recon: Optional[nn.Module] = None, action_scale: float = 1.0, idm_horizon: int = 1):
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        frame_stack: int,
+        idm_weight: float = 0.0,
+        recon: nn.Module | None = None,
+        action_scale: float = 1.0,
+        idm_horizon: int = 1,
+    ):
         super().__init__()
         if idm_horizon < 1:
             raise ValueError(f"AuxLosses: idm_horizon={idm_horizon} must be >= 1")
@@ -50,7 +57,7 @@ class AuxLosses(nn.Module):
         self.idm = InverseDynamics(latent_dim, action_dim, multi_step=idm_horizon > 1) if idm_weight > 0 else None
         self.recon = recon
 
-    def loss(self, model: nn.Module, batch: Dict[str, torch.Tensor], stage: int):
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], stage: int):
         if self.recon is not None:
             total, terms = self.recon.loss(model, batch, stage)
         else:
@@ -65,18 +72,20 @@ class AuxLosses(nn.Module):
             terms["total"] = total.detach()
         return total, terms
 
-    def inverse_dynamics(self, model: nn.Module, batch: Dict[str, torch.Tensor]) -> tuple:
+    def inverse_dynamics(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple:
         """MSE of the (multi-step) inverse-dynamics head on the online encoder's latents, and the MSE
         of chance (predicting the batch's mean target), detached."""
         k, frames = self.k, batch["frames"]
         K = self.idm_horizon
         if frames.shape[1] < k + K:
-            raise ValueError(f"fit.idm_horizon={K} needs windows of >= frame_stack + {K} = {k + K} frames, "
-                             f"got {frames.shape[1]} (raise data.horizon to >= {K})")
-        stacks = frames[:, :k + K].unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)  # [B, K+1, k, S, S, 3]
+            raise ValueError(
+                f"fit.idm_horizon={K} needs windows of >= frame_stack + {K} = {k + K} frames, "
+                f"got {frames.shape[1]} (raise data.horizon to >= {K})"
+            )
+        stacks = frames[:, : k + K].unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)  # [B, K+1, k, S, S, 3]
         B = frames.shape[0]
         z = model.encode(stacks.reshape(-1, *stacks.shape[2:])).reshape(B, K + 1, -1)
-        acts = batch["actions"][:, k - 1:k - 1 + K].float() / self.action_scale  # [B, K, A]
+        acts = batch["actions"][:, k - 1 : k - 1 + K].float() / self.action_scale  # [B, K, A]
         if K == 1:
             return F.mse_loss(self.idm(z[:, 0], z[:, 1]).float(), acts[:, 0]), _chance(acts[:, 0])
         j = torch.arange(1, K + 1, device=z.device, dtype=acts.dtype)
@@ -91,13 +100,15 @@ def _chance(target: torch.Tensor) -> torch.Tensor:
     return (target - target.mean(0, keepdim=True)).square().mean().detach()
 
 
-def build_aux(cfg, mc, action_scale: float) -> Optional[nn.Module]:
+def build_aux(cfg, mc, action_scale: float) -> nn.Module | None:
     """The training-side wrapper the config asks for (None: plain `model.loss`)."""
     recon = None
     if cfg.baseline.kind == "pixel_recon":
         from .baselines import PixelReconstruction
+
         recon = PixelReconstruction(mc, cfg.baseline.recon_weight)
     if recon is None and cfg.fit.idm_weight <= 0:
         return None
-    return AuxLosses(mc.latent_dim, mc.action_dim, mc.frame_stack, cfg.fit.idm_weight, recon, action_scale,
-                     cfg.fit.idm_horizon)
+    return AuxLosses(
+        mc.latent_dim, mc.action_dim, mc.frame_stack, cfg.fit.idm_weight, recon, action_scale, cfg.fit.idm_horizon
+    )

@@ -9,12 +9,12 @@
 - `sac` / `ppo`: a model-free agent from pixels with stable-baselines3's CnnPolicy on the
   gymnasium env; weights saved as safetensors + JSON (no SB3 zip, which pickles).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,7 @@ class PixelReconstruction(nn.Module):
         h = self.fc(z).reshape(-1, 4 * self.width, self.s0, self.s0)
         return self.deconv(h)
 
-    def loss(self, model: nn.Module, batch: Dict[str, torch.Tensor], stage: int):
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], stage: int):
         total, terms = model.loss(batch, stage)
         frames = batch["frames"]
         k = self.k
@@ -56,11 +56,11 @@ class PixelReconstruction(nn.Module):
         z0 = model.encode(stacks[:, 0])
         zs = [z0]
         if stage == 2:
-            acts = batch["actions"][:, k - 1:k - 1 + H].float()
+            acts = batch["actions"][:, k - 1 : k - 1 + H].float()
             zs.append(model.rollout(z0, acts).reshape(-1, z0.shape[-1]))
-            target = frames[:, k - 1:]  # last frame of stacks 0..H
+            target = frames[:, k - 1 :]  # last frame of stacks 0..H
         else:
-            target = frames[:, k - 1:k]
+            target = frames[:, k - 1 : k]
         z = torch.cat([zs[0]] + zs[1:], 0) if len(zs) > 1 else zs[0]
         tgt = torch.cat([target[:, 0]] + ([target[:, 1:].reshape(-1, *target.shape[2:])] if len(zs) > 1 else []), 0)
         tgt = tgt.permute(0, 3, 1, 2).float() / 255.0 - 0.5
@@ -75,11 +75,10 @@ class PixelReconstruction(nn.Module):
 # ------------------------------------------------------------------------------ SB3
 def run_model_free(cfg, run_dir: str) -> dict:
     """Train SB3 SAC/PPO (CnnPolicy) on `collect.env` for `baseline.rl_steps` steps; evaluate; save."""
+    import gymnasium as gym
     from safetensors.torch import save_file
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.evaluation import evaluate_policy
-
-    import gymnasium as gym
 
     from moejepa_ros.sim import make_env
 
@@ -90,28 +89,45 @@ def run_model_free(cfg, run_dir: str) -> dict:
         env_kwargs.setdefault("show_goal", True)  # a reactive policy must see its goal
     env_kwargs.update(cfg.baseline.rl_env_kwargs)
     from stable_baselines3.common.monitor import Monitor
+
     env = Monitor(gym.wrappers.TimeLimit(make_env(cfg.collect.env, **env_kwargs), cfg.eval.max_episode_steps))
     os.makedirs(run_dir, exist_ok=True)
     common = dict(seed=cfg.run.seed, verbose=0, device="cpu", tensorboard_log=os.path.join(run_dir, "tb"))
     if kind == "sac":
-        agent = SAC("CnnPolicy", env, buffer_size=min(100_000, max(1000, cfg.baseline.rl_steps)),
-                    learning_starts=min(1000, cfg.baseline.rl_steps // 4), batch_size=64, **common)
+        agent = SAC(
+            "CnnPolicy",
+            env,
+            buffer_size=min(100_000, max(1000, cfg.baseline.rl_steps)),
+            learning_starts=min(1000, cfg.baseline.rl_steps // 4),
+            batch_size=64,
+            **common,
+        )
     else:
-        agent = PPO("CnnPolicy", env, n_steps=min(512, max(64, cfg.baseline.rl_steps // 2)), batch_size=64,
-                    n_epochs=4, **common)
+        agent = PPO(
+            "CnnPolicy", env, n_steps=min(512, max(64, cfg.baseline.rl_steps // 2)), batch_size=64, n_epochs=4, **common
+        )
     t0 = time.perf_counter()
     agent.learn(total_timesteps=int(cfg.baseline.rl_steps), progress_bar=False)
     train_s = time.perf_counter() - t0
-    mean_r, std_r = evaluate_policy(agent, env, n_eval_episodes=max(1, cfg.eval.closed_loop_episodes),
-                                    deterministic=True)
+    mean_r, std_r = evaluate_policy(
+        agent, env, n_eval_episodes=max(1, cfg.eval.closed_loop_episodes), deterministic=True
+    )
     sd = {k: v.detach().cpu().clone().contiguous() for k, v in agent.policy.state_dict().items()}  # unshare
-    save_file(sd, os.path.join(run_dir, f"{kind}_policy.safetensors"),
-              metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)})
-    result = {"baseline": kind, "env": cfg.collect.env, "env_steps": int(cfg.baseline.rl_steps),
-              "train_seconds": round(train_s, 2), "eval_return_mean": float(mean_r),
-              "eval_return_std": float(std_r), "policy": os.path.join(run_dir, f"{kind}_policy.safetensors")}
+    save_file(
+        sd,
+        os.path.join(run_dir, f"{kind}_policy.safetensors"),
+        metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)},
+    )
+    result = {
+        "baseline": kind,
+        "env": cfg.collect.env,
+        "env_steps": int(cfg.baseline.rl_steps),
+        "train_seconds": round(train_s, 2),
+        "eval_return_mean": float(mean_r),
+        "eval_return_std": float(std_r),
+        "policy": os.path.join(run_dir, f"{kind}_policy.safetensors"),
+    }
     with open(os.path.join(run_dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     env.close()
     return result
-

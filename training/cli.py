@@ -15,6 +15,7 @@ Options are `section.key=value` overrides (OmegaConf dotlist) on top of the YAML
 with -c (bare names are looked up in config/train/); `moejepa-train <cmd> --help` lists them.
 Each command prints a JSON summary on stdout; progress and logs go to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,11 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 from .config import ConfigError, TrainConfig, load_config, options_help
 
-SECTIONS: Dict[str, List[str]] = {
+SECTIONS: dict[str, list[str]] = {
     "collect": ["run", "collect"],
     "pretrain": ["run", "data", "model", "optim", "train"],
     "fit": ["run", "data", "model", "optim", "train", "fit", "baseline", "collect"],
@@ -41,10 +42,10 @@ SUMMARY = {
     "collect": "record simulator episodes as rosbag2 (collect.env, collect.policy) into <out_dir>/collect/bags",
     "pretrain": "Stage 1: action-free JEPA pre-training of the encoder on video windows",
     "fit": "Stage 2: MoE world model with reward/cost/value heads (optionally from a Stage-1 encoder); "
-           "baseline.kind=sac|ppo trains a model-free pixel agent instead",
+    "baseline.kind=sac|ppo trains a model-free pixel agent instead",
     "refine": "re-fit the MoE predictor on frozen, cached latents with long open-loop rollouts (cheap on CPU)",
     "goal": "learn the goal distance d(z, g) (steps to go, aware of obstacles) on frozen latents; "
-            "the planner uses it with objectives.goal.metric=learned",
+    "the planner uses it with objectives.goal.metric=learned",
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
@@ -53,17 +54,30 @@ SUMMARY = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="moejepa-train", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(f"  {k:9s} {v}" for k, v in SUMMARY.items()))
+    ap = argparse.ArgumentParser(
+        prog="moejepa-train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(f"  {k:9s} {v}" for k, v in SUMMARY.items()),
+    )
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, sections in SECTIONS.items():
-        p = sub.add_parser(name, help=SUMMARY[name], description=SUMMARY[name],
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
-                           epilog="options (key=value):\n" + options_help(sections))
-        p.add_argument("-c", "--config", action="append", default=[], metavar="YAML",
-                       help="YAML config file or name in config/train/ (repeatable; later ones win)")
+        p = sub.add_parser(
+            name,
+            help=SUMMARY[name],
+            description=SUMMARY[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="options (key=value):\n" + options_help(sections),
+        )
+        p.add_argument(
+            "-c",
+            "--config",
+            action="append",
+            default=[],
+            metavar="YAML",
+            help="YAML config file or name in config/train/ (repeatable; later ones win)",
+        )
         p.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides (see below)")
     return ap
 
@@ -71,11 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- commands
 def cmd_collect(cfg: TrainConfig, info, device) -> dict:
     from .collect import collect
+
     return collect(cfg)
 
 
 def cmd_pretrain(cfg: TrainConfig, info, device) -> dict:
     from .stages import pretrain
+
     return _train_result(pretrain(cfg, info, device))
 
 
@@ -83,54 +99,77 @@ def cmd_fit(cfg: TrainConfig, info, device) -> dict:
     if cfg.baseline.kind in ("sac", "ppo"):
         from .baselines import run_model_free
         from .datasets import run_subdir
+
         return run_model_free(cfg, run_subdir(cfg, cfg.baseline.kind))
     from .stages import fit
+
     return _train_result(fit(cfg, info, device))
 
 
 def cmd_refine(cfg: TrainConfig, info, device) -> dict:
     from .refine import refine
+
     return refine(cfg, device)
 
 
 def cmd_goal(cfg: TrainConfig, info, device) -> dict:
     from .goal_distance import goal_distance
+
     return goal_distance(cfg, device)
 
 
 def cmd_mbrl(cfg: TrainConfig, info, device) -> dict:
     from .mbrl import mbrl
+
     return mbrl(cfg, device)
 
 
 def cmd_distill(cfg: TrainConfig, info, device) -> dict:
     from .distill import distill
+
     return distill(cfg, device)
 
 
 def cmd_evaluate(cfg: TrainConfig, info, device) -> dict:
     from .evaluate import evaluate
+
     return evaluate(cfg, device)
 
 
 def cmd_export(cfg: TrainConfig, info, device) -> dict:
     from .export import export
+
     return export(cfg)
 
 
-COMMANDS: Dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "fit": cmd_fit,
-                                 "refine": cmd_refine, "goal": cmd_goal, "mbrl": cmd_mbrl, "distill": cmd_distill,
-                                 "evaluate": cmd_evaluate, "export": cmd_export}
+COMMANDS: dict[str, Callable] = {
+    "collect": cmd_collect,
+    "pretrain": cmd_pretrain,
+    "fit": cmd_fit,
+    "refine": cmd_refine,
+    "goal": cmd_goal,
+    "mbrl": cmd_mbrl,
+    "distill": cmd_distill,
+    "evaluate": cmd_evaluate,
+    "export": cmd_export,
+}
 DISTRIBUTED = ("pretrain", "fit")
 
 
 def _train_result(r) -> dict:
-    return {"step": r.step, "checkpoint": r.checkpoint, "run_dir": r.run_dir, "resumed_from": r.resumed_from,
-            "last": r.last_terms, "samples_per_s": r.samples_per_s, "data_wait_share": r.data_wait_share,
-            "seconds": round(r.elapsed_s, 2)}
+    return {
+        "step": r.step,
+        "checkpoint": r.checkpoint,
+        "run_dir": r.run_dir,
+        "resumed_from": r.resumed_from,
+        "last": r.last_terms,
+        "samples_per_s": r.samples_per_s,
+        "data_wait_share": r.data_wait_share,
+        "seconds": round(r.elapsed_s, 2),
+    }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -141,6 +180,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from .distributed import cleanup, init_distributed, resolve_device
     from .logging_utils import setup_console_logging
+
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     try:

@@ -5,12 +5,13 @@ and the command-line dotlist against it, and `--help` prints each field's `help`
 Model, planner and objective settings are free-form dicts here because their own dataclasses
 (`ModelConfig`, `PlannerConfig`, `build_objectives`) validate them and name bad fields.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -46,15 +47,17 @@ class RunConfig:
 
 @dataclass
 class DataConfig:
-    bags: List[str] = _f([], "rosbag2 paths or folders holding bags (default: <out_dir>/collect/bags)")
+    bags: list[str] = _f([], "rosbag2 paths or folders holding bags (default: <out_dir>/collect/bags)")
     cache_dir: str = _f("", "decoded frame cache (default: <out_dir>/cache); rebuilt when the bags change")
-    topics: Dict[str, Any] = _f({}, "TopicConfig overrides for robot bags (image, action, reward, episode, state)")
+    topics: dict[str, Any] = _f({}, "TopicConfig overrides for robot bags (image, action, reward, episode, state)")
     horizon: int = _f(4, "prediction steps per window (window length = model frame_stack + horizon)")
     batch_size: int = _f(32, "windows per step and per rank")
     augment_shift: int = _f(0, "random-shift augmentation in pixels (0 = off)")
     prefetch: int = _f(2, "batches prepared ahead in a background thread (0 = synchronous)")
     val_episodes: int = _f(2, "episodes held out from training for evaluation")
-    reward_scale: float = _f(1.0, "rewards are multiplied by this before the loss (e.g. 0.02 for Two-Rooms' -distance in px)")
+    reward_scale: float = _f(
+        1.0, "rewards are multiplied by this before the loss (e.g. 0.02 for Two-Rooms' -distance in px)"
+    )
 
 
 @dataclass
@@ -66,7 +69,7 @@ class OptimConfig:
     beta1: float = _f(0.9, "AdamW beta1")
     beta2: float = _f(0.99, "AdamW beta2")
     grad_clip: float = _f(1.0, "global gradient-norm clip (0 = off)")
-    ema_momentum: Optional[float] = _f(None, "target-encoder EMA momentum (null = the model's default)")
+    ema_momentum: float | None = _f(None, "target-encoder EMA momentum (null = the model's default)")
     encoder_lr_scale: float = _f(1.0, "LR multiplier for the encoder (e.g. 0.1 when fine-tuning a Stage-1 encoder)")
 
 
@@ -78,22 +81,33 @@ class TrainLoopConfig:
 
 @dataclass
 class FitConfig:
-    init_encoder: str = _f("", "Stage-1 checkpoint to start the encoder from ('' = random init, 'auto' = <out_dir>/pretrain)")
+    init_encoder: str = _f(
+        "", "Stage-1 checkpoint to start the encoder from ('' = random init, 'auto' = <out_dir>/pretrain)"
+    )
     freeze_encoder: bool = _f(False, "keep the Stage-1 encoder frozen (else it is fine-tuned at encoder_lr_scale)")
-    idm_weight: float = _f(0.0, "weight of an inverse-dynamics loss a_t <- (z_t, z_t+1) on the online encoder "
-                                "(training-side head; keeps small moving objects in the latent), also in pretrain")
-    idm_horizon: int = _f(1, "inverse-dynamics steps K: > 1 predicts the mean action over j = 1..K steps from "
-                             "(z_t, z_t+j) (multi-step inverse model; needs data.horizon >= K)")
+    idm_weight: float = _f(
+        0.0,
+        "weight of an inverse-dynamics loss a_t <- (z_t, z_t+1) on the online encoder "
+        "(training-side head; keeps small moving objects in the latent), also in pretrain",
+    )
+    idm_horizon: int = _f(
+        1,
+        "inverse-dynamics steps K: > 1 predicts the mean action over j = 1..K steps from "
+        "(z_t, z_t+j) (multi-step inverse model; needs data.horizon >= K)",
+    )
 
 
 @dataclass
 class CollectConfig:
     env: str = _f("two_rooms", "simulator: two_rooms | dmc:<domain>_<task>")
-    env_kwargs: Dict[str, Any] = _f({}, "keyword arguments for make_env")
+    env_kwargs: dict[str, Any] = _f({}, "keyword arguments for make_env")
     policy: str = _f("walk", "data policy: walk (Two-Rooms biased random walk) | random (uniform actions)")
-    policy_kwargs: Dict[str, Any] = _f({}, "keyword arguments for the walk (RandomWalkPolicy), e.g. "
-                                           "{cross_prob: 0} for data without deliberate door crossings")
-    max_steps: Optional[int] = _f(None, "step limit per episode (null = the env's own limit)")
+    policy_kwargs: dict[str, Any] = _f(
+        {},
+        "keyword arguments for the walk (RandomWalkPolicy), e.g. "
+        "{cross_prob: 0} for data without deliberate door crossings",
+    )
+    max_steps: int | None = _f(None, "step limit per episode (null = the env's own limit)")
     episodes: int = _f(20, "episodes to record")
     workers: int = _f(1, "parallel recording processes")
     storage: str = _f("mcap", "bag storage: mcap | sqlite3")
@@ -102,18 +116,22 @@ class CollectConfig:
 
 @dataclass
 class PlanConfig:
-    planner: Dict[str, Any] = _f({}, "PlannerConfig fields (method, samples, horizon, iterations, ...)")
-    objectives: Dict[str, Any] = _f({}, "objectives: {name: {enabled, weight, ...}}, as planner_node's objectives.* parameters")
+    planner: dict[str, Any] = _f({}, "PlannerConfig fields (method, samples, horizon, iterations, ...)")
+    objectives: dict[str, Any] = _f(
+        {}, "objectives: {name: {enabled, weight, ...}}, as planner_node's objectives.* parameters"
+    )
 
 
 @dataclass
 class MBRLConfig:
-    env_kwargs: Dict[str, Any] = _f({}, "keyword arguments for make_env (mode etc.)")
+    env_kwargs: dict[str, Any] = _f({}, "keyword arguments for make_env (mode etc.)")
     iterations: int = _f(3, "collect -> append -> re-fit rounds")
     episodes_per_iter: int = _f(4, "planner episodes appended to the replay data per round")
     fit_steps_per_iter: int = _f(200, "optimiser steps of re-fitting per round")
     max_episode_steps: int = _f(100, "step limit per planner episode")
-    explore_std: float = _f(0.1, "Gaussian noise (fraction of the action range) added to planner actions when collecting")
+    explore_std: float = _f(
+        0.1, "Gaussian noise (fraction of the action range) added to planner actions when collecting"
+    )
     eval_every: int = _f(1, "rounds between evaluation episodes (0 = only at the end)")
     eval_episodes: int = _f(2, "closed-loop evaluation episodes")
 
@@ -137,21 +155,30 @@ class RefineConfig:
     lr: float = _f(1e-3, "peak learning rate (warm-up + cosine from optim.*)")
     rho: float = _f(0.9, "step j of the rollout weighs rho**(j-1) (0.5 would ignore the far steps)")
     encode_batch: int = _f(256, "frame stacks per encoder call when caching the latents")
-    predictor: Dict[str, Any] = _f({}, "train a new predictor of this size instead (e.g. {expert_hidden: 256}); "
-                                   "keys: action_embed_dim, num_experts, top_k, expert_hidden, router_noise, moe_impl, dense")
+    predictor: dict[str, Any] = _f(
+        {},
+        "train a new predictor of this size instead (e.g. {expert_hidden: 256}); "
+        "keys: action_embed_dim, num_experts, top_k, expert_hidden, router_noise, moe_impl, dense",
+    )
 
 
 @dataclass
 class GoalConfig:
     checkpoint: str = _f("", "world model to add the goal distance to (default: <out_dir>/refine, then fit)")
-    revisit: float = _f(1.5, "two stacks of an episode are the same place when their latents are closer than "
-                        "this many median steps")
-    max_sources: int = _f(512, "source stacks per episode for the shortest paths (the table holds episodes x sources "
-                          "x longest episode floats)")
+    revisit: float = _f(
+        1.5, "two stacks of an episode are the same place when their latents are closer than this many median steps"
+    )
+    max_sources: int = _f(
+        512,
+        "source stacks per episode for the shortest paths (the table holds episodes x sources "
+        "x longest episode floats)",
+    )
     steps: int = _f(20000, "optimiser steps on the cached latents")
     batch_size: int = _f(1024, "(latent, goal) pairs per step")
     lr: float = _f(3e-4, "Adam learning rate")
-    p_current: float = _f(0.2, "share of goals that are the current stack (distance 0); the rest are uniform in the episode")
+    p_current: float = _f(
+        0.2, "share of goals that are the current stack (distance 0); the rest are uniform in the episode"
+    )
     imagine_steps: int = _f(4, "also fit on predicted latents from up to this many steps back (0 = off)")
     imagine_weight: float = _f(1.0, "weight of the loss on predicted latents")
     embed_dim: int = _f(64, "goal embedding size (model_config goal_embed_dim)")
@@ -166,7 +193,9 @@ class EvalConfig:
     windows: int = _f(256, "held-out windows for the open-loop error")
     probe: bool = _f(True, "fit linear and MLP probes on frozen embeddings to regress the true state")
     probe_samples: int = _f(2000, "frames per probe training set")
-    probe_epochs: int = _f(2000, "full-batch MLP probe epochs (cosine learning rate; the best on 10% held-out frames is kept)")
+    probe_epochs: int = _f(
+        2000, "full-batch MLP probe epochs (cosine learning rate; the best on 10% held-out frames is kept)"
+    )
     closed_loop_episodes: int = _f(2, "planner episodes in the simulator (0 = skip)")
     max_episode_steps: int = _f(100, "step limit per closed-loop episode")
     plots: bool = _f(True, "write PNG plots (loss curves, error vs horizon, expert heat-maps)")
@@ -177,22 +206,26 @@ class BaselineConfig:
     kind: str = _f("none", "none | dense | no_pretrain | pixel_recon | sac | ppo")
     recon_weight: float = _f(1.0, "pixel_recon: weight of the reconstruction loss")
     rl_steps: int = _f(20000, "sac/ppo: environment steps")
-    rl_env_kwargs: Dict[str, Any] = _f({}, "sac/ppo: keyword arguments for make_env")
+    rl_env_kwargs: dict[str, Any] = _f({}, "sac/ppo: keyword arguments for make_env")
 
 
 @dataclass
 class ExportConfig:
-    checkpoint: str = _f("", "training checkpoint dir or model .safetensors (default: the first of distill, mbrl, goal, refine, fit, pretrain)")
+    checkpoint: str = _f(
+        "",
+        "training checkpoint dir or model .safetensors "
+        "(default: the first of distill, mbrl, goal, refine, fit, pretrain)",
+    )
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
-    action_low: List[float] = _f([], "action lower bounds (default: from the training data / env)")
-    action_high: List[float] = _f([], "action upper bounds (default: from the training data / env)")
+    action_low: list[float] = _f([], "action lower bounds (default: from the training data / env)")
+    action_high: list[float] = _f([], "action upper bounds (default: from the training data / env)")
 
 
 @dataclass
 class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    model: Dict[str, Any] = _f({}, "ModelConfig fields (latent_dim, num_experts, top_k, ...); validated by the model")
+    model: dict[str, Any] = _f({}, "ModelConfig fields (latent_dim, num_experts, top_k, ...); validated by the model")
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -219,7 +252,7 @@ def resolve_config_path(name: str) -> str:
     raise ConfigError(f"config file '{name}' not found (nor in {CONFIG_DIR}; known: {known})")
 
 
-def load_config(files: List[str] = (), overrides: List[str] = ()) -> TrainConfig:
+def load_config(files: list[str] = (), overrides: list[str] = ()) -> TrainConfig:
     """Schema defaults <- YAML files (in order) <- `key=value` overrides; returns a validated TrainConfig.
 
     Mappings merge key by key, except that an override `key={}` empties the mapping (so
@@ -250,12 +283,20 @@ def load_config(files: List[str] = (), overrides: List[str] = ()) -> TrainConfig
 
 def validate(cfg: TrainConfig) -> None:
     """Range checks the types cannot express; raises ConfigError naming key and value."""
+
     def need(ok: bool, key: str, val: Any, what: str) -> None:
         if not ok:
             raise ConfigError(f"{key}={val!r}: {what}")
-    need(cfg.run.device == "auto" or cfg.run.device == "cpu" or cfg.run.device.startswith("cuda"),
-         "run.device", cfg.run.device, "expected auto, cpu, cuda or cuda:N")
-    need(cfg.run.precision in ("auto", "fp32", "bf16"), "run.precision", cfg.run.precision, "expected auto, fp32 or bf16")
+
+    need(
+        cfg.run.device == "auto" or cfg.run.device == "cpu" or cfg.run.device.startswith("cuda"),
+        "run.device",
+        cfg.run.device,
+        "expected auto, cpu, cuda or cuda:N",
+    )
+    need(
+        cfg.run.precision in ("auto", "fp32", "bf16"), "run.precision", cfg.run.precision, "expected auto, fp32 or bf16"
+    )
     need(cfg.run.log_every >= 1, "run.log_every", cfg.run.log_every, "must be >= 1")
     need(cfg.run.ckpt_every >= 1, "run.ckpt_every", cfg.run.ckpt_every, "must be >= 1")
     need(cfg.run.keep_ckpts >= 1, "run.keep_ckpts", cfg.run.keep_ckpts, "must be >= 1")
@@ -267,22 +308,33 @@ def validate(cfg: TrainConfig) -> None:
     need(0 <= cfg.optim.min_lr_ratio <= 1, "optim.min_lr_ratio", cfg.optim.min_lr_ratio, "must be in [0, 1]")
     need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", cfg.optim.warmup_steps, "must be >= 0")
     need(cfg.optim.grad_clip >= 0, "optim.grad_clip", cfg.optim.grad_clip, "must be >= 0")
-    need(0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1/beta2",
-         (cfg.optim.beta1, cfg.optim.beta2), "must be in [0, 1)")
-    need(cfg.optim.ema_momentum is None or 0 <= cfg.optim.ema_momentum <= 1, "optim.ema_momentum",
-         cfg.optim.ema_momentum, "must be in [0, 1]")
+    need(
+        0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1,
+        "optim.beta1/beta2",
+        (cfg.optim.beta1, cfg.optim.beta2),
+        "must be in [0, 1)",
+    )
+    need(
+        cfg.optim.ema_momentum is None or 0 <= cfg.optim.ema_momentum <= 1,
+        "optim.ema_momentum",
+        cfg.optim.ema_momentum,
+        "must be in [0, 1]",
+    )
     need(cfg.train.steps >= 1, "train.steps", cfg.train.steps, "must be >= 1")
     need(0 <= cfg.train.stop_at, "train.stop_at", cfg.train.stop_at, "must be >= 0")
     need(cfg.collect.episodes >= 1, "collect.episodes", cfg.collect.episodes, "must be >= 1")
     need(cfg.collect.workers >= 1, "collect.workers", cfg.collect.workers, "must be >= 1")
     need(cfg.collect.storage in ("mcap", "sqlite3"), "collect.storage", cfg.collect.storage, "expected mcap or sqlite3")
-    need(cfg.collect.policy in ("walk", "random"), "collect.policy", cfg.collect.policy,
-         "expected walk or random")
+    need(cfg.collect.policy in ("walk", "random"), "collect.policy", cfg.collect.policy, "expected walk or random")
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
-    need(1 <= cfg.fit.idm_horizon <= cfg.data.horizon, "fit.idm_horizon", cfg.fit.idm_horizon,
-         f"must be in [1, data.horizon={cfg.data.horizon}]")
+    need(
+        1 <= cfg.fit.idm_horizon <= cfg.data.horizon,
+        "fit.idm_horizon",
+        cfg.fit.idm_horizon,
+        f"must be in [1, data.horizon={cfg.data.horizon}]",
+    )
     need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")
     need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
     need(cfg.refine.steps >= 1, "refine.steps", cfg.refine.steps, "must be >= 1")
@@ -300,19 +352,23 @@ def validate(cfg: TrainConfig) -> None:
     need(g.imagine_steps >= 0, "goal.imagine_steps", g.imagine_steps, "must be >= 0")
     need(g.imagine_weight >= 0, "goal.imagine_weight", g.imagine_weight, "must be >= 0")
     if cfg.export.action_low or cfg.export.action_high:
-        need(len(cfg.export.action_low) == len(cfg.export.action_high), "export.action_low/action_high",
-             (cfg.export.action_low, cfg.export.action_high), "must have equal lengths")
+        need(
+            len(cfg.export.action_low) == len(cfg.export.action_high),
+            "export.action_low/action_high",
+            (cfg.export.action_low, cfg.export.action_high),
+            "must have equal lengths",
+        )
 
 
 BASELINES = ("none", "dense", "no_pretrain", "pixel_recon", "sac", "ppo")
 
 
-def to_dict(cfg: TrainConfig) -> Dict[str, Any]:
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain JSON-able dict of the whole config (saved into checkpoints and run dirs)."""
     return dataclasses.asdict(cfg)
 
 
-def options_help(sections: Optional[List[str]] = None) -> str:
+def options_help(sections: list[str] | None = None) -> str:
     """One line per option, `section.key (type, default): help`, for argparse epilogs."""
     lines = []
     for sec in dataclasses.fields(TrainConfig):

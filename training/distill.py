@@ -7,11 +7,11 @@ normalised actions ([-1, 1] per dim, the actor's tanh range). The actor takes no
 goal-conditioned task (Two-Rooms) distils the average behaviour only: use it as the planner's
 `policy_prior_samples` seed there, and as a policy for reward tasks (DMC).
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import List
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ def _actor_visits(cfg: TrainConfig, model, n: int, center, half, seed: int) -> t
     import gymnasium as gym
 
     from moejepa_ros.sim import make_env
+
     kw = dict(cfg.collect.env_kwargs)
     kw.update(cfg.mbrl.env_kwargs)
     env = gym.wrappers.TimeLimit(make_env(cfg.collect.env, **kw), cfg.mbrl.max_episode_steps)
@@ -75,8 +76,14 @@ def distill(cfg: TrainConfig, device) -> dict:
     low = torch.tensor(meta["action_low"])
     high = torch.tensor(meta["action_high"])
     center, half = (high + low) / 2, (high - low) / 2
-    ctrl = LatentController(model, "cpu", dict(cfg.plan.planner), dict(cfg.plan.objectives) or DEFAULT_OBJECTIVES,
-                            low.tolist(), high.tolist())
+    ctrl = LatentController(
+        model,
+        "cpu",
+        dict(cfg.plan.planner),
+        dict(cfg.plan.objectives) or DEFAULT_OBJECTIVES,
+        low.tolist(),
+        high.tolist(),
+    )
     needs_goal = ctrl.needs_goal
     data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack)
     rng = np.random.default_rng(cfg.run.seed)
@@ -88,8 +95,8 @@ def distill(cfg: TrainConfig, device) -> dict:
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=d.lr)
-    X: List[torch.Tensor] = []
-    Y: List[torch.Tensor] = []
+    X: list[torch.Tensor] = []
+    Y: list[torch.Tensor] = []
     history = []
     step = 0
     t0 = time.perf_counter()
@@ -122,8 +129,14 @@ def distill(cfg: TrainConfig, device) -> dict:
         model.eval()
         with torch.no_grad():
             fit_mse = float((model.actor(x) - y).pow(2).mean())
-        history.append({"round": r, "labelled": int(len(x)), "actor_mse": fit_mse,
-                        "actor_return_mean": float(np.mean(rets)) if rets else None})
+        history.append(
+            {
+                "round": r,
+                "labelled": int(len(x)),
+                "actor_mse": fit_mse,
+                "actor_return_mean": float(np.mean(rets)) if rets else None,
+            }
+        )
         log.info("distill round %d: %d labels, actor mse %.4f", r, len(x), fit_mse)
     logger.close()
     for p in model.parameters():
@@ -131,6 +144,14 @@ def distill(cfg: TrainConfig, device) -> dict:
     out = os.path.join(run_dir, "model.safetensors")
     tr = dict(meta.get("training") or {})
     tr.update(subcommand="distill", distill=history, distilled_from=src)
-    save_checkpoint(out, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
-                                 "preprocessing": meta["preprocessing"], "training": tr})
+    save_checkpoint(
+        out,
+        model,
+        {
+            "action_low": meta["action_low"],
+            "action_high": meta["action_high"],
+            "preprocessing": meta["preprocessing"],
+            "training": tr,
+        },
+    )
     return {"checkpoint": out, "history": history, "seconds": round(time.perf_counter() - t0, 2)}

@@ -3,12 +3,13 @@
 Under `torchrun --nproc_per_node N`, RANK / WORLD_SIZE / LOCAL_RANK are set; without them the
 run is a single process and every helper degrades to a no-op.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -55,7 +56,7 @@ def resolve_device(spec: str) -> torch.device:
     return dev
 
 
-def all_gather_json(obj: Any, info: DistInfo) -> List[Any]:
+def all_gather_json(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's JSON-able `obj`, in rank order (single process: `[obj]`)."""
     if not info.enabled:
         return [obj]
@@ -67,10 +68,10 @@ def all_gather_json(obj: Any, info: DistInfo) -> List[Any]:
     dist.all_gather(sizes, size)
     n = int(max(s.item() for s in sizes))
     buf = torch.zeros(n, dtype=torch.uint8, device=dev)
-    buf[:data.numel()] = data.to(dev)
+    buf[: data.numel()] = data.to(dev)
     bufs = [torch.zeros_like(buf) for _ in range(info.world_size)]
     dist.all_gather(bufs, buf)
-    return [json.loads(bytes(b[:int(s.item())].cpu().tolist()).decode()) for b, s in zip(bufs, sizes)]
+    return [json.loads(bytes(b[: int(s.item())].cpu().tolist()).decode()) for b, s in zip(bufs, sizes)]
 
 
 def broadcast_json(obj: Any, info: DistInfo) -> Any:
@@ -106,6 +107,7 @@ def cleanup(info: DistInfo) -> None:
     DDP reducer still alive in a reference cycle before its process group goes away."""
     if info.enabled and dist.is_initialized():
         import gc
+
         try:
             dist.barrier()
         finally:

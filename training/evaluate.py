@@ -8,13 +8,13 @@
   (Two-Rooms: room side, near-wall; otherwise: sign of state dim 0);
 - closed loop: planner episodes in the simulator (success rate, return, final distance).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import time
-from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from .logging_utils import log, read_metrics
 
 
 @torch.no_grad()
-def open_loop(model, data, H: int, n: int, seed: int) -> Dict[str, list]:
+def open_loop(model, data, H: int, n: int, seed: int) -> dict[str, list]:
     """Per-horizon mean squared latent error of the model and of copy-last, and their ratio."""
     k = model.cfg.frame_stack
     s = data.sampler(k + H, n, seed, 0, val=True)
@@ -37,11 +37,16 @@ def open_loop(model, data, H: int, n: int, seed: int) -> Dict[str, list]:
     frames, actions = b["frames"], b["actions"]
     stacks = frames.unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)
     z = model.encode(stacks.reshape(-1, *stacks.shape[2:])).reshape(stacks.shape[0], H + 1, -1).float()
-    pred = model.rollout(z[:, 0], actions[:, k - 1:k - 1 + H].float()).float()
+    pred = model.rollout(z[:, 0], actions[:, k - 1 : k - 1 + H].float()).float()
     err = (pred - z[:, 1:]).pow(2).sum(-1).mean(0)
     copy = (z[:, :1] - z[:, 1:]).pow(2).sum(-1).mean(0)
-    return {"horizon": list(range(1, H + 1)), "model": err.tolist(), "copy_last": copy.tolist(),
-            "ratio": (err / copy.clamp_min(1e-12)).tolist(), "windows": int(n)}
+    return {
+        "horizon": list(range(1, H + 1)),
+        "model": err.tolist(),
+        "copy_last": copy.tolist(),
+        "ratio": (err / copy.clamp_min(1e-12)).tolist(),
+        "windows": int(n),
+    }
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,7 +63,7 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
     return float((joint[nz] * np.log2(joint[nz] / (pa @ pb)[nz])).sum())
 
 
-def modes_of(states: np.ndarray, two_rooms: bool) -> Dict[str, np.ndarray]:
+def modes_of(states: np.ndarray, two_rooms: bool) -> dict[str, np.ndarray]:
     if states.size == 0:
         return {}
     if two_rooms:
@@ -71,6 +76,7 @@ def modes_of(states: np.ndarray, two_rooms: bool) -> Dict[str, np.ndarray]:
 def routing(model, data, n: int, seed: int, two_rooms: bool) -> dict:
     """Top-k routing of one-step transitions from the data: loads, CV, entropy, MI with modes."""
     from .probing import cache_stacks, embed
+
     pred = model.predictor
     E = model.cfg.experts
     rng = np.random.default_rng(seed + 1)
@@ -80,8 +86,12 @@ def routing(model, data, n: int, seed: int, two_rooms: bool) -> dict:
     logits, idx, _ = pred.moe.route(z, e)
     counts = torch.bincount(idx.reshape(-1), minlength=E).double()
     load = (counts / counts.sum()).numpy()
-    out = {"experts": E, "top_k": model.cfg.active_k, "load": load.tolist(),
-           "load_cv": float(load.std() / max(load.mean(), 1e-12))}
+    out = {
+        "experts": E,
+        "top_k": model.cfg.active_k,
+        "load": load.tolist(),
+        "load_cv": float(load.std() / max(load.mean(), 1e-12)),
+    }
     if logits is not None:
         p = torch.softmax(logits, -1)
         out["router_entropy"] = float(-(p * p.clamp_min(1e-9).log()).sum(-1).mean())
@@ -96,13 +106,22 @@ def routing(model, data, n: int, seed: int, two_rooms: bool) -> dict:
     return out
 
 
-def closed_loop(cfg: TrainConfig, model, meta: dict, episodes: int, max_steps: int, device,
-                env_kwargs: Optional[dict] = None, seed: int = 10_000) -> dict:
+def closed_loop(
+    cfg: TrainConfig,
+    model,
+    meta: dict,
+    episodes: int,
+    max_steps: int,
+    device,
+    env_kwargs: dict | None = None,
+    seed: int = 10_000,
+) -> dict:
     """Planner episodes in `collect.env` (goal mode for Two-Rooms): success, return, final distance."""
     import gymnasium as gym
 
     from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.sim import make_env
+
     kw = dict(cfg.collect.env_kwargs)
     if cfg.collect.env == "two_rooms":
         kw["mode"] = "goal"
@@ -125,15 +144,23 @@ def closed_loop(cfg: TrainConfig, model, meta: dict, episodes: int, max_steps: i
         succ.append(bool(info.get("success", False)))
         dists.append(float(info.get("distance", float("nan"))))
     env.close()
-    return {"episodes": episodes, "success_rate": float(np.mean(succ)), "return_mean": float(np.mean(rets)),
-            "returns": rets, "final_distance": dists, "start_distance": starts,
-            "plan_ms_mean": float(np.mean(plan_ms)) if plan_ms else float("nan")}
+    return {
+        "episodes": episodes,
+        "success_rate": float(np.mean(succ)),
+        "return_mean": float(np.mean(rets)),
+        "returns": rets,
+        "final_distance": dists,
+        "start_distance": starts,
+        "plan_ms_mean": float(np.mean(plan_ms)) if plan_ms else float("nan"),
+    }
 
 
-def plots(out_dir: str, report: dict, runs: Dict[str, list]) -> List[str]:
+def plots(out_dir: str, report: dict, runs: dict[str, list]) -> list[str]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     paths = []
     if runs:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -176,6 +203,7 @@ def _save(fig, out_dir: str, name: str) -> str:
     fig.tight_layout()
     fig.savefig(p, dpi=80)
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     return p
 
@@ -190,12 +218,15 @@ def evaluate(cfg: TrainConfig, device) -> dict:
     data = open_data(cfg, mc.image_size, mc.frame_stack + e.horizon)
     out_dir = run_subdir(cfg, "eval")
     os.makedirs(out_dir, exist_ok=True)
-    report: dict = {"checkpoint": ckpt, "model": {"experts": mc.experts, "top_k": mc.active_k,
-                                                 "latent_dim": mc.latent_dim, "dense": mc.dense}}
+    report: dict = {
+        "checkpoint": ckpt,
+        "model": {"experts": mc.experts, "top_k": mc.active_k, "latent_dim": mc.latent_dim, "dense": mc.dense},
+    }
     report["open_loop"] = open_loop(model, data, e.horizon, e.windows, cfg.run.seed)
     report["routing"] = routing(model, data, max(64, e.windows), cfg.run.seed, two_rooms)
     if e.probe:
         from .probing import probe
+
         report["probe"] = probe(model, data, e.probe_samples, e.probe_epochs, cfg.run.seed, two_rooms)
         torch.manual_seed(cfg.run.seed)
         rand = WorldModel(mc).to(device).eval()
@@ -210,10 +241,13 @@ def evaluate(cfg: TrainConfig, device) -> dict:
     with open(path, "w") as f:
         json.dump(report, f, indent=1, default=_json_default)
     log.info("evaluation report: %s", path)
-    return {"report": path, "open_loop_ratio": report["open_loop"]["ratio"],
-            "probe": report.get("probe"), "closed_loop": {k: v for k, v in report.get("closed_loop", {}).items()
-                                                          if k in ("success_rate", "return_mean")},
-            "plots": report["plots"]}
+    return {
+        "report": path,
+        "open_loop_ratio": report["open_loop"]["ratio"],
+        "probe": report.get("probe"),
+        "closed_loop": {k: v for k, v in report.get("closed_loop", {}).items() if k in ("success_rate", "return_mean")},
+        "plots": report["plots"],
+    }
 
 
 def _json_default(o):

@@ -4,11 +4,11 @@ The output is `save_checkpoint`'s single safetensors file (weights incl. the EMA
 config, action bounds, preprocessing), with the training info reduced to provenance (no
 optimiser, no data positions). It is re-loaded and planned with once before returning.
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import List, Optional
 
 import torch
 
@@ -28,32 +28,46 @@ def find_model(cfg: TrainConfig, explicit: str = "", order: tuple = SEARCH_ORDER
         if os.path.isdir(p):
             p = os.path.join(p, "model.safetensors")
         if not os.path.isfile(p):
-            raise ConfigError(f"checkpoint {explicit!r} not found (expected a .safetensors file or a dir with model.safetensors)")
+            raise ConfigError(
+                f"checkpoint {explicit!r} not found (expected a .safetensors file or a dir with model.safetensors)"
+            )
         return p
     for sub in order:
         p = os.path.join(run_subdir(cfg, sub), "model.safetensors")
         if os.path.isfile(p):
             return p
-    raise ConfigError(f"no trained model under {cfg.run.out_dir} (looked for {[s + '/model.safetensors' for s in order]})")
+    raise ConfigError(
+        f"no trained model under {cfg.run.out_dir} (looked for {[s + '/model.safetensors' for s in order]})"
+    )
 
 
 def export(cfg: TrainConfig) -> dict:
     src = find_model(cfg, cfg.export.checkpoint)
     model, meta = load_checkpoint(src)
-    low: Optional[List[float]] = list(cfg.export.action_low) or meta.get("action_low")
-    high: Optional[List[float]] = list(cfg.export.action_high) or meta.get("action_high")
+    low: list[float] | None = list(cfg.export.action_low) or meta.get("action_low")
+    high: list[float] | None = list(cfg.export.action_high) or meta.get("action_high")
     if low is None or high is None:
         raise ConfigError(f"{src} has no action bounds: set export.action_low / export.action_high")
     tr = meta.get("training") or {}
-    provenance = {"source": os.path.abspath(src), "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "stage": tr.get("stage"), "step": tr.get("step"), "subcommand": tr.get("subcommand"),
-                  "baseline": tr.get("baseline"), "data": tr.get("data"),
-                  "planner": (tr.get("config") or {}).get("plan")}
+    provenance = {
+        "source": os.path.abspath(src),
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "stage": tr.get("stage"),
+        "step": tr.get("step"),
+        "subcommand": tr.get("subcommand"),
+        "baseline": tr.get("baseline"),
+        "data": tr.get("data"),
+        "planner": (tr.get("config") or {}).get("plan"),
+    }
     out = cfg.export.output or os.path.join(run_subdir(cfg, "export"), "model.safetensors")
-    save_checkpoint(out, model, {"action_low": low, "action_high": high,
-                                 "preprocessing": meta.get("preprocessing"), "training": provenance})
+    save_checkpoint(
+        out,
+        model,
+        {"action_low": low, "action_high": high, "preprocessing": meta.get("preprocessing"), "training": provenance},
+    )
     # verify: the node's path (load_checkpoint + make_planner + one plan)
     from moejepa_ros.planning import make_planner
+
     m2, meta2 = load_checkpoint(out)
     plan_cfg = dict((provenance["planner"] or {}).get("planner") or {})
     objectives = dict((provenance["planner"] or {}).get("objectives") or {}) or None
@@ -64,8 +78,14 @@ def export(cfg: TrainConfig) -> dict:
     plan = planner.plan(z, goal)
     if not plan.ok:
         raise CheckpointError(out, "exported model produced a non-finite plan")
-    return {"export": out, "source": src, "action_low": meta2["action_low"], "action_high": meta2["action_high"],
-            "bytes": os.path.getsize(out), "test_plan_ms": round(plan.elapsed_ms, 2)}
+    return {
+        "export": out,
+        "source": src,
+        "action_low": meta2["action_low"],
+        "action_high": meta2["action_high"],
+        "bytes": os.path.getsize(out),
+        "test_plan_ms": round(plan.elapsed_ms, 2),
+    }
 
 
 def describe(path: str) -> dict:

@@ -21,6 +21,7 @@ robot has actually travelled:
 The expectile-TD alternative (HILP, Park et al. 2024) learned the straight-line distance on the
 Two-Rooms walks (BENCHMARKS.md section 7.3), so it is not offered.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,7 @@ def encode_goal_stacks(model, cache, episodes, batch: int, device: torch.device)
         ep = cache.episode(int(e))
         if len(ep.frames) < k + 1:
             continue
-        frames = torch.from_numpy(ep.frames[k - 1:])
+        frames = torch.from_numpy(ep.frames[k - 1 :])
         out.append(encode_stacks(model, frames[:, None].expand(-1, k, -1, -1, -1), batch, device))
     return out
 
@@ -61,6 +62,7 @@ def graph_distances(z: torch.Tensor, sources: np.ndarray, step: float, revisit: 
     `z` are the static-stack (place) latents."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import dijkstra
+
     n = len(z)
     rows, cols, w = [np.arange(n - 1)], [np.arange(1, n)], [np.ones(n - 1)]
     d = torch.cdist(z[None].double(), z[None].double())[0].numpy() / step
@@ -99,8 +101,8 @@ class _Graph:
             n, s0 = int(d.len[e]), int(d.start[e])
             cand = np.arange(first, n - 1)
             src = np.sort(gen.choice(cand, min(len(cand), max_sources), replace=False))
-            self.src[e, :len(src)] = torch.from_numpy(src)
-            self.dist[e, :len(src), :n] = torch.from_numpy(graph_distances(d.g[s0:s0 + n], src, step, revisit))
+            self.src[e, : len(src)] = torch.from_numpy(src)
+            self.dist[e, : len(src), :n] = torch.from_numpy(graph_distances(d.g[s0 : s0 + n], src, step, revisit))
             self.count[e] = len(src)
 
     def sample(self, d: _Flat, batch: int, p_current: float, gen: torch.Generator):
@@ -122,13 +124,17 @@ def _loss(head, z, g, tgt) -> torch.Tensor:
 
 @torch.no_grad()
 def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: int) -> dict:
-    """On held-out episodes: mean |d - target| / (target + 1), and how far d on imagined latents is from d on real ones."""
+    """On held-out episodes: mean |d - target| / (target + 1), and how far d on imagined latents is from d on
+    real ones."""
     gen = torch.Generator().manual_seed(seed)
     s, t, gt, tgt = graph.sample(d, 4096, 0.0, gen)
     z, g = d.z[s + t], d.g[s + gt]
     pred = head(z, g)
-    out = {"relative_error": round(float(((pred - tgt).abs() / (tgt + 1.0)).mean()), 4),
-           "mean_steps": round(float(tgt.mean()), 2), "mean_distance": round(float(pred.mean()), 2)}
+    out = {
+        "relative_error": round(float(((pred - tgt).abs() / (tgt + 1.0)).mean()), 4),
+        "mean_steps": round(float(tgt.mean()), 2),
+        "mean_distance": round(float(pred.mean()), 2),
+    }
     if imagine_steps:
         z_hat = _imagined(model, d, s, t, imagine_steps)
         out[f"imagined_gap_h{imagine_steps}"] = round(float((head(z_hat, g) - pred).abs().mean() / pred.mean()), 4)
@@ -166,8 +172,9 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     gc = cfg.goal
     src = find_model(cfg, gc.checkpoint, order=("refine", "fit"))
     base, meta = load_checkpoint(src, device)
-    model = with_new_part(base, "goal_head.", {"goal_embed_dim": gc.embed_dim, "goal_hidden": gc.hidden},
-                          cfg.run.seed, device)
+    model = with_new_part(
+        base, "goal_head.", {"goal_embed_dim": gc.embed_dim, "goal_hidden": gc.hidden}, cfg.run.seed, device
+    )
     model.eval()
     data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
     t0 = time.perf_counter()
@@ -177,8 +184,9 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
         gs = encode_goal_stacks(model, data.cache, eps, gc.encode_batch, device)
         keep = [i for i, z in enumerate(zs) if len(z) > gc.imagine_steps + 1]
         if not keep:
-            raise ConfigError(f"goal.imagine_steps={gc.imagine_steps}: no {name} episode has "
-                              f"{gc.imagine_steps + 2} frame stacks")
+            raise ConfigError(
+                f"goal.imagine_steps={gc.imagine_steps}: no {name} episode has {gc.imagine_steps + 2} frame stacks"
+            )
         parts[name] = _Flat([zs[i] for i in keep], [gs[i] for i in keep], [acts[i] for i in keep])
     encode_s = time.perf_counter() - t0
     frozen = train_only(model, "goal_head.")
@@ -199,15 +207,39 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     train_s = time.perf_counter() - t1
     check_unchanged(model, frozen, "goal")  # the contract: only the goal head moves
     info = dict(meta.get("training") or {})
-    info.update(subcommand="goal", source=os.path.abspath(src), config=to_dict(cfg),
-                goal={"steps": gc.steps, "revisit": gc.revisit, "step": step,
-                      "imagine_steps": gc.imagine_steps, "held_out": held_out})
+    info.update(
+        subcommand="goal",
+        source=os.path.abspath(src),
+        config=to_dict(cfg),
+        goal={
+            "steps": gc.steps,
+            "revisit": gc.revisit,
+            "step": step,
+            "imagine_steps": gc.imagine_steps,
+            "held_out": held_out,
+        },
+    )
     out_path = os.path.join(run_subdir(cfg, "goal"), "model.safetensors")
-    save_checkpoint(out_path, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
-                                      "preprocessing": meta.get("preprocessing"), "training": info})
-    return {"checkpoint": out_path, "source": src, "steps": gc.steps,
-            "latents": int(len(parts["train"].z)), "val_latents": int(len(parts["val"].z)),
-            "encode_seconds": round(encode_s, 2), "train_seconds": round(train_s, 2),
-            "steps_per_s": round(gc.steps / max(train_s, 1e-9), 1),
-            "first_loss": curve[0][1] if curve else float("nan"), "last_loss": curve[-1][1] if curve else float("nan"),
-            "held_out": held_out}
+    save_checkpoint(
+        out_path,
+        model,
+        {
+            "action_low": meta["action_low"],
+            "action_high": meta["action_high"],
+            "preprocessing": meta.get("preprocessing"),
+            "training": info,
+        },
+    )
+    return {
+        "checkpoint": out_path,
+        "source": src,
+        "steps": gc.steps,
+        "latents": int(len(parts["train"].z)),
+        "val_latents": int(len(parts["val"].z)),
+        "encode_seconds": round(encode_s, 2),
+        "train_seconds": round(train_s, 2),
+        "steps_per_s": round(gc.steps / max(train_s, 1e-9), 1),
+        "first_loss": curve[0][1] if curve else float("nan"),
+        "last_loss": curve[-1][1] if curve else float("nan"),
+        "held_out": held_out,
+    }

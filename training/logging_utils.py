@@ -1,4 +1,5 @@
 """Run logging: TensorBoard scalars, a JSON-lines metrics file (for plots), a tqdm bar; rank 0 only."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import logging
 import math
 import os
 import sys
-from typing import Dict, Optional
 
 log = logging.getLogger("moejepa.train")
 
@@ -24,8 +24,16 @@ def setup_console_logging(is_main: bool) -> None:
 class RunLogger:
     """Scalars to TensorBoard + `metrics.jsonl`; progress bar with ETA; no-op on ranks > 0."""
 
-    def __init__(self, run_dir: str, enabled: bool, tensorboard: bool, progress: bool,
-                 total: int, initial: int = 0, desc: str = "train"):
+    def __init__(
+        self,
+        run_dir: str,
+        enabled: bool,
+        tensorboard: bool,
+        progress: bool,
+        total: int,
+        initial: int = 0,
+        desc: str = "train",
+    ):
         self.enabled = enabled
         self.tb = None
         self.bar = None
@@ -36,13 +44,14 @@ class RunLogger:
         self.jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard import is slow
+
             self.tb = SummaryWriter(os.path.join(run_dir, "tb"))
         if progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True,
-                            file=sys.stderr, smoothing=0.1)
 
-    def scalars(self, step: int, values: Dict[str, float]) -> None:
+            self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
         clean = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
@@ -57,7 +66,7 @@ class RunLogger:
         if self.enabled and self.tb is not None:
             self.tb.add_histogram(name, values, step)
 
-    def progress(self, n: int = 1, postfix: Optional[Dict[str, float]] = None) -> None:
+    def progress(self, n: int = 1, postfix: dict[str, float] | None = None) -> None:
         if self.bar is not None:
             self.bar.update(n)
             if postfix:
@@ -79,7 +88,7 @@ def read_metrics(run_dir: str) -> list:
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.isfile(path):
         return []
-    rows: Dict[int, dict] = {}
+    rows: dict[int, dict] = {}
     with open(path) as f:
         for line in f:
             line = line.strip()

@@ -15,6 +15,7 @@ wall time split into planning (inside the policy), environment (stepping, render
 bag) and training. Evaluation episodes use their own seeds (`EVAL_SEED` + 1000 x run.seed + i);
 training episodes use `episode_seed(run.seed + 100003 (r + 1), i)`, so the two never coincide.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,10 +43,12 @@ EVAL_SEED = 10_000
 def _round_cfg(cfg: TrainConfig) -> TrainConfig:
     steps = cfg.mbrl.fit_steps_per_iter
     return dataclasses.replace(
-        cfg, train=dataclasses.replace(cfg.train, steps=steps, stop_at=0),
+        cfg,
+        train=dataclasses.replace(cfg.train, steps=steps, stop_at=0),
         optim=dataclasses.replace(cfg.optim, warmup_steps=min(cfg.optim.warmup_steps, max(1, steps // 10))),
         run=dataclasses.replace(cfg.run, resume="auto"),
-        fit=dataclasses.replace(cfg.fit, init_encoder=""))
+        fit=dataclasses.replace(cfg.fit, init_encoder=""),
+    )
 
 
 class _TimedPolicy:
@@ -70,6 +73,7 @@ def action_repeat_of(env_name: str, env_kwargs: dict) -> int:
     if not env_name.startswith("dmc:"):
         return 1
     from moejepa_ros.sim import make_env
+
     env = make_env(env_name, **env_kwargs)
     try:
         return int(getattr(env.unwrapped, "action_repeat", 1))
@@ -83,10 +87,11 @@ def _seed_env_steps(cfg: TrainConfig, sources) -> int:
         return 0
     from training.data.cache import build_cache
     from training.data.topics import TopicConfig
+
     from .stages import model_config
+
     topics = TopicConfig.from_dict(dict(cfg.data.topics)) if cfg.data.topics else TopicConfig()
-    cache = build_cache(sources, cfg.data.cache_dir or run_subdir(cfg, "cache"), topics,
-                        model_config(cfg).image_size)
+    cache = build_cache(sources, cfg.data.cache_dir or run_subdir(cfg, "cache"), topics, model_config(cfg).image_size)
     return int(np.sum(np.maximum(cache.episode_lengths - 1, 0)))
 
 
@@ -94,8 +99,16 @@ def _eval(cfg: TrainConfig, ckpt: str, device, frames: int) -> dict:
     model, meta = load_checkpoint(ckpt, device)
     m = cfg.mbrl
     t = time.perf_counter()
-    ev = closed_loop(cfg, model, meta, m.eval_episodes, m.max_episode_steps, device,
-                     env_kwargs=m.env_kwargs, seed=EVAL_SEED + 1000 * cfg.run.seed)
+    ev = closed_loop(
+        cfg,
+        model,
+        meta,
+        m.eval_episodes,
+        m.max_episode_steps,
+        device,
+        env_kwargs=m.env_kwargs,
+        seed=EVAL_SEED + 1000 * cfg.run.seed,
+    )
     ev["return_std"] = float(np.std(ev["returns"]))
     ev["frames"] = int(frames)
     ev["eval_seconds"] = round(time.perf_counter() - t, 2)
@@ -106,7 +119,9 @@ def _eval(cfg: TrainConfig, ckpt: str, device, frames: int) -> dict:
 def _write_state(path: str, state: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(state, f, indent=1, default=lambda o: None if isinstance(o, float) and not math.isfinite(o) else str(o))
+        json.dump(
+            state, f, indent=1, default=lambda o: None if isinstance(o, float) and not math.isfinite(o) else str(o)
+        )
     os.replace(tmp, path)
 
 
@@ -115,6 +130,7 @@ def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
     from training.rollouts import record_rollouts
 
     from .stages import train_stage
+
     m = cfg.mbrl
     root = run_subdir(cfg, "mbrl")
     os.makedirs(root, exist_ok=True)
@@ -141,25 +157,60 @@ def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
     t0 = time.perf_counter()
     for r in range(start, m.iterations):
         model, meta = load_checkpoint(current, device)
-        pol = _TimedPolicy(PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, meta["action_low"],
-                                         meta["action_high"], device, explore_std=m.explore_std,
-                                         seed=cfg.run.seed + r))
+        pol = _TimedPolicy(
+            PlannerPolicy(
+                model,
+                cfg.plan.planner,
+                cfg.plan.objectives,
+                meta["action_low"],
+                meta["action_high"],
+                device,
+                explore_std=m.explore_std,
+                seed=cfg.run.seed + r,
+            )
+        )
         bag_dir = os.path.join(root, "bags", f"round_{r:03d}")
         shutil.rmtree(bag_dir, ignore_errors=True)  # a half-written round from a killed run
         tr = time.perf_counter()
-        record_rollouts(cfg.collect.env, pol, m.episodes_per_iter, bag_dir, workers=1, storage=cfg.collect.storage,
-                        seed=cfg.run.seed + 100_003 * (r + 1), max_steps=m.max_episode_steps, env_kwargs=env_kwargs)
+        record_rollouts(
+            cfg.collect.env,
+            pol,
+            m.episodes_per_iter,
+            bag_dir,
+            workers=1,
+            storage=cfg.collect.storage,
+            seed=cfg.run.seed + 100_003 * (r + 1),
+            max_steps=m.max_episode_steps,
+            env_kwargs=env_kwargs,
+        )
         collect_s = time.perf_counter() - tr
         frames += pol.calls * repeat
         rounds = [os.path.join(root, "bags", f"round_{i:03d}") for i in range(r + 1)]
         caches_before = set(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else set()
-        res = train_stage(_round_cfg(cfg), 2, f"mbrl/round_{r:03d}", info, device,
-                          sources=base_sources + rounds, init_weights=model, desc=f"mbrl {r}")
+        res = train_stage(
+            _round_cfg(cfg),
+            2,
+            f"mbrl/round_{r:03d}",
+            info,
+            device,
+            sources=base_sources + rounds,
+            init_weights=model,
+            desc=f"mbrl {r}",
+        )
         new_caches = sorted(set(os.listdir(cache_dir)) - caches_before) if os.path.isdir(cache_dir) else []
-        entry = {"round": r, "checkpoint": res.checkpoint, "env_steps": pol.calls, "frames": frames,
-                 "collect_seconds": round(collect_s, 2), "plan_seconds": round(pol.seconds, 2),
-                 "env_seconds": round(collect_s - pol.seconds, 2), "fit_seconds": round(res.elapsed_s, 2),
-                 "fit_steps": m.fit_steps_per_iter, "caches": new_caches, "last": res.last_terms}
+        entry = {
+            "round": r,
+            "checkpoint": res.checkpoint,
+            "env_steps": pol.calls,
+            "frames": frames,
+            "collect_seconds": round(collect_s, 2),
+            "plan_seconds": round(pol.seconds, 2),
+            "env_seconds": round(collect_s - pol.seconds, 2),
+            "fit_seconds": round(res.elapsed_s, 2),
+            "fit_steps": m.fit_steps_per_iter,
+            "caches": new_caches,
+            "last": res.last_terms,
+        }
         if m.eval_episodes > 0 and (m.eval_every and (r + 1) % m.eval_every == 0 or r == m.iterations - 1):
             entry["eval"] = _eval(cfg, res.checkpoint, device, frames)
         # the previous round's decoded cache is superseded by this round's (it holds all bags so far)
@@ -175,9 +226,21 @@ def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
     model, meta = load_checkpoint(current)
     tr_meta = dict(meta.get("training") or {})
     tr_meta.update(subcommand="mbrl", rounds=len(state["rounds"]), frames=frames)
-    save_checkpoint(final, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
-                                   "preprocessing": meta["preprocessing"], "training": tr_meta})
-    return {"checkpoint": final, "rounds": len(state["rounds"]), "frames": frames,
-            "eval": [e.get("eval", {}).get("success_rate") for e in state["rounds"]],
-            "returns": [e["eval"]["return_mean"] for e in state["rounds"] if "eval" in e],
-            "seconds": round(time.perf_counter() - t0, 2)}
+    save_checkpoint(
+        final,
+        model,
+        {
+            "action_low": meta["action_low"],
+            "action_high": meta["action_high"],
+            "preprocessing": meta["preprocessing"],
+            "training": tr_meta,
+        },
+    )
+    return {
+        "checkpoint": final,
+        "rounds": len(state["rounds"]),
+        "frames": frames,
+        "eval": [e.get("eval", {}).get("success_rate") for e in state["rounds"]],
+        "returns": [e["eval"]["return_mean"] for e in state["rounds"] if "eval" in e],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

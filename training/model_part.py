@@ -1,4 +1,5 @@
 """Train one part of a world model while the rest stays bit-identical (`refine`, `goal`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,9 @@ def with_new_part(model: WorldModel, prefix: str, overrides: dict, seed: int, de
     keep = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix)}
     missing, unexpected = fresh.load_state_dict(keep, strict=False)
     if unexpected or any(not k.startswith(prefix) for k in missing):
-        raise RuntimeError(f"could not carry the model over outside {prefix!r} "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise RuntimeError(
+            f"could not carry the model over outside {prefix!r} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return fresh
 
 

@@ -7,10 +7,10 @@ training data) and `expert` (long-horizon: latents *predicted* by the world mode
 straight expert paths through the door, probed at every step). Other envs: a train/val split of
 the cached episodes' state vectors, MSE in standardised units and R².
 """
+
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -32,8 +32,15 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, ridge: float = 1.0):
     return lambda q: ((q - mx) / sx) @ w + my
 
 
-def fit_mlp(x: torch.Tensor, y: torch.Tensor, epochs: int = 200, hidden: int = 256, seed: int = 0,
-            val_frac: float = 0.1, check_every: int = 20):
+def fit_mlp(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int = 200,
+    hidden: int = 256,
+    seed: int = 0,
+    val_frac: float = 0.1,
+    check_every: int = 20,
+):
     """Two-layer MLP probe: full-batch Adam on standardised inputs/targets with a cosine-decayed learning
     rate, keeping the weights that score best on `val_frac` of the frames held out from its fit.
 
@@ -74,6 +81,7 @@ def fit_mlp(x: torch.Tensor, y: torch.Tensor, epochs: int = 200, hidden: int = 2
     def probe(q):
         with torch.no_grad():
             return net((q - mx) / sx) * sy + my
+
     return probe
 
 
@@ -87,12 +95,13 @@ def embed(model, stacks: np.ndarray, batch: int = 256) -> torch.Tensor:
     """Online-encoder latents of uint8 stacks [N, k, H, W, 3]."""
     out = []
     for i in range(0, len(stacks), batch):
-        out.append(model.encode(torch.from_numpy(np.ascontiguousarray(stacks[i:i + batch]))).float().cpu())
+        out.append(model.encode(torch.from_numpy(np.ascontiguousarray(stacks[i : i + batch]))).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.latent_dim)
 
 
-def cache_stacks(cache, episodes: np.ndarray, k: int, n: int, rng: np.random.Generator
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cache_stacks(
+    cache, episodes: np.ndarray, k: int, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n random (stack [k,H,W,3], state at its last frame, action after it) from cached episodes."""
     eps = [int(e) for e in episodes if cache.episode_lengths[e] >= k]
     if not eps:
@@ -106,15 +115,16 @@ def cache_stacks(cache, episodes: np.ndarray, k: int, n: int, rng: np.random.Gen
         s0 = int(cache.episode_starts[e]) + t
         k_sh = int(cache.episode_shard[e])
         loc = s0 - int(cache.shard_offsets[k_sh])
-        stacks.append(np.asarray(cache.frames[k_sh][loc:loc + k]))
+        stacks.append(np.asarray(cache.frames[k_sh][loc : loc + k]))
         states.append(cache.state[s0 + k - 1] if cache.state is not None else np.zeros(0, np.float32))
         actions.append(cache.actions[s0 + k - 1])
     return np.stack(stacks), np.stack(states).astype(np.float32), np.stack(actions).astype(np.float32)
 
 
 # ------------------------------------------------------------------------- Two-Rooms
-def _free_pos(rng, wall_x: int, door_y: int, near_wall: bool = False) -> Tuple[float, float]:
+def _free_pos(rng, wall_x: int, door_y: int, near_wall: bool = False) -> tuple[float, float]:
     from moejepa_ros.sim.two_rooms import ARENA_HI, ARENA_LO, WALL_HALF, is_free
+
     for _ in range(1000):
         if near_wall:
             x = wall_x + rng.choice([-1, 1]) * rng.uniform(WALL_HALF + 0.2, WALL_HALF + 4.0)
@@ -129,6 +139,7 @@ def _free_pos(rng, wall_x: int, door_y: int, near_wall: bool = False) -> Tuple[f
 def _stack_at(rng, p, wall_x: int, door_y: int, k: int) -> np.ndarray:
     """Frames of a short straight approach ending at p (moving stacks, like the data)."""
     from moejepa_ros.sim.two_rooms import move, render_frame
+
     ang = rng.uniform(-math.pi, math.pi)
     step = rng.uniform(0.3, 1.8)
     back = [p]
@@ -138,13 +149,14 @@ def _stack_at(rng, p, wall_x: int, door_y: int, k: int) -> np.ndarray:
     return np.stack([render_frame(q, wall_x, door_y) for q in reversed(back)])
 
 
-def two_rooms_sets(n: int, k: int, seen_walls: List[int], rng: np.random.Generator) -> Dict[str, tuple]:
+def two_rooms_sets(n: int, k: int, seen_walls: list[int], rng: np.random.Generator) -> dict[str, tuple]:
     """Probe sets name -> (stacks [N,k,64,64,3], xy [N,2]); `wall_other` needs unseen wall positions."""
     from moejepa_ros.sim.two_rooms import DOOR_Y_RANGE, WALL_X_RANGE
+
     all_walls = list(range(WALL_X_RANGE[0], WALL_X_RANGE[1] + 1))
     other = [w for w in all_walls if w not in set(seen_walls)]
     seen = list(seen_walls) or all_walls
-    sets: Dict[str, tuple] = {}
+    sets: dict[str, tuple] = {}
     for name, walls, near in (("normal", seen, False), ("wall", seen, True), ("wall_other", other, False)):
         if not walls:
             continue
@@ -159,9 +171,10 @@ def two_rooms_sets(n: int, k: int, seen_walls: List[int], rng: np.random.Generat
     return sets
 
 
-def expert_paths(n: int, k: int, length: int, seen_walls: List[int], rng: np.random.Generator):
+def expert_paths(n: int, k: int, length: int, seen_walls: list[int], rng: np.random.Generator):
     """Straight-line paths room -> door -> other room: (start stacks, actions [N,L,2], xy [N,L,2])."""
     from moejepa_ros.sim.two_rooms import DOOR_Y_RANGE, MAX_ACTION, WALL_HALF, move
+
     walls = list(seen_walls) or [32]
     stacks, acts, xys = [], [], []
     for _ in range(n):
@@ -169,8 +182,11 @@ def expert_paths(n: int, k: int, length: int, seen_walls: List[int], rng: np.ran
         dy = int(rng.integers(DOOR_Y_RANGE[0], DOOR_Y_RANGE[1] + 1))
         side = rng.choice([-1, 1])
         start = (wx + side * rng.uniform(8, 14), float(np.clip(dy + rng.uniform(-12, 12), 4, 59)))
-        waypoints = [(wx + side * (WALL_HALF + 3), dy), (wx - side * (WALL_HALF + 3), dy),
-                     (wx - side * 12.0, float(np.clip(dy + rng.uniform(-12, 12), 4, 59)))]
+        waypoints = [
+            (wx + side * (WALL_HALF + 3), dy),
+            (wx - side * (WALL_HALF + 3), dy),
+            (wx - side * 12.0, float(np.clip(dy + rng.uniform(-12, 12), 4, 59))),
+        ]
         p, a_l, xy_l = start, [], []
         speed = 0.8 * MAX_ACTION
         for _t in range(length):
@@ -190,8 +206,9 @@ def expert_paths(n: int, k: int, length: int, seen_walls: List[int], rng: np.ran
 
 
 @torch.no_grad()
-def probe_two_rooms(model, data, n_train: int, epochs: int, seed: int = 0, n_test: int = 200,
-                    expert_len: int = 16) -> Dict[str, dict]:
+def probe_two_rooms(
+    model, data, n_train: int, epochs: int, seed: int = 0, n_test: int = 200, expert_len: int = 16
+) -> dict[str, dict]:
     """PLDM-style probe MSEs (px²) for linear and MLP probes on the model's frozen encoder."""
     rng = np.random.default_rng(seed)
     k = model.cfg.frame_stack
@@ -201,7 +218,7 @@ def probe_two_rooms(model, data, n_train: int, epochs: int, seed: int = 0, n_tes
     seen = sorted({int(round(v)) for v in cache.state[:, 2][np.isfinite(cache.state[:, 2])]})
     probes = {"linear": fit_linear(x, y), "mlp": fit_mlp(x, y, epochs, seed=seed)}
     sets = two_rooms_sets(n_test, k, seen, rng)
-    res: Dict[str, dict] = {name: {} for name in probes}
+    res: dict[str, dict] = {name: {} for name in probes}
     for sname, (st, xy) in sets.items():
         z = embed(model, st)
         for pname, pr in probes.items():
@@ -211,13 +228,18 @@ def probe_two_rooms(model, data, n_train: int, epochs: int, seed: int = 0, n_tes
     pred = model.rollout(z0, torch.from_numpy(acts)).float()  # [N, L, D]
     for pname, pr in probes.items():
         res[pname]["expert"] = mse(pr(pred.reshape(-1, pred.shape[-1])), torch.from_numpy(xy.reshape(-1, 2)))
-    res["info"] = {"train_frames": int(n_train), "test_per_set": int(n_test), "expert_len": expert_len,
-                   "seen_wall_x": seen, "units": "px^2 (x, y)"}
+    res["info"] = {
+        "train_frames": int(n_train),
+        "test_per_set": int(n_test),
+        "expert_len": expert_len,
+        "seen_wall_x": seen,
+        "units": "px^2 (x, y)",
+    }
     return res
 
 
 @torch.no_grad()
-def probe_generic(model, data, n_train: int, epochs: int, seed: int = 0) -> Dict[str, dict]:
+def probe_generic(model, data, n_train: int, epochs: int, seed: int = 0) -> dict[str, dict]:
     """Probe the full state vector: train on training episodes, test on validation episodes."""
     rng = np.random.default_rng(seed)
     k = model.cfg.frame_stack
@@ -228,7 +250,7 @@ def probe_generic(model, data, n_train: int, epochs: int, seed: int = 0) -> Dict
     mu, sd = s[ok].mean(0), s[ok].std(0) + 1e-6
     y, y2 = torch.from_numpy((s[ok] - mu) / sd), torch.from_numpy((s2[ok2] - mu) / sd)
     x, x2 = embed(model, st[ok]), embed(model, st2[ok2])
-    res: Dict[str, dict] = {}
+    res: dict[str, dict] = {}
     for pname, pr in (("linear", fit_linear(x, y)), ("mlp", fit_mlp(x, y, epochs, seed=seed))):
         m = mse(pr(x2), y2) / y.shape[1]
         res[pname] = {"normal": m, "r2": 1.0 - m / float(y2.var(0).mean().clamp_min(1e-9))}
@@ -236,7 +258,7 @@ def probe_generic(model, data, n_train: int, epochs: int, seed: int = 0) -> Dict
     return res
 
 
-def probe(model, data, n_train: int, epochs: int, seed: int = 0, two_rooms: Optional[bool] = None):
+def probe(model, data, n_train: int, epochs: int, seed: int = 0, two_rooms: bool | None = None):
     if data.cache.state is None:
         return {"skipped": "the data has no /state topic"}
     if two_rooms is None:

@@ -5,14 +5,16 @@ configs, its `key=value` overrides; `{run}` stands for the run dir) and `export`
 relative to the run dir. `python -m training.recipe NAME RUN [key=value ...]` prints the command
 lines, so a README never keeps its own copy of them.
 """
+
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import yaml
 
@@ -72,8 +74,13 @@ def load_recipe(name: str | Path) -> Recipe:
             raise ConfigError(f"{where}: expected a mapping with command and optional configs/overrides, got {s!r}")
         if s["command"] not in SECTIONS:
             raise ConfigError(f"{where}: unknown command {s['command']!r}; known: {list(SECTIONS)}")
-        steps.append(Step(s["command"], base + _strings(s.get("configs"), f"{where}.configs"),
-                          _strings(s.get("overrides"), f"{where}.overrides")))
+        steps.append(
+            Step(
+                s["command"],
+                base + _strings(s.get("configs"), f"{where}.configs"),
+                _strings(s.get("overrides"), f"{where}.overrides"),
+            )
+        )
     if not isinstance(doc["export"], str) or not doc["export"]:
         raise ConfigError(f"{path}: export must be a path relative to the run dir, got {doc['export']!r}")
     return Recipe(path.stem, tuple(steps), doc["export"])

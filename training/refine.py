@@ -9,12 +9,12 @@ recipe of DINO-WM and V-JEPA 2-AC). Encoder, EMA target and heads are left bit-i
 The summary reports the held-out open-loop gap ||ẑ_h - z_h|| / ||z_h - z_0|| at several h
 (imagined vs encoded real latents, over the validation episodes) before and after.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import time
-from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -35,12 +35,13 @@ GAP_HORIZONS = (1, 5, 10, 16, 20, 36)
 @torch.no_grad()
 def encode_stacks(model, stacks: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     """Latents [N, D] of frame stacks [N, k, H, W, 3], `batch` stacks per encoder call."""
-    return torch.cat([model.encode(stacks[i:i + batch].to(device)).float() for i in range(0, len(stacks), batch)])
+    return torch.cat([model.encode(stacks[i : i + batch].to(device)).float() for i in range(0, len(stacks), batch)])
 
 
 @torch.no_grad()
-def encode_episodes(model, cache, episodes, batch: int, device: torch.device
-                    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+def encode_episodes(
+    model, cache, episodes, batch: int, device: torch.device
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per episode: latents of every frame stack [T-k+1, D] and the action after each [T-k+1, A]."""
     k = model.cfg.frame_stack
     zs, acts = [], []
@@ -50,12 +51,12 @@ def encode_episodes(model, cache, episodes, batch: int, device: torch.device
             continue
         frames = torch.from_numpy(ep.frames)
         zs.append(encode_stacks(model, frames.unfold(0, k, 1).permute(0, 4, 1, 2, 3), batch, device))  # [T-k+1, ...]
-        acts.append(torch.from_numpy(np.ascontiguousarray(ep.actions[k - 1:])).float().to(device))
+        acts.append(torch.from_numpy(np.ascontiguousarray(ep.actions[k - 1 :])).float().to(device))
     return zs, acts
 
 
 @torch.no_grad()
-def open_loop_gap(predictor, zs, acts, horizons=GAP_HORIZONS) -> Dict[int, float]:
+def open_loop_gap(predictor, zs, acts, horizons=GAP_HORIZONS) -> dict[int, float]:
     """h -> mean ||ẑ_h - z_h|| / mean ||z_h - z_0|| from each episode's first latent (h < length)."""
     out = {}
     for h in horizons:
@@ -78,8 +79,8 @@ def latent_windows(zs, acts, horizon: int, batch: int, gen: torch.Generator):
     for e in ep.tolist():
         t = int(torch.randint(0, int(lens[e]), (1,), generator=gen))
         z0.append(zs[e][t])
-        a.append(acts[e][t:t + horizon])
-        tgt.append(zs[e][t + 1:t + 1 + horizon])
+        a.append(acts[e][t : t + horizon])
+        tgt.append(zs[e][t + 1 : t + 1 + horizon])
     return torch.stack(z0), torch.stack(a), torch.stack(tgt)
 
 
@@ -111,8 +112,10 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
     encode_s = time.perf_counter() - t0
     keep = [i for i, z in enumerate(train_z) if len(z) > r.horizon]
     if not keep:
-        raise ConfigError(f"refine.horizon={r.horizon}: no training episode has {r.horizon + 1} frame stacks "
-                          f"(longest {max((len(z) for z in train_z), default=0)})")
+        raise ConfigError(
+            f"refine.horizon={r.horizon}: no training episode has {r.horizon + 1} frame stacks "
+            f"(longest {max((len(z) for z in train_z), default=0)})"
+        )
     train_z, train_a = [train_z[i] for i in keep], [train_a[i] for i in keep]
     frozen = train_only(model, "predictor.")
     pred = model.predictor
@@ -147,15 +150,44 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
     gap_after = open_loop_gap(pred, val_z, val_a)
     check_unchanged(model, frozen, "refine")  # the contract: only the predictor moves
     tr = dict(meta.get("training") or {})
-    tr.update(subcommand="refine", stage=2, source=os.path.abspath(src), config=to_dict(cfg),
-              refine={"steps": r.steps, "horizon": r.horizon, "predictor": dict(r.predictor), "rho": r.rho, "batch_size": r.batch_size,
-                      "gap_before": gap_before, "gap_after": gap_after})
+    tr.update(
+        subcommand="refine",
+        stage=2,
+        source=os.path.abspath(src),
+        config=to_dict(cfg),
+        refine={
+            "steps": r.steps,
+            "horizon": r.horizon,
+            "predictor": dict(r.predictor),
+            "rho": r.rho,
+            "batch_size": r.batch_size,
+            "gap_before": gap_before,
+            "gap_after": gap_after,
+        },
+    )
     out_path = os.path.join(run_subdir(cfg, "refine"), "model.safetensors")
-    save_checkpoint(out_path, model, {"action_low": meta["action_low"], "action_high": meta["action_high"],
-                                      "preprocessing": meta.get("preprocessing"), "training": tr})
-    return {"checkpoint": out_path, "source": src, "steps": r.steps, "horizon": r.horizon,
-            "latents": int(sum(len(z) for z in train_z)), "val_episodes": len(val_z),
-            "encode_seconds": round(encode_s, 2), "train_seconds": round(train_s, 2),
-            "steps_per_s": round(r.steps / max(train_s, 1e-9), 1),
-            "last_latent_loss": curve[-1][1] if curve else math.nan, "first_latent_loss": curve[0][1] if curve else math.nan,
-            "gap_before": gap_before, "gap_after": gap_after}
+    save_checkpoint(
+        out_path,
+        model,
+        {
+            "action_low": meta["action_low"],
+            "action_high": meta["action_high"],
+            "preprocessing": meta.get("preprocessing"),
+            "training": tr,
+        },
+    )
+    return {
+        "checkpoint": out_path,
+        "source": src,
+        "steps": r.steps,
+        "horizon": r.horizon,
+        "latents": int(sum(len(z) for z in train_z)),
+        "val_episodes": len(val_z),
+        "encode_seconds": round(encode_s, 2),
+        "train_seconds": round(train_s, 2),
+        "steps_per_s": round(r.steps / max(train_s, 1e-9), 1),
+        "last_latent_loss": curve[-1][1] if curve else math.nan,
+        "first_latent_loss": curve[0][1] if curve else math.nan,
+        "gap_before": gap_before,
+        "gap_after": gap_after,
+    }

@@ -11,17 +11,18 @@ action follows it). So `training.data` reads these bags back exactly (see `train
 Episodes are split into chunks, one bag per chunk, recorded in parallel processes (spawn). Episode
 ``e`` uses a seed derived from ``(seed, e)`` only, so the data do not depend on ``workers``.
 """
+
 from __future__ import annotations
 
 import argparse
 import inspect
 import json
 import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,13 @@ from moejepa_ros.codecs import COMMAND_TYPE_NAMES, CodecError, action_to_msg, co
 BAG_VERSION = 9
 STORAGES = ("mcap", "sqlite3")
 FRAME_ID = "camera"
-TOPICS = {"image": "/camera/image_raw", "action": "/action", "reward": "/reward",
-          "episode": "/episode", "state": "/state"}
+TOPICS = {
+    "image": "/camera/image_raw",
+    "action": "/action",
+    "reward": "/reward",
+    "episode": "/episode",
+    "state": "/state",
+}
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -63,12 +69,16 @@ def _make_policy(policy, env, ep_seed: int, policy_kwargs: dict | None = None):
         return lambda obs, info: env.action_space.sample()
     if policy == "walk":
         from moejepa_ros.sim import RandomWalkPolicy
+
         return RandomWalkPolicy(seed=ep_seed, **(policy_kwargs or {}))
     reset = getattr(policy, "reset", None)
     if callable(reset):
         try:
-            required = [p for p in inspect.signature(reset).parameters.values()
-                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            required = [
+                p
+                for p in inspect.signature(reset).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
         except (TypeError, ValueError):
             required = [None]
         if not required:
@@ -88,9 +98,13 @@ class _BagOut:
         self.writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
         self.writer.set_custom_data("moejepa_ros.rollout", json.dumps(meta, sort_keys=True))
         self.writer.open()
-        self.types = {"image": "sensor_msgs/msg/Image", "action": command_type(action_msg).name,
-                      "reward": "std_msgs/msg/Float32", "episode": "std_msgs/msg/Int32",
-                      "state": "std_msgs/msg/Float32MultiArray"}
+        self.types = {
+            "image": "sensor_msgs/msg/Image",
+            "action": command_type(action_msg).name,
+            "reward": "std_msgs/msg/Float32",
+            "episode": "std_msgs/msg/Int32",
+            "state": "std_msgs/msg/Float32MultiArray",
+        }
         # typestore= makes rosbags store each type's full message definition in the bag.
         self.conns = {k: self.writer.add_connection(TOPICS[k], t, typestore=ts) for k, t in self.types.items()}
         self.cls = {k: ts.types[t] for k, t in self.types.items()}
@@ -102,8 +116,9 @@ class _BagOut:
         self.writer.write(self.conns[key], stamp_ns, self.ts.serialize_cdr(msg, self.types[key]))
 
     def _array(self, key: str, v) -> Any:
-        return self.cls[key](layout=self.layout(dim=[], data_offset=0),
-                             data=np.asarray(v, np.float32).reshape(-1).copy())
+        return self.cls[key](
+            layout=self.layout(dim=[], data_offset=0), data=np.asarray(v, np.float32).reshape(-1).copy()
+        )
 
     def image(self, rgb: np.ndarray, stamp_ns: int, state) -> None:
         self._write("image", make_image(self.cls["image"], rgb, "rgb8", stamp_ns, FRAME_ID), stamp_ns)
@@ -138,8 +153,11 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
     env = make_env(spec["env_name"], **spec["env_kwargs"])
     dt_ns = int(round((spec["dt"] or env_dt(env)) * 1e9))
     meta = {k: spec[k] for k in ("env_name", "env_kwargs", "seed", "first", "last", "max_steps")}
-    meta.update(dt_ns=dt_ns, policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]),
-                policy_kwargs=spec.get("policy_kwargs") or {})
+    meta.update(
+        dt_ns=dt_ns,
+        policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]),
+        policy_kwargs=spec.get("policy_kwargs") or {},
+    )
     out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta)
     ok = False
     try:
@@ -181,9 +199,9 @@ def check_policy_kwargs(policy, policy_kwargs: dict | None) -> dict:
     if not policy_kwargs:
         return policy_kwargs
     if policy != "walk":
-        raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs} apply to policy='walk' only, "
-                         f"not {policy!r}")
+        raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs} apply to policy='walk' only, not {policy!r}")
     from moejepa_ros.sim import RandomWalkPolicy
+
     try:
         RandomWalkPolicy(seed=0, **policy_kwargs)
     except TypeError as e:
@@ -191,11 +209,23 @@ def check_policy_kwargs(policy, policy_kwargs: dict | None) -> dict:
     return policy_kwargs
 
 
-def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: int = 1,
-                    out_dir: str | Path = "rollouts", workers: int = 1, storage: str = "mcap",
-                    seed: int = 0, max_steps: int | None = None, env_kwargs: dict | None = None, *,
-                    action_msg: str = "std_msgs/msg/Float32MultiArray", twist_fields=None, dt: float | None = None,
-                    episodes_per_bag: int | None = None, policy_kwargs: dict | None = None) -> list[Path]:
+def record_rollouts(
+    env_name: str,
+    policy: str | Callable = "random",
+    episodes: int = 1,
+    out_dir: str | Path = "rollouts",
+    workers: int = 1,
+    storage: str = "mcap",
+    seed: int = 0,
+    max_steps: int | None = None,
+    env_kwargs: dict | None = None,
+    *,
+    action_msg: str = "std_msgs/msg/Float32MultiArray",
+    twist_fields=None,
+    dt: float | None = None,
+    episodes_per_bag: int | None = None,
+    policy_kwargs: dict | None = None,
+) -> list[Path]:
     """Run `episodes` episodes of `env_name` under `policy` ("random", "walk" = Two-Rooms' data
     walk, or any `policy(obs, info) -> action`; with workers > 1 it must pickle) and write them as
     rosbag2 bags under `out_dir` (one per chunk of episodes). Returns the bag folders in order.
@@ -215,8 +245,9 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
     if dt is not None and not dt > 0:
         raise ValueError(f"record_rollouts: dt={dt} must be > 0")
     if policy == "walk" and env_name != "two_rooms":
-        raise ValueError(f"record_rollouts: policy='walk' is Two-Rooms' data walk; env {env_name!r} needs "
-                         f"'random' or a callable")
+        raise ValueError(
+            f"record_rollouts: policy='walk' is Two-Rooms' data walk; env {env_name!r} needs 'random' or a callable"
+        )
     policy_kwargs = check_policy_kwargs(policy, policy_kwargs)
     env_kwargs = dict(env_kwargs or {})
     if policy == "walk" and env_name == "two_rooms":
@@ -233,12 +264,23 @@ def record_rollouts(env_name: str, policy: str | Callable = "random", episodes: 
         path = out_dir / f"rollout_{first:06d}_{last - 1:06d}"
         if path.exists():
             raise FileExistsError(f"record_rollouts: {path} exists; choose an empty out_dir")
-        specs.append(dict(env_name=env_name, env_kwargs=env_kwargs, policy=policy, policy_kwargs=policy_kwargs,
-                          seed=int(seed),
-                          first=first, last=last, max_steps=None if max_steps is None else int(max_steps),
-                          storage=storage, action_msg=action_msg,
-                          twist_fields=None if twist_fields is None else list(twist_fields),
-                          dt=dt, path=str(path)))
+        specs.append(
+            dict(
+                env_name=env_name,
+                env_kwargs=env_kwargs,
+                policy=policy,
+                policy_kwargs=policy_kwargs,
+                seed=int(seed),
+                first=first,
+                last=last,
+                max_steps=None if max_steps is None else int(max_steps),
+                storage=storage,
+                action_msg=action_msg,
+                twist_fields=None if twist_fields is None else list(twist_fields),
+                dt=dt,
+                path=str(path),
+            )
+        )
     if workers == 1 or len(specs) == 1:
         results = [_record_chunk(s) for s in specs]
     else:
@@ -260,13 +302,27 @@ def main(argv=None) -> None:
     ap.add_argument("--storage", default="mcap", choices=STORAGES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--action-msg", default="std_msgs/msg/Float32MultiArray", choices=COMMAND_TYPE_NAMES,
-                    help="command type of /action: a full ROS type name (or a short alias)")
+    ap.add_argument(
+        "--action-msg",
+        default="std_msgs/msg/Float32MultiArray",
+        choices=COMMAND_TYPE_NAMES,
+        help="command type of /action: a full ROS type name (or a short alias)",
+    )
     ap.add_argument("--env-kwargs", default="{}", help="JSON dict for make_env")
     a = ap.parse_args(argv)
     t = time.perf_counter()
-    bags = record_rollouts(a.env, a.policy, a.episodes, a.out, a.workers, a.storage, a.seed,
-                           a.max_steps, json.loads(a.env_kwargs), action_msg=a.action_msg)
+    bags = record_rollouts(
+        a.env,
+        a.policy,
+        a.episodes,
+        a.out,
+        a.workers,
+        a.storage,
+        a.seed,
+        a.max_steps,
+        json.loads(a.env_kwargs),
+        action_msg=a.action_msg,
+    )
     print(json.dumps({"bags": [str(b) for b in bags], "seconds": round(time.perf_counter() - t, 2)}))
 
 

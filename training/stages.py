@@ -4,13 +4,13 @@ Both are the shared `Trainer` loop over windows from the bag cache; they differ 
 stage, the run sub-directory, and for Stage 2 an optional Stage-1 encoder (frozen or fine-tuned)
 and the baseline switches (dense predictor at equal active parameters, pixel reconstruction).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import torch
-from torch import nn
 
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.model.config import ModelConfig, dense_equivalent
@@ -20,12 +20,12 @@ from .config import ConfigError, TrainConfig, to_dict
 from .datasets import Data, action_bounds, open_data, run_subdir
 from .distributed import DistInfo
 from .logging_utils import log
-from .trainer import TrainResult, Trainer
+from .trainer import Trainer, TrainResult
 
 ENCODER_PREFIXES = ("encoder.", "target_encoder.")
 
 
-def model_config(cfg: TrainConfig, action_dim: Optional[int] = None) -> ModelConfig:
+def model_config(cfg: TrainConfig, action_dim: int | None = None) -> ModelConfig:
     """ModelConfig from `model:` (+ the data's action_dim), with the `dense` baseline applied."""
     d = dict(cfg.model)
     if action_dim is not None:
@@ -47,11 +47,19 @@ def make_meta_fn(cfg: TrainConfig, model: WorldModel, data: Data, subcommand: st
     low, high = action_bounds(cfg, data.cache)
     pre = dict(model.preprocessing)
     pre.update(resize="cv2.INTER_AREA to image_size", source_topic=data.cache.index["topics"]["image_topic"])
-    info = {"subcommand": subcommand, "config": to_dict(cfg), "baseline": cfg.baseline.kind,
-            "reward_scale": cfg.data.reward_scale,
-            "data": {"cache": str(data.cache.root), "episodes": int(data.cache.num_episodes),
-                     "frames": int(data.cache.num_frames), "train_episodes": len(data.train_episodes),
-                     "val_episodes": [int(e) for e in data.val_episodes]}}
+    info = {
+        "subcommand": subcommand,
+        "config": to_dict(cfg),
+        "baseline": cfg.baseline.kind,
+        "reward_scale": cfg.data.reward_scale,
+        "data": {
+            "cache": str(data.cache.root),
+            "episodes": int(data.cache.num_episodes),
+            "frames": int(data.cache.num_frames),
+            "train_episodes": len(data.train_episodes),
+            "val_episodes": [int(e) for e in data.val_episodes],
+        },
+    }
     return lambda: {"action_low": low, "action_high": high, "preprocessing": pre, "training": info}
 
 
@@ -63,9 +71,11 @@ def load_encoder(model: WorldModel, path: str) -> None:
     for k, v in sd.items():
         if k.startswith(ENCODER_PREFIXES):
             if k not in mine or mine[k].shape != v.shape:
-                raise ConfigError(f"fit.init_encoder={path}: encoder tensor {k} {tuple(v.shape)} does not fit "
-                                  f"this model ({tuple(mine[k].shape) if k in mine else 'absent'}); "
-                                  "use the same encoder settings as the Stage-1 run")
+                raise ConfigError(
+                    f"fit.init_encoder={path}: encoder tensor {k} {tuple(v.shape)} does not fit "
+                    f"this model ({tuple(mine[k].shape) if k in mine else 'absent'}); "
+                    "use the same encoder settings as the Stage-1 run"
+                )
             mine[k] = v
             moved += 1
     model.load_state_dict(mine)
@@ -85,8 +95,9 @@ def resolve_init_encoder(cfg: TrainConfig) -> str:
     return p
 
 
-def build(cfg: TrainConfig, stage: int, sources: Optional[List[str]] = None,
-          data: Optional[Data] = None) -> tuple[WorldModel, Data]:
+def build(
+    cfg: TrainConfig, stage: int, sources: list[str] | None = None, data: Data | None = None
+) -> tuple[WorldModel, Data]:
     """Seeded model construction (identical on every rank) + the data it trains on."""
     mc0 = model_config(cfg)
     if data is None:
@@ -96,9 +107,16 @@ def build(cfg: TrainConfig, stage: int, sources: Optional[List[str]] = None,
     return WorldModel(mc), data
 
 
-def train_stage(cfg: TrainConfig, stage: int, subdir: str, info: DistInfo, device: torch.device,
-                sources: Optional[List[str]] = None, init_weights: Optional[WorldModel] = None,
-                desc: Optional[str] = None) -> TrainResult:
+def train_stage(
+    cfg: TrainConfig,
+    stage: int,
+    subdir: str,
+    info: DistInfo,
+    device: torch.device,
+    sources: list[str] | None = None,
+    init_weights: WorldModel | None = None,
+    desc: str | None = None,
+) -> TrainResult:
     """Run one training stage into `<out_dir>/<subdir>` (resuming there when it has checkpoints)."""
     model, data = build(cfg, stage, sources)
     frozen, scales, extra = (), {}, None
@@ -113,6 +131,7 @@ def train_stage(cfg: TrainConfig, stage: int, subdir: str, info: DistInfo, devic
         elif cfg.optim.encoder_lr_scale != 1.0:
             scales = {"encoder.": cfg.optim.encoder_lr_scale}
     from .aux_losses import build_aux
+
     low, high = action_bounds(cfg, data.cache)
     scale = max(1e-6, max(max(abs(v) for v in low), max(abs(v) for v in high)))
     extra = build_aux(cfg if stage == 2 else _no_baseline(cfg), model.cfg, scale)
@@ -125,18 +144,35 @@ def train_stage(cfg: TrainConfig, stage: int, subdir: str, info: DistInfo, devic
     source = data.sampler(window, cfg.data.batch_size, cfg.run.seed + 7919 * info.rank, cfg.data.augment_shift)
     run_dir = run_subdir(cfg, subdir)
     sub = subdir.split("/")[0]
-    trainer = Trainer(cfg, run_dir, model, source, stage, info, device, make_meta_fn(cfg, model, data, sub),
-                      extra=extra, frozen=frozen, lr_scale=scales, desc=desc or subdir)
+    trainer = Trainer(
+        cfg,
+        run_dir,
+        model,
+        source,
+        stage,
+        info,
+        device,
+        make_meta_fn(cfg, model, data, sub),
+        extra=extra,
+        frozen=frozen,
+        lr_scale=scales,
+        desc=desc or subdir,
+    )
     res = trainer.run()
     if info.is_main:
-        log.info("%s: step %d, %s -> %s", subdir, res.step,
-                 ", ".join(f"{k}={v:.4g}" for k, v in res.last_terms.items() if k in ("total", "latent", "reward")),
-                 res.checkpoint)
+        log.info(
+            "%s: step %d, %s -> %s",
+            subdir,
+            res.step,
+            ", ".join(f"{k}={v:.4g}" for k, v in res.last_terms.items() if k in ("total", "latent", "reward")),
+            res.checkpoint,
+        )
     return res
 
 
 def _no_baseline(cfg: TrainConfig) -> TrainConfig:
     import dataclasses
+
     return dataclasses.replace(cfg, baseline=dataclasses.replace(cfg.baseline, kind="none"))
 
 

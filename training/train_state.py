@@ -10,6 +10,7 @@ A checkpoint is a directory `<root>/step_<N>/` holding
 It is written under a temporary name and renamed into place, then `<root>/latest` (a one-line
 text file) is replaced atomically, so a kill at any moment leaves the previous checkpoint valid.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ import os
 import random
 import re
 import shutil
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,10 +37,17 @@ def capture_rng() -> dict:
     """JSON of this process's torch / CUDA / numpy / python RNG states (byte states as int lists)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
-    js = {"numpy": {"kind": kind, "keys": np.asarray(keys).astype(np.int64).tolist(), "pos": int(pos),
-                    "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-          "python": {"version": py_version, "state": list(py_state), "gauss_next": py_gauss},
-          "torch": torch.get_rng_state().tolist()}
+    js = {
+        "numpy": {
+            "kind": kind,
+            "keys": np.asarray(keys).astype(np.int64).tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": py_version, "state": list(py_state), "gauss_next": py_gauss},
+        "torch": torch.get_rng_state().tolist(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         js["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
     return js
@@ -47,8 +56,9 @@ def capture_rng() -> dict:
 def restore_rng(js: dict) -> None:
     """Inverse of `capture_rng`."""
     n = js["numpy"]
-    np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = js["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     torch.set_rng_state(torch.tensor(js["torch"], dtype=torch.uint8))
@@ -57,11 +67,11 @@ def restore_rng(js: dict) -> None:
 
 
 # ------------------------------------------------------------------- optimiser flattening
-def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict, Dict[str, torch.Tensor]]:
+def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
     """Optimiser state_dict -> (JSON: param groups + scalar state, tensors: `optim.<i>.<key>`)."""
     sd = opt.state_dict()
-    tensors: Dict[str, torch.Tensor] = {}
-    scalars: Dict[str, Dict[str, Any]] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for idx, st in sd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
@@ -74,9 +84,9 @@ def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict, Dict[str, torch
     return {"param_groups": groups, "scalars": scalars}, tensors
 
 
-def unflatten_optimizer(opt: torch.optim.Optimizer, js: dict, tensors: Dict[str, torch.Tensor]) -> None:
+def unflatten_optimizer(opt: torch.optim.Optimizer, js: dict, tensors: dict[str, torch.Tensor]) -> None:
     """Load the output of `flatten_optimizer` back into `opt` (tensors moved to its params' devices)."""
-    state: Dict[int, Dict[str, Any]] = {}
+    state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if not key.startswith("optim."):
             continue
@@ -93,8 +103,10 @@ def unflatten_optimizer(opt: torch.optim.Optimizer, js: dict, tensors: Dict[str,
     n_saved = sum(len(g["params"]) for g in groups)
     n_now = sum(len(g["params"]) for g in opt.param_groups)
     if n_saved != n_now:
-        raise ResumeError(f"optimiser has {n_now} parameters but the checkpoint has {n_saved} "
-                          "(model config or frozen modules changed since the checkpoint)")
+        raise ResumeError(
+            f"optimiser has {n_now} parameters but the checkpoint has {n_saved} "
+            "(model config or frozen modules changed since the checkpoint)"
+        )
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -153,9 +165,15 @@ class CheckpointManager:
     def dir_for(self, step: int) -> str:
         return os.path.join(self.root, f"step_{step:08d}")
 
-    def save(self, step: int, save_model: Callable[[str], None], optimizer: Optional[torch.optim.Optimizer],
-             state: dict, tensors: Optional[Dict[str, torch.Tensor]] = None,
-             modules: Optional[Dict[str, torch.nn.Module]] = None) -> str:
+    def save(
+        self,
+        step: int,
+        save_model: Callable[[str], None],
+        optimizer: torch.optim.Optimizer | None,
+        state: dict,
+        tensors: dict[str, torch.Tensor] | None = None,
+        modules: dict[str, torch.nn.Module] | None = None,
+    ) -> str:
         """Write checkpoint `step` atomically; `save_model(path)` writes model.safetensors."""
         os.makedirs(self.root, exist_ok=True)
         final = self.dir_for(step)
@@ -163,7 +181,7 @@ class CheckpointManager:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         save_model(os.path.join(tmp, "model.safetensors"))
-        all_t: Dict[str, torch.Tensor] = dict(tensors or {})
+        all_t: dict[str, torch.Tensor] = dict(tensors or {})
         js = dict(state)
         js["step"] = int(step)
         if optimizer is not None:
@@ -186,26 +204,27 @@ class CheckpointManager:
         self._prune()
         return final
 
-    def _complete(self) -> List[str]:
+    def _complete(self) -> list[str]:
         if not os.path.isdir(self.root):
             return []
         out = []
         for name in sorted(os.listdir(self.root)):
             d = os.path.join(self.root, name)
-            if STEP_DIR.match(name) and all(os.path.isfile(os.path.join(d, f))
-                                            for f in ("model.safetensors", "state.safetensors", "state.json")):
+            if STEP_DIR.match(name) and all(
+                os.path.isfile(os.path.join(d, f)) for f in ("model.safetensors", "state.safetensors", "state.json")
+            ):
                 out.append(d)
         return out
 
     def _prune(self) -> None:
         dirs = self._complete()
-        for d in dirs[:-self.keep]:
+        for d in dirs[: -self.keep]:
             shutil.rmtree(d, ignore_errors=True)
         for name in os.listdir(self.root):  # leftovers of killed writers
             if ".tmp-" in name and not name.endswith(f".tmp-{os.getpid()}"):
                 shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
 
-    def latest(self) -> Optional[str]:
+    def latest(self) -> str | None:
         """Newest complete checkpoint dir (the `latest` pointer, else the highest step), or None."""
         pointer = os.path.join(self.root, "latest")
         if os.path.isfile(pointer):
@@ -220,7 +239,7 @@ class CheckpointManager:
         return dirs[-1] if dirs else None
 
     @staticmethod
-    def load(path: str) -> tuple[dict, Dict[str, torch.Tensor]]:
+    def load(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
         """(state.json, state.safetensors tensors) of the checkpoint dir `path`."""
         for f in ("model.safetensors", "state.safetensors", "state.json"):
             if not os.path.isfile(os.path.join(path, f)):
@@ -234,10 +253,10 @@ class CheckpointManager:
         return js, tensors
 
     @staticmethod
-    def load_modules(tensors: Dict[str, torch.Tensor], modules: Dict[str, torch.nn.Module]) -> None:
+    def load_modules(tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> None:
         for name, mod in modules.items():
             pre = f"module.{name}."
-            sd = {k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)}
+            sd = {k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)}
             if not sd:
                 raise ResumeError(f"training checkpoint has no weights for training module '{name}'")
             mod.load_state_dict(sd)

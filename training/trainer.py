@@ -4,6 +4,7 @@ One loop: windows -> `loss(batch, stage)` -> backward (DDP-averaged) -> clip -> 
 warm-up + cosine LR -> EMA target update; bf16 autocast on GPU only; TensorBoard + tqdm on rank
 0; exact-resume checkpoints (see `train_state`) every `run.ckpt_every` steps and at the end.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,8 +14,8 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -36,11 +37,11 @@ class LossModule(nn.Module):
     batch, stage)` replaces `model.loss` when given (the wrapper calls it itself).
     """
 
-    def __init__(self, model: nn.Module, stage: int, extra: Optional[nn.Module] = None):
+    def __init__(self, model: nn.Module, stage: int, extra: nn.Module | None = None):
         super().__init__()
         self.model, self.stage, self.extra = model, stage, extra
 
-    def forward(self, batch: Dict[str, torch.Tensor]):
+    def forward(self, batch: dict[str, torch.Tensor]):
         if self.extra is not None:
             return self.extra.loss(self.model, batch, self.stage)
         return self.model.loss(batch, self.stage)
@@ -52,7 +53,7 @@ class Prefetcher:
 
     def __init__(self, source, depth: int, pin: bool = False):
         self.source, self.depth, self.pin = source, int(depth), pin
-        self._q: "queue.Queue" = queue.Queue(maxsize=max(1, self.depth))
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, self.depth))
         self._stop = threading.Event()
         self._thread = None
         if self.depth > 0:
@@ -105,11 +106,11 @@ class TrainResult:
     step: int
     run_dir: str
     checkpoint: str  # inference checkpoint (model.safetensors) written at the end
-    last_terms: Dict[str, float] = field(default_factory=dict)
+    last_terms: dict[str, float] = field(default_factory=dict)
     samples_per_s: float = float("nan")
     data_wait_share: float = float("nan")
     elapsed_s: float = 0.0
-    resumed_from: Optional[str] = None
+    resumed_from: str | None = None
 
 
 def _autocast(device: torch.device, precision: str):
@@ -135,10 +136,21 @@ class Trainer:
     prefixes to LR multipliers; `extra` is a training-side module wrapped around the model.
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir: str, model: nn.Module, source, stage: int,
-                 info: DistInfo, device: torch.device, meta_fn: Callable[[], dict],
-                 extra: Optional[nn.Module] = None, frozen: Sequence[str] = (),
-                 lr_scale: Optional[Dict[str, float]] = None, desc: str = "train"):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str,
+        model: nn.Module,
+        source,
+        stage: int,
+        info: DistInfo,
+        device: torch.device,
+        meta_fn: Callable[[], dict],
+        extra: nn.Module | None = None,
+        frozen: Sequence[str] = (),
+        lr_scale: dict[str, float] | None = None,
+        desc: str = "train",
+    ):
         self.cfg, self.run_dir, self.model, self.source = cfg, run_dir, model, source
         self.stage, self.info, self.device, self.meta_fn = stage, info, device, meta_fn
         self.extra, self.desc = extra, desc
@@ -152,11 +164,11 @@ class Trainer:
         self.scheduler = WarmupCosine(self.optimizer, o.lr, o.warmup_steps, cfg.train.steps, o.min_lr_ratio)
         self.ckpt = CheckpointManager(os.path.join(run_dir, "ckpt"), cfg.run.keep_ckpts)
         self.step = 0
-        self.resumed_from: Optional[str] = None
+        self.resumed_from: str | None = None
         self._stop_signal = False
 
     # ------------------------------------------------------------------ resume
-    def _resume_path(self) -> Optional[str]:
+    def _resume_path(self) -> str | None:
         r = self.cfg.run.resume
         if r == "never":
             return None
@@ -171,17 +183,21 @@ class Trainer:
         if path is None:
             return
         from safetensors.torch import load_file
+
         js, tensors = self.ckpt.load(path)
         weights = load_file(os.path.join(path, "model.safetensors"))
         missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if missing or unexpected:
-            raise ResumeError(f"{path}: model weights do not match the configured model "
-                              f"(missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]})")
+            raise ResumeError(
+                f"{path}: model weights do not match the configured model "
+                f"(missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]})"
+            )
         if js.get("stage") != self.stage:
             raise ResumeError(f"{path}: checkpoint is from stage {js.get('stage')}, this run is stage {self.stage}")
         if self.extra is not None:
             self.ckpt.load_modules(tensors, {"extra": self.extra})
         from .train_state import unflatten_optimizer
+
         unflatten_optimizer(self.optimizer, js["optimizer"], tensors)
         self.scheduler.load_state_dict(js["scheduler"])
         self.step = int(js["step"])
@@ -192,9 +208,13 @@ class Trainer:
             if mine.get("source") is not None:
                 self.source.load_state_dict(mine["source"])
         else:
-            log.warning("checkpoint %s was written by %d rank(s), this run has %d: data order and RNG "
-                        "are re-seeded, so the resumed run is not bit-identical", path, len(ranks),
-                        self.info.world_size)
+            log.warning(
+                "checkpoint %s was written by %d rank(s), this run has %d: data order and RNG "
+                "are re-seeded, so the resumed run is not bit-identical",
+                path,
+                len(ranks),
+                self.info.world_size,
+            )
             torch.manual_seed(self.cfg.run.seed + 1000003 * self.step + self.info.rank)
         self.resumed_from = path
         log.info("resumed from %s at step %d", path, self.step)
@@ -207,17 +227,23 @@ class Trainer:
         m["training"] = tr
         return m
 
-    def save(self, src_state: Optional[dict]) -> Optional[str]:
+    def save(self, src_state: dict | None) -> str | None:
         """Collective: every rank sends its RNG + data position; rank 0 writes the checkpoint."""
         ranks = all_gather_json({"rng": capture_rng(), "source": src_state}, self.info)
         if not self.info.is_main:
             return None
         meta = self.meta()
-        state = {"stage": self.stage, "scheduler": self.scheduler.state_dict(), "ranks": ranks,
-                 "world_size": self.info.world_size, "config": to_dict(self.cfg)}
+        state = {
+            "stage": self.stage,
+            "scheduler": self.scheduler.state_dict(),
+            "ranks": ranks,
+            "world_size": self.info.world_size,
+            "config": to_dict(self.cfg),
+        }
         modules = {"extra": self.extra} if self.extra is not None else None
-        return self.ckpt.save(self.step, lambda p: save_checkpoint(p, self.model, meta), self.optimizer,
-                              state, modules=modules)
+        return self.ckpt.save(
+            self.step, lambda p: save_checkpoint(p, self.model, meta), self.optimizer, state, modules=modules
+        )
 
     # -------------------------------------------------------------------- loop
     def _on_signal(self, signum, frame) -> None:
@@ -231,10 +257,21 @@ class Trainer:
         net: nn.Module = self.loss_module
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
-            net = DDP(self.loss_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                      find_unused_parameters=True)  # MoE: experts no token chose get no gradient
-        logger = RunLogger(self.run_dir, info.is_main, cfg.run.tensorboard, cfg.run.progress and stop > self.step,
-                           total=stop, initial=self.step, desc=self.desc)
+
+            net = DDP(
+                self.loss_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )  # MoE: experts no token chose get no gradient
+        logger = RunLogger(
+            self.run_dir,
+            info.is_main,
+            cfg.run.tensorboard,
+            cfg.run.progress and stop > self.step,
+            total=stop,
+            initial=self.step,
+            desc=self.desc,
+        )
         prefetch = Prefetcher(self.source, cfg.data.prefetch, pin=self.device.type == "cuda")
         old_handler = None
         if not info.enabled and threading.current_thread() is threading.main_thread():
@@ -243,7 +280,7 @@ class Trainer:
         self.model.train()
         t_start = time.perf_counter()
         src_state = self.source.state_dict() if self.step == 0 else None
-        last: Dict[str, float] = {}
+        last: dict[str, float] = {}
         win_t, win_wait, win_n = 0.0, 0.0, 0
         samples_per_s = wait_share = float("nan")
         last_saved = self.step if self.resumed_from else -1
@@ -258,8 +295,10 @@ class Trainer:
                 with _autocast(self.device, cfg.run.precision):
                     loss, terms = net(batch)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.step}: "
-                                             f"terms {({k: float(v) for k, v in terms.items()})}")
+                    raise FloatingPointError(
+                        f"non-finite loss {loss.item()} at step {self.step}: "
+                        f"terms { ({k: float(v) for k, v in terms.items()}) }"
+                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
@@ -303,14 +342,28 @@ class Trainer:
         out = os.path.join(self.run_dir, "model.safetensors")
         if info.is_main:
             save_checkpoint(out, self.model, self.meta())
-        return TrainResult(step=self.step, run_dir=self.run_dir, checkpoint=out, last_terms=last,
-                           samples_per_s=samples_per_s, data_wait_share=wait_share,
-                           elapsed_s=time.perf_counter() - t_start, resumed_from=self.resumed_from)
+        return TrainResult(
+            step=self.step,
+            run_dir=self.run_dir,
+            checkpoint=out,
+            last_terms=last,
+            samples_per_s=samples_per_s,
+            data_wait_share=wait_share,
+            elapsed_s=time.perf_counter() - t_start,
+            resumed_from=self.resumed_from,
+        )
 
-    def _scalars(self, terms: Dict[str, float], gnorm: float, momentum: float, sps: float, wait: float) -> dict:
+    def _scalars(self, terms: dict[str, float], gnorm: float, momentum: float, sps: float, wait: float) -> dict:
         s = {f"loss/{k}": v for k, v in terms.items()}
-        s.update({"optim/lr": self.scheduler.get_lr(), "optim/grad_norm": gnorm, "optim/ema_momentum": momentum,
-                  "perf/samples_per_s": sps, "perf/data_wait_share": wait})
+        s.update(
+            {
+                "optim/lr": self.scheduler.get_lr(),
+                "optim/grad_norm": gnorm,
+                "optim/ema_momentum": momentum,
+                "perf/samples_per_s": sps,
+                "perf/data_wait_share": wait,
+            }
+        )
         if "z_std" in terms:
             s["latent/std"] = terms["z_std"]
         stats = self.model.routing_stats() if self.stage == 2 and hasattr(self.model, "routing_stats") else {}

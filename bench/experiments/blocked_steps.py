@@ -12,6 +12,7 @@ A model that lets the agent pass through walls shows a blocked error near the st
 Needs the long walks of `config/train/two_rooms_goal.yaml` (runs/two_rooms_goal). Writes
 blocked_steps.json through `bench.record`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ def open_long_walks(data_run: str, model):
     """The long random walks recorded under `data_run` (config two_rooms + two_rooms_goal)."""
     from training.config import load_config
     from training.datasets import open_data
-    cfg = load_config(["two_rooms", "two_rooms_goal"], [f"data.bags=[{data_run}/collect/bags]",
-                                                         f"data.cache_dir={data_run}/cache"])
+
+    cfg = load_config(
+        ["two_rooms", "two_rooms_goal"], [f"data.bags=[{data_run}/collect/bags]", f"data.cache_dir={data_run}/cache"]
+    )
     return open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
 
 
@@ -38,19 +41,34 @@ def episodes(model, data, eps):
     """Per episode: latents of every frame stack, the action after each, the recorded state at each
     ([x, y, wall_x, door_y] float32)."""
     from training.refine import encode_episodes
+
     k = model.cfg.frame_stack
     zs, acts = encode_episodes(model, data.cache, eps, 256, torch.device("cpu"))
-    states = [torch.from_numpy(np.asarray(data.cache.state[int(data.cache.episode_starts[e]) + k - 1:
-                                                           int(data.cache.episode_starts[e]) + int(data.cache.episode_lengths[e])],
-                                          np.float32)) for e in eps]
+    states = [
+        torch.from_numpy(
+            np.asarray(
+                data.cache.state[
+                    int(data.cache.episode_starts[e]) + k - 1 : int(data.cache.episode_starts[e])
+                    + int(data.cache.episode_lengths[e])
+                ],
+                np.float32,
+            )
+        )
+        for e in eps
+    ]
     return zs, acts, states
 
 
 def fit_probe(z: torch.Tensor, p: torch.Tensor, steps: int, seed: int):
     torch.manual_seed(seed)
     mu, sd = z.mean(0), z.std(0) + 1e-6
-    net = torch.nn.Sequential(torch.nn.Linear(z.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
-                              torch.nn.ReLU(), torch.nn.Linear(256, 2))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(z.shape[1], 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 2),
+    )
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     for _ in range(steps):
         i = torch.randint(0, len(z), (512,))
@@ -75,7 +93,7 @@ def main(argv=None) -> int:
         model, _ = load_checkpoint(ck)
         model.eval()
         data = open_long_walks(a.data_run, model)
-        tz, _, ts = episodes(model, data, [int(e) for e in data.train_episodes[:a.probe_episodes]])
+        tz, _, ts = episodes(model, data, [int(e) for e in data.train_episodes[: a.probe_episodes]])
         probe = fit_probe(torch.cat(tz), torch.cat(ts)[:, :2], a.probe_steps, 0)
         vz, va, vs = episodes(model, data, [int(e) for e in data.val_episodes])
         blocked, free, encoded = [], [], []
@@ -89,12 +107,26 @@ def main(argv=None) -> int:
                 free.append(err[(cmd > 0.8) & (moved > 0.8 * cmd)])
                 encoded.append((probe(z) - p).norm(dim=1))
         b, f, e = torch.cat(blocked), torch.cat(free), torch.cat(encoded)
-        rows[ck] = {"probe_on_encoded_px": round(float(e.mean()), 3), "free_px": round(float(f.mean()), 3),
-                    "blocked_px": round(float(b.mean()), 3), "blocked_over_1px": round(float((b > 1).float().mean()), 3),
-                    "blocked_steps": len(b), "free_steps": len(f), "blocked_share": round(len(b) / (len(b) + len(f)), 4)}
+        rows[ck] = {
+            "probe_on_encoded_px": round(float(e.mean()), 3),
+            "free_px": round(float(f.mean()), 3),
+            "blocked_px": round(float(b.mean()), 3),
+            "blocked_over_1px": round(float((b > 1).float().mean()), 3),
+            "blocked_steps": len(b),
+            "free_steps": len(f),
+            "blocked_share": round(len(b) / (len(b) + len(f)), 4),
+        }
         print(json.dumps({ck: rows[ck]}), flush=True)
-    record.write_result(a, {"data_run": a.data_run, "probe_episodes": a.probe_episodes, "probe_steps": a.probe_steps,
-                            "threads": 1, "checkpoints": rows})
+    record.write_result(
+        a,
+        {
+            "data_run": a.data_run,
+            "probe_episodes": a.probe_episodes,
+            "probe_steps": a.probe_steps,
+            "threads": 1,
+            "checkpoints": rows,
+        },
+    )
     return 0
 
 

@@ -16,6 +16,7 @@ from their checkpoints / state.json).
 Writes dmc_pixels.json (curves, timings, anchors) and .png through `bench.record`; a rerun adds its tasks and
 seeds to the figures already at that path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ from moejepa_ros.sim.dmc import ACTION_REPEAT, DEFAULT_ACTION_REPEAT
 ROOT = str(record.ROOT)
 
 EPISODE_FRAMES = 1000  # dm_control's 1000 physics steps per episode
-SEED_EPISODES = 5      # PlaNet / Dreamer: 5 episodes of random actions before planning
+SEED_EPISODES = 5  # PlaNet / Dreamer: 5 episodes of random actions before planning
 # Returns at 100k frames: best published (TD-MPC2-era SOTA tables) / DreamerV3 / DrQ, as given in the issue.
 ANCHORS = {
     "cartpole_swingup": {"best": 851, "dreamerv3": 597, "drq": 759},
@@ -67,11 +68,21 @@ def run_cli(args: list[str], env: dict, log_path: str) -> dict:
 
 def overrides(task: str, seed: int, out: str, threads: int, a) -> list[str]:
     s = task_settings(task)
-    return [f"run.out_dir={out}", f"run.seed={seed}", f"run.threads={threads}", "run.progress=false",
-            f"collect.env=dmc:{task}", f"collect.max_steps={s['steps']}", f"mbrl.max_episode_steps={s['steps']}",
-            f"eval.max_episode_steps={s['steps']}", f"data.reward_scale={s['reward_scale']}",
-            f"model.losses.gamma={s['gamma']}", f"plan.planner.gamma={s['gamma']}",
-            f"mbrl.eval_episodes={a.eval_episodes}", f"eval.closed_loop_episodes={a.eval_episodes}"] + list(a.set)
+    return [
+        f"run.out_dir={out}",
+        f"run.seed={seed}",
+        f"run.threads={threads}",
+        "run.progress=false",
+        f"collect.env=dmc:{task}",
+        f"collect.max_steps={s['steps']}",
+        f"mbrl.max_episode_steps={s['steps']}",
+        f"eval.max_episode_steps={s['steps']}",
+        f"data.reward_scale={s['reward_scale']}",
+        f"model.losses.gamma={s['gamma']}",
+        f"plan.planner.gamma={s['gamma']}",
+        f"mbrl.eval_episodes={a.eval_episodes}",
+        f"eval.closed_loop_episodes={a.eval_episodes}",
+    ] + list(a.set)
 
 
 def run_mbrl(task: str, seed: int, a, env: dict) -> dict:
@@ -82,8 +93,12 @@ def run_mbrl(task: str, seed: int, a, env: dict) -> dict:
     seed_eps = max(1, min(SEED_EPISODES, a.frames // EPISODE_FRAMES - 1))
     iters = max(1, math.ceil((a.frames - seed_eps * EPISODE_FRAMES) / EPISODE_FRAMES))
     eval_every = max(1, a.eval_every // EPISODE_FRAMES)
-    o = overrides(task, seed, out, a.threads, a) + [f"collect.episodes={seed_eps}", f"mbrl.iterations={iters}",
-                                                     f"mbrl.eval_every={eval_every}", "mbrl.episodes_per_iter=1"]
+    o = overrides(task, seed, out, a.threads, a) + [
+        f"collect.episodes={seed_eps}",
+        f"mbrl.iterations={iters}",
+        f"mbrl.eval_every={eval_every}",
+        "mbrl.episodes_per_iter=1",
+    ]
     timing_path = os.path.join(out, "bench_timing.json")
     timing = json.load(open(timing_path)) if os.path.isfile(timing_path) else {}
     if not os.path.isdir(os.path.join(out, "collect", "bags")):
@@ -106,31 +121,58 @@ def summarise_mbrl(out: str, s: dict) -> dict:
     """Curve + seconds per 1k frames (env / planning / training; evaluation separately) from disk."""
     state = json.load(open(os.path.join(out, "mbrl", "state.json")))
     timing = json.load(open(os.path.join(out, "bench_timing.json")))
-    evals = ([state["initial_eval"]] if "initial_eval" in state else []) + \
-        [e["eval"] for e in state["rounds"] if "eval" in e]
-    curve = [{"frames": e["frames"], "return_mean": round(e["return_mean"], 2),
-              "return_std": round(e["return_std"], 2), "returns": [round(x, 2) for x in e["returns"]],
-              "plan_ms_mean": round(e["plan_ms_mean"], 2)} for e in evals]
+    evals = ([state["initial_eval"]] if "initial_eval" in state else []) + [
+        e["eval"] for e in state["rounds"] if "eval" in e
+    ]
+    curve = [
+        {
+            "frames": e["frames"],
+            "return_mean": round(e["return_mean"], 2),
+            "return_std": round(e["return_std"], 2),
+            "returns": [round(x, 2) for x in e["returns"]],
+            "plan_ms_mean": round(e["plan_ms_mean"], 2),
+        }
+        for e in evals
+    ]
     rounds = state["rounds"]
     frames = rounds[-1]["frames"] if rounds else state["seed_env_steps"] * state["action_repeat"]
     env_s = timing.get("collect_seconds", 0.0) + sum(r["env_seconds"] for r in rounds)
     plan_s = sum(r["plan_seconds"] for r in rounds)
     train_s = timing.get("fit_seconds", 0.0) + sum(r["fit_seconds"] for r in rounds)
     eval_s = sum(e.get("eval_seconds", 0.0) for e in evals)
-    other_s = max(0.0, timing.get("mbrl_wall_seconds", 0.0) - sum(r["collect_seconds"] + r["fit_seconds"]
-                                                                    for r in rounds) - eval_s)
+    other_s = max(
+        0.0,
+        timing.get("mbrl_wall_seconds", 0.0) - sum(r["collect_seconds"] + r["fit_seconds"] for r in rounds) - eval_s,
+    )
     per_k = lambda x: round(1000.0 * x / max(frames, 1), 2)  # noqa: E731
-    planned = sum(r["frames"] - (rounds[i - 1]["frames"] if i else state["seed_env_steps"] * state["action_repeat"])
-                  for i, r in enumerate(rounds))
-    return {"frames": frames, "action_repeat": state["action_repeat"], "rounds": len(rounds),
-            "seed_frames": state["seed_env_steps"] * state["action_repeat"], "settings": s, "curve": curve,
-            "seconds": {"env": round(env_s, 1), "planning": round(plan_s, 1), "training": round(train_s, 1),
-                        "evaluation": round(eval_s, 1), "overhead": round(other_s, 1)},
-            "seconds_per_1k_frames": {"env": per_k(env_s), "planning": per_k(plan_s), "training": per_k(train_s),
-                                      "overhead": per_k(other_s),
-                                      "total_excl_eval": per_k(env_s + plan_s + train_s + other_s),
-                                      "planning_per_1k_planned_frames": round(1000.0 * plan_s / max(planned, 1), 2)},
-            "fit_steps": timing.get("fit_steps", 0) + sum(r.get("fit_steps", 0) for r in rounds)}
+    planned = sum(
+        r["frames"] - (rounds[i - 1]["frames"] if i else state["seed_env_steps"] * state["action_repeat"])
+        for i, r in enumerate(rounds)
+    )
+    return {
+        "frames": frames,
+        "action_repeat": state["action_repeat"],
+        "rounds": len(rounds),
+        "seed_frames": state["seed_env_steps"] * state["action_repeat"],
+        "settings": s,
+        "curve": curve,
+        "seconds": {
+            "env": round(env_s, 1),
+            "planning": round(plan_s, 1),
+            "training": round(train_s, 1),
+            "evaluation": round(eval_s, 1),
+            "overhead": round(other_s, 1),
+        },
+        "seconds_per_1k_frames": {
+            "env": per_k(env_s),
+            "planning": per_k(plan_s),
+            "training": per_k(train_s),
+            "overhead": per_k(other_s),
+            "total_excl_eval": per_k(env_s + plan_s + train_s + other_s),
+            "planning_per_1k_planned_frames": round(1000.0 * plan_s / max(planned, 1), 2),
+        },
+        "fit_steps": timing.get("fit_steps", 0) + sum(r.get("fit_steps", 0) for r in rounds),
+    }
 
 
 def run_sac(task: str, seed: int, a, env: dict) -> dict:
@@ -142,18 +184,29 @@ def run_sac(task: str, seed: int, a, env: dict) -> dict:
     if os.path.isfile(res_path) and (a.report_only or json.load(open(res_path)).get("env_steps") == steps):
         r = json.load(open(res_path))
     else:  # SB3 cannot resume from our safetensors export: a changed budget reruns from scratch
-        r = run_cli(["fit", "-c", "dmc", "baseline.kind=sac", f"baseline.rl_steps={steps}"]
-                    + overrides(task, seed, out, a.threads, a), env, os.path.join(out, "bench.log"))
+        r = run_cli(
+            ["fit", "-c", "dmc", "baseline.kind=sac", f"baseline.rl_steps={steps}"]
+            + overrides(task, seed, out, a.threads, a),
+            env,
+            os.path.join(out, "bench.log"),
+        )
     steps = int(r["env_steps"])
-    return {"frames": steps * s["repeat"], "env_steps": steps, "return_mean": round(r["eval_return_mean"], 2),
-            "return_std": round(r["eval_return_std"], 2), "train_seconds": r["train_seconds"],
-            "seconds_per_1k_frames": round(1000.0 * r["train_seconds"] / (steps * s["repeat"]), 2)}
+    return {
+        "frames": steps * s["repeat"],
+        "env_steps": steps,
+        "return_mean": round(r["eval_return_mean"], 2),
+        "return_std": round(r["eval_return_std"], 2),
+        "train_seconds": r["train_seconds"],
+        "seconds_per_1k_frames": round(1000.0 * r["train_seconds"] / (steps * s["repeat"]), 2),
+    }
 
 
 def plot(results: dict, path: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     tasks = list(results["mbrl"]) or list(results["sac"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(6.5, 4.8 * len(tasks)), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -166,8 +219,15 @@ def plot(results: dict, path: str) -> None:
             ax.plot(x, m, "o-", label=f"MoE-JEPA MBRL seed {seed}")
             ax.fill_between(x, m - sd, m + sd, alpha=0.2)
         for seed, r in results["sac"].get(task, {}).items():
-            ax.errorbar([r["frames"] / 1000], [r["return_mean"]], [r["return_std"]], fmt="s", color="k",
-                        capsize=3, label=f"SAC pixels seed {seed}")
+            ax.errorbar(
+                [r["frames"] / 1000],
+                [r["return_mean"]],
+                [r["return_std"]],
+                fmt="s",
+                color="k",
+                capsize=3,
+                label=f"SAC pixels seed {seed}",
+            )
         for (name, v), col in zip(ANCHORS.get(task, {}).items(), ("tab:green", "tab:purple", "tab:orange")):
             ax.axhline(v, ls="--", lw=0.8, color=col)
             ax.plot([100], [v], "*", color=col, ms=9, label=f"{name} @100k: {v}")
@@ -191,8 +251,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "dmc_pixels"))
     record.add_arguments(ap, "dmc_pixels")
     ap.add_argument("--note", default="", help="free text stored with the results (machine, budget)")
-    ap.add_argument("--report-only", action="store_true",
-                    help="rebuild the JSON + PNG from the run directories without running anything")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild the JSON + PNG from the run directories without running anything",
+    )
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra moejepa-train overrides")
     a = ap.parse_args(argv)
     if a.frames < 2 * EPISODE_FRAMES:
@@ -204,9 +267,11 @@ def main(argv=None) -> dict:
     if a.threads > 0:
         env.update(OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
     results = record.read_figures(record.json_path(a)) if record.json_path(a).is_file() else {}
-    results.update(threads=a.threads,
-                   note=a.note or results.get("note") or f"{a.frames // 1000}k frames, {a.threads} thread(s)",
-                   anchors_100k=ANCHORS)
+    results.update(
+        threads=a.threads,
+        note=a.note or results.get("note") or f"{a.frames // 1000}k frames, {a.threads} thread(s)",
+        anchors_100k=ANCHORS,
+    )
     if not a.report_only:  # each run's own budget is in its "frames"; the commands say how they were made
         cmd = record.command()
         results["commands"] = [c for c in results.get("commands", []) if c != cmd] + [cmd]
@@ -227,7 +292,7 @@ def main(argv=None) -> dict:
                 r = run_mbrl(task, seed, a, env)
             results["mbrl"].setdefault(task, {})[str(seed)] = r
             save()
-    for task in (a.tasks if a.sac_tasks is None else a.sac_tasks):
+    for task in a.tasks if a.sac_tasks is None else a.sac_tasks:
         for seed in range(a.sac_seeds):
             if a.report_only and not os.path.isfile(os.path.join(a.out, task, f"sac_seed{seed}", "sac", "result.json")):
                 continue

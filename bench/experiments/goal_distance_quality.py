@@ -15,6 +15,7 @@ be smallest near the door, not at the wall point facing the goal ("door first" r
 Writes goal_distance_quality.json and .png through `bench.record` (each distance over
 every free position of one held-out layout, the goal in the other room).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,6 +57,7 @@ def distances(model, z: torch.Tensor, g: torch.Tensor) -> dict:
 def plot_maps(model, path: Path, seed: int) -> None:
     """Distance to one goal from every free position (1 px grid) of a held-out layout, per metric."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -72,8 +74,13 @@ def plot_maps(model, path: Path, seed: int) -> None:
         z = encode_static(model, [render_frame(p, wx, dy) for p in row])
         for name, d in distances(model, z, g).items():
             maps.setdefault(name, []).append(np.where(free, d, np.nan))
-    maps["shortest path"] = [[shortest_path((x, y), goal, wx, dy) if abs(x - wx) > WALL_HALF + 0.5 or abs(y - dy) < 3
-                              else np.nan for x in grid] for y in grid]
+    maps["shortest path"] = [
+        [
+            shortest_path((x, y), goal, wx, dy) if abs(x - wx) > WALL_HALF + 0.5 or abs(y - dy) < 3 else np.nan
+            for x in grid
+        ]
+        for y in grid
+    ]
     names = ["shortest path", "l2", "learned"]
     names = [n for n in names if n in maps]
     fig, ax = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.3))
@@ -131,11 +138,16 @@ def main(argv=None) -> None:
     for name, d in rows["d"].items():
         rank["path"][name] = round(float(spearmanr(rows["path"], d)[0]), 3)
         rank["straight"][name] = round(float(spearmanr(rows["straight"], d)[0]), 3)
-    doc = {"checkpoint": str(a.checkpoint), "layouts": a.layouts, "pairs_per_layout": a.pairs,
-           "first_seed": a.first_seed, "spearman_vs_shortest_path": rank["path"],
-           "spearman_vs_straight_line": rank["straight"],
-           "door_first_rate": {k: round(float(np.mean(v)), 3) for k, v in door_first.items()},
-           "wall_seconds": round(time.monotonic() - t0, 1)}
+    doc = {
+        "checkpoint": str(a.checkpoint),
+        "layouts": a.layouts,
+        "pairs_per_layout": a.pairs,
+        "first_seed": a.first_seed,
+        "spearman_vs_shortest_path": rank["path"],
+        "spearman_vs_straight_line": rank["straight"],
+        "door_first_rate": {k: round(float(np.mean(v)), 3) for k, v in door_first.items()},
+        "wall_seconds": round(time.monotonic() - t0, 1),
+    }
     record.write_result(a, doc)
     plot_maps(model, record.figure_path(a), a.first_seed + a.layouts)
     print("[bench]", doc, flush=True)

@@ -14,14 +14,15 @@ Measured on the held-out episodes: open-loop latent error at 1/5/10/16 steps div
 copy-last error (the same denominator for both, since the latents are the same), the one-step
 ratio by dynamics mode (free / wall or border contact / in the door, from the recorded state),
 refine wall time and steps/s, ms per plan (the demo's CEM, the two models interleaved call by
-call), ms per training step (the two interleaved step by step), and for the MoE the expert loads, their CV and the mutual information between the top-1
-expert and the dynamics mode and room side.
+call), ms per training step (the two interleaved step by step), and for the MoE the expert loads, their
+CV and the mutual information between the top-1 expert and the dynamics mode and room side.
 
     .venv/bin/python -m bench.experiments.moe_vs_dense_frozen --steps 12000
 
 Needs the long-walk data (`moejepa-train collect -c two_rooms -c two_rooms_goal`, under
 runs/two_rooms_goal). Writes moe_vs_dense_frozen.json and .png through `bench.record`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,16 @@ from moejepa_ros.planning import build_objectives, make_planner
 
 HORIZONS = (1, 5, 10, 16)
 MODES = ("free", "contact", "door")
-PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "horizon": 8,
-           "hold": 1, "min_std": 0.1}
+PLANNER = {
+    "method": "cem",
+    "samples": 64,
+    "iterations": 2,
+    "elites": 8,
+    "keep_elites": 4,
+    "horizon": 8,
+    "hold": 1,
+    "min_std": 0.1,
+}
 OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
 
 
@@ -60,11 +69,26 @@ def train(a, variant: str, shape: dict, log: Path) -> tuple[Path, dict]:
     side = run / "bench_refine.json"
     if out.is_file() and side.is_file():
         return out, json.loads(side.read_text())
-    summary = cli(["refine", "-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={run}",
-                   f"data.bags=[{a.data_run}/collect/bags]", f"data.cache_dir={a.data_run}/cache",
-                   f"refine.checkpoint={a.checkpoint}", f"refine.predictor={json.dumps(shape)}",
-                   f"refine.steps={a.steps}", f"refine.horizon={a.horizon}", f"run.seed={a.seed}",
-                   "run.threads=1", "run.progress=false"], log)
+    summary = cli(
+        [
+            "refine",
+            "-c",
+            "two_rooms",
+            "-c",
+            "two_rooms_goal",
+            f"run.out_dir={run}",
+            f"data.bags=[{a.data_run}/collect/bags]",
+            f"data.cache_dir={a.data_run}/cache",
+            f"refine.checkpoint={a.checkpoint}",
+            f"refine.predictor={json.dumps(shape)}",
+            f"refine.steps={a.steps}",
+            f"refine.horizon={a.horizon}",
+            f"run.seed={a.seed}",
+            "run.threads=1",
+            "run.progress=false",
+        ],
+        log,
+    )
     side.write_text(json.dumps(summary))
     return out, summary
 
@@ -83,23 +107,30 @@ def open_loop(pred, zs, acts, states, stride: int) -> dict:
     z0, a, tgt, mode = [], [], [], []
     for z, u, s in zip(zs, acts, states):
         for t in range(0, len(z) - H, stride):
-            z0.append(z[t]), a.append(u[t:t + H]), tgt.append(z[t + 1:t + 1 + H])
-            mode.append(dynamics_mode(s[t:t + 2])[1])  # the state the first step lands in
+            z0.append(z[t]), a.append(u[t : t + H]), tgt.append(z[t + 1 : t + 1 + H])
+            mode.append(dynamics_mode(s[t : t + 2])[1])  # the state the first step lands in
     z0, a, tgt, mode = torch.stack(z0), torch.stack(a), torch.stack(tgt), np.array(mode)
     out = pred.rollout(z0, a)
     err = (out - tgt).norm(dim=-1)  # [N, H]
     copy = (z0[:, None] - tgt).norm(dim=-1)
     ratio = [float(err[:, h - 1].mean() / copy[:, h - 1].mean()) for h in HORIZONS]
-    by_mode = {m: float(err[mode == i, 0].mean() / copy[mode == i, 0].mean()) if (mode == i).any() else None
-               for i, m in enumerate(MODES)}
-    return {"windows": len(z0), "ratio": ratio, "one_step_by_mode": by_mode,
-            "mode_counts": np.bincount(mode, minlength=3).tolist()}
+    by_mode = {
+        m: float(err[mode == i, 0].mean() / copy[mode == i, 0].mean()) if (mode == i).any() else None
+        for i, m in enumerate(MODES)
+    }
+    return {
+        "windows": len(z0),
+        "ratio": ratio,
+        "one_step_by_mode": by_mode,
+        "mode_counts": np.bincount(mode, minlength=3).tolist(),
+    }
 
 
 @torch.no_grad()
 def routing(model, zs, acts, states) -> dict:
     """Top-k load per expert, its CV, and MI(top-1 expert; dynamics mode / room side) in bits."""
     from training.evaluate import mutual_information
+
     z, u = torch.cat([x[:-1] for x in zs]), torch.cat([x[:-1] for x in acts])
     s = np.concatenate([x[:-1] for x in states])
     _, idx, _ = model.predictor.moe.route(z, model.predictor.embed(u))
@@ -110,9 +141,15 @@ def routing(model, zs, acts, states) -> dict:
     mode = dynamics_mode(s)
     tab = np.zeros((3, E))
     np.add.at(tab, (mode, top1), 1)
-    return {"load": load.round(4).tolist(), "load_cv": float(load.std() / load.mean()),
-            "specialisation_bits": {"dynamics": mutual_information(top1, mode), "room_side": mutual_information(top1, side)},
-            "mode_expert_share": (tab / tab.sum(1, keepdims=True).clip(1)).round(3).tolist()}
+    return {
+        "load": load.round(4).tolist(),
+        "load_cv": float(load.std() / load.mean()),
+        "specialisation_bits": {
+            "dynamics": mutual_information(top1, mode),
+            "room_side": mutual_information(top1, side),
+        },
+        "mode_expert_share": (tab / tab.sum(1, keepdims=True).clip(1)).round(3).tolist(),
+    }
 
 
 def plan_times(models: dict, zs, calls: int) -> dict:
@@ -120,8 +157,10 @@ def plan_times(models: dict, zs, calls: int) -> dict:
     torch.manual_seed(0)
     z_all = torch.cat(zs)
     pick = torch.randint(0, len(z_all), (calls + 1, 2))
-    planners = {n: make_planner(PLANNER, m, build_objectives(OBJECTIVES), meta["action_low"], meta["action_high"])
-                for n, (m, meta) in models.items()}
+    planners = {
+        n: make_planner(PLANNER, m, build_objectives(OBJECTIVES), meta["action_low"], meta["action_high"])
+        for n, (m, meta) in models.items()
+    }
     ms = {n: [] for n in models}
     for c, (i, j) in enumerate(pick.tolist()):
         for n, p in planners.items():
@@ -139,6 +178,7 @@ def train_step_times(models: dict, zs, acts, horizon: int, calls: int, batch: in
 
     from moejepa_ros.model import losses as L
     from training.refine import latent_windows
+
     gen = torch.Generator().manual_seed(0)
     keep = [i for i, z in enumerate(zs) if len(z) > horizon]
     z_ep, a_ep = [zs[i] for i in keep], [acts[i] for i in keep]
@@ -162,8 +202,10 @@ def train_step_times(models: dict, zs, acts, horizon: int, calls: int, batch: in
 
 def plot(rep: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     v = rep["variants"]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
     for n, r in v.items():
@@ -179,17 +221,23 @@ def plot(rep: dict, path: Path) -> None:
     ax[2].bar(np.arange(len(load)), load)
     ax[2].axhline(0.10, color="r", ls=":", lw=1)
     ax[2].set_xlabel("expert"), ax[2].set_ylabel("share of top-k assignments")
-    ax[2].set_title(f"MoE load (CV {v['moe']['routing']['load_cv']:.2f}; MI with mode "
-                    f"{v['moe']['routing']['specialisation_bits']['dynamics']:.3f} b)", fontsize=9)
-    fig.suptitle(f"MoE vs dense on frozen Two-Rooms latents: {rep['steps']} refine steps, horizon {rep['horizon']}",
-                 fontsize=10)
+    ax[2].set_title(
+        f"MoE load (CV {v['moe']['routing']['load_cv']:.2f}; MI with mode "
+        f"{v['moe']['routing']['specialisation_bits']['dynamics']:.3f} b)",
+        fontsize=9,
+    )
+    fig.suptitle(
+        f"MoE vs dense on frozen Two-Rooms latents: {rep['steps']} refine steps, horizon {rep['horizon']}", fontsize=10
+    )
     record.save_figure(fig, path, dpi=80)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="checkpoints/two_rooms.safetensors", help="the frozen encoder's model")
-    ap.add_argument("--data-run", default="runs/two_rooms_goal", help="run dir holding the long walks (collect/, cache/)")
+    ap.add_argument(
+        "--data-run", default="runs/two_rooms_goal", help="run dir holding the long walks (collect/, cache/)"
+    )
     ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--horizon", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
@@ -203,16 +251,30 @@ def main(argv=None) -> int:
     Path(a.root).mkdir(parents=True, exist_ok=True)
     log = Path(a.root) / "bench.log"
     src, _ = load_checkpoint(a.checkpoint)
-    models, rep = {}, {"checkpoint": a.checkpoint, "data_run": a.data_run, "steps": a.steps, "horizon": a.horizon,
-                       "seed": a.seed, "threads": 1, "variants": {}}
+    models, rep = (
+        {},
+        {
+            "checkpoint": a.checkpoint,
+            "data_run": a.data_run,
+            "steps": a.steps,
+            "horizon": a.horizon,
+            "seed": a.seed,
+            "threads": 1,
+            "variants": {},
+        },
+    )
     for v in ("moe", "dense"):
         shape = predictor_shape(src.cfg, v)
         path, summary = train(a, v, shape, log)
         m, meta = load_checkpoint(path)
         models[v] = (m.eval(), meta)
-        rep["variants"][v] = {"shape": shape, "active_params": active_predictor_params(m.cfg),
-                              "predictor_params": sum(p.numel() for p in m.predictor.parameters()),
-                              "refine_train_seconds": summary["train_seconds"], "steps_per_s": summary["steps_per_s"]}
+        rep["variants"][v] = {
+            "shape": shape,
+            "active_params": active_predictor_params(m.cfg),
+            "predictor_params": sum(p.numel() for p in m.predictor.parameters()),
+            "refine_train_seconds": summary["train_seconds"],
+            "steps_per_s": summary["steps_per_s"],
+        }
     enc = [m.encoder.state_dict() for m, _ in models.values()]
     assert all(torch.equal(enc[0][k], enc[1][k]) for k in enc[0]), "the two models must share the frozen encoder"
     zs, acts, states = held_out(a, models["moe"][0])
@@ -228,11 +290,21 @@ def main(argv=None) -> int:
         "open_loop_ratio": [round(x / y, 4) for x, y in zip(moe["open_loop"]["ratio"], dense["open_loop"]["ratio"])],
         "train_time_ratio": round(moe["refine_train_seconds"] / dense["refine_train_seconds"], 3),
         "train_step_ratio_side_by_side": round(moe["train_step_ms"] / dense["train_step_ms"], 3),
-        "plan_time_ratio": round(moe["plan_ms"] / dense["plan_ms"], 3)}
+        "plan_time_ratio": round(moe["plan_ms"] / dense["plan_ms"], 3),
+    }
     record.write_result(a, rep)
     plot(rep, record.figure_path(a))
-    print(json.dumps({"moe_over_dense": rep["moe_over_dense"], "moe": moe["open_loop"], "dense": dense["open_loop"],
-                      "routing": moe["routing"]}, indent=1))
+    print(
+        json.dumps(
+            {
+                "moe_over_dense": rep["moe_over_dense"],
+                "moe": moe["open_loop"],
+                "dense": dense["open_loop"],
+                "routing": moe["routing"],
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

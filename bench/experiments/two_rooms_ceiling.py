@@ -14,6 +14,7 @@ over every step:
 
 Writes two_rooms_ceiling.json through `bench.record`. Episodes use the evaluation seeds (1000+).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,17 @@ from bench import record
 from moejepa_ros.planning import build_objectives, make_planner
 from moejepa_ros.sim.two_rooms import MAX_ACTION, TwoRoomsEnv, clip_action, move
 
-PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4,
-           "horizon": 6, "hold": 6, "min_std": 0.1, "warm_start": True}
+PLANNER = {
+    "method": "cem",
+    "samples": 64,
+    "iterations": 2,
+    "elites": 8,
+    "keep_elites": 4,
+    "horizon": 6,
+    "hold": 6,
+    "min_std": 0.1,
+    "warm_start": True,
+}
 
 
 class TrueDynamics(torch.nn.Module):
@@ -68,8 +78,13 @@ def episode(metric: str, every_step: bool, seed: int, max_steps: int) -> dict:
     _, info = env.reset(seed=seed)
     model = TrueDynamics(metric)
     model.goal = torch.tensor([*info["goal_state"][:2], info["wall_x"], info["door_y"]], dtype=torch.float32)
-    planner = make_planner(PLANNER, model, build_objectives({"cost": {"enabled": True, "weight": 1.0, "every_step": every_step}}),
-                           [-MAX_ACTION] * 2, [MAX_ACTION] * 2)
+    planner = make_planner(
+        PLANNER,
+        model,
+        build_objectives({"cost": {"enabled": True, "weight": 1.0, "every_step": every_step}}),
+        [-MAX_ACTION] * 2,
+        [MAX_ACTION] * 2,
+    )
     for t in range(max_steps):
         a = planner.plan(torch.as_tensor(info["state"], dtype=torch.float32)).first_action.numpy()
         _, _, term, trunc, info = env.step(a)
@@ -93,14 +108,28 @@ def main(argv=None) -> None:
         for every in (False, True):
             name = f"{metric}_{'every_step' if every else 'terminal'}"
             runs = [episode(metric, every, s, a.max_steps) for s in seeds]
-            res[name] = {"success_rate": float(np.mean([r["success"] for r in runs])),
-                         "final_distance_mean": float(np.mean([r["final_distance"] for r in runs])),
-                         "runs": runs}
-            print(f"[bench] {name:22s} success {100 * res[name]['success_rate']:.0f}% "
-                  f"final {res[name]['final_distance_mean']:.1f} px", flush=True)
-    record.write_result(a, {"planner": PLANNER, "episodes": a.episodes, "first_seed": a.first_seed,
-                            "max_steps": a.max_steps, "model": "true dynamics, latent = true state",
-                            "wall_seconds": round(time.monotonic() - t0, 1), "costs": res})
+            res[name] = {
+                "success_rate": float(np.mean([r["success"] for r in runs])),
+                "final_distance_mean": float(np.mean([r["final_distance"] for r in runs])),
+                "runs": runs,
+            }
+            print(
+                f"[bench] {name:22s} success {100 * res[name]['success_rate']:.0f}% "
+                f"final {res[name]['final_distance_mean']:.1f} px",
+                flush=True,
+            )
+    record.write_result(
+        a,
+        {
+            "planner": PLANNER,
+            "episodes": a.episodes,
+            "first_seed": a.first_seed,
+            "max_steps": a.max_steps,
+            "model": "true dynamics, latent = true state",
+            "wall_seconds": round(time.monotonic() - t0, 1),
+            "costs": res,
+        },
+    )
 
 
 if __name__ == "__main__":

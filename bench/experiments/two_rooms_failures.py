@@ -17,6 +17,7 @@ the planner, e.g. the same seeds with the stall recovery, under its own name:
 
 Writes two_rooms_failures.json (paths and the last actions) and .png through `bench.record`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,8 @@ import torch
 
 from bench import record
 from bench.experiments.two_rooms_planning import BASE, METHODS, episode, make_agent, planner_sets
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from moejepa_ros.sim.two_rooms import is_free, render_frame  # noqa: E402
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.sim.two_rooms import is_free, render_frame
 
 GRID = np.arange(2.5, 62.0, 1.5)  # positions where the distance map is sampled (px)
 
@@ -50,12 +51,14 @@ def distance_map(model, goal_z: torch.Tensor, wall_x: int, door_y: int) -> np.nd
 
 def plot(eps: list[dict], maps: list[np.ndarray], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     cols = min(4, len(eps))
     rows = math.ceil(len(eps) / cols)
     fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    for ax in axs.ravel()[len(eps):]:
+    for ax in axs.ravel()[len(eps) :]:
         ax.axis("off")
     for ax, ep, grid in zip(axs.ravel(), eps, maps):
         ext = [GRID[0], GRID[-1], GRID[0], GRID[-1]]
@@ -64,8 +67,10 @@ def plot(eps: list[dict], maps: list[np.ndarray], path: Path) -> None:
         ax.plot(p[:, 0], p[:, 1], "r.-", ms=2, lw=0.6)
         ax.plot(p[0, 0], p[0, 1], "wo", ms=5)
         ax.plot(*ep["goal"], "w*", ms=10)
-        ax.set_title(f"seed {ep['seed']}: {'reached' if ep['success'] else 'failed'}, "
-                     f"ends {ep['final_distance']:.1f} px away", fontsize=8)
+        ax.set_title(
+            f"seed {ep['seed']}: {'reached' if ep['success'] else 'failed'}, ends {ep['final_distance']:.1f} px away",
+            fontsize=8,
+        )
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle("learned distance to the goal (dark = near; white = wall), path in red, start o, goal *", fontsize=9)
     record.save_figure(fig, path, dpi=80)
@@ -77,17 +82,32 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--max-steps", type=int, default=200)
     ap.add_argument("--correction-memory", type=int, default=64)
-    ap.add_argument("--correction-action-bandwidth", type=float, default=0.15,
-                    help="planner.correction_action_bandwidth (the demo's and the bench's 0.15)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                    help="other PlannerConfig fields, e.g. stall_steps=10 stall_weight=1.0")
+    ap.add_argument(
+        "--correction-action-bandwidth",
+        type=float,
+        default=0.15,
+        help="planner.correction_action_bandwidth (the demo's and the bench's 0.15)",
+    )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="other PlannerConfig fields, e.g. stall_steps=10 stall_weight=1.0",
+    )
     record.add_arguments(ap, "two_rooms_failures")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, meta = load_checkpoint(a.checkpoint)
     model.eval()
-    settings = {**BASE, **METHODS["cem"], "horizon": 8, "hold": 1, "correction_memory": a.correction_memory,
-                "correction_action_bandwidth": a.correction_action_bandwidth}
+    settings = {
+        **BASE,
+        **METHODS["cem"],
+        "horizon": 8,
+        "hold": 1,
+        "correction_memory": a.correction_memory,
+        "correction_action_bandwidth": a.correction_action_bandwidth,
+    }
     settings.update(planner_sets(ap, a.set))
     objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
     eps, maps = [], []
@@ -96,8 +116,11 @@ def main(argv=None) -> int:
         ep = episode(agent, s, a.max_steps, trace=True)
         eps.append(ep)
         maps.append(distance_map(model, agent.controller.goal_z, ep["wall_x"], ep["door_y"]))
-        print(f"[failures] seed {s}: success={ep['success']} final={ep['final_distance']:.1f}px "
-              f"last={np.round(ep['path'][-1], 2).tolist()}", flush=True)
+        print(
+            f"[failures] seed {s}: success={ep['success']} final={ep['final_distance']:.1f}px "
+            f"last={np.round(ep['path'][-1], 2).tolist()}",
+            flush=True,
+        )
     record.write_result(a, {"checkpoint": a.checkpoint, "planner": settings, "objectives": objectives, "episodes": eps})
     plot(eps, maps, record.figure_path(a))
     return 0

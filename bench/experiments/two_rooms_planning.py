@@ -2,8 +2,8 @@
 
 Closed loop, one replan per env step (as planner_node does in the demo), through the shipped control
 step (`moejepa_ros.control.PlannerPolicy` over `LatentController`: frame stack, goal image repeated k
-times, encode once, plan, clamp, non-finite plan -> zero command); the first action is executed. Success = squared distance
-< 1 px^2 within 200 steps (PLDM's DotWall protocol; PLDM reports 97.8% with MPPI).
+times, encode once, plan, clamp, non-finite plan -> zero command); the first action is executed.
+Success = squared distance < 1 px^2 within 200 steps (PLDM's DotWall protocol; PLDM reports 97.8% with MPPI).
 
   .venv/bin/python -m bench.experiments.two_rooms_planning --checkpoint checkpoints/two_rooms.safetensors \
       --episodes 20 --seeds 1 --first-seed 1000
@@ -13,6 +13,7 @@ Without --checkpoint it trains one with the demo's recipe (collect/fit/refine, l
 Writes two_rooms_planning.json and .png through `bench.record`. Timings come from a shared 2-core CPU:
 compare methods within one run (they run interleaved per episode).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,10 @@ import yaml
 
 from bench import record
 from bench.record import ROOT, save_figure
-
-from moejepa_ros.control import PlannerPolicy  # noqa: E402
-from moejepa_ros.model.checkpoint import load_checkpoint  # noqa: E402
-from training.recipe import DEMO, train_argv  # noqa: E402
-from moejepa_ros.sim.two_rooms import TwoRoomsEnv  # noqa: E402
+from moejepa_ros.control import PlannerPolicy
+from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.sim.two_rooms import TwoRoomsEnv
+from training.recipe import DEMO, train_argv
 
 # Shared settings (the demo's): 6 held segments x 2 steps = 12 steps of imagined reach,
 # terminal-only goal cost; chosen on tuning seeds 500-519 (config/sim_demo.yaml).
@@ -41,10 +41,26 @@ BASE = {"horizon": 6, "hold": 2, "min_std": 0.1, "warm_start": True}
 METHODS = {
     "cem": {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4},
     "mppi": {"method": "mppi", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "temperature": 0.1},
-    "gradient": {"method": "gradient", "samples": 16, "iterations": 1, "elites": 4, "keep_elites": 0,
-                 "grad_steps": 3, "grad_restarts": 2, "grad_lr": 0.2},
-    "cem_gradient": {"method": "cem_gradient", "samples": 48, "iterations": 2, "elites": 8, "keep_elites": 4,
-                     "grad_steps": 1, "grad_restarts": 1, "grad_lr": 0.1},
+    "gradient": {
+        "method": "gradient",
+        "samples": 16,
+        "iterations": 1,
+        "elites": 4,
+        "keep_elites": 0,
+        "grad_steps": 3,
+        "grad_restarts": 2,
+        "grad_lr": 0.2,
+    },
+    "cem_gradient": {
+        "method": "cem_gradient",
+        "samples": 48,
+        "iterations": 2,
+        "elites": 8,
+        "keep_elites": 4,
+        "grad_steps": 1,
+        "grad_restarts": 1,
+        "grad_lr": 0.1,
+    },
 }
 OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "l2", "every_step": False}}
 
@@ -89,41 +105,68 @@ def episode(agent: PlannerPolicy, seed: int, max_steps: int, trace: bool = False
         if term or trunc:
             break
     crossed = (path[0][0] - info["wall_x"]) * (path[-1][0] - info["wall_x"]) < 0
-    out = {"seed": seed, "success": bool(info["success"]), "start_distance": start,
-           "final_distance": float(info["distance"]), "steps": len(path) - 1,
-           "crossed_wall": bool(crossed), "plan_ms_mean": float(np.mean(ms))}
+    out = {
+        "seed": seed,
+        "success": bool(info["success"]),
+        "start_distance": start,
+        "final_distance": float(info["distance"]),
+        "steps": len(path) - 1,
+        "crossed_wall": bool(crossed),
+        "plan_ms_mean": float(np.mean(ms)),
+    }
     if trace:
-        out.update(wall_x=int(env.wall_x), door_y=int(env.door_y), goal=info["goal_state"][:2].tolist(),
-                   path=path, last_actions=acts[-8:])
+        out.update(
+            wall_x=int(env.wall_x),
+            door_y=int(env.door_y),
+            goal=info["goal_state"][:2].tolist(),
+            path=path,
+            last_actions=acts[-8:],
+        )
     return out
 
 
-def run(ckpt: Path, methods: list[str], seeds: list[int], max_steps: int, base: dict, objectives: dict,
-        bound: float | None = None) -> dict:
+def run(
+    ckpt: Path,
+    methods: list[str],
+    seeds: list[int],
+    max_steps: int,
+    base: dict,
+    objectives: dict,
+    bound: float | None = None,
+) -> dict:
     model, meta = load_checkpoint(ckpt)
     model.eval()
-    settings = {m: {**base, **METHODS[m], **{k: base[k] for k in ("samples", "iterations") if k in base}} for m in methods}
+    settings = {
+        m: {**base, **METHODS[m], **{k: base[k] for k in ("samples", "iterations") if k in base}} for m in methods
+    }
     agents = {m: make_agent(model, meta, settings[m], objectives, bound) for m in methods}
     per = {m: [] for m in methods}
     for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
         for m in methods:
             r = episode(agents[m], s, max_steps)
             per[m].append(r)
-            print(f"[bench] {m:13s} seed {s}: success={r['success']} steps={r['steps']} "
-                  f"final={r['final_distance']:.1f}px ms/replan={r['plan_ms_mean']:.0f}", flush=True)
+            print(
+                f"[bench] {m:13s} seed {s}: success={r['success']} steps={r['steps']} "
+                f"final={r['final_distance']:.1f}px ms/replan={r['plan_ms_mean']:.0f}",
+                flush=True,
+            )
     out = {}
     for m, rs in per.items():
-        out[m] = {"settings": settings[m], "episodes": len(rs),
-                  "success_rate": float(np.mean([r["success"] for r in rs])),
-                  "crossed_wall_rate": float(np.mean([r["crossed_wall"] for r in rs])),
-                  "final_distance_mean": float(np.mean([r["final_distance"] for r in rs])),
-                  "ms_per_replan": float(np.mean([r["plan_ms_mean"] for r in rs])),
-                  "runs": rs}
+        out[m] = {
+            "settings": settings[m],
+            "episodes": len(rs),
+            "success_rate": float(np.mean([r["success"] for r in rs])),
+            "crossed_wall_rate": float(np.mean([r["crossed_wall"] for r in rs])),
+            "final_distance_mean": float(np.mean([r["final_distance"] for r in rs])),
+            "ms_per_replan": float(np.mean([r["plan_ms_mean"] for r in rs])),
+            "runs": rs,
+        }
     return out
 
 
 def plot(res: dict, path: Path, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -156,7 +199,11 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", type=Path, default=None, help="model .safetensors (default: train one)")
     ap.add_argument("--train-dir", type=Path, default=ROOT / "runs" / "bench_two_rooms")
     ap.add_argument("--fit-steps", type=int, default=None, help="train.steps override when training")
-    ap.add_argument("--no-door-crossings", action="store_true", help="train on walks that never change rooms (cross_prob=0, stay_in_room)")
+    ap.add_argument(
+        "--no-door-crossings",
+        action="store_true",
+        help="train on walks that never change rooms (cross_prob=0, stay_in_room)",
+    )
     ap.add_argument("--episodes", type=int, default=100, help="episodes per seed block")
     ap.add_argument("--seeds", type=int, default=3, help="seed blocks (episode seeds first_seed + 1000*b + i)")
     ap.add_argument("--first-seed", type=int, default=1000)
@@ -164,20 +211,44 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=200)
     ap.add_argument("--hold", type=int, default=BASE["hold"])
     ap.add_argument("--horizon", type=int, default=BASE["horizon"])
-    ap.add_argument("--goal-every-step", action="store_true",
-                    help="goal cost summed over every imagined step instead of the terminal latent only")
-    ap.add_argument("--goal-metric", default="l2", choices=("l2", "sq_l2", "l1", "cosine", "learned"),
-                    help="goal distance; learned = the model's goal-distance head (`moejepa-train goal`)")
-    ap.add_argument("--smoothness", type=float, default=0.0,
-                    help="weight of the smoothness objective, sum ||a_t - a_(t-1)||^2 (0 = off; the demo's 0.01)")
+    ap.add_argument(
+        "--goal-every-step",
+        action="store_true",
+        help="goal cost summed over every imagined step instead of the terminal latent only",
+    )
+    ap.add_argument(
+        "--goal-metric",
+        default="l2",
+        choices=("l2", "sq_l2", "l1", "cosine", "learned"),
+        help="goal distance; learned = the model's goal-distance head (`moejepa-train goal`)",
+    )
+    ap.add_argument(
+        "--smoothness",
+        type=float,
+        default=0.0,
+        help="weight of the smoothness objective, sum ||a_t - a_(t-1)||^2 (0 = off; the demo's 0.01)",
+    )
     ap.add_argument("--samples", type=int, default=None, help="override every method's samples per iteration")
     ap.add_argument("--iterations", type=int, default=None, help="override every method's iterations")
-    ap.add_argument("--correction-memory", type=int, default=0,
-                    help="planner.correction_memory: online model correction from the episode's last N steps (0 = off)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                    help="other PlannerConfig fields for every method, e.g. correction_bandwidth=0.5")
-    ap.add_argument("--action-bound", type=float, default=None,
-                    help="plan actions in [-B, B] per axis (default: the checkpoint's action bounds)")
+    ap.add_argument(
+        "--correction-memory",
+        type=int,
+        default=0,
+        help="planner.correction_memory: online model correction from the episode's last N steps (0 = off)",
+    )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="other PlannerConfig fields for every method, e.g. correction_bandwidth=0.5",
+    )
+    ap.add_argument(
+        "--action-bound",
+        type=float,
+        default=None,
+        help="plan actions in [-B, B] per axis (default: the checkpoint's action bounds)",
+    )
     record.add_arguments(ap, "two_rooms_planning")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -202,12 +273,21 @@ def main(argv=None) -> None:
     if a.action_bound is not None and a.action_bound <= 0:
         ap.error(f"--action-bound={a.action_bound} must be > 0")
     res = run(ckpt, methods, seeds, a.max_steps, base, objectives, a.action_bound)
-    doc = {"checkpoint": str(ckpt), "train_seconds": train_s, "no_door_crossings": a.no_door_crossings,
-           "episodes": a.episodes, "seed_blocks": a.seeds, "first_seed": a.first_seed,
-           "max_steps": a.max_steps, "objectives": objectives, "action_bound": a.action_bound, "torch_threads": 1,
-           "wall_seconds": time.monotonic() - t0,
-           "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
-           "methods": res}
+    doc = {
+        "checkpoint": str(ckpt),
+        "train_seconds": train_s,
+        "no_door_crossings": a.no_door_crossings,
+        "episodes": a.episodes,
+        "seed_blocks": a.seeds,
+        "first_seed": a.first_seed,
+        "max_steps": a.max_steps,
+        "objectives": objectives,
+        "action_bound": a.action_bound,
+        "torch_threads": 1,
+        "wall_seconds": time.monotonic() - t0,
+        "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
+        "methods": res,
+    }
     record.write_result(a, doc)
     summary = ", ".join(f"{m} {100 * r['success_rate']:.0f}% ({r['ms_per_replan']:.0f} ms)" for m, r in res.items())
     plot(res, record.figure_path(a), f"Two-Rooms goal reaching, {len(seeds)} episodes (seeds {seeds[0]}..): {summary}")

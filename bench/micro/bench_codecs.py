@@ -8,6 +8,7 @@ rounds and the per-call samples pooled; compare cases within one run, not across
 
     .venv/bin/python -m bench.micro.bench_codecs [--seconds 0.3] [--rounds 3] [--record]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,8 @@ def _padded_bgr(cls, rgb: np.ndarray, pad: int):
 
 
 def build_cases():
-    from sensor_msgs.msg import CompressedImage, Image
     from rosbags.typesys import Stores, get_typestore
+    from sensor_msgs.msg import CompressedImage, Image
 
     bag_image = get_typestore(Stores.ROS2_KILTED).types["sensor_msgs/msg/Image"]
     cases = []
@@ -69,13 +70,35 @@ def build_cases():
             dict(case="rgb8_raw", size=size, op="image_to_array", msg="rclpy", fn=lambda m=live: C.image_to_array(m)),
             dict(case="rgb8_raw", size=size, op="image_to_rgb", msg="rclpy", fn=lambda m=live: C.image_to_rgb(m)),
             dict(case="rgb8_raw", size=size, op="image_to_rgb", msg="rosbags", fn=lambda m=bag: C.image_to_rgb(m)),
-            dict(case=f"bgr8_step_pad{pad}", size=size, op="image_to_rgb", msg="rclpy", fn=lambda m=bgr: C.image_to_rgb(m)),
-            dict(case=f"bgr8_step_pad{pad}", size=size, op="numpy_swap_variant", msg="rclpy",
-                 fn=lambda m=bgr: np.ascontiguousarray(C.image_to_array(m)[..., ::-1])),
-            dict(case="jpeg_q90", size=size, op="image_to_rgb", msg="rclpy", bytes=len(jpg.data),
-                 fn=lambda m=jpg: C.image_to_rgb(m)),
-            dict(case="rgb8_raw", size=size, op="fill_image", msg="rclpy",
-                 fn=lambda m=Image(), a=rgb: C.fill_image(m, a, "rgb8")),
+            dict(
+                case=f"bgr8_step_pad{pad}",
+                size=size,
+                op="image_to_rgb",
+                msg="rclpy",
+                fn=lambda m=bgr: C.image_to_rgb(m),
+            ),
+            dict(
+                case=f"bgr8_step_pad{pad}",
+                size=size,
+                op="numpy_swap_variant",
+                msg="rclpy",
+                fn=lambda m=bgr: np.ascontiguousarray(C.image_to_array(m)[..., ::-1]),
+            ),
+            dict(
+                case="jpeg_q90",
+                size=size,
+                op="image_to_rgb",
+                msg="rclpy",
+                bytes=len(jpg.data),
+                fn=lambda m=jpg: C.image_to_rgb(m),
+            ),
+            dict(
+                case="rgb8_raw",
+                size=size,
+                op="fill_image",
+                msg="rclpy",
+                fn=lambda m=Image(), a=rgb: C.fill_image(m, a, "rgb8"),
+            ),
         ]
     return cases
 
@@ -88,8 +111,13 @@ def main() -> None:
     args = ap.parse_args()
     import cv2
 
-    meta = {"numpy": np.__version__, "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
-            "seconds": args.seconds, "rounds": args.rounds}
+    meta = {
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "opencv_threads": cv2.getNumThreads(),
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
     cases = build_cases()
     samples = [[] for _ in cases]
     for _ in range(args.rounds):
@@ -98,8 +126,12 @@ def main() -> None:
     rows = []
     for case, acc in zip(cases, samples):
         row = {k: v for k, v in case.items() if k != "fn"}
-        row.update(bench="codecs", n=len(acc), p50_us=round(float(np.percentile(acc, 50)), 1),
-                   p99_us=round(float(np.percentile(acc, 99)), 1))
+        row.update(
+            bench="codecs",
+            n=len(acc),
+            p50_us=round(float(np.percentile(acc, 50)), 1),
+            p99_us=round(float(np.percentile(acc, 99)), 1),
+        )
         print(json.dumps(row), flush=True)
         rows.append(row)
     record.write_result(args, {"meta": meta, "results": rows})

@@ -5,6 +5,7 @@ The machine is shared and noisy: variants are measured side by side in one run; 
 Goals: bag -> cache >= 5000 frames/s at 64x64 on 2 cores; sampler >= 10x faster than a step.
 Run: .venv/bin/python -m bench.micro.bench_data [--quick] [--record]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,13 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench import record  # noqa: E402
-from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
-from training.data.cache import build_cache  # noqa: E402
-from training.data.sampler import WindowSampler  # noqa: E402
-from training.rollouts import record_rollouts  # noqa: E402
+from bench import record
+from moejepa_ros.sim import RandomWalkPolicy, make_env
+from training.data.cache import build_cache
+from training.data.sampler import WindowSampler
+from training.rollouts import record_rollouts
 
 
 def best_of(fn, repeats=3):
@@ -58,14 +59,20 @@ def bag_write_fps(tmp, frames, storage):
     from moejepa_ros.codecs import make_image
 
     ts = get_typestore(Stores.ROS2_KILTED)
-    types = {"/camera/image_raw": "sensor_msgs/msg/Image", "/state": "std_msgs/msg/Float32MultiArray",
-             "/action": "std_msgs/msg/Float32MultiArray", "/reward": "std_msgs/msg/Float32"}
+    types = {
+        "/camera/image_raw": "sensor_msgs/msg/Image",
+        "/state": "std_msgs/msg/Float32MultiArray",
+        "/action": "std_msgs/msg/Float32MultiArray",
+        "/reward": "std_msgs/msg/Float32",
+    }
     rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
     layout = ts.types["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
     array = ts.types["std_msgs/msg/Float32MultiArray"]
-    msgs = {"/state": array(layout=layout, data=np.zeros(4, np.float32)),
-            "/action": array(layout=layout, data=np.zeros(2, np.float32)),
-            "/reward": ts.types["std_msgs/msg/Float32"](data=0.0)}
+    msgs = {
+        "/state": array(layout=layout, data=np.zeros(4, np.float32)),
+        "/action": array(layout=layout, data=np.zeros(2, np.float32)),
+        "/reward": ts.types["std_msgs/msg/Float32"](data=0.0),
+    }
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
 
     def run():
@@ -78,6 +85,7 @@ def bag_write_fps(tmp, frames, storage):
                 for topic, msg in msgs.items():
                     w.write(conns[topic], stamp, ts.serialize_cdr(msg, types[topic]))
         shutil.rmtree(p)
+
     return frames / best_of(run, 2)
 
 
@@ -89,12 +97,19 @@ def step_time(batch, window):
     try:
         from moejepa_ros.model import WorldModel
         from moejepa_ros.model.config import ModelConfig
+
         model = WorldModel(ModelConfig())
         what = "moejepa_ros.model.WorldModel(ModelConfig()) stage-2 loss + backward + Adam"
         loss_fn = lambda b: model.loss(b, stage=2)[0]  # noqa: E731
     except Exception as e:  # pragma: no cover - only before the model exists
-        model = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 4, 2), torch.nn.ReLU(), torch.nn.Conv2d(32, 64, 4, 2),
-                                    torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(128))
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 32, 4, 2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 64, 4, 2),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.LazyLinear(128),
+        )
         what = f"stand-in 2-layer conv net (WorldModel unavailable: {e})"
         loss_fn = lambda b: model(b["frames"].flatten(0, 1).permute(0, 3, 1, 2).float() / 255).pow(2).mean()  # noqa: E731
     opt = torch.optim.Adam(model.parameters(), 1e-4)
@@ -103,6 +118,7 @@ def step_time(batch, window):
         opt.zero_grad(set_to_none=True)
         loss_fn(batch).backward()
         opt.step()
+
     one()  # warm-up
     return best_of(one, 3), what
 
@@ -114,13 +130,17 @@ def main(argv=None):
     args = ap.parse_args(argv)
     q = args.quick
     # torch is imported late on purpose: spawned rollout workers re-import this main module.
-    res = {"load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-           "note": "shared 2-core machine; figures are best-of-N, compare variants within this run"}
+    res = {
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "note": "shared 2-core machine; figures are best-of-N, compare variants within this run",
+    }
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_"))
     try:
         # 1. simulators
-        res["env_fps"] = {"two_rooms_walk": round(env_fps("two_rooms", 500 if q else 5000, "walk", mode="data")),
-                          "dmc_cartpole_64": round(env_fps("dmc:cartpole_swingup", 50 if q else 400))}
+        res["env_fps"] = {
+            "two_rooms_walk": round(env_fps("two_rooms", 500 if q else 5000, "walk", mode="data")),
+            "dmc_cartpole_64": round(env_fps("dmc:cartpole_swingup", 50 if q else 400)),
+        }
         # 2. bag writing
         n = 1000 if q else 8000
         res["bag_write_fps"] = {s: round(bag_write_fps(tmp, n, s)) for s in ("mcap", "sqlite3")}
@@ -132,9 +152,11 @@ def main(argv=None):
         frames = eps * 101
         # 3. bag -> cache (two bags from the 2-worker rollout), fresh cache each time
         for w in (1, 2):
+
             def build():
                 c = build_cache(tmp / "roll2", tmp / f"cache{w}_{time.monotonic_ns()}", workers=w)
                 assert c.num_frames == frames and not c.hit
+
             res[f"bag_to_cache_fps_workers{w}"] = round(frames / best_of(build, 2))
         t = time.perf_counter()
         cache = build_cache(tmp / "roll2", tmp / "cache_hit", workers=2)
@@ -146,15 +168,18 @@ def main(argv=None):
         for shift in (4, 0):
             s = WindowSampler(cache, T, B, seed=0, augment_shift=shift)
             k = 10 if q else 50
-            res[f"sampler_batches_per_s_shift{shift}"] = round(k / best_of(lambda: [s.sample() for _ in range(k)], 3), 1)
+            res[f"sampler_batches_per_s_shift{shift}"] = round(
+                k / best_of(lambda: [s.sample() for _ in range(k)], 3), 1
+            )
         batch = WindowSampler(cache, T, B, seed=0).sample()
         st, what = step_time(batch, T)
         res["train_step_seconds"] = round(st, 4)
         res["train_step_model"] = what
         res["sampler_speedup_vs_step"] = round(res["sampler_batches_per_s_shift4"] * st, 1)
-        res["goals"] = {"bag_to_cache_fps>=5000": max(res["bag_to_cache_fps_workers1"],
-                                                      res["bag_to_cache_fps_workers2"]) >= 5000,
-                        "sampler>=10x_step": res["sampler_speedup_vs_step"] >= 10}
+        res["goals"] = {
+            "bag_to_cache_fps>=5000": max(res["bag_to_cache_fps_workers1"], res["bag_to_cache_fps_workers2"]) >= 5000,
+            "sampler>=10x_step": res["sampler_speedup_vs_step"] >= 10,
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]

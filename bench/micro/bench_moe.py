@@ -7,6 +7,7 @@ still gives fair *ratios*; compare ratios from one run, not absolute numbers acr
     .venv/bin/python -m bench.micro.bench_moe            # 1 and 2 threads, CPU (+ GPU when available)
     .venv/bin/python -m bench.micro.bench_moe --quick    # fewer repeats / sizes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,10 @@ def bench_step(cfg, device, batches, repeats, emit):
                 _, idx, _ = moe.moe.route(z, e)
                 load = torch.bincount(idx.reshape(-1), minlength=cfg.num_experts).float()
                 load = (load / load.sum()).tolist()
-                fns = {impl: (lambda impl=impl: moe.moe(z, e, impl=impl, need_aux=False))
-                       for impl in ("grouped", "masked", "loop")}
+                fns = {
+                    impl: (lambda impl=impl: moe.moe(z, e, impl=impl, need_aux=False))
+                    for impl in ("grouped", "masked", "loop")
+                }
                 fns["auto"] = lambda: moe.moe(z, e, impl="auto", need_aux=False)
                 fns["dense"] = lambda: dense.moe(z, ed, need_aux=False)
                 res = race(fns, device, repeats)
@@ -100,11 +103,22 @@ def bench_step(cfg, device, batches, repeats, emit):
                 if isinstance(tmed, str):
                     emit({"case": "moe_step", "device": device.type, "impl": impl, "batch": T, "error": tmed})
                     continue
-                emit({"case": "moe_step", "device": device.type, "threads": torch.get_num_threads(),
-                      "routing": routing, "batch": T, "impl": impl, "ms_min": round(tmin * 1e3, 4),
-                      "ms_median": round(tmed * 1e3, 4), "tokens_per_s": round(T / tmin),
-                      "vs_dense": round(tmin / d, 3), "vs_loop": round(tmin / res["loop"][0], 3),
-                      "expert_load": [round(x, 3) for x in load]})
+                emit(
+                    {
+                        "case": "moe_step",
+                        "device": device.type,
+                        "threads": torch.get_num_threads(),
+                        "routing": routing,
+                        "batch": T,
+                        "impl": impl,
+                        "ms_min": round(tmin * 1e3, 4),
+                        "ms_median": round(tmed * 1e3, 4),
+                        "tokens_per_s": round(T / tmin),
+                        "vs_dense": round(tmin / d, 3),
+                        "vs_loop": round(tmin / res["loop"][0], 3),
+                        "expert_load": [round(x, 3) for x in load],
+                    }
+                )
 
 
 def bench_plan(cfg, device, repeats, emit, samples=256, horizon=5, iterations=4):
@@ -134,10 +148,21 @@ def bench_plan(cfg, device, repeats, emit, samples=256, horizon=5, iterations=4)
         if isinstance(tmed, str):
             emit({"case": "plan", "device": device.type, "variant": name, "error": tmed})
             continue
-        emit({"case": "plan", "device": device.type, "threads": torch.get_num_threads(), "variant": name,
-              "samples": samples, "horizon": horizon, "iterations": iterations,
-              "predictor_steps": samples * horizon * iterations, "ms_min": round(tmin * 1e3, 3),
-              "ms_median": round(tmed * 1e3, 3), "vs_dense": round(tmin / res["dense"][0], 3)})
+        emit(
+            {
+                "case": "plan",
+                "device": device.type,
+                "threads": torch.get_num_threads(),
+                "variant": name,
+                "samples": samples,
+                "horizon": horizon,
+                "iterations": iterations,
+                "predictor_steps": samples * horizon * iterations,
+                "ms_min": round(tmin * 1e3, 3),
+                "ms_median": round(tmed * 1e3, 3),
+                "vs_dense": round(tmin / res["dense"][0], 3),
+            }
+        )
 
 
 def bench_train(cfg, device, repeats, emit, T=1024):
@@ -160,9 +185,18 @@ def bench_train(cfg, device, repeats, emit, T=1024):
         if isinstance(tmed, str):
             emit({"case": "train_step", "device": device.type, "impl": impl, "error": tmed})
             continue
-        emit({"case": "train_step", "device": device.type, "threads": torch.get_num_threads(), "batch": T,
-              "impl": impl, "ms_min": round(tmin * 1e3, 3), "ms_median": round(tmed * 1e3, 3),
-              "vs_dense": round(tmin / res["dense"][0], 3)})
+        emit(
+            {
+                "case": "train_step",
+                "device": device.type,
+                "threads": torch.get_num_threads(),
+                "batch": T,
+                "impl": impl,
+                "ms_min": round(tmin * 1e3, 3),
+                "ms_median": round(tmed * 1e3, 3),
+                "vs_dense": round(tmin / res["dense"][0], 3),
+            }
+        )
 
 
 def main(argv=None):
@@ -184,14 +218,17 @@ def main(argv=None):
     repeats = 5 if args.quick else args.repeats
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
-        for th in (threads if dev.type == "cpu" else threads[-1:]):
+        for th in threads if dev.type == "cpu" else threads[-1:]:
             torch.set_num_threads(th)
             bench_step(cfg, dev, batches, repeats, emit)
             bench_plan(cfg, dev, repeats, emit)
             bench_train(cfg, dev, repeats, emit)
-    meta = {"threads": threads, "model_config": cfg.to_dict(),
-            "dense_expert_hidden": dense_equivalent(cfg).expert_hidden,
-            "note": "variants timed round-robin, min over repeats; machine shared: use ratios"}
+    meta = {
+        "threads": threads,
+        "model_config": cfg.to_dict(),
+        "dense_expert_hidden": dense_equivalent(cfg).expert_hidden,
+        "note": "variants timed round-robin, min over repeats; machine shared: use ratios",
+    }
     record.write_result(args, {"meta": meta, "results": records})
 
 

@@ -11,6 +11,7 @@ frames the planner skipped, the planner's CPU % and RSS, deadline misses from it
 
     .venv/bin/python -m bench.micro.bench_node [--seconds 10] [--soak 120] [--checkpoint PATH] [--record]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,25 +108,34 @@ def proc_rss_mb(pid: int) -> float:
 
 
 def make_checkpoint(path: Path) -> Path:
-    from moejepa_ros.model import ModelConfig, WorldModel, save_checkpoint
-
     import torch
+
+    from moejepa_ros.model import ModelConfig, WorldModel, save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig()  # the default world model
-    return save_checkpoint(path, WorldModel(cfg), {"action_low": [-1.0] * cfg.action_dim,
-                                                   "action_high": [1.0] * cfg.action_dim})
+    return save_checkpoint(
+        path, WorldModel(cfg), {"action_low": [-1.0] * cfg.action_dim, "action_high": [1.0] * cfg.action_dim}
+    )
 
 
-def run_case(name: str, ckpt: Path, height: int, width: int, seconds: float, trigger: str,
-             work: Path, warmup: float = 3.0, overrides: dict | None = None) -> dict:
+def run_case(
+    name: str,
+    ckpt: Path,
+    height: int,
+    width: int,
+    seconds: float,
+    trigger: str,
+    work: Path,
+    warmup: float = 3.0,
+    overrides: dict | None = None,
+) -> dict:
     from moejepa_ros.ros.node_process import NodeProcess
     from testing.ros_harness import wait_until, write_params
 
     base = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())["planner_node"]["ros__parameters"]
     p = dict(base)
-    p.update(checkpoint=str(ckpt), action_type="twist_stamped", control_trigger=trigger,
-             diagnostics_period=1.0)
+    p.update(checkpoint=str(ckpt), action_type="twist_stamped", control_trigger=trigger, diagnostics_period=1.0)
     p.update(overrides or {})
     params = write_params(work / f"{name}.yaml", {"planner_node": p})
     total = warmup + seconds
@@ -135,8 +145,18 @@ def run_case(name: str, ckpt: Path, height: int, width: int, seconds: float, tri
     listener = NodeProcess("x", log_path=work / f"{name}.listener.log")
     listener.cmd = me + ["--role", "listener", "--seconds", str(total + 6), "--out", str(lst_out)]
     camera = NodeProcess("x", log_path=work / f"{name}.camera.log")
-    camera.cmd = me + ["--role", "camera", "--seconds", str(total), "--height", str(height),
-                       "--width", str(width), "--out", str(cam_out)]
+    camera.cmd = me + [
+        "--role",
+        "camera",
+        "--seconds",
+        str(total),
+        "--height",
+        str(height),
+        "--width",
+        str(width),
+        "--out",
+        str(cam_out),
+    ]
     try:
         listener.start()
         wait_until(lambda: Path(str(lst_out) + ".ready").exists(), 60, "the listener")
@@ -162,17 +182,32 @@ def run_case(name: str, ckpt: Path, height: int, width: int, seconds: float, tri
     span = (stamps.max() - stamps.min()) / 1e9 if len(stamps) > 1 else float("nan")
     sent_in_window = int((cam >= start).sum())
     return {
-        "case": name, "image": f"{height}x{width}", "trigger": trigger, "seconds": seconds,
-        "frames_sent": res_cam["sent"], "commands": int(keep.sum()),
+        "case": name,
+        "image": f"{height}x{width}",
+        "trigger": trigger,
+        "seconds": seconds,
+        "frames_sent": res_cam["sent"],
+        "commands": int(keep.sum()),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
         "latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
         "latency_ms_max": round(float(lat.max()), 2) if len(lat) else None,
         "control_rate_hz": round((len(stamps) - 1) / span, 2) if len(stamps) > 1 else 0.0,
         "frames_in_window": sent_in_window,
         "frames_skipped": int(sent_in_window - len(stamps)),
-        "planner_diag": {k: d.get(k) for k in ("plan_ms_p50", "plan_ms_p99", "compute_ms_p99", "encode_ms_p50",
-                                               "deadline_misses", "frames_dropped", "input_rate_hz",
-                                               "control_rate_hz", "planner")},
+        "planner_diag": {
+            k: d.get(k)
+            for k in (
+                "plan_ms_p50",
+                "plan_ms_p99",
+                "compute_ms_p99",
+                "encode_ms_p50",
+                "deadline_misses",
+                "frames_dropped",
+                "input_rate_hz",
+                "control_rate_hz",
+                "planner",
+            )
+        },
     }
 
 
@@ -187,12 +222,24 @@ class CpuWatch:
 
     def stop(self) -> dict:
         dt = time.monotonic() - self.t0
-        return {"cpu_percent": round(100 * (proc_cpu_seconds(self.pid) - self.c0) / dt, 1),
-                "rss_mb_start": round(self.rss0, 1), "rss_mb_end": round(proc_rss_mb(self.pid), 1)}
+        return {
+            "cpu_percent": round(100 * (proc_cpu_seconds(self.pid) - self.c0) / dt, 1),
+            "rss_mb_start": round(self.rss0, 1),
+            "rss_mb_end": round(proc_rss_mb(self.pid), 1),
+        }
 
 
-def run_case_watched(name: str, ckpt: Path, height: int, width: int, seconds: float, trigger: str,
-                     work: Path, warmup: float = 3.0, overrides: dict | None = None) -> dict:
+def run_case_watched(
+    name: str,
+    ckpt: Path,
+    height: int,
+    width: int,
+    seconds: float,
+    trigger: str,
+    work: Path,
+    warmup: float = 3.0,
+    overrides: dict | None = None,
+) -> dict:
     """run_case with the planner's CPU % / RSS sampled over the measured window."""
     import threading
 
@@ -244,10 +291,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per case")
     ap.add_argument("--soak", type=float, default=0.0, help="also run one 64x64 case this long")
     ap.add_argument("--checkpoint", default=None, help="default: an untrained default-config model")
-    ap.add_argument("--cases", default="64_frame,64_timer,480x640_frame",
-                    help="comma list of 64_frame, 64_timer, 480x640_frame, 480x640_timer")
-    ap.add_argument("--param", action="append", default=[], metavar="KEY=YAML",
-                    help="override a planner_node parameter in every case, e.g. planner.samples=64")
+    ap.add_argument(
+        "--cases",
+        default="64_frame,64_timer,480x640_frame",
+        help="comma list of 64_frame, 64_timer, 480x640_frame, 480x640_timer",
+    )
+    ap.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=YAML",
+        help="override a planner_node parameter in every case, e.g. planner.samples=64",
+    )
     record.add_arguments(ap, "node")
     a = ap.parse_args()
     if a.role == "camera":
@@ -273,10 +328,13 @@ def main() -> None:
         print(json.dumps(r), flush=True)
         results.append(r)
     out = {
-        "meta": {"checkpoint": "default ModelConfig (untrained)"
-                 if not a.checkpoint else a.checkpoint, "config": "config/planner.yaml", "overrides": overrides,
-                 "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"),
-                 "note": "shared 2-core machine: compare cases within one run"},
+        "meta": {
+            "checkpoint": "default ModelConfig (untrained)" if not a.checkpoint else a.checkpoint,
+            "config": "config/planner.yaml",
+            "overrides": overrides,
+            "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"),
+            "note": "shared 2-core machine: compare cases within one run",
+        },
         "results": results,
     }
     record.write_result(a, out)

@@ -10,6 +10,7 @@ writes them through `bench.record` (name `planner`).
 
     .venv/bin/python -m bench.micro.bench_planner [--threads 2,1] [--plans 40] [--rounds 4] [--quick] [--record]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,8 +103,11 @@ def main() -> None:
 
     threads = [int(t) for t in str(args.threads).split(",")]
     torch.set_num_threads(threads[0])
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     torch.manual_seed(0)
     mcfg = ModelConfig()
     model = WorldModel(mcfg).eval().to(device)
@@ -146,11 +150,19 @@ def main() -> None:
         rsteps = sum(r["steps"]) / len(r["steps"])
         flops = plan_flops(mcfg, pc, int(rsteps))
         row = {
-            "bench": "planner", "config": grid[i], "method": pc.method, "samples": pc.samples,
-            "horizon": pc.horizon, "iterations": pc.iterations,
-            "device": device.type, "threads": t, "plans": len(ms),
-            "ms_p50": round(_pct(ms, 0.5), 2), "ms_p99": round(_pct(ms, 0.99), 2),
-            "ms_min": round(min(ms), 2), "cpu_ms_p50": round(_pct(r["cpu"], 0.5), 2),
+            "bench": "planner",
+            "config": grid[i],
+            "method": pc.method,
+            "samples": pc.samples,
+            "horizon": pc.horizon,
+            "iterations": pc.iterations,
+            "device": device.type,
+            "threads": t,
+            "plans": len(ms),
+            "ms_p50": round(_pct(ms, 0.5), 2),
+            "ms_p99": round(_pct(ms, 0.99), 2),
+            "ms_min": round(min(ms), 2),
+            "cpu_ms_p50": round(_pct(r["cpu"], 0.5), 2),
             "rollout_steps_per_plan": int(rsteps),
             "rollout_steps_per_s": round(rsteps / mean_s),
             "gflop_per_plan": round(flops / 1e9, 4),
@@ -161,12 +173,25 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = {
-        "threads": threads, "device": device.type,
-        "model": {k: getattr(mcfg, k) for k in ("latent_dim", "action_dim", "num_experts", "top_k",
-                                                  "expert_hidden", "action_embed_dim", "head_hidden",
-                                                  "moe_impl")},
-        "objectives": OBJECTIVES, "default_planner": PlannerConfig().to_dict(),
-        "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+        "threads": threads,
+        "device": device.type,
+        "model": {
+            k: getattr(mcfg, k)
+            for k in (
+                "latent_dim",
+                "action_dim",
+                "num_experts",
+                "top_k",
+                "expert_hidden",
+                "action_embed_dim",
+                "head_hidden",
+                "moe_impl",
+            )
+        },
+        "objectives": OBJECTIVES,
+        "default_planner": PlannerConfig().to_dict(),
+        "loadavg_start": load0,
+        "loadavg_end": os.getloadavg(),
         "note": "p99 over this many plans is close to the max; the machine may be shared (see loadavg)",
     }
     record.write_result(args, {"meta": meta, "results": rows})

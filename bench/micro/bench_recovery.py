@@ -10,6 +10,7 @@ a burst, so two of every three of its replans pay for revisits; only those are t
 
 Writes `bench.record`'s recovery.json (p50 / p99 ms per replan of each case and their ratios).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,18 @@ from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.planning import make_planner
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
 
-DEMO = {"method": "cem", "samples": 64, "horizon": 8, "hold": 1, "iterations": 2, "elites": 8, "keep_elites": 4,
-        "min_std": 0.1, "correction_memory": 64, "correction_action_bandwidth": 0.15}
+DEMO = {
+    "method": "cem",
+    "samples": 64,
+    "horizon": 8,
+    "hold": 1,
+    "iterations": 2,
+    "elites": 8,
+    "keep_elites": 4,
+    "min_std": 0.1,
+    "correction_memory": 64,
+    "correction_action_bandwidth": 0.15,
+}
 OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
 
 
@@ -56,9 +67,14 @@ def main(argv=None) -> int:
     model, meta = load_checkpoint(a.checkpoint)
     model.eval()
     latents, goal = episode_latents(model, a.seed, 60)
-    cases = {"off": {**DEMO}, "idle": {**DEMO, "stall_steps": 10, "stall_weight": 1.0},
-             "recovering": {**DEMO, "stall_steps": 1, "stall_weight": 1.0, "stall_progress": 1e6}}
-    planners = {n: make_planner(c, model, OBJECTIVES, meta["action_low"], meta["action_high"]) for n, c in cases.items()}
+    cases = {
+        "off": {**DEMO},
+        "idle": {**DEMO, "stall_steps": 10, "stall_weight": 1.0},
+        "recovering": {**DEMO, "stall_steps": 1, "stall_weight": 1.0, "stall_progress": 1e6},
+    }
+    planners = {
+        n: make_planner(c, model, OBJECTIVES, meta["action_low"], meta["action_high"]) for n, c in cases.items()
+    }
     times: dict[str, list[float]] = {n: [] for n in cases}
     active = 0
     for i in range(a.replans):
@@ -70,12 +86,20 @@ def main(argv=None) -> int:
             if n != "recovering" or p.recovering:  # its replans between bursts are not counted
                 times[n].append(ms)
         active += int(planners["recovering"].recovering)
-    res = {n: {"p50_ms": round(float(np.percentile(t, 50)), 3), "p99_ms": round(float(np.percentile(t, 99)), 3)}
-           for n, t in times.items()}
+    res = {
+        n: {"p50_ms": round(float(np.percentile(t, 50)), 3), "p99_ms": round(float(np.percentile(t, 99)), 3)}
+        for n, t in times.items()
+    }
     for n in ("idle", "recovering"):
         res[n]["p50_over_off"] = round(res[n]["p50_ms"] / res["off"]["p50_ms"], 3)
-    report = {"checkpoint": a.checkpoint, "planner": DEMO, "replans": a.replans, "threads": 1,
-              "recovering_replans": active, "cases": res}
+    report = {
+        "checkpoint": a.checkpoint,
+        "planner": DEMO,
+        "replans": a.replans,
+        "threads": 1,
+        "recovering_replans": active,
+        "cases": res,
+    }
     record.write_result(a, report)
     print(report)
     return 0

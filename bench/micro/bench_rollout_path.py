@@ -11,6 +11,7 @@ rollouts (8 steps) and the one-step calls of the online correction (`CorrectedMo
 Writes `bench.record`'s rollout_path.json (median ms of each path, their ratio, the work and the
 path the switch picks).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,10 @@ def compare(pred: Predictor, n: int, horizon: int, calls: int) -> dict:
     torch.manual_seed(0)
     z0 = torch.softmax(torch.randn(1 if horizon > 1 else n, pred.latent_dim), -1)
     acts = torch.rand(n, horizon, pred.action_dim) * 2 - 1
-    paths = {k: (lambda f=Predictor.rollout.__get__(_OnePath(pred, k == "sorted")): f(z0, acts, need_aux=False))
-             for k in ("sorted", "masked")}
+    paths = {
+        k: (lambda f=Predictor.rollout.__get__(_OnePath(pred, k == "sorted")): f(z0, acts, need_aux=False))
+        for k in ("sorted", "masked")
+    }
     ms = {k: [] for k in paths}
     for c in range(calls + 5):
         for k, f in paths.items():
@@ -57,8 +60,15 @@ def compare(pred: Predictor, n: int, horizon: int, calls: int) -> dict:
                 ms[k].append((time.perf_counter() - t) * 1e3)
     s, m = float(np.median(ms["sorted"])), float(np.median(ms["masked"]))
     work = n * horizon * pred.moe.k * pred.moe.H
-    return {"samples": n, "horizon": horizon, "work": work, "sorted_ms": round(s, 4), "masked_ms": round(m, 4),
-            "masked_over_sorted": round(m / s, 3), "switch_picks": "sorted" if pred.fast_rollout_ok(n, horizon) else "masked"}
+    return {
+        "samples": n,
+        "horizon": horizon,
+        "work": work,
+        "sorted_ms": round(s, 4),
+        "masked_ms": round(m, 4),
+        "masked_over_sorted": round(m / s, 3),
+        "switch_picks": "sorted" if pred.fast_rollout_ok(n, horizon) else "masked",
+    }
 
 
 def main(argv=None) -> int:
@@ -68,16 +78,23 @@ def main(argv=None) -> int:
     record.add_arguments(ap, "rollout_path")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    preds = {"default config": Predictor(ModelConfig()).eval(),
-             "committed Two-Rooms": load_checkpoint(a.checkpoint)[0].predictor.eval()}
+    preds = {
+        "default config": Predictor(ModelConfig()).eval(),
+        "committed Two-Rooms": load_checkpoint(a.checkpoint)[0].predictor.eval(),
+    }
     rep = {"threads": 1, "sorted_min_work": SORTED_MIN_WORK, "models": {}}
     for name, pred in preds.items():
         rows = []
         for n, h in SIZES:
             rows.append(compare(pred, n, h, a.calls))
             print(json.dumps({"model": name, **rows[-1]}), flush=True)
-        rep["models"][name] = {"expert_hidden": pred.moe.H, "experts": pred.moe.E, "top_k": pred.moe.k,
-                               "latent_dim": pred.latent_dim, "rows": rows}
+        rep["models"][name] = {
+            "expert_hidden": pred.moe.H,
+            "experts": pred.moe.E,
+            "top_k": pred.moe.k,
+            "latent_dim": pred.latent_dim,
+            "rows": rows,
+        }
     record.write_result(a, rep)
     return 0
 

@@ -6,6 +6,7 @@ ratio; absolute figures are noisy.
 
     .venv/bin/python -m bench.micro.bench_sim [--seconds 2] [--rounds 3] [--record]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from bench import record  # noqa: E402
-from moejepa_ros.sim import RandomWalkPolicy, make_env  # noqa: E402
+from bench import record
+from moejepa_ros.sim import RandomWalkPolicy, make_env
 
 
 def _timed(fn, seconds: float) -> float:
@@ -55,8 +56,9 @@ def bench_two_rooms(seconds: float) -> list[dict]:
         obs, _, _, trunc, info = env.step(pol.act(*state))
         state[:] = env.reset() if trunc else (obs, info)
 
-    out.append({"bench": "two_rooms_step_with_random_walk_policy", "mode": "data",
-                "steps_per_s": round(_timed(walk, seconds))})
+    out.append(
+        {"bench": "two_rooms_step_with_random_walk_policy", "mode": "data", "steps_per_s": round(_timed(walk, seconds))}
+    )
     return out
 
 
@@ -92,13 +94,22 @@ def bench_dmc(seconds: float, rounds: int) -> list[dict]:
         res["default_render"].append(_timed(default_render, seconds / 2))
     med = {k: float(np.median(v)) for k, v in res.items()}
     return [
-        {"bench": "dmc_cartpole_swingup_env_step", "size": 64, "action_repeat": repeat,
-         "tuned_frames_per_s": round(med["tuned_step"], 1), "default_frames_per_s": round(med["default_step"], 1),
-         "ratio": round(med["tuned_step"] / med["default_step"], 2),
-         "note": "one rendered 64x64 frame per env step (physics x action_repeat + render); median of rounds"},
-        {"bench": "dmc_cartpole_swingup_render_only", "size": 64,
-         "tuned_frames_per_s": round(med["tuned_render"], 1), "default_frames_per_s": round(med["default_render"], 1),
-         "ratio": round(med["tuned_render"] / med["default_render"], 2)},
+        {
+            "bench": "dmc_cartpole_swingup_env_step",
+            "size": 64,
+            "action_repeat": repeat,
+            "tuned_frames_per_s": round(med["tuned_step"], 1),
+            "default_frames_per_s": round(med["default_step"], 1),
+            "ratio": round(med["tuned_step"] / med["default_step"], 2),
+            "note": "one rendered 64x64 frame per env step (physics x action_repeat + render); median of rounds",
+        },
+        {
+            "bench": "dmc_cartpole_swingup_render_only",
+            "size": 64,
+            "tuned_frames_per_s": round(med["tuned_render"], 1),
+            "default_frames_per_s": round(med["default_render"], 1),
+            "ratio": round(med["tuned_render"] / med["default_render"], 2),
+        },
     ]
 
 

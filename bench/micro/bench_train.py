@@ -5,6 +5,7 @@ and the data-wait share of a step with the real bag cache + WindowSampler + pref
     .venv/bin/python -m bench.micro.bench_train [--steps 20] [--batch 32] [--horizon 4] [--record]
 Prints JSON and writes it through `bench.record` (name `train`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,7 @@ def step_fn(model):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         model.update_target(0.99)
+
     return step
 
 
@@ -84,14 +86,23 @@ def main() -> None:
         sample_s = (time.perf_counter() - t) / a.steps
     res = {
         "note": "shared machine: compare the variants (measured in alternating blocks), not absolute figures",
-        "batch": a.batch, "window": window, "steps_per_block": a.steps, "blocks": a.blocks,
-        "variants": {k: {"samples_per_s": round(a.batch / min(v), 1), "step_ms_best": round(1e3 * min(v), 1),
-                         "step_ms_blocks": [round(1e3 * x, 1) for x in v],
-                         "experts": variants[k].experts, "top_k": variants[k].active_k,
-                         "expert_hidden": variants[k].expert_hidden,
-                         "active_predictor_params": active_predictor_params(variants[k]),
-                         "total_params": sum(p.numel() for p in models[k].parameters())}
-                     for k, v in times.items()},
+        "batch": a.batch,
+        "window": window,
+        "steps_per_block": a.steps,
+        "blocks": a.blocks,
+        "variants": {
+            k: {
+                "samples_per_s": round(a.batch / min(v), 1),
+                "step_ms_best": round(1e3 * min(v), 1),
+                "step_ms_blocks": [round(1e3 * x, 1) for x in v],
+                "experts": variants[k].experts,
+                "top_k": variants[k].active_k,
+                "expert_hidden": variants[k].expert_hidden,
+                "active_predictor_params": active_predictor_params(variants[k]),
+                "total_params": sum(p.numel() for p in models[k].parameters()),
+            }
+            for k, v in times.items()
+        },
         "moe_over_dense_time": round(min(times["moe"]) / min(times["dense"]), 3),
         "data_wait_share_prefetch": round(wait / total, 4),
         "sampler_ms_per_batch": round(1e3 * sample_s, 2),

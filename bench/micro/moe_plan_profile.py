@@ -10,6 +10,7 @@ dense model. Then torch.profiler's self CPU time per op over `--profile-plans` p
 
 Writes `bench.record`'s moe_plan_profile.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,16 @@ from bench import record
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.planning import build_objectives, make_planner
 
-PLANNER = {"method": "cem", "samples": 64, "iterations": 2, "elites": 8, "keep_elites": 4, "horizon": 8,
-           "hold": 1, "min_std": 0.1}
+PLANNER = {
+    "method": "cem",
+    "samples": 64,
+    "iterations": 2,
+    "elites": 8,
+    "keep_elites": 4,
+    "horizon": 8,
+    "hold": 1,
+    "min_std": 0.1,
+}
 OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
 GROUPED_MM = F.grouped_mm
 
@@ -36,7 +45,7 @@ def per_expert_mm(x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor) -> torch
     out = x.new_empty(x.shape[0], w.shape[-1])
     for i in range(w.shape[0]):
         if bounds[i + 1] > bounds[i]:
-            torch.mm(x[bounds[i]:bounds[i + 1]], w[i], out=out[bounds[i]:bounds[i + 1]])
+            torch.mm(x[bounds[i] : bounds[i + 1]], w[i], out=out[bounds[i] : bounds[i + 1]])
     return out
 
 
@@ -52,13 +61,17 @@ def main(argv=None) -> int:
     planners = {}
     for name, path in (("moe", a.moe), ("dense", a.dense)):
         model, meta = load_checkpoint(path)
-        planners[name] = make_planner(PLANNER, model, build_objectives(OBJECTIVES), meta["action_low"],
-                                      meta["action_high"])
+        planners[name] = make_planner(
+            PLANNER, model, build_objectives(OBJECTIVES), meta["action_low"], meta["action_high"]
+        )
     torch.manual_seed(0)
     dim = planners["moe"].latent_dim
     zs = F.layer_norm(torch.randn(a.plans + 1, 2, dim), (dim,))  # start and goal latents
-    cases = {"moe_grouped_mm": ("moe", GROUPED_MM), "moe_per_expert_mm": ("moe", per_expert_mm),
-             "dense": ("dense", GROUPED_MM)}
+    cases = {
+        "moe_grouped_mm": ("moe", GROUPED_MM),
+        "moe_per_expert_mm": ("moe", per_expert_mm),
+        "dense": ("dense", GROUPED_MM),
+    }
     ms = {c: [] for c in cases}
     try:
         for i in range(a.plans + 1):
@@ -72,18 +85,31 @@ def main(argv=None) -> int:
         F.grouped_mm = GROUPED_MM
     p50 = {c: round(float(np.median(v)), 2) for c, v in ms.items()}
     from torch.profiler import ProfilerActivity, profile
+
     ops = {}
     for name in ("moe", "dense"):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for i in range(a.profile_plans):
                 planners[name].plan(zs[i, 0], zs[i, 1])
         rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
-        ops[name] = {e.key: {"self_ms_per_plan": round(e.self_cpu_time_total / 1e3 / a.profile_plans, 3),
-                             "calls_per_plan": round(e.count / a.profile_plans, 1)} for e in rows}
-    report = {"what": __doc__.split("\n\n")[0], "planner": PLANNER, "objectives": OBJECTIVES, "threads": 1,
-              "plans": a.plans, "ms_per_plan_p50": p50,
-              "ratio_to_dense": {c: round(p50[c] / p50["dense"], 3) for c in cases},
-              "profile_self_ms_per_plan": ops, "checkpoints": {"moe": a.moe, "dense": a.dense}}
+        ops[name] = {
+            e.key: {
+                "self_ms_per_plan": round(e.self_cpu_time_total / 1e3 / a.profile_plans, 3),
+                "calls_per_plan": round(e.count / a.profile_plans, 1),
+            }
+            for e in rows
+        }
+    report = {
+        "what": __doc__.split("\n\n")[0],
+        "planner": PLANNER,
+        "objectives": OBJECTIVES,
+        "threads": 1,
+        "plans": a.plans,
+        "ms_per_plan_p50": p50,
+        "ratio_to_dense": {c: round(p50[c] / p50["dense"], 3) for c in cases},
+        "profile_self_ms_per_plan": ops,
+        "checkpoints": {"moe": a.moe, "dense": a.dense},
+    }
     record.write_result(a, report)
     print({"ms_per_plan_p50": p50, "ratio_to_dense": report["ratio_to_dense"]})
     return 0

@@ -15,6 +15,7 @@ Every malformed input raises :class:`CodecError` (a ``ValueError``) whose messag
 field and the offending values, so a node can drop the message with one ``except`` and a
 useful log line — never a crash deep in numpy and never a silently wrong image.
 """
+
 from moejepa_ros.codecs.action import clamp_action
 from moejepa_ros.codecs.commands import (
     COMMAND_TYPE_NAMES,

@@ -1,5 +1,6 @@
 """Action vectors: validation (finite, 1-D), clamping into bounds, and the float32 cast that
 refuses overflow. Every command type's codec goes through these."""
+
 from __future__ import annotations
 
 from typing import Any

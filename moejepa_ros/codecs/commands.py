@@ -8,6 +8,7 @@ command type is one :func:`register_command_type` call (plus its test). Messages
 their type name, on rclpy and rosbags classes alike, so look-alikes (TwistWithCovariance) are
 refused rather than half-filled.
 """
+
 from __future__ import annotations
 
 import array
@@ -65,8 +66,10 @@ class CommandType:
         if fields is None:
             names = list(self.default_fields)
             if n is not None and len(names) != n:
-                raise CodecError(f"action has {n} dims but the default {self.short_name} fields {names} "
-                                 f"take {len(names)}; pass fields (known: {list(self.fields)})")
+                raise CodecError(
+                    f"action has {n} dims but the default {self.short_name} fields {names} "
+                    f"take {len(names)}; pass fields (known: {list(self.fields)})"
+                )
             return tuple(names)
         names = split_names(fields)
         unknown = [f for f in names if f not in self.fields]
@@ -114,8 +117,10 @@ def command_type_of(msg: Any) -> CommandType:
     ct = COMMAND_TYPES.get(name)
     if ct is None:
         shorts = " / ".join(c.short_name for c in COMMAND_TYPES.values())
-        raise CodecError(f"{name} is not a {shorts} message (look-alikes such as TwistWithCovariance "
-                         f"are not command types; register new ones with register_command_type)")
+        raise CodecError(
+            f"{name} is not a {shorts} message (look-alikes such as TwistWithCovariance "
+            f"are not command types; register new ones with register_command_type)"
+        )
     return ct
 
 
@@ -143,11 +148,18 @@ COMMAND_TYPE_NAMES: Sequence[str] = _Spellings()
 # ----------------------------------------------------------------------- action ⇄ message
 
 
-def action_to_msg(action: Any, msg: Any, *, low: Any = None, high: Any = None,
-                  fields: Sequence[str] | None = None,
-                  joint_names: Sequence[str] | None = None,
-                  point_field: str = "positions", time_from_start_s: float = 0.0,
-                  stamp_ns: int | None = None) -> Any:
+def action_to_msg(
+    action: Any,
+    msg: Any,
+    *,
+    low: Any = None,
+    high: Any = None,
+    fields: Sequence[str] | None = None,
+    joint_names: Sequence[str] | None = None,
+    point_field: str = "positions",
+    time_from_start_s: float = 0.0,
+    stamp_ns: int | None = None,
+) -> Any:
     """Write an action vector into a command message instance of a registered type; returns ``msg``.
 
     Twist/TwistStamped: the action fills ``fields`` (default :data:`DEFAULT_TWIST_FIELDS`); the
@@ -176,9 +188,13 @@ def _check_action_dim(action_dim: Any) -> int:
     return int(action_dim)
 
 
-def msg_to_action(msg: Any, action_dim: int, fields: Sequence[str] | None = None,
-                  joint_names: Sequence[str] | None = None,
-                  point_field: str = "positions") -> np.ndarray:
+def msg_to_action(
+    msg: Any,
+    action_dim: int,
+    fields: Sequence[str] | None = None,
+    joint_names: Sequence[str] | None = None,
+    point_field: str = "positions",
+) -> np.ndarray:
     """Read an action vector (float32 ``[action_dim]``) back from a command message.
 
     The inverse of :func:`action_to_msg`; for JointTrajectory the first point is read and,
@@ -312,8 +328,9 @@ def _decode_trajectory(msg: Any, n: int, o: CommandOptions) -> np.ndarray:
     have = list(msg.joint_names)
     vals = np.asarray(getattr(msg.points[0], o.point_field), dtype=np.float64)
     if vals.size != len(have):
-        raise CodecError(f"JointTrajectory.points[0].{o.point_field} has {vals.size} values "
-                         f"for {len(have)} joint_names")
+        raise CodecError(
+            f"JointTrajectory.points[0].{o.point_field} has {vals.size} values for {len(have)} joint_names"
+        )
     if o.joint_names is not None:
         want = split_names(o.joint_names)
         missing = [j for j in want if j not in have]
@@ -331,16 +348,37 @@ def _trajectory_size(msg: Any, o: CommandOptions) -> int:
 
 
 for _ct in (
-    CommandType("geometry_msgs/msg/Twist", _encode_twist, _decode_twist, _twist_size,
-                fields=TWIST_FIELDS, default_fields=DEFAULT_TWIST_FIELDS, aliases=("twist",)),
-    CommandType("geometry_msgs/msg/TwistStamped", partial(_encode_twist, root="twist"),
-                partial(_decode_twist, root="twist"), _twist_size, stamped=True,
-                fields=TWIST_FIELDS, default_fields=DEFAULT_TWIST_FIELDS, aliases=("twist_stamped",)),
-    CommandType("std_msgs/msg/Float32MultiArray", _encode_array, _decode_array, _array_size,
-                aliases=("float32_multi_array",)),
+    CommandType(
+        "geometry_msgs/msg/Twist",
+        _encode_twist,
+        _decode_twist,
+        _twist_size,
+        fields=TWIST_FIELDS,
+        default_fields=DEFAULT_TWIST_FIELDS,
+        aliases=("twist",),
+    ),
+    CommandType(
+        "geometry_msgs/msg/TwistStamped",
+        partial(_encode_twist, root="twist"),
+        partial(_decode_twist, root="twist"),
+        _twist_size,
+        stamped=True,
+        fields=TWIST_FIELDS,
+        default_fields=DEFAULT_TWIST_FIELDS,
+        aliases=("twist_stamped",),
+    ),
+    CommandType(
+        "std_msgs/msg/Float32MultiArray", _encode_array, _decode_array, _array_size, aliases=("float32_multi_array",)
+    ),
     CommandType("std_msgs/msg/Float64MultiArray", _encode_array, _decode_array, _array_size),
-    CommandType("trajectory_msgs/msg/JointTrajectory", _encode_trajectory, _decode_trajectory, _trajectory_size,
-                stamped=True, aliases=("joint_trajectory",)),
+    CommandType(
+        "trajectory_msgs/msg/JointTrajectory",
+        _encode_trajectory,
+        _decode_trajectory,
+        _trajectory_size,
+        stamped=True,
+        aliases=("joint_trajectory",),
+    ),
 ):
     register_command_type(_ct)
 del _ct

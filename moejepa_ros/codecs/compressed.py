@@ -4,6 +4,7 @@
 The payload is sniffed by magic bytes and checked for truncation before OpenCV sees it
 (libjpeg fills a cut-off image with grey instead of failing); OpenCV is imported lazily.
 """
+
 from __future__ import annotations
 
 import struct
@@ -53,7 +54,7 @@ def _tail(buf: memoryview) -> bytes:
     end = len(buf)
     while end > 0 and buf[end - 1] == 0 and len(buf) - end < 4096:
         end -= 1
-    return bytes(buf[max(0, end - 16):end])
+    return bytes(buf[max(0, end - 16) : end])
 
 
 def _sniff(buf: memoryview, fmt: str) -> tuple[str, int, int]:
@@ -66,8 +67,7 @@ def _sniff(buf: memoryview, fmt: str) -> tuple[str, int, int]:
         h, w = _jpeg_size(buf)
         if _tail(buf)[-2:] != b"\xff\xd9":
             raise CodecError(
-                f"CompressedImage.data: JPEG of {len(buf)} bytes is truncated "
-                f"(no end-of-image marker; format={fmt!r})"
+                f"CompressedImage.data: JPEG of {len(buf)} bytes is truncated (no end-of-image marker; format={fmt!r})"
             )
         kind = "jpeg"
     elif bytes(buf[:8]) == _PNG_SIG:
@@ -76,8 +76,7 @@ def _sniff(buf: memoryview, fmt: str) -> tuple[str, int, int]:
         w, h = struct.unpack(">II", bytes(buf[16:24]))
         if _tail(buf)[-8:] != _PNG_END:
             raise CodecError(
-                f"CompressedImage.data: PNG of {len(buf)} bytes is truncated "
-                f"(no IEND chunk; format={fmt!r})"
+                f"CompressedImage.data: PNG of {len(buf)} bytes is truncated (no IEND chunk; format={fmt!r})"
             )
         kind = "png"
     else:
@@ -86,9 +85,7 @@ def _sniff(buf: memoryview, fmt: str) -> tuple[str, int, int]:
             f"first bytes={bytes(buf[:8]).hex()}, {len(buf)} bytes)"
         )
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        raise CodecError(
-            f"CompressedImage {kind} header says {w}x{h}, outside 1..{MAX_SIDE} per side"
-        )
+        raise CodecError(f"CompressedImage {kind} header says {w}x{h}, outside 1..{MAX_SIDE} per side")
     return kind, h, w
 
 
@@ -122,9 +119,7 @@ def compressed_to_rgb(msg: Any, value_range: tuple[float, float] | None = None) 
             f"CompressedImage.data: OpenCV failed on the {kind} ({raw.size} bytes, format={fmt!r}): {exc}"
         ) from None
     if img is None:
-        raise CodecError(
-            f"CompressedImage.data: OpenCV could not decode the {kind} ({raw.size} bytes, format={fmt!r})"
-        )
+        raise CodecError(f"CompressedImage.data: OpenCV could not decode the {kind} ({raw.size} bytes, format={fmt!r})")
     if img.shape[:2] != (h, w):
         raise CodecError(f"CompressedImage decoded to {img.shape[1]}x{img.shape[0]}, header said {w}x{h}")
     if direct or stored_rgb:
@@ -186,8 +181,9 @@ def compress_image(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> byt
     return out.tobytes()
 
 
-def make_compressed(msg_cls: type, rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90,
-                    stamp_ns: int = 0, frame_id: str = "") -> Any:
+def make_compressed(
+    msg_cls: type, rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90, stamp_ns: int = 0, frame_id: str = ""
+) -> Any:
     """Build a CompressedImage of ``msg_cls``; ``format`` follows image_transport
     ("rgb8; jpeg compressed bgr8"), which :func:`image_to_rgb` and ROS tools read back."""
     data = compress_image(rgb, fmt, quality)

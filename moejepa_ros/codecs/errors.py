@@ -1,4 +1,5 @@
 """The one exception every codec raises on malformed input."""
+
 from __future__ import annotations
 
 

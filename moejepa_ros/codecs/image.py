@@ -4,6 +4,7 @@ CompressedImage → the RGB uint8 array the model reads.
 
 OpenCV is imported lazily for fast channel shuffles, with a numpy fallback.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,10 +57,7 @@ def _enc(encoding: Any, where: str = "Image.encoding") -> Encoding:
     try:
         return ENCODINGS[encoding]
     except (KeyError, TypeError):
-        raise CodecError(
-            f"{where}={encoding!r} is not supported (known: {', '.join(ENCODINGS)})"
-        ) from None
-
+        raise CodecError(f"{where}={encoding!r} is not supported (known: {', '.join(ENCODINGS)})") from None
 
 
 def _uint_field(msg: Any, name: str, kind: str = "Image") -> int:
@@ -99,15 +97,9 @@ def image_to_array(msg: Any) -> np.ndarray:
     pixel = item * enc.channels
     row = width * pixel
     if step < row:
-        raise CodecError(
-            f"Image.step={step} < width*channels*bytes={row} "
-            f"(width={width}, encoding={encoding!r})"
-        )
+        raise CodecError(f"Image.step={step} < width*channels*bytes={row} (width={width}, encoding={encoding!r})")
     if step % item:
-        raise CodecError(
-            f"Image.step={step} is not a multiple of the {item}-byte channel size "
-            f"(encoding={encoding!r})"
-        )
+        raise CodecError(f"Image.step={step} is not a multiple of the {item}-byte channel size (encoding={encoding!r})")
     buf = as_u8(get_field(msg, "data", "Image"), "Image.data")
     if buf.size != height * step:
         raise CodecError(
@@ -125,11 +117,14 @@ def image_to_array(msg: Any) -> np.ndarray:
     return out
 
 
-
 # OpenCV's channel shuffles are ~30x faster than numpy's negative-stride copies (480x640
 # bgr8 -> rgb: ~30 us vs ~1 ms, bench.micro.bench_codecs) and accept row-padded views.
-_CV_CODE = {("bgr", 3): "COLOR_BGR2RGB", ("rgba", 4): "COLOR_RGBA2RGB",
-            ("bgra", 4): "COLOR_BGRA2RGB", ("mono", 1): "COLOR_GRAY2RGB"}
+_CV_CODE = {
+    ("bgr", 3): "COLOR_BGR2RGB",
+    ("rgba", 4): "COLOR_RGBA2RGB",
+    ("bgra", 4): "COLOR_BGRA2RGB",
+    ("mono", 1): "COLOR_GRAY2RGB",
+}
 
 
 def _try_cv2():
@@ -175,7 +170,6 @@ def image_to_rgb(msg: Any, *, value_range: tuple[float, float] | None = None) ->
     return _to_rgb(arr, ENCODINGS[encoding], value_range)
 
 
-
 def fill_image(msg: Any, array_: np.ndarray, encoding: str = "rgb8") -> Any:
     """Fill an existing Image-like message (rclpy or rosbags) from an array; returns ``msg``.
 
@@ -196,9 +190,7 @@ def fill_image(msg: Any, array_: np.ndarray, encoding: str = "rgb8") -> Any:
     h, w = a.shape[:2]
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
         raise CodecError(f"array shape {a.shape}: sides must be in 1..{MAX_SIDE}")
-    big = enc.dtype.itemsize > 1 and (
-        a.dtype.byteorder == ">" or (a.dtype.byteorder in "=|" and _NATIVE_BIG)
-    )
+    big = enc.dtype.itemsize > 1 and (a.dtype.byteorder == ">" or (a.dtype.byteorder in "=|" and _NATIVE_BIG))
     msg.height = h
     msg.width = w
     msg.encoding = encoding
@@ -211,9 +203,7 @@ def fill_image(msg: Any, array_: np.ndarray, encoding: str = "rgb8") -> Any:
     return msg
 
 
-
-def make_image(msg_cls: type, array_: np.ndarray, encoding: str = "rgb8",
-               stamp_ns: int = 0, frame_id: str = "") -> Any:
+def make_image(msg_cls: type, array_: np.ndarray, encoding: str = "rgb8", stamp_ns: int = 0, frame_id: str = "") -> Any:
     """Build a new Image of ``msg_cls`` (rclpy's ``sensor_msgs.msg.Image`` or a rosbags class)."""
     msg = new_message(msg_cls)
     fill_image(msg, array_, encoding)

@@ -1,5 +1,6 @@
 """Message plumbing shared by every codec, for rclpy and rosbags classes alike: building
 default-valued messages, header stamps, field access, byte sequences and full type names."""
+
 from __future__ import annotations
 
 import array

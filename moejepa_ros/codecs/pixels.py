@@ -1,5 +1,6 @@
 """Pixel rules shared by raw and compressed images: the size limit and the mapping of
 16-bit / float (depth) images to uint8."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ is the step, `FrameStack` its input, `preprocess` the resize shared with the tra
 `PlannerPolicy` the adapter for gymnasium-style episode loops. The torch-backed names load on first
 use, so the cache's decode workers (`preprocess` only) never import torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,11 +14,26 @@ from typing import Any
 from .frame_stack import FrameStack, Snapshot
 from .preprocess import preprocess
 
-_LAZY = {"ERROR": "controller", "OK": "controller", "WARN": "controller", "Decision": "controller",
-         "LatentController": "controller", "PlannerPolicy": "policy"}
+_LAZY = {
+    "ERROR": "controller",
+    "OK": "controller",
+    "WARN": "controller",
+    "Decision": "controller",
+    "LatentController": "controller",
+    "PlannerPolicy": "policy",
+}
 
-__all__ = ["ERROR", "OK", "WARN", "Decision", "FrameStack", "LatentController", "PlannerPolicy", "Snapshot",
-           "preprocess"]
+__all__ = [
+    "ERROR",
+    "OK",
+    "WARN",
+    "Decision",
+    "FrameStack",
+    "LatentController",
+    "PlannerPolicy",
+    "Snapshot",
+    "preprocess",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,12 +10,14 @@ Latents are encoded under `no_grad`, not `inference_mode`: the gradient planners
 `cem_gradient`) differentiate the rollout from z0 with respect to the actions, and autograd
 refuses inference tensors.
 """
+
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,8 +45,15 @@ class Decision:
 class LatentController:
     """Model + planner + goal; `act(frames)` is the whole Mode-2 control step."""
 
-    def __init__(self, model: Any, device: str | torch.device, planner_cfg: PlannerConfig | Mapping[str, Any],
-                 objectives: Mapping[str, Mapping[str, Any]], action_low, action_high):
+    def __init__(
+        self,
+        model: Any,
+        device: str | torch.device,
+        planner_cfg: PlannerConfig | Mapping[str, Any],
+        objectives: Mapping[str, Mapping[str, Any]],
+        action_low,
+        action_high,
+    ):
         self.model = model
         self.device = torch.device(device)
         cfg = model.cfg
@@ -53,8 +62,10 @@ class LatentController:
         self.low = np.asarray(action_low, np.float32).reshape(-1)
         self.high = np.asarray(action_high, np.float32).reshape(-1)
         if self.low.shape != (self.action_dim,) or self.high.shape != (self.action_dim,):
-            raise ValueError(f"action bounds need {self.action_dim} values (the model's action_dim); "
-                             f"got low={self.low.tolist()}, high={self.high.tolist()}")
+            raise ValueError(
+                f"action bounds need {self.action_dim} values (the model's action_dim); "
+                f"got low={self.low.tolist()}, high={self.high.tolist()}"
+            )
         if not np.all(self.high > self.low):
             raise ValueError(f"action_high {self.high.tolist()} must exceed action_low {self.low.tolist()}")
         self.cfg = planner_cfg if isinstance(planner_cfg, PlannerConfig) else PlannerConfig.from_dict(planner_cfg)
@@ -88,26 +99,37 @@ class LatentController:
         spec = self._effective_objectives()
         objs = build_objectives(spec)
         if not objs.enabled:
-            self._idle_reason = ("waiting for a goal image (no other objective is enabled)"
-                                 if self.objective_spec.get("goal", {}).get("enabled") else "no objective is enabled")
+            self._idle_reason = (
+                "waiting for a goal image (no other objective is enabled)"
+                if self.objective_spec.get("goal", {}).get("enabled")
+                else "no objective is enabled"
+            )
             return
         self._idle_reason = None
-        if self.planner is None or not torch.equal(self.planner.action_low.cpu(), torch.from_numpy(self.low)) \
-                or not torch.equal(self.planner.action_high.cpu(), torch.from_numpy(self.high)):
+        if (
+            self.planner is None
+            or not torch.equal(self.planner.action_low.cpu(), torch.from_numpy(self.low))
+            or not torch.equal(self.planner.action_high.cpu(), torch.from_numpy(self.high))
+        ):
             self.planner = make_planner(self.cfg, self.model, objs, self.low, self.high, self.device)
         else:
             self.planner.update_objectives(objs)
 
-    def update(self, planner_cfg: PlannerConfig | None = None,
-               objectives: Mapping[str, Mapping[str, Any]] | None = None,
-               action_low=None, action_high=None) -> None:
+    def update(
+        self,
+        planner_cfg: PlannerConfig | None = None,
+        objectives: Mapping[str, Mapping[str, Any]] | None = None,
+        action_low=None,
+        action_high=None,
+    ) -> None:
         """Apply live changes (validated by the caller); keeps the warm start where possible."""
         if action_low is not None or action_high is not None:
             low = np.asarray(action_low if action_low is not None else self.low, np.float32).reshape(-1)
             high = np.asarray(action_high if action_high is not None else self.high, np.float32).reshape(-1)
             if low.shape != (self.action_dim,) or high.shape != (self.action_dim,) or not np.all(high > low):
-                raise ValueError(f"bad action bounds low={low.tolist()} high={high.tolist()} "
-                                 f"for action_dim {self.action_dim}")
+                raise ValueError(
+                    f"bad action bounds low={low.tolist()} high={high.tolist()} for action_dim {self.action_dim}"
+                )
             self.low, self.high = low, high
         if objectives is not None:
             self.check_objectives(objectives)
@@ -153,8 +175,10 @@ class LatentController:
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """Frame stack uint8 [k, S, S, 3] (oldest first) → latent [D]."""
         if frames.shape != (self.frame_stack, self.image_size, self.image_size, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 {(self.frame_stack, self.image_size, self.image_size, 3)}, "
-                             f"got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"frames must be uint8 {(self.frame_stack, self.image_size, self.image_size, 3)}, "
+                f"got {frames.dtype} {frames.shape}"
+            )
         return self.model.encode(torch.from_numpy(frames).to(self.device)[None])[0]
 
     def act(self, frames: np.ndarray) -> Decision:
@@ -174,8 +198,9 @@ class LatentController:
             return Decision(self.zero(), WARN, self._idle_reason or "no planner", encode_ms=encode_ms)
         if not bool(torch.isfinite(z).all()):
             self.reset()
-            return Decision(self.zero(), ERROR, "encoder produced a non-finite latent; zero command",
-                            encode_ms=encode_ms)
+            return Decision(
+                self.zero(), ERROR, "encoder produced a non-finite latent; zero command", encode_ms=encode_ms
+            )
         t1 = time.perf_counter()
         plan = self.last_plan = self.planner.plan(z, self.goal_z)
         t2 = time.perf_counter()
@@ -185,8 +210,9 @@ class LatentController:
         timing = dict(encode_ms=encode_ms, plan_ms=(t2 - t1) * 1e3)
         if not (np.all(np.isfinite(first)) and np.all(np.isfinite(actions)) and np.isfinite(cost)):
             self.reset()  # never warm-start from a poisoned plan
-            return Decision(self.zero(), ERROR, "plan is not finite (NaN/inf); zero command",
-                            predicted_cost=cost, **timing)
+            return Decision(
+                self.zero(), ERROR, "plan is not finite (NaN/inf); zero command", predicted_cost=cost, **timing
+            )
         a = codecs.clamp_action(first, self.low, self.high)
         actions = np.clip(actions, self.low, self.high)
         if time.monotonic() - self._routing_t > self.routing_period_s:

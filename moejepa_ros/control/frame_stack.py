@@ -7,6 +7,7 @@ frame's stamp/frame_id so outputs can carry them. A single-threaded episode loop
 class: `clear` + `push(first obs)` at an episode start, then `push` each step; until k frames have
 arrived the oldest one is repeated, so an episode starts from its first frame repeated k times.
 """
+
 from __future__ import annotations
 
 import threading

@@ -5,6 +5,7 @@ warm start, clamp, non-finite → zero command) and `FrameStack` (the node's sta
 from its first frame repeated k times). With a goal objective, `info["goal_image"]` at the episode
 start is the goal. MBRL collection adds Gaussian exploration noise (its own rng) to the action.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -23,13 +24,22 @@ from .preprocess import preprocess
 class PlannerPolicy:
     """`policy(obs, info)` per env step; a new episode starts at `info["step"] == 0` or after `reset()`."""
 
-    def __init__(self, model, planner_cfg: Mapping[str, Any], objectives: Mapping[str, Any] | None,
-                 action_low: Sequence[float], action_high: Sequence[float], device: str | torch.device = "cpu",
-                 explore_std: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        model,
+        planner_cfg: Mapping[str, Any],
+        objectives: Mapping[str, Any] | None,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        device: str | torch.device = "cpu",
+        explore_std: float = 0.0,
+        seed: int = 0,
+    ):
         if explore_std < 0:
             raise ValueError(f"PlannerPolicy: explore_std={explore_std} must be >= 0")
-        self.controller = LatentController(model.eval(), device, planner_cfg, objectives or DEFAULT_OBJECTIVES,
-                                           action_low, action_high)
+        self.controller = LatentController(
+            model.eval(), device, planner_cfg, objectives or DEFAULT_OBJECTIVES, action_low, action_high
+        )
         self.frames = FrameStack(self.controller.frame_stack, self.controller.image_size)
         self.explore_std = float(explore_std)
         self.rng = np.random.default_rng(seed)
@@ -50,8 +60,10 @@ class PlannerPolicy:
         if self.controller.needs_goal:
             g = info.get("goal_image")
             if g is None:
-                raise ValueError("PlannerPolicy: the goal objective is enabled but the env gives no "
-                                 "info['goal_image'] (use a goal-mode env)")
+                raise ValueError(
+                    "PlannerPolicy: the goal objective is enabled but the env gives no "
+                    "info['goal_image'] (use a goal-mode env)"
+                )
             self.controller.set_goal(preprocess(np.asarray(g), self.controller.image_size))
 
     def __call__(self, obs: np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
@@ -62,8 +74,11 @@ class PlannerPolicy:
         a = d.action
         if d.level == OK and self.explore_std > 0:
             c = self.controller
-            a = np.clip(a + self.rng.normal(0.0, self.explore_std, a.shape).astype(np.float32) * (c.high - c.low) / 2,
-                        c.low, c.high)
+            a = np.clip(
+                a + self.rng.normal(0.0, self.explore_std, a.shape).astype(np.float32) * (c.high - c.low) / 2,
+                c.low,
+                c.high,
+            )
         return a
 
     act = __call__

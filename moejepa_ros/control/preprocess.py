@@ -6,6 +6,7 @@ directions: area averaging when shrinking (recorded frames are usually larger th
 input), and OpenCV's area interpolation (nearest-like inside a source pixel, linear at its edges)
 when enlarging. It is the rule every existing cache was built with, so old caches stay valid.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """World model (torch only): encoders, MoE predictor, heads, losses, checkpoints."""
+
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, read_meta, save_checkpoint
 from .config import LossConfig, ModelConfig, active_predictor_params, dense_equivalent
 from .encoder import ConvEncoder, SimNorm, ViTEncoder, cosine_momentum, ema_update, make_encoder
@@ -7,8 +8,25 @@ from .predictor import FuturePredictor, Predictor
 from .world_model import WorldModel
 
 __all__ = [
-    "CheckpointError", "ConvEncoder", "FORMAT_VERSION", "FuturePredictor", "LossConfig", "MoE",
-    "ModelConfig", "Predictor", "SimNorm", "ViTEncoder", "WorldModel", "active_predictor_params",
-    "cosine_momentum", "dense_equivalent", "ema_update", "load_checkpoint", "make_encoder",
-    "read_meta", "routing_aux", "save_checkpoint", "top_k_gates",
+    "CheckpointError",
+    "ConvEncoder",
+    "FORMAT_VERSION",
+    "FuturePredictor",
+    "LossConfig",
+    "MoE",
+    "ModelConfig",
+    "Predictor",
+    "SimNorm",
+    "ViTEncoder",
+    "WorldModel",
+    "active_predictor_params",
+    "cosine_momentum",
+    "dense_equivalent",
+    "ema_update",
+    "load_checkpoint",
+    "make_encoder",
+    "read_meta",
+    "routing_aux",
+    "save_checkpoint",
+    "top_k_gates",
 ]

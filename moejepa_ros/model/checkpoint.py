@@ -3,6 +3,7 @@
 Never pickles. Header metadata keys (all JSON strings): format_version, model_config,
 action_low, action_high, preprocessing, training. Written atomically (temp file + rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -98,7 +99,9 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         except (json.JSONDecodeError, TypeError) as exc:
             raise CheckpointError(path, f"metadata {k!r} is not valid JSON ({exc})") from None
     if meta["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(path, f"unknown format_version {meta['format_version']!r} (this code reads {FORMAT_VERSION})")
+        raise CheckpointError(
+            path, f"unknown format_version {meta['format_version']!r} (this code reads {FORMAT_VERSION})"
+        )
     try:
         cfg = ModelConfig.from_dict(meta["model_config"])
     except (ValueError, TypeError) as exc:
@@ -122,17 +125,23 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         tensors = load_file(str(path), device="cpu")
     except Exception as exc:
-        raise CheckpointError(path, f"cannot read tensors, file truncated or corrupt ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            path, f"cannot read tensors, file truncated or corrupt ({type(exc).__name__}: {exc})"
+        ) from None
     model = WorldModel(ModelConfig.from_dict(meta["model_config"]))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
-        raise CheckpointError(path, f"tensor names do not match the model_config: missing {missing[:5]}, "
-                                    f"unexpected {extra[:5]}")
+        raise CheckpointError(
+            path, f"tensor names do not match the model_config: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
     for k, v in expected.items():
         if tuple(tensors[k].shape) != tuple(v.shape) or tensors[k].dtype != v.dtype:
-            raise CheckpointError(path, f"tensor {k!r} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, "
-                                        f"model expects {tuple(v.shape)} {v.dtype}")
+            raise CheckpointError(
+                path,
+                f"tensor {k!r} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, "
+                f"model expects {tuple(v.shape)} {v.dtype}",
+            )
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), meta

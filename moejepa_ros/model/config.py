@@ -1,4 +1,5 @@
 """Model configuration: plain dataclasses that fully rebuild a `WorldModel` (saved in checkpoints)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,13 +102,30 @@ class ModelConfig:
     def active_k(self) -> int:
         return 1 if self.dense else self.top_k
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         def bad(name: str, value: Any, why: str) -> None:
             raise ValueError(f"ModelConfig.{name}={value!r}: {why}")
 
-        for name in ("image_size", "frame_stack", "latent_dim", "action_dim", "action_embed_dim",
-                     "num_experts", "top_k", "expert_hidden", "stage1_hidden", "stage1_max_offset",
-                     "head_hidden", "keypoints", "keypoint_hidden", "vit_patch", "vit_dim", "vit_depth", "vit_heads", "simnorm_group"):
+        for name in (
+            "image_size",
+            "frame_stack",
+            "latent_dim",
+            "action_dim",
+            "action_embed_dim",
+            "num_experts",
+            "top_k",
+            "expert_hidden",
+            "stage1_hidden",
+            "stage1_max_offset",
+            "head_hidden",
+            "keypoints",
+            "keypoint_hidden",
+            "vit_patch",
+            "vit_dim",
+            "vit_depth",
+            "vit_heads",
+            "simnorm_group",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, v, "must be a positive integer")
@@ -162,7 +180,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         if not isinstance(d, dict):
             raise ValueError(f"ModelConfig: expected a dict, got {type(d).__name__}")
         d = dict(d)
@@ -199,5 +217,6 @@ def dense_equivalent(cfg: ModelConfig) -> ModelConfig:
     target = active_predictor_params(cfg)
     d_in, d = cfg.latent_dim + cfg.action_embed_dim, cfg.latent_dim
     hidden = max(1, round((target - d) / (d_in + 1 + d)))
-    return dataclasses.replace(cfg, dense=True, num_experts=1, top_k=1, expert_hidden=hidden,
-                               losses=dataclasses.replace(cfg.losses)).validate()
+    return dataclasses.replace(
+        cfg, dense=True, num_experts=1, top_k=1, expert_hidden=hidden, losses=dataclasses.replace(cfg.losses)
+    ).validate()

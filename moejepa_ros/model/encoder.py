@@ -1,5 +1,6 @@
 """Observation encoders (conv default, conv + spatial-softmax keypoints, small ViT) with a bounded
 latent, plus the EMA target update."""
+
 from __future__ import annotations
 
 import copy
@@ -7,7 +8,6 @@ import math
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from .config import ModelConfig
 from .moe import softmax_last
@@ -35,8 +35,9 @@ def make_latent_norm(cfg: ModelConfig) -> nn.Module:
 def check_frames(frames: torch.Tensor, cfg: ModelConfig) -> None:
     k, s = cfg.frame_stack, cfg.image_size
     if frames.dim() < 4 or tuple(frames.shape[-4:]) != (k, s, s, 3):
-        raise ValueError(f"frames: expected shape [..., {k}, {s}, {s}, 3] (frame_stack, H, W, RGB), "
-                         f"got {tuple(frames.shape)}")
+        raise ValueError(
+            f"frames: expected shape [..., {k}, {s}, {s}, 3] (frame_stack, H, W, RGB), got {tuple(frames.shape)}"
+        )
 
 
 def to_float(frames: torch.Tensor) -> torch.Tensor:
@@ -121,8 +122,11 @@ class KeypointEncoder(nn.Module):
         # inverse temperature starts at 10: on features of O(1) this already peaks the softmax
         # on the strongest response instead of averaging the whole map towards the centre
         self.log_scale = nn.Parameter(torch.full((cfg.keypoints,), math.log(10.0)))
-        self.mlp = nn.Sequential(nn.Linear(2 * cfg.keypoints + c_in, cfg.keypoint_hidden), nn.SiLU(),
-                                 nn.Linear(cfg.keypoint_hidden, cfg.latent_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * cfg.keypoints + c_in, cfg.keypoint_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.keypoint_hidden, cfg.latent_dim),
+        )
         self.norm = make_latent_norm(cfg)
 
     def features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,8 +158,9 @@ class ViTEncoder(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, 1, n, d) * 0.02)
         self.time = nn.Parameter(torch.randn(1, cfg.frame_stack, 1, d) * 0.02)
         self.cls = nn.Parameter(torch.zeros(1, 1, d)) if cfg.vit_pool == "cls" else None
-        layer = nn.TransformerEncoderLayer(d, cfg.vit_heads, 4 * d, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d, cfg.vit_heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
         self.blocks = nn.TransformerEncoder(layer, cfg.vit_depth, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(d)
         self.proj = nn.Linear(d, cfg.latent_dim)

@@ -1,19 +1,26 @@
 """Prediction heads on latents: reward r(z,a), value V(z), cost/energy C(z), actor π(z) and the
 goal distance d(z, g)."""
+
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .config import ModelConfig
 
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     """Two hidden layers with LayerNorm + SiLU (TD-MPC2-style small MLP head)."""
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.LayerNorm(hidden), nn.SiLU(),
-                         nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.SiLU(),
-                         nn.Linear(hidden, d_out))
+    return nn.Sequential(
+        nn.Linear(d_in, hidden),
+        nn.LayerNorm(hidden),
+        nn.SiLU(),
+        nn.Linear(hidden, hidden),
+        nn.LayerNorm(hidden),
+        nn.SiLU(),
+        nn.Linear(hidden, d_out),
+    )
 
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -22,10 +29,12 @@ def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() or len(net) != 7:
         return net(x)
     l1, n1, _, l2, n2, _, l3 = net
-    h = F.silu(F.layer_norm(F.linear(x, l1.weight, l1.bias), n1.normalized_shape, n1.weight, n1.bias, n1.eps),
-               inplace=True)
-    h = F.silu(F.layer_norm(F.linear(h, l2.weight, l2.bias), n2.normalized_shape, n2.weight, n2.bias, n2.eps),
-               inplace=True)
+    h = F.silu(
+        F.layer_norm(F.linear(x, l1.weight, l1.bias), n1.normalized_shape, n1.weight, n1.bias, n1.eps), inplace=True
+    )
+    h = F.silu(
+        F.layer_norm(F.linear(h, l2.weight, l2.bias), n2.normalized_shape, n2.weight, n2.bias, n2.eps), inplace=True
+    )
     return F.linear(h, l3.weight, l3.bias)
 
 

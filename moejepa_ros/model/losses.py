@@ -1,4 +1,5 @@
 """Loss terms of the world model; each returns a scalar tensor (named by the caller's terms dict)."""
+
 from __future__ import annotations
 
 import torch
@@ -47,7 +48,7 @@ def value_loss(v: torch.Tensor, rewards: torch.Tensor, v_boot: torch.Tensor, gam
     """V(z_t0) regressed on the n-step return Σ_j γ^j r_j + γ^H·sg(V(z_{t0+H})); rewards [B, H]."""
     H = rewards.shape[1]
     disc = gamma ** torch.arange(H, dtype=rewards.dtype, device=rewards.device)
-    ret = (rewards * disc).sum(1) + (gamma ** H) * v_boot.detach()
+    ret = (rewards * disc).sum(1) + (gamma**H) * v_boot.detach()
     return F.mse_loss(v, ret)
 
 

@@ -19,13 +19,14 @@ No-grad rollouts on CPU (planning) bypass these through `MoE.forward_sorted` (ca
 aligned weights, the shared first-step z-part computed once and work buffers reused across
 steps.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 # At or below this many (token, expert) assignments masked beats sort + grouped_mm (bench_moe.py).
 MASKED_MAX_TOKENS = 128
@@ -64,8 +65,16 @@ def routing_aux(logits: torch.Tensor, idx: torch.Tensor, num_experts: int) -> di
 class MoE(nn.Module):
     """Residual-delta experts: Δ = Σ_{i∈topk} g_i · Exp_i([z, e]), Exp_i = W2_i·SiLU(W1_i·x + b1_i) + b2_i."""
 
-    def __init__(self, latent_dim: int, embed_dim: int, hidden: int, num_experts: int = 4,
-                 top_k: int = 2, router_noise: float = 0.0, impl: str = "auto"):
+    def __init__(
+        self,
+        latent_dim: int,
+        embed_dim: int,
+        hidden: int,
+        num_experts: int = 4,
+        top_k: int = 2,
+        router_noise: float = 0.0,
+        impl: str = "auto",
+    ):
         super().__init__()
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"MoE: top_k={top_k} must be in [1, num_experts={num_experts}]")
@@ -103,7 +112,7 @@ class MoE(nn.Module):
         if zr is None:
             logits = torch.cat([z, e], -1).float() @ w.t()
         else:
-            logits = zr + e.float() @ w[:, self.D:].t()
+            logits = zr + e.float() @ w[:, self.D :].t()
         logits = logits + self.router.bias.float()
         sel = logits
         if self.training and self.router_noise > 0:
@@ -111,8 +120,7 @@ class MoE(nn.Module):
         idx, gates = top_k_gates(sel, self.k)
         return logits, idx, gates.to(e.dtype)
 
-    def forward(self, z: torch.Tensor, e: torch.Tensor, zcache=None, impl: str | None = None,
-                need_aux: bool = True):
+    def forward(self, z: torch.Tensor, e: torch.Tensor, zcache=None, impl: str | None = None, need_aux: bool = True):
         """Δ[T, D] for tokens z[T, D], e[T, Ea]; `zcache` = z_part(z0) of one shared z0 (broadcast)."""
         T = e.shape[0]
         hz, zr = (None, None) if zcache is None else zcache
@@ -156,8 +164,12 @@ class MoE(nn.Module):
         with torch.no_grad():
             D = self.D
             w1 = torch.cat([self.w1, self.b1.unsqueeze(1)], 1)  # [E, D+Ea+1, H]
-            pk = {"w1": w1, "w1e": w1[:, D:].contiguous(), "w2": torch.cat([self.w2, self.b2.unsqueeze(1)], 1),
-                  "w1z": self.w1[:, :D].permute(1, 0, 2).reshape(D, self.E * self.H)}  # z_part as one GEMM
+            pk = {
+                "w1": w1,
+                "w1e": w1[:, D:].contiguous(),
+                "w2": torch.cat([self.w2, self.b2.unsqueeze(1)], 1),
+                "w1z": self.w1[:, :D].permute(1, 0, 2).reshape(D, self.E * self.H),
+            }  # z_part as one GEMM
             if self.router is not None:
                 wr = torch.cat([self.router.weight.t(), self.router.bias.unsqueeze(0)], 0)  # [D+Ea+1, E]
                 pk["wr"], pk["wre"], pk["wrz"] = wr.float(), wr[D:].float(), wr[:D].float()
@@ -282,7 +294,7 @@ class MoE(nn.Module):
                 pre = x[tok] @ self.w1[i]
             else:
                 hzi = hz[0, i] if hz.shape[0] == 1 else hz[tok, i]
-                pre = e[tok] @ self.w1[i, self.D:] + hzi
+                pre = e[tok] @ self.w1[i, self.D :] + hzi
             y = F.silu(pre + self.b1[i]) @ self.w2[i] + self.b2[i]
             out = out.index_add(0, tok, y * gates[tok, slot].unsqueeze(-1))
         return out

@@ -1,9 +1,10 @@
 """Predictors: the action-conditioned residual MoE/dense dynamics and the action-free Stage-1 predictor."""
+
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .config import ModelConfig
 from .encoder import SimNorm, make_latent_norm
@@ -52,8 +53,15 @@ class Predictor(nn.Module):
         self.cfg = cfg
         self.latent_dim, self.action_dim = cfg.latent_dim, cfg.action_dim
         self.action_embed = nn.Linear(cfg.action_dim, cfg.action_embed_dim)
-        self.moe = MoE(cfg.latent_dim, cfg.action_embed_dim, cfg.expert_hidden, cfg.experts,
-                       cfg.active_k, cfg.router_noise, cfg.moe_impl)
+        self.moe = MoE(
+            cfg.latent_dim,
+            cfg.action_embed_dim,
+            cfg.expert_hidden,
+            cfg.experts,
+            cfg.active_k,
+            cfg.router_noise,
+            cfg.moe_impl,
+        )
         self.norm = make_latent_norm(cfg)
         self.log_residual = cfg.latent_norm == "simnorm"
         self.last_aux: dict[str, torch.Tensor] | None = None
@@ -114,8 +122,12 @@ class Predictor(nn.Module):
         """No-grad rollouts of n samples x `horizon` steps take `_rollout_sorted` on CPU with the
         `auto`/`grouped` impl, routing, and at least `SORTED_MIN_WORK` (below it `masked` is faster)."""
         m = self.moe
-        return (m.impl in ("auto", "grouped") and self.action_embed.weight.device.type == "cpu"
-                and m.E > 1 and n * horizon * m.k * m.H >= SORTED_MIN_WORK)
+        return (
+            m.impl in ("auto", "grouped")
+            and self.action_embed.weight.device.type == "cpu"
+            and m.E > 1
+            and n * horizon * m.k * m.H >= SORTED_MIN_WORK
+        )
 
     def _rollout_sorted(self, z0: torch.Tensor, e_all: torch.Tensor) -> torch.Tensor:
         """No-grad rollout through `MoE.forward_sorted` (planning hot path; the maths of `step`):
@@ -156,17 +168,24 @@ class FuturePredictor(nn.Module):
         self.cfg = cfg
         d = cfg.latent_dim
         self.offset_embed = nn.Embedding(cfg.stage1_max_offset + 1, 32)
-        self.net = nn.Sequential(nn.Linear(d + 32, cfg.stage1_hidden), nn.LayerNorm(cfg.stage1_hidden),
-                                 nn.SiLU(), nn.Linear(cfg.stage1_hidden, cfg.stage1_hidden), nn.SiLU(),
-                                 nn.Linear(cfg.stage1_hidden, d))
+        self.net = nn.Sequential(
+            nn.Linear(d + 32, cfg.stage1_hidden),
+            nn.LayerNorm(cfg.stage1_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.stage1_hidden, cfg.stage1_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.stage1_hidden, d),
+        )
         self.norm = make_latent_norm(cfg)
 
     def forward(self, z: torch.Tensor, offsets: torch.Tensor | list[int]) -> torch.Tensor:
         """z[N, D], offsets[H] (ints in 1..stage1_max_offset) → predictions [N, H, D]."""
         offsets = torch.as_tensor(offsets, dtype=torch.long, device=z.device).reshape(-1)
         if offsets.numel() and (int(offsets.min()) < 0 or int(offsets.max()) > self.cfg.stage1_max_offset):
-            raise ValueError(f"FuturePredictor: offsets {offsets.tolist()} outside "
-                             f"[0, stage1_max_offset={self.cfg.stage1_max_offset}]")
+            raise ValueError(
+                f"FuturePredictor: offsets {offsets.tolist()} outside "
+                f"[0, stage1_max_offset={self.cfg.stage1_max_offset}]"
+            )
         N, H = z.shape[0], offsets.numel()
         zz = z.unsqueeze(1).expand(N, H, -1)
         x = torch.cat([zz, self.offset_embed(offsets).unsqueeze(0).expand(N, H, -1)], -1)

@@ -1,4 +1,5 @@
 """`WorldModel`: encoder + EMA target, MoE predictor, Stage-1 predictor and heads, with the training loss."""
+
 from __future__ import annotations
 
 import torch
@@ -69,8 +70,10 @@ class WorldModel(nn.Module):
     def goal_distance(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Learned steps-to-go from latents z[..., D] to the goal latent g; needs goal_embed_dim > 0."""
         if self.goal_head is None:
-            raise ValueError("this model has no goal-distance head (model_config goal_embed_dim=0): "
-                             "train one with `moejepa-train goal`")
+            raise ValueError(
+                "this model has no goal-distance head (model_config goal_embed_dim=0): "
+                "train one with `moejepa-train goal`"
+            )
         return self.goal_head(z, g)
 
     def imagine(self, z0: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -78,8 +81,12 @@ class WorldModel(nn.Module):
         latents = self.rollout(z0, actions)
         N = actions.shape[0]
         z_before = torch.cat([z0.expand(N, -1).unsqueeze(1), latents[:, :-1]], 1)
-        return {"latents": latents, "rewards": self.reward(z_before, actions),
-                "values": self.value(latents), "costs": self.cost(latents)}
+        return {
+            "latents": latents,
+            "rewards": self.reward(z_before, actions),
+            "values": self.value(latents),
+            "costs": self.cost(latents),
+        }
 
     # ------------------------------------------------------------- routing stats
     @property
@@ -96,8 +103,13 @@ class WorldModel(nn.Module):
     @property
     def preprocessing(self) -> dict:
         c = self.cfg
-        return {"image_size": c.image_size, "frame_stack": c.frame_stack, "channels": "rgb8",
-                "layout": "[..., k, H, W, 3] uint8, oldest frame first", "scale": "x/255 - 0.5"}
+        return {
+            "image_size": c.image_size,
+            "frame_stack": c.frame_stack,
+            "channels": "rgb8",
+            "layout": "[..., k, H, W, 3] uint8, oldest frame first",
+            "scale": "x/255 - 0.5",
+        }
 
     # --------------------------------------------------------------------- loss
     def _split_window(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
@@ -113,12 +125,14 @@ class WorldModel(nn.Module):
         if H < 1:
             raise ValueError(f"WorldModel.loss: window T={T} must exceed frame_stack={k}")
         if tuple(actions.shape) != (B, T, self.action_dim):
-            raise ValueError(f"WorldModel.loss: actions must be [{B}, {T}, {self.action_dim}], got {tuple(actions.shape)}")
+            raise ValueError(
+                f"WorldModel.loss: actions must be [{B}, {T}, {self.action_dim}], got {tuple(actions.shape)}"
+            )
         if tuple(rewards.shape) != (B, T):
             raise ValueError(f"WorldModel.loss: rewards must be [{B}, {T}], got {tuple(rewards.shape)}")
         # stack j (0..H) holds frames j … j+k-1, i.e. the observation at time t0+j with t0 = k-1
         stacks = frames.unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)  # [B, H+1, k, s, s, 3]
-        return stacks, actions[:, k - 1: k - 1 + H].float(), rewards[:, k - 1: k - 1 + H].float(), H
+        return stacks, actions[:, k - 1 : k - 1 + H].float(), rewards[:, k - 1 : k - 1 + H].float(), H
 
     def loss(self, batch: dict, stage: int = 2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and named (detached) terms; stage 1 = action-free JEPA, 2 = MoE world model."""
@@ -148,12 +162,32 @@ class WorldModel(nn.Module):
             neg = L.cost_negatives(pos, self.cfg.latent_norm, group, lw.cost_noise)
             cst = L.cost_margin_loss(self.cost(pos), self.cost(neg), lw.cost_margin)
             bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
-            total = (w_lat * latent + lw.vicreg_var * var + lw.vicreg_cov * cov + lw.reward * rew
-                     + lw.value * val + lw.cost * cst + bal + zl)
-            terms.update(reward=rew, value=val, cost=cst, moe_balance=bal, moe_z=zl,
-                         router_entropy=aux["entropy"], expert_load_max=aux["load"].max())
-        terms.update(latent=latent, latent_1step=L.jepa_latent_loss(pred[:, 0], z_tgt[:, 0]),
-                     vicreg_var=var, vicreg_cov=cov, z_std=z0.std(dim=0).mean())
+            total = (
+                w_lat * latent
+                + lw.vicreg_var * var
+                + lw.vicreg_cov * cov
+                + lw.reward * rew
+                + lw.value * val
+                + lw.cost * cst
+                + bal
+                + zl
+            )
+            terms.update(
+                reward=rew,
+                value=val,
+                cost=cst,
+                moe_balance=bal,
+                moe_z=zl,
+                router_entropy=aux["entropy"],
+                expert_load_max=aux["load"].max(),
+            )
+        terms.update(
+            latent=latent,
+            latent_1step=L.jepa_latent_loss(pred[:, 0], z_tgt[:, 0]),
+            vicreg_var=var,
+            vicreg_cov=cov,
+            z_std=z0.std(dim=0).mean(),
+        )
         terms = {k: v.detach().float() for k, v in terms.items()}
         terms["total"] = total.detach()
         return total, terms

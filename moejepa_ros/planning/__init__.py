@@ -2,6 +2,7 @@
 
 Entry points: `PlannerConfig`, `build_objectives`, `make_planner` -> `Planner.plan(z0, goal_z)`.
 """
+
 from .config import FIELD_HELP, METHODS, PlannerConfig
 from .objectives import DEFAULT_OBJECTIVES, Objective, Objectives, Rollout, build_objectives
 from .planner import Planner, make_planner
@@ -9,7 +10,18 @@ from .problem import Plan, Problem
 from .protocol import LatentModel, LinearLatentModel
 
 __all__ = [
-    "FIELD_HELP", "METHODS", "PlannerConfig", "DEFAULT_OBJECTIVES", "Objective", "Objectives", "Rollout",
-    "build_objectives", "Planner", "make_planner", "Plan", "Problem", "LatentModel",
+    "FIELD_HELP",
+    "METHODS",
+    "PlannerConfig",
+    "DEFAULT_OBJECTIVES",
+    "Objective",
+    "Objectives",
+    "Rollout",
+    "build_objectives",
+    "Planner",
+    "make_planner",
+    "Plan",
+    "Problem",
+    "LatentModel",
     "LinearLatentModel",
 ]

@@ -1,4 +1,5 @@
 """Cross-entropy method (Rubinstein 1999; as MPC in PETS / TD-MPC): refit to the elite samples."""
+
 from __future__ import annotations
 
 import torch

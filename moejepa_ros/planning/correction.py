@@ -19,6 +19,7 @@ residual-model idea of learning-based MPC (a GP on the model error, Hewing et al
 non-parametric and episodic: nothing is trained, it costs one predictor call per control step
 and a [samples x memory] kernel per imagined step, and `clear()` forgets it (new goal, reset).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +31,9 @@ from torch import Tensor
 class OnlineCorrection:
     """Ring buffer of (z, u, e, predicted step) and the kernel correction they imply."""
 
-    def __init__(self, capacity: int, bandwidth: float, action_bandwidth: float, prior: float,
-                 center: Tensor, half: Tensor):
+    def __init__(
+        self, capacity: int, bandwidth: float, action_bandwidth: float, prior: float, center: Tensor, half: Tensor
+    ):
         self.configure(capacity, bandwidth, action_bandwidth, prior)
         self.center, self.half = center, half
         self.clear()
@@ -39,9 +41,11 @@ class OnlineCorrection:
     def configure(self, capacity: int, bandwidth: float, action_bandwidth: float, prior: float) -> None:
         """New settings (live tuning); a new capacity keeps the newest transitions that fit."""
         if capacity < 0 or bandwidth <= 0 or action_bandwidth <= 0 or prior <= 0:
-            raise ValueError(f"OnlineCorrection: need capacity >= 0 and positive widths and prior, got "
-                             f"capacity={capacity}, bandwidth={bandwidth}, action_bandwidth={action_bandwidth}, "
-                             f"prior={prior}")
+            raise ValueError(
+                f"OnlineCorrection: need capacity >= 0 and positive widths and prior, got "
+                f"capacity={capacity}, bandwidth={bandwidth}, action_bandwidth={action_bandwidth}, "
+                f"prior={prior}"
+            )
         self.capacity, self.bandwidth, self.action_bandwidth, self.prior = capacity, bandwidth, action_bandwidth, prior
         if getattr(self, "z", None) is not None and len(self.z) > capacity:
             keep = slice(len(self.z) - capacity, None)
@@ -66,15 +70,16 @@ class OnlineCorrection:
         if self.z is None:
             self.z, self.u, self.e, self.step = row
         else:
-            self.z, self.u, self.e, self.step = (torch.cat([old, new])[-self.capacity:] for old, new in
-                                                 zip((self.z, self.u, self.e, self.step), row))
+            self.z, self.u, self.e, self.step = (
+                torch.cat([old, new])[-self.capacity :] for old, new in zip((self.z, self.u, self.e, self.step), row)
+            )
         return e[0]
 
     def correction(self, z: Tensor, a: Tensor) -> Tensor:
         """Residual [M, D] for latents z[M, D] and actions a[M, A] (real units)."""
         sigma_z = self.bandwidth * self.step.median().clamp_min(1e-6)
         dz = torch.cdist(z, self.z).square() / sigma_z.square()
-        du = torch.cdist((a - self.center) / self.half, self.u).square() / self.action_bandwidth ** 2
+        du = torch.cdist((a - self.center) / self.half, self.u).square() / self.action_bandwidth**2
         w = torch.exp(-0.5 * (dz + du))  # [M, K]
         return (w @ self.e) / (w.sum(dim=1, keepdim=True) + self.prior)
 

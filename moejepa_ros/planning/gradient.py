@@ -5,6 +5,7 @@ back onto [-1, 1] after each step, from a few parallel starts (restart 0 = the w
 the CEM plan); the best iterate ever scored is kept, so the returned cost never exceeds the
 starting cost. Only the actions get gradients (autograd.grad), never the model's parameters.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,7 +24,9 @@ def gradient_inits(mean: Tensor, std: float | Tensor, restarts: int, gen: torch.
     return inits.clamp_(-1.0, 1.0)
 
 
-def gradient_optimize(problem: Problem, cfg: PlannerConfig, inits: Tensor) -> tuple[Tensor, float, list[dict[str, float]]]:
+def gradient_optimize(
+    problem: Problem, cfg: PlannerConfig, inits: Tensor
+) -> tuple[Tensor, float, list[dict[str, float]]]:
     """`cfg.grad_steps` projected steps from each init; return (best u[H, A], its cost, stats).
 
     stats[k]: `cost` = lowest cost among the restarts' k-th iterates (before step k; the last

@@ -3,6 +3,7 @@
 Weights w_i ∝ exp(-(c_i - min c) / temperature) over all samples; the mean and std are the
 weighted moments (std adaptation as in TD-MPC's MPPI variant), floored by `min_std`.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,10 +4,12 @@
 `plan(z0, goal_z=None)` -> `Plan`, warm-started from the previous plan shifted by one step;
 `update_config(cfg)` for live tuning (cheap; keeps the warm start when shapes permit).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,8 +21,8 @@ from .gradient import gradient_inits, gradient_optimize
 from .mppi import mppi_update
 from .objectives import Objectives, build_objectives
 from .problem import Plan, Problem
-from .recovery import StallRecovery
 from .protocol import check_model, has_head
+from .recovery import StallRecovery
 from .sampling import Buffers, policy_prior, sampling_optimize
 
 BoundsLike = Sequence[float] | Tensor | float
@@ -36,7 +38,7 @@ class Planner:
         objectives: Objectives,
         action_low: BoundsLike,
         action_high: BoundsLike,
-        device: Union[str, torch.device] = "cpu",
+        device: str | torch.device = "cpu",
     ):
         check_model(model)
         self.model = model
@@ -46,64 +48,77 @@ class Planner:
         low = _bounds("action_low", action_low, self.action_dim, self.device)
         high = _bounds("action_high", action_high, self.action_dim, self.device)
         if not bool((high > low).all()):
-            raise ValueError(f"action_high must exceed action_low in every dim: low={low.tolist()}, high={high.tolist()}")
+            raise ValueError(
+                f"action_high must exceed action_low in every dim: low={low.tolist()}, high={high.tolist()}"
+            )
         self.action_low, self.action_high = low, high
         self._center = (high + low) / 2
         self._half = (high - low) / 2
-        self.cfg = PlannerConfig.from_dict(cfg.to_dict()) if isinstance(cfg, PlannerConfig) else PlannerConfig.from_dict(cfg)
+        self.cfg = (
+            PlannerConfig.from_dict(cfg.to_dict()) if isinstance(cfg, PlannerConfig) else PlannerConfig.from_dict(cfg)
+        )
         self.update_objectives(objectives)
         self._buffers = Buffers()
         self._gen = torch.Generator(device=self.device)
-        self._discounts: Optional[Tensor] = None
+        self._discounts: Tensor | None = None
         c = self.cfg
-        self.correction = OnlineCorrection(c.correction_memory, c.correction_bandwidth, c.correction_action_bandwidth,
-                                           c.correction_prior, self._center, self._half)
-        self.recovery = StallRecovery(c.stall_steps, c.stall_weight, c.stall_bandwidth, c.stall_progress,
-                                      c.stall_min_distance)
+        self.correction = OnlineCorrection(
+            c.correction_memory,
+            c.correction_bandwidth,
+            c.correction_action_bandwidth,
+            c.correction_prior,
+            self._center,
+            self._half,
+        )
+        self.recovery = StallRecovery(
+            c.stall_steps, c.stall_weight, c.stall_bandwidth, c.stall_progress, c.stall_min_distance
+        )
         self.reset()
 
     # ---- state -------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the warm start, the previous action, the online correction and the recovery's visits;
         re-seed the generator."""
-        self._warm: Optional[Tensor] = None  # normalised [H, A]
+        self._warm: Tensor | None = None  # normalised [H, A]
         self._age = 0  # steps already executed of the warm start's first (held) action
-        self._prev_action: Optional[Tensor] = None
-        self._prev_z: Optional[Tensor] = None
+        self._prev_action: Tensor | None = None
+        self._prev_z: Tensor | None = None
         self.correction.clear()
         self.recovery.clear()
         self._gen.manual_seed(self.cfg.seed)
 
-    def update_config(self, cfg: Union[PlannerConfig, Mapping[str, Any]]) -> PlannerConfig:
+    def update_config(self, cfg: PlannerConfig | Mapping[str, Any]) -> PlannerConfig:
         """Apply a new (validated) config; keeps the warm start, resized if the horizon changed."""
         new = cfg.replace() if isinstance(cfg, PlannerConfig) else self.cfg.replace(**dict(cfg))
         old = self.cfg
         self.cfg = new
         if new.seed != old.seed:
             self._gen.manual_seed(new.seed)
-        self.correction.configure(new.correction_memory, new.correction_bandwidth, new.correction_action_bandwidth,
-                                  new.correction_prior)
-        self.recovery.configure(new.stall_steps, new.stall_weight, new.stall_bandwidth, new.stall_progress,
-                                new.stall_min_distance)
+        self.correction.configure(
+            new.correction_memory, new.correction_bandwidth, new.correction_action_bandwidth, new.correction_prior
+        )
+        self.recovery.configure(
+            new.stall_steps, new.stall_weight, new.stall_bandwidth, new.stall_progress, new.stall_min_distance
+        )
         if new.horizon != old.horizon or new.gamma != old.gamma or new.hold != old.hold:
             self._discounts = None
             if self._warm is not None:
                 self._warm = _resize(self._warm, new.horizon)
         return new
 
-    def update_objectives(self, objectives: Union[Objectives, Mapping[str, Any]]) -> None:
+    def update_objectives(self, objectives: Objectives | Mapping[str, Any]) -> None:
         """Swap the objectives (e.g. live weights); checks the model has the heads they need."""
         objs = objectives if isinstance(objectives, Objectives) else build_objectives(objectives)
         objs.check(self.model)
         self.objectives = objs
 
     @property
-    def warm_start(self) -> Optional[Tensor]:
+    def warm_start(self) -> Tensor | None:
         """The normalised [H, A] sequence the next plan starts from (None after reset)."""
         return self._warm
 
     # ---- planning ----------------------------------------------------------------------
-    def plan(self, z0: Tensor, goal_z: Optional[Tensor] = None, prev_action: Optional[Tensor] = None) -> Plan:
+    def plan(self, z0: Tensor, goal_z: Tensor | None = None, prev_action: Tensor | None = None) -> Plan:
         """Optimise an action sequence from latent `z0[D]`; `prev_action` defaults to the last
         plan's first action (assumed executed), used by the smoothness objective and, with
         `correction_memory` > 0, to learn the model's error on the step just taken."""
@@ -125,8 +140,17 @@ class Planner:
             self.correction.observe(self.model, self._prev_z, prev, z0)
         self._prev_z = z0.detach().clone()
         problem = Problem(
-            self.correction.wrap(self.model), self.objectives, self._center, self._half, z0, cfg.gamma, cfg.horizon,
-            goal_z=goal, prev_action=prev, discounts=self._discounts, hold=cfg.hold,
+            self.correction.wrap(self.model),
+            self.objectives,
+            self._center,
+            self._half,
+            z0,
+            cfg.gamma,
+            cfg.horizon,
+            goal_z=goal,
+            prev_action=prev,
+            discounts=self._discounts,
+            hold=cfg.hold,
             extra_cost=self.recovery.cost if self._stalled(z0, goal) else None,
         )
         if cfg.warm_start and self._warm is not None:
@@ -139,8 +163,12 @@ class Planner:
             with torch.inference_mode():
                 prior = None
                 if cfg.policy_prior_samples > 0 and has_head(self.model, "actor"):
-                    prior = policy_prior(problem, cfg.policy_prior_samples, cfg.horizon, cfg.policy_prior_std, self._gen)
-                best_u, cost, stats, _, std = sampling_optimize(problem, cfg, mean0, self._gen, update, self._buffers, prior)
+                    prior = policy_prior(
+                        problem, cfg.policy_prior_samples, cfg.horizon, cfg.policy_prior_std, self._gen
+                    )
+                best_u, cost, stats, _, std = sampling_optimize(
+                    problem, cfg, mean0, self._gen, update, self._buffers, prior
+                )
             if cfg.method == "cem_gradient":
                 inits = gradient_inits(best_u.clone(), std.clone(), cfg.grad_restarts, self._gen)
                 g_u, g_cost, g_stats = gradient_optimize(problem, cfg, inits)
@@ -164,8 +192,13 @@ class Planner:
         self._prev_action = first
         elapsed = (time.perf_counter() - t0) * 1e3
         return Plan(
-            actions=actions, first_action=first, predicted_cost=cost, stats=stats,
-            elapsed_ms=elapsed, method=cfg.method, rollout_steps=problem.rollout_steps,
+            actions=actions,
+            first_action=first,
+            predicted_cost=cost,
+            stats=stats,
+            elapsed_ms=elapsed,
+            method=cfg.method,
+            rollout_steps=problem.rollout_steps,
         )
 
     @property
@@ -173,7 +206,7 @@ class Planner:
         """Whether the last plan paid the stall recovery's revisit cost (see recovery.py)."""
         return self.recovery.active
 
-    def _stalled(self, z0: Tensor, goal: Optional[Tensor]) -> bool:
+    def _stalled(self, z0: Tensor, goal: Tensor | None) -> bool:
         """Feed the recovery this replan's start latent and goal distance (by the goal objective's metric)."""
         if self.cfg.stall_steps == 0 or goal is None or not self.objectives.needs_goal:
             self.recovery.active = False
@@ -194,12 +227,12 @@ class Planner:
 
 
 def make_planner(
-    cfg: Union[PlannerConfig, Mapping[str, Any], None],
+    cfg: PlannerConfig | Mapping[str, Any] | None,
     model: Any,
-    objectives: Union[Objectives, Mapping[str, Any], None],
+    objectives: Objectives | Mapping[str, Any] | None,
     action_low: BoundsLike,
     action_high: BoundsLike,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
 ) -> Planner:
     """The planner for `cfg.method`, scoring with `objectives` (an `Objectives` or its dict)."""
     cfg = PlannerConfig() if cfg is None else cfg

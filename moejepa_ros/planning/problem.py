@@ -4,11 +4,13 @@ Planners search normalised action sequences u in [-1, 1]^{H x A}; `Problem.evalu
 them onto the real bounds, imagines the rollouts in one batched `model.rollout` call from the
 shared start latent, and scores them with the objectives.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,11 +48,11 @@ class Problem:
         z0: Tensor,
         gamma: float,
         horizon: int,
-        goal_z: Optional[Tensor] = None,
-        prev_action: Optional[Tensor] = None,
-        discounts: Optional[Tensor] = None,
+        goal_z: Tensor | None = None,
+        prev_action: Tensor | None = None,
+        discounts: Tensor | None = None,
         hold: int = 1,
-        extra_cost: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+        extra_cost: Callable[[Tensor, Tensor], Tensor] | None = None,
     ):
         self.model = model
         self.objectives = objectives

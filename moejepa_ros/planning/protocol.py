@@ -4,9 +4,10 @@ Planners only call `rollout` (required) and, when an objective asks for it, `rew
 `value`, `cost` or `actor`, so any torch module with these methods plans the same way a
 trained `WorldModel` does.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -57,7 +58,7 @@ class LinearLatentModel(torch.nn.Module):
     `actor(z)` is a saturated proportional controller towards `g` (an optional prior).
     """
 
-    def __init__(self, A: Tensor, B: Tensor, goal: Optional[Tensor] = None, actor_gain: float = 1.0):
+    def __init__(self, A: Tensor, B: Tensor, goal: Tensor | None = None, actor_gain: float = 1.0):
         super().__init__()
         A = torch.as_tensor(A, dtype=torch.float32)
         B = torch.as_tensor(B, dtype=torch.float32)

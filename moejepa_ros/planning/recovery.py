@@ -17,9 +17,8 @@ replan whose d is `stall_progress` below its value when progress was last made, 
 `stall_steps` replans; then the count starts again from the distance reached.
 This is the tabu list of local search, kept in latent space and episodic: `clear()` forgets it.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -28,22 +27,26 @@ from torch import Tensor
 class StallRecovery:
     """Visited latents, progress on the goal distance, and the revisit cost while stalled."""
 
-    def __init__(self, steps: int, weight: float, bandwidth: float, progress: float, min_distance: float,
-                 memory: int = 128):
+    def __init__(
+        self, steps: int, weight: float, bandwidth: float, progress: float, min_distance: float, memory: int = 128
+    ):
         self.configure(steps, weight, bandwidth, progress, min_distance, memory)
         self.clear()
 
-    def configure(self, steps: int, weight: float, bandwidth: float, progress: float, min_distance: float,
-                  memory: int = 128) -> None:
+    def configure(
+        self, steps: int, weight: float, bandwidth: float, progress: float, min_distance: float, memory: int = 128
+    ) -> None:
         if steps < 0 or weight < 0 or bandwidth <= 0 or progress <= 0 or min_distance < 0 or memory < 2:
-            raise ValueError(f"StallRecovery: need steps >= 0, weight >= 0, bandwidth > 0, progress > 0, "
-                             f"min_distance >= 0 and memory >= 2, got steps={steps}, weight={weight}, "
-                             f"bandwidth={bandwidth}, progress={progress}, min_distance={min_distance}, memory={memory}")
+            raise ValueError(
+                f"StallRecovery: need steps >= 0, weight >= 0, bandwidth > 0, progress > 0, "
+                f"min_distance >= 0 and memory >= 2, got steps={steps}, weight={weight}, "
+                f"bandwidth={bandwidth}, progress={progress}, min_distance={min_distance}, memory={memory}"
+            )
         self.steps, self.weight, self.bandwidth = steps, weight, bandwidth
         self.progress, self.min_distance, self.memory = progress, min_distance, memory
 
     def clear(self) -> None:
-        self.visited: Optional[Tensor] = None
+        self.visited: Tensor | None = None
         self.ref = float("inf")  # the goal distance when progress was last made
         self.since = 0  # replans since then
         self.active = False
@@ -52,13 +55,18 @@ class StallRecovery:
     def update(self, z0: Tensor, distance: float) -> bool:
         """Record this replan's start latent and goal distance; returns whether the recovery is on."""
         z = z0.reshape(1, -1).float()
-        self.visited = z if self.visited is None else torch.cat([self.visited, z])[-self.memory:]
+        self.visited = z if self.visited is None else torch.cat([self.visited, z])[-self.memory :]
         if distance < self.ref - self.progress or self.ref == float("inf") or self.since >= 2 * self.steps:
             self.ref, self.since = distance, 0  # progress, or a recovery burst ran its course: start over
         else:
             self.since += 1
-        self.active = (self.steps > 0 and self.weight > 0 and self.since >= self.steps
-                       and distance > self.min_distance and len(self.visited) >= 2)
+        self.active = (
+            self.steps > 0
+            and self.weight > 0
+            and self.since >= self.steps
+            and distance > self.min_distance
+            and len(self.visited) >= 2
+        )
         return self.active
 
     def cost(self, latents: Tensor, discounts: Tensor) -> Tensor:

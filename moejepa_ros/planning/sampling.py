@@ -6,9 +6,10 @@ reused, not recomputed), the current mean, and the policy-prior sequences (Mode-
 Mode-2, as in TD-MPC2); the best sequence ever scored is tracked and returned, and the final
 mean is scored too, so the answer is never worse than any candidate seen.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -62,7 +63,7 @@ def sampling_optimize(
     gen: torch.Generator,
     update: UpdateRule,
     buffers: Buffers,
-    prior: Optional[Tensor] = None,
+    prior: Tensor | None = None,
 ) -> tuple[Tensor, float, list[dict[str, float]], Tensor, Tensor]:
     """Run `cfg.iterations` of sample -> score -> refit; return (best u, cost, stats, mean, std)."""
     horizon, adim = mean0.shape

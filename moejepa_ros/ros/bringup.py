@@ -9,6 +9,7 @@ file's shutdown-on-exit) and the first non-zero exit status is returned. A node'
 is picked from its name (planner* → planner_node, sim* → sim_node) or given with
 `--node NAME=EXECUTABLE`. Arguments after `--ros-args` go to every node.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ def executable_for(name: str, overrides: dict[str, str]) -> str:
     elif base.startswith("sim"):
         exe = "sim_node"
     else:
-        raise ValueError(f"cannot tell which executable runs node {name!r}; "
-                         f"name it planner*/sim* or pass --node {base}=<{'|'.join(EXECUTABLES)}>")
+        raise ValueError(
+            f"cannot tell which executable runs node {name!r}; "
+            f"name it planner*/sim* or pass --node {base}=<{'|'.join(EXECUTABLES)}>"
+        )
     if exe not in EXECUTABLES:
         raise ValueError(f"--node {name}={exe}: unknown executable; known: {list(EXECUTABLES)}")
     return exe
@@ -70,9 +73,13 @@ def _split_name(name: str) -> tuple[str, str]:
     return ("/" + "/".join(parts[:-1]) if len(parts) > 1 else ""), parts[-1]
 
 
-def build_processes(params_file: str | Path, only: list[str] | None = None,
-                    overrides: dict[str, str] | None = None, ros_args: list[str] | None = None,
-                    log_dir: str | Path | None = None) -> list[tuple[str, NodeProcess]]:
+def build_processes(
+    params_file: str | Path,
+    only: list[str] | None = None,
+    overrides: dict[str, str] | None = None,
+    ros_args: list[str] | None = None,
+    log_dir: str | Path | None = None,
+) -> list[tuple[str, NodeProcess]]:
     overrides = overrides or {}
     out = []
     for name in nodes_in(params_file):
@@ -80,8 +87,12 @@ def build_processes(params_file: str | Path, only: list[str] | None = None,
             continue
         exe = executable_for(name, overrides)
         ns, base = _split_name(name)
-        p = NodeProcess(exe, params_file=Path(params_file).resolve(), name=base,
-                        log_path=(Path(log_dir) / f"{base}.log") if log_dir else None)
+        p = NodeProcess(
+            exe,
+            params_file=Path(params_file).resolve(),
+            name=base,
+            log_path=(Path(log_dir) / f"{base}.log") if log_dir else None,
+        )
         if ns:
             p.cmd += ["-r", f"__ns:={ns}"]
         p.cmd += list(ros_args or [])
@@ -132,8 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="moejepa-bringup", description=__doc__.split("\n\n")[0])
     ap.add_argument("params_file", help="ROS params YAML naming the nodes to start")
     ap.add_argument("--only", action="append", default=[], help="start only this node (repeatable)")
-    ap.add_argument("--node", action="append", default=[], metavar="NAME=EXECUTABLE",
-                    help="which executable runs node NAME (planner_node | sim_node)")
+    ap.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        metavar="NAME=EXECUTABLE",
+        help="which executable runs node NAME (planner_node | sim_node)",
+    )
     ap.add_argument("--log-dir", default=None, help="write each node's output to <log-dir>/<node>.log")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     a = ap.parse_args(argv)

@@ -5,12 +5,13 @@ Images above ~500 KB need a bigger FastDDS shared-memory segment than the defaul
 created, so it must be set before `rclpy.init` (bringup, launch files and the nodes' `main`
 do so, never overriding a value the user already set).
 """
+
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import MutableMapping
 
 PROFILE_NAME = "fastdds_large_images.xml"
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"

@@ -3,6 +3,7 @@
 Imports `launch` only inside functions, so this module (and its tests) load where the launch
 packages are absent.
 """
+
 from __future__ import annotations
 
 import os

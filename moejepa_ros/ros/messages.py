@@ -4,6 +4,7 @@ The camera QoS is depth-1 best-effort (sensor data): a subscriber that is slower
 camera keeps only the newest frame instead of queueing stale ones. The goal image is
 latched (transient-local), so a planner that starts late still receives the current goal.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,25 +22,40 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 from moejepa_ros import codecs
 
 #: Newest-frame-only camera subscription (also fine for a reliable publisher).
-CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                        reliability=ReliabilityPolicy.BEST_EFFORT,
-                        durability=DurabilityPolicy.VOLATILE)
+CAMERA_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
 #: What a camera driver / the simulator publishes: best effort, a short queue.
-IMAGE_PUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
-                           reliability=ReliabilityPolicy.BEST_EFFORT,
-                           durability=DurabilityPolicy.VOLATILE)
+IMAGE_PUB_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=2,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
 #: Latched goal image: late joiners get the current goal.
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 #: Per-episode results: latched with a deep history, so a late collector still gets every one.
-RESULTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RESULTS_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 #: Commands, rewards, episode markers: reliable, a small queue.
-COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+COMMAND_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 
 def action_msg_class(action_type: str) -> type:
@@ -81,4 +97,4 @@ def msg_to_plan(msg: Float32MultiArray) -> tuple[np.ndarray, float]:
     data = np.asarray(msg.data, dtype=np.float32)
     h, n = msg.layout.dim[0].size, msg.layout.dim[1].size
     off = msg.layout.data_offset
-    return data[off:off + h * n].reshape(h, n), float(data[0]) if off else float("nan")
+    return data[off : off + h * n].reshape(h, n), float(data[0]) if off else float("nan")

@@ -3,14 +3,16 @@
 `NodeProcess` runs `python -m moejepa_ros.ros.<node> --ros-args ...` in its own process group
 and cleans up with SIGINT (the node publishes its zero command), then SIGTERM, then SIGKILL.
 """
+
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from moejepa_ros.ros import dds
 
@@ -28,10 +30,17 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 class NodeProcess:
     """One node in a child process; a context manager that always stops it."""
 
-    def __init__(self, module: str, params_file: str | Path | None = None,
-                 params: Mapping[str, Any] | None = None, name: str | None = None,
-                 remaps: Mapping[str, str] | None = None, log_path: str | Path | None = None,
-                 env: Mapping[str, str] | None = None, python: str | None = None):
+    def __init__(
+        self,
+        module: str,
+        params_file: str | Path | None = None,
+        params: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        remaps: Mapping[str, str] | None = None,
+        log_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        python: str | None = None,
+    ):
         mod = module if "." in module else f"moejepa_ros.ros.{module}"
         cmd = [python or sys.executable, "-m", mod, "--ros-args"]
         if params_file is not None:
@@ -48,11 +57,16 @@ class NodeProcess:
         self.proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self) -> "NodeProcess":
+    def start(self) -> NodeProcess:
         if self.log_path is not None:
             self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log or subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=self.env,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     @property
@@ -92,7 +106,7 @@ class NodeProcess:
             self._log = None
         return rc
 
-    def __enter__(self) -> "NodeProcess":
+    def __enter__(self) -> NodeProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -9,12 +9,14 @@ controller; `objective_plugins` imports out-of-tree objectives before they are d
 helpers that turn parameter values into a `PlannerConfig` dict or an objectives dict are plain
 functions so they are testable without a node.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -82,57 +84,94 @@ def check_value(spec: ParameterSpec, value: Any) -> str | None:
 def _planner_specs() -> list[ParameterSpec]:
     """`planner.<field>` for every `PlannerConfig` field: default, help, range and choices from the field."""
     default = PlannerConfig()
-    return [ParameterSpec(f"planner.{f.name}", getattr(default, f.name), "planner: " + f.metadata["help"],
-                          low=f.metadata["low"], high=f.metadata["high"], choices=tuple(f.metadata["choices"]))
-            for f in dataclasses.fields(PlannerConfig)]
+    return [
+        ParameterSpec(
+            f"planner.{f.name}",
+            getattr(default, f.name),
+            "planner: " + f.metadata["help"],
+            low=f.metadata["low"],
+            high=f.metadata["high"],
+            choices=tuple(f.metadata["choices"]),
+        )
+        for f in dataclasses.fields(PlannerConfig)
+    ]
 
 
 def objective_specs() -> list[ParameterSpec]:
     """`objectives.<name>.<option>` for every registered objective (plugins included), from its declarations."""
-    return [ParameterSpec(f"objectives.{name}.{key}", opt.default, opt.help, low=opt.low, high=opt.high,
-                          choices=opt.choices)
-            for name, cls in REGISTRY.items() for key, opt in cls.declared().items()]
+    return [
+        ParameterSpec(
+            f"objectives.{name}.{key}", opt.default, opt.help, low=opt.low, high=opt.high, choices=opt.choices
+        )
+        for name, cls in REGISTRY.items()
+        for key, opt in cls.declared().items()
+    ]
 
 
 OBJECTIVE_PLUGINS = ParameterSpec(
-    "objective_plugins", None, "Python modules imported before the objectives are declared (out-of-tree "
-    "objectives register themselves and appear as objectives.<name>.*)", read_only=True,
-    ptype=Parameter.Type.STRING_ARRAY)
+    "objective_plugins",
+    None,
+    "Python modules imported before the objectives are declared (out-of-tree "
+    "objectives register themselves and appear as objectives.<name>.*)",
+    read_only=True,
+    ptype=Parameter.Type.STRING_ARRAY,
+)
 
 _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", read_only=True),
     ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", read_only=True),
-    ParameterSpec("image_size", 0, "model input size in pixels (square); 0 = the checkpoint's",
-                  read_only=True, low=0, high=4096),
-    ParameterSpec("frame_stack", 0, "frames per observation; 0 = the checkpoint's (must match it)",
-                  read_only=True, low=0, high=64),
-    ParameterSpec("image_transport", "raw", "subscribe `image` (raw) or `image/compressed`",
-                  read_only=True, choices=IMAGE_TRANSPORTS),
-    ParameterSpec("action_type", ACTION_TYPE_DEFAULT, _ACTION_TYPE_HELP.format("published on"),
-                  read_only=True, choices=codecs.COMMAND_TYPE_NAMES),
-    ParameterSpec("twist_fields", list(codecs.DEFAULT_TWIST_FIELDS),
-                  "Twist fields the action dimensions fill, in order", read_only=True),
-    ParameterSpec("joint_names", None, "JointTrajectory joint names (one per action dimension)",
-                  read_only=True, ptype=Parameter.Type.STRING_ARRAY),
-    ParameterSpec("action_low", None, "lower action bounds; unset = the checkpoint's",
-                  ptype=Parameter.Type.DOUBLE_ARRAY),
-    ParameterSpec("action_high", None, "upper action bounds; unset = the checkpoint's",
-                  ptype=Parameter.Type.DOUBLE_ARRAY),
-    ParameterSpec("control_rate", 30.0, "control rate in Hz (the most plans per second)",
-                  low=0.1, high=1000.0),
-    ParameterSpec("control_trigger", "frame",
-                  "frame: plan as each new frame arrives, capped at control_rate; "
-                  "timer: plan every control period on the newest frames", choices=CONTROL_TRIGGERS),
-    ParameterSpec("camera_timeout", 0.5, "seconds without an image before the zero command",
-                  low=0.01, high=3600.0),
-    ParameterSpec("goal_timeout", 0.0, "seconds a goal image stays valid; 0 = forever",
-                  low=0.0, high=1e6),
-    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages",
-                  low=0.05, high=3600.0),
-    ParameterSpec("num_threads", 1, "torch intra-op threads of the planning thread",
-                  read_only=True, low=1, high=256),
-    ParameterSpec("autostart", True, "configure and activate on start (no lifecycle manager needed)",
-                  read_only=True),
+    ParameterSpec(
+        "image_size", 0, "model input size in pixels (square); 0 = the checkpoint's", read_only=True, low=0, high=4096
+    ),
+    ParameterSpec(
+        "frame_stack", 0, "frames per observation; 0 = the checkpoint's (must match it)", read_only=True, low=0, high=64
+    ),
+    ParameterSpec(
+        "image_transport",
+        "raw",
+        "subscribe `image` (raw) or `image/compressed`",
+        read_only=True,
+        choices=IMAGE_TRANSPORTS,
+    ),
+    ParameterSpec(
+        "action_type",
+        ACTION_TYPE_DEFAULT,
+        _ACTION_TYPE_HELP.format("published on"),
+        read_only=True,
+        choices=codecs.COMMAND_TYPE_NAMES,
+    ),
+    ParameterSpec(
+        "twist_fields",
+        list(codecs.DEFAULT_TWIST_FIELDS),
+        "Twist fields the action dimensions fill, in order",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "joint_names",
+        None,
+        "JointTrajectory joint names (one per action dimension)",
+        read_only=True,
+        ptype=Parameter.Type.STRING_ARRAY,
+    ),
+    ParameterSpec(
+        "action_low", None, "lower action bounds; unset = the checkpoint's", ptype=Parameter.Type.DOUBLE_ARRAY
+    ),
+    ParameterSpec(
+        "action_high", None, "upper action bounds; unset = the checkpoint's", ptype=Parameter.Type.DOUBLE_ARRAY
+    ),
+    ParameterSpec("control_rate", 30.0, "control rate in Hz (the most plans per second)", low=0.1, high=1000.0),
+    ParameterSpec(
+        "control_trigger",
+        "frame",
+        "frame: plan as each new frame arrives, capped at control_rate; "
+        "timer: plan every control period on the newest frames",
+        choices=CONTROL_TRIGGERS,
+    ),
+    ParameterSpec("camera_timeout", 0.5, "seconds without an image before the zero command", low=0.01, high=3600.0),
+    ParameterSpec("goal_timeout", 0.0, "seconds a goal image stays valid; 0 = forever", low=0.0, high=1e6),
+    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", low=0.05, high=3600.0),
+    ParameterSpec("num_threads", 1, "torch intra-op threads of the planning thread", read_only=True, low=1, high=256),
+    ParameterSpec("autostart", True, "configure and activate on start (no lifecycle manager needed)", read_only=True),
     OBJECTIVE_PLUGINS,
 )
 
@@ -156,44 +195,78 @@ PLANNER_NODE_SPECS = planner_node_specs()  # with the in-tree objectives (the RE
 
 # --------------------------------------------------------------------------- sim_node
 SIM_NODE_SPECS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("env", "two_rooms", "moejepa_ros.sim env name (two_rooms, dmc:<domain>_<task>, ...)",
-                  read_only=True),
-    ParameterSpec("mode", "goal", "env mode passed to make_env (e.g. goal); empty = env default",
-                  read_only=True),
-    ParameterSpec("seed", 0, "seed of the first episode (episode i uses seed + i)", read_only=True,
-                  low=0, high=_INT_MAX),
+    ParameterSpec("env", "two_rooms", "moejepa_ros.sim env name (two_rooms, dmc:<domain>_<task>, ...)", read_only=True),
+    ParameterSpec("mode", "goal", "env mode passed to make_env (e.g. goal); empty = env default", read_only=True),
+    ParameterSpec(
+        "seed", 0, "seed of the first episode (episode i uses seed + i)", read_only=True, low=0, high=_INT_MAX
+    ),
     ParameterSpec("rate", 30.0, "simulation steps (and images) per second", low=0.1, high=10000.0),
-    ParameterSpec("max_episode_steps", 200, "steps before an episode is truncated; 0 = the env's",
-                  low=0, high=_INT_MAX),
-    ParameterSpec("episodes", 0, "stop stepping after this many episodes; 0 = run forever",
-                  low=0, high=_INT_MAX),
-    ParameterSpec("action_type", ACTION_TYPE_DEFAULT, _ACTION_TYPE_HELP.format("subscribed on"),
-                  read_only=True, choices=codecs.COMMAND_TYPE_NAMES),
-    ParameterSpec("twist_fields", list(codecs.DEFAULT_TWIST_FIELDS),
-                  "Twist fields read into action dimensions, in order", read_only=True),
-    ParameterSpec("joint_names", None, "JointTrajectory joint names (one per action dimension)",
-                  read_only=True, ptype=Parameter.Type.STRING_ARRAY),
-    ParameterSpec("action_timeout", 0.0, "seconds an action is held before reverting to zero; 0 = hold",
-                  low=0.0, high=3600.0),
+    ParameterSpec(
+        "max_episode_steps", 200, "steps before an episode is truncated; 0 = the env's", low=0, high=_INT_MAX
+    ),
+    ParameterSpec("episodes", 0, "stop stepping after this many episodes; 0 = run forever", low=0, high=_INT_MAX),
+    ParameterSpec(
+        "action_type",
+        ACTION_TYPE_DEFAULT,
+        _ACTION_TYPE_HELP.format("subscribed on"),
+        read_only=True,
+        choices=codecs.COMMAND_TYPE_NAMES,
+    ),
+    ParameterSpec(
+        "twist_fields",
+        list(codecs.DEFAULT_TWIST_FIELDS),
+        "Twist fields read into action dimensions, in order",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "joint_names",
+        None,
+        "JointTrajectory joint names (one per action dimension)",
+        read_only=True,
+        ptype=Parameter.Type.STRING_ARRAY,
+    ),
+    ParameterSpec(
+        "action_timeout", 0.0, "seconds an action is held before reverting to zero; 0 = hold", low=0.0, high=3600.0
+    ),
     ParameterSpec("publish_clock", False, "publish /clock (sim time = steps / rate)", read_only=True),
     ParameterSpec("frame_id", "camera", "frame_id of published images", read_only=True),
-    ParameterSpec("min_result_subscribers", 0,
-                  "hold the first episode until ~/episode_result has this many subscribers (demo collectors)",
-                  read_only=True, low=0, high=1000),
-    ParameterSpec("wait_for_action", True,
-                  "republish the first frame without stepping until a first action arrives",
-                  read_only=True),
-    ParameterSpec("lockstep", False,
-                  "step only once the planner has answered the newest frame (a stamped action carrying "
-                  "its stamp, or any action after it for unstamped types); `rate` is then an upper bound",
-                  read_only=True),
-    ParameterSpec("lockstep_timeout", 1.0,
-                  "lockstep: republish the held frame when no answer came within this many seconds",
-                  low=0.01, high=3600.0),
-    ParameterSpec("episode_hold_frames", 0,
-                  "lockstep: republish each episode's first frame this many extra times (each answered) "
-                  "before stepping, so the planner's frame stack holds only the new episode",
-                  read_only=True, low=0, high=100),
+    ParameterSpec(
+        "min_result_subscribers",
+        0,
+        "hold the first episode until ~/episode_result has this many subscribers (demo collectors)",
+        read_only=True,
+        low=0,
+        high=1000,
+    ),
+    ParameterSpec(
+        "wait_for_action",
+        True,
+        "republish the first frame without stepping until a first action arrives",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "lockstep",
+        False,
+        "step only once the planner has answered the newest frame (a stamped action carrying "
+        "its stamp, or any action after it for unstamped types); `rate` is then an upper bound",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "lockstep_timeout",
+        1.0,
+        "lockstep: republish the held frame when no answer came within this many seconds",
+        low=0.01,
+        high=3600.0,
+    ),
+    ParameterSpec(
+        "episode_hold_frames",
+        0,
+        "lockstep: republish each episode's first frame this many extra times (each answered) "
+        "before stepping, so the planner's frame stack holds only the new episode",
+        read_only=True,
+        low=0,
+        high=100,
+    ),
 )
 
 
@@ -217,7 +290,7 @@ def values(node: Any, specs: Iterable[ParameterSpec]) -> dict[str, Any]:
 
 def planner_dict(vals: Mapping[str, Any]) -> dict[str, Any]:
     """`planner.<field>` values → a `PlannerConfig.from_dict` input."""
-    return {k[len("planner."):]: v for k, v in vals.items() if k.startswith("planner.")}
+    return {k[len("planner.") :]: v for k, v in vals.items() if k.startswith("planner.")}
 
 
 def objectives_dict(vals: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -257,8 +330,9 @@ def check_all(specs: Sequence[ParameterSpec], vals: Mapping[str, Any]) -> str | 
     return None
 
 
-def on_set_result(specs: Sequence[ParameterSpec], current: Mapping[str, Any],
-                  changed: Sequence[Parameter]) -> SetParametersResult:
+def on_set_result(
+    specs: Sequence[ParameterSpec], current: Mapping[str, Any], changed: Sequence[Parameter]
+) -> SetParametersResult:
     """The on-set callback body: validate `current` updated with `changed` as a whole."""
     merged = dict(current)
     for p in changed:

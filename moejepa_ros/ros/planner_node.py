@@ -23,6 +23,7 @@ most `control_rate` times per second: lowest image→action latency, no plan on 
 stack. `timer` plans every control period on the newest stack (fixed-rate MPC, adds up to one
 period of latency). bench.micro.bench_node measures both side by side.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -134,8 +135,9 @@ class PlannerNode(LifecycleNode):
             high = list(ctrl.high) if high is None else list(high)
             if len(low) != ctrl.action_dim or len(high) != ctrl.action_dim:
                 result.successful = False
-                result.reason = (f"action_low {low} / action_high {high} need {ctrl.action_dim} values "
-                                 f"(the checkpoint's action_dim)")
+                result.reason = (
+                    f"action_low {low} / action_high {high} need {ctrl.action_dim} values (the checkpoint's action_dim)"
+                )
             elif any(a >= b for a, b in zip(low, high)):
                 result.successful = False
                 result.reason = f"action_low {low} must be < action_high {high} elementwise"
@@ -204,7 +206,7 @@ class PlannerNode(LifecycleNode):
         v = self._vals
         try:
             self._configure(v)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a clear log + FAILURE
+        except Exception as e:
             self.configure_error = str(e)
             self.get_logger().error(f"configure failed: {e}")
             self._set_status(ERROR, f"configure failed: {e}")
@@ -226,8 +228,9 @@ class PlannerNode(LifecycleNode):
         model, meta = load_checkpoint(v["checkpoint"], device)
         cfg = model.cfg
         if v["frame_stack"] and v["frame_stack"] != cfg.frame_stack:
-            raise ValueError(f"frame_stack={v['frame_stack']} but the checkpoint was trained with "
-                             f"frame_stack={cfg.frame_stack}")
+            raise ValueError(
+                f"frame_stack={v['frame_stack']} but the checkpoint was trained with frame_stack={cfg.frame_stack}"
+            )
         if v["image_size"] and v["image_size"] != cfg.image_size:
             raise ValueError(f"image_size={v['image_size']} but the checkpoint expects {cfg.image_size}")
         low = v["action_low"] if v["action_low"] is not None else meta.get("action_low")
@@ -236,8 +239,9 @@ class PlannerNode(LifecycleNode):
             raise ValueError("no action bounds: set action_low/action_high or save them in the checkpoint meta")
         from moejepa_ros.planning import PlannerConfig
 
-        ctrl = LatentController(model, device, PlannerConfig.from_dict(params.planner_dict(v)),
-                                params.objectives_dict(v), low, high)
+        ctrl = LatentController(
+            model, device, PlannerConfig.from_dict(params.planner_dict(v)), params.objectives_dict(v), low, high
+        )
         self._encode_action(ctrl.zero(), self._action_cls(), None)  # checks twist_fields / joint_names
         # warm-up: first-call allocations happen here, not in control
         ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
@@ -254,7 +258,9 @@ class PlannerNode(LifecycleNode):
         self.get_logger().info(
             f"loaded {v['checkpoint']} on {device} (sha256 {self._checkpoint_sha[:12]}, "
             f"{cfg.encoder} encoder, {cfg.experts} experts, frame_stack {cfg.frame_stack}, "
-            f"{cfg.image_size}px); planner {ctrl.cfg.method} {ctrl.cfg.samples}x{ctrl.cfg.horizon}x{ctrl.cfg.iterations}")
+            f"{cfg.image_size}px); planner {ctrl.cfg.method} "
+            f"{ctrl.cfg.samples}x{ctrl.cfg.horizon}x{ctrl.cfg.iterations}"
+        )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._ctrl is None:
@@ -324,7 +330,7 @@ class PlannerNode(LifecycleNode):
         try:
             rgb = codecs.image_to_rgb(msg)
             frames.push(rgb, stamp_ns(msg.header.stamp), msg.header.frame_id)
-        except Exception as e:  # noqa: BLE001 - CodecError, or anything odd in a hostile message
+        except Exception as e:
             self.stats.count("malformed_images")
             self._last_malformed = time.monotonic()
             self.get_logger().warning(f"dropped a malformed image: {e}", throttle_duration_sec=2.0)
@@ -337,7 +343,7 @@ class PlannerNode(LifecycleNode):
             return
         try:
             frame = preprocess(codecs.image_to_rgb(msg), self._ctrl.image_size)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self.stats.count("malformed_goal_images")
             self.get_logger().warning(f"dropped a malformed goal image: {e}", throttle_duration_sec=2.0)
             return
@@ -405,7 +411,7 @@ class PlannerNode(LifecycleNode):
                     next_tick = time.monotonic()
             try:
                 last_seq = self._step(last_seq, period)
-            except Exception as e:  # noqa: BLE001 - the loop must never die
+            except Exception as e:
                 self.stats.count("errors")
                 self._publish_zero(None)
                 self._set_status(ERROR, f"control step failed: {type(e).__name__}: {e}; zero command")
@@ -484,8 +490,9 @@ class PlannerNode(LifecycleNode):
     def _encode_action(self, action: np.ndarray, msg: Any, stamp: int | None) -> Any:
         """The command message of `action`; the type's codec takes the options it uses."""
         v = self._vals
-        return codecs.action_to_msg(action, msg, fields=v["twist_fields"], joint_names=v["joint_names"] or [],
-                                    stamp_ns=stamp)
+        return codecs.action_to_msg(
+            action, msg, fields=v["twist_fields"], joint_names=v["joint_names"] or [], stamp_ns=stamp
+        )
 
     def _publish_zero(self, frame_id: str | None) -> None:
         """The safe command (exactly zero), stamped now."""
@@ -494,7 +501,7 @@ class PlannerNode(LifecycleNode):
             return
         try:
             self._publish_action(ctrl.zero(), None, frame_id)
-        except Exception as e:  # noqa: BLE001 - e.g. context already shut down
+        except Exception as e:
             self.get_logger().error(f"could not publish the zero command: {e}", throttle_duration_sec=2.0)
 
     # ================================================================ diagnostics
@@ -536,13 +543,23 @@ class PlannerNode(LifecycleNode):
         for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms"):
             if f"{name}_p50" in s:
                 kv[f"{name}_p50"], kv[f"{name}_p99"] = s[f"{name}_p50"], s[f"{name}_p99"]
-        for name in ("frames_received", "frames_dropped", "malformed_images", "commands", "zero_commands",
-                     "deadline_misses", "nonfinite_plans", "errors"):
+        for name in (
+            "frames_received",
+            "frames_dropped",
+            "malformed_images",
+            "commands",
+            "zero_commands",
+            "deadline_misses",
+            "nonfinite_plans",
+            "errors",
+        ):
             kv[name] = int(s.get(name, 0))
         ctrl = self._ctrl
         if ctrl is not None:
-            kv["planner"] = f"{ctrl.cfg.method} samples={ctrl.cfg.samples} horizon={ctrl.cfg.horizon} " \
-                            f"iterations={ctrl.cfg.iterations}"
+            kv["planner"] = (
+                f"{ctrl.cfg.method} samples={ctrl.cfg.samples} horizon={ctrl.cfg.horizon} "
+                f"iterations={ctrl.cfg.iterations}"
+            )
             if ctrl.planner is not None and ctrl.cfg.stall_steps > 0:
                 kv["stall_recovery"] = ctrl.planner.recovering  # planner.stall_*: paying for revisits now
             routing = ctrl.routing()
@@ -559,7 +576,7 @@ class PlannerNode(LifecycleNode):
             arr.header.stamp = self.get_clock().now().to_msg()
             arr.status = [self.diagnostics_status()]
             self._pub_diag.publish(arr)
-        except Exception as e:  # noqa: BLE001 - diagnostics must never take the node down
+        except Exception as e:
             self.get_logger().warning(f"diagnostics failed: {e}", throttle_duration_sec=10.0)
 
 

@@ -15,6 +15,7 @@ that frame's stamp, which planner_node copies from its input; for unstamped type
 received after the frame counts — so success measures the model and planner, not scheduling.
 Where the env reports a 2-D `pos`, each result also carries the episode's path, goal and layout.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,9 @@ from moejepa_ros import codecs
 from moejepa_ros.ros import dds, params
 from moejepa_ros.ros.messages import (
     COMMAND_QOS,
-    RESULTS_QOS,
     IMAGE_PUB_QOS,
     LATCHED_QOS,
+    RESULTS_QOS,
     action_msg_class,
     stamp_ns,
 )
@@ -51,7 +52,8 @@ class SimNode(Node):
         super().__init__(node_name, **kwargs)
         params.declare(self, params.SIM_NODE_SPECS)
         self.add_on_set_parameters_callback(
-            lambda changed: params.on_set_result(params.SIM_NODE_SPECS, self._values(), changed))
+            lambda changed: params.on_set_result(params.SIM_NODE_SPECS, self._values(), changed)
+        )
         self.add_post_set_parameters_callback(self._post_set)
         v = self._values()
         reason = params.check_all(params.SIM_NODE_SPECS, v)
@@ -214,8 +216,9 @@ class SimNode(Node):
             self._tick_lockstep()
             return
         if not self._started:
-            waiting = (self._wait_for_action and self._actions_received == 0) or \
-                self._pub_result.get_subscription_count() < self._min_result_subs
+            waiting = (
+                self._wait_for_action and self._actions_received == 0
+            ) or self._pub_result.get_subscription_count() < self._min_result_subs
             if waiting:
                 self._publish_obs(self._publish_time())  # keep the first frame coming until all are ready
                 return

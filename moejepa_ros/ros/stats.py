@@ -4,6 +4,7 @@ Latency windows keep the last `window` samples; rates are events per second over
 `rate_window_s` seconds; counters only grow. Written by the image callback and the planning
 thread, read by the diagnostics timer.
 """
+
 from __future__ import annotations
 
 import threading

@@ -2,6 +2,7 @@
 
 Imports are lazy: ``import moejepa_ros.sim`` loads neither MuJoCo nor Isaac Sim.
 """
+
 from __future__ import annotations
 
 import importlib

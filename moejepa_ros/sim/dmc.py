@@ -18,6 +18,7 @@ frames/s on 2 CPU cores; see ``bench.micro.bench_sim``.
 ``info["state"]`` is the flattened dm_control observation (float32, in the observation
 dict's order); ``info["physics_state"]`` is MuJoCo's full state (``physics.get_state()``).
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -49,7 +50,8 @@ def ensure_gl_backend() -> str:
         else:
             raise SimUnavailableError(
                 "dmc: no offscreen OpenGL found (neither libEGL nor libOSMesa). Install the Debian "
-                "packages libegl1 libegl-mesa0 libgl1-mesa-dri (or libosmesa6), or set MUJOCO_GL.")
+                "packages libegl1 libegl-mesa0 libgl1-mesa-dri (or libosmesa6), or set MUJOCO_GL."
+            )
         os.environ["MUJOCO_GL"] = gl
     if gl in ("egl", "osmesa"):
         os.environ.setdefault("PYOPENGL_PLATFORM", gl)
@@ -63,7 +65,8 @@ def _suite():
     except ImportError as e:  # pragma: no cover - depends on the install
         raise SimUnavailableError(
             f"dmc: dm_control/mujoco not importable ({e}); install the pinned "
-            "'mujoco==3.17.0' and 'dm_control==1.0.50' (see requirements.txt)") from e
+            "'mujoco==3.17.0' and 'dm_control==1.0.50' (see requirements.txt)"
+        ) from e
     return suite
 
 
@@ -100,9 +103,15 @@ class DMCEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, task: str = "cartpole_swingup", action_repeat: int | None = None,
-                 size: int = 64, camera_id: int | None = None, seed: int | None = None,
-                 render_mode: str | None = "rgb_array"):
+    def __init__(
+        self,
+        task: str = "cartpole_swingup",
+        action_repeat: int | None = None,
+        size: int = 64,
+        camera_id: int | None = None,
+        seed: int | None = None,
+        render_mode: str | None = "rgb_array",
+    ):
         self.domain, self.task_name = resolve_task(task)
         self.action_repeat = int(action_repeat or ACTION_REPEAT.get(self.domain, DEFAULT_ACTION_REPEAT))
         if self.action_repeat < 1:
@@ -117,6 +126,7 @@ class DMCEnv(gym.Env):
         self.physics = self._env.physics
         apply_fast_render_settings(self.physics, self.size)
         from dm_control.mujoco import engine
+
         self._camera = engine.Camera(self.physics, self.size, self.size, self.camera_id)
         spec = self._env.action_spec()
         self._low = np.asarray(spec.minimum, np.float32)
@@ -130,9 +140,11 @@ class DMCEnv(gym.Env):
         return self._camera.render(render_flag_overrides=dict(FAST_RENDER_FLAGS)).copy()
 
     def _info(self, ts) -> dict[str, Any]:
-        return {"state": flatten_observation(ts.observation),
-                "physics_state": np.asarray(self.physics.get_state(), np.float32),
-                "discount": float(ts.discount) if ts.discount is not None else 1.0}
+        return {
+            "state": flatten_observation(ts.observation),
+            "physics_state": np.asarray(self.physics.get_state(), np.float32),
+            "discount": float(ts.discount) if ts.discount is not None else 1.0,
+        }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -147,8 +159,9 @@ class DMCEnv(gym.Env):
             raise RuntimeError("dmc: call reset() before step()")
         a = np.asarray(action, np.float64).reshape(-1)
         if a.shape != self._low.shape:
-            raise ValueError(f"dmc[{self.domain}_{self.task_name}]: action must have shape "
-                             f"{self._low.shape}, got {np.shape(action)}")
+            raise ValueError(
+                f"dmc[{self.domain}_{self.task_name}]: action must have shape {self._low.shape}, got {np.shape(action)}"
+            )
         if not np.all(np.isfinite(a)):
             raise ValueError(f"dmc: action must be finite, got {a.tolist()}")
         a = np.clip(a, self._low, self._high)

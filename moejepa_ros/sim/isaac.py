@@ -12,6 +12,7 @@ availability check is exercised by the test suite.
 When ``isaacsim`` or an RTX-class NVIDIA GPU is missing, construction raises one
 :class:`SimUnavailableError` that lists everything missing and how to get it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,8 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -36,8 +38,9 @@ def _gpu_names() -> list[str]:
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -52,16 +55,21 @@ def missing_requirements() -> list[str]:
             f"the 'isaacsim' Python package is not installed (this is Python {py}; Isaac Sim 5.x needs "
             "3.11, 6.x needs 3.12): install it with pip from NVIDIA's own package index as described "
             "in Isaac Sim's 'Python environment installation' guide, e.g. "
-            "pip install 'isaacsim[all,extscache]==5.*' with NVIDIA's extra index URL")
+            "pip install 'isaacsim[all,extscache]==5.*' with NVIDIA's extra index URL"
+        )
     gpus = _gpu_names()
     if not gpus:
-        missing.append("no NVIDIA GPU found (nvidia-smi missing or lists none): Isaac Sim needs an "
-                       "RTX-class GPU (GeForce/RTX workstation, L4, L40, A10, ...) with a current driver")
+        missing.append(
+            "no NVIDIA GPU found (nvidia-smi missing or lists none): Isaac Sim needs an "
+            "RTX-class GPU (GeForce/RTX workstation, L4, L40, A10, ...) with a current driver"
+        )
     else:
         usable = [g for g in gpus if not any(tag in g.upper() for tag in NO_RT_CORES)]
         if not usable:
-            missing.append(f"GPU(s) {gpus} have no RT cores, which Isaac Sim's renderer needs: "
-                           "use an RTX-class GPU (GeForce/RTX workstation, L4, L40, A10, ...)")
+            missing.append(
+                f"GPU(s) {gpus} have no RT cores, which Isaac Sim's renderer needs: "
+                "use an RTX-class GPU (GeForce/RTX workstation, L4, L40, A10, ...)"
+            )
     return missing
 
 
@@ -78,11 +86,20 @@ class IsaacEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
     _app = None  # one SimulationApp per process (Kit allows only one)
 
-    def __init__(self, usd_path: str, robot_prim: str = "/World/robot", camera_prim: str = "/World/camera",
-                 size: int = 64, control: str = "effort", action_scale: float = 1.0,
-                 physics_dt: float = 1.0 / 60.0, action_repeat: int = 2, max_episode_steps: int = 500,
-                 reward_fn: Callable[[np.ndarray], float] | None = None,
-                 render_mode: str | None = "rgb_array"):
+    def __init__(
+        self,
+        usd_path: str,
+        robot_prim: str = "/World/robot",
+        camera_prim: str = "/World/camera",
+        size: int = 64,
+        control: str = "effort",
+        action_scale: float = 1.0,
+        physics_dt: float = 1.0 / 60.0,
+        action_repeat: int = 2,
+        max_episode_steps: int = 500,
+        reward_fn: Callable[[np.ndarray], float] | None = None,
+        render_mode: str | None = "rgb_array",
+    ):
         check_available()
         self.reward_fn = reward_fn
         if not os.path.isfile(usd_path):
@@ -90,8 +107,10 @@ class IsaacEnv(gym.Env):
         if control not in CONTROL_MODES:
             raise ValueError(f"isaac: control={control!r}, expected one of {CONTROL_MODES}")
         if action_repeat < 1 or max_episode_steps < 1 or physics_dt <= 0:
-            raise ValueError(f"isaac: need action_repeat >= 1, max_episode_steps >= 1, physics_dt > 0; "
-                             f"got {action_repeat}, {max_episode_steps}, {physics_dt}")
+            raise ValueError(
+                f"isaac: need action_repeat >= 1, max_episode_steps >= 1, physics_dt > 0; "
+                f"got {action_repeat}, {max_episode_steps}, {physics_dt}"
+            )
         self.usd_path, self.size, self.control = usd_path, int(size), control
         self.action_scale, self.action_repeat = float(action_scale), int(action_repeat)
         self.max_episode_steps, self.render_mode = int(max_episode_steps), render_mode
@@ -120,6 +139,7 @@ class IsaacEnv(gym.Env):
     def _start_app(cls):
         if cls._app is None:
             from isaacsim import SimulationApp
+
             cls._app = SimulationApp({"headless": True, "width": 256, "height": 256})
         return cls._app
 

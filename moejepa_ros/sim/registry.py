@@ -3,6 +3,7 @@
 Names: ``two_rooms``; ``dmc:<domain>_<task>`` (e.g. ``dmc:cartpole_swingup``, ``dmc:cup_catch``);
 ``isaac:<path to a .usd scene>``. Unknown names raise ``ValueError`` listing the known ones.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,15 +17,18 @@ def make_env(name: str, **kwargs: Any):
         raise ValueError(f"make_env: name must be a non-empty string, got {name!r}; known: {', '.join(KNOWN)}")
     if name == "two_rooms":
         from .two_rooms import TwoRoomsEnv
+
         return TwoRoomsEnv(**kwargs)
     if name.startswith("dmc:"):
         from .dmc import DMCEnv
-        return DMCEnv(name[len("dmc:"):], **kwargs)
+
+        return DMCEnv(name[len("dmc:") :], **kwargs)
     if name.startswith("isaac:"):
-        path = name[len("isaac:"):]
+        path = name[len("isaac:") :]
         if not path:
             raise ValueError("make_env: 'isaac:' needs a USD scene path, e.g. 'isaac:/path/scene.usd'")
         from .isaac import IsaacEnv
+
         return IsaacEnv(path, **kwargs)
     raise ValueError(f"make_env: unknown simulator {name!r}; known: {', '.join(KNOWN)}")
 

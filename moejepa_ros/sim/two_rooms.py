@@ -35,6 +35,7 @@ Modes:
 ``info["state"]`` is float32 ``[x, y, wall_x, door_y]``; also ``info["pos"]``, ``info["wall_x"]``,
 ``info["door_y"]``, ``info["step"]``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -221,8 +222,9 @@ class TwoRoomsEnv(gym.Env):
         if mode not in ("goal", "data"):
             raise ValueError(f"two_rooms: mode={mode!r}, expected 'goal' or 'data'")
         if wall_x is not None or door_y is not None:
-            _check_layout(wall_x if wall_x is not None else WALL_X_RANGE[0],
-                          door_y if door_y is not None else DOOR_Y_RANGE[0])
+            _check_layout(
+                wall_x if wall_x is not None else WALL_X_RANGE[0], door_y if door_y is not None else DOOR_Y_RANGE[0]
+            )
         self.mode = mode
         self.fixed_wall_x = wall_x
         self.fixed_door_y = door_y
@@ -258,7 +260,8 @@ class TwoRoomsEnv(gym.Env):
         if not is_free(a[0], a[1], self.wall_x, self.door_y):
             raise ValueError(
                 f"two_rooms: {name}={a.tolist()} is not free space (arena [{ARENA_LO}, {ARENA_HI}],"
-                f" wall_x={self.wall_x}, door_y={self.door_y})")
+                f" wall_x={self.wall_x}, door_y={self.door_y})"
+            )
         return float(a[0]), float(a[1])
 
     # -- gymnasium API ------------------------------------------------------------------
@@ -317,8 +320,9 @@ class TwoRoomsEnv(gym.Env):
             _check_layout(wx, dy)
             if (wx, dy) != (self.wall_x, self.door_y) and self.goal is not None:
                 if not is_free(self.goal[0], self.goal[1], wx, dy):
-                    raise ValueError(f"two_rooms: goal {list(self.goal)} would be inside the wall of "
-                                     f"layout wall_x={wx}, door_y={dy}")
+                    raise ValueError(
+                        f"two_rooms: goal {list(self.goal)} would be inside the wall of layout wall_x={wx}, door_y={dy}"
+                    )
                 self.goal_image = render_frame(self.goal, wx, dy)
                 self.goal_image.flags.writeable = False
             self.wall_x, self.door_y = wx, dy
@@ -333,8 +337,7 @@ class TwoRoomsEnv(gym.Env):
         return render_frame(pos, self.wall_x, self.door_y)
 
     def _obs(self) -> np.ndarray:
-        return render_frame((self.x, self.y), self.wall_x, self.door_y,
-                            self.goal if self.show_goal else None)
+        return render_frame((self.x, self.y), self.wall_x, self.door_y, self.goal if self.show_goal else None)
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -371,12 +374,23 @@ class RandomWalkPolicy:
     a new episode is detected from ``info["step"] == 0``.
     """
 
-    def __init__(self, seed: int | None = None, step_mean: float = 1.0, step_std: float = 0.4,
-                 step_min: float = 0.2, step_max: float = 1.8, angle_std: float = 0.15,
-                 cross_prob: float = 0.3, cross_every: int = 0, push_steps: int = 0, stay_in_room: bool = False):
+    def __init__(
+        self,
+        seed: int | None = None,
+        step_mean: float = 1.0,
+        step_std: float = 0.4,
+        step_min: float = 0.2,
+        step_max: float = 1.8,
+        angle_std: float = 0.15,
+        cross_prob: float = 0.3,
+        cross_every: int = 0,
+        push_steps: int = 0,
+        stay_in_room: bool = False,
+    ):
         if not (0.0 < step_min <= step_max <= MAX_ACTION):
-            raise ValueError(f"RandomWalkPolicy: need 0 < step_min <= step_max <= {MAX_ACTION}, "
-                             f"got {step_min}, {step_max}")
+            raise ValueError(
+                f"RandomWalkPolicy: need 0 < step_min <= step_max <= {MAX_ACTION}, got {step_min}, {step_max}"
+            )
         if not (0.0 <= cross_prob <= 1.0):
             raise ValueError(f"RandomWalkPolicy: cross_prob={cross_prob} outside [0, 1]")
         for name, v in (("cross_every", cross_every), ("push_steps", push_steps)):
@@ -385,8 +399,10 @@ class RandomWalkPolicy:
         if not isinstance(stay_in_room, bool):
             raise ValueError(f"RandomWalkPolicy: stay_in_room={stay_in_room!r} must be true or false")
         if stay_in_room and cross_prob > 0:
-            raise ValueError(f"RandomWalkPolicy: stay_in_room needs cross_prob=0 (got {cross_prob}): "
-                             "deliberate crossings would be mirrored back at the door")
+            raise ValueError(
+                f"RandomWalkPolicy: stay_in_room needs cross_prob=0 (got {cross_prob}): "
+                "deliberate crossings would be mirrored back at the door"
+            )
         self.push_steps, self._pushes, self.stay_in_room = push_steps, 0, stay_in_room
         self.rng = np.random.default_rng(seed)
         self.step_mean, self.step_std = step_mean, step_std

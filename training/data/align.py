@@ -4,6 +4,7 @@ Vectorised with `np.searchsorted`; the rules are documented in `training.data.to
 Input stamps are int64 nanoseconds; image stamps must be strictly increasing (the reader
 drops and reports the ones that are not before calling this).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,11 +21,11 @@ class Series:
     values: np.ndarray  # [K, ...]
 
     @classmethod
-    def empty(cls, width: int = 0) -> "Series":
+    def empty(cls, width: int = 0) -> Series:
         shape = (0, width) if width else (0,)
         return cls(np.zeros(0, np.int64), np.zeros(shape, np.float32))
 
-    def sorted(self) -> "Series":
+    def sorted(self) -> Series:
         order = np.argsort(self.stamps, kind="stable")
         return Series(self.stamps[order], self.values[order])
 
@@ -53,11 +54,21 @@ def _segment_ids(starts: np.ndarray) -> np.ndarray:
     return np.cumsum(starts) - 1
 
 
-def align(img_stamps: np.ndarray, actions: Series, *, rewards: Series | None = None,
-          state: Series | None = None, markers: Series | None = None,
-          break_before: np.ndarray | None = None, poison: np.ndarray | None = None,
-          split_gap_ns: int | None = None, mode: str = "hold", tolerance_ns: int = 0,
-          max_hold_ns: int | None = None, min_len: int = 2) -> Alignment:
+def align(
+    img_stamps: np.ndarray,
+    actions: Series,
+    *,
+    rewards: Series | None = None,
+    state: Series | None = None,
+    markers: Series | None = None,
+    break_before: np.ndarray | None = None,
+    poison: np.ndarray | None = None,
+    split_gap_ns: int | None = None,
+    mode: str = "hold",
+    tolerance_ns: int = 0,
+    max_hold_ns: int | None = None,
+    min_len: int = 2,
+) -> Alignment:
     """Align actions/rewards/state to image stamps and cut episodes.
 
     `break_before[i]`: a bad record was removed just before image i (start a new segment).
@@ -170,6 +181,7 @@ def align(img_stamps: np.ndarray, actions: Series, *, rewards: Series | None = N
             out.dropped_episodes["shorter than min_episode_len"] += 1
             out.dropped_frames["episode shorter than min_episode_len"] += i1 - i0
             continue
-        out.segments.append(Segment(i0, i1, acts[i0:i1], rew[i0:i1],
-                                    None if st is None else st[i0:i1], int(ep_val[i0])))
+        out.segments.append(
+            Segment(i0, i1, acts[i0:i1], rew[i0:i1], None if st is None else st[i0:i1], int(ep_val[i0]))
+        )
     return out

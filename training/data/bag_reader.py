@@ -6,6 +6,7 @@ and actions by `codecs.msg_to_action`. Bad input raises `BagDataError` naming th
 message index; with `skip_bad=True` the bad bag/record is dropped, the rest still loads, and the
 `ReadSummary` says what was dropped and why.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
@@ -44,8 +45,9 @@ def find_bags(sources: str | Path | Iterable[str | Path]) -> list[Path]:
             raise BagDataError(p, "no such file or folder")
         if p.is_file():
             if p.suffix not in BAG_SUFFIXES:
-                raise BagDataError(p, f"not a bag: expected a folder with metadata.yaml or a "
-                                      f"{'/'.join(BAG_SUFFIXES)} file")
+                raise BagDataError(
+                    p, f"not a bag: expected a folder with metadata.yaml or a {'/'.join(BAG_SUFFIXES)} file"
+                )
             found.append(p)
         elif (p / "metadata.yaml").exists():
             found.append(p)
@@ -53,8 +55,14 @@ def find_bags(sources: str | Path | Iterable[str | Path]) -> list[Path]:
             # Hidden folders (e.g. a rollout still being written) are not bags yet.
             visible = lambda f: not any(part.startswith(".") for part in f.relative_to(p).parts)  # noqa: E731
             inner = sorted({m.parent for m in p.rglob("metadata.yaml") if visible(m)})
-            loose = sorted(f for f in p.rglob("*") if f.suffix in BAG_SUFFIXES and f.is_file()
-                           and visible(f) and not any(d == f.parent or d in f.parents for d in inner))
+            loose = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix in BAG_SUFFIXES
+                and f.is_file()
+                and visible(f)
+                and not any(d == f.parent or d in f.parents for d in inner)
+            )
             if not inner and not loose:
                 raise BagDataError(p, "folder holds no bags (no metadata.yaml, .mcap or .db3)")
             found += inner + loose
@@ -111,12 +119,17 @@ class _BagRead:
         if self.image_shape is None:
             self.image_shape = rgb.shape
         elif rgb.shape != self.image_shape:
-            return self.bad(topic, index, f"image size changed mid-bag: {rgb.shape[1]}x{rgb.shape[0]} "
-                            f"after {self.image_shape[1]}x{self.image_shape[0]}", log_ns, True)
+            return self.bad(
+                topic,
+                index,
+                f"image size changed mid-bag: {rgb.shape[1]}x{rgb.shape[0]} "
+                f"after {self.image_shape[1]}x{self.image_shape[0]}",
+                log_ns,
+                True,
+            )
         prev, self._last_img_stamp = self._last_img_stamp, stamp
         if prev is not None and stamp <= prev:
-            return self.bad(topic, index, f"non-monotonic image stamp: {stamp} ns after {prev} ns",
-                            log_ns, True)
+            return self.bad(topic, index, f"non-monotonic image stamp: {stamp} ns after {prev} ns", log_ns, True)
         if self.transform is not None:
             rgb = self.transform(rgb)
         else:
@@ -154,9 +167,13 @@ class _BagRead:
         return Series(np.asarray(st, np.int64), v).sorted()
 
 
-def read_bag(path: str | Path, topics: TopicConfig | None = None, *, skip_bad: bool = False,
-             transform: Callable[[np.ndarray], np.ndarray] | None = None
-             ) -> tuple[list[Episode], ReadSummary]:
+def read_bag(
+    path: str | Path,
+    topics: TopicConfig | None = None,
+    *,
+    skip_bad: bool = False,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[list[Episode], ReadSummary]:
     """Read one bag into aligned episodes. `transform(rgb)` runs on each decoded frame (e.g. a
     resize to model resolution) so a long high-resolution bag never sits in memory whole."""
     cfg = topics or TopicConfig()
@@ -180,8 +197,11 @@ def read_bag(path: str | Path, topics: TopicConfig | None = None, *, skip_bad: b
 def _read_messages(reader: AnyReader, r: _BagRead) -> None:
     cfg, path = r.cfg, r.path
     want = {cfg.image_topic: cfg.image_msgtype, cfg.action_topic: cfg.action_msgtype}
-    optional = {cfg.reward_topic: "std_msgs/msg/Float32", cfg.episode_topic: "std_msgs/msg/Int32",
-                cfg.state_topic: "std_msgs/msg/Float32MultiArray"}
+    optional = {
+        cfg.reward_topic: "std_msgs/msg/Float32",
+        cfg.episode_topic: "std_msgs/msg/Int32",
+        cfg.state_topic: "std_msgs/msg/Float32MultiArray",
+    }
     want.update({t: ty for t, ty in optional.items() if t})
     by_topic: dict[str, list] = {}
     for c in reader.connections:
@@ -191,8 +211,9 @@ def _read_messages(reader: AnyReader, r: _BagRead) -> None:
         conns = by_topic.get(topic)
         if not conns:
             have = sorted({c.topic for c in reader.connections})
-            raise BagDataError(path, f"missing topic (bag has {have}); set it in TopicConfig, "
-                                     f"or None if optional", topic)
+            raise BagDataError(
+                path, f"missing topic (bag has {have}); set it in TopicConfig, or None if optional", topic
+            )
         for c in conns:
             if c.msgtype != msgtype:
                 raise BagDataError(path, f"wrong message type: expected {msgtype}, found {c.msgtype}", topic)
@@ -210,8 +231,11 @@ def _read_messages(reader: AnyReader, r: _BagRead) -> None:
         except StopIteration:
             break
         except Exception as e:
-            err = BagDataError(path, f"unreadable data after {sum(counts.values())} messages "
-                                     f"(truncated or corrupt): {type(e).__name__}: {e}")
+            err = BagDataError(
+                path,
+                f"unreadable data after {sum(counts.values())} messages "
+                f"(truncated or corrupt): {type(e).__name__}: {e}",
+            )
             if not r.skip_bad:
                 raise err from None
             r.summary.errors.append(str(err))
@@ -224,8 +248,7 @@ def _read_messages(reader: AnyReader, r: _BagRead) -> None:
         try:
             msg = deser(raw, conn.msgtype)
         except Exception as e:
-            r.bad(topic, index, f"unreadable record ({type(e).__name__}: {e})", log_ns,
-                  topic == cfg.image_topic)
+            r.bad(topic, index, f"unreadable record ({type(e).__name__}: {e})", log_ns, topic == cfg.image_topic)
             continue
         h = handlers.get(topic)
         if h is not None:
@@ -256,29 +279,46 @@ def _assemble(r: _BagRead) -> tuple[list[Episode], ReadSummary]:
     actions = r.get("action", np.float32, r.action_dim or 1) or Series.empty(r.action_dim or 1)
     state = r.get("state", np.float32, r.state_dim)
     ns = lambda s: None if s is None else int(round(s * 1e9))  # noqa: E731
-    al = align(stamps, actions, rewards=r.get("reward", np.float32), state=state,
-               markers=r.get("episode", np.int64), break_before=np.asarray(r.break_before),
-               poison=np.asarray(r.poison, np.int64), split_gap_ns=ns(cfg.split_gap_s),
-               mode=cfg.align, tolerance_ns=ns(cfg.tolerance_s), max_hold_ns=ns(cfg.max_hold_s),
-               min_len=cfg.min_episode_len)
+    al = align(
+        stamps,
+        actions,
+        rewards=r.get("reward", np.float32),
+        state=state,
+        markers=r.get("episode", np.int64),
+        break_before=np.asarray(r.break_before),
+        poison=np.asarray(r.poison, np.int64),
+        split_gap_ns=ns(cfg.split_gap_s),
+        mode=cfg.align,
+        tolerance_ns=ns(cfg.tolerance_s),
+        max_hold_ns=ns(cfg.max_hold_s),
+        min_len=cfg.min_episode_len,
+    )
     summ.dropped_frames.update(al.dropped_frames)
     summ.dropped_episodes.update(al.dropped_episodes)
     if not al.segments and not r.skip_bad:
-        raise BagDataError(r.path, f"no usable episode: dropped frames {dict(summ.dropped_frames)}",
-                           cfg.image_topic)
+        raise BagDataError(r.path, f"no usable episode: dropped frames {dict(summ.dropped_frames)}", cfg.image_topic)
     episodes = []
     for k, seg in enumerate(al.segments):
-        frames = np.stack(r.frames[seg.start:seg.stop])
-        episodes.append(Episode(frames=frames, actions=seg.actions, rewards=seg.rewards, state=seg.state,
-                                stamps_ns=stamps[seg.start:seg.stop], source=str(r.path),
-                                index=seg.episode if seg.episode >= 0 else k))
+        frames = np.stack(r.frames[seg.start : seg.stop])
+        episodes.append(
+            Episode(
+                frames=frames,
+                actions=seg.actions,
+                rewards=seg.rewards,
+                state=seg.state,
+                stamps_ns=stamps[seg.start : seg.stop],
+                source=str(r.path),
+                index=seg.episode if seg.episode >= 0 else k,
+            )
+        )
     summ.episodes = len(episodes)
     summ.frames = int(sum(len(e) for e in episodes))
     return episodes, summ
 
 
-def iter_bags(sources, topics: TopicConfig | None = None, *, skip_bad: bool = False,
-              transform=None) -> Iterator[tuple[Path, list[Episode], ReadSummary]]:
+def iter_bags(
+    sources, topics: TopicConfig | None = None, *, skip_bad: bool = False, transform=None
+) -> Iterator[tuple[Path, list[Episode], ReadSummary]]:
     """Read bags one at a time: yields (bag, episodes, summary); a bad bag with `skip_bad` yields
     no episodes and a summary naming why it was skipped."""
     for bag in find_bags(sources):
@@ -292,8 +332,9 @@ def iter_bags(sources, topics: TopicConfig | None = None, *, skip_bad: bool = Fa
         yield bag, eps, summ
 
 
-def read_bags(sources, topics: TopicConfig | None = None, *, skip_bad: bool = False,
-              transform=None) -> tuple[list[Episode], ReadSummary]:
+def read_bags(
+    sources, topics: TopicConfig | None = None, *, skip_bad: bool = False, transform=None
+) -> tuple[list[Episode], ReadSummary]:
     """Read one bag, many bags or folders of bags into episodes plus one merged summary."""
     episodes: list[Episode] = []
     total = ReadSummary()

@@ -7,6 +7,7 @@ Built in a temporary folder and renamed into place (atomic); described by a JSON
 Bags are decoded in parallel worker processes (`training.data.shard`) when there are several and
 they are big enough.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,9 @@ def cache_key(bags: list[Path], topics: TopicConfig, pre: Preprocess) -> str:
         for f in _bag_files(bag):
             st = f.stat()
             files.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
-    blob = json.dumps({"format": FORMAT_VERSION, "pre": pre.to_dict(), "topics": topics.to_dict(),
-                       "files": files}, sort_keys=True)
+    blob = json.dumps(
+        {"format": FORMAT_VERSION, "pre": pre.to_dict(), "topics": topics.to_dict(), "files": files}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -69,19 +71,24 @@ class DataCache:
         except (OSError, ValueError) as e:
             raise ValueError(f"DataCache: cannot read {self.root / INDEX}: {e}") from None
         if self.index.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"DataCache {self.root}: format_version {self.index.get('format_version')} "
-                             f"!= {FORMAT_VERSION}")
+            raise ValueError(
+                f"DataCache {self.root}: format_version {self.index.get('format_version')} != {FORMAT_VERSION}"
+            )
         self.hit = hit
         shards = self.index["shards"]
         self.frames = [np.load(self.root / s["files"]["frames"], mmap_mode="r") for s in shards]
+
         def cat(key: str, dt) -> np.ndarray:
             return np.concatenate([np.load(self.root / s["files"][key]) for s in shards]) if shards else np.zeros(0, dt)
 
         self.actions = cat("actions", np.float32).reshape(-1, self.index["action_dim"] or 0)
         self.rewards = cat("rewards", np.float32)
         self.stamps_ns = cat("stamps", np.int64)  # image stamps, ns
-        self.state = (np.concatenate([np.load(self.root / s["files"]["state"]) for s in shards])
-                      if self.index["state_dim"] else None)
+        self.state = (
+            np.concatenate([np.load(self.root / s["files"]["state"]) for s in shards])
+            if self.index["state_dim"]
+            else None
+        )
         self.shard_offsets = np.cumsum([0] + [s["n"] for s in shards]).astype(np.int64)
         eps = [(k, e) for k, s in enumerate(shards) for e in s["episodes"]]
         self.episode_shard = np.array([k for k, _ in eps], np.int64)
@@ -120,15 +127,27 @@ class DataCache:
         """Episode `i` as arrays (frames copied out of the memmap)."""
         k, s, m = int(self.episode_shard[i]), int(self.episode_starts[i]), int(self.episode_lengths[i])
         loc = s - int(self.shard_offsets[k])
-        return Episode(frames=np.array(self.frames[k][loc:loc + m]), actions=self.actions[s:s + m],
-                       rewards=self.rewards[s:s + m],
-                       state=None if self.state is None else self.state[s:s + m],
-                       stamps_ns=self.stamps_ns[s:s + m], source=self.episode_sources[i], index=i)
+        return Episode(
+            frames=np.array(self.frames[k][loc : loc + m]),
+            actions=self.actions[s : s + m],
+            rewards=self.rewards[s : s + m],
+            state=None if self.state is None else self.state[s : s + m],
+            stamps_ns=self.stamps_ns[s : s + m],
+            source=self.episode_sources[i],
+            index=i,
+        )
 
 
-def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: TopicConfig | None = None,
-                image_size: int | tuple[int, int] = 64, *, skip_bad: bool = False,
-                workers: int | None = None, rebuild: bool = False) -> DataCache:
+def build_cache(
+    sources,
+    cache_dir: str | Path = "build/data_cache",
+    topics: TopicConfig | None = None,
+    image_size: int | tuple[int, int] = 64,
+    *,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    rebuild: bool = False,
+) -> DataCache:
     """Open the cache for `sources` (bags/folders) under `cache_dir`, building it if absent.
 
     `workers=None`: up to one process per bag (at most the CPU count) when the bags total over 64 MB, else
@@ -150,8 +169,10 @@ def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: Top
     tmp.mkdir()
     t0 = time.perf_counter()
     try:
-        jobs = [dict(bag=str(b), tmp=str(tmp), shard=k, topics=topics.to_dict(), skip_bad=skip_bad,
-                     image_size=list(hw)) for k, b in enumerate(bags)]
+        jobs = [
+            dict(bag=str(b), tmp=str(tmp), shard=k, topics=topics.to_dict(), skip_bad=skip_bad, image_size=list(hw))
+            for k, b in enumerate(bags)
+        ]
         if workers is None:
             big = sum(f.stat().st_size for b in bags for f in _bag_files(b)) >= PARALLEL_MIN_BYTES
             workers = min(len(bags), os.cpu_count() or 1) if big else 1
@@ -177,8 +198,9 @@ def build_cache(sources, cache_dir: str | Path = "build/data_cache", topics: Top
     return DataCache(final, hit=False)
 
 
-def _make_index(shards: list[dict], tmp: Path, key: str, pre: Preprocess, topics: TopicConfig,
-                skip_bad: bool, bags: list[Path]) -> dict:
+def _make_index(
+    shards: list[dict], tmp: Path, key: str, pre: Preprocess, topics: TopicConfig, skip_bad: bool, bags: list[Path]
+) -> dict:
     """Check the shards agree (action/state dims), drop disagreeing ones if allowed, and describe them."""
     summary = ReadSummary()
     kept = []
@@ -188,8 +210,11 @@ def _make_index(shards: list[dict], tmp: Path, key: str, pre: Preprocess, topics
         if not s["n"]:
             continue
         if s["action_dim"] != a_dim:
-            err = BagDataError(s["bag"], f"action dimension {s['action_dim']} differs from the "
-                                         f"other bags' {a_dim}", topics.action_topic)
+            err = BagDataError(
+                s["bag"],
+                f"action dimension {s['action_dim']} differs from the other bags' {a_dim}",
+                topics.action_topic,
+            )
             if not skip_bad:
                 raise err
             summary.skipped_files[s["bag"]] = err.problem
@@ -205,13 +230,20 @@ def _make_index(shards: list[dict], tmp: Path, key: str, pre: Preprocess, topics
     if len(s_dims) > 0 and s_dim is None:
         summary.notes.append(f"state dimensions differ between bags {sorted(map(str, s_dims))}: no state cached")
     if not kept:
-        raise BagDataError(bags[0] if len(bags) == 1 else f"{len(bags)} bags",
-                           f"no usable episodes ({summary})")
+        raise BagDataError(bags[0] if len(bags) == 1 else f"{len(bags)} bags", f"no usable episodes ({summary})")
     for s in kept:
         if s_dim is None and "state" in s["files"]:
             (tmp / s["files"].pop("state")).unlink(missing_ok=True)
-    return {"format_version": FORMAT_VERSION, "key": key, "preprocess": pre.to_dict(),
-            "topics": topics.to_dict(), "action_dim": a_dim, "state_dim": s_dim,
-            "num_frames": sum(s["n"] for s in kept), "num_episodes": sum(len(s["episodes"]) for s in kept),
-            "shards": [{k: s[k] for k in ("bag", "n", "files", "episodes", "seconds")} for s in kept],
-            "summary": summary.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "format_version": FORMAT_VERSION,
+        "key": key,
+        "preprocess": pre.to_dict(),
+        "topics": topics.to_dict(),
+        "action_dim": a_dim,
+        "state_dim": s_dim,
+        "num_frames": sum(s["n"] for s in kept),
+        "num_episodes": sum(len(s["episodes"]) for s in kept),
+        "shards": [{k: s[k] for k in ("bag", "n", "files", "episodes", "seconds")} for s in kept],
+        "summary": summary.to_dict(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }

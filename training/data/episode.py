@@ -1,5 +1,6 @@
 """What the bag reader hands on: aligned `Episode`s, a `ReadSummary` of what it kept and dropped,
 and `BagDataError`, the one error bad bag input raises (it names the file, topic and record)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -12,8 +13,7 @@ import numpy as np
 class BagDataError(ValueError):
     """Bad bag input; the message names the file, and where known the topic and record index."""
 
-    def __init__(self, path: str | Path, problem: str, topic: str | None = None,
-                 index: int | None = None):
+    def __init__(self, path: str | Path, problem: str, topic: str | None = None, index: int | None = None):
         self.path, self.problem, self.topic, self.index = str(path), problem, topic, index
         where = f"{self.path}"
         if topic is not None:
@@ -44,12 +44,12 @@ class Episode:
     def __post_init__(self):
         t = len(self.frames)
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
-            raise ValueError(f"Episode({self.source}): frames must be uint8 [T,H,W,3], "
-                             f"got {self.frames.dtype} {self.frames.shape}")
+            raise ValueError(
+                f"Episode({self.source}): frames must be uint8 [T,H,W,3], got {self.frames.dtype} {self.frames.shape}"
+            )
         for name in ("actions", "rewards", "stamps_ns") + (("state",) if self.state is not None else ()):
             if len(getattr(self, name)) != t:
-                raise ValueError(f"Episode({self.source}): {name} has {len(getattr(self, name))} rows, "
-                                 f"frames has {t}")
+                raise ValueError(f"Episode({self.source}): {name} has {len(getattr(self, name))} rows, frames has {t}")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -68,7 +68,7 @@ class ReadSummary:
     errors: list[str] = field(default_factory=list)  # full messages of every skipped problem
     notes: list[str] = field(default_factory=list)
 
-    def merge(self, other: "ReadSummary") -> "ReadSummary":
+    def merge(self, other: ReadSummary) -> ReadSummary:
         self.files += other.files
         self.episodes += other.episodes
         self.frames += other.frames
@@ -80,19 +80,29 @@ class ReadSummary:
         return self
 
     def to_dict(self) -> dict:
-        return {"files": list(self.files), "episodes": self.episodes, "frames": self.frames,
-                "skipped_files": dict(self.skipped_files),
-                "dropped_episodes": dict(self.dropped_episodes),
-                "dropped_frames": dict(self.dropped_frames),
-                "errors": list(self.errors), "notes": list(self.notes)}
+        return {
+            "files": list(self.files),
+            "episodes": self.episodes,
+            "frames": self.frames,
+            "skipped_files": dict(self.skipped_files),
+            "dropped_episodes": dict(self.dropped_episodes),
+            "dropped_frames": dict(self.dropped_frames),
+            "errors": list(self.errors),
+            "notes": list(self.notes),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ReadSummary":
-        return cls(files=list(d["files"]), episodes=int(d["episodes"]), frames=int(d["frames"]),
-                   skipped_files=dict(d["skipped_files"]),
-                   dropped_episodes=Counter(d["dropped_episodes"]),
-                   dropped_frames=Counter(d["dropped_frames"]),
-                   errors=list(d["errors"]), notes=list(d["notes"]))
+    def from_dict(cls, d: dict) -> ReadSummary:
+        return cls(
+            files=list(d["files"]),
+            episodes=int(d["episodes"]),
+            frames=int(d["frames"]),
+            skipped_files=dict(d["skipped_files"]),
+            dropped_episodes=Counter(d["dropped_episodes"]),
+            dropped_frames=Counter(d["dropped_frames"]),
+            errors=list(d["errors"]),
+            notes=list(d["notes"]),
+        )
 
     def __str__(self) -> str:
         s = f"{self.episodes} episodes, {self.frames} frames from {len(self.files)} bag(s)"

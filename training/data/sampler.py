@@ -8,6 +8,7 @@ is untouched. Implemented as one memmap slice per window plus edge replication (
 crop, without building the padded copy).
 Deterministic under a seed; `state_dict()` (plain JSON-able data) resumes the exact sequence.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -24,15 +25,24 @@ class WindowSampler:
     """Draws `batch_size` windows of `window` steps: dict(frames uint8 [B,T,H,W,3],
     actions float32 [B,T,A], rewards float32 [B,T], state float32 [B,T,S] if cached)."""
 
-    def __init__(self, cache: DataCache, window: int, batch_size: int, seed: int = 0,
-                 augment_shift: int = 4, episodes=None, with_state: bool = True):
+    def __init__(
+        self,
+        cache: DataCache,
+        window: int,
+        batch_size: int,
+        seed: int = 0,
+        augment_shift: int = 4,
+        episodes=None,
+        with_state: bool = True,
+    ):
         if int(window) < 1 or int(batch_size) < 1:
             raise ValueError(f"WindowSampler: window={window} and batch_size={batch_size} must be >= 1")
         if int(augment_shift) < 0:
             raise ValueError(f"WindowSampler: augment_shift={augment_shift} must be >= 0")
         if int(augment_shift) >= min(cache.image_size):
-            raise ValueError(f"WindowSampler: augment_shift={augment_shift} must be < the image size "
-                             f"{cache.image_size}")
+            raise ValueError(
+                f"WindowSampler: augment_shift={augment_shift} must be < the image size {cache.image_size}"
+            )
         self.cache, self.window, self.batch_size = cache, int(window), int(batch_size)
         self.seed, self.augment_shift = int(seed), int(augment_shift)
         eps = np.arange(cache.num_episodes) if episodes is None else np.asarray(episodes, np.int64)
@@ -42,8 +52,10 @@ class WindowSampler:
         lengths = cache.episode_lengths[eps]
         counts = np.maximum(lengths - self.window + 1, 0)
         if counts.sum() == 0:
-            raise ValueError(f"WindowSampler: no episode has >= window={window} frames "
-                             f"(longest {int(lengths.max()) if len(lengths) else 0}) in {cache.root}")
+            raise ValueError(
+                f"WindowSampler: no episode has >= window={window} frames "
+                f"(longest {int(lengths.max()) if len(lengths) else 0}) in {cache.root}"
+            )
         # All valid window starts, as global frame indices, plus the shard each lives in.
         ep_of = np.repeat(np.arange(len(eps)), counts)
         offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -63,8 +75,13 @@ class WindowSampler:
     def state_dict(self) -> dict:
         """Plain JSON-able resume point. Batch k is drawn from a generator seeded by (seed, k), so
         the position is the whole RNG state."""
-        return {"seed": self.seed, "batches": self.batches, "num_windows": len(self.starts),
-                "window": self.window, "batch_size": self.batch_size}
+        return {
+            "seed": self.seed,
+            "batches": self.batches,
+            "num_windows": len(self.starts),
+            "window": self.window,
+            "batch_size": self.batch_size,
+        }
 
     def load_state_dict(self, d: dict) -> None:
         for k in ("num_windows", "window", "batch_size"):
@@ -96,35 +113,46 @@ class WindowSampler:
         y0, y1 = np.maximum(0, -d[:, 0]), np.minimum(h, h - d[:, 0])
         x0, x1 = np.maximum(0, -d[:, 1]), np.minimum(w, w - d[:, 1])
         T = self.window
-        for i, (k, f, dy, dx, a0, a1, b0, b1) in enumerate(zip(
-                shard.tolist(), first.tolist(), d[:, 0].tolist(), d[:, 1].tolist(),
-                y0.tolist(), y1.tolist(), x0.tolist(), x1.tolist())):
+        for i, (k, f, dy, dx, a0, a1, b0, b1) in enumerate(
+            zip(
+                shard.tolist(),
+                first.tolist(),
+                d[:, 0].tolist(),
+                d[:, 1].tolist(),
+                y0.tolist(),
+                y1.tolist(),
+                x0.tolist(),
+                x1.tolist(),
+            )
+        ):
             o = out[i]
-            o[:, a0:a1, b0:b1] = c.frames[k][f:f + T, a0 + dy:a1 + dy, b0 + dx:b1 + dx]
+            o[:, a0:a1, b0:b1] = c.frames[k][f : f + T, a0 + dy : a1 + dy, b0 + dx : b1 + dx]
             if b0 > 0:
-                o[:, a0:a1, :b0] = o[:, a0:a1, b0:b0 + 1]
+                o[:, a0:a1, :b0] = o[:, a0:a1, b0 : b0 + 1]
             if b1 < w:
-                o[:, a0:a1, b1:] = o[:, a0:a1, b1 - 1:b1]
+                o[:, a0:a1, b1:] = o[:, a0:a1, b1 - 1 : b1]
             if a0 > 0:
-                o[:, :a0] = o[:, a0:a0 + 1]
+                o[:, :a0] = o[:, a0 : a0 + 1]
             if a1 < h:
-                o[:, a1:] = o[:, a1 - 1:a1]
+                o[:, a1:] = o[:, a1 - 1 : a1]
         return out
 
-    def sample(self) -> dict[str, "torch.Tensor"]:
+    def sample(self) -> dict[str, torch.Tensor]:
         import torch  # here, not at module level: spawned data workers need not load torch
 
         idx, shard, shift = self.sample_indices()
         c = self.cache
-        batch = {"frames": torch.from_numpy(self.gather_frames(idx, shard, shift)),
-                 "actions": torch.from_numpy(c.actions[idx]),
-                 "rewards": torch.from_numpy(c.rewards[idx])}
+        batch = {
+            "frames": torch.from_numpy(self.gather_frames(idx, shard, shift)),
+            "actions": torch.from_numpy(c.actions[idx]),
+            "rewards": torch.from_numpy(c.rewards[idx]),
+        }
         if self.with_state:
             batch["state"] = torch.from_numpy(c.state[idx])
         return batch
 
-    def __iter__(self) -> "WindowSampler":
+    def __iter__(self) -> WindowSampler:
         return self
 
-    def __next__(self) -> dict[str, "torch.Tensor"]:
+    def __next__(self) -> dict[str, torch.Tensor]:
         return self.sample()

@@ -3,6 +3,7 @@ or in worker processes started as ``python -m training.data.shard`` (jobs and re
 stdin/stdout: nothing pickled, and a worker imports only what it needs, never the caller's main
 module -- with spawn a training script's torch import alone costs seconds per worker).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,10 +41,18 @@ def write_shard(job: dict) -> dict:
     bag, tmp, k = Path(job["bag"]), Path(job["tmp"]), job["shard"]
     topics = TopicConfig.from_dict(job["topics"])
     t0 = time.perf_counter()
-    (_, eps, summ), = list(iter_bags([bag], topics, skip_bad=job["skip_bad"],
-                                     transform=_Resize(tuple(job["image_size"]))))
-    out = {"bag": str(bag), "summary": summ.to_dict(), "n": 0, "episodes": [], "action_dim": None,
-           "state_dim": None, "seconds": 0.0}
+    ((_, eps, summ),) = list(
+        iter_bags([bag], topics, skip_bad=job["skip_bad"], transform=_Resize(tuple(job["image_size"])))
+    )
+    out = {
+        "bag": str(bag),
+        "summary": summ.to_dict(),
+        "n": 0,
+        "episodes": [],
+        "action_dim": None,
+        "state_dim": None,
+        "seconds": 0.0,
+    }
     if not eps:
         return out
     n = sum(len(e) for e in eps)
@@ -64,11 +73,11 @@ def write_shard(job: dict) -> dict:
     i = 0
     for j, e in enumerate(eps):
         m = len(e)
-        frames[i:i + m] = e.frames
-        actions[i:i + m], rewards[i:i + m], episode[i:i + m] = e.actions, e.rewards, j
-        stamps[i:i + m] = e.stamps_ns
+        frames[i : i + m] = e.frames
+        actions[i : i + m], rewards[i : i + m], episode[i : i + m] = e.actions, e.rewards, j
+        stamps[i : i + m] = e.stamps_ns
         if state is not None:
-            state[i:i + m] = e.state
+            state[i : i + m] = e.state
         out["episodes"].append({"start": i, "length": m, "marker": int(e.index)})
         i += m
     frames.flush()
@@ -104,8 +113,13 @@ def run_workers(jobs: list[dict], sizes: list[int], workers: int) -> list[dict]:
     procs = []
     for group in _balance(sizes, workers):
         err = tempfile.TemporaryFile()
-        p = subprocess.Popen([sys.executable, "-m", "training.data.shard"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=err, env=env)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "training.data.shard"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+        )
         p.stdin.write(json.dumps([jobs[i] for i in group]).encode())
         p.stdin.close()
         procs.append((group, p, err))

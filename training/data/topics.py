@@ -19,6 +19,7 @@ Images with no action under the rule are dropped and split the episode there. Re
 summed over ``[s_i, s_{i+1})`` (0 if none). State is the latest with stamp ``<= s_i`` in the
 episode (NaN before the first).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,7 +61,7 @@ class TopicConfig:
     def __post_init__(self):
         self.validate()
 
-    def validate(self) -> "TopicConfig":
+    def validate(self) -> TopicConfig:
         full_type(self.image_type, IMAGE_TYPES, "image_type")
         ct = self.command_type
         if self.action_fields is not None:
@@ -105,14 +106,21 @@ class TopicConfig:
         return self.command_type.name
 
     @classmethod
-    def robot(cls, image_topic: str = "/camera/color/image_raw", action_topic: str = "/cmd_vel",
-              image_type: str = "Image", action_type: str = "geometry_msgs/msg/Twist", **kw) -> "TopicConfig":
+    def robot(
+        cls,
+        image_topic: str = "/camera/color/image_raw",
+        action_topic: str = "/cmd_vel",
+        image_type: str = "Image",
+        action_type: str = "geometry_msgs/msg/Twist",
+        **kw,
+    ) -> TopicConfig:
         """A robot's bag: camera + velocity commands, no reward/episode/state topics."""
         kw.setdefault("reward_topic", None)
         kw.setdefault("episode_topic", None)
         kw.setdefault("state_topic", None)
-        return cls(image_topic=image_topic, action_topic=action_topic, image_type=image_type,
-                   action_type=action_type, **kw)
+        return cls(
+            image_topic=image_topic, action_topic=action_topic, image_type=image_type, action_type=action_type, **kw
+        )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -120,7 +128,7 @@ class TopicConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TopicConfig":
+    def from_dict(cls, d: dict) -> TopicConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := set(d) - known:
             raise ValueError(f"TopicConfig: unknown keys {sorted(unknown)}; known {sorted(known)}")

@@ -9,6 +9,7 @@ Adding an objective is one module in this package (it is imported below, no list
 out of tree, a module named in planner_node's `objective_plugins`: define an `Objective`
 subclass with `name`, `enabled_default`, `weight_default`, `options` and `__call__`.
 """
+
 import importlib
 import pkgutil
 
@@ -23,6 +24,13 @@ for _module in pkgutil.iter_modules(__path__):
 DEFAULT_OBJECTIVES = default_spec()  # the in-tree objectives with their declared defaults
 
 __all__ = [
-    "DEFAULT_OBJECTIVES", "REGISTRY", "Objective", "Objectives", "Option", "Rollout", "build_objectives",
-    "default_spec", "load_plugins",
+    "DEFAULT_OBJECTIVES",
+    "REGISTRY",
+    "Objective",
+    "Objectives",
+    "Option",
+    "Rollout",
+    "build_objectives",
+    "default_spec",
+    "load_plugins",
 ]

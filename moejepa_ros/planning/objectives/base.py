@@ -5,6 +5,7 @@ A concrete objective sets `name`, `enabled_default`, `weight_default` and `optio
 parameters `objectives.<name>.<key>`, their descriptors and the README table are generated from
 `declared()`, and `__init__` validates against it, so a default or help text lives in one place.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Cost: the learned energy C(z) of the predicted latents."""
+
 from __future__ import annotations
 
 from torch import Tensor

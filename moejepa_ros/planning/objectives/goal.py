@@ -1,4 +1,5 @@
 """Goal: distance of the predicted latents to the goal latent (e.g. a goal image's embedding)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,12 @@ class GoalObjective(Objective):
     enabled_default = False
     weight_default = 1.0
     options = {
-        "metric": Option("l2", "goal distance: latent l2 | sq_l2 | l1 | cosine, or learned (the checkpoint's "
-                               "goal-distance head from `moejepa-train goal`, aware of walls)", choices=GOAL_METRICS),
+        "metric": Option(
+            "l2",
+            "goal distance: latent l2 | sq_l2 | l1 | cosine, or learned (the checkpoint's "
+            "goal-distance head from `moejepa-train goal`, aware of walls)",
+            choices=GOAL_METRICS,
+        ),
         "every_step": Option(False, "sum the goal distance over every imagined step (else the last one only)"),
     }
 
@@ -36,8 +41,9 @@ class GoalObjective(Objective):
         try:
             super().check(model)
         except ValueError as e:
-            raise ValueError(f"{e} (metric=learned: train the head with `moejepa-train goal`, "
-                             "or plan with metric=l2)") from None
+            raise ValueError(
+                f"{e} (metric=learned: train the head with `moejepa-train goal`, or plan with metric=l2)"
+            ) from None
 
     def distance(self, z: Tensor, g: Tensor, model: Any = None) -> Tensor:
         if self.metric == "learned":

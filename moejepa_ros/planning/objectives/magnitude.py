@@ -1,4 +1,5 @@
 """Magnitude: prefer small commands."""
+
 from __future__ import annotations
 
 from torch import Tensor

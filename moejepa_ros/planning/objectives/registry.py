@@ -4,11 +4,13 @@ Defining an `Objective` subclass with a `name` registers it. In-tree objectives 
 this package (the package imports all of them: no list to edit); out-of-tree ones are modules that
 `load_plugins` imports (planner_node's `objective_plugins`, like nav2's critic plugins).
 """
+
 from __future__ import annotations
 
 import importlib
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .weighted import Objectives
 
@@ -27,18 +29,19 @@ def register(cls: type[Objective]) -> type[Objective]:
         raise ValueError(f"objective name {cls.name!r} of {where} must match [a-z][a-z0-9_]*")
     old = REGISTRY.get(cls.name)
     if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"objective {cls.name!r} of {where} is already registered by "
-                         f"{old.__module__}.{old.__qualname__}")
+        raise ValueError(
+            f"objective {cls.name!r} of {where} is already registered by {old.__module__}.{old.__qualname__}"
+        )
     for key in ("enabled", "weight"):
         if key in cls.options:
-            raise ValueError(f"objective {cls.name!r} of {where}: `{key}` is declared by "
-                             f"{key}_default, not in options")
+            raise ValueError(f"objective {cls.name!r} of {where}: `{key}` is declared by {key}_default, not in options")
     for key, opt in cls.declared().items():
         if not _NAME.match(key):
             raise ValueError(f"objective {cls.name!r}: option name {key!r} must match [a-z][a-z0-9_]*")
         if type(opt.default) not in _TYPES:
-            raise ValueError(f"objective {cls.name!r}: option {key!r} default {opt.default!r} must be a "
-                             "bool, int, float or str")
+            raise ValueError(
+                f"objective {cls.name!r}: option {key!r} default {opt.default!r} must be a bool, int, float or str"
+            )
         if not opt.help:
             raise ValueError(f"objective {cls.name!r}: option {key!r} has no help text")
         opt.check(cls.name, key, opt.default)  # the default obeys its own range / choices

@@ -1,4 +1,5 @@
 """Reward: maximise the predicted discounted return (optionally bootstrapped by the value head)."""
+
 from __future__ import annotations
 
 from torch import Tensor

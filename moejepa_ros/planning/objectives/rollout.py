@@ -1,8 +1,9 @@
 """`Rollout`: one batch of imagined trajectories, the input every objective scores."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,8 +23,8 @@ class Rollout:
     actions: Tensor
     discounts: Tensor
     gamma: float = 1.0
-    goal_z: Optional[Tensor] = None
-    prev_action: Optional[Tensor] = None
+    goal_z: Tensor | None = None
+    prev_action: Tensor | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

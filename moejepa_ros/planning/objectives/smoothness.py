@@ -1,4 +1,5 @@
 """Smoothness: prefer commands that change little from step to step."""
+
 from __future__ import annotations
 
 from torch import Tensor

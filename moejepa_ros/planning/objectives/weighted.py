@@ -1,4 +1,5 @@
 """`Objectives`: the weighted sum of the enabled objectives (what a planner minimises)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
