@@ -21,41 +21,27 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from moejepa_ros import codecs
 
+
+def _qos(depth: int, reliable: bool, latched: bool = False) -> QoSProfile:
+    """A keep-last profile: `reliable` or best effort, `latched` (transient local) or volatile."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
 #: Newest-frame-only camera subscription (also fine for a reliable publisher).
-CAMERA_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.BEST_EFFORT,
-    durability=DurabilityPolicy.VOLATILE,
-)
+CAMERA_QOS = _qos(1, reliable=False)
 #: What a camera driver / the simulator publishes: best effort, a short queue.
-IMAGE_PUB_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=2,
-    reliability=ReliabilityPolicy.BEST_EFFORT,
-    durability=DurabilityPolicy.VOLATILE,
-)
+IMAGE_PUB_QOS = _qos(2, reliable=False)
 #: Latched goal image: late joiners get the current goal.
-LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+LATCHED_QOS = _qos(1, reliable=True, latched=True)
 #: Per-episode results: latched with a deep history, so a late collector still gets every one.
-RESULTS_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1000,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+RESULTS_QOS = _qos(1000, reliable=True, latched=True)
 #: Commands, rewards, episode markers: reliable, a small queue.
-COMMAND_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
+COMMAND_QOS = _qos(10, reliable=True)
 
 
 def action_msg_class(action_type: str) -> type:

@@ -117,6 +117,30 @@ OBJECTIVE_PLUGINS = ParameterSpec(
     ptype=Parameter.Type.STRING_ARRAY,
 )
 
+
+def _command_specs(topic_verb: str, twist_role: str) -> list[ParameterSpec]:
+    """`action_type`, `twist_fields`, `joint_names`: the command's type and fields, for both nodes."""
+    return [
+        ParameterSpec(
+            "action_type",
+            ACTION_TYPE_DEFAULT,
+            _ACTION_TYPE_HELP.format(topic_verb),
+            read_only=True,
+            choices=codecs.COMMAND_TYPE_NAMES,
+        ),
+        ParameterSpec(
+            "twist_fields", list(codecs.DEFAULT_TWIST_FIELDS), f"Twist fields {twist_role}, in order", read_only=True
+        ),
+        ParameterSpec(
+            "joint_names",
+            None,
+            "JointTrajectory joint names (one per action dimension)",
+            read_only=True,
+            ptype=Parameter.Type.STRING_ARRAY,
+        ),
+    ]
+
+
 _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", read_only=True),
     ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", read_only=True),
@@ -133,26 +157,7 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
         read_only=True,
         choices=IMAGE_TRANSPORTS,
     ),
-    ParameterSpec(
-        "action_type",
-        ACTION_TYPE_DEFAULT,
-        _ACTION_TYPE_HELP.format("published on"),
-        read_only=True,
-        choices=codecs.COMMAND_TYPE_NAMES,
-    ),
-    ParameterSpec(
-        "twist_fields",
-        list(codecs.DEFAULT_TWIST_FIELDS),
-        "Twist fields the action dimensions fill, in order",
-        read_only=True,
-    ),
-    ParameterSpec(
-        "joint_names",
-        None,
-        "JointTrajectory joint names (one per action dimension)",
-        read_only=True,
-        ptype=Parameter.Type.STRING_ARRAY,
-    ),
+    *_command_specs("published on", "the action dimensions fill"),
     ParameterSpec(
         "action_low", None, "lower action bounds; unset = the checkpoint's", ptype=Parameter.Type.DOUBLE_ARRAY
     ),
@@ -205,26 +210,7 @@ SIM_NODE_SPECS: tuple[ParameterSpec, ...] = (
         "max_episode_steps", 200, "steps before an episode is truncated; 0 = the env's", low=0, high=_INT_MAX
     ),
     ParameterSpec("episodes", 0, "stop stepping after this many episodes; 0 = run forever", low=0, high=_INT_MAX),
-    ParameterSpec(
-        "action_type",
-        ACTION_TYPE_DEFAULT,
-        _ACTION_TYPE_HELP.format("subscribed on"),
-        read_only=True,
-        choices=codecs.COMMAND_TYPE_NAMES,
-    ),
-    ParameterSpec(
-        "twist_fields",
-        list(codecs.DEFAULT_TWIST_FIELDS),
-        "Twist fields read into action dimensions, in order",
-        read_only=True,
-    ),
-    ParameterSpec(
-        "joint_names",
-        None,
-        "JointTrajectory joint names (one per action dimension)",
-        read_only=True,
-        ptype=Parameter.Type.STRING_ARRAY,
-    ),
+    *_command_specs("subscribed on", "read into action dimensions"),
     ParameterSpec(
         "action_timeout", 0.0, "seconds an action is held before reverting to zero; 0 = hold", low=0.0, high=3600.0
     ),
