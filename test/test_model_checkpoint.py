@@ -163,3 +163,16 @@ def test_save_rejects_bad_meta(tmp_path):
     with pytest.raises(CheckpointError, match="unknown meta"):
         save_checkpoint(tmp_path / "x.safetensors", wm, {"optimizer": 1})
     assert not list(tmp_path.iterdir())
+
+
+def test_a_derived_checkpoint_keeps_the_parents_bounds_and_preprocessing(saved, tmp_path):
+    from moejepa_ros.model.checkpoint import save_derived
+
+    wm, path = saved
+    model, meta = load_checkpoint(path)
+    meta["preprocessing"] = {**meta["preprocessing"], "depth_range": [0.0, 5.0]}
+    out = save_derived(tmp_path / "refined.safetensors", model, meta, {"subcommand": "refine"})
+    _, derived = load_checkpoint(out)
+    assert derived["action_low"] == [-1.0, -2.0] and derived["action_high"] == [1.0, 2.0]
+    assert derived["preprocessing"] == meta["preprocessing"]
+    assert derived["training"] == {"subcommand": "refine"}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from moejepa_ros.control import LatentController
-from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 from moejepa_ros.planning import DEFAULT_OBJECTIVES
 
 from .config import TrainConfig
@@ -144,14 +144,5 @@ def distill(cfg: TrainConfig, device) -> dict:
     out = os.path.join(run_dir, "model.safetensors")
     tr = dict(meta.get("training") or {})
     tr.update(subcommand="distill", distill=history, distilled_from=src)
-    save_checkpoint(
-        out,
-        model,
-        {
-            "action_low": meta["action_low"],
-            "action_high": meta["action_high"],
-            "preprocessing": meta["preprocessing"],
-            "training": tr,
-        },
-    )
+    save_derived(out, model, meta, tr)
     return {"checkpoint": out, "history": history, "seconds": round(time.perf_counter() - t0, 2)}

@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
@@ -220,16 +220,7 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
         },
     )
     out_path = os.path.join(run_subdir(cfg, "goal"), "model.safetensors")
-    save_checkpoint(
-        out_path,
-        model,
-        {
-            "action_low": meta["action_low"],
-            "action_high": meta["action_high"],
-            "preprocessing": meta.get("preprocessing"),
-            "training": info,
-        },
-    )
+    save_derived(out_path, model, meta, info)
     return {
         "checkpoint": out_path,
         "source": src,

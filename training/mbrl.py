@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 
 from .config import ConfigError, TrainConfig
 from .datasets import bag_sources, run_subdir
@@ -226,16 +226,7 @@ def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
     model, meta = load_checkpoint(current)
     tr_meta = dict(meta.get("training") or {})
     tr_meta.update(subcommand="mbrl", rounds=len(state["rounds"]), frames=frames)
-    save_checkpoint(
-        final,
-        model,
-        {
-            "action_low": meta["action_low"],
-            "action_high": meta["action_high"],
-            "preprocessing": meta["preprocessing"],
-            "training": tr_meta,
-        },
-    )
+    save_derived(final, model, meta, tr_meta)
     return {
         "checkpoint": final,
         "rounds": len(state["rounds"]),

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from moejepa_ros.model import losses as L
-from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
@@ -166,16 +166,7 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
         },
     )
     out_path = os.path.join(run_subdir(cfg, "refine"), "model.safetensors")
-    save_checkpoint(
-        out_path,
-        model,
-        {
-            "action_low": meta["action_low"],
-            "action_high": meta["action_high"],
-            "preprocessing": meta.get("preprocessing"),
-            "training": tr,
-        },
-    )
+    save_derived(out_path, model, meta, tr)
     return {
         "checkpoint": out_path,
         "source": src,

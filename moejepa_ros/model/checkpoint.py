@@ -75,6 +75,13 @@ def save_checkpoint(path: str | os.PathLike, model: WorldModel, meta: dict | Non
     return path
 
 
+def save_derived(path: str | os.PathLike, model: WorldModel, parent_meta: dict, training: dict) -> Path:
+    """Save a model made from another checkpoint (refine, goal, MBRL, distill): the parent's action bounds
+    and preprocessing carry over; `training` is the new record of how it was made."""
+    keep = {k: parent_meta.get(k) for k in ("action_low", "action_high", "preprocessing")}
+    return save_checkpoint(path, model, {**keep, "training": training})
+
+
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """Parse and check the JSON header metadata only (cheap: weights are not read)."""
     from safetensors import safe_open
