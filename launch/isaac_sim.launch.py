@@ -9,38 +9,21 @@ cmd_vel_topic / goal_image_topic when the scene's action graph uses other names.
 
 import os
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-
 from launch import LaunchDescription
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
 
 CONFIG = config_dir()
 
 
 def _nodes(context):
-    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    get = launch_values(context)
     overrides = {"use_sim_time": truthy(get("use_sim_time"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
-    return [
-        Node(
-            package="moejepa_ros",
-            executable="planner_node",
-            name="planner_node",
-            namespace=get("namespace"),
-            parameters=[get("params_file"), overrides],
-            remappings=[
-                ("image", get("camera_topic")),
-                ("action", get("cmd_vel_topic")),
-                ("goal_image", get("goal_image_topic")),
-            ],
-            arguments=["--ros-args", "--log-level", get("log_level")],
-            output="screen",
-            emulate_tty=True,
-        )
-    ]
+    remaps = [("image", get("camera_topic")), ("action", get("cmd_vel_topic")), ("goal_image", get("goal_image_topic"))]
+    return [moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=get("namespace"))]
 
 
 def generate_launch_description():

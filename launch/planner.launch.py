@@ -8,18 +8,16 @@ FASTDDS_DEFAULT_PROFILES_FILE is pointed at config/fastdds_large_images.xml unle
 
 import os
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-
 from launch import LaunchDescription
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
 
 CONFIG = config_dir()
 
 
 def _nodes(context):
-    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    get = launch_values(context)
     overrides = {"use_sim_time": truthy(get("use_sim_time")), "autostart": truthy(get("autostart"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
@@ -29,19 +27,7 @@ def _nodes(context):
         ("action", get("action_topic")),
         ("goal_image", get("goal_image_topic")),
     ]
-    return [
-        Node(
-            package="moejepa_ros",
-            executable="planner_node",
-            name="planner_node",
-            namespace=get("namespace"),
-            parameters=[get("params_file"), overrides],
-            remappings=remaps,
-            arguments=["--ros-args", "--log-level", get("log_level")],
-            output="screen",
-            emulate_tty=True,
-        )
-    ]
+    return [moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=get("namespace"))]
 
 
 def generate_launch_description():

@@ -10,6 +10,7 @@ playback ends.
 
 import os
 
+from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -19,37 +20,26 @@ from launch.actions import (
 )
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from launch import LaunchDescription
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
 
 CONFIG = config_dir()
 
 
 def _actions(context):
-    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    get = launch_values(context)
     if not get("bag"):
         raise RuntimeError("replay.launch.py needs bag:=<path of a rosbag2 directory>")
     overrides = {"use_sim_time": True, "camera_timeout": float(get("camera_timeout"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
-    planner = Node(
-        package="moejepa_ros",
-        executable="planner_node",
-        name="planner_node",
-        parameters=[get("params_file"), overrides],
-        remappings=[
-            ("image", get("image_topic")),
-            ("action", "/planner/action"),
-            ("goal_image", get("goal_image_topic")),
-            ("reward", get("reward_topic")),
-        ],
-        arguments=["--ros-args", "--log-level", get("log_level")],
-        output="screen",
-        emulate_tty=True,
-    )
+    remaps = [
+        ("image", get("image_topic")),
+        ("action", "/planner/action"),
+        ("goal_image", get("goal_image_topic")),
+        ("reward", get("reward_topic")),
+    ]
+    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps)
     # --clock: the bag's time drives /clock; the delay lets the planner finish loading first.
     play = ExecuteProcess(
         cmd=["ros2", "bag", "play", get("bag"), "--clock", "--rate", get("rate"), "--delay", get("start_delay")],

@@ -8,6 +8,7 @@ the planner follow it.
 
 import os
 
+from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -16,41 +17,22 @@ from launch.actions import (
 )
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from launch import LaunchDescription
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, truthy
+from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
 
 CONFIG = config_dir()
 
 
 def _nodes(context):
-    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    get = launch_values(context)
     params_file = get("params_file")
     sim_time = truthy(get("use_sim_time"))
     planner_overrides = {"use_sim_time": sim_time}
     if get("checkpoint"):
         planner_overrides["checkpoint"] = get("checkpoint")
-    log = ["--ros-args", "--log-level", get("log_level")]
-    sim = Node(
-        package="moejepa_ros",
-        executable="sim_node",
-        name="sim_node",
-        parameters=[params_file, {"episodes": int(get("episodes")), "env": get("env"), "publish_clock": sim_time}],
-        arguments=log,
-        output="screen",
-        emulate_tty=True,
-    )
-    planner = Node(
-        package="moejepa_ros",
-        executable="planner_node",
-        name="planner_node",
-        parameters=[params_file, planner_overrides],
-        arguments=log,
-        output="screen",
-        emulate_tty=True,
-    )
+    sim_overrides = {"episodes": int(get("episodes")), "env": get("env"), "publish_clock": sim_time}
+    sim = moejepa_node("sim_node", get, [params_file, sim_overrides])
+    planner = moejepa_node("planner_node", get, [params_file, planner_overrides])
     # The run is over when the simulator has played its episodes (or dies): stop everything.
     stop_all = RegisterEventHandler(
         OnProcessExit(target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason="sim_node finished"))])

@@ -1,4 +1,4 @@
-"""What every launch file shares: the config folder, truthy launch arguments, the FastDDS profile.
+"""What every launch file shares: the config folder, launch argument values, our nodes, the FastDDS profile.
 
 Imports `launch` only inside functions, so this module (and its tests) load where the launch
 packages are absent.
@@ -31,3 +31,29 @@ def fastdds_profile_action():
 
     default = os.path.join(config_dir(), dds.PROFILE_NAME)
     return SetEnvironmentVariable(dds.ENV_VAR, EnvironmentVariable(dds.ENV_VAR, default_value=default))
+
+
+def launch_values(context):
+    """`get(name)`: the text of launch argument `name` in this launch context."""
+    from launch.substitutions import LaunchConfiguration
+
+    return lambda name: LaunchConfiguration(name).perform(context)
+
+
+def moejepa_node(executable: str, get, parameters: list, remappings: list | None = None, namespace: str | None = None):
+    """One of our nodes as every launch file starts it: named after its executable, `log_level` from the
+    launch arguments, output on the screen."""
+    from launch_ros.actions import Node
+
+    where = {} if namespace is None else {"namespace": namespace}
+    return Node(
+        package="moejepa_ros",
+        executable=executable,
+        name=executable,
+        **where,
+        parameters=parameters,
+        remappings=remappings or [],
+        arguments=["--ros-args", "--log-level", get("log_level")],
+        output="screen",
+        emulate_tty=True,
+    )
