@@ -3,20 +3,10 @@
 import pytest
 import torch
 
-from moejepa_ros.model import ModelConfig, WorldModel
+from moejepa_ros.model import WorldModel
+from testing.models import small_config
 from training.aux_losses import AuxLosses
 from training.config import ConfigError, load_config
-
-CFG = dict(
-    image_size=16,
-    conv_channels=[8, 16],
-    latent_dim=32,
-    expert_hidden=32,
-    head_hidden=32,
-    stage1_hidden=32,
-    action_embed_dim=8,
-    frame_stack=2,
-)
 
 
 def batch(T: int, seed: int = 0) -> dict:
@@ -38,7 +28,7 @@ def zero_head(aux: AuxLosses) -> None:
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return WorldModel(ModelConfig(**CFG))
+    return WorldModel(small_config(frame_stack=2))
 
 
 def test_one_step_target_is_the_first_action(model):

@@ -6,13 +6,11 @@ import pytest
 
 from moejepa_ros import codecs as C
 from moejepa_ros.codecs import CodecError
+from testing.ros_types import TS, serialization
 
 geometry = pytest.importorskip("geometry_msgs.msg")
 std = pytest.importorskip("std_msgs.msg")
 traj = pytest.importorskip("trajectory_msgs.msg")
-serialization = pytest.importorskip("rclpy.serialization")
-typesys = pytest.importorskip("rosbags.typesys")
-TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
 
 TYPES = {
     "geometry_msgs/msg/Twist": geometry.Twist,

@@ -7,11 +7,9 @@ import pytest
 
 from moejepa_ros import codecs
 from moejepa_ros.codecs import CodecError
+from testing.ros_types import TS, serialization
 
 geometry = pytest.importorskip("geometry_msgs.msg")
-serialization = pytest.importorskip("rclpy.serialization")
-typesys = pytest.importorskip("rosbags.typesys")
-TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
 
 TOY = "geometry_msgs/msg/Vector3Stamped"
 

@@ -9,14 +9,11 @@ import pytest
 
 from moejepa_ros import codecs as C
 from moejepa_ros.codecs import CodecError
+from testing.ros_types import TS, flavours, serialization
 
 cv2 = pytest.importorskip("cv2")
-CompressedImage = pytest.importorskip("sensor_msgs.msg").CompressedImage
-serialization = pytest.importorskip("rclpy.serialization")
-typesys = pytest.importorskip("rosbags.typesys")
-TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
-BagCompressed = TS.types["sensor_msgs/msg/CompressedImage"]
-FLAVOURS = {"rclpy": CompressedImage, "rosbags": BagCompressed}
+FLAVOURS = flavours("sensor_msgs/msg/CompressedImage")
+CompressedImage, BagCompressed = FLAVOURS["rclpy"], FLAVOURS["rosbags"]
 
 
 def _smooth(h=48, w=64) -> np.ndarray:

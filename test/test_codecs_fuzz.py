@@ -7,12 +7,11 @@ from hypothesis import strategies as st
 
 from moejepa_ros import codecs as C
 from moejepa_ros.codecs import CodecError
+from testing.ros_types import TS
 
 Image = pytest.importorskip("sensor_msgs.msg").Image
 CompressedImage = pytest.importorskip("sensor_msgs.msg").CompressedImage
 Twist = pytest.importorskip("geometry_msgs.msg").Twist
-typesys = pytest.importorskip("rosbags.typesys")
-TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
 BagImage = TS.types["sensor_msgs/msg/Image"]
 BagCompressed = TS.types["sensor_msgs/msg/CompressedImage"]
 

@@ -6,13 +6,10 @@ import pytest
 from moejepa_ros import codecs as C
 from moejepa_ros.codecs import CodecError
 from moejepa_ros.codecs import image as image_codec
+from testing.ros_types import TS, flavours, serialization
 
-Image = pytest.importorskip("sensor_msgs.msg").Image
-serialization = pytest.importorskip("rclpy.serialization")
-typesys = pytest.importorskip("rosbags.typesys")
-TS = typesys.get_typestore(typesys.Stores.ROS2_KILTED)
-BagImage = TS.types["sensor_msgs/msg/Image"]
-FLAVOURS = {"rclpy": Image, "rosbags": BagImage}
+FLAVOURS = flavours("sensor_msgs/msg/Image")
+Image, BagImage = FLAVOURS["rclpy"], FLAVOURS["rosbags"]
 
 
 def _random(enc: str, h: int, w: int, rng) -> np.ndarray:

@@ -16,22 +16,13 @@ from moejepa_ros.model import (
     read_meta,
     save_checkpoint,
 )
-
-CFG = dict(
-    image_size=16,
-    conv_channels=[8, 16],
-    latent_dim=32,
-    expert_hidden=32,
-    head_hidden=32,
-    stage1_hidden=32,
-    action_embed_dim=8,
-)
+from testing.models import small_config
 
 
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    wm = WorldModel(ModelConfig(**CFG, encoder="conv"))
+    wm = WorldModel(small_config(encoder="conv"))
     with torch.no_grad():  # make the target differ from the online encoder
         for p in wm.target_encoder.parameters():
             p.add_(1.0)
@@ -62,7 +53,7 @@ def test_round_trip_is_bit_exact_and_rebuilt_from_json(saved, tmp_path):
 
 
 def test_vit_config_round_trip(tmp_path):
-    wm = WorldModel(ModelConfig(**CFG, encoder="vit", vit_patch=4, vit_dim=16, vit_depth=1, vit_heads=2))
+    wm = WorldModel(small_config(encoder="vit", vit_patch=4, vit_dim=16, vit_depth=1, vit_heads=2))
     model, _ = load_checkpoint(save_checkpoint(tmp_path / "v.safetensors", wm))
     for k, v in wm.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
@@ -111,7 +102,7 @@ def _wrong_shapes(path):
     meta = read_meta(path)
     cfg = dict(meta["model_config"], latent_dim=64)  # header says 64, tensors are for 32
     header, _ = _header(path)
-    tensors = {k: v.contiguous() for k, v in WorldModel(ModelConfig(**CFG)).state_dict().items()}
+    tensors = {k: v.contiguous() for k, v in WorldModel(small_config()).state_dict().items()}
     md = dict(header["__metadata__"], model_config=json.dumps(cfg))
     save_file(tensors, str(path), metadata=md)
 
@@ -120,7 +111,7 @@ def _missing_tensor(path):
     header, _ = _header(path)
     tensors = {
         k: v.contiguous()
-        for k, v in WorldModel(ModelConfig(**CFG)).state_dict().items()
+        for k, v in WorldModel(small_config()).state_dict().items()
         if not k.startswith("target_encoder.")
     }
     save_file(tensors, str(path), metadata=header["__metadata__"])
@@ -157,7 +148,7 @@ def test_corrupt_checkpoints_raise_checkpoint_error(saved, case):
 
 
 def test_save_rejects_bad_meta(tmp_path):
-    wm = WorldModel(ModelConfig(**CFG))
+    wm = WorldModel(small_config())
     with pytest.raises(CheckpointError, match="action_high"):
         save_checkpoint(tmp_path / "x.safetensors", wm, {"action_high": [1.0]})
     with pytest.raises(CheckpointError, match="unknown meta"):

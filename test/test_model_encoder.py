@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from moejepa_ros.model import ModelConfig, WorldModel, cosine_momentum, ema_update, make_encoder
+from testing.models import small_config
 
 torch.manual_seed(0)
 
@@ -55,18 +56,9 @@ def test_bad_frame_shape_names_expected_layout():
         enc(torch.zeros(2, 3, 3, 32, 32, dtype=torch.uint8))
 
 
-def small_wm(**kw):
-    base = dict(
-        image_size=32,
-        conv_channels=[8, 16, 16],
-        latent_dim=32,
-        expert_hidden=32,
-        head_hidden=32,
-        stage1_hidden=32,
-        action_embed_dim=8,
-    )
-    base.update(kw)
-    return WorldModel(ModelConfig(**base))
+def small_wm():
+    """`small_config` over 32x32 frames."""
+    return WorldModel(small_config(image_size=32, conv_channels=[8, 16, 16]))
 
 
 def test_no_gradient_reaches_target_encoder():

@@ -3,22 +3,13 @@
 import pytest
 import torch
 
-from moejepa_ros.model import ModelConfig, WorldModel, dense_equivalent
+from moejepa_ros.model import WorldModel, dense_equivalent
+from testing.models import small_config
 
 
 def small_cfg(**kw):
-    base = dict(
-        image_size=16,
-        conv_channels=[8, 16],
-        latent_dim=32,
-        expert_hidden=32,
-        head_hidden=32,
-        stage1_hidden=32,
-        action_embed_dim=8,
-        action_dim=3,
-    )
-    base.update(kw)
-    return ModelConfig(**base)
+    """`small_config` with 3-d actions, so an action-dim mix-up shows."""
+    return small_config(action_dim=3, **kw)
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -4,7 +4,8 @@ model must learn to predict latents better than 'nothing moves', without collaps
 import pytest
 import torch
 
-from moejepa_ros.model import ModelConfig, WorldModel
+from moejepa_ros.model import WorldModel
+from testing.models import small_config
 
 
 def blob_batch(B, T, s=16, gen=None):
@@ -45,18 +46,7 @@ def errors(wm, batch):
 @pytest.mark.parametrize("norm", ["simnorm", "layernorm"])
 def test_blob_world_model_learns_without_collapse(norm, one_thread):
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        image_size=16,
-        frame_stack=1,
-        conv_channels=[16, 32],
-        latent_dim=32,
-        expert_hidden=32,
-        action_embed_dim=8,
-        head_hidden=32,
-        stage1_hidden=32,
-        latent_norm=norm,
-        ema_momentum=0.95,
-    )
+    cfg = small_config(frame_stack=1, conv_channels=[16, 32], latent_norm=norm, ema_momentum=0.95)
     wm = WorldModel(cfg)
     opt = torch.optim.Adam(wm.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)

@@ -3,31 +3,16 @@
 import pytest
 import torch
 
-try:
-    from moejepa_ros.model import ModelConfig, WorldModel
-except ImportError as exc:  # the model package is built in parallel; say why we skip
-    pytest.skip(f"moejepa_ros.model.WorldModel not importable yet: {exc}", allow_module_level=True)
-
 from moejepa_ros.planning import LatentModel, PlannerConfig, make_planner
+from testing.models import tiny_model
 
 METHODS = ["cem", "mppi", "gradient", "cem_gradient"]
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        latent_dim=16,
-        action_dim=2,
-        num_experts=4,
-        top_k=2,
-        expert_hidden=32,
-        action_embed_dim=8,
-        head_hidden=32,
-        conv_channels=[8, 8, 8, 8],
-        stage1_hidden=32,
-    )
-    return WorldModel(cfg).eval()
+    """4 experts, top-2: the plans go through a real mixture."""
+    return tiny_model(num_experts=4, top_k=2, expert_hidden=32, head_hidden=32, stage1_hidden=32)
 
 
 def _cfg(method):

@@ -23,20 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bringup_runs_the_sim_demo_closed_loop(tmp_path):
-    from moejepa_ros.model import ModelConfig, WorldModel, save_checkpoint
+    from moejepa_ros.model import save_checkpoint
+    from testing.models import tiny_model
 
-    cfg = ModelConfig(
-        conv_channels=[8, 8, 8, 8],
-        latent_dim=16,
-        expert_hidden=16,
-        num_experts=2,
-        top_k=1,
-        head_hidden=16,
-        stage1_hidden=16,
-        action_embed_dim=8,
-    )
     ckpt = save_checkpoint(
-        tmp_path / "tiny.safetensors", WorldModel(cfg), {"action_low": [-2.45, -2.45], "action_high": [2.45, 2.45]}
+        tmp_path / "tiny.safetensors", tiny_model(), {"action_low": [-2.45, -2.45], "action_high": [2.45, 2.45]}
     )
     with Probe("test_bringup_probe") as probe:
         results = probe.subscribe(String, "/sim_node/episode_result", RESULTS_QOS)

@@ -34,21 +34,10 @@ LOW, HIGH = [-0.5, -1.0], [0.5, 1.0]
 
 def tiny_checkpoint(path):
     """An untrained, very small world model: the node's behaviour, not its skill, is under test."""
-    from moejepa_ros.model import ModelConfig, WorldModel, save_checkpoint
+    from moejepa_ros.model import save_checkpoint
+    from testing.models import tiny_model
 
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        conv_channels=[8, 8, 8, 8],
-        latent_dim=16,
-        expert_hidden=16,
-        num_experts=2,
-        top_k=1,
-        head_hidden=16,
-        stage1_hidden=16,
-        action_embed_dim=8,
-    )
-    save_checkpoint(path, WorldModel(cfg), {"action_low": LOW, "action_high": HIGH})
+    save_checkpoint(path, tiny_model(), {"action_low": LOW, "action_high": HIGH})
     return path
 
 
@@ -68,6 +57,12 @@ def planner_params(ckpt, **over):
     }
     p.update(over)
     return p
+
+
+def start_planner(d, ckpt, name="planner_node", remaps=None, env=None, **over) -> NodeProcess:
+    """A planner_node process called `name` with `planner_params(ckpt, **over)`, its log in `d`."""
+    params = write_params(d / f"{name}.yaml", {name: planner_params(ckpt, **over)})
+    return NodeProcess("planner_node", params, name=name, remaps=remaps, log_path=d / f"{name}.log", env=env).start()
 
 
 def frame(i: int, size: int = 64) -> np.ndarray:
@@ -116,8 +111,7 @@ def probe():
 @pytest.fixture(scope="module")
 def planner(ckpt, tmp_path_factory, probe):
     d = tmp_path_factory.mktemp("planner")
-    params = write_params(d / "params.yaml", {"planner_node": planner_params(ckpt)})
-    proc = NodeProcess("planner_node", params, log_path=d / "planner.log").start()
+    proc = start_planner(d, ckpt)
     try:
         yield proc
     finally:
@@ -256,14 +250,7 @@ def test_large_images_are_resized_and_planned_on(io, planner):
 # ------------------------------------------------------------------------ lifecycle
 def test_lifecycle_transitions(ckpt, tmp_path, probe):
     node = "/lc_planner"
-    params = write_params(tmp_path / "params.yaml", {"lc_planner": planner_params(ckpt, autostart=False)})
-    proc = NodeProcess(
-        "planner_node",
-        params,
-        name="lc_planner",
-        log_path=tmp_path / "lc.log",
-        remaps={"image": "lc/image", "action": "lc/action"},
-    ).start()
+    proc = start_planner(tmp_path, ckpt, "lc_planner", {"image": "lc/image", "action": "lc/action"}, autostart=False)
     try:
         pub = probe.publisher(Image, "lc/image", IMAGE_PUB_QOS)
         actions = probe.subscribe(TwistStamped, "lc/action")
@@ -296,8 +283,7 @@ def test_lifecycle_transitions(ckpt, tmp_path, probe):
 
 
 def test_bad_checkpoint_fails_configure_with_a_clear_message(tmp_path):
-    params = write_params(tmp_path / "params.yaml", {"planner_node": planner_params(tmp_path / "missing.safetensors")})
-    proc = NodeProcess("planner_node", params, log_path=tmp_path / "bad.log").start()
+    proc = start_planner(tmp_path, tmp_path / "missing.safetensors")
     try:
         proc.proc.wait(60)
         assert proc.proc.returncode == 1
@@ -312,14 +298,8 @@ def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, p
     from sensor_msgs.msg import CompressedImage
 
     over = {"image_transport": "compressed", "action_type": "float32_multi_array", "use_sim_time": True}
-    params = write_params(tmp_path / "params.yaml", {"c_planner": planner_params(ckpt, **over)})
-    proc = NodeProcess(
-        "planner_node",
-        params,
-        name="c_planner",
-        log_path=tmp_path / "c.log",
-        remaps={"image/compressed": "c/image/compressed", "action": "c/action"},
-    ).start()
+    remaps = {"image/compressed": "c/image/compressed", "action": "c/action"}
+    proc = start_planner(tmp_path, ckpt, "c_planner", remaps, **over)
     try:
         pub = probe.publisher(CompressedImage, "c/image/compressed", IMAGE_PUB_QOS)
         clock = probe.publisher(Clock, "/clock", 10)
@@ -377,17 +357,8 @@ def test_an_objective_plugin_file_becomes_live_parameters(ckpt, tmp_path, probe)
     (tmp_path / "toy_node_objective.py").write_text(TOY_OBJECTIVE)
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
     node = "/p_planner"
-    params = write_params(
-        tmp_path / "params.yaml", {"p_planner": planner_params(ckpt, objective_plugins=["toy_node_objective"])}
-    )
-    proc = NodeProcess(
-        "planner_node",
-        params,
-        name="p_planner",
-        log_path=tmp_path / "p.log",
-        env=env,
-        remaps={"image": "p/image", "action": "p/action"},
-    ).start()
+    remaps = {"image": "p/image", "action": "p/action"}
+    proc = start_planner(tmp_path, ckpt, "p_planner", remaps, env, objective_plugins=["toy_node_objective"])
     try:
         names = probe.call(
             ListParameters, f"{node}/list_parameters", ListParameters.Request(prefixes=["objectives"]), timeout=30
@@ -425,10 +396,7 @@ def test_an_objective_plugin_file_becomes_live_parameters(ckpt, tmp_path, probe)
 
 
 def test_an_objective_plugin_that_cannot_be_imported_stops_the_node_with_its_name(ckpt, tmp_path):
-    params = write_params(
-        tmp_path / "params.yaml", {"planner_node": planner_params(ckpt, objective_plugins=["no_such_objective_module"])}
-    )
-    proc = NodeProcess("planner_node", params, log_path=tmp_path / "bad_plugin.log").start()
+    proc = start_planner(tmp_path, ckpt, objective_plugins=["no_such_objective_module"])
     try:
         proc.proc.wait(60)
         assert proc.proc.returncode == 1

@@ -9,6 +9,7 @@ import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint, read_meta
 from moejepa_ros.planning import make_planner
+from testing.models import PLANNER, tiny_model
 from training.cli import main
 
 
@@ -20,11 +21,18 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def cli(capsys, *args):
-    rc = main(list(args))
+def cli(capsys, command, *overrides):
+    """`moejepa-train <command> -c tiny <overrides>`, which must succeed; its last output line, a JSON summary."""
+    rc = main([command, "-c", "tiny", *overrides])
     out = capsys.readouterr().out.strip().splitlines()
     assert rc == 0, out
     return json.loads(out[-1])
+
+
+def refused(capsys, command, *overrides) -> str:
+    """`moejepa-train <command> -c tiny <overrides>`, which must exit 2 (a bad config); its stderr."""
+    assert main([command, "-c", "tiny", *overrides]) == 2
+    return capsys.readouterr().err
 
 
 def plans_with(path, goal=True):
@@ -32,19 +40,21 @@ def plans_with(path, goal=True):
     assert meta["action_low"] == pytest.approx([-2.45, -2.45]) and meta["action_high"] == pytest.approx([2.45, 2.45])
     assert meta["preprocessing"]["frame_stack"] == model.cfg.frame_stack
     objectives = {"reward": {"enabled": False}, "goal": {"enabled": True}} if goal else None
-    planner = make_planner(
-        {"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2},
-        model,
-        objectives,
-        meta["action_low"],
-        meta["action_high"],
-    )
+    planner = make_planner(PLANNER, model, objectives, meta["action_low"], meta["action_high"])
     with torch.no_grad():
         frames = torch.randint(0, 255, (1, model.cfg.frame_stack, 64, 64, 3), dtype=torch.uint8)
         z = model.encode(frames)[0]
     plan = planner.plan(z, z if goal else None)
     assert plan.ok and plan.actions.shape == (3, 2)
     return model, meta
+
+
+@pytest.fixture
+def fitted(tmp_path, capsys):
+    """A run dir with 4 short episodes collected and a 4-step fit: (its run.out_dir override, the fit's checkpoint)."""
+    o = f"run.out_dir={tmp_path}"
+    cli(capsys, "collect", o, "collect.episodes=4", "collect.max_steps=30")
+    return o, cli(capsys, "fit", o, "train.steps=4")["checkpoint"]
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +70,14 @@ def tiny_run(tmp_path_factory):
 def test_collect_pretrain_fit_export(tmp_path, capsys):
     run_dir = str(tmp_path)
     o = f"run.out_dir={run_dir}"
-    r = cli(capsys, "collect", "-c", "tiny", o)
+    r = cli(capsys, "collect", o)
     assert len(r["bags"]) == 1 and os.path.isdir(r["bags"][0])
-    assert main(["collect", "-c", "tiny", o]) == 2  # refuses to overwrite bags silently
-    capsys.readouterr()
-    r = cli(capsys, "pretrain", "-c", "tiny", o, "train.steps=6")
+    refused(capsys, "collect", o)  # refuses to overwrite bags silently
+    r = cli(capsys, "pretrain", o, "train.steps=6")
     assert r["step"] == 6
     plans_with(r["checkpoint"])
     assert read_meta(r["checkpoint"])["training"]["stage"] == 1
-    r = cli(capsys, "fit", "-c", "tiny", o, "train.steps=8", "fit.init_encoder=auto", "fit.freeze_encoder=true")
+    r = cli(capsys, "fit", o, "train.steps=8", "fit.init_encoder=auto", "fit.freeze_encoder=true")
     assert r["step"] == 8 and "reward" in r["last"]
     model, meta = plans_with(r["checkpoint"])
     pre, _ = load_checkpoint(os.path.join(run_dir, "pretrain", "model.safetensors"))
@@ -90,7 +99,7 @@ def test_collect_pretrain_fit_export(tmp_path, capsys):
         "perf/data_wait_share",
     ):
         assert k in keys, k
-    r = cli(capsys, "export", "-c", "tiny", o)
+    r = cli(capsys, "export", o)
     assert r["source"].endswith(os.path.join("fit", "model.safetensors"))
     _, meta = plans_with(r["export"])
     assert meta["training"]["stage"] == 2 and "optimizer" not in json.dumps(meta)
@@ -99,13 +108,11 @@ def test_collect_pretrain_fit_export(tmp_path, capsys):
 def test_mbrl_and_distill(tiny_run, capsys):
     run_dir = tiny_run
     o = f"run.out_dir={run_dir}"
-    r = cli(
-        capsys, "mbrl", "-c", "tiny", o, "mbrl.iterations=1", "mbrl.fit_steps_per_iter=4", "mbrl.max_episode_steps=6"
-    )
+    r = cli(capsys, "mbrl", o, "mbrl.iterations=1", "mbrl.fit_steps_per_iter=4", "mbrl.max_episode_steps=6")
     assert r["rounds"] == 1 and r["eval"][0] is not None
     plans_with(r["checkpoint"])
     assert os.listdir(os.path.join(run_dir, "mbrl", "bags", "round_000"))
-    r = cli(capsys, "distill", "-c", "tiny", o, "distill.samples=8", "distill.steps=10", "mbrl.max_episode_steps=6")
+    r = cli(capsys, "distill", o, "distill.samples=8", "distill.steps=10", "mbrl.max_episode_steps=6")
     assert len(r["history"]) == 2 and r["history"][1]["actor_return_mean"] is not None
     model, _ = plans_with(r["checkpoint"])
     src, _ = load_checkpoint(os.path.join(run_dir, "mbrl", "model.safetensors"))
@@ -119,8 +126,6 @@ def test_model_baselines(tiny_run, tmp_path, capsys, kind):
     r = cli(
         capsys,
         "fit",
-        "-c",
-        "tiny",
         o,
         f"data.bags=[{tiny_run}/collect/bags]",
         f"baseline.kind={kind}",
@@ -143,8 +148,6 @@ def test_model_free_baseline_ppo(tmp_path, capsys):
     r = cli(
         capsys,
         "fit",
-        "-c",
-        "tiny",
         f"run.out_dir={tmp_path}/ppo",
         "baseline.kind=ppo",
         "baseline.rl_steps=64",
@@ -158,23 +161,19 @@ def test_model_free_baseline_ppo(tmp_path, capsys):
 
 
 def test_bad_config_exits_2(capsys, tmp_path):
-    assert main(["fit", "-c", "tiny", "optim.lr=-1"]) == 2
-    assert "optim.lr" in capsys.readouterr().err
-    assert main(["collect", "-c", "tiny", f"run.out_dir={tmp_path}", "collect.policy_kwargs.cross_probability=0"]) == 2
-    assert "collect.policy_kwargs" in capsys.readouterr().err
+    assert "optim.lr" in refused(capsys, "fit", "optim.lr=-1")
+    assert "collect.policy_kwargs" in refused(
+        capsys, "collect", f"run.out_dir={tmp_path}", "collect.policy_kwargs.cross_probability=0"
+    )
 
 
-def test_refine_moves_only_the_predictor(tmp_path, capsys):
+def test_refine_moves_only_the_predictor(fitted, capsys):
     """`refine`: the predictor re-fit on cached latents with long rollouts; encoder, target and heads
     stay bit-identical, the loss falls, export picks the refined model, bad horizons exit 2."""
-    o = f"run.out_dir={tmp_path}"
-    cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
-    fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
+    o, fit = fitted
     r = cli(
         capsys,
         "refine",
-        "-c",
-        "tiny",
         o,
         "refine.steps=60",
         "refine.horizon=8",
@@ -182,35 +181,29 @@ def test_refine_moves_only_the_predictor(tmp_path, capsys):
         "refine.lr=3e-3",
         "run.log_every=10",
     )
-    assert r["source"] == fit["checkpoint"] and r["steps"] == 60 and r["horizon"] == 8
+    assert r["source"] == fit and r["steps"] == 60 and r["horizon"] == 8
     assert r["last_latent_loss"] < r["first_latent_loss"]
     assert {"1", "5"} <= set(r["gap_after"]) and {"1", "5"} <= set(r["gap_before"])
-    before, _ = load_checkpoint(fit["checkpoint"])
+    before, _ = load_checkpoint(fit)
     after, meta = plans_with(r["checkpoint"])
     sb, sa = before.state_dict(), after.state_dict()
     moved = [k for k in sb if not torch.equal(sb[k], sa[k])]
     assert moved and all(k.startswith("predictor.") for k in moved)
     assert meta["training"]["subcommand"] == "refine" and meta["training"]["refine"]["horizon"] == 8
-    e = cli(capsys, "export", "-c", "tiny", o)
+    e = cli(capsys, "export", o)
     assert e["source"].endswith(os.path.join("refine", "model.safetensors"))
-    assert main(["refine", "-c", "tiny", o, "refine.horizon=500"]) == 2
-    assert "refine.horizon=500" in capsys.readouterr().err
-    assert main(["refine", "-c", "tiny", o, "refine.rho=0"]) == 2
-    assert "refine.rho" in capsys.readouterr().err
+    assert "refine.horizon=500" in refused(capsys, "refine", o, "refine.horizon=500")
+    assert "refine.rho" in refused(capsys, "refine", o, "refine.rho=0")
 
 
-def test_goal_distance_adds_only_the_goal_head(tmp_path, capsys):
+def test_goal_distance_adds_only_the_goal_head(fitted, capsys):
     """`goal`: the goal-distance head regressed onto shortest paths through the recorded episodes
     (on cached and on predicted latents); everything else stays bit-identical, the planner plans with
     metric=learned, export picks it, and bad options exit 2."""
-    o = f"run.out_dir={tmp_path}"
-    cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
-    fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
+    o, fit = fitted
     r = cli(
         capsys,
         "goal",
-        "-c",
-        "tiny",
         o,
         "goal.steps=80",
         "goal.batch_size=64",
@@ -220,52 +213,33 @@ def test_goal_distance_adds_only_the_goal_head(tmp_path, capsys):
         "goal.lr=1e-3",
         "run.log_every=10",
     )
-    assert r["source"] == fit["checkpoint"] and r["steps"] == 80
+    assert r["source"] == fit and r["steps"] == 80
     assert r["last_loss"] < r["first_loss"]
     assert {"relative_error", "mean_steps", "mean_distance", "imagined_gap_h2"} <= set(r["held_out"])
-    before, _ = load_checkpoint(fit["checkpoint"])
+    before, _ = load_checkpoint(fit)
     after, meta = load_checkpoint(r["checkpoint"])
     assert after.cfg.goal_embed_dim == 8 and "goal_distance" in after.heads
     sb, sa = before.state_dict(), after.state_dict()
     assert all(torch.equal(sb[k], sa[k]) for k in sb)
     assert {k for k in sa if k not in sb} and all(k.startswith("goal_head.") for k in sa if k not in sb)
     assert meta["training"]["subcommand"] == "goal"
-    planner = make_planner(
-        {"samples": 16, "horizon": 3, "iterations": 2, "elites": 4, "keep_elites": 2},
-        after,
-        {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned", "every_step": True}},
-        meta["action_low"],
-        meta["action_high"],
-    )
+    objectives = {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned", "every_step": True}}
+    planner = make_planner(PLANNER, after, objectives, meta["action_low"], meta["action_high"])
     with torch.no_grad():
         z = after.encode(torch.randint(0, 255, (1, after.cfg.frame_stack, 64, 64, 3), dtype=torch.uint8))[0]
         d_self = float(after.goal_distance(z, z))
     assert d_self < 1e-3  # the distance from a latent to itself is zero by construction
     assert planner.plan(z, z).ok
-    e = cli(capsys, "export", "-c", "tiny", o)
+    e = cli(capsys, "export", o)
     assert e["source"].endswith(os.path.join("goal", "model.safetensors"))
-    assert main(["goal", "-c", "tiny", o, "goal.revisit=0"]) == 2
-    assert "goal.revisit" in capsys.readouterr().err
-    assert main(["goal", "-c", "tiny", o, "goal.imagine_steps=500"]) == 2
-    assert "goal.imagine_steps=500" in capsys.readouterr().err
+    assert "goal.revisit" in refused(capsys, "goal", o, "goal.revisit=0")
+    assert "goal.imagine_steps=500" in refused(capsys, "goal", o, "goal.imagine_steps=500")
 
 
-def test_learned_metric_needs_the_goal_head(tmp_path):
-    from moejepa_ros.model.config import ModelConfig
-    from moejepa_ros.model.world_model import WorldModel
+def test_learned_metric_needs_the_goal_head():
     from moejepa_ros.planning import build_objectives
 
-    model = WorldModel(
-        ModelConfig(
-            latent_dim=16,
-            conv_channels=[8, 16, 16, 16],
-            num_experts=2,
-            top_k=1,
-            expert_hidden=16,
-            stage1_hidden=16,
-            head_hidden=16,
-        )
-    )
+    model = tiny_model()
     assert "goal_distance" not in model.heads
     with pytest.raises(ValueError, match="goal_distance"):
         build_objectives({"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "learned"}}).check(model)
@@ -273,24 +247,20 @@ def test_learned_metric_needs_the_goal_head(tmp_path):
         model.goal_distance(torch.zeros(16), torch.zeros(16))
 
 
-def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
+def test_refine_can_train_a_new_predictor_of_another_size(fitted, capsys):
     """refine.predictor: a fresh predictor of the given size on the frozen latents; the rest of the
     model is carried over bit-identical, and a field that is not the predictor's exits 2."""
-    o = f"run.out_dir={tmp_path}"
-    cli(capsys, "collect", "-c", "tiny", o, "collect.episodes=4", "collect.max_steps=30")
-    fit = cli(capsys, "fit", "-c", "tiny", o, "train.steps=4")
+    o, fit = fitted
     r = cli(
         capsys,
         "refine",
-        "-c",
-        "tiny",
         o,
         "refine.steps=30",
         "refine.horizon=4",
         "refine.batch_size=16",
         "refine.predictor={expert_hidden: 48, num_experts: 2, top_k: 1}",
     )
-    before, _ = load_checkpoint(fit["checkpoint"])
+    before, _ = load_checkpoint(fit)
     after, meta = plans_with(r["checkpoint"])
     assert (after.cfg.expert_hidden, after.cfg.num_experts, after.cfg.top_k) == (48, 2, 1)
     assert before.cfg.expert_hidden != 48
@@ -300,8 +270,6 @@ def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
     dense = cli(
         capsys,
         "refine",
-        "-c",
-        "tiny",
         o,
         "refine.steps=10",
         "refine.horizon=4",
@@ -310,8 +278,7 @@ def test_refine_can_train_a_new_predictor_of_another_size(tmp_path, capsys):
     )  # the dense baseline on the same latents
     d, _ = plans_with(dense["checkpoint"])
     assert d.cfg.dense and d.cfg.experts == 1 and d.predictor.moe.router is None
-    assert main(["refine", "-c", "tiny", o, "refine.predictor={latent_dim: 8}"]) == 2
-    assert "latent_dim" in capsys.readouterr().err
+    assert "latent_dim" in refused(capsys, "refine", o, "refine.predictor={latent_dim: 8}")
 
 
 def test_an_empty_mapping_override_clears_what_a_file_set():

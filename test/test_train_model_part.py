@@ -3,23 +3,12 @@
 import pytest
 import torch
 
-from moejepa_ros.model.config import ModelConfig
-from moejepa_ros.model.world_model import WorldModel
+from testing.models import tiny_model
 from training.model_part import check_unchanged, train_only, with_new_part
-
-CFG = dict(
-    latent_dim=16,
-    conv_channels=[8, 16, 16, 16],
-    num_experts=2,
-    top_k=1,
-    expert_hidden=16,
-    stage1_hidden=16,
-    head_hidden=16,
-)
 
 
 def test_new_part_carries_the_rest_and_the_contract_catches_a_moved_tensor():
-    model = WorldModel(ModelConfig(**CFG))
+    model = tiny_model()
     big = with_new_part(model, "predictor.", {"expert_hidden": 24}, seed=0, device=torch.device("cpu"))
     assert big.cfg.expert_hidden == 24
     sm, sb = model.state_dict(), big.state_dict()

@@ -13,59 +13,23 @@ from training.recipe import DEMO, load_recipe, main, train_argv
 
 # What the recipe ran when it was code (moejepa_ros/ros/demo.py's train_argv, run dir /RUN, run.threads=1).
 EXPECTED = [
-    ["collect", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1"],
-    ["fit", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1"],
-    [
-        "collect",
-        "-c",
-        "two_rooms",
-        "-c",
-        "two_rooms_goal",
-        "run.out_dir=/RUN",
-        "run.threads=1",
-        "run.out_dir=/RUN/goal",
-    ],
-    [
-        "refine",
-        "-c",
-        "two_rooms",
-        "-c",
-        "two_rooms_goal",
-        "run.out_dir=/RUN",
-        "run.threads=1",
-        "run.out_dir=/RUN/goal",
+    line.split()
+    for line in (
+        "collect -c two_rooms run.out_dir=/RUN run.threads=1",
+        "fit -c two_rooms run.out_dir=/RUN run.threads=1",
+        "collect -c two_rooms -c two_rooms_goal run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/goal",
+        "refine -c two_rooms -c two_rooms_goal run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/goal "
         "refine.checkpoint=/RUN/fit/model.safetensors",
-    ],
-    ["goal", "-c", "two_rooms", "-c", "two_rooms_goal", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/goal"],
-    ["export", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/goal"],
-    [
-        "collect",
-        "-c",
-        "two_rooms",
-        "-c",
-        "two_rooms_goal",
-        "run.out_dir=/RUN",
-        "run.threads=1",
-        "run.out_dir=/RUN/push",
-        "collect.policy_kwargs.push_steps=4",
-        "collect.policy_kwargs.step_max=2.45",
+        "goal -c two_rooms -c two_rooms_goal run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/goal",
+        "export -c two_rooms run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/goal",
+        "collect -c two_rooms -c two_rooms_goal run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/push "
+        "collect.policy_kwargs.push_steps=4 collect.policy_kwargs.step_max=2.45 "
         "collect.policy_kwargs.step_mean=1.2",
-    ],
-    [
-        "refine",
-        "-c",
-        "two_rooms",
-        "-c",
-        "two_rooms_goal",
-        "run.out_dir=/RUN",
-        "run.threads=1",
-        "run.out_dir=/RUN/contact",
-        "data.bags=[/RUN/goal/collect/bags,/RUN/push/collect/bags]",
-        "refine.checkpoint=/RUN/goal/export/model.safetensors",
-        "refine.steps=20000",
-        "refine.lr=3e-4",
-    ],
-    ["export", "-c", "two_rooms", "run.out_dir=/RUN", "run.threads=1", "run.out_dir=/RUN/contact"],
+        "refine -c two_rooms -c two_rooms_goal run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/contact "
+        "data.bags=[/RUN/goal/collect/bags,/RUN/push/collect/bags] "
+        "refine.checkpoint=/RUN/goal/export/model.safetensors refine.steps=20000 refine.lr=3e-4",
+        "export -c two_rooms run.out_dir=/RUN run.threads=1 run.out_dir=/RUN/contact",
+    )
 ]
 
 

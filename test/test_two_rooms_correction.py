@@ -20,21 +20,14 @@ import torch
 from moejepa_ros.control import LatentController
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
+from testing.demo_planner import demo_objectives, demo_planner
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors"
 STALLING_SEEDS = (503, 504, 550)  # stall without the correction (found with session 5's checkpoint)
 STUCK_SEEDS = (1593, 2560, 2587, 2597)  # fail with the correction alone (session 6, the same checkpoint)
-PLANNER = {
-    "method": "cem",
-    "samples": 64,
-    "iterations": 2,
-    "elites": 8,
-    "keep_elites": 4,
-    "horizon": 8,
-    "hold": 1,
-    "min_std": 0.1,
-}
-OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
+#: The demo's planner without its online correction and stall recovery (left at PlannerConfig's defaults: off).
+PLAIN = {k: v for k, v in demo_planner().items() if not k.startswith(("correction_", "stall_"))}
+OBJECTIVES = {"goal": demo_objectives()["goal"]}
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +40,9 @@ def model():
     torch.set_num_threads(threads)
 
 
-def episode(model, correction_memory: int, seed: int, **planner) -> dict:
+def episode(model, seed: int, planner: dict) -> dict:
     m, meta = model
-    ctl = LatentController(
-        m,
-        "cpu",
-        {**PLANNER, "correction_memory": correction_memory, **planner},
-        OBJECTIVES,
-        meta["action_low"],
-        meta["action_high"],
-    )
+    ctl = LatentController(m, "cpu", planner, OBJECTIVES, meta["action_low"], meta["action_high"])
     env = TwoRoomsEnv(mode="goal")
     obs, info = env.reset(seed=seed)
     ctl.set_goal(info["goal_image"])
@@ -81,17 +67,16 @@ def episode(model, correction_memory: int, seed: int, **planner) -> dict:
 
 
 def test_stalled_episodes_reach_the_goal_with_the_online_correction(model):
-    without = [episode(model, 0, s) for s in STALLING_SEEDS]
+    without = [episode(model, s, PLAIN) for s in STALLING_SEEDS]
     assert not any(r["success"] for r in without) and min(r["blocked"] for r in without) > 50, without
-    with_memory = [episode(model, 64, s) for s in STALLING_SEEDS]
+    with_memory = [episode(model, s, {**PLAIN, "correction_memory": 64}) for s in STALLING_SEEDS]
     assert sum(r["success"] for r in with_memory) >= 2, with_memory
     assert all(r["memory"] > 0 for r in with_memory)
 
 
 def test_episodes_stuck_beside_the_wall_reach_the_goal_with_the_stall_recovery(model):
-    demo = {"correction_action_bandwidth": 0.15, "stall_weight": 1.0}  # config/sim_demo.yaml
-    without = [episode(model, 64, s, **demo) for s in STUCK_SEEDS]
+    without = [episode(model, s, demo_planner(stall_steps=0)) for s in STUCK_SEEDS]
     assert sum(r["success"] for r in without) <= 1 and not any(r["recovering"] for r in without), without
-    with_recovery = [episode(model, 64, s, stall_steps=10, **demo) for s in STUCK_SEEDS]
+    with_recovery = [episode(model, s, demo_planner()) for s in STUCK_SEEDS]
     assert sum(r["success"] for r in with_recovery) >= 3, with_recovery
     assert all(r["recovering"] > 0 for r in with_recovery), with_recovery

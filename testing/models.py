@@ -1,4 +1,4 @@
-"""A tiny real world model and planner settings for control-step tests (untrained: behaviour, not skill)."""
+"""Tiny and small real world models and planner settings for tests (untrained: behaviour, not skill)."""
 
 import torch
 
@@ -10,19 +10,40 @@ GOAL_ONLY = {"goal": {"enabled": True, "weight": 1.0}}
 #: Asymmetric bounds, so a clamp that mixes up the axes shows.
 LOW, HIGH = [-1.0, -2.0], [1.0, 2.0]
 
+#: 2 experts, top-1, a 16-d latent over the default 64x64 RGB stacks of 3 frames: a node or planner runs it fast.
+TINY = dict(
+    conv_channels=[8, 8, 8, 8],
+    latent_dim=16,
+    expert_hidden=16,
+    num_experts=2,
+    top_k=1,
+    head_hidden=16,
+    stage1_hidden=16,
+    action_embed_dim=8,
+)
+#: A 32-d latent over 16x16 RGB: small enough to train for hundreds of steps in a unit test.
+SMALL = dict(
+    image_size=16,
+    conv_channels=[8, 16],
+    latent_dim=32,
+    expert_hidden=32,
+    head_hidden=32,
+    stage1_hidden=32,
+    action_embed_dim=8,
+)
 
-def tiny_model(seed: int = 0) -> WorldModel:
-    """A 2-expert top-1 world model with a 16-d latent over 64x64 RGB stacks of 3 frames, in eval mode."""
+
+def tiny_config(**overrides) -> ModelConfig:
+    """`TINY`, then `overrides`."""
+    return ModelConfig(**{**TINY, **overrides})
+
+
+def small_config(**overrides) -> ModelConfig:
+    """`SMALL`, then `overrides`."""
+    return ModelConfig(**{**SMALL, **overrides})
+
+
+def tiny_model(seed: int = 0, **overrides) -> WorldModel:
+    """A seeded `tiny_config(**overrides)` world model, in eval mode."""
     torch.manual_seed(seed)
-    return WorldModel(
-        ModelConfig(
-            conv_channels=[8, 8, 8, 8],
-            latent_dim=16,
-            expert_hidden=16,
-            num_experts=2,
-            top_k=1,
-            head_hidden=16,
-            stage1_hidden=16,
-            action_embed_dim=8,
-        )
-    ).eval()
+    return WorldModel(tiny_config(**overrides)).eval()
