@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from bench import record
+from bench.demo_cem import goal_only, plain_demo_planner
 from bench.experiments.blocked_steps import episodes, open_long_walks
 from bench.experiments.moe_vs_dense import dynamics_mode
 from bench.experiments.probing import cli
@@ -44,17 +45,8 @@ from moejepa_ros.planning import build_objectives, make_planner
 
 HORIZONS = (1, 5, 10, 16)
 MODES = ("free", "contact", "door")
-PLANNER = {
-    "method": "cem",
-    "samples": 64,
-    "iterations": 2,
-    "elites": 8,
-    "keep_elites": 4,
-    "horizon": 8,
-    "hold": 1,
-    "min_std": 0.1,
-}
-OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
+PLANNER = plain_demo_planner()
+OBJECTIVES = goal_only()
 
 
 def predictor_shape(cfg, variant: str) -> dict:
