@@ -35,26 +35,18 @@ import numpy as np
 import torch
 
 from bench import record
+from bench.demo_cem import goal_only, plain_demo_planner
 from bench.experiments.blocked_steps import episodes, open_long_walks
 from bench.experiments.moe_vs_dense import dynamics_mode
-from bench.experiments.probing import cli
+from bench.experiments.probing import refine
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.model.config import active_predictor_params, dense_equivalent
 from moejepa_ros.planning import build_objectives, make_planner
 
 HORIZONS = (1, 5, 10, 16)
 MODES = ("free", "contact", "door")
-PLANNER = {
-    "method": "cem",
-    "samples": 64,
-    "iterations": 2,
-    "elites": 8,
-    "keep_elites": 4,
-    "horizon": 8,
-    "hold": 1,
-    "min_std": 0.1,
-}
-OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
+PLANNER = plain_demo_planner()
+OBJECTIVES = goal_only()
 
 
 def predictor_shape(cfg, variant: str) -> dict:
@@ -69,26 +61,15 @@ def train(a, variant: str, shape: dict, log: Path) -> tuple[Path, dict]:
     side = run / "bench_refine.json"
     if out.is_file() and side.is_file():
         return out, json.loads(side.read_text())
-    summary = cli(
-        [
-            "refine",
-            "-c",
-            "two_rooms",
-            "-c",
-            "two_rooms_goal",
-            f"run.out_dir={run}",
-            f"data.bags=[{a.data_run}/collect/bags]",
-            f"data.cache_dir={a.data_run}/cache",
-            f"refine.checkpoint={a.checkpoint}",
-            f"refine.predictor={json.dumps(shape)}",
-            f"refine.steps={a.steps}",
-            f"refine.horizon={a.horizon}",
-            f"run.seed={a.seed}",
-            "run.threads=1",
-            "run.progress=false",
-        ],
-        log,
-    )
+    overrides = [
+        f"data.bags=[{a.data_run}/collect/bags]",
+        f"data.cache_dir={a.data_run}/cache",
+        f"refine.checkpoint={a.checkpoint}",
+        f"refine.predictor={json.dumps(shape)}",
+        f"refine.steps={a.steps}",
+        f"refine.horizon={a.horizon}",
+    ]
+    summary = refine(run, a.seed, overrides, log)
     side.write_text(json.dumps(summary))
     return out, summary
 

@@ -60,6 +60,12 @@ def cli(args: list, log: Path) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def refine(run: Path, seed: int, overrides: list, log: Path) -> dict:
+    """`training.cli refine` with the Two-Rooms goal configs into `run` (one thread, no progress bar); its summary."""
+    fixed = ["-c", "two_rooms", "-c", "two_rooms_goal", f"run.out_dir={run}", f"run.seed={seed}"]
+    return cli(["refine", *fixed, "run.threads=1", "run.progress=false", *overrides], log)
+
+
 def active_params(model) -> dict:
     """Encoder + predictor parameters, total and *active* (only top_k of the experts count)."""
     from moejepa_ros.model.config import expert_params
@@ -145,24 +151,13 @@ def refine_held_out(a, root: Path, seed: int, fitted: Path, log: Path) -> Path:
     run = root / f"refine{a.refine_steps}{tag}_s{seed}"
     out = run / "refine" / "model.safetensors"
     if not out.is_file():
-        cli(
-            [
-                "refine",
-                "-c",
-                "two_rooms",
-                "-c",
-                "two_rooms_goal",
-                f"run.out_dir={run}",
-                "run.threads=1",
-                "run.progress=false",
-                f"run.seed={seed}",
-                "data.bags=[" + ",".join(bags) + "]",
-                f"refine.checkpoint={fitted}",
-                f"refine.steps={a.refine_steps}",
-                f"refine.lr={a.refine_lr}",
-            ],
-            log,
-        )
+        overrides = [
+            "data.bags=[" + ",".join(bags) + "]",
+            f"refine.checkpoint={fitted}",
+            f"refine.steps={a.refine_steps}",
+            f"refine.lr={a.refine_lr}",
+        ]
+        refine(run, seed, overrides, log)
     return out
 
 

@@ -24,20 +24,11 @@ import numpy as np
 import torch
 
 from bench import record
+from bench.demo_cem import plain_demo_planner
 from moejepa_ros.planning import build_objectives, make_planner
 from moejepa_ros.sim.two_rooms import MAX_ACTION, TwoRoomsEnv, clip_action, move
 
-PLANNER = {
-    "method": "cem",
-    "samples": 64,
-    "iterations": 2,
-    "elites": 8,
-    "keep_elites": 4,
-    "horizon": 6,
-    "hold": 6,
-    "min_std": 0.1,
-    "warm_start": True,
-}
+PLANNER = plain_demo_planner(horizon=6, hold=6)
 
 
 class TrueDynamics(torch.nn.Module):

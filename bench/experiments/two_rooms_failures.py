@@ -1,7 +1,7 @@
 """Where Two-Rooms episodes fail: each episode's path over the learned goal distance of its layout.
 
-Re-runs the given episode seeds with the planner of `bench.experiments.two_rooms_planning` (CEM 64 x 2,
-8 x 1 steps, learned goal distance over every step, online correction 64) and draws, per
+Re-runs the given episode seeds with the demo's planner without stall recovery (config/sim_demo.yaml: CEM
+64 x 2, 8 x 1 steps, learned goal distance over every step, online correction 64) and draws, per
 episode, the model's learned distance to the goal from every free position (encoded from the
 rendered frame) with the agent's path on top. A trap of the distance shows as a dark pocket
 the path ends in; a trap of the dynamics as a path stuck against a wall the distance says to
@@ -28,9 +28,13 @@ import numpy as np
 import torch
 
 from bench import record
-from bench.experiments.two_rooms_planning import BASE, METHODS, episode, make_agent, planner_sets
+from bench.demo_cem import goal_only
+from bench.experiments.two_rooms_planning import episode, make_agent, planner_sets
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim.two_rooms import is_free, render_frame
+from testing.demo_planner import demo_planner
+
+DEMO = demo_planner(stall_steps=0)  # the demo's planner without stall recovery; --set adds it
 
 GRID = np.arange(2.5, 62.0, 1.5)  # positions where the distance map is sampled (px)
 
@@ -81,12 +85,12 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default="checkpoints/two_rooms.safetensors")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--max-steps", type=int, default=200)
-    ap.add_argument("--correction-memory", type=int, default=64)
+    ap.add_argument("--correction-memory", type=int, default=DEMO["correction_memory"], help="(the demo's)")
     ap.add_argument(
         "--correction-action-bandwidth",
         type=float,
-        default=0.15,
-        help="planner.correction_action_bandwidth (the demo's and the bench's 0.15)",
+        default=DEMO["correction_action_bandwidth"],
+        help="planner.correction_action_bandwidth (the demo's)",
     )
     ap.add_argument(
         "--set",
@@ -101,15 +105,12 @@ def main(argv=None) -> int:
     model, meta = load_checkpoint(a.checkpoint)
     model.eval()
     settings = {
-        **BASE,
-        **METHODS["cem"],
-        "horizon": 8,
-        "hold": 1,
+        **DEMO,
         "correction_memory": a.correction_memory,
         "correction_action_bandwidth": a.correction_action_bandwidth,
     }
     settings.update(planner_sets(ap, a.set))
-    objectives = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
+    objectives = goal_only()
     eps, maps = [], []
     for s in a.seeds:
         agent = make_agent(model, meta, settings, objectives)

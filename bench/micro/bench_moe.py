@@ -61,6 +61,24 @@ def race(fns: dict, device, repeats: int, budget_s: float = 2.0) -> dict:
     return out
 
 
+def emit_race(emit, res: dict, case: dict, key: str, digits: int = 3, extra=lambda tmin: {}) -> None:
+    """One record per variant `key` of a `race` result: `case`'s fields, then its error or its ms and ratio to dense."""
+    for name, (tmin, tmed) in res.items():
+        if isinstance(tmed, str):
+            emit({**case, key: name, "error": tmed})
+            continue
+        emit(
+            {
+                **case,
+                key: name,
+                "ms_min": round(tmin * 1e3, digits),
+                "ms_median": round(tmed * 1e3, digits),
+                "vs_dense": round(tmin / res["dense"][0], 3),
+                **extra(tmin),
+            }
+        )
+
+
 def make_predictors(cfg: ModelConfig, device):
     torch.manual_seed(0)
     moe = Predictor(cfg).to(device).eval()
@@ -98,27 +116,25 @@ def bench_step(cfg, device, batches, repeats, emit):
                 fns["auto"] = lambda: moe.moe(z, e, impl="auto", need_aux=False)
                 fns["dense"] = lambda: dense.moe(z, ed, need_aux=False)
                 res = race(fns, device, repeats)
-            d = res["dense"][0]
-            for impl, (tmin, tmed) in res.items():
-                if isinstance(tmed, str):
-                    emit({"case": "moe_step", "device": device.type, "impl": impl, "batch": T, "error": tmed})
-                    continue
-                emit(
-                    {
-                        "case": "moe_step",
-                        "device": device.type,
-                        "threads": torch.get_num_threads(),
-                        "routing": routing,
-                        "batch": T,
-                        "impl": impl,
-                        "ms_min": round(tmin * 1e3, 4),
-                        "ms_median": round(tmed * 1e3, 4),
-                        "tokens_per_s": round(T / tmin),
-                        "vs_dense": round(tmin / d, 3),
-                        "vs_loop": round(tmin / res["loop"][0], 3),
-                        "expert_load": [round(x, 3) for x in load],
-                    }
-                )
+            case = {
+                "case": "moe_step",
+                "device": device.type,
+                "threads": torch.get_num_threads(),
+                "routing": routing,
+                "batch": T,
+            }
+            emit_race(
+                emit,
+                res,
+                case,
+                "impl",
+                digits=4,
+                extra=lambda tmin: {
+                    "tokens_per_s": round(T / tmin),
+                    "vs_loop": round(tmin / res["loop"][0], 3),
+                    "expert_load": [round(x, 3) for x in load],
+                },
+            )
 
 
 def bench_plan(cfg, device, repeats, emit, samples=256, horizon=5, iterations=4):
@@ -144,25 +160,16 @@ def bench_plan(cfg, device, repeats, emit, samples=256, horizon=5, iterations=4)
         fns["moe_auto_no_shared_fast_path"] = lambda: plan(wm, "auto", shared=False)
         fns["dense"] = lambda: plan(wmd)
         res = race(fns, device, repeats, budget_s=4.0)
-    for name, (tmin, tmed) in res.items():
-        if isinstance(tmed, str):
-            emit({"case": "plan", "device": device.type, "variant": name, "error": tmed})
-            continue
-        emit(
-            {
-                "case": "plan",
-                "device": device.type,
-                "threads": torch.get_num_threads(),
-                "variant": name,
-                "samples": samples,
-                "horizon": horizon,
-                "iterations": iterations,
-                "predictor_steps": samples * horizon * iterations,
-                "ms_min": round(tmin * 1e3, 3),
-                "ms_median": round(tmed * 1e3, 3),
-                "vs_dense": round(tmin / res["dense"][0], 3),
-            }
-        )
+    case = {
+        "case": "plan",
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "samples": samples,
+        "horizon": horizon,
+        "iterations": iterations,
+        "predictor_steps": samples * horizon * iterations,
+    }
+    emit_race(emit, res, case, "variant")
 
 
 def bench_train(cfg, device, repeats, emit, T=1024):
@@ -181,22 +188,9 @@ def bench_train(cfg, device, repeats, emit, T=1024):
     fns = {impl: (lambda impl=impl: fb(moe, impl)) for impl in ("grouped", "masked", "loop")}
     fns["dense"] = lambda: fb(dense)
     res = race(fns, device, repeats)
-    for impl, (tmin, tmed) in res.items():
-        if isinstance(tmed, str):
-            emit({"case": "train_step", "device": device.type, "impl": impl, "error": tmed})
-            continue
-        emit(
-            {
-                "case": "train_step",
-                "device": device.type,
-                "threads": torch.get_num_threads(),
-                "batch": T,
-                "impl": impl,
-                "ms_min": round(tmin * 1e3, 3),
-                "ms_median": round(tmed * 1e3, 3),
-                "vs_dense": round(tmin / res["dense"][0], 3),
-            }
-        )
+    emit_race(
+        emit, res, {"case": "train_step", "device": device.type, "threads": torch.get_num_threads(), "batch": T}, "impl"
+    )
 
 
 def main(argv=None):

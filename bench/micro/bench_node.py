@@ -130,6 +130,9 @@ def run_case(
     warmup: float = 3.0,
     overrides: dict | None = None,
 ) -> dict:
+    """One case's latency and rate, with the planner's CPU % / RSS sampled over the measured window."""
+    import threading
+
     from moejepa_ros.ros.node_process import NodeProcess
     from testing.ros_harness import wait_until, write_params
 
@@ -140,6 +143,9 @@ def run_case(
     params = write_params(work / f"{name}.yaml", {"planner_node": p})
     total = warmup + seconds
     planner = NodeProcess("planner_node", params, log_path=work / f"{name}.planner.log").start()
+    usage: dict = {}
+    watcher = threading.Thread(target=watch_usage, args=(planner.pid, warmup, seconds, usage), daemon=True)
+    watcher.start()
     me = [sys.executable, "-m", "bench.micro.bench_node"]  # run from the repo root, like this process
     lst_out, cam_out = work / f"{name}.listener.json", work / f"{name}.camera.json"
     listener = NodeProcess("x", log_path=work / f"{name}.listener.log")
@@ -169,6 +175,7 @@ def run_case(
     res_cam = json.loads(cam_out.read_text())
     res = json.loads(lst_out.read_text())
     planner.stop()
+    watcher.join(timeout=5)
     rows = np.asarray(res["rows"], dtype=np.int64).reshape(-1, 2)
     cam = np.asarray(res_cam["stamps"], dtype=np.int64)
     start = cam[0] + int(warmup * 1e9)
@@ -208,7 +215,20 @@ def run_case(
                 "planner",
             )
         },
+        **usage,
     }
+
+
+def watch_usage(pid: int, warmup: float, seconds: float, out: dict) -> None:
+    """Put the CPU % and RSS of process `pid` over the measured window into `out` (nothing if it ends first)."""
+    time.sleep(warmup + 4.0)  # the camera waits for discovery; begin after model load + warm-up
+    w = CpuWatch(pid)
+    try:
+        w.start()
+        time.sleep(max(1.0, seconds - 2.0))
+        out.update(w.stop())
+    except (FileNotFoundError, ProcessLookupError):
+        pass
 
 
 class CpuWatch:
@@ -227,58 +247,6 @@ class CpuWatch:
             "rss_mb_start": round(self.rss0, 1),
             "rss_mb_end": round(proc_rss_mb(self.pid), 1),
         }
-
-
-def run_case_watched(
-    name: str,
-    ckpt: Path,
-    height: int,
-    width: int,
-    seconds: float,
-    trigger: str,
-    work: Path,
-    warmup: float = 3.0,
-    overrides: dict | None = None,
-) -> dict:
-    """run_case with the planner's CPU % / RSS sampled over the measured window."""
-    import threading
-
-    from moejepa_ros.ros import node_process as harness
-
-    holder: dict = {}
-    orig_start = harness.NodeProcess.start
-
-    def start(self):  # remember the planner process so a watcher can sample it
-        out = orig_start(self)
-        if "moejepa_ros.ros.planner_node" in self.cmd:
-            holder["pid"] = self.pid
-        return out
-
-    harness.NodeProcess.start = start
-    result: dict = {}
-
-    def watch() -> None:
-        while "pid" not in holder:
-            time.sleep(0.05)
-        # the camera waits for discovery; begin after model load + warm-up
-        time.sleep(warmup + 4.0)
-        w = CpuWatch(holder["pid"])
-        try:
-            w.start()
-            time.sleep(max(1.0, seconds - 2.0))
-            result.update(w.stop())
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-
-    th = threading.Thread(target=watch, daemon=True)
-    th.start()
-    try:
-        r = run_case(name, ckpt, height, width, seconds, trigger, work, warmup, overrides)
-    finally:
-        harness.NodeProcess.start = orig_start
-    th.join(timeout=5)
-    r.update(result)
-    return r
 
 
 def main() -> None:
@@ -320,11 +288,11 @@ def main() -> None:
     for case in a.cases.split(","):
         size, trigger = case.rsplit("_", 1)
         h, w = (64, 64) if size == "64" else tuple(int(x) for x in size.split("x"))
-        r = run_case_watched(case, ckpt, h, w, a.seconds, trigger, work, overrides=overrides)
+        r = run_case(case, ckpt, h, w, a.seconds, trigger, work, overrides=overrides)
         print(json.dumps(r), flush=True)
         results.append(r)
     if a.soak > 0:
-        r = run_case_watched("soak_64_frame", ckpt, 64, 64, a.soak, "frame", work, overrides=overrides)
+        r = run_case("soak_64_frame", ckpt, 64, 64, a.soak, "frame", work, overrides=overrides)
         print(json.dumps(r), flush=True)
         results.append(r)
     out = {

@@ -20,23 +20,14 @@ import numpy as np
 import torch
 
 from bench import record
+from bench.demo_cem import goal_only
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.planning import make_planner
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
+from testing.demo_planner import demo_planner
 
-DEMO = {
-    "method": "cem",
-    "samples": 64,
-    "horizon": 8,
-    "hold": 1,
-    "iterations": 2,
-    "elites": 8,
-    "keep_elites": 4,
-    "min_std": 0.1,
-    "correction_memory": 64,
-    "correction_action_bandwidth": 0.15,
-}
-OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "learned", "every_step": True}}
+DEMO = demo_planner(stall_steps=0)  # the demo with its online correction, without stall recovery
+OBJECTIVES = goal_only()
 
 
 @torch.no_grad()
@@ -68,9 +59,9 @@ def main(argv=None) -> int:
     model.eval()
     latents, goal = episode_latents(model, a.seed, 60)
     cases = {
-        "off": {**DEMO},
-        "idle": {**DEMO, "stall_steps": 10, "stall_weight": 1.0},
-        "recovering": {**DEMO, "stall_steps": 1, "stall_weight": 1.0, "stall_progress": 1e6},
+        "off": DEMO,
+        "idle": demo_planner(),  # the demo's stall recovery
+        "recovering": demo_planner(stall_steps=1, stall_progress=1e6),
     }
     planners = {
         n: make_planner(c, model, OBJECTIVES, meta["action_low"], meta["action_high"]) for n, c in cases.items()

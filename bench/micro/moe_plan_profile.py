@@ -22,20 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from bench import record
+from bench.demo_cem import goal_only, plain_demo_planner
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.planning import build_objectives, make_planner
 
-PLANNER = {
-    "method": "cem",
-    "samples": 64,
-    "iterations": 2,
-    "elites": 8,
-    "keep_elites": 4,
-    "horizon": 8,
-    "hold": 1,
-    "min_std": 0.1,
-}
-OBJECTIVES = {"goal": {"enabled": True, "metric": "learned", "every_step": True}}
+PLANNER = plain_demo_planner()
+OBJECTIVES = goal_only()
 GROUPED_MM = F.grouped_mm
 
 
