@@ -20,14 +20,14 @@ import torch
 from moejepa_ros.control import LatentController
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
-from testing.demo_planner import demo_objectives, demo_planner
+from testing.demo_planner import demo_planner, goal_only, plain_demo_planner
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors"
 STALLING_SEEDS = (503, 504, 550)  # stall without the correction (found with session 5's checkpoint)
 STUCK_SEEDS = (1593, 2560, 2587, 2597)  # fail with the correction alone (session 6, the same checkpoint)
 #: The demo's planner without its online correction and stall recovery (left at PlannerConfig's defaults: off).
-PLAIN = {k: v for k, v in demo_planner().items() if not k.startswith(("correction_", "stall_"))}
-OBJECTIVES = {"goal": demo_objectives()["goal"]}
+PLAIN = plain_demo_planner()
+OBJECTIVES = goal_only()
 
 
 @pytest.fixture(scope="module")

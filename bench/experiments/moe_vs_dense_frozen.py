@@ -35,13 +35,13 @@ import numpy as np
 import torch
 
 from bench import record
-from bench.demo_cem import goal_only, plain_demo_planner
 from bench.experiments.blocked_steps import episodes, open_long_walks
 from bench.experiments.moe_vs_dense import dynamics_mode
 from bench.experiments.probing import refine
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.model.config import active_predictor_params, dense_equivalent
 from moejepa_ros.planning import build_objectives, make_planner
+from testing.demo_planner import goal_only, plain_demo_planner
 
 HORIZONS = (1, 5, 10, 16)
 MODES = ("free", "contact", "door")

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from bench import record
-from bench.demo_cem import plain_demo_planner
 from moejepa_ros.planning import build_objectives, make_planner
 from moejepa_ros.sim.two_rooms import MAX_ACTION, TwoRoomsEnv, clip_action, move
+from testing.demo_planner import plain_demo_planner
 
 PLANNER = plain_demo_planner(horizon=6, hold=6)
 

@@ -28,11 +28,10 @@ import numpy as np
 import torch
 
 from bench import record
-from bench.demo_cem import goal_only
 from bench.experiments.two_rooms_planning import episode, make_agent, planner_sets
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim.two_rooms import is_free, render_frame
-from testing.demo_planner import demo_planner
+from testing.demo_planner import demo_planner, goal_only
 
 DEMO = demo_planner(stall_steps=0)  # the demo's planner without stall recovery; --set adds it
 

@@ -20,11 +20,10 @@ import numpy as np
 import torch
 
 from bench import record
-from bench.demo_cem import goal_only
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.planning import make_planner
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
-from testing.demo_planner import demo_planner
+from testing.demo_planner import demo_planner, goal_only
 
 DEMO = demo_planner(stall_steps=0)  # the demo with its online correction, without stall recovery
 OBJECTIVES = goal_only()

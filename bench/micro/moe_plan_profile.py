@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from bench import record
-from bench.demo_cem import goal_only, plain_demo_planner
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.planning import build_objectives, make_planner
+from testing.demo_planner import goal_only, plain_demo_planner
 
 PLANNER = plain_demo_planner()
 OBJECTIVES = goal_only()
