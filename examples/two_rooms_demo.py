@@ -29,15 +29,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from training.recipe import DEMO, train_argv
+from training.recipe import load_recipe, train_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
+DEMO = load_recipe("two_rooms_demo")  # the committed checkpoint's training recipe (--retrain runs it)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="moejepa-demo", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m examples.two_rooms_demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
     ap.add_argument(
         "--checkpoint",

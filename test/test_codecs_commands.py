@@ -114,3 +114,11 @@ def test_aliases_and_defaults_live_in_the_registry():
         codecs.command_type("twist_stamped").default_fields == codecs.DEFAULT_TWIST_FIELDS == ("linear.x", "angular.z")
     )
     assert "std_msgs/msg/Float64MultiArray" in codecs.COMMAND_TYPE_NAMES
+
+
+def test_bare_message_names_name_their_type_and_unknown_ones_list_the_known():
+    assert codecs.command_type("Twist").name == "geometry_msgs/msg/Twist"
+    assert codecs.command_type("JointTrajectory").name == "trajectory_msgs/msg/JointTrajectory"
+    assert codecs.command_type("Float64MultiArray").name == "std_msgs/msg/Float64MultiArray"
+    with pytest.raises(codecs.CodecError, match="'Pose' is not registered .*geometry_msgs/msg/Twist"):
+        codecs.command_type("Pose")

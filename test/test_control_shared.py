@@ -1,6 +1,7 @@
 """The Two-Rooms planning bench, MBRL and planner_node run one control step: the shipped classes."""
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from moejepa_ros.sim.two_rooms import TwoRoomsEnv
 def test_bench_agent_is_the_shipped_control_step():
     from bench.experiments import two_rooms_planning as bench
 
-    model, meta = load_checkpoint("checkpoints/two_rooms.safetensors")
+    model, meta = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors")
     settings = {**bench.BASE, **bench.METHODS["cem"]}
     agent = bench.make_agent(model.eval(), meta, settings, bench.OBJECTIVES)
     assert type(agent) is control.PlannerPolicy

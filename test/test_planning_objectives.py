@@ -284,7 +284,7 @@ def test_plugin_module_registers_an_objective_that_plans(tmp_path, monkeypatch):
         load_plugins(["no_such_objective_module"])
 
 
-# One file is a whole objective: the plugin tests (here and test_ros_objective_plugins.py) write it out.
+# One file is a whole objective: the plugin tests (here and test_ros_planner_node.py) write it out.
 TOY_PLUGIN = '''
 """A toy objective: pull the first planned action towards `target`."""
 from moejepa_ros.planning.objectives import Objective, Option

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from training.config import ConfigError
-from training.recipe import DEMO, load_recipe, main, train_argv
+from training.recipe import load_recipe, main, train_argv
+
+DEMO = load_recipe("two_rooms_demo")
 
 # What the recipe ran when it was code (moejepa_ros/ros/demo.py's train_argv, run dir /RUN, run.threads=1).
 EXPECTED = [

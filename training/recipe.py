@@ -94,10 +94,6 @@ def train_argv(step: Step, run: Path, extra: Sequence[str] = ()) -> list[str]:
     return argv + [f"run.out_dir={run}", *extra, *(o.format(run=run) for o in step.overrides)]
 
 
-# The demo checkpoint's recipe: `python -m examples.two_rooms_demo --retrain` and the planning bench run it.
-DEMO = load_recipe("two_rooms_demo")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__.split("\n\n")[0])
     ap.add_argument("recipe", help="a name in config/recipes/ (e.g. two_rooms_demo) or a YAML path")

@@ -39,7 +39,7 @@ ANCHORS = {
     "PLDM 1.89M": {"params": 1_890_000, "mse": [2.04, 5.65, 6.92, 7.31]},
 }
 MAX_ACTIVE = 500_000
-# the demo recipe's push walks (demo.TRAIN_STEPS): up to 4 pushes on into a wall, steps up to 2.45 px
+# the demo recipe's push walks (config/recipes/two_rooms_demo.yaml): up to 4 pushes on into a wall, steps up to 2.45 px
 PUSH_WALKS = (
     "collect.policy_kwargs.push_steps=4",
     "collect.policy_kwargs.step_max=2.45",

@@ -30,10 +30,12 @@ from bench.record import ROOT, save_figure
 from moejepa_ros.control import PlannerPolicy
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim.two_rooms import TwoRoomsEnv
-from training.recipe import DEMO, train_argv
+from training.recipe import load_recipe, train_argv
 
-# Shared settings (the demo's): 6 held segments x 2 steps = 12 steps of imagined reach,
-# terminal-only goal cost; chosen on tuning seeds 500-519 (config/sim_demo.yaml).
+DEMO = load_recipe("two_rooms_demo")  # trains a checkpoint when --checkpoint is not given
+
+# The bench's defaults (flags change them; BENCHMARKS.md §7.1 gives the headline's flags, which plan as
+# config/sim_demo.yaml does): 6 held segments x 2 steps = 12 steps of imagined reach, terminal-only goal cost.
 BASE = {"horizon": 6, "hold": 2, "min_std": 0.1, "warm_start": True}
 # Matched budget per replan: ~the same number of rollouts (samples x iterations = 128);
 # a gradient step (forward + backward through the MoE rollout) costs far more than its sample count

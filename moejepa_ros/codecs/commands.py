@@ -102,10 +102,14 @@ def register_command_type(ct: CommandType) -> CommandType:
 
 
 def command_type(name: str) -> CommandType:
-    """The command type of a full ROS type name or an alias, or a CodecError listing the known ones."""
+    """The command type of a full ROS type name, an alias, or the bare message name when one type has it
+    (`Twist`, as bag configs wrote it), or a CodecError listing the known ones."""
     ct = COMMAND_TYPES.get(name) if isinstance(name, str) else None
     if ct is None:
         ct = next((c for c in COMMAND_TYPES.values() if name in c.aliases), None)
+    if ct is None:
+        bare = [c for c in COMMAND_TYPES.values() if c.short_name == name]
+        ct = bare[0] if len(bare) == 1 else None
     if ct is None:
         raise CodecError(f"command type {name!r} is not registered (known: {', '.join(COMMAND_TYPE_NAMES)})")
     return ct

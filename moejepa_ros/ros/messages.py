@@ -50,7 +50,10 @@ def action_msg_class(action_type: str) -> type:
         package, _, name = codecs.command_type(action_type).name.split("/")
     except codecs.CodecError as e:
         raise ValueError(f"action_type: {e}") from None
-    return getattr(importlib.import_module(f"{package}.msg"), name)
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"action_type {action_type!r}: no message class {package}/msg/{name} here ({e})") from None
 
 
 def stamp_ns(stamp: Any) -> int:

@@ -351,7 +351,13 @@ class PlannerNode(LifecycleNode):
             self._goal_pending = (frame, time.monotonic())
         if self._thread is None:
             self._apply_pending()
-        self.get_logger().info("new goal image", throttle_duration_sec=1.0)
+        if self._ctrl.needs_goal:
+            self.get_logger().info("new goal image", throttle_duration_sec=1.0)
+        else:
+            self.get_logger().warning(
+                "goal image received, but objectives.goal.enabled is false: the plan ignores it",
+                throttle_duration_sec=5.0,
+            )
 
     def _on_reward(self, msg: Float32) -> None:
         self._last_reward = float(msg.data)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from moejepa_ros.codecs import CodecError, CommandType, command_type
+from moejepa_ros.codecs import DEFAULT_TWIST_FIELDS, CodecError, CommandType, command_type
 
 IMAGE_TYPES = {"Image": "sensor_msgs/msg/Image", "CompressedImage": "sensor_msgs/msg/CompressedImage"}
 
@@ -135,4 +135,16 @@ class TopicConfig:
         d = dict(d)
         if d.get("action_fields") is not None:
             d["action_fields"] = tuple(d["action_fields"])
+            # configs saved before the command registry held the Twist default for every type: drop it
+            # where the type has no named fields
+            if d["action_fields"] == DEFAULT_TWIST_FIELDS and not _named_fields(d.get("action_type", cls.action_type)):
+                d["action_fields"] = None
         return cls(**d)
+
+
+def _named_fields(action_type: str) -> tuple[str, ...]:
+    """The command type's named fields, or () when it has none or is not registered (validate() says so)."""
+    try:
+        return tuple(command_type(action_type).fields)
+    except CodecError:
+        return ()
