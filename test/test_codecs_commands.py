@@ -122,3 +122,15 @@ def test_bare_message_names_name_their_type_and_unknown_ones_list_the_known():
     assert codecs.command_type("Float64MultiArray").name == "std_msgs/msg/Float64MultiArray"
     with pytest.raises(codecs.CodecError, match="'Pose' is not registered .*geometry_msgs/msg/Twist"):
         codecs.command_type("Pose")
+
+
+def test_a_registered_type_without_a_message_package_is_a_one_line_node_error():
+    from moejepa_ros.ros.messages import action_msg_class
+
+    name = "no_such_msgs/msg/Push"
+    codecs.register_command_type(codecs.CommandType(name, _encode, _decode, lambda msg, o: 3))
+    try:
+        with pytest.raises(ValueError, match=r"action_type 'no_such_msgs/msg/Push': no message class"):
+            action_msg_class(name)
+    finally:
+        del codecs.COMMAND_TYPES[name]
