@@ -7,6 +7,7 @@ Every wait is for a message, a match or a service, never a fixed sleep.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -85,6 +86,15 @@ def feed(pub, n: int, rate: float = 30.0, start: int = 0, size: int = 64) -> lis
         t_next += 1.0 / rate
         time.sleep(max(0.0, t_next - time.monotonic()))
     return stamps
+
+
+def stream(pub, stop: threading.Event, rate: float = 30.0) -> None:
+    """Publish frames at `rate` until `stop` is set (a camera running beside the test)."""
+    i = 0
+    while not stop.is_set():
+        pub.publish(image_msg(i, 1_000_000_000 + i * 33_000_000))
+        i += 1
+        stop.wait(1.0 / rate)
 
 
 def diag_values(arr: DiagnosticArray) -> dict[str, str]:
@@ -401,5 +411,42 @@ def test_an_objective_plugin_that_cannot_be_imported_stops_the_node_with_its_nam
         proc.proc.wait(60)
         assert proc.proc.returncode == 1
         assert "objective plugin 'no_such_objective_module' failed to import" in proc.output()
+    finally:
+        proc.stop()
+
+
+# ------------------------------------------------------------------------ goal image QoS
+@pytest.mark.parametrize("latched", [False, True], ids=["default_qos", "latched"])
+def test_a_goal_image_from_a_default_or_latched_publisher_starts_goal_planning(ckpt, tmp_path, probe, latched):
+    """Goal-only objectives idle until a goal image arrives; `ros2 topic pub` (reliable, volatile) and a
+    latched publisher both deliver it (REP-2003: inputs a person may publish by hand accept default QoS)."""
+    from moejepa_ros.ros.messages import LATCHED_QOS
+
+    ns = f"g{int(latched)}"
+    remaps = {"image": f"{ns}/image", "goal_image": f"{ns}/goal_image", "action": f"{ns}/action"}
+    name = f"{ns}_planner"
+    proc = start_planner(tmp_path, ckpt, name, remaps, **{"objectives.reward.enabled": False})
+    try:
+        mine = f"/{name}: control"
+        diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+        images = probe.publisher(Image, f"{ns}/image", IMAGE_PUB_QOS)
+        goals = probe.publisher(Image, f"{ns}/goal_image", LATCHED_QOS if latched else 10)
+        probe.wait_for_subscribers(images, 1, timeout=30)
+        probe.wait_for_subscribers(goals, 1, timeout=30)
+        stop = threading.Event()
+        camera = threading.Thread(target=lambda: stream(images, stop), daemon=True)
+        camera.start()  # a live camera for the whole test, so no check races a stale-camera status
+        try:
+            diags.wait(1, timeout=30, pred=lambda a: a.status[0].name == mine and "goal" in a.status[0].message)
+            goals.publish(image_msg(99, 1_000_000_000))
+            planning = diags.wait(
+                1, timeout=30, pred=lambda a: a.status[0].name == mine and a.status[0].level == b"\x00"
+            )
+        finally:
+            stop.set()
+            camera.join()
+        planning = planning[-1]
+        assert "goal" not in planning.status[0].message, planning.status[0].message
+        assert diag_values(planning).get("goal_images") == "1"  # through both subscriptions, it counts once
     finally:
         proc.stop()

@@ -1,8 +1,9 @@
 """Message types and QoS profiles shared by the nodes, and the `~/plan` message layout.
 
 The camera QoS is depth-1 best-effort (sensor data): a subscriber that is slower than the
-camera keeps only the newest frame instead of queueing stale ones. The goal image is
-latched (transient-local), so a planner that starts late still receives the current goal.
+camera keeps only the newest frame instead of queueing stale ones. planner_node hears the goal image
+through a latched (transient-local) subscription, so a planner that starts late still receives the
+current goal, and a volatile one, so publishers with default QoS (`ros2 topic pub`) reach it too.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import math
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class PlannerNode(LifecycleNode):
         self._pending: dict[str, Any] = {}
         self._goal_pending: tuple[np.ndarray | None, float] | None = None
         self._goal_time: float | None = None
+        self._last_goal_key: tuple[int, str, int] | None = None
         self._status = (OK, "unconfigured")
         self._status_lock = threading.Lock()
         self._last_malformed = -math.inf
@@ -246,6 +248,7 @@ class PlannerNode(LifecycleNode):
         # warm-up: first-call allocations happen here, not in control
         ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
         self._ctrl = ctrl
+        self._last_goal_key = None
         self._device = device
         self._checkpoint_sha = file_sha256(v["checkpoint"])
         self._frames = FrameStack(ctrl.frame_stack, ctrl.image_size)
@@ -253,7 +256,11 @@ class PlannerNode(LifecycleNode):
             self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, CAMERA_QOS))
         else:
             self._subs.append(self.create_subscription(Image, "image", self._on_image, CAMERA_QOS))
-        self._subs.append(self.create_subscription(Image, "goal_image", self._on_goal, LATCHED_QOS))
+        # Two goal subscriptions: a latched one, so a planner that starts late gets the current goal, and a
+        # volatile one that matches publishers with default QoS (e.g. `ros2 topic pub`), which a latched
+        # subscription never hears. A latched publisher reaches both: _on_goal drops the repeat.
+        for qos in (LATCHED_QOS, COMMAND_QOS):
+            self._subs.append(self.create_subscription(Image, "goal_image", self._on_goal, qos))
         self._subs.append(self.create_subscription(Float32, "reward", self._on_reward, COMMAND_QOS))
         self.get_logger().info(
             f"loaded {v['checkpoint']} on {device} (sha256 {self._checkpoint_sha[:12]}, "
@@ -341,12 +348,17 @@ class PlannerNode(LifecycleNode):
     def _on_goal(self, msg: Image) -> None:
         if self._ctrl is None:
             return
+        key = (stamp_ns(msg.header.stamp), msg.header.frame_id, zlib.crc32(bytes(msg.data)))
+        if key == self._last_goal_key:  # the same message through the second subscription
+            return
+        self._last_goal_key = key
         try:
             frame = preprocess(codecs.image_to_rgb(msg), self._ctrl.image_size)
         except Exception as e:
             self.stats.count("malformed_goal_images")
             self.get_logger().warning(f"dropped a malformed goal image: {e}", throttle_duration_sec=2.0)
             return
+        self.stats.count("goal_images")
         with self._pending_lock:
             self._goal_pending = (frame, time.monotonic())
         if self._thread is None:
@@ -553,6 +565,7 @@ class PlannerNode(LifecycleNode):
             "frames_received",
             "frames_dropped",
             "malformed_images",
+            "goal_images",
             "commands",
             "zero_commands",
             "deadline_misses",
