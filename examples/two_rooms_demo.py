@@ -1,7 +1,7 @@
 """`python -m examples.two_rooms_demo` (`make demo`): Two-Rooms goal reaching, closed loop over DDS.
 
 sim_node and planner_node run as separate processes (config/sim_demo.yaml, plus the overrides
-below); this process is only a collector (a testing.ros_harness.Probe): it reads `~/episode_result`, the
+below); this process is only a collector (a moejepa_ros.ros.probe.Probe): it reads `~/episode_result`, the
 stamped commands (image stamp → command receipt = loop latency) and `/diagnostics`, then prints
 a summary, writes `summary.json`, a trajectories PNG and a GIF of one episode.
 
@@ -169,7 +169,8 @@ def run_episodes(a: argparse.Namespace, params: dict[str, Any], out: Path) -> di
 
     from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, RESULTS_QOS, stamp_ns
     from moejepa_ros.ros.node_process import NodeProcess
-    from testing.ros_harness import Probe, wait_until, write_params
+    from moejepa_ros.ros.probe import Probe, wait_until
+    from testing.ros_harness import write_params
 
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from std_msgs.msg import String
 
 from moejepa_ros.ros.messages import RESULTS_QOS
 from moejepa_ros.ros.node_process import child_env
-from testing.ros_harness import Probe
+from moejepa_ros.ros.probe import Probe
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]

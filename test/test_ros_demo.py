@@ -18,7 +18,8 @@ from std_msgs.msg import Float32, String
 
 from moejepa_ros.ros.messages import CAMERA_QOS, COMMAND_QOS, LATCHED_QOS, RESULTS_QOS, stamp_ns
 from moejepa_ros.ros.node_process import NodeProcess, child_env
-from testing.ros_harness import Probe, write_params
+from moejepa_ros.ros.probe import Probe
+from testing.ros_harness import write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[1]

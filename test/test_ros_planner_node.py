@@ -26,7 +26,8 @@ from std_msgs.msg import Float32MultiArray
 from moejepa_ros import codecs
 from moejepa_ros.ros.messages import IMAGE_PUB_QOS, msg_to_plan, stamp_ns
 from moejepa_ros.ros.node_process import NodeProcess
-from testing.ros_harness import Probe, wait_until, write_params
+from moejepa_ros.ros.probe import Probe, wait_until
+from testing.ros_harness import write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 

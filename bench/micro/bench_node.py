@@ -42,7 +42,7 @@ def role_camera(a: argparse.Namespace) -> None:
 
     from moejepa_ros import codecs
     from moejepa_ros.ros.messages import IMAGE_PUB_QOS
-    from testing.ros_harness import Probe
+    from moejepa_ros.ros.probe import Probe
 
     probe = Probe("bench_camera")
     pub = probe.publisher(Image, "image", IMAGE_PUB_QOS)
@@ -72,7 +72,7 @@ def role_listener(a: argparse.Namespace) -> None:
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import TwistStamped
 
-    from testing.ros_harness import Probe
+    from moejepa_ros.ros.probe import Probe
 
     probe = Probe("bench_listener")
     rows: list[tuple[int, int]] = []
@@ -134,7 +134,8 @@ def run_case(
     import threading
 
     from moejepa_ros.ros.node_process import NodeProcess
-    from testing.ros_harness import wait_until, write_params
+    from moejepa_ros.ros.probe import wait_until
+    from testing.ros_harness import write_params
 
     base = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())["planner_node"]["ros__parameters"]
     p = dict(base)
