@@ -240,16 +240,19 @@ class TrainConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
-def resolve_config_path(name: str) -> str:
-    """A YAML path as given, or a bare name (`tiny`, `two_rooms.yaml`) looked up in config/train/."""
+def resolve_config_path(
+    name: str | os.PathLike, folder: str | os.PathLike = CONFIG_DIR, kind: str = "config file"
+) -> str:
+    """A YAML path as given, or a bare name (`tiny`, `two_rooms.yaml`) looked up in `folder` (config/train/)."""
+    name = os.fspath(name)
     if os.path.isfile(name):
         return name
     for cand in (name, name + ".yaml"):
-        p = os.path.join(CONFIG_DIR, cand)
+        p = os.path.join(folder, cand)
         if os.path.isfile(p):
             return p
-    known = sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".yaml")) if os.path.isdir(CONFIG_DIR) else []
-    raise ConfigError(f"config file '{name}' not found (nor in {CONFIG_DIR}; known: {known})")
+    known = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml")) if os.path.isdir(folder) else []
+    raise ConfigError(f"{kind} '{name}' not found (nor in {folder}; known: {known})")
 
 
 def load_config(files: list[str] = (), overrides: list[str] = ()) -> TrainConfig:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import yaml
 
 from .cli import SECTIONS
-from .config import ConfigError
+from .config import ConfigError, resolve_config_path
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "config" / "recipes"
 STEP_KEYS = ("command", "configs", "overrides")
@@ -55,12 +55,7 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
 
 def load_recipe(name: str | Path) -> Recipe:
     """A recipe file by path, or a bare name looked up in config/recipes/; errors name the bad entry."""
-    path = Path(name)
-    if not path.is_file():
-        path = RECIPE_DIR / f"{Path(name).stem}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
-        raise ConfigError(f"recipe '{name}' not found (nor in {RECIPE_DIR}; known: {known})")
+    path = Path(resolve_config_path(name, RECIPE_DIR, "recipe"))
     doc = yaml.safe_load(path.read_text())
     if not isinstance(doc, dict) or set(doc) != {"configs", "steps", "export"}:
         raise ConfigError(f"{path}: needs exactly the keys configs, steps, export (got {sorted(doc or {})})")
