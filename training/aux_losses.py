@@ -46,13 +46,15 @@ class AuxLosses(nn.Module):
         frame_stack: int,
         idm_weight: float = 0.0,
         recon: nn.Module | None = None,
-        action_scale: float = 1.0,
+        action_scale: float | list[float] = 1.0,
         idm_horizon: int = 1,
     ):
         super().__init__()
         if idm_horizon < 1:
             raise ValueError(f"AuxLosses: idm_horizon={idm_horizon} must be >= 1")
-        self.k, self.idm_weight, self.action_scale = frame_stack, float(idm_weight), float(action_scale)
+        self.k, self.idm_weight = frame_stack, float(idm_weight)
+        # per action dimension, so a Twist's linear.x (0.3 m/s) weighs as much as its angular.z (1.5 rad/s)
+        self.register_buffer("action_scale", torch.as_tensor(action_scale, dtype=torch.float32), persistent=False)
         self.idm_horizon = int(idm_horizon)
         self.idm = InverseDynamics(latent_dim, action_dim, multi_step=idm_horizon > 1) if idm_weight > 0 else None
         self.recon = recon
@@ -100,7 +102,7 @@ def _chance(target: torch.Tensor) -> torch.Tensor:
     return (target - target.mean(0, keepdim=True)).square().mean().detach()
 
 
-def build_aux(cfg, mc, action_scale: float) -> nn.Module | None:
+def build_aux(cfg, mc, action_scale: float | list[float]) -> nn.Module | None:
     """The training-side wrapper the config asks for (None: plain `model.loss`)."""
     recon = None
     if cfg.baseline.kind == "pixel_recon":

@@ -22,7 +22,7 @@ def collect(cfg: TrainConfig) -> dict:
     from training.rollouts import check_policy_kwargs
 
     try:
-        check_policy_kwargs(c.policy, c.policy_kwargs)
+        check_policy_kwargs(c.policy, c.policy_kwargs, c.env)
     except ValueError as e:
         raise ConfigError(f"collect.policy_kwargs: {e}") from None
     from training.rollouts import record_rollouts
@@ -39,6 +39,7 @@ def collect(cfg: TrainConfig) -> dict:
         max_steps=c.max_steps,
         env_kwargs=dict(c.env_kwargs),
         policy_kwargs=dict(c.policy_kwargs),
+        topics=c.topics,
     )
     return {
         "bags": [str(b) for b in bags],

@@ -99,13 +99,18 @@ class FitConfig:
 
 @dataclass
 class CollectConfig:
-    env: str = _f("two_rooms", "simulator: two_rooms | dmc:<domain>_<task>")
+    env: str = _f("two_rooms", "simulator: two_rooms | mobile_base | dmc:<domain>_<task>")
     env_kwargs: dict[str, Any] = _f({}, "keyword arguments for make_env")
-    policy: str = _f("walk", "data policy: walk (Two-Rooms biased random walk) | random (uniform actions)")
+    policy: str = _f(
+        "walk", "data policy: walk (the env's own: Two-Rooms' random walk, the mobile base's random driving) | random"
+    )
     policy_kwargs: dict[str, Any] = _f(
         {},
-        "keyword arguments for the walk (RandomWalkPolicy), e.g. "
-        "{cross_prob: 0} for data without deliberate door crossings",
+        "keyword arguments for the walk (moejepa_ros.sim.data_policy), e.g. "
+        "{cross_prob: 0} for Two-Rooms data without deliberate door crossings",
+    )
+    topics: str = _f(
+        "sim", "bag topics: sim (image, /action, /reward, /episode, /state) | robot (camera, /cmd_vel, /odom only)"
     )
     max_steps: int | None = _f(None, "step limit per episode (null = the env's own limit)")
     episodes: int = _f(20, "episodes to record")
@@ -329,6 +334,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.collect.workers >= 1, "collect.workers", cfg.collect.workers, "must be >= 1")
     need(cfg.collect.storage in ("mcap", "sqlite3"), "collect.storage", cfg.collect.storage, "expected mcap or sqlite3")
     need(cfg.collect.policy in ("walk", "random"), "collect.policy", cfg.collect.policy, "expected walk or random")
+    need(cfg.collect.topics in ("sim", "robot"), "collect.topics", cfg.collect.topics, "expected sim or robot")
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")

@@ -8,6 +8,12 @@ default) and the reward ``r_t`` for it on ``/reward``; ``/episode`` (Int32,
 the global episode index) at each episode's first image. The terminal image is written too (no
 action follows it). So `training.data` reads these bags back exactly (see `training.data.topics`).
 
+With ``topics="robot"`` a bag holds only what a mobile robot's ``ros2 bag record`` has: the camera
+on ``/camera/color/image_raw`` (bgr8, frame_id ``camera_color_optical_frame``), ``geometry_msgs/Twist``
+on ``/cmd_vel`` and ``nav_msgs/Odometry`` on ``/odom`` (from ``info["odom"]`` [x, y, yaw] and
+``info["twist"]`` [v, w], stamped with the image); no reward, episode or state topics, and a gap of
+``ROBOT_EPISODE_GAP_S`` between episodes (the reader splits episodes at gaps).
+
 Episodes are split into chunks, one bag per chunk, recorded in parallel processes (spawn). Episode
 ``e`` uses a seed derived from ``(seed, e)`` only, so the data do not depend on ``workers``.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -28,11 +35,20 @@ from typing import Any
 
 import numpy as np
 
-from moejepa_ros.codecs import COMMAND_TYPE_NAMES, CodecError, action_to_msg, command_type, make_image, new_message
+from moejepa_ros.codecs import (
+    COMMAND_TYPE_NAMES,
+    CodecError,
+    action_to_msg,
+    command_type,
+    make_image,
+    new_message,
+    set_stamp,
+)
 
 BAG_VERSION = 9
 STORAGES = ("mcap", "sqlite3")
 FRAME_ID = "camera"
+ROBOT_FRAME_ID = "camera_color_optical_frame"
 TOPICS = {
     "image": "/camera/image_raw",
     "action": "/action",
@@ -40,6 +56,10 @@ TOPICS = {
     "episode": "/episode",
     "state": "/state",
 }
+ROBOT_TOPICS = {"image": "/camera/color/image_raw", "action": "/cmd_vel", "odom": "/odom"}
+LAYOUTS = {"sim": TOPICS, "robot": ROBOT_TOPICS}
+ROBOT_EPISODE_GAP_S = 2.0
+ROBOT_ACTION_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -62,15 +82,15 @@ def env_dt(env) -> float:
     raise ValueError(f"rollouts: cannot tell the time step of {type(u).__name__}; pass dt=")
 
 
-def _make_policy(policy, env, ep_seed: int, policy_kwargs: dict | None = None):
+def _make_policy(policy, env, ep_seed: int, policy_kwargs: dict | None = None, env_name: str = "two_rooms"):
     """-> a callable (obs, info) -> action for one episode."""
     if policy == "random":
         env.action_space.seed(ep_seed)
         return lambda obs, info: env.action_space.sample()
     if policy == "walk":
-        from moejepa_ros.sim import RandomWalkPolicy
+        from moejepa_ros.sim import data_policy
 
-        return RandomWalkPolicy(seed=ep_seed, **(policy_kwargs or {}))
+        return data_policy(env_name, seed=ep_seed, **(policy_kwargs or {}))
     reset = getattr(policy, "reset", None)
     if callable(reset):
         try:
@@ -89,7 +109,7 @@ def _make_policy(policy, env, ep_seed: int, policy_kwargs: dict | None = None):
 class _BagOut:
     """One open rollout bag: its connections, message classes and the sim clock."""
 
-    def __init__(self, path: Path, storage: str, action_msg: str, twist_fields, meta: dict):
+    def __init__(self, path: Path, storage: str, action_msg: str, twist_fields, meta: dict, layout: str = "sim"):
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
@@ -98,15 +118,19 @@ class _BagOut:
         self.writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
         self.writer.set_custom_data("moejepa_ros.rollout", json.dumps(meta, sort_keys=True))
         self.writer.open()
-        self.types = {
+        types = {
             "image": "sensor_msgs/msg/Image",
             "action": command_type(action_msg).name,
             "reward": "std_msgs/msg/Float32",
             "episode": "std_msgs/msg/Int32",
             "state": "std_msgs/msg/Float32MultiArray",
+            "odom": "nav_msgs/msg/Odometry",
         }
+        topics = LAYOUTS[layout]
+        self.robot = layout == "robot"
+        self.types = {k: types[k] for k in topics}
         # typestore= makes rosbags store each type's full message definition in the bag.
-        self.conns = {k: self.writer.add_connection(TOPICS[k], t, typestore=ts) for k, t in self.types.items()}
+        self.conns = {k: self.writer.add_connection(topics[k], t, typestore=ts) for k, t in self.types.items()}
         self.cls = {k: ts.types[t] for k, t in self.types.items()}
         self.layout = ts.types["std_msgs/msg/MultiArrayLayout"]
         self.twist_fields = twist_fields
@@ -120,25 +144,47 @@ class _BagOut:
             layout=self.layout(dim=[], data_offset=0), data=np.asarray(v, np.float32).reshape(-1).copy()
         )
 
-    def image(self, rgb: np.ndarray, stamp_ns: int, state) -> None:
-        self._write("image", make_image(self.cls["image"], rgb, "rgb8", stamp_ns, FRAME_ID), stamp_ns)
-        if state is not None:
-            self._write("state", self._array("state", state), stamp_ns)
+    def image(self, rgb: np.ndarray, stamp_ns: int, info: dict) -> None:
+        if self.robot:
+            img = make_image(self.cls["image"], rgb[:, :, ::-1], "bgr8", stamp_ns, ROBOT_FRAME_ID)
+            self._write("image", img, stamp_ns)
+            if info.get("odom") is not None:
+                self._write("odom", self._odometry(info["odom"], info.get("twist"), stamp_ns), stamp_ns)
+        else:
+            self._write("image", make_image(self.cls["image"], rgb, "rgb8", stamp_ns, FRAME_ID), stamp_ns)
+            if info.get("state") is not None:
+                self._write("state", self._array("state", info["state"]), stamp_ns)
         self.frames += 1
+
+    def _odometry(self, pose, twist, stamp_ns: int):
+        """nav_msgs/Odometry in the odom frame from [x, y, yaw] and the body twist [v, w]."""
+        msg = new_message(self.cls["odom"])
+        set_stamp(msg, stamp_ns, "odom")
+        msg.child_frame_id = "base_link"
+        msg.pose.covariance = np.zeros(36, np.float64)
+        msg.twist.covariance = np.zeros(36, np.float64)
+        x, y, yaw = (float(v) for v in np.asarray(pose).reshape(-1)[:3])
+        msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        if twist is not None:
+            msg.twist.twist.linear.x, msg.twist.twist.angular.z = (float(v) for v in np.asarray(twist).reshape(-1)[:2])
+        return msg
 
     def action(self, a: np.ndarray, reward: float, stamp_ns: int) -> None:
         # twist_fields=None: the type's default fields, which the reader uses too
         msg = action_to_msg(a, new_message(self.cls["action"]), fields=self.twist_fields, stamp_ns=stamp_ns)
         self._write("action", msg, stamp_ns)
-        self._write("reward", self.cls["reward"](data=float(reward)), stamp_ns)
+        if "reward" in self.conns:
+            self._write("reward", self.cls["reward"](data=float(reward)), stamp_ns)
 
     def episode(self, index: int, stamp_ns: int) -> None:
-        self._write("episode", self.cls["episode"](data=int(index)), stamp_ns)
+        if "episode" in self.conns:
+            self._write("episode", self.cls["episode"](data=int(index)), stamp_ns)
 
 
 def _record_chunk(spec: dict) -> tuple[str, int]:
     """Worker: record episodes [first, last) into one bag; returns (bag path, frames written)."""
-    if spec["env_name"].startswith("dmc:"):
+    if spec["env_name"].startswith("dmc:") or spec["env_name"] == "mobile_base":
         os.environ.setdefault("MUJOCO_GL", "egl")
     from moejepa_ros.sim import make_env
 
@@ -152,24 +198,25 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
     scratch.mkdir()
     env = make_env(spec["env_name"], **spec["env_kwargs"])
     dt_ns = int(round((spec["dt"] or env_dt(env)) * 1e9))
-    meta = {k: spec[k] for k in ("env_name", "env_kwargs", "seed", "first", "last", "max_steps")}
+    meta = {k: spec[k] for k in ("env_name", "env_kwargs", "seed", "first", "last", "max_steps", "topics")}
     meta.update(
         dt_ns=dt_ns,
         policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]),
         policy_kwargs=spec.get("policy_kwargs") or {},
     )
-    out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta)
+    out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta, spec["topics"])
+    gap = int(math.ceil(ROBOT_EPISODE_GAP_S * 1e9 / dt_ns)) if spec["topics"] == "robot" else 0
     ok = False
     try:
         g = 0  # global step of this bag: stamp = g * dt
         for e in range(spec["first"], spec["last"]):
             s = episode_seed(spec["seed"], e)
             obs, info = env.reset(seed=s)
-            pi = _make_policy(spec["policy"], env, s, spec.get("policy_kwargs"))
+            pi = _make_policy(spec["policy"], env, s, spec.get("policy_kwargs"), spec["env_name"])
             out.episode(e, g * dt_ns)
             t = 0
             while True:
-                out.image(obs, g * dt_ns, info.get("state"))
+                out.image(obs, g * dt_ns, info)
                 if spec["max_steps"] is not None and t >= spec["max_steps"]:
                     break
                 a = np.asarray(pi(obs, info), np.float32).reshape(-1)
@@ -177,9 +224,9 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
                 out.action(a, reward, g * dt_ns)
                 g, t = g + 1, t + 1
                 if terminated or truncated:
-                    out.image(obs, g * dt_ns, info.get("state"))
+                    out.image(obs, g * dt_ns, info)
                     break
-            g += 1
+            g += 1 + gap
         ok = True
     finally:
         if ok:
@@ -193,19 +240,20 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
     return str(final), out.frames
 
 
-def check_policy_kwargs(policy, policy_kwargs: dict | None) -> dict:
+def check_policy_kwargs(policy, policy_kwargs: dict | None, env_name: str = "two_rooms") -> dict:
     """The walk's keyword arguments, checked before any worker starts (ValueError names the bad one)."""
     policy_kwargs = dict(policy_kwargs or {})
-    if not policy_kwargs:
-        return policy_kwargs
-    if policy != "walk":
+    if policy_kwargs and policy != "walk":
         raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs} apply to policy='walk' only, not {policy!r}")
-    from moejepa_ros.sim import RandomWalkPolicy
+    if policy == "walk":
+        from moejepa_ros.sim import data_policy
 
-    try:
-        RandomWalkPolicy(seed=0, **policy_kwargs)
-    except TypeError as e:
-        raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs}: {e}") from None
+        try:
+            data_policy(env_name, seed=0, **policy_kwargs)
+        except TypeError as e:
+            raise ValueError(f"record_rollouts: policy_kwargs={policy_kwargs}: {e}") from None
+        except ValueError as e:
+            raise ValueError(f"record_rollouts: policy='walk': {e}") from None
     return policy_kwargs
 
 
@@ -225,11 +273,20 @@ def record_rollouts(
     dt: float | None = None,
     episodes_per_bag: int | None = None,
     policy_kwargs: dict | None = None,
+    topics: str = "sim",
 ) -> list[Path]:
     """Run `episodes` episodes of `env_name` under `policy` ("random", "walk" = Two-Rooms' data
     walk, or any `policy(obs, info) -> action`; with workers > 1 it must pickle) and write them as
     rosbag2 bags under `out_dir` (one per chunk of episodes). Returns the bag folders in order.
-    `policy_kwargs` go to the walk (`RandomWalkPolicy`, e.g. `{"cross_prob": 0}`)."""
+    `policy_kwargs` go to the env's walk (`moejepa_ros.sim.data_policy`, e.g. `{"cross_prob": 0}`).
+    `topics`: "sim" (the module's TOPICS) or "robot" (camera, /cmd_vel, /odom; see the module docstring)."""
+    if topics not in LAYOUTS:
+        raise ValueError(f"record_rollouts: topics={topics!r}, expected one of {sorted(LAYOUTS)}")
+    if topics == "robot":
+        if action_msg == "std_msgs/msg/Float32MultiArray":
+            action_msg = "geometry_msgs/msg/Twist"
+        if command_type(action_msg).name not in ROBOT_ACTION_TYPES:
+            raise ValueError(f"record_rollouts: topics='robot' records /cmd_vel as Twist, not {action_msg!r}")
     if storage not in STORAGES:
         raise ValueError(f"record_rollouts: storage={storage!r}, expected one of {STORAGES}")
     try:
@@ -244,13 +301,9 @@ def record_rollouts(
         raise ValueError(f"record_rollouts: max_steps={max_steps} must be >= 1 or None")
     if dt is not None and not dt > 0:
         raise ValueError(f"record_rollouts: dt={dt} must be > 0")
-    if policy == "walk" and env_name != "two_rooms":
-        raise ValueError(
-            f"record_rollouts: policy='walk' is Two-Rooms' data walk; env {env_name!r} needs 'random' or a callable"
-        )
-    policy_kwargs = check_policy_kwargs(policy, policy_kwargs)
+    policy_kwargs = check_policy_kwargs(policy, policy_kwargs, env_name)
     env_kwargs = dict(env_kwargs or {})
-    if policy == "walk" and env_name == "two_rooms":
+    if policy == "walk":
         env_kwargs.setdefault("mode", "data")
     episodes, workers = int(episodes), int(workers)
     per = int(episodes_per_bag or -(-episodes // workers))
@@ -279,12 +332,13 @@ def record_rollouts(
                 twist_fields=None if twist_fields is None else list(twist_fields),
                 dt=dt,
                 path=str(path),
+                topics=topics,
             )
         )
     if workers == 1 or len(specs) == 1:
         results = [_record_chunk(s) for s in specs]
     else:
-        if env_name.startswith("dmc:"):
+        if env_name.startswith("dmc:") or env_name == "mobile_base":
             os.environ.setdefault("MUJOCO_GL", "egl")
         # an executor, not mp.Pool: a worker that cannot start raises instead of hanging
         with ProcessPoolExecutor(min(workers, len(specs)), mp_context=mp.get_context("spawn")) as ex:
@@ -294,8 +348,11 @@ def record_rollouts(
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Record simulator rollouts as rosbag2.")
-    ap.add_argument("env", help="two_rooms | dmc:<domain>_<task>")
+    ap.add_argument("env", help="two_rooms | mobile_base | dmc:<domain>_<task>")
     ap.add_argument("--policy", default="random", choices=["random", "walk"])
+    ap.add_argument(
+        "--topics", default="sim", choices=sorted(LAYOUTS), help="topic layout (robot: camera, /cmd_vel, /odom)"
+    )
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--out", required=True)
     ap.add_argument("--workers", type=int, default=1)
@@ -322,6 +379,7 @@ def main(argv=None) -> None:
         a.max_steps,
         json.loads(a.env_kwargs),
         action_msg=a.action_msg,
+        topics=a.topics,
     )
     print(json.dumps({"bags": [str(b) for b in bags], "seconds": round(time.perf_counter() - t, 2)}))
 

@@ -133,7 +133,7 @@ def train_stage(
     from .aux_losses import build_aux
 
     low, high = action_bounds(cfg, data.cache)
-    scale = max(1e-6, max(max(abs(v) for v in low), max(abs(v) for v in high)))
+    scale = [max(1e-6, abs(lo), abs(hi)) for lo, hi in zip(low, high, strict=True)]  # per action dimension
     extra = build_aux(cfg if stage == 2 else _no_baseline(cfg), model.cfg, scale)
     if extra is not None:
         extra.to(device)

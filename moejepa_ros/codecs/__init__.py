@@ -34,7 +34,7 @@ from moejepa_ros.codecs.commands import (
 from moejepa_ros.codecs.compressed import compress_image, make_compressed
 from moejepa_ros.codecs.errors import CodecError
 from moejepa_ros.codecs.image import ENCODINGS, fill_image, image_to_array, image_to_rgb, make_image
-from moejepa_ros.codecs.messages import is_rosbags, new_message, type_name
+from moejepa_ros.codecs.messages import is_rosbags, new_message, set_stamp, type_name
 from moejepa_ros.codecs.pixels import MAX_SIDE
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "compress_image",
     "make_compressed",
     "new_message",
+    "set_stamp",
     "is_rosbags",
     "type_name",
     "clamp_action",

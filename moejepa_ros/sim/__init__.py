@@ -1,4 +1,4 @@
-"""Simulators behind one gymnasium interface: two_rooms, dmc (MuJoCo), isaac (optional).
+"""Simulators behind one gymnasium interface: two_rooms, mobile_base and dmc (MuJoCo), isaac (optional).
 
 Imports are lazy: ``import moejepa_ros.sim`` loads neither MuJoCo nor Isaac Sim.
 """
@@ -10,6 +10,9 @@ import importlib
 _EXPORTS = {
     "make_env": "registry",
     "known_envs": "registry",
+    "data_policy": "registry",
+    "MobileBaseEnv": "mobile_base",
+    "RandomDrivePolicy": "mobile_base",
     "TwoRoomsEnv": "two_rooms",
     "RandomWalkPolicy": "two_rooms",
     "DMCEnv": "dmc",

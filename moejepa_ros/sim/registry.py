@@ -1,6 +1,7 @@
 """``make_env(name, **kw)``: one entry point for every simulator, importing each only when asked.
 
-Names: ``two_rooms``; ``dmc:<domain>_<task>`` (e.g. ``dmc:cartpole_swingup``, ``dmc:cup_catch``);
+Names: ``two_rooms``; ``mobile_base`` (a camera on a differential-drive base, MuJoCo);
+``dmc:<domain>_<task>`` (e.g. ``dmc:cartpole_swingup``, ``dmc:cup_catch``);
 ``isaac:<path to a .usd scene>``. Unknown names raise ``ValueError`` listing the known ones.
 """
 
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-KNOWN = ("two_rooms", "dmc:<domain>_<task>", "isaac:<path/to/scene.usd>")
+KNOWN = ("two_rooms", "mobile_base", "dmc:<domain>_<task>", "isaac:<path/to/scene.usd>")
+# envs with their own data-collection walk (`data_policy`): name -> (module, class)
+_WALKS = {"two_rooms": ("two_rooms", "RandomWalkPolicy"), "mobile_base": ("mobile_base", "RandomDrivePolicy")}
 
 
 def make_env(name: str, **kwargs: Any):
@@ -19,6 +22,10 @@ def make_env(name: str, **kwargs: Any):
         from .two_rooms import TwoRoomsEnv
 
         return TwoRoomsEnv(**kwargs)
+    if name == "mobile_base":
+        from .mobile_base import MobileBaseEnv
+
+        return MobileBaseEnv(**kwargs)
     if name.startswith("dmc:"):
         from .dmc import DMCEnv
 
@@ -36,3 +43,14 @@ def make_env(name: str, **kwargs: Any):
 def known_envs() -> tuple[str, ...]:
     """The name patterns ``make_env`` accepts."""
     return KNOWN
+
+
+def data_policy(name: str, seed: int = 0, **kwargs: Any):
+    """The env's own data-collection walk (Two-Rooms' random walk, the mobile base's random
+    driving) as a `policy(obs, info) -> action`; ValueError for envs that have none."""
+    if name not in _WALKS:
+        raise ValueError(f"no data walk for env {name!r}; envs with one: {sorted(_WALKS)} (else use policy 'random')")
+    import importlib
+
+    module, cls = _WALKS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(seed=seed, **kwargs)
