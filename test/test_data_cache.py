@@ -1,4 +1,4 @@
-"""training.data.cache: content, resize, hit on second run, invalidation, atomicity, bad bags."""
+"""training.data.cache: content, resize, hit on second run, invalidation, bad bags, time step, state names."""
 
 import json
 
@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from testing.bags import CAMERA, CMD, ODOM, robot_bag
 from training.data.bag_reader import read_bags
 from training.data.cache import DataCache, build_cache
 from training.data.episode import BagDataError
+from training.data.topics import TopicConfig
 from training.rollouts import record_rollouts
 
 
@@ -80,3 +82,16 @@ def test_bad_bag_skipped_or_named(bags, tmp_path):
 def test_open_checks_the_index(tmp_path):
     with pytest.raises(ValueError, match="index.json"):
         DataCache(tmp_path)
+
+
+def test_the_index_records_the_time_step_and_the_states_names(tmp_path):
+    # 25 Hz and 20 Hz bags: the median over all image intervals within episodes (gaps between episodes excluded)
+    robot_bag(tmp_path / "bags" / "a", lengths=(12, 8), dt_ms=40, topics=(CAMERA, CMD, ODOM))
+    robot_bag(tmp_path / "bags" / "b", lengths=(6,), dt_ms=50, topics=(CAMERA, CMD, ODOM))
+    c = build_cache(tmp_path / "bags", tmp_path / "cache", TopicConfig.robot())
+    index = json.loads((c.root / "index.json").read_text())
+    assert index["time_step_s"] == c.time_step_s == 0.04
+    assert index["state_names"] == c.state_names == ["x", "y", "yaw"] and c.state_dim == 3
+    assert c.episode(0).state_names == ("x", "y", "yaw")
+    plain = build_cache(tmp_path / "bags" / "b", tmp_path / "cache", TopicConfig.robot(state_topic=None))
+    assert plain.time_step_s == 0.05 and plain.state is None and plain.state_names is None

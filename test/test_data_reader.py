@@ -1,20 +1,18 @@
 """training.data.bag_reader: robot bags via TopicConfig, rclpy-serialised bags, folders, bad input."""
 
+import math
 import shutil
 
 import numpy as np
 import pytest
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 
 from moejepa_ros.codecs import action_to_msg, compress_image, make_image, new_message
+from testing.bags import CAMERA, CMD, MS, ODOM, README_TOPICS, T, frame, quaternion, robot_bag, write_bag
 from training.data.bag_reader import find_bags, read_bag, read_bags
 from training.data.episode import BagDataError
+from training.data.state import yaw
 from training.data.topics import TopicConfig
 
-TS = get_typestore(Stores.ROS2_KILTED)
-T = TS.types
-MS = 1_000_000
 DT = 50 * MS
 IMG, ACT, REW, EPI, STA = "/camera/image_raw", "/action", "/reward", "/episode", "/state"
 ROLLOUT_TYPES = {
@@ -26,26 +24,10 @@ ROLLOUT_TYPES = {
 }
 
 
-def write_bag(path, records, types, storage="mcap"):
-    """records: (topic, log_ns, msg object or raw bytes); a message is serialised with rosbags."""
-    w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
-    w.open()
-    conns = {t: w.add_connection(t, ty, typestore=TS) for t, ty in types.items()}
-    for topic, t, msg in sorted(records, key=lambda r: r[1]):
-        raw = msg if isinstance(msg, (bytes, bytearray, memoryview)) else TS.serialize_cdr(msg, types[topic])
-        w.write(conns[topic], t, raw)
-    w.close()
-    return path
-
-
 def f32arr(v):
     return T["std_msgs/msg/Float32MultiArray"](
         layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0), data=np.asarray(v, np.float32)
     )
-
-
-def frame(i, h=32, w=32):
-    return np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 def rollout_records(episodes=3, length=6, start=0, edit=None):
@@ -172,6 +154,78 @@ def test_robot_bag_twist_hold_header_stamps_and_gap_split(tmp_path):
         assert np.all(np.abs(cmd_st[k] - ep.stamps_ns) <= 20 * MS)
         np.testing.assert_allclose(ep.actions, cmds[k], atol=1e-7)
     assert summ_n.dropped_frames["no action within tolerance"] > 0
+
+
+def assert_robot_episodes(eps, truth, state=False):
+    assert [len(e) for e in eps] == [len(t["frames"]) for t in truth]
+    for ep, t in zip(eps, truth):
+        assert np.array_equal(ep.frames, t["frames"]) and np.array_equal(ep.stamps_ns, t["stamps_ns"])
+        assert np.array_equal(ep.actions, t["actions"])  # the command issued right after each image
+        if state:
+            np.testing.assert_allclose(ep.state, t["state"], atol=1e-5)
+            assert ep.state_names == ("x", "y", "yaw")
+        else:
+            assert ep.state is None and ep.state_names is None
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8"])
+def test_a_camera_and_cmd_vel_bag_reads_with_the_readme_recipe_and_the_preset(tmp_path, encoding):
+    bag, truth = robot_bag(tmp_path / "robot", encoding)
+    eps, summ = read_bag(bag, TopicConfig.from_dict(README_TOPICS))
+    assert_robot_episodes(eps, truth)
+    assert summ.notes == [
+        f"{bag}: optional topic /episode absent: episodes split at gaps > split_gap_s=1.0 s",
+        f"{bag}: optional topic /state absent: no state (probes and evaluation go without it)",
+    ]
+    eps, summ = read_bag(bag, TopicConfig.from_dict({"preset": "robot"}))
+    assert_robot_episodes(eps, truth)
+    assert summ.notes == [f"{bag}: optional topic /odom absent: no state (probes and evaluation go without it)"]
+
+
+@pytest.mark.parametrize(("present", "key"), [((CAMERA, ODOM), "action_topic"), ((CMD,), "image_topic")])
+def test_a_bag_without_a_required_topic_fails_in_one_line_naming_what_it_has(tmp_path, present, key):
+    bag, _ = robot_bag(tmp_path / "partial", topics=present, extra={"/tf": "tf2_msgs/msg/TFMessage"})
+    with pytest.raises(BagDataError) as ei:
+        read_bag(bag, TopicConfig.robot())
+    have = ", ".join(
+        f"{t} ({ty})"
+        for t, ty in sorted(
+            {
+                CAMERA: "sensor_msgs/msg/Image",
+                CMD: "geometry_msgs/msg/Twist",
+                ODOM: "nav_msgs/msg/Odometry",
+                "/tf": "tf2_msgs/msg/TFMessage",
+            }.items()
+        )
+        if t in present or t == "/tf"
+    )
+    missing = getattr(TopicConfig.robot(), key)
+    assert str(ei.value) == f"{bag}, topic {missing}: missing topic: the bag has {have}; set data.topics.{key}"
+
+
+@pytest.mark.parametrize("msgtype", ["nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped"])
+def test_odometry_or_a_pose_becomes_the_state_x_y_yaw(tmp_path, msgtype):
+    bag, truth = robot_bag(tmp_path / "odom", topics=(CAMERA, CMD, ODOM), odom_type=msgtype)
+    assert any(abs(y) > 3 for t in truth for y in t["state"][:, 2])  # yaw near +-pi is covered
+    eps, summ = read_bag(bag, TopicConfig.robot())
+    assert_robot_episodes(eps, truth, state=True)
+    assert not summ.notes and not summ.dropped_frames
+
+
+def test_yaw_of_a_quaternion():
+    for a in np.linspace(-3 * math.pi, 3 * math.pi, 37):
+        q = quaternion(float(a))
+        neg = T["geometry_msgs/msg/Quaternion"](x=-q.x, y=-q.y, z=-q.z, w=-q.w)  # the same rotation
+        for y in (yaw(q), yaw(neg)):
+            assert -math.pi <= y <= math.pi and math.remainder(y - a, math.tau) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_state_topic_of_another_type_is_refused_naming_the_types_read(tmp_path):
+    bag, _ = robot_bag(tmp_path / "imu", extra={ODOM: "sensor_msgs/msg/Imu"})
+    with pytest.raises(BagDataError) as ei:
+        read_bag(bag, TopicConfig.robot())
+    assert "topic /odom: wrong message type: expected one of [" in str(ei.value) and "Odometry" in str(ei.value)
+    assert str(ei.value).endswith("found sensor_msgs/msg/Imu; set data.topics.state_topic=null")
 
 
 def test_compressed_images_twist_stamped_and_joint_trajectory(tmp_path):

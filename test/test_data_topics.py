@@ -1,4 +1,4 @@
-"""training.data.topics.TopicConfig: command types by any accepted name, configs saved before the registry."""
+"""training.data.topics.TopicConfig: command types by any accepted name, configs saved before the registry, presets."""
 
 import pytest
 
@@ -22,3 +22,18 @@ def test_a_config_saved_before_the_registry_still_loads():
 def test_fields_for_a_type_without_named_fields_are_refused_with_the_type():
     with pytest.raises(ValueError, match="Float32MultiArray has no named fields"):
         TopicConfig(action_type="Float32MultiArray", action_fields=("linear.y",))
+
+
+def test_the_robot_preset_sets_a_robots_topics_and_other_keys_override_it():
+    cfg = TopicConfig.from_dict({"preset": "robot"})
+    assert (cfg.image_topic, cfg.image_msgtype) == ("/camera/color/image_raw", "sensor_msgs/msg/Image")
+    assert (cfg.action_topic, cfg.action_msgtype) == ("/cmd_vel", "geometry_msgs/msg/Twist")
+    assert (cfg.reward_topic, cfg.episode_topic, cfg.state_topic) == (None, None, "/odom")
+    assert cfg == TopicConfig.robot() and TopicConfig.from_dict(cfg.to_dict()) == cfg
+    mine = TopicConfig.from_dict({"preset": "robot", "image_topic": "/front/image", "state_topic": None})
+    assert (mine.image_topic, mine.state_topic, mine.action_topic) == ("/front/image", None, "/cmd_vel")
+
+
+def test_an_unknown_preset_is_refused_by_name():
+    with pytest.raises(ValueError, match="preset='robto': expected one of \\['robot'\\]"):
+        TopicConfig.from_dict({"preset": "robto"})

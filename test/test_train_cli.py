@@ -4,11 +4,13 @@ checkpoint that `load_checkpoint` + `make_planner` load and plan with."""
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint, read_meta
 from moejepa_ros.planning import make_planner
+from testing.bags import CAMERA, CMD, ODOM, README_TOPICS, robot_bag
 from testing.models import PLANNER, tiny_model
 from training.cli import main
 
@@ -290,3 +292,20 @@ def test_an_empty_mapping_override_clears_what_a_file_set():
     assert load_config(files).refine.predictor == {"expert_hidden": 512}
     assert load_config(files, ["refine.predictor={}"]).refine.predictor == {}
     assert load_config(files, ["refine.predictor={top_k: 1}"]).refine.predictor == {"expert_hidden": 512, "top_k": 1}
+
+
+ROBOT_RECIPES = {  # the README's robot recipe, and its preset
+    "readme": [f"data.topics.{k}={'null' if v is None else v}" for k, v in README_TOPICS.items()],
+    "preset": ["data.topics.preset=robot"],
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(ROBOT_RECIPES))
+def test_fit_on_a_robots_camera_and_cmd_vel_bag_records_the_time_step(tmp_path, capsys, recipe):
+    _, truth = robot_bag(tmp_path / "bags" / "robot", lengths=(12, 10), dt_ms=50, topics=(CAMERA, CMD, ODOM))
+    actions = np.concatenate([t["actions"] for t in truth])
+    o = [f"run.out_dir={tmp_path / 'run'}", f"data.bags=[{tmp_path / 'bags'}]", "train.steps=2"]
+    r = cli(capsys, "fit", *o, *ROBOT_RECIPES[recipe])
+    meta = read_meta(r["checkpoint"])
+    assert meta["preprocessing"]["time_step_s"] == 0.05 and meta["preprocessing"]["source_topic"] == CAMERA
+    assert meta["action_low"] == pytest.approx(actions.min(0)) and meta["action_high"] == pytest.approx(actions.max(0))

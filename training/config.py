@@ -49,7 +49,10 @@ class RunConfig:
 class DataConfig:
     bags: list[str] = _f([], "rosbag2 paths or folders holding bags (default: <out_dir>/collect/bags)")
     cache_dir: str = _f("", "decoded frame cache (default: <out_dir>/cache); rebuilt when the bags change")
-    topics: dict[str, Any] = _f({}, "TopicConfig overrides for robot bags (image, action, reward, episode, state)")
+    topics: dict[str, Any] = _f(
+        {},
+        "TopicConfig keys for robot bags: preset=robot and/or image, action, reward, episode, state topics",
+    )
     horizon: int = _f(4, "prediction steps per window (window length = model frame_stack + horizon)")
     batch_size: int = _f(32, "windows per step and per rank")
     augment_shift: int = _f(0, "random-shift augmentation in pixels (0 = off)")

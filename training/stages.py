@@ -46,7 +46,11 @@ def model_config(cfg: TrainConfig, action_dim: int | None = None) -> ModelConfig
 def make_meta_fn(cfg: TrainConfig, model: WorldModel, data: Data, subcommand: str) -> Callable[[], dict]:
     low, high = action_bounds(cfg, data.cache)
     pre = dict(model.preprocessing)
-    pre.update(resize="cv2.INTER_AREA to image_size", source_topic=data.cache.index["topics"]["image_topic"])
+    pre.update(
+        resize="cv2.INTER_AREA to image_size",
+        source_topic=data.cache.index["topics"]["image_topic"],
+        time_step_s=data.cache.time_step_s,  # the rate the model was trained at (median image interval)
+    )
     info = {
         "subcommand": subcommand,
         "config": to_dict(cfg),

@@ -4,7 +4,8 @@ Topic names/types and the alignment rule come from a `TopicConfig` (see `trainin
 Images are decoded by `moejepa_ros.codecs.image_to_rgb` -- the same function the live nodes use --
 and actions by `codecs.msg_to_action`. Bad input raises `BagDataError` naming the file, topic and
 message index; with `skip_bad=True` the bad bag/record is dropped, the rest still loads, and the
-`ReadSummary` says what was dropped and why.
+`ReadSummary` says what was dropped and why. A bag without the image or action topic is an error that
+lists the topics it has; an absent reward, episode or state topic is a note and reading goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from moejepa_ros.codecs import CodecError, action_size, image_to_rgb, msg_to_act
 
 from .align import Series, align
 from .episode import BagDataError, Episode, ReadSummary
+from .state import STATE_TYPES
 from .topics import TopicConfig
 
 BAG_SUFFIXES = (".mcap", ".db3")
@@ -88,6 +90,7 @@ class _BagRead:
         self.image_shape: tuple[int, ...] | None = None
         self.action_dim: int | None = None
         self.state_dim: int | None = None
+        self.state_names: tuple[str, ...] | None = None
         self._pending_break = False
         self._last_img_stamp: int | None = None
 
@@ -194,34 +197,65 @@ def read_bag(
     return _assemble(r)
 
 
-def _read_messages(reader: AnyReader, r: _BagRead) -> None:
+def _absent_note(cfg: TopicConfig, key: str) -> str:
+    """What reading does without an optional topic."""
+    if key == "reward_topic":
+        return "rewards are 0"
+    if key == "episode_topic":
+        if cfg.split_gap_s is None:
+            return "episodes split only where frames are dropped"
+        return f"episodes split at gaps > split_gap_s={cfg.split_gap_s} s"
+    return "no state (probes and evaluation go without it)"
+
+
+def _select_topics(reader: AnyReader, r: _BagRead) -> dict[str, list]:
+    """The connections to read, by topic, after checking types: the image and action topics must be there
+    (else one line listing what the bag has); absent optional topics are noted in the summary."""
     cfg, path = r.cfg, r.path
-    want = {cfg.image_topic: cfg.image_msgtype, cfg.action_topic: cfg.action_msgtype}
-    optional = {
-        cfg.reward_topic: "std_msgs/msg/Float32",
-        cfg.episode_topic: "std_msgs/msg/Int32",
-        cfg.state_topic: "std_msgs/msg/Float32MultiArray",
+    required = {
+        cfg.image_topic: ("image_topic", (cfg.image_msgtype,)),
+        cfg.action_topic: ("action_topic", (cfg.action_msgtype,)),
     }
-    want.update({t: ty for t, ty in optional.items() if t})
+    optional = {
+        cfg.reward_topic: ("reward_topic", ("std_msgs/msg/Float32",)),
+        cfg.episode_topic: ("episode_topic", ("std_msgs/msg/Int32",)),
+        cfg.state_topic: ("state_topic", tuple(STATE_TYPES)),
+    }
     by_topic: dict[str, list] = {}
     for c in reader.connections:
-        if c.topic in want:
-            by_topic.setdefault(c.topic, []).append(c)
-    for topic, msgtype in want.items():
+        by_topic.setdefault(c.topic, []).append(c)
+    want = dict(required)
+    for topic, (key, types) in optional.items():
+        if not topic:
+            continue
+        if topic in by_topic:
+            want[topic] = (key, types)
+        else:
+            r.summary.notes.append(f"{path}: optional topic {topic} absent: {_absent_note(cfg, key)}")
+    for topic, (key, types) in want.items():
         conns = by_topic.get(topic)
         if not conns:
-            have = sorted({c.topic for c in reader.connections})
+            have = ", ".join(f"{t} ({cs[0].msgtype})" for t, cs in sorted(by_topic.items())) or "none"
+            raise BagDataError(path, f"missing topic: the bag has {have}; set data.topics.{key}", topic)
+        found = sorted({c.msgtype for c in conns})
+        if len(found) > 1 or found[0] not in types:
+            expected = types[0] if len(types) == 1 else f"one of {list(types)}"
+            fix = f"data.topics.{key.replace('_topic', '_type')}" if topic in required else f"data.topics.{key}=null"
             raise BagDataError(
-                path, f"missing topic (bag has {have}); set it in TopicConfig, or None if optional", topic
+                path, f"wrong message type: expected {expected}, found {', '.join(found)}; set {fix}", topic
             )
-        for c in conns:
-            if c.msgtype != msgtype:
-                raise BagDataError(path, f"wrong message type: expected {msgtype}, found {c.msgtype}", topic)
     if sum(c.msgcount for c in by_topic[cfg.image_topic]) == 0:
         raise BagDataError(path, "topic has no messages", cfg.image_topic)
+    if cfg.state_topic in want:
+        r.state_names = STATE_TYPES[by_topic[cfg.state_topic][0].msgtype].names
+    return {t: by_topic[t] for t in want}
 
+
+def _read_messages(reader: AnyReader, r: _BagRead) -> None:
+    cfg, path = r.cfg, r.path
+    by_topic = _select_topics(reader, r)
     deser = reader.typestore.deserialize_cdr
-    counts = dict.fromkeys(want, 0)
+    counts = dict.fromkeys(by_topic, 0)
     handlers = {cfg.image_topic: r.on_image, cfg.action_topic: r.on_action}
     conns = [c for cs in by_topic.values() for c in cs]
     it = reader.messages(connections=conns)
@@ -262,7 +296,7 @@ def _read_messages(reader: AnyReader, r: _BagRead) -> None:
         elif topic == cfg.episode_topic:
             r._add("episode", r.stamp(msg, log_ns), int(msg.data))
         elif topic == cfg.state_topic:
-            v = np.asarray(msg.data, np.float32).reshape(-1)
+            v = STATE_TYPES[conn.msgtype].decode(msg)
             if r.state_dim is None:
                 r.state_dim = v.size
             if v.size != r.state_dim:
@@ -309,6 +343,7 @@ def _assemble(r: _BagRead) -> tuple[list[Episode], ReadSummary]:
                 stamps_ns=stamps[seg.start : seg.stop],
                 source=str(r.path),
                 index=seg.episode if seg.episode >= 0 else k,
+                state_names=None if seg.state is None else r.state_names,
             )
         )
     summ.episodes = len(episodes)

@@ -1,5 +1,6 @@
 """A decoded on-disk cache of bags: frames resized to model resolution (cv2.INTER_AREA), uint8, in
-memory-mapped .npy shards (one per bag), with actions, rewards, episode ids and true state.
+memory-mapped .npy shards (one per bag), with actions, rewards, episode ids and true state (with its
+names where the state's type gives them), and the data's time step (the median image interval).
 
 Keyed by a hash of the bags' file names, sizes and mtimes (no content read: fast) and of the
 preprocessing config, so a second run with the same inputs opens the existing cache at once.
@@ -25,7 +26,7 @@ from .episode import BagDataError, Episode, ReadSummary
 from .shard import run_workers, write_shard
 from .topics import TopicConfig
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 INDEX = "index.json"
 PARALLEL_MIN_BYTES = 64 << 20  # below this (~5k frames at 64x64) a worker's start-up costs more than it saves
 
@@ -123,6 +124,16 @@ class DataCache:
     def state_dim(self) -> int | None:
         return self.index["state_dim"]
 
+    @property
+    def state_names(self) -> list[str] | None:
+        """What the state's columns are (e.g. ["x", "y", "yaw"] from odometry); None when unnamed."""
+        return self.index["state_names"]
+
+    @property
+    def time_step_s(self) -> float | None:
+        """The median interval between consecutive images within episodes, in seconds (None: no pairs)."""
+        return self.index["time_step_s"]
+
     def episode(self, i: int) -> Episode:
         """Episode `i` as arrays (frames copied out of the memmap)."""
         k, s, m = int(self.episode_shard[i]), int(self.episode_starts[i]), int(self.episode_lengths[i])
@@ -135,6 +146,7 @@ class DataCache:
             stamps_ns=self.stamps_ns[s : s + m],
             source=self.episode_sources[i],
             index=i,
+            state_names=None if self.state is None or self.state_names is None else tuple(self.state_names),
         )
 
 
@@ -225,10 +237,10 @@ def _make_index(
                 (tmp / f).unlink(missing_ok=True)
             continue
         kept.append(s)
-    s_dims = {s["state_dim"] for s in kept}
-    s_dim = s_dims.pop() if len(s_dims) == 1 else None
-    if len(s_dims) > 0 and s_dim is None:
-        summary.notes.append(f"state dimensions differ between bags {sorted(map(str, s_dims))}: no state cached")
+    kinds = {(s["state_dim"], tuple(s["state_names"] or ())) for s in kept}
+    s_dim, s_names = kinds.pop() if len(kinds) == 1 else (None, ())
+    if len(kinds) > 0 and s_dim is None:
+        summary.notes.append(f"state differs between bags {sorted(map(str, kinds))}: no state cached")
     if not kept:
         raise BagDataError(bags[0] if len(bags) == 1 else f"{len(bags)} bags", f"no usable episodes ({summary})")
     for s in kept:
@@ -241,9 +253,21 @@ def _make_index(
         "topics": topics.to_dict(),
         "action_dim": a_dim,
         "state_dim": s_dim,
+        "state_names": list(s_names) if s_dim and s_names else None,
+        "time_step_s": _time_step_s(kept, tmp),
         "num_frames": sum(s["n"] for s in kept),
         "num_episodes": sum(len(s["episodes"]) for s in kept),
         "shards": [{k: s[k] for k in ("bag", "n", "files", "episodes", "seconds")} for s in kept],
         "summary": summary.to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def _time_step_s(shards: list[dict], tmp: Path) -> float | None:
+    """The median interval between consecutive image stamps within episodes, over all episodes, in s."""
+    gaps = []
+    for s in shards:
+        stamps = np.load(tmp / s["files"]["stamps"])
+        gaps += [np.diff(stamps[e["start"] : e["start"] + e["length"]]) for e in s["episodes"]]
+    gaps = np.concatenate(gaps) if gaps else np.zeros(0, np.int64)
+    return round(float(np.median(gaps)) * 1e-9, 6) if len(gaps) else None

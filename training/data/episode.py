@@ -40,6 +40,7 @@ class Episode:
     stamps_ns: np.ndarray  # int64 [T], the image stamps
     source: str  # the bag file or folder it came from
     index: int = -1  # episode marker value, or the running number within the source
+    state_names: tuple[str, ...] | None = None  # what the state's columns are (e.g. x, y, yaw), if known
 
     def __post_init__(self):
         t = len(self.frames)

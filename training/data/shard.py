@@ -51,6 +51,7 @@ def write_shard(job: dict) -> dict:
         "episodes": [],
         "action_dim": None,
         "state_dim": None,
+        "state_names": None,
         "seconds": 0.0,
     }
     if not eps:
@@ -63,6 +64,8 @@ def write_shard(job: dict) -> dict:
     a_dim = dims.pop()
     s_dims = {None if e.state is None else e.state.shape[1] for e in eps}
     s_dim = s_dims.pop() if len(s_dims) == 1 else None
+    s_names = {e.state_names for e in eps if e.state is not None}
+    s_names = s_names.pop() if s_dim and len(s_names) == 1 else None
     names = {key: f"{key}_{k:04d}.npy" for key in ("frames", "actions", "rewards", "episode", "stamps", "state")}
     frames = np.lib.format.open_memmap(tmp / names["frames"], "w+", np.uint8, (n, h, w, 3))
     actions = np.empty((n, a_dim), np.float32)
@@ -90,7 +93,14 @@ def write_shard(job: dict) -> dict:
         np.save(tmp / names["state"], state)
     else:
         names.pop("state")
-    out.update(n=n, files=names, action_dim=a_dim, state_dim=s_dim, seconds=time.perf_counter() - t0)
+    out.update(
+        n=n,
+        files=names,
+        action_dim=a_dim,
+        state_dim=s_dim,
+        state_names=None if s_names is None else list(s_names),
+        seconds=time.perf_counter() - t0,
+    )
     return out
 
 

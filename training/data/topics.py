@@ -17,7 +17,11 @@ Alignment (image stamps s_0 < s_1 < ... within an episode):
 
 Images with no action under the rule are dropped and split the episode there. Rewards are
 summed over ``[s_i, s_{i+1})`` (0 if none). State is the latest with stamp ``<= s_i`` in the
-episode (NaN before the first).
+episode (NaN before the first); its types are in `training.data.state` (odometry becomes [x, y, yaw]).
+
+The image and action topics must be in a bag; the reward, episode and state topics are optional: one
+that a bag lacks is named in the read's notes and reading goes on. `PRESETS` hold whole configs by
+name (``data.topics.preset=robot``); keys given beside a preset override its values.
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ from dataclasses import dataclass
 from moejepa_ros.codecs import DEFAULT_TWIST_FIELDS, CodecError, CommandType, command_type
 
 IMAGE_TYPES = {"Image": "sensor_msgs/msg/Image", "CompressedImage": "sensor_msgs/msg/CompressedImage"}
+PRESETS: dict[str, dict] = {
+    # a robot's bag: camera + velocity commands, odometry as state (never model input), no reward or
+    # episode topics (episodes split at gaps longer than split_gap_s)
+    "robot": {
+        "image_topic": "/camera/color/image_raw",
+        "image_type": "Image",
+        "action_topic": "/cmd_vel",
+        "action_type": "geometry_msgs/msg/Twist",
+        "reward_topic": None,
+        "episode_topic": None,
+        "state_topic": "/odom",
+    },
+}
 
 
 def full_type(name: str, table: dict[str, str], field_name: str) -> str:
@@ -106,21 +123,9 @@ class TopicConfig:
         return self.command_type.name
 
     @classmethod
-    def robot(
-        cls,
-        image_topic: str = "/camera/color/image_raw",
-        action_topic: str = "/cmd_vel",
-        image_type: str = "Image",
-        action_type: str = "geometry_msgs/msg/Twist",
-        **kw,
-    ) -> TopicConfig:
-        """A robot's bag: camera + velocity commands, no reward/episode/state topics."""
-        kw.setdefault("reward_topic", None)
-        kw.setdefault("episode_topic", None)
-        kw.setdefault("state_topic", None)
-        return cls(
-            image_topic=image_topic, action_topic=action_topic, image_type=image_type, action_type=action_type, **kw
-        )
+    def robot(cls, **kw) -> TopicConfig:
+        """A robot's bag (`PRESETS["robot"]`); keyword arguments override the preset's values."""
+        return cls.from_dict({"preset": "robot", **kw})
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -129,10 +134,15 @@ class TopicConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TopicConfig:
+        """Fields by name; ``preset`` (a `PRESETS` name) supplies the values the other keys do not give."""
+        d = dict(d)
+        if (preset := d.pop("preset", None)) is not None:
+            if preset not in PRESETS:
+                raise ValueError(f"TopicConfig preset={preset!r}: expected one of {sorted(PRESETS)}")
+            d = {**PRESETS[preset], **d}
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := set(d) - known:
-            raise ValueError(f"TopicConfig: unknown keys {sorted(unknown)}; known {sorted(known)}")
-        d = dict(d)
+            raise ValueError(f"TopicConfig: unknown keys {sorted(unknown)}; known {sorted(known | {'preset'})}")
         if d.get("action_fields") is not None:
             d["action_fields"] = tuple(d["action_fields"])
             # configs saved before the command registry held the Twist default for every type: drop it
