@@ -1,5 +1,6 @@
 """`evaluate`: a checkpoint's report as JSON + PNG plots under `<out_dir>/eval/`.
 
+- the verdict (`verdict`): useful or not, in one line, and what to try;
 - open-loop latent error at horizons 1..H, divided by the copy-last-latent baseline
   (||ẑ_{t+j} - z_{t+j}||² / ||z_t - z_{t+j}||², targets from the online encoder);
 - probes (see `probing`), also for a randomly initialised encoder of the same config;
@@ -237,6 +238,12 @@ def evaluate(cfg: TrainConfig, device) -> dict:
         "model": {"experts": mc.experts, "top_k": mc.active_k, "latent_dim": mc.latent_dim, "dense": mc.dense},
     }
     report["open_loop"] = open_loop(model, data, e.horizon, e.windows, cfg.run.seed)
+    from .verdict import judge, run_idm_ratio
+
+    idm = run_idm_ratio(os.path.dirname(os.path.abspath(ckpt)), run_subdir(cfg, "fit"))
+    verdict = judge(model, data, e.windows, cfg.run.seed, idm)
+    report["verdict"] = verdict.to_dict()
+    log.info("%s", verdict.line())
     report["routing"] = routing(model, data, max(64, e.windows), cfg.run.seed, two_rooms)
     if e.probe:
         from .probing import probe
@@ -257,6 +264,7 @@ def evaluate(cfg: TrainConfig, device) -> dict:
     log.info("evaluation report: %s", path)
     return {
         "report": path,
+        "verdict": verdict.line(),
         "open_loop_ratio": report["open_loop"]["ratio"],
         "probe": report.get("probe"),
         "closed_loop": {k: v for k, v in report.get("closed_loop", {}).items() if k in ("success_rate", "return_mean")},

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from .evaluate import encode_windows, open_loop_of
-from .logging_utils import read_metrics
-from .probing import fit_linear
+from .logging_utils import log, read_metrics
+from .probing import probe_r2, state_names
 
 HORIZONS = (1, 5, 10)
 WINDOWS = 256
@@ -40,9 +40,7 @@ COLLAPSE_STD_FRACTION = 0.2
 MIN_MOTION = 0.05
 MAX_IDM_RATIO = 0.9
 MIN_POSE_R2 = 0.3
-MIN_R2 = -1.0  # reported R^2 is clipped here: below 0 a probe is worse than the mean, by how much is noise
 POSE_NAMES = ("x", "y", "yaw")
-TWO_ROOMS_STATE = ("x", "y", "wall_x", "door_y")
 #: what to try, by the check that failed
 ADVICE = {
     "copy_last": "longer training (train.steps) or `moejepa-train refine`",
@@ -100,55 +98,23 @@ class Verdict:
         return path
 
 
-def run_idm_ratio(run_dir: str) -> float | None:
-    """The mean of the last (up to 5) logged `loss/idm_ratio` values of a training run, or None."""
-    vals = [r["loss/idm_ratio"] for r in read_metrics(run_dir) if "loss/idm_ratio" in r][-5:]
-    return float(np.mean(vals)) if vals else None
+def run_idm_ratio(*run_dirs: str) -> float | None:
+    """The mean of the last (up to 5) `loss/idm_ratio` values logged in the first of `run_dirs` that has
+    them, or None (the fit ran without inverse dynamics)."""
+    for d in run_dirs:
+        vals = [r["loss/idm_ratio"] for r in read_metrics(d) if "loss/idm_ratio" in r][-5:]
+        if vals:
+            return float(np.mean(vals))
+    return None
 
 
-def state_names(cache) -> list[str]:
-    """The cache's state names (`state_names` in its index), Two-Rooms' for a nameless 4-d state, else s0.."""
-    names = cache.index.get("state_names")
-    if names:
-        return list(names)
-    if cache.state_dim == len(TWO_ROOMS_STATE):
-        return list(TWO_ROOMS_STATE)
-    return [f"s{i}" for i in range(cache.state_dim or 0)]
-
-
-def probe_targets(state: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """name -> target columns [N, 1] (yaw -> [N, 2] as sin, cos)."""
-    out = {}
-    for i, n in enumerate(names):
-        col = state[:, i : i + 1]
-        out[n] = torch.cat([col.sin(), col.cos()], 1) if n == "yaw" else col
-    return out
-
-
-def r2(pred: torch.Tensor, y: torch.Tensor) -> float | None:
-    """1 - SSE / SST summed over the target's columns (SST about the test targets' own mean), clipped at
-    `MIN_R2`; None when the targets do not vary (nothing to explain)."""
-    sst = float((y - y.mean(0)).pow(2).sum())
-    if not sst > 1e-9 * len(y):
-        return None
-    return max(MIN_R2, 1.0 - float((pred - y).pow(2).sum()) / sst)
-
-
-def probe_r2(z_fit, s_fit, z_test, s_test, names: list[str]) -> dict[str, float]:
-    """Per state dim: R^2 on (z_test, s_test) of a ridge probe fitted on (z_fit, s_fit); NaN rows skipped,
-    dims constant in the test set left out."""
-    out = {}
-    ok_fit, ok_test = torch.isfinite(s_fit).all(1), torch.isfinite(s_test).all(1)
-    if ok_fit.sum() < 2 or ok_test.sum() < 2:
-        return out
-    fit_y = probe_targets(s_fit[ok_fit], names)
-    test_y = probe_targets(s_test[ok_test], names)
-    for n in names:
-        pr = fit_linear(z_fit[ok_fit], fit_y[n])
-        score = r2(pr(z_test[ok_test]), test_y[n])
-        if score is not None:
-            out[n] = round(score, 4)
-    return out
+def judge_run(cfg, model, data, run_dir: str, idm_dirs: tuple[str, ...] = ()) -> Verdict:
+    """The verdict at the end of a training command: judged on the held-out episodes, logged as one
+    line and written to `<run_dir>/verdict.json`."""
+    v = judge(model, data, WINDOWS, cfg.run.seed, run_idm_ratio(run_dir, *idm_dirs))
+    v.write(os.path.join(run_dir, "verdict.json"))
+    log.info("%s", v.line())
+    return v
 
 
 @torch.no_grad()
