@@ -47,7 +47,7 @@ ADVICE = {
     "collapse": "fit.idm_weight=1 (keeps what moves)",
     "motion": "fit.idm_weight=1 (keeps what moves), more varied driving",
     "idm": "fit.idm_weight=1 (keeps what moves)",
-    "probe": "more varied driving (poses the data covers)",
+    "probe": "more varied driving",
 }
 
 
@@ -75,7 +75,7 @@ class Verdict:
         ratios = "/".join(f"{r:.2f}" for r in self.open_loop_ratio)
         steps = "/".join(str(h) for h in self.horizons)
         idm = "n/a" if self.idm_ratio is None else f"{self.idm_ratio:.2f}"
-        nums = f"latent std {self.z_std:.3g}, moves {self.motion:.2f}/step, idm ratio {idm}"
+        nums = f"latent std {self.z_std:.3g}, moves {self.motion:.3g}/step, idm ratio {idm}"
         if self.probe_r2:
             nums += ", probe R2 " + " ".join(f"{k} {v:.2f}" for k, v in self.probe_r2.items())
         if not self.held_out:
