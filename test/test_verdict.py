@@ -58,8 +58,8 @@ def tiny(cfg):
 def test_a_model_that_predicts_copy_last_is_not_useful_for_that_reason(tiny_run):
     cfg = tiny_run(24)
     model = zeroed(tiny(cfg), "predictor.")  # every expert outputs 0: z_t+1 = z_t exactly
-    v = judge(model, data_for(cfg, model), windows=32, seed=0)
-    assert v.horizons == [1, 5, 10]
+    v = judge(model, data_for(cfg, model), windows=32, seed=0, idm_ratio=float("nan"))
+    assert v.horizons == [1, 5, 10] and v.idm_ratio is None and "idm" not in v.reasons  # NaN: not measured
     assert v.open_loop_ratio == pytest.approx([1.0, 1.0, 1.0], abs=1e-3)
     assert not v.ok and "copy_last" in v.reasons
     line = v.line()

@@ -14,7 +14,9 @@ Checks (each failure names itself in the line, with what to try):
   `MAX_IDM_RATIO` (0.9); above it the latent barely tells which action was taken;
 - **pose probe** (when the episodes carry a state): a closed-form ridge probe from z, fitted on
   training episodes and scored on the held-out ones, R^2 per state dim (yaw as (sin, cos) jointly);
-  the mean R^2 over the pose dims (x, y, yaw) is at least `MIN_POSE_R2` (0.3).
+  the mean R^2 over the pose dims (x, y, yaw) is at least `MIN_POSE_R2` (0.1). Low on purpose: a
+  camera may see its pose only through local texture, so this flags a latent that holds next to
+  nothing of where the robot is, not one a linear read-out finds hard.
 
 It costs one encoder pass over ~256 held-out windows of k + 10 frames and one over as many training
 stacks: seconds on a CPU.
@@ -39,7 +41,7 @@ WINDOWS = 256
 COLLAPSE_STD_FRACTION = 0.2
 MIN_MOTION = 0.05
 MAX_IDM_RATIO = 0.9
-MIN_POSE_R2 = 0.3
+MIN_POSE_R2 = 0.1
 POSE_NAMES = ("x", "y", "yaw")
 #: what to try, by the check that failed
 ADVICE = {
@@ -131,12 +133,14 @@ def latent_stats(z: torch.Tensor) -> tuple[float, float]:
 def judge(model, data, windows: int = WINDOWS, seed: int = 0, idm_ratio: float | None = None) -> Verdict:
     """Measure the checks of the module docstring on `data`'s held-out episodes and judge."""
     k = model.cfg.frame_stack
+    if idm_ratio is not None and not math.isfinite(idm_ratio):
+        idm_ratio = None
     held_out = len(data.val_episodes) > 0
     eps = data.val_episodes if held_out else data.train_episodes
     longest = int(data.cache.episode_lengths[eps].max())
     H = min(max(HORIZONS), longest - k)
     if H < 1:
-        raise ValueError(f"verdict: the held-out episodes have at most {longest} frames, < frame_stack + 1 = {k + 1}")
+        raise ValueError(f"verdict: the episodes have at most {longest} frames, < frame_stack + 1 = {k + 1}")
     z, actions, state = encode_windows(model, data, H, windows, seed)
     ol = open_loop_of(model, z, actions)
     horizons = [h for h in HORIZONS if h <= H]
@@ -168,7 +172,7 @@ def judge(model, data, windows: int = WINDOWS, seed: int = 0, idm_ratio: float |
         z_std=float(f"{std:.4g}"),
         std_target=target,
         motion=round(motion, 4),
-        idm_ratio=None if idm_ratio is None or not math.isfinite(idm_ratio) else round(idm_ratio, 4),
+        idm_ratio=None if idm_ratio is None else round(idm_ratio, 4),
         probe_r2=r2s,
         reasons=reasons,
         windows=int(windows),

@@ -9,7 +9,9 @@ Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compresse
 best effort; optional `goal_image` (feeds the goal objective, if enabled) and `reward` (reported in
 diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
-and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
+and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id. With a goal,
+/diagnostics goes WARN when the goal distance has not dropped for `goal_progress_window` replans
+(`planning.progress`, the count the stall recovery uses).
 
 Threading (measured, see MACHINE-NOTES): planning as an rclpy timer callback on 2 cores
 starved the image subscription (30 Hz → ~20 Hz, p99 165 ms); a plain thread running with
