@@ -47,6 +47,11 @@ def test_evaluate_writes_json_and_pngs(tmp_path, capsys):
         torch.set_num_threads(n)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rep = json.load(open(summary["report"]))
+    v = rep["verdict"]  # the one-line judgement, its numbers, and fit's own on the held-out episodes
+    assert summary["verdict"] == v["line"] and v["line"].startswith("verdict: ") and v["horizons"] == [1, 5, 10]
+    assert isinstance(v["ok"], bool) and len(v["open_loop_ratio"]) == 3 and set(v["probe_r2"]) <= {"x", "y"}
+    fit_v = json.load(open(tmp_path / "fit" / "verdict.json"))
+    assert fit_v["line"].startswith("verdict: ") and fit_v["windows"] == 256
     ol = rep["open_loop"]
     assert ol["horizon"] == [1, 2, 3] and len(ol["ratio"]) == 3
     assert all(math.isfinite(v) and v >= 0 for v in ol["model"] + ol["copy_last"])

@@ -7,6 +7,7 @@ Every wait is for a message, a match or a service, never a fixed sleep.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -449,5 +450,54 @@ def test_a_goal_image_from_a_default_or_latched_publisher_starts_goal_planning(c
         planning = planning[-1]
         assert "goal" not in planning.status[0].message, planning.status[0].message
         assert diag_values(planning).get("goal_images") == "1"  # through both subscriptions, it counts once
+    finally:
+        proc.stop()
+
+
+def test_no_progress_toward_an_unreachable_goal_turns_diagnostics_warn(ckpt, tmp_path, probe):
+    """A camera that shows one frame while the goal is another: the start latent never moves, so the goal
+    distance never drops and after `goal_progress_window` replans /diagnostics says so, with the numbers."""
+    ns = "np"
+    remaps = {"image": f"{ns}/image", "goal_image": f"{ns}/goal_image", "action": f"{ns}/action"}
+    name = f"{ns}_planner"
+    over = {"objectives.reward.enabled": False, "goal_progress_window": 5, "planner.stall_min_distance": 0.0}
+    proc = start_planner(tmp_path, ckpt, name, remaps, **over)
+    try:
+        mine = f"/{name}: control"
+        diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+        images = probe.publisher(Image, f"{ns}/image", IMAGE_PUB_QOS)
+        goals = probe.publisher(Image, f"{ns}/goal_image", 10)
+        probe.wait_for_subscribers(images, 1, timeout=30)
+        probe.wait_for_subscribers(goals, 1, timeout=30)
+        stop = threading.Event()
+
+        def still_camera():  # the same picture, new stamps: a robot that does not move
+            i = 0
+            while not stop.is_set():
+                images.publish(image_msg(7, 1_000_000_000 + i * 33_000_000))
+                i += 1
+                stop.wait(1 / 30)
+
+        camera = threading.Thread(target=still_camera, daemon=True)
+        camera.start()
+        try:
+            diags.wait(1, timeout=30, pred=lambda a: a.status[0].name == mine and "goal" in a.status[0].message)
+            goals.publish(image_msg(99, 1_000_000_000))
+            warn = diags.wait(
+                1,
+                timeout=30,
+                pred=lambda a: a.status[0].name == mine and "no progress toward the goal" in a.status[0].message,
+            )[-1]
+        finally:
+            stop.set()
+            camera.join()
+        assert warn.status[0].level == b"\x01", warn.status[0].message
+        d = diag_values(warn)
+        assert int(d["replans_without_progress"]) >= 5
+        assert float(d["goal_distance"]) > 0 and float(d["goal_distance_best"]) <= float(d["goal_distance"])
+        assert re.fullmatch(
+            r"no progress toward the goal for \d+ replans \(distance \S+, best \S+\)", warn.status[0].message
+        )
+        assert proc.alive()
     finally:
         proc.stop()

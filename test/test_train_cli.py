@@ -186,6 +186,8 @@ def test_refine_moves_only_the_predictor(fitted, capsys):
     assert r["source"] == fit and r["steps"] == 60 and r["horizon"] == 8
     assert r["last_latent_loss"] < r["first_latent_loss"]
     assert {"1", "5"} <= set(r["gap_after"]) and {"1", "5"} <= set(r["gap_before"])
+    v = json.load(open(os.path.join(os.path.dirname(r["checkpoint"]), "verdict.json")))
+    assert r["verdict"] == v["line"] and v["line"].startswith("verdict: ")  # judged on the held-out episode
     before, _ = load_checkpoint(fit)
     after, meta = plans_with(r["checkpoint"])
     sb, sa = before.state_dict(), after.state_dict()

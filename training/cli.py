@@ -166,6 +166,7 @@ def _train_result(r) -> dict:
         "samples_per_s": r.samples_per_s,
         "data_wait_share": r.data_wait_share,
         "seconds": round(r.elapsed_s, 2),
+        **({"verdict": r.verdict["line"]} if r.verdict else {}),
     }
 
 

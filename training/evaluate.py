@@ -1,5 +1,6 @@
 """`evaluate`: a checkpoint's report as JSON + PNG plots under `<out_dir>/eval/`.
 
+- the verdict (`verdict`): useful or not, in one line, and what to try;
 - open-loop latent error at horizons 1..H, divided by the copy-last-latent baseline
   (||ẑ_{t+j} - z_{t+j}||² / ||z_t - z_{t+j}||², targets from the online encoder);
 - probes (see `probing`), also for a randomly initialised encoder of the same config;
@@ -29,24 +30,38 @@ from .logging_utils import log, read_metrics
 
 
 @torch.no_grad()
-def open_loop(model, data, H: int, n: int, seed: int) -> dict[str, list]:
-    """Per-horizon mean squared latent error of the model and of copy-last, and their ratio."""
+def encode_windows(model, data, H: int, n: int, seed: int, val: bool = True, batch: int = 256):
+    """n random windows of k + H frames (held-out episodes when `val`) -> latents z [n, H+1, D] of their
+    k-frame stacks, the actions [n, H, A] after each of the first H, and the state at each stack's last
+    frame [n, H+1, S] (None when the data has none)."""
     k = model.cfg.frame_stack
-    s = data.sampler(k + H, n, seed, 0, val=True)
-    b = s.sample()
-    frames, actions = b["frames"], b["actions"]
-    stacks = frames.unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4)
-    z = model.encode(stacks.reshape(-1, *stacks.shape[2:])).reshape(stacks.shape[0], H + 1, -1).float()
-    pred = model.rollout(z[:, 0], actions[:, k - 1 : k - 1 + H].float()).float()
+    b = data.sampler(k + H, n, seed, 0, val=val).sample()
+    stacks = b["frames"].unfold(1, k, 1).permute(0, 1, 5, 2, 3, 4).reshape(-1, k, *b["frames"].shape[2:])
+    z = torch.cat([model.encode(stacks[i : i + batch]).float() for i in range(0, len(stacks), batch)])
+    state = b["state"][:, k - 1 :].float() if "state" in b else None
+    return z.reshape(n, H + 1, -1), b["actions"][:, k - 1 : k - 1 + H].float(), state
+
+
+@torch.no_grad()
+def open_loop_of(model, z: torch.Tensor, actions: torch.Tensor) -> dict[str, list]:
+    """Per-horizon mean squared latent error of the model's rollout from z[:, 0] and of copy-last
+    (predicting z_0 for every later step), and their ratio, for latents z [n, H+1, D]."""
+    pred = model.rollout(z[:, 0], actions).float()
     err = (pred - z[:, 1:]).pow(2).sum(-1).mean(0)
     copy = (z[:, :1] - z[:, 1:]).pow(2).sum(-1).mean(0)
     return {
-        "horizon": list(range(1, H + 1)),
+        "horizon": list(range(1, z.shape[1])),
         "model": err.tolist(),
         "copy_last": copy.tolist(),
         "ratio": (err / copy.clamp_min(1e-12)).tolist(),
-        "windows": int(n),
+        "windows": int(len(z)),
     }
+
+
+def open_loop(model, data, H: int, n: int, seed: int) -> dict[str, list]:
+    """Per-horizon mean squared latent error of the model and of copy-last, and their ratio."""
+    z, actions, _ = encode_windows(model, data, H, n, seed)
+    return open_loop_of(model, z, actions)
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
@@ -223,6 +238,12 @@ def evaluate(cfg: TrainConfig, device) -> dict:
         "model": {"experts": mc.experts, "top_k": mc.active_k, "latent_dim": mc.latent_dim, "dense": mc.dense},
     }
     report["open_loop"] = open_loop(model, data, e.horizon, e.windows, cfg.run.seed)
+    from .verdict import judge, run_idm_ratio
+
+    idm = run_idm_ratio(os.path.dirname(os.path.abspath(ckpt)), run_subdir(cfg, "fit"))
+    verdict = judge(model, data, e.windows, cfg.run.seed, idm)
+    report["verdict"] = verdict.to_dict()
+    log.info("%s", verdict.line())
     report["routing"] = routing(model, data, max(64, e.windows), cfg.run.seed, two_rooms)
     if e.probe:
         from .probing import probe
@@ -243,6 +264,7 @@ def evaluate(cfg: TrainConfig, device) -> dict:
     log.info("evaluation report: %s", path)
     return {
         "report": path,
+        "verdict": verdict.line(),
         "open_loop_ratio": report["open_loop"]["ratio"],
         "probe": report.get("probe"),
         "closed_loop": {k: v for k, v in report.get("closed_loop", {}).items() if k in ("success_rate", "return_mean")},

@@ -5,7 +5,8 @@ frozen encoder's latent; report MSE in px² on probe sets `normal` (layouts and 
 the data), `wall` (within 4 px of the wall), `wall_other` (wall positions absent from the
 training data) and `expert` (long-horizon: latents *predicted* by the world model along
 straight expert paths through the door, probed at every step). Other envs: a train/val split of
-the cached episodes' state vectors, MSE in standardised units and R².
+the cached episodes' state vectors, MSE in standardised units and R², and the linear probe's R²
+per named state dim (odometry x, y, yaw: the pose; yaw as (sin, cos), so the wrap at ±π is no jump).
 """
 
 from __future__ import annotations
@@ -83,6 +84,55 @@ def fit_mlp(
             return net((q - mx) / sx) * sy + my
 
     return probe
+
+
+TWO_ROOMS_STATE = ("x", "y", "wall_x", "door_y")
+MIN_R2 = -1.0  # reported R^2 is clipped here: below 0 a probe is worse than the mean, by how much is noise
+
+
+def state_names(cache) -> list[str]:
+    """The cache's state names (`state_names` in its index), Two-Rooms' for a nameless 4-d state, else s0.."""
+    names = cache.index.get("state_names")
+    if names:
+        return list(names)
+    if cache.state_dim == len(TWO_ROOMS_STATE):
+        return list(TWO_ROOMS_STATE)
+    return [f"s{i}" for i in range(cache.state_dim or 0)]
+
+
+def probe_targets(state: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+    """name -> target columns [N, 1] (yaw -> [N, 2] as sin, cos)."""
+    out = {}
+    for i, n in enumerate(names):
+        col = state[:, i : i + 1]
+        out[n] = torch.cat([col.sin(), col.cos()], 1) if n == "yaw" else col
+    return out
+
+
+def r2(pred: torch.Tensor, y: torch.Tensor) -> float | None:
+    """1 - SSE / SST summed over the target's columns (SST about the test targets' own mean), clipped at
+    `MIN_R2`; None when the targets do not vary (nothing to explain)."""
+    sst = float((y - y.mean(0)).pow(2).sum())
+    if not sst > 1e-9 * len(y):
+        return None
+    return max(MIN_R2, 1.0 - float((pred - y).pow(2).sum()) / sst)
+
+
+def probe_r2(z_fit, s_fit, z_test, s_test, names: list[str]) -> dict[str, float]:
+    """Per state dim: R^2 on (z_test, s_test) of a ridge probe fitted on (z_fit, s_fit); NaN rows skipped,
+    dims constant in the test set left out."""
+    out = {}
+    ok_fit, ok_test = torch.isfinite(s_fit).all(1), torch.isfinite(s_test).all(1)
+    if ok_fit.sum() < 2 or ok_test.sum() < 2:
+        return out
+    fit_y = probe_targets(s_fit[ok_fit], names)
+    test_y = probe_targets(s_test[ok_test], names)
+    for n in names:
+        pr = fit_linear(z_fit[ok_fit], fit_y[n])
+        score = r2(pr(z_test[ok_test]), test_y[n])
+        if score is not None:
+            out[n] = round(score, 4)
+    return out
 
 
 def mse(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -254,7 +304,9 @@ def probe_generic(model, data, n_train: int, epochs: int, seed: int = 0) -> dict
     for pname, pr in (("linear", fit_linear(x, y)), ("mlp", fit_mlp(x, y, epochs, seed=seed))):
         m = mse(pr(x2), y2) / y.shape[1]
         res[pname] = {"normal": m, "r2": 1.0 - m / float(y2.var(0).mean().clamp_min(1e-9))}
-    res["info"] = {"units": "standardised state, mean over dims"}
+    names = state_names(data.cache)
+    res["linear"]["r2_per_dim"] = probe_r2(x, torch.from_numpy(s[ok]), x2, torch.from_numpy(s2[ok2]), names)
+    res["info"] = {"units": "standardised state, mean over dims; r2_per_dim: raw state, yaw as (sin, cos)"}
     return res
 
 

@@ -7,7 +7,8 @@ H = `refine.horizon` steps open loop, at a small fraction of a fit step's cost (
 recipe of DINO-WM and V-JEPA 2-AC). Encoder, EMA target and heads are left bit-identical.
 
 The summary reports the held-out open-loop gap ||ẑ_h - z_h|| / ||z_h - z_0|| at several h
-(imagined vs encoded real latents, over the validation episodes) before and after.
+(imagined vs encoded real latents, over the validation episodes) before and after, and the verdict
+(`training.verdict`, also in `<out_dir>/refine/verdict.json`).
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
     )
     out_path = os.path.join(run_subdir(cfg, "refine"), "model.safetensors")
     save_derived(out_path, model, meta, tr)
+    from .verdict import judge_run
+
+    verdict = judge_run(cfg, model, data, run_subdir(cfg, "refine"), (os.path.dirname(os.path.abspath(src)),))
     return {
         "checkpoint": out_path,
         "source": src,
@@ -181,4 +185,5 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
         "first_latent_loss": curve[0][1] if curve else math.nan,
         "gap_before": gap_before,
         "gap_after": gap_after,
+        "verdict": verdict.line(),
     }

@@ -3,6 +3,7 @@
 Both are the shared `Trainer` loop over windows from the bag cache; they differ in the loss
 stage, the run sub-directory, and for Stage 2 an optional Stage-1 encoder (frozen or fine-tuned)
 and the baseline switches (dense predictor at equal active parameters, pixel reconstruction).
+`fit` ends with the verdict on the held-out episodes (`training.verdict`).
 """
 
 from __future__ import annotations
@@ -185,4 +186,12 @@ def pretrain(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainRes
 
 
 def fit(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResult:
-    return train_stage(cfg, 2, "fit", info, device)
+    """Stage 2, then (rank 0) the verdict on the held-out episodes: `<out_dir>/fit/verdict.json`."""
+    res = train_stage(cfg, 2, "fit", info, device)
+    if info.is_main:
+        from .verdict import judge_run
+
+        model, _ = load_checkpoint(res.checkpoint, device)
+        data = open_data(cfg, model.cfg.image_size, model.cfg.frame_stack + 1)
+        res.verdict = judge_run(cfg, model.eval(), data, res.run_dir).to_dict()
+    return res

@@ -111,6 +111,7 @@ class TrainResult:
     data_wait_share: float = float("nan")
     elapsed_s: float = 0.0
     resumed_from: str | None = None
+    verdict: dict | None = None  # `training.verdict` on the held-out episodes, where the command judges one
 
 
 def _autocast(device: torch.device, precision: str):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -139,6 +140,7 @@ class Planner:
         if cfg.correction_memory > 0 and self._prev_z is not None and prev is not None:
             self.correction.observe(self.model, self._prev_z, prev, z0)
         self._prev_z = z0.detach().clone()
+        goal_d = self.goal_distance(z0, goal)
         problem = Problem(
             self.correction.wrap(self.model),
             self.objectives,
@@ -151,7 +153,7 @@ class Planner:
             prev_action=prev,
             discounts=self._discounts,
             hold=cfg.hold,
-            extra_cost=self.recovery.cost if self._stalled(z0, goal) else None,
+            extra_cost=self.recovery.cost if self._stalled(z0, goal_d) else None,
         )
         if cfg.warm_start and self._warm is not None:
             mean0 = self._warm
@@ -199,6 +201,7 @@ class Planner:
             elapsed_ms=elapsed,
             method=cfg.method,
             rollout_steps=problem.rollout_steps,
+            goal_distance=goal_d,
         )
 
     @property
@@ -206,14 +209,19 @@ class Planner:
         """Whether the last plan paid the stall recovery's revisit cost (see recovery.py)."""
         return self.recovery.active
 
-    def _stalled(self, z0: Tensor, goal: Tensor | None) -> bool:
-        """Feed the recovery this replan's start latent and goal distance (by the goal objective's metric)."""
-        if self.cfg.stall_steps == 0 or goal is None or not self.objectives.needs_goal:
+    def goal_distance(self, z0: Tensor, goal: Tensor | None) -> float:
+        """d(z0, goal) by the goal objective's metric; NaN without a goal or an enabled goal objective."""
+        if goal is None or not self.objectives.needs_goal:
+            return math.nan
+        with torch.no_grad():
+            return float(self.objectives["goal"].distance(z0[None], goal[None], self.model)[0])
+
+    def _stalled(self, z0: Tensor, distance: float) -> bool:
+        """Feed the recovery this replan's start latent and goal distance."""
+        if self.cfg.stall_steps == 0 or math.isnan(distance):
             self.recovery.active = False
             return False
-        with torch.no_grad():
-            d = float(self.objectives["goal"].distance(z0[None], goal[None], self.model)[0])
-        return self.recovery.update(z0, d)
+        return self.recovery.update(z0, distance)
 
     def _latent(self, name: str, z: Tensor) -> Tensor:
         z = torch.as_tensor(z, device=self.device)

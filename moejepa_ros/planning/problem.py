@@ -29,6 +29,7 @@ class Plan:
     elapsed_ms: float = 0.0
     method: str = ""
     rollout_steps: int = 0  # latent steps imagined (samples x horizon summed over calls)
+    goal_distance: float = math.nan  # d(z0, goal) by the goal objective's metric; NaN without a goal
 
     @property
     def ok(self) -> bool:

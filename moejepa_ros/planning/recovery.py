@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .progress import GoalProgress
+
 
 class StallRecovery:
     """Visited latents, progress on the goal distance, and the revisit cost while stalled."""
@@ -47,24 +49,26 @@ class StallRecovery:
 
     def clear(self) -> None:
         self.visited: Tensor | None = None
-        self.ref = float("inf")  # the goal distance when progress was last made
-        self.since = 0  # replans since then
+        self.goal = GoalProgress()
         self.active = False
+
+    @property
+    def since(self) -> int:
+        """Replans since the goal distance last made progress."""
+        return self.goal.since
 
     @torch.no_grad()
     def update(self, z0: Tensor, distance: float) -> bool:
         """Record this replan's start latent and goal distance; returns whether the recovery is on."""
         z = z0.reshape(1, -1).float()
         self.visited = z if self.visited is None else torch.cat([self.visited, z])[-self.memory :]
-        if distance < self.ref - self.progress or self.ref == float("inf") or self.since >= 2 * self.steps:
-            self.ref, self.since = distance, 0  # progress, or a recovery burst ran its course: start over
-        else:
-            self.since += 1
+        if self.goal.since >= 2 * self.steps:
+            self.goal.clear()  # a recovery burst ran its course: start over from the distance reached
+        self.goal.update(distance, self.progress)
         self.active = (
             self.steps > 0
             and self.weight > 0
-            and self.since >= self.steps
-            and distance > self.min_distance
+            and self.goal.stalled(self.steps, self.min_distance)
             and len(self.visited) >= 2
         )
         return self.active

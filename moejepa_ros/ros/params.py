@@ -174,6 +174,14 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec("camera_timeout", 0.5, "seconds without an image before the zero command", low=0.01, high=3600.0),
     ParameterSpec("goal_timeout", 0.0, "seconds a goal image stays valid; 0 = forever", low=0.0, high=1e6),
+    ParameterSpec(
+        "goal_progress_window",
+        45,
+        "/diagnostics goes WARN when the goal distance has not dropped by planner.stall_progress for this "
+        "many replans (beyond planner.stall_min_distance); 0 = off",
+        low=0,
+        high=100000,
+    ),
     ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", low=0.05, high=3600.0),
     ParameterSpec("num_threads", 1, "torch intra-op threads of the planning thread", read_only=True, low=1, high=256),
     ParameterSpec("autostart", True, "configure and activate on start (no lifecycle manager needed)", read_only=True),

@@ -9,7 +9,9 @@ Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compresse
 best effort; optional `goal_image` (feeds the goal objective, if enabled) and `reward` (reported in
 diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
-and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id.
+and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id. With a goal,
+/diagnostics goes WARN when the goal distance has not dropped for `goal_progress_window` replans
+(`planning.progress`, the count the stall recovery uses).
 
 Threading (measured, see MACHINE-NOTES): planning as an rclpy timer callback on 2 cores
 starved the image subscription (30 Hz → ~20 Hz, p99 165 ms); a plain thread running with
@@ -45,6 +47,7 @@ from std_msgs.msg import Float32, Float32MultiArray
 
 from moejepa_ros import codecs
 from moejepa_ros.control import ERROR, OK, WARN, Decision, FrameStack, LatentController, preprocess
+from moejepa_ros.planning.progress import GoalProgress
 from moejepa_ros.ros import dds, params
 from moejepa_ros.ros.messages import (
     CAMERA_QOS,
@@ -103,6 +106,7 @@ class PlannerNode(LifecycleNode):
         self._pending: dict[str, Any] = {}
         self._goal_pending: tuple[np.ndarray | None, float] | None = None
         self._goal_time: float | None = None
+        self._goal_progress = GoalProgress()  # goal distance per replan, since the goal was set
         self._last_goal_key: tuple[int, str, int] | None = None
         self._status = (OK, "unconfigured")
         self._status_lock = threading.Lock()
@@ -202,6 +206,7 @@ class PlannerNode(LifecycleNode):
             frame, t = goal
             ctrl.set_goal(frame)
             self._goal_time = t if frame is not None else None
+            self._goal_progress.clear()
 
     # ================================================================ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -316,6 +321,7 @@ class PlannerNode(LifecycleNode):
         self._ctrl = None
         self._frames = None
         self._goal_time = None
+        self._goal_progress.clear()
         if dev.startswith("cuda"):
             import torch
 
@@ -444,6 +450,7 @@ class PlannerNode(LifecycleNode):
         if gt > 0 and self._goal_time is not None and now - self._goal_time > gt:
             ctrl.set_goal(None)
             self._goal_time = None
+            self._goal_progress.clear()
             self.get_logger().warning("goal image expired (goal_timeout)")
         snap = frames.snapshot()
         timeout = float(self._vals["camera_timeout"])
@@ -494,7 +501,25 @@ class PlannerNode(LifecycleNode):
         if d.level == ERROR:
             s.count("nonfinite_plans" if "finite" in d.message else "errors")
             self.get_logger().error(d.message, throttle_duration_sec=2.0)
-        self._set_status(d.level, d.message if d.level != OK else "planning")
+        stalled = self._track_goal(self._ctrl)
+        if d.level == OK and stalled:
+            self._set_status(WARN, stalled)
+        else:
+            self._set_status(d.level, d.message if d.level != OK else "planning")
+
+    def _track_goal(self, ctrl: LatentController | None) -> str | None:
+        """Feed this replan's goal distance to the progress count; the WARN message when it has not
+        dropped by `planner.stall_progress` for `goal_progress_window` replans, else None."""
+        plan = ctrl.last_plan if ctrl is not None else None
+        if plan is None or math.isnan(plan.goal_distance):
+            return None
+        v, g = self._vals, self._goal_progress
+        g.update(plan.goal_distance, float(v["planner.stall_progress"]))
+        if not g.stalled(int(v["goal_progress_window"]), float(v["planner.stall_min_distance"])):
+            return None
+        msg = f"no progress toward the goal for {g.since} replans (distance {g.distance:.3g}, best {g.best:.3g})"
+        self.get_logger().warning(msg, throttle_duration_sec=5.0)
+        return msg
 
     # ================================================================ publishing
     def _publish_action(self, action: np.ndarray, stamp: int | None, frame_id: str | None) -> None:
@@ -558,6 +583,10 @@ class PlannerNode(LifecycleNode):
             "goal": self._ctrl is not None and self._ctrl.goal_z is not None,
             "last_reward": self._last_reward,
         }
+        g = self._goal_progress
+        if kv["goal"] and not math.isnan(g.distance):
+            kv["goal_distance"], kv["goal_distance_best"] = f"{g.distance:.4g}", f"{g.best:.4g}"  # any scale
+            kv["replans_without_progress"] = g.since
         for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms"):
             if f"{name}_p50" in s:
                 kv[f"{name}_p50"], kv[f"{name}_p99"] = s[f"{name}_p50"], s[f"{name}_p99"]
