@@ -240,6 +240,35 @@ def test_goal_distance_adds_only_the_goal_head(fitted, capsys):
     assert "goal.imagine_steps=500" in refused(capsys, "goal", o, "goal.imagine_steps=500")
 
 
+def test_goal_reach_learns_the_local_step_count(fitted, capsys):
+    """`goal.reach=N`: near pairs regress their steps at a low expectile, far ones are pushed to >= N;
+    the held-out near pairs' distances grow with their step count."""
+    o, fit = fitted
+    r = cli(
+        capsys,
+        "goal",
+        o,
+        "goal.reach=6",
+        "goal.steps=150",
+        "goal.batch_size=64",
+        "goal.embed_dim=8",
+        "goal.hidden=32",
+        "goal.imagine_steps=1",
+        "goal.lr=3e-3",
+    )
+    assert r["last_loss"] < r["first_loss"] and r["held_out"]["mean_steps"] <= 6
+    model, meta = load_checkpoint(r["checkpoint"])
+    assert meta["training"]["goal"]["reach"] == 6
+    from training.goal_distance import _Flat, _Local
+
+    z = torch.randn(40, model.cfg.latent_dim)
+    d = _Flat([z[:25], z[25:]], [z[:25], z[25:]], [torch.zeros(25, 2), torch.zeros(15, 2)])
+    zi, gi, tgt, near = _Local(d, 6, 1).sample(d, 2000, 0.2, torch.Generator().manual_seed(0))
+    assert torch.all(tgt[near] == (gi - zi)[near]) and torch.all((tgt[near] >= 0) & (tgt[near] <= 6))
+    assert torch.all(tgt[~near] == 6) and 0.1 < (~near).float().mean() < 0.3
+    assert "goal.expectile" in refused(capsys, "goal", o, "goal.reach=4", "goal.expectile=1.5")
+
+
 def test_learned_metric_needs_the_goal_head():
     from moejepa_ros.planning import build_objectives
 

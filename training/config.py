@@ -181,6 +181,12 @@ class GoalConfig:
         "source stacks per episode for the shortest paths (the table holds episodes x sources "
         "x longest episode floats)",
     )
+    reach: int = _f(
+        0,
+        "0 = shortest paths through each episode's graph; N > 0 = local temporal distance: pairs up to N steps "
+        "apart regress their steps at goal.expectile, pairs further apart are pushed to >= N (random driving)",
+    )
+    expectile: float = _f(0.25, "goal.reach > 0: expectile of the steps a displacement took (< 0.5: the quick ways)")
     steps: int = _f(20000, "optimiser steps on the cached latents")
     batch_size: int = _f(1024, "(latent, goal) pairs per step")
     lr: float = _f(3e-4, "Adam learning rate")
@@ -357,6 +363,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.refine.encode_batch >= 1, "refine.encode_batch", cfg.refine.encode_batch, "must be >= 1")
     g = cfg.goal
     need(g.revisit > 0, "goal.revisit", g.revisit, "must be > 0")
+    need(g.reach >= 0, "goal.reach", g.reach, "must be >= 0")
+    need(0 < g.expectile < 1, "goal.expectile", g.expectile, "must be in (0, 1)")
     for key in ("steps", "batch_size", "embed_dim", "hidden", "encode_batch", "max_sources"):
         need(getattr(g, key) >= 1, f"goal.{key}", getattr(g, key), "must be >= 1")
     need(g.lr > 0, "goal.lr", g.lr, "must be > 0")

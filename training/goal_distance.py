@@ -20,6 +20,15 @@ robot has actually travelled:
 
 The expectile-TD alternative (HILP, Park et al. 2024) learned the straight-line distance on the
 Two-Rooms walks (BENCHMARKS.md section 7.3), so it is not offered.
+
+`goal.reach=N` (N > 0) learns a *local* temporal distance instead, for data such as a robot's
+random driving, where a place is seldom revisited with the same view (a forward camera sees a
+place differently from every heading, so revisits are not found and the graph's paths are the
+drives' detours): a pair N steps apart or less regresses its step count j at a low expectile
+(`goal.expectile`, the quick ways there: the same displacement took j steps on a detour and fewer
+on a straight drive), and a pair further apart, or from another drive, is pushed to at least N.
+Turning takes steps as driving does, so the distance weighs heading against position in the
+robot's own time. Planning goals lie within N steps (far ones read as "N or more").
 """
 
 from __future__ import annotations
@@ -117,6 +126,40 @@ class _Graph:
         return d.start[ep][ok], t[ok], gt[ok], tgt[ok]
 
 
+class _Local:
+    """Pairs for `goal.reach`: (z_t, g_{t+j}) with j <= reach steps in one drive, and far pairs."""
+
+    def __init__(self, d: _Flat, reach: int, first: int):
+        self.reach, self.first = int(reach), int(first)
+        self.count = (d.len - first).clamp(min=0).double()
+
+    def sample(self, d: _Flat, batch: int, p_current: float, gen: torch.Generator):
+        """(z index, goal index, target steps, near mask): near pairs have target j, far ones target reach."""
+        ep = torch.multinomial(self.count, batch, replacement=True, generator=gen)
+        t = self.first + (torch.rand(batch, generator=gen) * self.count[ep]).long()
+        j = torch.randint(0, self.reach + 1, (batch,), generator=gen)
+        j = torch.where(torch.rand(batch, generator=gen) < p_current, torch.zeros_like(j), j)
+        j = torch.minimum(j, d.len[ep] - 1 - t)
+        zi, gi = d.start[ep] + t, d.start[ep] + t + j
+        far = torch.rand(batch, generator=gen) < 0.25  # a quarter: a goal anywhere else in the data
+        other = torch.randint(0, len(d.g), (batch,), generator=gen)
+        same = (other >= d.start[ep]) & (other < d.start[ep] + d.len[ep])
+        far &= ~same | ((other - zi).abs() > self.reach)
+        gi = torch.where(far, other, gi)
+        tgt = torch.where(far, torch.full_like(j, self.reach), j).float()
+        return zi, gi, tgt, ~far
+
+
+def _local_loss(head, z, g, tgt, near, expectile: float) -> torch.Tensor:
+    """Near pairs: expectile regression of the steps (relative to them); far pairs: at least `reach`."""
+    d = head(z, g)
+    err = tgt - d
+    w = torch.where(err < 0, 1.0 - expectile, expectile)
+    near_l = w * err.pow(2) / (tgt + 1.0)
+    far_l = torch.relu(tgt - d).pow(2) / (tgt + 1.0)
+    return torch.where(near, near_l, far_l).mean()
+
+
 def _loss(head, z, g, tgt) -> torch.Tensor:
     """Squared error relative to the target (+1 step), so near pairs count as much as far ones."""
     return ((head(z, g) - tgt).pow(2) / (tgt + 1.0)).mean()
@@ -127,8 +170,13 @@ def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: in
     """On held-out episodes: mean |d - target| / (target + 1), and how far d on imagined latents is from d on
     real ones."""
     gen = torch.Generator().manual_seed(seed)
-    s, t, gt, tgt = graph.sample(d, 4096, 0.0, gen)
-    z, g = d.z[s + t], d.g[s + gt]
+    if isinstance(graph, _Local):
+        zi, gi, tgt, near = graph.sample(d, 4096, 0.0, gen)
+        zi, gi, tgt = zi[near], gi[near], tgt[near]
+        s, t, z, g = zi * 0, zi, d.z[zi], d.g[gi]
+    else:
+        s, t, gt, tgt = graph.sample(d, 4096, 0.0, gen)
+        z, g = d.z[s + t], d.g[s + gt]
     pred = head(z, g)
     out = {
         "relative_error": round(float(((pred - tgt).abs() / (tgt + 1.0)).mean()), 4),
@@ -141,18 +189,27 @@ def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: in
     return out
 
 
-def _fit(model, head, opt, d: _Flat, graph: _Graph, gc, log_every: int, gen) -> list:
+def _fit(model, head, opt, d: _Flat, graph, gc, log_every: int, gen) -> list:
     head.train()
     curve = []
     for step in range(1, gc.steps + 1):
-        s, t, gt, tgt = graph.sample(d, gc.batch_size, gc.p_current, gen)
-        g = d.g[s + gt]
-        loss = _loss(head, d.z[s + t], g, tgt)
+        if isinstance(graph, _Local):
+            zi, gi, tgt, near = graph.sample(d, gc.batch_size, gc.p_current, gen)
+            g = d.g[gi]
+            loss = _local_loss(head, d.z[zi], g, tgt, near, gc.expectile)
+            s, t = zi * 0, zi  # the rollout below indexes d.z[s + t - j]
+        else:
+            s, t, gt, tgt = graph.sample(d, gc.batch_size, gc.p_current, gen)
+            g = d.g[s + gt]
+            loss = _loss(head, d.z[s + t], g, tgt)
         if gc.imagine_steps:
             j = int(torch.randint(1, gc.imagine_steps + 1, (1,), generator=gen))
             with torch.no_grad():
                 z_hat = _imagined(model, d, s, t, j)
-            loss = loss + gc.imagine_weight * _loss(head, z_hat, g, tgt)
+            if isinstance(graph, _Local):
+                loss = loss + gc.imagine_weight * _local_loss(head, z_hat, g, tgt, near, gc.expectile)
+            else:
+                loss = loss + gc.imagine_weight * _loss(head, z_hat, g, tgt)
         _step(opt, loss, step)
         if step % log_every == 0 or step == gc.steps:
             curve.append((step, float(loss.detach())))
@@ -198,7 +255,10 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     # median step between consecutive places (the few jumps between episodes do not move a median)
     step = float((parts["train"].g[1:] - parts["train"].g[:-1]).norm(dim=-1).median())
     rng = np.random.default_rng(cfg.run.seed)
-    graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng) for k, v in parts.items()}
+    if gc.reach > 0:
+        graphs = {k: _Local(v, gc.reach, first) for k, v in parts.items()}
+    else:
+        graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng) for k, v in parts.items()}
     graph_s = time.perf_counter() - t1
     curve = _fit(model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen)
     head.eval()
@@ -214,6 +274,8 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
         goal={
             "steps": gc.steps,
             "revisit": gc.revisit,
+            "reach": gc.reach,
+            "expectile": gc.expectile,
             "step": step,
             "imagine_steps": gc.imagine_steps,
             "held_out": held_out,

@@ -92,7 +92,7 @@ MIN_R2 = -1.0  # reported R^2 is clipped here: below 0 a probe is worse than the
 
 def state_names(cache) -> list[str]:
     """The cache's state names (`state_names` in its index), Two-Rooms' for a nameless 4-d state, else s0.."""
-    names = cache.index.get("state_names")
+    names = cache.state_names
     if names:
         return list(names)
     if cache.state_dim == len(TWO_ROOMS_STATE):

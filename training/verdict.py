@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .data.state import POSE_NAMES
 from .evaluate import encode_windows, open_loop_of
 from .logging_utils import log, read_metrics
 from .probing import probe_r2, state_names
@@ -42,7 +43,6 @@ COLLAPSE_STD_FRACTION = 0.2
 MIN_MOTION = 0.05
 MAX_IDM_RATIO = 0.9
 MIN_POSE_R2 = 0.1
-POSE_NAMES = ("x", "y", "yaw")
 #: what to try, by the check that failed
 ADVICE = {
     "copy_last": "longer training (train.steps) or `moejepa-train refine`",
