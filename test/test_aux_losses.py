@@ -88,3 +88,30 @@ def test_idm_ratio_is_one_for_a_head_that_predicts_the_batch_mean(model):
     chance = (means - means.mean(0, keepdim=True)).square().mean()
     assert float(terms["idm_ratio"]) == pytest.approx(float(terms["idm"]) / float(chance), rel=1e-5)
     assert float(terms["idm_ratio"]) >= 1.0  # one bias for all offsets cannot beat each offset's own mean
+
+
+def test_reach_regresses_steps_and_pushes_other_frames_away(model):
+    from training.aux_losses import Reach
+
+    torch.manual_seed(0)
+    head = Reach(32, reach=10, expectile=0.25)
+    z, g = torch.randn(8, 32), torch.randn(8, 32)
+    steps = torch.arange(8, dtype=torch.float32)
+    loss = head.loss(z, g, steps)
+    d, far = head(z, g), head(z, g.roll(1, 0))
+    e = steps - d
+    w = torch.where(e < 0, 0.75, 0.25)
+    want = (w * e.square() / (steps + 1)).mean() + (torch.relu(10 - far).square() / 11).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    # with fit.reach_weight the loss reaches the encoder through both the window and the far frame
+    aux = AuxLosses(32, 2, 2, reach=10, reach_weight=1.0)
+    b = batch(T=4)
+    b["far_frames"] = b["frames"][:, -1].clone()
+    b["far_steps"] = torch.full((6,), 2.0)
+    total, terms = aux.loss(model, b, 2)
+    total.backward()
+    assert (
+        "reach" in terms and model.encoder.net[0].weight.grad.abs().sum() > 0 if hasattr(model.encoder, "net") else True
+    )
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in aux.reach.parameters())

@@ -90,3 +90,22 @@ def test_episode_subset_and_errors(cache):
     with pytest.raises(ValueError, match="out of range"):
         WindowSampler(cache, 3, 4, episodes=[99])
     assert "state" not in WindowSampler(cache, 3, 4, with_state=False).sample()
+
+
+def test_far_frames_lie_in_the_same_episode_within_reach(cache):
+    plain = WindowSampler(cache, window=4, batch_size=128, seed=5, augment_shift=0)
+    s = WindowSampler(cache, window=4, batch_size=128, seed=5, augment_shift=0, far=6, far_from=1)
+    for _ in range(5):
+        b, p = s.sample(), plain.sample()
+        assert torch.equal(b["frames"], p["frames"])  # the far frames do not change the windows
+        idx = s._last_idx
+        steps = b["far_steps"].numpy().astype(int)
+        far = idx[:, 1] + steps
+        assert np.all((steps >= 0) & (steps <= 6))
+        assert np.all(cache.episode_ids[far] == cache.episode_ids[idx[:, 0]])
+        # the frame is the cached one at that index, and some pairs are clipped at the episode's end
+        k = cache.episode_shard[cache.episode_ids[far]]
+        want = np.stack([cache.frames[a][f - cache.shard_offsets[a]] for a, f in zip(k, far)])
+        assert np.array_equal(b["far_frames"].numpy(), want)
+    with pytest.raises(ValueError, match="far_from"):
+        WindowSampler(cache, window=4, batch_size=8, far=3, far_from=4)

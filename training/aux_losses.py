@@ -11,6 +11,15 @@
   held-out Two-Rooms split it kept the dot in seed 1, which one-step IDM lost, and gave better
   encoders in the seeds that kept it; it is no guarantee (seed 3 loses the dot with either;
   BENCHMARKS.md 7.2). `loss/idm_ratio` (IDM MSE over chance) shows a lost fit near 1.
+- Reach (`fit.reach_weight`, `fit.reach` N steps): a temporal-distance head d(z_t, g) = ||φ(z_t) -
+  φ(g)|| regresses the steps j <= N from a window's first stack to a frame of the same drive j steps
+  later (g its static stack, as a goal image is encoded), at a low expectile (the quick ways: random
+  driving takes detours), and a frame of another window to at least N. On a robot's own random
+  driving, next-latent prediction and inverse dynamics are satisfied by what moves in the image
+  (floor texture, optical flow) and the latent keeps little of where the robot is (a linear probe of
+  odometry, BENCHMARKS.md); steps to a frame seconds away need the place and the heading, which is
+  what goal-image planning needs from the latent. The head stays training-side; `moejepa-train goal`
+  then learns the planner's goal distance on the frozen latents.
 - Pixel reconstruction (the `pixel_recon` baseline, see `baselines.PixelReconstruction`).
 The module's weights are saved in training checkpoints (`module.extra.*`) for exact resume;
 the exported inference checkpoint holds only the world model.
@@ -36,6 +45,27 @@ class InverseDynamics(nn.Module):
         return self.net(torch.cat(parts, -1))
 
 
+class Reach(nn.Module):
+    """d(z, g) = ||φ(z) - φ(g)|| in steps; the loss of `fit.reach` (see the module docstring)."""
+
+    def __init__(self, latent_dim: int, reach: int, expectile: float, hidden: int = 128, embed: int = 32):
+        super().__init__()
+        self.reach, self.expectile = float(reach), float(expectile)
+        self.phi = nn.Sequential(nn.Linear(latent_dim, hidden), nn.SiLU(), nn.Linear(hidden, embed))
+
+    def forward(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return (self.phi(z) - self.phi(g)).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+
+    def loss(self, z: torch.Tensor, g: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        near = self(z, g)
+        err = steps - near
+        w = torch.where(err < 0, 1.0 - self.expectile, self.expectile)
+        near_l = (w * err.pow(2) / (steps + 1.0)).mean()
+        far = self(z, g.roll(1, 0))  # another window's frame: at least `reach` steps away
+        far_l = (torch.relu(self.reach - far).pow(2) / (self.reach + 1.0)).mean()
+        return near_l + far_l
+
+
 class AuxLosses(nn.Module):
     """`loss(model, batch, stage)` = model.loss + idm_weight·IDM + recon (if a recon module is given)."""
 
@@ -48,6 +78,9 @@ class AuxLosses(nn.Module):
         recon: nn.Module | None = None,
         action_scale: float | list[float] = 1.0,
         idm_horizon: int = 1,
+        reach: int = 0,
+        reach_weight: float = 0.0,
+        expectile: float = 0.25,
     ):
         super().__init__()
         if idm_horizon < 1:
@@ -58,6 +91,8 @@ class AuxLosses(nn.Module):
         self.idm_horizon = int(idm_horizon)
         self.idm = InverseDynamics(latent_dim, action_dim, multi_step=idm_horizon > 1) if idm_weight > 0 else None
         self.recon = recon
+        self.reach_weight = float(reach_weight)
+        self.reach = Reach(latent_dim, reach, expectile) if reach_weight > 0 and reach > 0 else None
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], stage: int):
         if self.recon is not None:
@@ -71,6 +106,15 @@ class AuxLosses(nn.Module):
             # near 1 with loss/latent near 0: the encoder kept the static scene and dropped what moves
             terms["idm_ratio"] = (idm.detach() / chance.clamp_min(1e-8)).float()
             total = total + self.idm_weight * idm
+            terms["total"] = total.detach()
+        if self.reach is not None:
+            terms = dict(terms)
+            k = self.k
+            z = model.encode(batch["frames"][:, :k])
+            far = batch["far_frames"][:, None].expand(-1, k, -1, -1, -1)
+            reach = self.reach.loss(z, model.encode(far), batch["far_steps"].to(z.dtype))
+            terms["reach"] = reach.detach()
+            total = total + self.reach_weight * reach
             terms["total"] = total.detach()
         return total, terms
 
@@ -109,8 +153,17 @@ def build_aux(cfg, mc, action_scale: float | list[float]) -> nn.Module | None:
         from .baselines import PixelReconstruction
 
         recon = PixelReconstruction(mc, cfg.baseline.recon_weight)
-    if recon is None and cfg.fit.idm_weight <= 0:
+    if recon is None and cfg.fit.idm_weight <= 0 and cfg.fit.reach_weight <= 0:
         return None
     return AuxLosses(
-        mc.latent_dim, mc.action_dim, mc.frame_stack, cfg.fit.idm_weight, recon, action_scale, cfg.fit.idm_horizon
+        mc.latent_dim,
+        mc.action_dim,
+        mc.frame_stack,
+        cfg.fit.idm_weight,
+        recon,
+        action_scale,
+        cfg.fit.idm_horizon,
+        cfg.fit.reach,
+        cfg.fit.reach_weight,
+        cfg.goal.expectile,
     )

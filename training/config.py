@@ -98,6 +98,12 @@ class FitConfig:
         "inverse-dynamics steps K: > 1 predicts the mean action over j = 1..K steps from "
         "(z_t, z_t+j) (multi-step inverse model; needs data.horizon >= K)",
     )
+    reach: int = _f(60, "fit.reach_weight > 0: steps N of the temporal-distance loss (frames up to N steps apart)")
+    reach_weight: float = _f(
+        0.0,
+        "weight of a temporal-distance loss on the online encoder: steps to a frame of the same drive up to "
+        "fit.reach later (keeps where the robot is in the latent; robot bags), expectile goal.expectile",
+    )
 
 
 @dataclass
@@ -347,6 +353,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
+    need(cfg.fit.reach_weight >= 0, "fit.reach_weight", cfg.fit.reach_weight, "must be >= 0")
+    need(cfg.fit.reach >= 1, "fit.reach", cfg.fit.reach, "must be >= 1")
     need(
         1 <= cfg.fit.idm_horizon <= cfg.data.horizon,
         "fit.idm_horizon",

@@ -48,11 +48,27 @@ class Data:
     val_episodes: np.ndarray
 
     def sampler(
-        self, window: int, batch_size: int, seed: int, augment_shift: int, val: bool = False, with_state: bool = True
+        self,
+        window: int,
+        batch_size: int,
+        seed: int,
+        augment_shift: int,
+        val: bool = False,
+        with_state: bool = True,
+        far: int = 0,
+        far_from: int = 0,
     ) -> WindowSampler:
         eps = self.val_episodes if val and len(self.val_episodes) else self.train_episodes
         return WindowSampler(
-            self.cache, window, batch_size, seed=seed, augment_shift=augment_shift, episodes=eps, with_state=with_state
+            self.cache,
+            window,
+            batch_size,
+            seed=seed,
+            augment_shift=augment_shift,
+            episodes=eps,
+            with_state=with_state,
+            far=far,
+            far_from=far_from,
         )
 
 

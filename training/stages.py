@@ -146,7 +146,15 @@ def train_stage(
     # identical init on every rank (above); from here each rank draws its own noise (router, negatives)
     torch.manual_seed(cfg.run.seed + 1_000_003 * (info.rank + 1))
     window = model.cfg.frame_stack + cfg.data.horizon
-    source = data.sampler(window, cfg.data.batch_size, cfg.run.seed + 7919 * info.rank, cfg.data.augment_shift)
+    far = cfg.fit.reach if cfg.fit.reach_weight > 0 else 0
+    source = data.sampler(
+        window,
+        cfg.data.batch_size,
+        cfg.run.seed + 7919 * info.rank,
+        cfg.data.augment_shift,
+        far=far,
+        far_from=model.cfg.frame_stack - 1,
+    )
     run_dir = run_subdir(cfg, subdir)
     sub = subdir.split("/")[0]
     trainer = Trainer(

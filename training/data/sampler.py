@@ -34,6 +34,8 @@ class WindowSampler:
         augment_shift: int = 4,
         episodes=None,
         with_state: bool = True,
+        far: int = 0,
+        far_from: int = 0,
     ):
         if int(window) < 1 or int(batch_size) < 1:
             raise ValueError(f"WindowSampler: window={window} and batch_size={batch_size} must be >= 1")
@@ -61,6 +63,12 @@ class WindowSampler:
         offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         self.starts = cache.episode_starts[eps][ep_of] + offset
         self.start_shard = cache.episode_shard[eps][ep_of]
+        # `far` > 0: each window also brings one frame 0..far steps after its frame `far_from`, in the
+        # same episode (clipped at its end): batch["far_frames"] [B,H,W,3], batch["far_steps"] [B]
+        if int(far) < 0 or not 0 <= int(far_from) < self.window:
+            raise ValueError(f"WindowSampler: far={far} must be >= 0 and far_from={far_from} in [0, {self.window})")
+        self.far, self.far_from = int(far), int(far_from)
+        self.start_last = (cache.episode_starts[eps] + lengths - 1)[ep_of]
         self.with_state = bool(with_state) and cache.state is not None
         self._arange = np.arange(self.window)
         self.reset()
@@ -97,6 +105,7 @@ class WindowSampler:
         idx = self.starts[pick][:, None] + self._arange
         shift = rng.integers(0, 2 * self.augment_shift + 1, size=(self.batch_size, 2))
         self.batches += 1
+        self._pick, self._last_idx = pick, idx
         return idx, self.start_shard[pick], shift
 
     def gather_frames(self, idx: np.ndarray, shard: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -147,9 +156,22 @@ class WindowSampler:
             "actions": torch.from_numpy(c.actions[idx]),
             "rewards": torch.from_numpy(c.rewards[idx]),
         }
+        if self.far:
+            batch.update(self._far(idx, shard))
         if self.with_state:
             batch["state"] = torch.from_numpy(c.state[idx])
         return batch
+
+    def _far(self, idx: np.ndarray, shard: np.ndarray) -> dict:
+        import torch
+
+        rng = np.random.default_rng([self.seed, self.batches, 1])  # its own stream: windows are unchanged
+        origin = idx[:, self.far_from]
+        last = self.start_last[self._pick]
+        f = np.minimum(origin + rng.integers(0, self.far + 1, size=len(idx)), last)
+        local = f - self.cache.shard_offsets[shard]
+        frames = np.stack([self.cache.frames[k][i] for k, i in zip(shard.tolist(), local.tolist(), strict=True)])
+        return {"far_frames": torch.from_numpy(frames), "far_steps": torch.from_numpy((f - origin).astype(np.float32))}
 
     def __iter__(self) -> WindowSampler:
         return self
