@@ -71,3 +71,19 @@ def test_a_bad_recipe_names_the_bad_entry(tmp_path, text, bad):
 def test_an_unknown_recipe_lists_the_known_ones():
     with pytest.raises(ConfigError, match="two_rooms_demo"):
         load_recipe("no_such_recipe")
+
+
+def test_robot_recipe_is_what_the_readme_shows_and_loads_with_only_the_bags():
+    """README's "Train on your robot" lists the robot recipe's steps, each runnable with data.bags alone."""
+    from training.config import load_config
+
+    robot = load_recipe("robot")
+    assert robot.commands == ("fit", "refine", "goal", "evaluate", "export")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = re.findall(
+        r"^   moejepa-train (\w+) +-c robot run\.out_dir=runs/my_robot data\.bags=\[/data/bags\]", readme, re.M
+    )
+    assert tuple(shown) == robot.commands
+    for step in robot.steps:
+        cfg = load_config(list(step.configs), ["data.bags=[/data/bags]", *step.overrides])
+        assert cfg.data.topics == {"preset": "robot"} and cfg.fit.reach_weight >= 0

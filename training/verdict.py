@@ -49,7 +49,7 @@ ADVICE = {
     "collapse": "fit.idm_weight=1 (keeps what moves)",
     "motion": "fit.idm_weight=1 (keeps what moves), more varied driving",
     "idm": "fit.idm_weight=1 (keeps what moves)",
-    "probe": "more varied driving",
+    "probe": "fit.reach_weight=1 (keeps where the robot is), more varied driving",
 }
 
 
