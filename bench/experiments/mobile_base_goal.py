@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def train(run: Path, seed: int) -> Path:
     extra = [f"run.seed={seed}", "run.threads=1", "run.progress=false"]
     collect = ["-m", "training.cli", "collect", "-c", WORLD, f"run.out_dir={run}", *extra]
     if not step_done(run, "collect"):
-        subprocess.run(["python", *collect], cwd=ROOT, check=True, executable=_python())
+        subprocess.run([sys.executable, *collect], cwd=ROOT, check=True)
     extra.append(f"data.bags=[{run / 'collect' / 'bags'}]")
     for step in RECIPE.steps:
         if step_done(run, step.command):
@@ -76,12 +77,6 @@ def train(run: Path, seed: int) -> Path:
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
     return run / RECIPE.export
-
-
-def _python() -> str:
-    import sys
-
-    return sys.executable
 
 
 def episode(agent: PlannerPolicy, env: mb.MobileBaseEnv, seed: int, trace: bool = False) -> dict:
@@ -189,12 +184,17 @@ def main(argv=None) -> None:
     ap.add_argument("--camera", default="front", choices=mb.CAMERAS)
     ap.add_argument("--traces", type=int, default=20, help="episodes per model whose paths are kept and drawn")
     ap.add_argument("--evaluate-only", action="store_true", help="use the trained models as they are; train nothing")
+    ap.add_argument("--train-only", action="store_true", help="train (or finish training) the seeds' models and stop")
     record.add_arguments(ap, "mobile_base_goal")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     plan = node_plan()
     seeds = [a.first_seed + i for i in range(a.episodes)]
     per_seed, t0 = {}, time.time()
+    if a.train_only:
+        for s in a.train_seeds:
+            train(a.train_dir / f"seed{s}", s)
+        return
     for s in a.train_seeds:
         run = a.train_dir / f"seed{s}"
         ckpt = run / RECIPE.export if a.evaluate_only else train(run, s)
