@@ -121,3 +121,34 @@ def test_episodes_end_with_results_and_the_node_exits(tmp_path, probe):
         sim.proc.wait(15)
         assert sim.proc.returncode == 0, sim.output()[-2000:]
         assert "finished 2 episodes" in sim.output()
+
+
+def test_mobile_base_is_served_with_its_node_config(tmp_path, probe):
+    """config/mobile_base_demo.yaml's sim_node: the robot's camera at 15 Hz, a goal image, Twist drives it,
+    and an episode result carries the path (x, y) and the goal."""
+    import yaml
+
+    from moejepa_ros.ros.launch_common import config_dir
+
+    doc = yaml.safe_load(open(f"{config_dir()}/mobile_base_demo.yaml"))["sim_node"]["ros__parameters"]
+    doc.update(episodes=1, max_episode_steps=20, rate=60.0)
+    params = write_params(tmp_path / "sim.yaml", {"sim_node": doc})
+    images = probe.subscribe(Image, "image", CAMERA_QOS)
+    goals = probe.subscribe(Image, "goal_image", LATCHED_QOS)
+    results = probe.subscribe(String, "sim_node/episode_result", RESULTS_QOS)
+    act = probe.publisher(Twist, "action")
+    with NodeProcess("sim_node", params, log_path=tmp_path / "sim.log") as sim:
+        first = images.wait(1, timeout=30)[0]
+        assert first.header.frame_id == "camera_color_optical_frame" and (first.height, first.width) == (64, 64)
+        goal = goals.wait(1, timeout=10)[0]
+        assert bytes(goal.data) != bytes(first.data)
+        probe.wait_for_subscribers(act, 1, timeout=20)
+        probe.wait_for_publishers("sim_node/episode_result", 1, timeout=10)
+        turn = Twist()
+        turn.angular.z = 1.0
+        act.publish(turn)
+        r = json.loads(results.wait(1, timeout=30)[0].data)
+        assert r["steps"] == 20 and len(r["path"]) >= 20 and len(r["goal"]) == 2
+        assert np.allclose(r["path"][0], r["path"][-1], atol=0.01)  # turning on the spot: no travel
+        assert len({bytes(m.data) for m in images.msgs}) > 5  # but the view turned
+        sim.proc.wait(15)
