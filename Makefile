@@ -4,13 +4,21 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-random lint bench lock clean
+.PHONY: install demo demo-mobile test test-random lint bench lock clean
 
 install:
 	@bash tools/install.sh
 
 demo: install
 	$(PY) -m examples.two_rooms_demo
+
+# the mobile base from its own camera: trains seed 0 with the robot recipe when it is missing (~25 min,
+# resumable), then 10 goal images over DDS
+MOBILE = runs/bench_mobile_base/seed0/export/model.safetensors
+demo-mobile: install
+	$(PY) -m bench.experiments.mobile_base_goal --train-only --train-seeds 0
+	$(PY) -m examples.two_rooms_demo --config config/mobile_base_demo.yaml --checkpoint $(MOBILE) \
+		--episodes 10 --out out/demo_mobile
 
 test: install
 	@$(PY) -m pytest -q -p no:cacheprovider test; rc=$$?; \

@@ -49,19 +49,22 @@ def draw_trajectories(results: Sequence[dict[str, Any]], path: str | Path, title
     for ax, r in zip(axes.flat, eps):
         p = np.asarray(r["path"], dtype=float)
         c = OK_COLOUR if r["success"] else FAIL_COLOUR
-        if "wall_x" in r and "door_y" in r:
+        two_rooms = "wall_x" in r and "door_y" in r
+        if two_rooms:
             _walls(ax, r["wall_x"], r["door_y"])
         ax.plot(p[:, 0], p[:, 1], "-", color=c, lw=1.4)
         ax.plot(p[0, 0], p[0, 1], "o", color="black", ms=4)
         if r.get("goal"):
             ax.plot(r["goal"][0], r["goal"][1], "*", color="#f4a300", ms=11, mec="black", mew=0.5)
-        ax.set_xlim(-1, tr.SIZE)
-        ax.set_ylim(tr.SIZE, -1)
+        if two_rooms:  # image coordinates
+            ax.set_xlim(-1, tr.SIZE)
+            ax.set_ylim(tr.SIZE, -1)
         ax.set_aspect("equal")
+        unit = "px" if two_rooms else "m"
         mark = (
             f"reached in {r['steps']}"
             if r["success"]
-            else f"{r['steps']} steps, {r.get('final_distance', 0):.1f} px off"
+            else f"{r['steps']} steps, {r.get('final_distance', 0):.2f} {unit} off"
         )
         ax.set_title(f"ep {r['episode']}: {mark}", fontsize=7.5, color=c)
     legend = "black dot = start, star = goal; green path = reached, red = not reached"

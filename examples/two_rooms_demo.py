@@ -35,6 +35,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
 DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
 DEMO = load_recipe("two_rooms_demo")  # the committed checkpoint's training recipe (--retrain runs it)
+# what each simulator's goal task is, for the summary: (title, task and success test, distance unit)
+TASKS = {
+    "two_rooms": (
+        "Two-Rooms goal reaching",
+        "two_rooms goal reaching (start and goal in opposite rooms; success: squared distance < 1 px^2)",
+        "px",
+    ),
+    "mobile_base": (
+        "Mobile-base goal-image reaching",
+        "mobile_base goal-image reaching (goal 0.5-3 body lengths away; success: within 0.1 m and 0.25 rad)",
+        "m",
+    ),
+}
+
+
+def task_of(params: dict[str, Any]) -> tuple[str, str, str]:
+    env = params["sim_node"].get("env", "two_rooms")
+    return TASKS.get(env, (env, f"{env} goal reaching", "units"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -308,7 +326,9 @@ def summarise(
 
     plan = params["planner_node"]
     return {
-        "task": "two_rooms goal reaching (start and goal in opposite rooms; success: squared distance < 1 px^2)",
+        "task": task_of(params)[1],
+        "title": task_of(params)[0],
+        "distance_unit": task_of(params)[2],
         "loop_mode": "realtime" if a.realtime else "lockstep",
         "checkpoint": str(checkpoint),
         "episodes_requested": a.episodes,
@@ -370,8 +390,8 @@ def print_summary(s: dict[str, Any], files: dict[str, str]) -> None:
         (
             "steps to goal",
             f"mean {f(s['mean_steps_to_goal'])} (successful episodes); "
-            f"mean distance to goal {f(s['mean_start_distance_px'], ' px')} at start, "
-            f"{f(s['mean_final_distance_px'], ' px')} at the end",
+            f"mean distance to goal {f(s['mean_start_distance_px'], ' ' + s['distance_unit'])} at start, "
+            f"{f(s['mean_final_distance_px'], ' ' + s['distance_unit'])} at the end",
         ),
         (
             "control rate",
@@ -398,7 +418,7 @@ def print_summary(s: dict[str, Any], files: dict[str, str]) -> None:
         ),
     ] + [(k, v) for k, v in files.items()]
     print(line)
-    print(" moejepa_ros demo: Two-Rooms goal reaching with a MoE JEPA world model + latent CEM")
+    print(f" moejepa_ros demo: {s['title']} with a MoE JEPA world model + latent CEM")
     print(line)
     for k, v in rows:
         print(f" {k:<14} {v}")
@@ -414,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = a.checkpoint
     train_s = None
     try:
+        if (a.retrain or not ckpt.is_file()) and a.config != DEFAULT_CONFIG:
+            raise RuntimeError(f"{ckpt} is missing; --retrain trains only the Two-Rooms checkpoint")
         if a.retrain or not ckpt.is_file():
             why = "--retrain" if a.retrain else f"{ckpt} is missing"
             print(
@@ -440,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         from examples.demo_figures import draw_trajectories, write_episode_gif
 
         title = (
-            f"Two-Rooms goal reaching, {summary['successes']}/{summary['episodes']} reached "
+            f"{task_of(params)[0]}, {summary['successes']}/{summary['episodes']} reached "
             f"(seed {a.seed}, {summary['loop_mode']})"
         )
         files["trajectories"] = str(draw_trajectories(results, out / "trajectories.png", title))
@@ -450,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = next((r for r in results if r["episode"] == pick), None)
         if chosen is None:
             print(f"[demo] --gif-episode {pick} did not run; no GIF", file=sys.stderr)
-        else:
+        elif "wall_x" in chosen:  # the GIF redraws Two-Rooms frames from the path
             files["episode gif"] = f"{write_episode_gif(chosen, out / 'episode.gif')} (episode {pick})"
     summary["wall_s"] = round(time.monotonic() - t0, 2)
     files["summary"] = str(out / "summary.json")
