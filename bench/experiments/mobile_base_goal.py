@@ -57,7 +57,7 @@ def step_done(run: Path, command: str) -> bool:
         "refine": run / "refine" / "model.safetensors",
         "goal": run / "goal" / "model.safetensors",
         "export": run / "export" / "model.safetensors",
-        "evaluate": run / "evaluate" / "report.json",
+        "evaluate": run / "eval" / "report.json",
     }
     p = marks.get(command)
     return p is not None and p.exists() and (not p.is_dir() or any(p.iterdir()))
@@ -135,12 +135,11 @@ def open_loop_ratio(run: Path) -> dict | None:
     """The held-out open-loop ratio to copy-last at 1/5/10 steps from the run's evaluate report."""
     import json
 
-    p = run / "evaluate" / "report.json"
+    p = run / "eval" / "report.json"
     if not p.exists():
         return None
-    rep = json.loads(p.read_text())
-    v = rep.get("verdict") or {}
-    return v.get("open_loop_ratio")
+    v = json.loads(p.read_text()).get("verdict") or {}
+    return {"horizons": v.get("horizons"), "ratio": v.get("open_loop_ratio"), "verdict": v.get("line")}
 
 
 def plot(per_seed: dict, path: Path, title: str) -> None:
