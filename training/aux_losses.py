@@ -46,7 +46,8 @@ class InverseDynamics(nn.Module):
 
 
 class Reach(nn.Module):
-    """d(z, g) = ||φ(z) - φ(g)|| in steps; the loss of `fit.reach` (see the module docstring)."""
+    """d(z, g) = ||φ(z) - φ(g)|| in units of `reach` steps; the loss of `fit.reach` (see the module
+    docstring). Unit-scale targets keep its gradients on the scale of the other terms (one global clip)."""
 
     def __init__(self, latent_dim: int, reach: int, expectile: float, hidden: int = 128, embed: int = 32):
         super().__init__()
@@ -57,13 +58,10 @@ class Reach(nn.Module):
         return (self.phi(z) - self.phi(g)).pow(2).sum(-1).clamp_min(1e-12).sqrt()
 
     def loss(self, z: torch.Tensor, g: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        near = self(z, g)
-        err = steps - near
+        err = steps / self.reach - self(z, g)
         w = torch.where(err < 0, 1.0 - self.expectile, self.expectile)
-        near_l = (w * err.pow(2) / (steps + 1.0)).mean()
         far = self(z, g.roll(1, 0))  # another window's frame: at least `reach` steps away
-        far_l = (torch.relu(self.reach - far).pow(2) / (self.reach + 1.0)).mean()
-        return near_l + far_l
+        return (w * err.pow(2)).mean() + torch.relu(1.0 - far).pow(2).mean()
 
 
 class AuxLosses(nn.Module):

@@ -52,6 +52,7 @@ RADIUS = 0.15
 BODY_LENGTH = 2 * RADIUS
 TILE = 0.25
 WORLD_SEED = 7
+FLOOR_LEVEL, FLOOR_CONTRAST = 0.5, 0.25  # tile colours in LEVEL +- CONTRAST / 2: texture, not landmarks
 PILLARS = ((0.55, 0.45, 0.14), (-0.5, -0.55, 0.14))  # (x, y, radius)
 MAX_LINEAR = 0.3
 MAX_ANGULAR = 1.5
@@ -110,7 +111,7 @@ def _mjcf(size: int) -> str:
     tiles = []
     for i in range(n):
         for j in range(n):
-            c = 0.25 + 0.6 * rng.random(3)
+            c = FLOOR_LEVEL + FLOOR_CONTRAST * (rng.random(3) - 0.5)
             x, y = -ARENA_HALF + (i + 0.5) * TILE, -ARENA_HALF + (j + 0.5) * TILE
             tiles.append(
                 f'<geom type="box" size="{TILE / 2} {TILE / 2} 0.005" pos="{x:.4f} {y:.4f} -0.005" '
