@@ -184,6 +184,9 @@ def main(argv=None) -> None:
     ap.add_argument("--traces", type=int, default=20, help="episodes per model whose paths are kept and drawn")
     ap.add_argument("--evaluate-only", action="store_true", help="use the trained models as they are; train nothing")
     ap.add_argument("--train-only", action="store_true", help="train (or finish training) the seeds' models and stop")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="models evaluated in parallel processes (one torch thread each)"
+    )
     record.add_arguments(ap, "mobile_base_goal")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -194,11 +197,21 @@ def main(argv=None) -> None:
         for s in a.train_seeds:
             train(a.train_dir / f"seed{s}", s)
         return
-    for s in a.train_seeds:
-        run = a.train_dir / f"seed{s}"
-        ckpt = run / RECIPE.export if a.evaluate_only else train(run, s)
-        res = evaluate(ckpt, plan, a.tier, seeds, a.camera, a.traces)
-        res["open_loop_ratio"] = open_loop_ratio(run)
+    runs = {s: a.train_dir / f"seed{s}" for s in a.train_seeds}
+    ckpts = {s: run / RECIPE.export if a.evaluate_only else train(run, s) for s, run in runs.items()}
+    args = [(ckpts[s], plan, a.tier, seeds, a.camera, a.traces) for s in a.train_seeds]
+    if a.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(
+            a.jobs, mp_context=mp.get_context("spawn"), initializer=torch.set_num_threads, initargs=(1,)
+        ) as ex:
+            results = list(ex.map(evaluate, *zip(*args, strict=True)))
+    else:
+        results = [evaluate(*x) for x in args]
+    for s, res in zip(a.train_seeds, results, strict=True):
+        res["open_loop_ratio"] = open_loop_ratio(runs[s])
         per_seed[f"seed{s}"] = res
     rates = [r["success_rate"] for r in per_seed.values()]
     figures = {
