@@ -1,4 +1,5 @@
-"""Simulator throughput: Two-Rooms steps/s and DMC cartpole_swingup frames/s (tuned vs defaults).
+"""Simulator throughput: Two-Rooms steps/s, the mobile base's frames/s (front and down cameras, with its
+data drive) and DMC cartpole_swingup frames/s (tuned vs defaults).
 
 Prints one JSON line per figure and writes them all through `bench.record` (name `sim`). The machine is
 shared, so the DMC variants are measured in alternating rounds in one process and compared as a
@@ -19,7 +20,7 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from bench import record
-from moejepa_ros.sim import RandomWalkPolicy, make_env
+from moejepa_ros.sim import RandomWalkPolicy, data_policy, make_env
 
 
 def _timed(fn, seconds: float) -> float:
@@ -59,6 +60,28 @@ def bench_two_rooms(seconds: float) -> list[dict]:
     out.append(
         {"bench": "two_rooms_step_with_random_walk_policy", "mode": "data", "steps_per_s": round(_timed(walk, seconds))}
     )
+    return out
+
+
+def bench_mobile_base(seconds: float) -> list[dict]:
+    """Env steps/s of the mobile base (10 physics steps + one 64x64 frame each) under its data drive."""
+    out = []
+    for camera in ("front", "down"):
+        env, pol = make_env("mobile_base", mode="data", camera=camera), data_policy("mobile_base", seed=0)
+        state = list(env.reset(seed=0))
+
+        def drive(env=env, pol=pol, state=state):
+            obs, _, _, trunc, info = env.step(pol(*state))
+            state[:] = env.reset() if trunc else (obs, info)
+
+        out.append(
+            {
+                "bench": "mobile_base_step_with_data_drive",
+                "camera": camera,
+                "frames_per_s": round(_timed(drive, seconds)),
+            }
+        )
+        env.close()
     return out
 
 
@@ -121,7 +144,7 @@ def main() -> None:
     args = ap.parse_args()
     meta = {"mujoco_gl": os.environ.get("MUJOCO_GL")}
     rows = []
-    for row in bench_two_rooms(args.seconds) + bench_dmc(args.seconds, args.rounds):
+    for row in bench_two_rooms(args.seconds) + bench_mobile_base(args.seconds) + bench_dmc(args.seconds, args.rounds):
         print(json.dumps(row), flush=True)
         rows.append(row)
     record.write_result(args, {"meta": meta, "results": rows})
