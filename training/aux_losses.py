@@ -45,6 +45,12 @@ class InverseDynamics(nn.Module):
         return self.net(torch.cat(parts, -1))
 
 
+def expectile_sq(err: torch.Tensor, expectile: float) -> torch.Tensor:
+    """Asymmetric squared error of `err = target - prediction`: weight `expectile` where the target is above
+    the prediction, 1 - expectile below (< 0.5 learns the low, quick end of noisy step counts)."""
+    return torch.where(err < 0, 1.0 - expectile, expectile) * err.pow(2)
+
+
 class Reach(nn.Module):
     """d(z, g) = ||φ(z) - φ(g)|| in units of `reach` steps; the loss of `fit.reach` (see the module
     docstring). Unit-scale targets keep its gradients on the scale of the other terms (one global clip)."""
@@ -58,10 +64,9 @@ class Reach(nn.Module):
         return (self.phi(z) - self.phi(g)).pow(2).sum(-1).clamp_min(1e-12).sqrt()
 
     def loss(self, z: torch.Tensor, g: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        err = steps / self.reach - self(z, g)
-        w = torch.where(err < 0, 1.0 - self.expectile, self.expectile)
+        near = expectile_sq(steps / self.reach - self(z, g), self.expectile)
         far = self(z, g.roll(1, 0))  # another window's frame: at least `reach` steps away
-        return (w * err.pow(2)).mean() + torch.relu(1.0 - far).pow(2).mean()
+        return near.mean() + torch.relu(1.0 - far).pow(2).mean()
 
 
 class AuxLosses(nn.Module):

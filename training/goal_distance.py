@@ -41,6 +41,7 @@ import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 
+from .aux_losses import expectile_sq
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
 from .export import find_model
@@ -91,10 +92,11 @@ class _Flat:
         self.len = lens
 
 
-def _imagined(model, d: _Flat, s, t, j: int) -> torch.Tensor:
-    """ẑ_t predicted open loop from z_{t-j} under the recorded actions (needs t >= j)."""
-    acts = torch.stack([d.a[s + t - j + i] for i in range(j)], dim=1)
-    return model.predictor.rollout(d.z[s + t - j], acts)[:, -1]
+def _imagined(model, d: _Flat, zi, j: int) -> torch.Tensor:
+    """ẑ at flat indices `zi`, predicted open loop from j steps earlier under the recorded actions (each
+    index at least j steps into its episode)."""
+    acts = torch.stack([d.a[zi - j + i] for i in range(j)], dim=1)
+    return model.predictor.rollout(d.z[zi - j], acts)[:, -1]
 
 
 class _Graph:
@@ -115,7 +117,8 @@ class _Graph:
             self.count[e] = len(src)
 
     def sample(self, d: _Flat, batch: int, p_current: float, gen: torch.Generator):
-        """(episode start, t, goal t, steps from t to the goal) for `batch` finite pairs or fewer."""
+        """(flat index of z, flat index of the goal, steps from z to the goal, near mask (all true)) for
+        `batch` finite pairs or fewer."""
         ep = torch.multinomial(self.count, batch, replacement=True, generator=gen)
         row = (torch.rand(batch, generator=gen) * self.count[ep]).long()
         t = self.src[ep, row]
@@ -123,7 +126,13 @@ class _Graph:
         gt = torch.where(torch.rand(batch, generator=gen) < p_current, t, uniform)
         tgt = self.dist[ep, row, gt]
         ok = torch.isfinite(tgt)
-        return d.start[ep][ok], t[ok], gt[ok], tgt[ok]
+        s = d.start[ep][ok]
+        return s + t[ok], s + gt[ok], tgt[ok], torch.ones(int(ok.sum()), dtype=torch.bool)
+
+    @staticmethod
+    def loss(head, z, g, tgt, near, expectile: float) -> torch.Tensor:
+        """Squared error relative to the target (+1 step), so near pairs count as much as far ones."""
+        return ((head(z, g) - tgt).pow(2) / (tgt + 1.0)).mean()
 
 
 class _Local:
@@ -149,34 +158,22 @@ class _Local:
         tgt = torch.where(far, torch.full_like(j, self.reach), j).float()
         return zi, gi, tgt, ~far
 
-
-def _local_loss(head, z, g, tgt, near, expectile: float) -> torch.Tensor:
-    """Near pairs: expectile regression of the steps (relative to them); far pairs: at least `reach`."""
-    d = head(z, g)
-    err = tgt - d
-    w = torch.where(err < 0, 1.0 - expectile, expectile)
-    near_l = w * err.pow(2) / (tgt + 1.0)
-    far_l = torch.relu(tgt - d).pow(2) / (tgt + 1.0)
-    return torch.where(near, near_l, far_l).mean()
-
-
-def _loss(head, z, g, tgt) -> torch.Tensor:
-    """Squared error relative to the target (+1 step), so near pairs count as much as far ones."""
-    return ((head(z, g) - tgt).pow(2) / (tgt + 1.0)).mean()
+    @staticmethod
+    def loss(head, z, g, tgt, near, expectile: float) -> torch.Tensor:
+        """Near pairs: expectile regression of the steps (relative to them); far pairs: at least `reach`."""
+        d = head(z, g)
+        far_l = torch.relu(tgt - d).pow(2)
+        return (torch.where(near, expectile_sq(tgt - d, expectile), far_l) / (tgt + 1.0)).mean()
 
 
 @torch.no_grad()
-def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: int) -> dict:
+def _held_out(model, head, d: _Flat, graph: _Graph | _Local, imagine_steps: int, seed: int) -> dict:
     """On held-out episodes: mean |d - target| / (target + 1), and how far d on imagined latents is from d on
     real ones."""
     gen = torch.Generator().manual_seed(seed)
-    if isinstance(graph, _Local):
-        zi, gi, tgt, near = graph.sample(d, 4096, 0.0, gen)
-        zi, gi, tgt = zi[near], gi[near], tgt[near]
-        s, t, z, g = zi * 0, zi, d.z[zi], d.g[gi]
-    else:
-        s, t, gt, tgt = graph.sample(d, 4096, 0.0, gen)
-        z, g = d.z[s + t], d.g[s + gt]
+    zi, gi, tgt, near = graph.sample(d, 4096, 0.0, gen)
+    zi, gi, tgt = zi[near], gi[near], tgt[near]
+    z, g = d.z[zi], d.g[gi]
     pred = head(z, g)
     out = {
         "relative_error": round(float(((pred - tgt).abs() / (tgt + 1.0)).mean()), 4),
@@ -184,32 +181,23 @@ def _held_out(model, head, d: _Flat, graph: _Graph, imagine_steps: int, seed: in
         "mean_distance": round(float(pred.mean()), 2),
     }
     if imagine_steps:
-        z_hat = _imagined(model, d, s, t, imagine_steps)
+        z_hat = _imagined(model, d, zi, imagine_steps)
         out[f"imagined_gap_h{imagine_steps}"] = round(float((head(z_hat, g) - pred).abs().mean() / pred.mean()), 4)
     return out
 
 
-def _fit(model, head, opt, d: _Flat, graph, gc, log_every: int, gen) -> list:
+def _fit(model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int, gen) -> list:
     head.train()
     curve = []
     for step in range(1, gc.steps + 1):
-        if isinstance(graph, _Local):
-            zi, gi, tgt, near = graph.sample(d, gc.batch_size, gc.p_current, gen)
-            g = d.g[gi]
-            loss = _local_loss(head, d.z[zi], g, tgt, near, gc.expectile)
-            s, t = zi * 0, zi  # the rollout below indexes d.z[s + t - j]
-        else:
-            s, t, gt, tgt = graph.sample(d, gc.batch_size, gc.p_current, gen)
-            g = d.g[s + gt]
-            loss = _loss(head, d.z[s + t], g, tgt)
+        zi, gi, tgt, near = graph.sample(d, gc.batch_size, gc.p_current, gen)
+        g = d.g[gi]
+        loss = graph.loss(head, d.z[zi], g, tgt, near, gc.expectile)
         if gc.imagine_steps:
             j = int(torch.randint(1, gc.imagine_steps + 1, (1,), generator=gen))
             with torch.no_grad():
-                z_hat = _imagined(model, d, s, t, j)
-            if isinstance(graph, _Local):
-                loss = loss + gc.imagine_weight * _local_loss(head, z_hat, g, tgt, near, gc.expectile)
-            else:
-                loss = loss + gc.imagine_weight * _loss(head, z_hat, g, tgt)
+                z_hat = _imagined(model, d, zi, j)
+            loss = loss + gc.imagine_weight * graph.loss(head, z_hat, g, tgt, near, gc.expectile)
         _step(opt, loss, step)
         if step % log_every == 0 or step == gc.steps:
             curve.append((step, float(loss.detach())))
