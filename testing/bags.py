@@ -23,11 +23,15 @@ README_TOPICS = {  # the README's robot recipe, as data.topics.* overrides
 }
 
 
-def write_bag(path, records, types, storage="mcap"):
-    """records: (topic, log_ns, msg object or raw bytes); a message is serialised with rosbags."""
+def write_bag(path, records, types, storage="mcap", connections=None):
+    """records: (topic, log_ns, msg object or raw bytes); a message is serialised with rosbags.
+    `connections` {topic: add_connection keyword arguments} declares topics by hand (a definition, a
+    serialisation format), replacing `types`' entry for that topic."""
     w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
     w.open()
-    conns = {t: w.add_connection(t, ty, typestore=TS) for t, ty in types.items()}
+    conns = {t: w.add_connection(t, ty, typestore=TS) for t, ty in types.items() if t not in (connections or {})}
+    for t, kw in (connections or {}).items():
+        conns[t] = w.add_connection(t, typestore=TS, **kw)
     for topic, t, msg in sorted(records, key=lambda r: r[1]):
         raw = msg if isinstance(msg, (bytes, bytearray, memoryview)) else TS.serialize_cdr(msg, types[topic])
         w.write(conns[topic], t, raw)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from .config import ConfigError, TrainConfig, load_config, options_help
+from .data.episode import BagDataError
 
 SECTIONS: dict[str, list[str]] = {
     "collect": ["run", "collect"],
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         result = COMMANDS[args.command](cfg, info, device)
-    except (ConfigError, FileExistsError) as e:
+    except (ConfigError, FileExistsError, BagDataError) as e:
         print(f"moejepa-train {args.command}: {e}", file=sys.stderr)
         return 2
     finally:

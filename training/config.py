@@ -53,6 +53,11 @@ class DataConfig:
         {},
         "TopicConfig keys for robot bags: preset=robot and/or image, action, reward, episode, state topics",
     )
+    skip_bad: bool = _f(
+        False,
+        "skip what cannot be read (bags, records, topics; a cut mcap file's readable prefix is kept) and list it in "
+        "<out_dir>/data_summary.json; false: the first problem stops the run naming file, topic and record",
+    )
     horizon: int = _f(4, "prediction steps per window (window length = model frame_stack + horizon)")
     batch_size: int = _f(32, "windows per step and per rank")
     augment_shift: int = _f(0, "random-shift augmentation in pixels (0 = off)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.data.cache import DataCache, build_cache
+from training.data.report import report_data
 from training.data.sampler import WindowSampler
 from training.data.topics import TopicConfig
 
@@ -83,7 +84,8 @@ def open_data(cfg: TrainConfig, image_size: int, min_len: int = 1, sources: list
     except (ValueError, TypeError) as e:
         raise ConfigError(f"data.topics: {e}") from e
     cache_dir = cfg.data.cache_dir or run_subdir(cfg, "cache")
-    cache = build_cache(sources or bag_sources(cfg), cache_dir, topics, image_size)
+    cache = build_cache(sources or bag_sources(cfg), cache_dir, topics, image_size, skip_bad=cfg.data.skip_bad)
+    report_data(cache, cfg.run.out_dir)
     usable = np.flatnonzero(cache.episode_lengths >= min_len)
     if len(usable) == 0:
         raise ConfigError(

@@ -86,12 +86,20 @@ def _seed_env_steps(cfg: TrainConfig, sources) -> int:
     if not sources:
         return 0
     from training.data.cache import build_cache
+    from training.data.report import report_data
     from training.data.topics import TopicConfig
 
     from .stages import model_config
 
     topics = TopicConfig.from_dict(dict(cfg.data.topics)) if cfg.data.topics else TopicConfig()
-    cache = build_cache(sources, cfg.data.cache_dir or run_subdir(cfg, "cache"), topics, model_config(cfg).image_size)
+    cache = build_cache(
+        sources,
+        cfg.data.cache_dir or run_subdir(cfg, "cache"),
+        topics,
+        model_config(cfg).image_size,
+        skip_bad=cfg.data.skip_bad,
+    )
+    report_data(cache, cfg.run.out_dir)
     return int(np.sum(np.maximum(cache.episode_lengths - 1, 0)))
 
 

@@ -14,26 +14,17 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader
-from rosbags.typesys import Stores, get_typestore
 
 from moejepa_ros.codecs import CodecError, action_size, image_to_rgb, msg_to_action
 
 from .align import Series, align
+from .bag_files import BagLayout, FileProblem, StorageFile, storage_files
 from .episode import BagDataError, Episode, ReadSummary
+from .msg_types import BagTypes
 from .state import STATE_TYPES
 from .topics import TopicConfig
 
 BAG_SUFFIXES = (".mcap", ".db3")
-_FALLBACK_TYPESTORE = None
-
-
-def _typestore():
-    """Types for bags that carry no message definitions (old sqlite3 bags)."""
-    global _FALLBACK_TYPESTORE
-    if _FALLBACK_TYPESTORE is None:
-        _FALLBACK_TYPESTORE = get_typestore(Stores.ROS2_KILTED)
-    return _FALLBACK_TYPESTORE
 
 
 def find_bags(sources: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -93,6 +84,23 @@ class _BagRead:
         self.state_names: tuple[str, ...] | None = None
         self._pending_break = False
         self._last_img_stamp: int | None = None
+
+    def file_failed(self, file: str | Path, problem: str) -> None:
+        """A storage file that cannot be read at all: stop, or (skip_bad) skip it and read the others."""
+        err = BagDataError(file, problem)
+        if not self.skip_bad:
+            raise err
+        self.summary.skipped_files[str(file)] = problem
+        self.summary.errors.append(str(err))
+
+    def file_stopped(self, f: StorageFile) -> None:
+        """A storage file read up to damage: stop, or (skip_bad) keep what came before and say where."""
+        err = BagDataError(f.path, f.stopped)
+        if not self.skip_bad:
+            raise err
+        self.summary.stopped[str(f.path)] = f.stopped
+        self.summary.errors.append(str(err))
+        self.summary.notes.append(f"{f.path}: kept the {f.read} complete messages before the damage")
 
     def bad(self, topic: str, index: int, problem: str, log_ns: int, is_image: bool) -> None:
         err = BagDataError(self.path, problem, topic, index)
@@ -182,18 +190,18 @@ def read_bag(
     cfg = topics or TopicConfig()
     path = Path(path)
     r = _BagRead(path, cfg, skip_bad, transform)
+    layout = storage_files(path)
+    if layout.note:
+        r.summary.notes.append(layout.note)
+    for line in layout.missing:
+        r.file_failed(line.split(": ")[0], line.split(": ", 1)[1])
+    if not layout.files:
+        raise BagDataError(path, "the bag holds no readable .mcap or .db3 file")
     try:
-        reader = AnyReader([path], default_typestore=_typestore())
-        reader.open()
-    except Exception as e:  # rosbags raises many kinds on corrupt/truncated files
-        raise BagDataError(path, f"cannot open bag (corrupt or truncated?): {type(e).__name__}: {e}") from None
-    try:
-        _read_messages(reader, r)
+        _read_files(layout, r)
     finally:
-        try:
-            reader.close()
-        except Exception:
-            pass
+        for f in layout.files:
+            f.close()
     return _assemble(r)
 
 
@@ -208,101 +216,158 @@ def _absent_note(cfg: TopicConfig, key: str) -> str:
     return "no state (probes and evaluation go without it)"
 
 
-def _select_topics(reader: AnyReader, r: _BagRead) -> dict[str, list]:
-    """The connections to read, by topic, after checking types: the image and action topics must be there
-    (else one line listing what the bag has); absent optional topics are noted in the summary."""
-    cfg, path = r.cfg, r.path
-    required = {
-        cfg.image_topic: ("image_topic", (cfg.image_msgtype,)),
-        cfg.action_topic: ("action_topic", (cfg.action_msgtype,)),
-    }
-    optional = {
-        cfg.reward_topic: ("reward_topic", ("std_msgs/msg/Float32",)),
-        cfg.episode_topic: ("episode_topic", ("std_msgs/msg/Int32",)),
-        cfg.state_topic: ("state_topic", tuple(STATE_TYPES)),
-    }
-    by_topic: dict[str, list] = {}
-    for c in reader.connections:
-        by_topic.setdefault(c.topic, []).append(c)
-    want = dict(required)
-    for topic, (key, types) in optional.items():
-        if not topic:
-            continue
-        if topic in by_topic:
-            want[topic] = (key, types)
+class _Selection:
+    """Which connections to read: the image and action topics must be there with the configured types (else
+    one line listing what the bag has); optional topics are read when present and noted when absent; any
+    other topic whose messages could not be decoded is listed as skipped. Judged per connection as it
+    appears, so files scanned without an index work too."""
+
+    def __init__(self, r: _BagRead):
+        cfg = r.cfg
+        self.r, self.types = r, BagTypes()
+        self.required = {
+            cfg.image_topic: ("image_topic", (cfg.image_msgtype,)),
+            cfg.action_topic: ("action_topic", (cfg.action_msgtype,)),
+        }
+        self.wanted = dict(self.required)
+        for topic, key, types in (
+            (cfg.reward_topic, "reward_topic", ("std_msgs/msg/Float32",)),
+            (cfg.episode_topic, "episode_topic", ("std_msgs/msg/Int32",)),
+            (cfg.state_topic, "state_topic", tuple(STATE_TYPES)),
+        ):
+            if topic:
+                self.wanted[topic] = (key, types)
+        self.seen: dict[str, set[str]] = {}
+        self._decided: dict[int, Callable | None] = {}
+
+    def deserializer(self, conn) -> Callable | None:
+        """The decoder for `conn`'s messages, or None for a topic not read; raises on a wrong type."""
+        got = self._decided.get(id(conn), False)
+        if got is not False:
+            return got
+        r, topic = self.r, conn.topic
+        self.seen.setdefault(topic, set()).add(conn.msgtype)
+        problem = self.types.problem(conn)
+        dec = None
+        if topic not in self.wanted:
+            if problem and topic not in r.summary.skipped_topics:
+                r.summary.skipped_topics[topic] = f"{conn.msgtype}: {problem}"
+                r.summary.notes.append(f"{r.path}: topic {topic} skipped: {problem}")
         else:
-            r.summary.notes.append(f"{path}: optional topic {topic} absent: {_absent_note(cfg, key)}")
-    for topic, (key, types) in want.items():
-        conns = by_topic.get(topic)
-        if not conns:
-            have = ", ".join(f"{t} ({cs[0].msgtype})" for t, cs in sorted(by_topic.items())) or "none"
-            raise BagDataError(path, f"missing topic: the bag has {have}; set data.topics.{key}", topic)
-        found = sorted({c.msgtype for c in conns})
-        if len(found) > 1 or found[0] not in types:
-            expected = types[0] if len(types) == 1 else f"one of {list(types)}"
-            fix = f"data.topics.{key.replace('_topic', '_type')}" if topic in required else f"data.topics.{key}=null"
-            raise BagDataError(
-                path, f"wrong message type: expected {expected}, found {', '.join(found)}; set {fix}", topic
-            )
-    if sum(c.msgcount for c in by_topic[cfg.image_topic]) == 0:
-        raise BagDataError(path, "topic has no messages", cfg.image_topic)
-    if cfg.state_topic in want:
-        r.state_names = STATE_TYPES[by_topic[cfg.state_topic][0].msgtype].names
-    return {t: by_topic[t] for t in want}
+            key, allowed = self.wanted[topic]
+            if conn.msgtype not in allowed:
+                expected = allowed[0] if len(allowed) == 1 else f"one of {list(allowed)}"
+                fix = (
+                    f"data.topics.{key.replace('_topic', '_type')}"
+                    if topic in self.required
+                    else f"data.topics.{key}=null"
+                )
+                raise BagDataError(
+                    r.path, f"wrong message type: expected {expected}, found {conn.msgtype}; set {fix}", topic
+                )
+            if problem:
+                raise BagDataError(r.path, problem, topic)
+            dec = self.types.deserializer(conn)
+            if key == "state_topic" and r.state_names is None:
+                r.state_names = STATE_TYPES[conn.msgtype].names
+        self._decided[id(conn)] = dec
+        return dec
+
+    def check(self, image_count: int | None) -> None:
+        """After the connections are known: required topics present (else one line naming what the bag
+        has), absent optional topics noted, and images there (`image_count` None: not known yet)."""
+        r = self.r
+        for topic, (key, _) in self.wanted.items():
+            if topic in self.seen:
+                continue
+            if topic in self.required:
+                have = ", ".join(f"{t} ({'/'.join(sorted(ty))})" for t, ty in sorted(self.seen.items())) or "none"
+                raise BagDataError(r.path, f"missing topic: the bag has {have}; set data.topics.{key}", topic)
+            note = f"{r.path}: optional topic {topic} absent: {_absent_note(r.cfg, key)}"
+            if note not in r.summary.notes:
+                r.summary.notes.append(note)
+        if image_count == 0:
+            raise BagDataError(r.path, "topic has no messages", r.cfg.image_topic)
 
 
-def _read_messages(reader: AnyReader, r: _BagRead) -> None:
-    cfg, path = r.cfg, r.path
-    by_topic = _select_topics(reader, r)
-    deser = reader.typestore.deserialize_cdr
-    counts = dict.fromkeys(by_topic, 0)
-    handlers = {cfg.image_topic: r.on_image, cfg.action_topic: r.on_action}
-    conns = [c for cs in by_topic.values() for c in cs]
-    it = reader.messages(connections=conns)
-    while True:
+def _read_files(layout: BagLayout, r: _BagRead) -> None:
+    """Open every storage file (a damaged mcap file is scanned forward with `skip_bad`), check the topics
+    once all connections are known up front, then read the files in order."""
+    sel = _Selection(r)
+    opened: list[tuple[StorageFile, list | None]] = []
+    for f in layout.files:
         try:
-            item = next(it)
-        except StopIteration:
-            break
-        except Exception as e:
-            err = BagDataError(
-                path,
-                f"unreadable data after {sum(counts.values())} messages "
-                f"(truncated or corrupt): {type(e).__name__}: {e}",
-            )
-            if not r.skip_bad:
-                raise err from None
-            r.summary.errors.append(str(err))
-            r.summary.notes.append(f"{path}: stopped reading early; kept what came before")
-            break
-        conn, log_ns, raw = item
-        topic = conn.topic
-        index = counts[topic]
-        counts[topic] += 1
-        try:
-            msg = deser(raw, conn.msgtype)
-        except Exception as e:
-            r.bad(topic, index, f"unreadable record ({type(e).__name__}: {e})", log_ns, topic == cfg.image_topic)
+            opened.append((f, f.open()))
+        except FileProblem as e:
+            if not (e.recoverable and r.skip_bad):
+                hint = "; data.skip_bad=true keeps its readable prefix" if e.recoverable else ""
+                r.file_failed(f.path, e.problem + hint)
+                continue
+            f.open_scan()
+            r.summary.notes.append(f"{f.path}: {e.problem}; read forward up to the damage")
+            opened.append((f, None))
+    if not opened:
+        raise BagDataError(r.path, f"no storage file could be read: {'; '.join(r.summary.skipped_files.values())}")
+    indexed = all(conns is not None for _, conns in opened)
+    image_count = 0
+    if indexed:
+        for _, conns in opened:
+            for c in conns:
+                sel.deserializer(c)
+                image_count += c.msgcount if c.topic == r.cfg.image_topic else 0
+        sel.check(image_count)
+    unzip = None
+    if layout.message_zstd:
+        from backports import zstd
+
+        unzip = zstd.decompress
+    counts: dict[str, int] = {}
+    for f, conns in opened:
+        wanted = None if conns is None else [c for c in conns if sel.deserializer(c) is not None]
+        if wanted == []:
             continue
-        h = handlers.get(topic)
-        if h is not None:
-            h(msg, log_ns, index)
-        elif topic == cfg.reward_topic:
-            v = float(msg.data)
-            if not np.isfinite(v):
-                r.bad(topic, index, f"non-finite reward {v}", log_ns, False)
-            else:
-                r._add("reward", r.stamp(msg, log_ns), v)
-        elif topic == cfg.episode_topic:
-            r._add("episode", r.stamp(msg, log_ns), int(msg.data))
-        elif topic == cfg.state_topic:
-            v = STATE_TYPES[conn.msgtype].decode(msg)
-            if r.state_dim is None:
-                r.state_dim = v.size
-            if v.size != r.state_dim:
-                r.bad(topic, index, f"state length changed: {v.size} after {r.state_dim}", log_ns, False)
-            else:
-                r._add("state", r.stamp(msg, log_ns), v)
+        for conn, log_ns, raw in f.messages(wanted):
+            dec = sel.deserializer(conn)
+            if dec is None:
+                continue
+            topic = conn.topic
+            index = counts.get(topic, 0)
+            counts[topic] = index + 1
+            try:
+                msg = dec(raw if unzip is None else unzip(raw))
+            except Exception as e:
+                r.bad(topic, index, f"unreadable record ({type(e).__name__}: {e})", log_ns, topic == r.cfg.image_topic)
+                continue
+            _dispatch(r, conn, topic, msg, log_ns, index)
+        if f.stopped:
+            r.file_stopped(f)
+    if not indexed:
+        sel.check(counts.get(r.cfg.image_topic, 0))
+
+
+def _dispatch(r: _BagRead, conn, topic: str, msg, log_ns: int, index: int) -> None:
+    """Hand one decoded message to what its topic feeds."""
+    cfg = r.cfg
+    if topic == cfg.image_topic:
+        r.on_image(msg, log_ns, index)
+    elif topic == cfg.action_topic:
+        r.on_action(msg, log_ns, index)
+    elif topic == cfg.reward_topic:
+        v = float(msg.data)
+        if not np.isfinite(v):
+            r.bad(topic, index, f"non-finite reward {v}", log_ns, False)
+        else:
+            r._add("reward", r.stamp(msg, log_ns), v)
+    elif topic == cfg.episode_topic:
+        r._add("episode", r.stamp(msg, log_ns), int(msg.data))
+    elif topic == cfg.state_topic:
+        v = STATE_TYPES[conn.msgtype].decode(msg)
+        if r.state_dim is None:
+            r.state_dim = v.size
+        if v.size != r.state_dim:
+            r.bad(topic, index, f"state length changed: {v.size} after {r.state_dim}", log_ns, False)
+        else:
+            r._add("state", r.stamp(msg, log_ns), v)
 
 
 def _assemble(r: _BagRead) -> tuple[list[Episode], ReadSummary]:

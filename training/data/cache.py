@@ -26,7 +26,7 @@ from .episode import BagDataError, Episode, ReadSummary
 from .shard import run_workers, write_shard
 from .topics import TopicConfig
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 INDEX = "index.json"
 PARALLEL_MIN_BYTES = 64 << 20  # below this (~5k frames at 64x64) a worker's start-up costs more than it saves
 
@@ -46,15 +46,23 @@ def _bag_files(bag: Path) -> list[Path]:
     return sorted(f for f in bag.rglob("*") if f.is_file()) if bag.is_dir() else [bag]
 
 
-def cache_key(bags: list[Path], topics: TopicConfig, pre: Preprocess) -> str:
-    """sha256 over (format, preprocessing, topic config, every bag file's name/size/mtime)."""
+def cache_key(bags: list[Path], topics: TopicConfig, pre: Preprocess, skip_bad: bool = False) -> str:
+    """sha256 over (format, preprocessing, topic config, skip_bad, every bag file's name/size/mtime): a
+    cache built while skipping bad data is never taken for one where bad data must stop the run."""
     files = []
     for bag in bags:
         for f in _bag_files(bag):
             st = f.stat()
             files.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
     blob = json.dumps(
-        {"format": FORMAT_VERSION, "pre": pre.to_dict(), "topics": topics.to_dict(), "files": files}, sort_keys=True
+        {
+            "format": FORMAT_VERSION,
+            "pre": pre.to_dict(),
+            "topics": topics.to_dict(),
+            "skip_bad": skip_bad,
+            "files": files,
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
@@ -99,6 +107,7 @@ class DataCache:
         # Episodes tile each shard in order, so the per-frame episode id is a repeat.
         self.episode_ids = np.repeat(np.arange(len(eps), dtype=np.int64), self.episode_lengths)
         self.summary = ReadSummary.from_dict(self.index["summary"])
+        self.bag_summaries = {b["bag"]: ReadSummary.from_dict(b["summary"]) for b in self.index["bags"]}
 
     @property
     def key(self) -> str:
@@ -171,7 +180,7 @@ def build_cache(
         raise ValueError(f"build_cache: image_size={image_size!r}, expected an int or (H, W) > 0")
     pre = Preprocess(hw)
     bags = find_bags(sources)
-    key = cache_key(bags, topics, pre)
+    key = cache_key(bags, topics, pre, skip_bad)
     cache_dir = Path(cache_dir)
     final = cache_dir / key
     if (final / INDEX).exists() and not rebuild:
@@ -215,6 +224,7 @@ def _make_index(
 ) -> dict:
     """Check the shards agree (action/state dims), drop disagreeing ones if allowed, and describe them."""
     summary = ReadSummary()
+    per_bag = {s["bag"]: ReadSummary.from_dict(s["summary"]) for s in shards}
     kept = []
     a_dim = next((s["action_dim"] for s in shards if s["n"]), None)
     for s in shards:
@@ -231,6 +241,10 @@ def _make_index(
                 raise err
             summary.skipped_files[s["bag"]] = err.problem
             summary.errors.append(str(err))
+            bag = per_bag[s["bag"]]
+            bag.skipped_files[s["bag"]] = err.problem
+            bag.errors.append(str(err))
+            bag.episodes = bag.frames = 0
             summary.episodes -= len(s["episodes"])
             summary.frames -= s["n"]
             for f in s["files"].values():
@@ -259,6 +273,7 @@ def _make_index(
         "num_episodes": sum(len(s["episodes"]) for s in kept),
         "shards": [{k: s[k] for k in ("bag", "n", "files", "episodes", "seconds")} for s in kept],
         "summary": summary.to_dict(),
+        "bags": [{"bag": b, "summary": summ.to_dict()} for b, summ in per_bag.items()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

@@ -68,6 +68,8 @@ class ReadSummary:
     dropped_frames: Counter = field(default_factory=Counter)  # reason -> count
     errors: list[str] = field(default_factory=list)  # full messages of every skipped problem
     notes: list[str] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)  # file -> where reading ended early, and why
+    skipped_topics: dict[str, str] = field(default_factory=dict)  # topic -> why its messages were not read
 
     def merge(self, other: ReadSummary) -> ReadSummary:
         self.files += other.files
@@ -78,6 +80,8 @@ class ReadSummary:
         self.dropped_frames.update(other.dropped_frames)
         self.errors += other.errors
         self.notes += other.notes
+        self.stopped.update(other.stopped)
+        self.skipped_topics.update(other.skipped_topics)
         return self
 
     def to_dict(self) -> dict:
@@ -90,6 +94,8 @@ class ReadSummary:
             "dropped_frames": dict(self.dropped_frames),
             "errors": list(self.errors),
             "notes": list(self.notes),
+            "stopped": dict(self.stopped),
+            "skipped_topics": dict(self.skipped_topics),
         }
 
     @classmethod
@@ -103,6 +109,8 @@ class ReadSummary:
             dropped_frames=Counter(d["dropped_frames"]),
             errors=list(d["errors"]),
             notes=list(d["notes"]),
+            stopped=dict(d["stopped"]),
+            skipped_topics=dict(d["skipped_topics"]),
         )
 
     def __str__(self) -> str:
@@ -113,4 +121,8 @@ class ReadSummary:
             s += f"; dropped episodes {dict(self.dropped_episodes)}"
         if self.dropped_frames:
             s += f"; dropped frames {dict(self.dropped_frames)}"
+        if self.stopped:
+            s += f"; kept the readable prefix of {len(self.stopped)} damaged file(s)"
+        if self.skipped_topics:
+            s += f"; skipped topics {sorted(self.skipped_topics)}"
         return s
