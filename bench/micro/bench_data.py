@@ -2,7 +2,8 @@
 batches/s next to one training step. Prints JSON and writes it through `bench.record` (name `data`).
 
 The machine is shared and noisy: variants are measured side by side in one run; compare ratios.
-Goals: bag -> cache >= 5000 frames/s at 64x64 on 2 cores; sampler >= 10x faster than a step.
+Goals: bag -> cache >= 5000 frames/s at 64x64 on 2 cores; sampler >= 10x faster than a step. Also the
+ingest rate of a bag whose mcap file is cut short (its readable prefix, read in one forward pass).
 Run: .venv/bin/python -m bench.micro.bench_data [--quick] [--record]
 """
 
@@ -89,6 +90,29 @@ def bag_write_fps(tmp, frames, storage):
     return frames / best_of(run, 2)
 
 
+def truncated_mcap_fps(bags: Path, tmp: Path) -> dict:
+    """Ingest rate of one rollout bag whose mcap file is cut at 60 % (a recorder that lost power): read
+    forward up to the cut in one pass (data.skip_bad), frames kept per second, beside the intact bag's."""
+    from training.data.bag_reader import find_bags
+
+    bag = find_bags(bags)[0]
+    cut = tmp / "cut_bag"
+    shutil.copytree(bag, cut)
+    (f,) = cut.glob("*.mcap")
+    data = f.read_bytes()
+    f.write_bytes(data[: int(len(data) * 0.6)])
+    out = {}
+    for name, src in (("intact", bag), ("cut_at_60%", cut)):
+
+        def build():
+            c = build_cache(src, tmp / f"cache_{name}_{time.monotonic_ns()}", workers=1, skip_bad=True)
+            out[f"{name}_frames"] = c.num_frames
+
+        secs = best_of(build, 2)
+        out[f"{name}_fps"] = round(out[f"{name}_frames"] / secs)
+    return out
+
+
 def step_time(batch, window):
     import torch
 
@@ -158,6 +182,7 @@ def main(argv=None):
                 assert c.num_frames == frames and not c.hit
 
             res[f"bag_to_cache_fps_workers{w}"] = round(frames / best_of(build, 2))
+        res["truncated_mcap"] = truncated_mcap_fps(tmp / "roll2", tmp)
         t = time.perf_counter()
         cache = build_cache(tmp / "roll2", tmp / "cache_hit", workers=2)
         build_cache(tmp / "roll2", tmp / "cache_hit")
