@@ -6,6 +6,9 @@ and actions by `codecs.msg_to_action`. Bad input raises `BagDataError` naming th
 message index; with `skip_bad=True` the bad bag/record is dropped, the rest still loads, and the
 `ReadSummary` says what was dropped and why. A bag without the image or action topic is an error that
 lists the topics it has; an absent reward, episode or state topic is a note and reading goes on.
+Storage files are opened one by one (`training.data.bag_files`): with `skip_bad`, a cut mcap file gives
+its readable prefix and a split bag loses only its damaged file. Other topics whose types cannot be
+decoded are skipped and listed (`training.data.msg_types`).
 """
 
 from __future__ import annotations
