@@ -262,3 +262,31 @@ def test_cli_stops_in_one_line_or_trains_on_the_good_bags_with_skip_bad(tmp_path
     assert "record #" in by_bag[str(cut)]["stopped_early"][str(f)]
     assert summary["frames"] == len(truth) + want_cut
     assert "readable prefix" in out.err
+
+
+@pytest.mark.parametrize("mode", ["file", "message"])
+def test_compressed_bags_read_and_a_cut_compressed_file_keeps_its_prefix(tmp_path, mode):
+    """rosbag2's zstd compression per file or per message reads as before; a per-file-compressed mcap
+    cut short gives what its stream held up to the cut."""
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+    from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
+
+    plain, truth = camera_bag(tmp_path / "plain", 100)
+    bag = tmp_path / f"zstd_{mode}"
+    w = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
+    w.set_compression(CompressionMode[mode.upper()], CompressionFormat.ZSTD)
+    with Reader(plain) as r, w:
+        conns = {
+            c.id: w.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest) for c in r.connections
+        }
+        for c, t, raw in r.messages():
+            w.write(conns[c.id], t, raw)
+    eps, summ = read_bag(bag, TOPICS)
+    assert np.array_equal(frames_of(eps), truth) and summ.stopped == {}
+    if mode == "file":
+        (f,) = bag.glob("*.zstd")
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        eps, summ = read_bag(bag, TOPICS, skip_bad=True)
+        kept = frames_of(eps)
+        assert 0 < len(kept) < len(truth) and np.array_equal(kept, truth[: len(kept)])
+        assert str(f) in summ.stopped

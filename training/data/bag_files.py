@@ -122,11 +122,11 @@ class StorageFile:
 
 @dataclass
 class BagLayout:
-    """A bag's storage files in order, a line per listed file that is absent, a note when metadata.yaml
+    """A bag's storage files in order, the listed files that are absent, a note when metadata.yaml
     could not be used, and whether each message is zstd-compressed on its own (compression_mode: message)."""
 
     files: list[StorageFile]
-    missing: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # listed file -> why it cannot be read
     note: str | None = None
     message_zstd: bool = False
 
@@ -146,7 +146,7 @@ def storage_files(bag: Path) -> BagLayout:
     for name in listed:
         f = bag / Path(str(name)).name
         if not f.exists():
-            layout.missing.append(f"{f}: listed in metadata.yaml but absent")
+            layout.missing[str(f)] = "listed in metadata.yaml but absent"
             continue
         suffix = Path(f.stem).suffix if mode == "file" else f.suffix
         kind = STORAGE_SUFFIXES.get(suffix, storage if storage in STORAGE_SUFFIXES.values() else "mcap")

@@ -196,8 +196,8 @@ def read_bag(
     layout = storage_files(path)
     if layout.note:
         r.summary.notes.append(layout.note)
-    for line in layout.missing:
-        r.file_failed(line.split(": ")[0], line.split(": ", 1)[1])
+    for file, why in layout.missing.items():
+        r.file_failed(file, why)
     if not layout.files:
         raise BagDataError(path, "the bag holds no readable .mcap or .db3 file")
     try:
