@@ -290,3 +290,14 @@ def test_compressed_bags_read_and_a_cut_compressed_file_keeps_its_prefix(tmp_pat
         kept = frames_of(eps)
         assert 0 < len(kept) < len(truth) and np.array_equal(kept, truth[: len(kept)])
         assert str(f) in summ.stopped
+
+
+def test_a_file_that_is_not_mcap_says_so_and_no_prefix_is_promised(tmp_path):
+    good, truth = camera_bag(tmp_path / "good", 20)
+    bad = tmp_path / "notes.mcap"
+    bad.write_bytes(b"# not a recording\n" * 20)
+    with pytest.raises(BagDataError) as ei:
+        read_bags([good, bad], TOPICS)
+    assert f"{bad}: not an mcap file (bad magic)" in str(ei.value) and "skip_bad" not in str(ei.value)
+    eps, summ = read_bags([good, bad], TOPICS, skip_bad=True)
+    assert np.array_equal(frames_of(eps), truth) and list(summ.skipped_files) == [str(bad)]

@@ -62,7 +62,8 @@ class StorageFile:
             text = str(e).strip()
             if self.storage == "mcap":
                 reason = next((v for k, v in _MCAP_OPEN_REASONS.items() if k in text), f"damaged index ({text})")
-                raise FileProblem(reason, recoverable="bad magic" not in reason) from None
+                cut = "truncated" in reason or reason.startswith("damaged")  # the data before may be whole
+                raise FileProblem(reason, recoverable=cut) from None
             raise FileProblem(f"cannot open the sqlite3 file ({type(e).__name__}: {text})") from None
         self.reader = reader
         return list(reader.connections)
