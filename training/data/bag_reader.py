@@ -345,7 +345,13 @@ def _read_files(layout: BagLayout, r: _BagRead) -> None:
         if f.stopped:
             r.file_stopped(f)
     if not indexed:
-        sel.check(counts.get(r.cfg.image_topic, 0))
+        try:
+            sel.check(counts.get(r.cfg.image_topic, 0))
+        except BagDataError as e:
+            if not r.summary.stopped:
+                raise
+            damage = "; ".join(f"{f}: {where}" for f, where in r.summary.stopped.items())
+            raise BagDataError(r.path, f"{e.problem.split(';')[0]} before the damage ({damage})", e.topic) from None
 
 
 def _dispatch(r: _BagRead, conn, topic: str, msg, log_ns: int, index: int) -> None:
