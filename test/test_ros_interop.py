@@ -190,6 +190,9 @@ def test_the_plan_path_scalars_and_debug_image_appear_with_the_command_stamp(rob
     img = debug_images.wait(1, timeout=30, pred=lambda m: stamp_ns(m.header.stamp) in set(stamps))[-1]
     assert (img.encoding, img.height, img.width, img.header.frame_id) == ("rgb8", 256, 512, "cam_optical")
     assert probe.node.count_publishers("/robot2/planner_node/plan_path") == 0  # debug view off by default
+    diags, _ = robot1_planning
+    mine = "/robot1/planner_node: control"
+    diags.wait(1, timeout=30, pred=lambda a: a.status[0].name == mine and "debug_ms_p99" in diag_values(a))
 
 
 def test_the_node_warns_once_when_the_camera_rate_differs_from_the_trained_time_step(robots, robot1_planning):

@@ -523,7 +523,7 @@ class PlannerNode(LifecycleNode):
         if decision.plan_actions is not None:
             self._pub_plan.publish(plan_to_msg(decision.plan_actions, decision.predicted_cost))
             if self._debug is not None:
-                plan = ctrl.last_plan
+                t_debug, plan = time.monotonic(), ctrl.last_plan
                 self._debug.publish(
                     snap.stamp_ns,
                     self._time_step_s or period,
@@ -533,6 +533,7 @@ class PlannerNode(LifecycleNode):
                     decision.predicted_cost,
                     plan.goal_distance if plan is not None else float("nan"),
                 )
+                self.stats.sample("debug_ms", (time.monotonic() - t_debug) * 1e3)  # after the command: its cost
         self._record(decision, snap, t0, t1, period)
         return snap.seq
 
@@ -640,7 +641,7 @@ class PlannerNode(LifecycleNode):
         if kv["goal"] and not math.isnan(g.distance):
             kv["goal_distance"], kv["goal_distance_best"] = f"{g.distance:.4g}", f"{g.best:.4g}"  # any scale
             kv["replans_without_progress"] = g.since
-        for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms"):
+        for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms", "debug_ms"):
             if f"{name}_p50" in s:
                 kv[f"{name}_p50"], kv[f"{name}_p99"] = s[f"{name}_p50"], s[f"{name}_p99"]
         for name in (
