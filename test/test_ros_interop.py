@@ -313,3 +313,32 @@ def test_twists_integrate_to_a_planar_path_and_rates_are_compared_with_the_time_
     assert rate_mismatch(30.0, 1 / 30) is None and rate_mismatch(26.0, 1 / 30) is None
     assert "trained at 10.0 Hz" in rate_mismatch(30.0, 0.1)
     assert rate_mismatch(30.0, None) is None and rate_mismatch(0.0, 0.1) is None
+
+
+def test_a_joint_plan_becomes_a_joint_trajectory_timed_in_control_steps():
+    import rclpy
+    from rclpy.node import Node
+
+    from moejepa_ros.ros.debug_view import DebugView
+
+    vals = {"action_type": "trajectory_msgs/msg/JointTrajectory", "joint_names": ["shoulder", "elbow"]}
+    vals.update({"command_frame_id": "arm_base", "debug.image_rate": 1.0, "twist_fields": []})
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = Node("debug_view_test", context=ctx)
+        view = DebugView(node, vals)
+        plan = np.float32([[0.1, -0.2], [0.3, -0.4], [0.5, -0.6]])
+        msg = view.trajectory(7_500_000_000, 0.05, "arm_base", plan)
+        assert node.count_publishers("/debug_view_test/plan_trajectory") == 1
+        assert node.count_publishers("/debug_view_test/plan_path") == 0
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+    assert (stamp_ns(msg.header.stamp), msg.header.frame_id, list(msg.joint_names)) == (
+        7_500_000_000,
+        "arm_base",
+        ["shoulder", "elbow"],
+    )
+    assert [stamp_ns(p.time_from_start) for p in msg.points] == [50_000_000, 100_000_000, 150_000_000]
+    assert np.allclose([list(p.positions) for p in msg.points], plan)
