@@ -342,3 +342,13 @@ def test_a_joint_plan_becomes_a_joint_trajectory_timed_in_control_steps():
     )
     assert [stamp_ns(p.time_from_start) for p in msg.points] == [50_000_000, 100_000_000, 150_000_000]
     assert np.allclose([list(p.positions) for p in msg.points], plan)
+
+
+def test_bringup_hands_its_nodes_a_namespace_proof_params_file():
+    from moejepa_ros.ros import bringup
+    from moejepa_ros.ros.launch_common import config_dir
+
+    procs = bringup.build_processes(Path(config_dir()) / "sim_demo.yaml", ros_args=["--ros-args", "-r", "__ns:=/r1"])
+    for _, p in procs:
+        doc = yaml.safe_load(Path(p.cmd[p.cmd.index("--params-file") + 1]).read_text())
+        assert sorted(doc) == ["/**/planner_node", "/**/sim_node"]
