@@ -156,7 +156,7 @@ class DebugView:
             f"predicted cost {predicted_cost:.4g}",
             "a0 " + " ".join(f"{x:+.2f}" for x in plan_actions[0]),
         ]
-        rgb = side_by_side(frame, self.goal, lines)
+        rgb = side_by_side(frame, self.goal if math.isfinite(goal_distance) else None, lines)  # an expired goal: grey
         return codecs.make_image(Image, rgb, "rgb8", stamp_ns, camera_frame_id)
 
     @staticmethod
