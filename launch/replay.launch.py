@@ -3,9 +3,9 @@
 `ros2 launch moejepa_ros replay.launch.py bag:=/data/run1 checkpoint:=/path/model.safetensors`
 The bag's camera topic (default /camera/image_raw) feeds the planner; the planner's commands go
 to /planner/action (so they never mix with the recorded /action) and its plans to
-/planner_node/plan. With record:=true a second bag (output_bag) captures the recorded actions,
-the planner's actions, plans and /diagnostics for offline comparison. The launch ends when
-playback ends.
+/planner_node/plan (/<namespace>/planner_node/plan with namespace:=...). With record:=true a
+second bag (output_bag) captures the recorded actions, the planner's actions, plans and
+/diagnostics for offline comparison. The launch ends when playback ends.
 """
 
 import os
@@ -39,7 +39,8 @@ def _actions(context):
         ("goal_image", get("goal_image_topic")),
         ("reward", get("reward_topic")),
     ]
-    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps)
+    ns = get("namespace")
+    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=ns)
     # --clock: the bag's time drives /clock; the delay lets the planner finish loading first.
     play = ExecuteProcess(
         cmd=["ros2", "bag", "play", get("bag"), "--clock", "--rate", get("rate"), "--delay", get("start_delay")],
@@ -58,7 +59,7 @@ def _actions(context):
                     "--use-sim-time",
                     get("action_topic"),
                     "/planner/action",
-                    "/planner_node/plan",
+                    "/".join(["", *filter(None, ns.split("/")), "planner_node", "plan"]),
                     "/diagnostics",
                 ],
                 output="screen",
@@ -82,6 +83,7 @@ def generate_launch_description():
                 default_value=os.path.join(CONFIG, "planner.yaml"),
                 description="ROS params YAML with a planner_node entry",
             ),
+            DeclareLaunchArgument("namespace", default_value="", description="planner namespace"),
             DeclareLaunchArgument("image_topic", default_value="/camera/image_raw", description="bag camera topic"),
             DeclareLaunchArgument("action_topic", default_value="/action", description="bag's recorded commands"),
             DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),

@@ -3,7 +3,7 @@
 `ros2 launch moejepa_ros sim_demo.launch.py checkpoint:=runs/two_rooms/model.safetensors episodes:=10`
 Each finished episode is one JSON line on /sim_node/episode_result; with episodes > 0 the
 whole launch ends after the last one. use_sim_time:=true makes sim_node publish /clock and
-the planner follow it.
+the planner follow it. namespace:=robot1 puts both nodes (and their relative topics) under /robot1.
 """
 
 import os
@@ -31,8 +31,9 @@ def _nodes(context):
     if get("checkpoint"):
         planner_overrides["checkpoint"] = get("checkpoint")
     sim_overrides = {"episodes": int(get("episodes")), "env": get("env"), "publish_clock": sim_time}
-    sim = moejepa_node("sim_node", get, [params_file, sim_overrides])
-    planner = moejepa_node("planner_node", get, [params_file, planner_overrides])
+    ns = get("namespace")
+    sim = moejepa_node("sim_node", get, [params_file, sim_overrides], namespace=ns)
+    planner = moejepa_node("planner_node", get, [params_file, planner_overrides], namespace=ns)
     # The run is over when the simulator has played its episodes (or dies): stop everything.
     stop_all = RegisterEventHandler(
         OnProcessExit(target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason="sim_node finished"))])
@@ -51,6 +52,7 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "checkpoint", default_value="", description="world-model .safetensors (empty: the YAML's)"
             ),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of both nodes"),
             DeclareLaunchArgument("env", default_value="two_rooms", description="moejepa_ros.sim env name"),
             DeclareLaunchArgument("episodes", default_value="0", description="0 = run until stopped"),
             DeclareLaunchArgument(

@@ -151,8 +151,8 @@ def test_plans_on_incoming_images_with_their_stamps(io, planner):
     plans.clear()
     stamps = feed(pub, 45)
     got = actions.wait(5, timeout=20, pred=lambda m: stamp_ns(m.header.stamp) in set(stamps))
-    for m in got:  # outputs carry the input image's stamp and frame_id, and respect the bounds
-        assert m.header.frame_id == "cam_optical"
+    for m in got:  # outputs carry the input image's stamp, command_frame_id (not the camera's), and the bounds
+        assert m.header.frame_id == "base_link"
         assert LOW[0] <= m.twist.linear.x <= HIGH[0] and LOW[1] <= m.twist.angular.z <= HIGH[1]
         assert m.twist.linear.y == 0.0
     plan_msg = plans.wait(1, timeout=10)[-1]

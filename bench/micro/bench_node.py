@@ -6,10 +6,12 @@ untrained world model unless --checkpoint is given), and a listener that timesta
 command. Reports image-stamp → command-receipt latency p50/p99, the achieved control rate,
 frames the planner skipped, the planner's CPU % and RSS, deadline misses from its
 /diagnostics. Cases: 64×64 and 480×640 images, control_trigger frame vs timer side by side
-(same run, so the ratio is meaningful on a shared machine). `--soak SECONDS` adds one long
-64×64 run reporting RSS at start and end. Writes `bench.record`'s node.json.
+(same run, so the ratio is meaningful on a shared machine). `--debug` runs every case twice,
+debug view off and on (`debug.enabled`: plan path, scalars, debug image), so its cost shows
+side by side. `--soak SECONDS` adds one long 64×64 run reporting RSS at start and end. Writes
+`bench.record`'s node.json.
 
-    .venv/bin/python -m bench.micro.bench_node [--seconds 10] [--soak 120] [--checkpoint PATH] [--record]
+    .venv/bin/python -m bench.micro.bench_node [--seconds 10] [--soak 120] [--debug] [--checkpoint PATH] [--record]
 """
 
 from __future__ import annotations
@@ -209,6 +211,8 @@ def run_case(
                 "plan_ms_p99",
                 "compute_ms_p99",
                 "encode_ms_p50",
+                "debug_ms_p50",
+                "debug_ms_p99",
                 "deadline_misses",
                 "frames_dropped",
                 "input_rate_hz",
@@ -260,6 +264,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per case")
     ap.add_argument("--soak", type=float, default=0.0, help="also run one 64x64 case this long")
     ap.add_argument("--checkpoint", default=None, help="default: an untrained default-config model")
+    ap.add_argument("--debug", action="store_true", help="run every case with the debug view off and on")
     ap.add_argument(
         "--cases",
         default="64_frame,64_timer,480x640_frame",
@@ -289,9 +294,13 @@ def main() -> None:
     for case in a.cases.split(","):
         size, trigger = case.rsplit("_", 1)
         h, w = (64, 64) if size == "64" else tuple(int(x) for x in size.split("x"))
-        r = run_case(case, ckpt, h, w, a.seconds, trigger, work, overrides=overrides)
-        print(json.dumps(r), flush=True)
-        results.append(r)
+        for debug in (False, True) if a.debug else (False,):
+            name = f"{case}_debug" if debug else case
+            over = {**overrides, "debug.enabled": True} if debug else overrides
+            r = run_case(name, ckpt, h, w, a.seconds, trigger, work, overrides=over)
+            r["debug"] = debug
+            print(json.dumps(r), flush=True)
+            results.append(r)
     if a.soak > 0:
         r = run_case("soak_64_frame", ckpt, 64, 64, a.soak, "frame", work, overrides=overrides)
         print(json.dumps(r), flush=True)
@@ -301,6 +310,7 @@ def main() -> None:
             "checkpoint": "default ModelConfig (untrained)" if not a.checkpoint else a.checkpoint,
             "config": "config/planner.yaml",
             "overrides": overrides,
+            "debug": "each case with debug.enabled off, then on" if a.debug else "off",
             "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"),
             "note": "shared 2-core machine: compare cases within one run",
         },

@@ -70,10 +70,6 @@ class FrameStack:
     def seq(self) -> int:
         return self._seq
 
-    @property
-    def last_rx(self) -> float | None:
-        return self._rx
-
     def __len__(self) -> int:
         """Frames held (0 after `clear`, at most k)."""
         with self._lock:

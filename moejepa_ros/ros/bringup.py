@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from moejepa_ros.ros import dds
+from moejepa_ros.ros.launch_common import any_namespace
 from moejepa_ros.ros.node_process import NodeProcess
 
 EXECUTABLES = ("planner_node", "sim_node")
@@ -82,7 +83,9 @@ def build_processes(
 ) -> list[tuple[str, NodeProcess]]:
     overrides = overrides or {}
     out = []
-    for name in nodes_in(params_file):
+    names = nodes_in(params_file)
+    params_file = any_namespace(params_file)  # plain node keys also apply under `-r __ns:=...`
+    for name in names:
         if only and name not in only and _split_name(name)[1] not in only:
             continue
         exe = executable_for(name, overrides)

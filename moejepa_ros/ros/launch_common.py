@@ -7,6 +7,10 @@ packages are absent.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
+
+import yaml
 
 from moejepa_ros.ros import dds
 
@@ -40,18 +44,41 @@ def launch_values(context):
     return lambda name: LaunchConfiguration(name).perform(context)
 
 
+def any_namespace(params_file: str | os.PathLike) -> str:
+    """A params file whose plain node keys (`planner_node:`) apply in every namespace (`/**/planner_node:`).
+
+    rcl matches a plain key as `/planner_node` only, so under `namespace:=robot1` such a file would
+    silently set nothing. Keys that start with `/` (`/**:`, `/robot1/planner_node:`) are kept as written;
+    the file itself is returned when it has no plain keys, else a rewritten copy in a temporary folder.
+    """
+    path = Path(params_file)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: cannot read the params file ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected `node_name: {{ros__parameters: ...}}` mappings at the top")
+    if all(str(k).startswith("/") for k in doc):
+        return str(path)
+    out = {(k if str(k).startswith("/") else f"/**/{k}"): v for k, v in doc.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}_", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(out, f, sort_keys=False)
+    return tmp
+
+
 def moejepa_node(executable: str, get, parameters: list, remappings: list | None = None, namespace: str | None = None):
-    """One of our nodes as every launch file starts it: named after its executable, `log_level` from the
-    launch arguments, output on the screen."""
+    """One of our nodes as every launch file starts it: named after its executable, in `namespace`, params
+    files made namespace-proof (`any_namespace`), `log_level` from the launch arguments, output on the screen."""
     from launch_ros.actions import Node
 
-    where = {} if namespace is None else {"namespace": namespace}
+    where = {} if not namespace else {"namespace": namespace}
     return Node(
         package="moejepa_ros",
         executable=executable,
         name=executable,
         **where,
-        parameters=parameters,
+        parameters=[any_namespace(p) if isinstance(p, (str, os.PathLike)) else p for p in parameters],
         remappings=remappings or [],
         arguments=["--ros-args", "--log-level", get("log_level")],
         output="screen",

@@ -1,9 +1,11 @@
 """Message types and QoS profiles shared by the nodes, and the `~/plan` message layout.
 
-The camera QoS is depth-1 best-effort (sensor data): a subscriber that is slower than the
-camera keeps only the newest frame instead of queueing stale ones. planner_node hears the goal image
-through a latched (transient-local) subscription, so a planner that starts late still receives the
-current goal, and a volatile one, so publishers with default QoS (`ros2 topic pub`) reach it too.
+REP-2003: image publishers are reliable, like a camera driver, so default-QoS subscribers and
+`ros2 bag record` get every frame; the camera subscription is depth-1 best-effort (sensor data),
+which matches both kinds of publisher and keeps only the newest frame instead of queueing stale ones.
+planner_node hears the goal image through a latched (transient-local) subscription, so a planner that
+starts late still receives the current goal, and a volatile one, so publishers with default QoS
+(`ros2 topic pub`) reach it too. `qos` makes every profile overridable from parameters.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ def _qos(depth: int, reliable: bool, latched: bool = False) -> QoSProfile:
 
 #: Newest-frame-only camera subscription (also fine for a reliable publisher).
 CAMERA_QOS = _qos(1, reliable=False)
-#: What a camera driver / the simulator publishes: best effort, a short queue.
-IMAGE_PUB_QOS = _qos(2, reliable=False)
+#: What a camera driver / the simulator publishes: reliable (REP-2003), a short queue.
+IMAGE_PUB_QOS = _qos(2, reliable=True)
 #: Latched goal image: late joiners get the current goal.
 LATCHED_QOS = _qos(1, reliable=True, latched=True)
 #: Per-episode results: latched with a deep history, so a late collector still gets every one.

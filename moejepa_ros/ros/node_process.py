@@ -36,6 +36,7 @@ class NodeProcess:
         params_file: str | Path | None = None,
         params: Mapping[str, Any] | None = None,
         name: str | None = None,
+        namespace: str | None = None,
         remaps: Mapping[str, str] | None = None,
         log_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
@@ -49,6 +50,8 @@ class NodeProcess:
             cmd += ["-p", f"{k}:={_param_str(v)}"]
         if name:
             cmd += ["-r", f"__node:={name}"]
+        if namespace:
+            cmd += ["-r", "__ns:=/" + namespace.lstrip("/")]  # rcl wants it absolute
         for a, b in (remaps or {}).items():
             cmd += ["-r", f"{a}:={b}"]
         self.cmd = cmd

@@ -159,6 +159,20 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ),
     *_command_specs("published on", "the action dimensions fill"),
     ParameterSpec(
+        "command_frame_id",
+        "base_link",
+        "frame_id of stamped commands and of the debug plan (REP-105); never the camera's",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "debug.enabled",
+        False,
+        "publish the debug view: ~/plan_path or ~/plan_trajectory, ~/goal_distance, ~/predicted_cost, "
+        "~/debug_image (costs time in the planning thread)",
+        read_only=True,
+    ),
+    ParameterSpec("debug.image_rate", 2.0, "the most ~/debug_image messages per second", low=0.01, high=1000.0),
+    ParameterSpec(
         "action_low", None, "lower action bounds; unset = the checkpoint's", ptype=Parameter.Type.DOUBLE_ARRAY
     ),
     ParameterSpec(

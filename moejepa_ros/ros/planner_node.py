@@ -9,7 +9,11 @@ Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compresse
 best effort; optional `goal_image` (feeds the goal objective, if enabled) and `reward` (reported in
 diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
-and `/diagnostics`. Stamped outputs carry the input image's stamp and frame_id. With a goal,
+and `/diagnostics`. Stamped outputs carry the input image's stamp and `command_frame_id` (default
+base_link, REP-105), never the camera's frame. QoS: the profiles in `messages`, each overridable
+with `qos_overrides.*` parameters (`qos`). With `debug.enabled`, the plan is also published for
+RViz and plotters (`debug_view`). Timeouts (camera, goal) follow the node clock under
+`use_sim_time`, so a paused simulator is not a stale camera. With a goal,
 /diagnostics goes WARN when the goal distance has not dropped for `goal_progress_window` replans
 (`planning.progress`, the count the stall recovery uses).
 
@@ -40,6 +44,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -48,7 +53,8 @@ from std_msgs.msg import Float32, Float32MultiArray
 from moejepa_ros import codecs
 from moejepa_ros.control import ERROR, OK, WARN, Decision, FrameStack, LatentController, preprocess
 from moejepa_ros.planning.progress import GoalProgress
-from moejepa_ros.ros import dds, params
+from moejepa_ros.ros import dds, params, qos
+from moejepa_ros.ros.debug_view import DebugView
 from moejepa_ros.ros.messages import (
     CAMERA_QOS,
     COMMAND_QOS,
@@ -58,6 +64,7 @@ from moejepa_ros.ros.messages import (
     stamp_ns,
 )
 from moejepa_ros.ros.stats import ControlStats
+from moejepa_ros.ros.time_step import MIN_FRAMES, rate_mismatch
 
 LEVEL_NAME = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
 _LIVE_SIMPLE = {"control_rate", "camera_timeout", "control_trigger", "goal_timeout", "diagnostics_period"}
@@ -122,8 +129,12 @@ class PlannerNode(LifecycleNode):
         # reports configure failures too. Commands are only sent while active (and the zero
         # command once on deactivate).
         self._action_cls = action_msg_class(v["action_type"])
-        self._pub_action = self.create_publisher(self._action_cls, "action", COMMAND_QOS)
-        self._pub_plan = self.create_publisher(Float32MultiArray, "~/plan", COMMAND_QOS)
+        self._pub_action = qos.publisher(self, self._action_cls, "action", COMMAND_QOS)
+        self._pub_plan = qos.publisher(self, Float32MultiArray, "~/plan", COMMAND_QOS)
+        self._debug = DebugView(self, self._vals) if v["debug.enabled"] else None
+        self._time_step_s: float | None = None  # the checkpoint's control time step (training data's)
+        self._image_rx: float | None = None  # node-clock time (`_now`) of the newest image
+        self._rate_warned = False
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._start_diag_timer(float(v["diagnostics_period"]))
 
@@ -205,6 +216,8 @@ class PlannerNode(LifecycleNode):
         if goal is not None:
             frame, t = goal
             ctrl.set_goal(frame)
+            if self._debug is not None:
+                self._debug.goal = frame
             self._goal_time = t if frame is not None else None
             self._goal_progress.clear()
 
@@ -253,20 +266,28 @@ class PlannerNode(LifecycleNode):
         # warm-up: first-call allocations happen here, not in control
         ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
         self._ctrl = ctrl
+        self._time_step_s = (meta.get("preprocessing") or {}).get("time_step_s")
+        self._rate_warned = False
         self._last_goal_key = None
         self._device = device
         self._checkpoint_sha = file_sha256(v["checkpoint"])
         self._frames = FrameStack(ctrl.frame_stack, ctrl.image_size)
         if v["image_transport"] == "compressed":
-            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, CAMERA_QOS))
+            self._subs.append(qos.subscription(self, CompressedImage, "image/compressed", self._on_image, CAMERA_QOS))
         else:
-            self._subs.append(self.create_subscription(Image, "image", self._on_image, CAMERA_QOS))
+            self._subs.append(qos.subscription(self, Image, "image", self._on_image, CAMERA_QOS))
         # Two goal subscriptions: a latched one, so a planner that starts late gets the current goal, and a
         # volatile one that matches publishers with default QoS (e.g. `ros2 topic pub`), which a latched
         # subscription never hears. A latched publisher reaches both: _on_goal drops the repeat.
-        for qos in (LATCHED_QOS, COMMAND_QOS):
-            self._subs.append(self.create_subscription(Image, "goal_image", self._on_goal, qos))
-        self._subs.append(self.create_subscription(Float32, "reward", self._on_reward, COMMAND_QOS))
+        # A volatile publisher is incompatible with the latched subscription only: no warning for that one.
+        heard_by_volatile = SubscriptionEventCallbacks(incompatible_qos=lambda _: None)
+        self._subs.append(
+            qos.subscription(
+                self, Image, "goal_image", self._on_goal, LATCHED_QOS, "latched", event_callbacks=heard_by_volatile
+            )
+        )
+        self._subs.append(qos.subscription(self, Image, "goal_image", self._on_goal, COMMAND_QOS, "volatile"))
+        self._subs.append(qos.subscription(self, Float32, "reward", self._on_reward, COMMAND_QOS))
         self.get_logger().info(
             f"loaded {v['checkpoint']} on {device} (sha256 {self._checkpoint_sha[:12]}, "
             f"{cfg.encoder} encoder, {cfg.experts} experts, frame_stack {cfg.frame_stack}, "
@@ -286,7 +307,7 @@ class PlannerNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._stop_thread()
-        self._publish_zero(None)
+        self._publish_zero()
         self._set_status(OK, "inactive (zero command sent)")
         return super().on_deactivate(state)
 
@@ -301,7 +322,7 @@ class PlannerNode(LifecycleNode):
         self._active = False
         self._stop_thread()
         if was_active:
-            self._publish_zero(None)
+            self._publish_zero()
         self._free()
         self.finalized.set()
         return TransitionCallbackReturn.SUCCESS
@@ -309,7 +330,7 @@ class PlannerNode(LifecycleNode):
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._stop_thread()
-        self._publish_zero(None)
+        self._publish_zero()
         self._free()
         return TransitionCallbackReturn.SUCCESS
 
@@ -321,6 +342,7 @@ class PlannerNode(LifecycleNode):
         self._ctrl = None
         self._frames = None
         self._goal_time = None
+        self._image_rx = None
         self._goal_progress.clear()
         if dev.startswith("cuda"):
             import torch
@@ -333,7 +355,7 @@ class PlannerNode(LifecycleNode):
         self._active = False
         self._stop_thread()
         if was_active:
-            self._publish_zero(None)
+            self._publish_zero()
 
     # ================================================================ callbacks (executor)
     def _on_image(self, msg: Any) -> None:
@@ -343,6 +365,7 @@ class PlannerNode(LifecycleNode):
         try:
             rgb = codecs.image_to_rgb(msg)
             frames.push(rgb, stamp_ns(msg.header.stamp), msg.header.frame_id)
+            self._image_rx = self._now()
         except Exception as e:
             self.stats.count("malformed_images")
             self._last_malformed = time.monotonic()
@@ -366,7 +389,7 @@ class PlannerNode(LifecycleNode):
             return
         self.stats.count("goal_images")
         with self._pending_lock:
-            self._goal_pending = (frame, time.monotonic())
+            self._goal_pending = (frame, self._now())
         if self._thread is None:
             self._apply_pending()
         if self._ctrl.needs_goal:
@@ -380,6 +403,23 @@ class PlannerNode(LifecycleNode):
     def _on_reward(self, msg: Float32) -> None:
         self._last_reward = float(msg.data)
         self.stats.sample("reward", float(msg.data))
+
+    def _now(self) -> float:
+        """Seconds for timeouts: the node clock under use_sim_time (a paused simulator is not a stale
+        camera), else steady time (immune to wall-clock jumps)."""
+        clock = self.get_clock()
+        if clock.ros_time_is_active:
+            return clock.now().nanoseconds / 1e9
+        return time.monotonic()
+
+    def _check_camera_rate(self, s: dict[str, float]) -> None:
+        """Warn once per configure when the camera rate differs from the checkpoint's time step."""
+        if self._rate_warned or s.get("frames_received", 0) < MIN_FRAMES:
+            return
+        msg = rate_mismatch(s.get("input_hz", 0.0), self._time_step_s)
+        if msg:
+            self._rate_warned = True
+            self.get_logger().warning(msg)
 
     # ================================================================ planning thread
     def _start_thread(self) -> None:
@@ -437,7 +477,7 @@ class PlannerNode(LifecycleNode):
                 last_seq = self._step(last_seq, period)
             except Exception as e:
                 self.stats.count("errors")
-                self._publish_zero(None)
+                self._publish_zero()
                 self._set_status(ERROR, f"control step failed: {type(e).__name__}: {e}; zero command")
                 self.get_logger().error(f"control step failed: {e}", throttle_duration_sec=2.0)
 
@@ -445,7 +485,7 @@ class PlannerNode(LifecycleNode):
         """One control step; returns the sequence number of the frame it planned on."""
         self._apply_pending()
         ctrl, frames = self._ctrl, self._frames
-        now = time.monotonic()
+        now = self._now()
         gt = float(self._vals["goal_timeout"])
         if gt > 0 and self._goal_time is not None and now - self._goal_time > gt:
             ctrl.set_goal(None)
@@ -454,14 +494,14 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning("goal image expired (goal_timeout)")
         snap = frames.snapshot()
         timeout = float(self._vals["camera_timeout"])
-        if snap is None or now - snap.rx_time > timeout:
-            self._publish_zero(snap.frame_id if snap is not None else None)
+        if snap is None or self._image_rx is None or now - self._image_rx > timeout:
+            self._publish_zero()
             self.stats.count("zero_commands")
             if snap is not None:  # a new stack must not mix frames from before the stall
                 frames.clear()
                 ctrl.reset()
-            if frames.last_rx is not None:
-                msg = f"no image for {now - frames.last_rx:.2f} s (camera_timeout {timeout:g} s); zero command"
+            if self._image_rx is not None:
+                msg = f"no image for {now - self._image_rx:.2f} s (camera_timeout {timeout:g} s); zero command"
             else:
                 msg = "no image received yet; zero command"
             self._set_status(WARN, msg)
@@ -478,10 +518,22 @@ class PlannerNode(LifecycleNode):
             self.stats.count("frames_dropped", snap.seq - last_seq - 1)
         t0 = time.monotonic()
         decision = ctrl.act(snap.frames)
-        self._publish_action(decision.action, snap.stamp_ns, snap.frame_id)
+        self._publish_action(decision.action, snap.stamp_ns)
         t1 = time.monotonic()
         if decision.plan_actions is not None:
             self._pub_plan.publish(plan_to_msg(decision.plan_actions, decision.predicted_cost))
+            if self._debug is not None:
+                t_debug, plan = time.monotonic(), ctrl.last_plan
+                self._debug.publish(
+                    snap.stamp_ns,
+                    self._time_step_s or period,
+                    snap.frames[-1],
+                    snap.frame_id,
+                    decision.plan_actions,
+                    decision.predicted_cost,
+                    plan.goal_distance if plan is not None else float("nan"),
+                )
+                self.stats.sample("debug_ms", (time.monotonic() - t_debug) * 1e3)  # after the command: its cost
         self._record(decision, snap, t0, t1, period)
         return snap.seq
 
@@ -522,12 +574,12 @@ class PlannerNode(LifecycleNode):
         return msg
 
     # ================================================================ publishing
-    def _publish_action(self, action: np.ndarray, stamp: int | None, frame_id: str | None) -> None:
+    def _publish_action(self, action: np.ndarray, stamp: int | None) -> None:
         if stamp is None:
             stamp = self.get_clock().now().nanoseconds
         msg = self._encode_action(action, self._action_cls(), stamp)
-        if hasattr(msg, "header") and frame_id is not None:
-            msg.header.frame_id = frame_id
+        if hasattr(msg, "header"):
+            msg.header.frame_id = self._vals["command_frame_id"]
         self._pub_action.publish(msg)
 
     def _encode_action(self, action: np.ndarray, msg: Any, stamp: int | None) -> Any:
@@ -537,13 +589,13 @@ class PlannerNode(LifecycleNode):
             action, msg, fields=v["twist_fields"], joint_names=v["joint_names"] or [], stamp_ns=stamp
         )
 
-    def _publish_zero(self, frame_id: str | None) -> None:
+    def _publish_zero(self) -> None:
         """The safe command (exactly zero), stamped now."""
         ctrl = self._ctrl
         if ctrl is None:
             return
         try:
-            self._publish_action(ctrl.zero(), None, frame_id)
+            self._publish_action(ctrl.zero(), None)
         except Exception as e:
             self.get_logger().error(f"could not publish the zero command: {e}", throttle_duration_sec=2.0)
 
@@ -571,6 +623,7 @@ class PlannerNode(LifecycleNode):
         st.message = message
         st.hardware_id = self._device or "none"
         s = self.stats.summary()
+        self._check_camera_rate(s)
         v = self._vals
         kv: dict[str, Any] = {
             "device": self._device or "none",
@@ -582,12 +635,13 @@ class PlannerNode(LifecycleNode):
             "input_rate_hz": s.get("input_hz", 0.0),
             "goal": self._ctrl is not None and self._ctrl.goal_z is not None,
             "last_reward": self._last_reward,
+            "time_step_s": self._time_step_s or "unknown",
         }
         g = self._goal_progress
         if kv["goal"] and not math.isnan(g.distance):
             kv["goal_distance"], kv["goal_distance_best"] = f"{g.distance:.4g}", f"{g.best:.4g}"  # any scale
             kv["replans_without_progress"] = g.since
-        for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms"):
+        for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms", "debug_ms"):
             if f"{name}_p50" in s:
                 kv[f"{name}_p50"], kv[f"{name}_p99"] = s[f"{name}_p50"], s[f"{name}_p99"]
         for name in (

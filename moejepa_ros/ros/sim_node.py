@@ -34,7 +34,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, Int32, String
 
 from moejepa_ros import codecs
-from moejepa_ros.ros import dds, params
+from moejepa_ros.ros import dds, params, qos
 from moejepa_ros.ros.messages import (
     COMMAND_QOS,
     IMAGE_PUB_QOS,
@@ -89,14 +89,15 @@ class SimNode(Node):
         self._actions_received = 0
         self._bad_actions = 0
 
-        self._pub_image = self.create_publisher(Image, "image", IMAGE_PUB_QOS)
-        self._pub_goal = self.create_publisher(Image, "goal_image", LATCHED_QOS)
-        self._pub_reward = self.create_publisher(Float32, "reward", COMMAND_QOS)
-        self._pub_episode = self.create_publisher(Int32, "episode", LATCHED_QOS)  # late joiners learn it
+        # QoS: messages' profiles, overridable from parameters (qos_overrides.<topic>.*).
+        self._pub_image = qos.publisher(self, Image, "image", IMAGE_PUB_QOS)
+        self._pub_goal = qos.publisher(self, Image, "goal_image", LATCHED_QOS)
+        self._pub_reward = qos.publisher(self, Float32, "reward", COMMAND_QOS)
+        self._pub_episode = qos.publisher(self, Int32, "episode", LATCHED_QOS)  # late joiners learn it
         # Results are latched with a deep history: a collector that joins late still gets them all.
-        self._pub_result = self.create_publisher(String, "~/episode_result", RESULTS_QOS)
+        self._pub_result = qos.publisher(self, String, "~/episode_result", RESULTS_QOS)
         self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10) if self._publish_clock else None
-        self.create_subscription(action_msg_class(v["action_type"]), "action", self._on_action, COMMAND_QOS)
+        qos.subscription(self, action_msg_class(v["action_type"]), "action", self._on_action, COMMAND_QOS)
 
         self.results: list[dict[str, Any]] = []
         self.finished = threading.Event()  # set after `episodes` episodes
