@@ -7,7 +7,7 @@ the images keep coming, and checks that the last message on `action` is exactly 
 
 Repetitions per stop kind: MOEJEPA_STOP_REPS (default 2, so `make test` stays quick on 2 cores; the
 issue's acceptance run is `MOEJEPA_STOP_REPS=20 pytest test/test_ros_safe_stop.py`). The processes of
-one test start in parallel, each on its own topics.
+one test start in parallel (six at a time), each on its own topics.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from moejepa_ros.ros.probe import Probe, wait_until
 from testing.ros_harness import write_params
 
 REPS = int(os.environ.get("MOEJEPA_STOP_REPS", "2"))
+BATCH = 6  # processes started together
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120 + 30 * REPS)]
 
 # An objective whose plans are never zero (it pulls every action towards 0.25) and that raises inside
@@ -184,22 +185,20 @@ def run_stops(rigs: list[Rig], probe: Probe) -> None:
     assert not bad_exit, f"a stop is not a failure, every exit status should be 0: {bad_exit}"
 
 
+def in_batches(start, specs: list[tuple[str, str]], probe: Probe) -> None:
+    """Start BATCH rigs at a time (memory: one torch process each) and run their stops."""
+    for b in range(0, len(specs), BATCH):
+        run_stops([start(tag, kind) for tag, kind in specs[b : b + BATCH]], probe)
+
+
 def test_signals_and_shutdown_end_with_the_zero_command(ckpt, plugin_env, probe, tmp_path):
-    rigs = [
-        start_node_rig(tmp_path, ckpt, probe, plugin_env, f"stop_{kind}_{i}", kind)
-        for i in range(REPS)
-        for kind in STOPS
-    ]
-    run_stops(rigs, probe)
+    specs = [(f"stop_{kind}_{i}", kind) for i in range(REPS) for kind in STOPS]
+    in_batches(lambda tag, kind: start_node_rig(tmp_path, ckpt, probe, plugin_env, tag, kind), specs, probe)
 
 
 def test_signals_to_bringup_end_with_the_zero_command(ckpt, plugin_env, probe, tmp_path):
-    rigs = [
-        start_bringup_rig(tmp_path, ckpt, probe, plugin_env, f"planner_bringup_{kind}_{i}", kind)
-        for i in range(REPS)
-        for kind in ("sigint", "sigterm")
-    ]
-    run_stops(rigs, probe)
+    specs = [(f"planner_bringup_{kind}_{i}", kind) for i in range(REPS) for kind in ("sigint", "sigterm")]
+    in_batches(lambda tag, kind: start_bringup_rig(tmp_path, ckpt, probe, plugin_env, tag, kind), specs, probe)
 
 
 def test_deactivate_and_a_failing_plan_end_with_the_zero_command(ckpt, plugin_env, probe, tmp_path):
