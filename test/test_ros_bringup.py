@@ -73,3 +73,18 @@ def test_bringup_runs_the_sim_demo_closed_loop(tmp_path):
         assert [r["steps"] for r in got] == [20, 20] or any(r["success"] for r in got)
         assert "finished 2 episodes" in logs["sim_node.log"]
         assert "loaded" in logs["planner_node.log"] and "Traceback" not in logs["planner_node.log"]
+
+
+@pytest.mark.parametrize("log_dir", [True, False])
+def test_bringup_with_a_failing_planner_stops_the_sim_and_exits_non_zero_with_the_reason(tmp_path, log_dir):
+    """No checkpoint: the planner cannot configure, so the sim must not run on alone (issue 22)."""
+    cmd = [sys.executable, "-m", "moejepa_ros.ros.bringup", str(ROOT / "config" / "sim_demo.yaml")]
+    if log_dir:
+        cmd += ["--log-dir", str(tmp_path / "logs")]
+    cmd += ["--ros-args", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"]
+    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=90)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "planner_node failed (exit status 1): shutting the launch down" in out, out
+    assert "missing.safetensors" in out and "does not exist" in out, out  # the planner's own reason
+    assert "sim_node exited" not in out  # the sim was stopped, it did not end by itself

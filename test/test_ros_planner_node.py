@@ -319,6 +319,12 @@ def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, p
         diags = probe.subscribe(DiagnosticArray, "/diagnostics")
         probe.wait_for_subscribers(pub, 1, timeout=30)
         probe.wait_for_subscribers(clock, 1, timeout=30)
+        # before the first /clock, /diagnostics runs on wall time and says what it waits for
+        diags.wait(
+            1,
+            timeout=15,
+            pred=lambda a: "c_planner" in a.status[0].name and "waiting for /clock" in a.status[0].message,
+        )
         sim_now = 1000 * 1_000_000_000
         for i in range(30):
             tick = Clock()

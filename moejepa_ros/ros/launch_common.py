@@ -60,10 +60,10 @@ def moejepa_node(executable: str, get, parameters: list, remappings: list | None
 
 
 def exit_reason(name: str, returncode: int | None) -> str:
-    """The one line a launch logs when `name` exits: its status, and what a non-zero one means."""
+    """The line a launch (and moejepa-bringup) logs when `name` exits: its status and what follows."""
     if returncode == 0:
         return f"{name} exited normally: shutting the launch down"
-    return f"{name} failed (exit status {returncode}, its log above says why): shutting the launch down"
+    return f"{name} failed (exit status {returncode}): shutting the launch down"
 
 
 def end_launch_when_exits(action, name: str):

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -132,6 +133,7 @@ class PlannerNode(LifecycleNode):
         self._pub_action = self.create_publisher(self._action_cls, "action", COMMAND_QOS)
         self._pub_plan = self.create_publisher(Float32MultiArray, "~/plan", COMMAND_QOS)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._start_diag_timer(float(v["diagnostics_period"]))
 
     # ================================================================ parameters
@@ -623,7 +625,8 @@ class PlannerNode(LifecycleNode):
     def _start_diag_timer(self, period: float) -> None:
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
-        self._diag_timer = self.create_timer(period, self._publish_diagnostics)
+        # wall (steady) time: under use_sim_time a ROS-time timer is silent until /clock arrives
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics, clock=self._steady)
 
     def diagnostics_status(self) -> DiagnosticStatus:
         with self._status_lock:
@@ -634,6 +637,8 @@ class PlannerNode(LifecycleNode):
             level, message = ERROR, self._apply_error
         if self._bounds_warning and level == OK:
             level, message = WARN, self._bounds_warning
+        if level < ERROR and self.get_parameter("use_sim_time").value and self.get_clock().now().nanoseconds == 0:
+            level, message = WARN, "waiting for /clock (use_sim_time is true)"
         st = DiagnosticStatus()
         st.level = bytes([level])
         st.name = f"{self.get_fully_qualified_name()}: control"
