@@ -247,3 +247,15 @@ def test_launch_common_finds_the_config_folder_without_launch_packages():
 
     assert (Path(config_dir()) / "fastdds_large_images.xml").is_file()
     assert truthy(" True ") and truthy("1") and not truthy("false") and not truthy("")
+
+
+def test_replay_fails_at_once_with_one_line_without_ros2_bag(tmp_path, monkeypatch):
+    """No `ros2` on PATH (or no rosbag2): one line naming what is missing, before any process starts."""
+    from moejepa_ros.ros.launch_common import exit_reason, require_ros2_bag
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH folder: no ros2 here
+    with pytest.raises(RuntimeError, match=r"`ros2` is not on PATH") as e:
+        require_ros2_bag()
+    assert "\n" not in str(e.value)
+    assert "failed (exit status 1)" in exit_reason("planner_node", 1)
+    assert "exited normally" in exit_reason("sim_node", 0)

@@ -207,6 +207,42 @@ def test_live_parameters_apply_and_invalid_ones_are_rejected(io, probe, planner)
     assert planner.alive()
 
 
+def test_bound_like_parameters_are_rejected_with_a_reason_or_in_force(io, probe, planner):
+    """Accepted means applied (issue 22): what the apply step would refuse, the on-set callback refuses."""
+    from moejepa_ros.ros.params import PLANNER_NODE_SPECS
+
+    pub, actions, plans, diags = io
+    node = "/planner_node"
+    for low, high, why in (
+        ([-1e308, -1e308], [1e308, 1e308], "finite in float32"),  # finite doubles, inf in float32
+        ([float("nan"), -1.0], HIGH, "finite"),
+        ([-0.5, -1.0, 0.0], [0.5, 1.0, 1.0], "need 2 values"),  # the checkpoint's action_dim is 2
+        (HIGH, LOW, "must be < action_high"),
+    ):
+        [r] = probe.set_parameters(node, {"action_low": low, "action_high": high})[:1]
+        assert not r.successful and why in r.reason, (low, high, r.reason)
+    assert probe.get_parameters(node, ["action_low"])["action_low"] is None  # unchanged: the checkpoint's
+    for spec in PLANNER_NODE_SPECS:  # every declared range is enforced by the parameter service
+        if spec.read_only or spec.high is None or isinstance(spec.default, bool):
+            continue
+        [r] = probe.set_parameters(node, {spec.name: type(spec.default)(spec.high) * 2 + 1})
+        assert not r.successful, f"{spec.name} accepted a value above its range"
+
+    # Bounds wider than the checkpoint's (trained) range are applied, and /diagnostics warns.
+    [wide] = probe.set_parameters(node, {"action_low": [-1e3, -1e3], "action_high": [1e3, 1e3]})
+    assert wide.successful, wide.reason
+    feed(pub, 10)
+    diags.wait(1, timeout=10, pred=lambda a: "range the model was trained on" in a.status[0].message)
+    [back] = probe.set_parameters(node, {"action_low": LOW, "action_high": HIGH})
+    assert back.successful, back.reason
+    n = len(diags)
+    feed(pub, 10)
+    wait_until(lambda: any("trained on" not in a.status[0].message for a in diags.msgs[n:]), 10, "warning cleared")
+    d = diag_values(diags.msgs[-1])
+    assert d["last_command"] in ("planned", "planned zero") or d["last_command"].startswith("safety zero"), d
+    assert {"safety_zero_commands", "planned_zero_commands"} <= set(d)
+
+
 def test_stalled_camera_gives_the_zero_command_within_the_timeout(io, planner):
     pub, actions, plans, diags = io
     stamps = set(feed(pub, 20))
