@@ -213,15 +213,19 @@ def test_bound_like_parameters_are_rejected_with_a_reason_or_in_force(io, probe,
 
     pub, actions, plans, diags = io
     node = "/planner_node"
-    for low, high, why in (
-        ([-1e308, -1e308], [1e308, 1e308], "finite in float32"),  # finite doubles, inf in float32
-        ([float("nan"), -1.0], HIGH, "finite"),
-        ([-0.5, -1.0, 0.0], [0.5, 1.0, 1.0], "need 2 values"),  # the checkpoint's action_dim is 2
-        (HIGH, LOW, "must be < action_high"),
+    for name, value, why in (
+        ("action_low", [-1e308, -1e308], "finite in float32"),  # finite doubles, -inf in float32
+        ("action_high", [1e308, 1e308], "finite in float32"),
+        ("action_low", [float("nan"), -1.0], "finite"),
+        ("action_low", [-0.5, -1.0, 0.0], "need 2 values"),  # the checkpoint's action_dim is 2
+        ("action_high", [0.5], "need 2 values"),
+        ("action_low", [1.0, 2.0], "must be < action_high"),  # against the checkpoint's high bound
     ):
-        [r] = probe.set_parameters(node, {"action_low": low, "action_high": high})[:1]
-        assert not r.successful and why in r.reason, (low, high, r.reason)
-    assert probe.get_parameters(node, ["action_low"])["action_low"] is None  # unchanged: the checkpoint's
+        [r] = probe.set_parameters(node, {name: value})
+        assert not r.successful and why in r.reason, (name, value, r.reason)
+    # unchanged: both still the checkpoint's
+    got = probe.get_parameters(node, ["action_low", "action_high"])
+    assert got.get("action_low") is None and got.get("action_high") is None, got
     for spec in PLANNER_NODE_SPECS:  # every declared range is enforced by the parameter service
         if spec.read_only or spec.high is None or isinstance(spec.default, bool):
             continue
@@ -229,12 +233,12 @@ def test_bound_like_parameters_are_rejected_with_a_reason_or_in_force(io, probe,
         assert not r.successful, f"{spec.name} accepted a value above its range"
 
     # Bounds wider than the checkpoint's (trained) range are applied, and /diagnostics warns.
-    [wide] = probe.set_parameters(node, {"action_low": [-1e3, -1e3], "action_high": [1e3, 1e3]})
-    assert wide.successful, wide.reason
+    wide = probe.set_parameters(node, {"action_low": [-1e3, -1e3], "action_high": [1e3, 1e3]})
+    assert all(r.successful for r in wide), [r.reason for r in wide]
     feed(pub, 10)
     diags.wait(1, timeout=10, pred=lambda a: "range the model was trained on" in a.status[0].message)
-    [back] = probe.set_parameters(node, {"action_low": LOW, "action_high": HIGH})
-    assert back.successful, back.reason
+    back = probe.set_parameters(node, {"action_low": LOW, "action_high": HIGH})
+    assert all(r.successful for r in back), [r.reason for r in back]
     n = len(diags)
     feed(pub, 10)
     wait_until(lambda: any("trained on" not in a.status[0].message for a in diags.msgs[n:]), 10, "warning cleared")
