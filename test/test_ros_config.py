@@ -55,6 +55,23 @@ def test_launch_arguments_are_declared_before_use(path):
 
 
 @pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
+def test_every_process_a_launch_starts_ends_the_launch_when_it_exits(path):
+    """Issue 22: no node runs on alone and a failure is a non-zero `ros2 launch` (AST check: each
+    `moejepa_node(...)` / `ExecuteProcess(...)` bound to a name gets `end_launch_when_exits(name, ...)`,
+    except `ros2 bag record`, which follows the player)."""
+    tree = ast.parse(path.read_text())
+    started, guarded = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            fn = getattr(node.value.func, "id", getattr(node.value.func, "attr", ""))
+            if fn in ("moejepa_node", "ExecuteProcess") and isinstance(node.targets[0], ast.Name):
+                started.add(node.targets[0].id)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "end_launch_when_exits":
+            guarded.add(node.args[0].id)
+    assert started and started <= guarded, f"{path.name}: no exit handler for {sorted(started - guarded)}"
+
+
+@pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
 def test_launch_descriptions_build(path):
     pytest.importorskip(
         "launch_ros", reason="launch_ros is not installable as a wheel here; only available with a sourced ROS 2 distro"
