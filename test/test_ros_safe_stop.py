@@ -26,9 +26,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from lifecycle_msgs.msg import Transition
 from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray
 from test_ros_planner_node import diag_values, image_msg, is_zero, planner_params, start_planner, tiny_checkpoint
 
-from moejepa_ros.ros.messages import IMAGE_PUB_QOS
+from moejepa_ros.ros.messages import IMAGE_PUB_QOS, msg_to_plan
 from moejepa_ros.ros.node_process import child_env
 from moejepa_ros.ros.probe import Probe, wait_until
 from testing.ros_harness import write_params
@@ -207,6 +208,7 @@ def test_deactivate_and_a_failing_plan_end_with_the_zero_command(ckpt, plugin_en
     rig = start_node_rig(tmp_path, ckpt, probe, plugin_env, "stop_cycle", "deactivate")
     node = "/stop_cycle"
     diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+    plans = probe.subscribe(Float32MultiArray, "/stop_cycle/plan")
 
     def mine(a: DiagnosticArray) -> bool:
         return a.status[0].name.startswith(node)
@@ -231,10 +233,11 @@ def test_deactivate_and_a_failing_plan_end_with_the_zero_command(ckpt, plugin_en
             wait_planning(rig)
             [ok] = probe.set_parameters(node, {"objectives.stopprobe.explode": 1.0})
             assert ok.successful, ok.reason
-            n, d = len(rig.actions), len(diags)
+            n, d, k = len(rig.actions), len(diags), len(plans)
             wait_until(lambda: sum(is_zero(m) for m in rig.actions.msgs[n:]) >= 3, 20, "zero commands while failing")
             assert is_zero(rig.actions.msgs[-1]) and rig.proc.alive()
             wait_until(lambda: any(mine(a) and failing(a) for a in diags.msgs[d:]), 10, "ERROR on /diagnostics")
+            wait_until(lambda: any(msg_to_plan(m)[0].shape[0] == 0 for m in plans.msgs[k:]), 10, "the empty plan")
             [ok] = probe.set_parameters(node, {"objectives.stopprobe.explode": 0.0})
             assert ok.successful, ok.reason
         assert "control step failed: RuntimeError" in rig.output() or "stopprobe exploded" in rig.output()

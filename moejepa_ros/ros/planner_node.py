@@ -57,6 +57,7 @@ from moejepa_ros.ros.messages import (
     COMMAND_QOS,
     LATCHED_QOS,
     action_msg_class,
+    no_plan_msg,
     plan_to_msg,
     stamp_ns,
 )
@@ -533,6 +534,8 @@ class PlannerNode(LifecycleNode):
         t1 = time.monotonic()
         if decision.plan_actions is not None:
             self._pub_plan.publish(plan_to_msg(decision.plan_actions, decision.predicted_cost))
+        elif decision.level != OK:
+            self._pub_plan.publish(no_plan_msg(ctrl.action_dim))
         self._record(decision, snap, t0, t1, period)
         return snap.seq
 
@@ -607,6 +610,7 @@ class PlannerNode(LifecycleNode):
             return
         try:
             self._publish_action(ctrl.zero(), None, frame_id)
+            self._pub_plan.publish(no_plan_msg(ctrl.action_dim))
             self.stats.count("safety_zero_commands")
             self._last_command = f"safety zero: {reason}"
             if flush:
