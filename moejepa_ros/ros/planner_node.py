@@ -214,7 +214,7 @@ class PlannerNode(LifecycleNode):
                     action_high=v["action_high"] if pend.get("bounds") and v["action_high"] is not None else None,
                 )
             except Exception as e:  # the on-set checks should have caught it: revert, never pretend
-                self._revert_unapplied(ctrl, f"{type(e).__name__}: {e}")
+                self._revert_unapplied(f"{type(e).__name__}: {e}")
             else:
                 self._apply_error = None
                 self._in_force = dict(self._vals)
@@ -225,7 +225,7 @@ class PlannerNode(LifecycleNode):
             self._goal_time = t if frame is not None else None
             self._goal_progress.clear()
 
-    def _revert_unapplied(self, ctrl: LatentController, why: str) -> None:
+    def _revert_unapplied(self, why: str) -> None:
         """A live change failed to apply: put the parameters back to the values in force and raise ERROR."""
         from rclpy.parameter import Parameter
 
