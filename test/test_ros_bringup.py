@@ -91,7 +91,8 @@ def test_bringup_with_a_failing_planner_stops_the_sim_and_exits_non_zero_with_th
 
 
 def test_ros2_launch_with_a_failing_planner_exits_non_zero_with_the_reason(tmp_path):
-    """The same through `ros2 launch` (needs a sourced ROS 2 and this package built with colcon)."""
+    """The same through `ros2 launch`. Runs where a sourced ROS 2 has this package: `colcon build
+    --packages-select moejepa_ros && source install/setup.bash && pytest test/test_ros_bringup.py`."""
     import shutil
 
     pytest.importorskip("launch_ros", reason="needs a sourced ROS 2 (launch_ros is not a wheel here)")
