@@ -11,7 +11,14 @@ import os
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
+from moejepa_ros.ros.launch_common import (
+    config_dir,
+    end_launch_when_exits,
+    fastdds_profile_action,
+    launch_values,
+    moejepa_node,
+    truthy,
+)
 
 CONFIG = config_dir()
 
@@ -27,7 +34,8 @@ def _nodes(context):
         ("action", get("action_topic")),
         ("goal_image", get("goal_image_topic")),
     ]
-    return [moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=get("namespace"))]
+    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=get("namespace"))
+    return [planner, end_launch_when_exits(planner, "planner_node")]
 
 
 def generate_launch_description():

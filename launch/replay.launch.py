@@ -11,17 +11,17 @@ second bag (output_bag) captures the recorded actions, the planner's actions, pl
 import os
 
 from launch import LaunchDescription
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    ExecuteProcess,
-    OpaqueFunction,
-    RegisterEventHandler,
-)
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
+from moejepa_ros.ros.launch_common import (
+    config_dir,
+    end_launch_when_exits,
+    fastdds_profile_action,
+    launch_values,
+    moejepa_node,
+    require_ros2_bag,
+    truthy,
+)
 
 CONFIG = config_dir()
 
@@ -30,6 +30,7 @@ def _actions(context):
     get = launch_values(context)
     if not get("bag"):
         raise RuntimeError("replay.launch.py needs bag:=<path of a rosbag2 directory>")
+    require_ros2_bag()
     overrides = {"use_sim_time": True, "camera_timeout": float(get("camera_timeout"))}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
@@ -65,11 +66,7 @@ def _actions(context):
                 output="screen",
             )
         )
-    actions.append(
-        RegisterEventHandler(
-            OnProcessExit(target_action=play, on_exit=[EmitEvent(event=Shutdown(reason="bag playback finished"))])
-        )
-    )
+    actions += [end_launch_when_exits(play, "ros2 bag play"), end_launch_when_exits(planner, "planner_node")]
     return actions
 
 

@@ -9,16 +9,16 @@ the planner follow it. namespace:=robot1 puts both nodes (and their relative top
 import os
 
 from launch import LaunchDescription
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    OpaqueFunction,
-    RegisterEventHandler,
-)
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-from moejepa_ros.ros.launch_common import config_dir, fastdds_profile_action, launch_values, moejepa_node, truthy
+from moejepa_ros.ros.launch_common import (
+    config_dir,
+    end_launch_when_exits,
+    fastdds_profile_action,
+    launch_values,
+    moejepa_node,
+    truthy,
+)
 
 CONFIG = config_dir()
 
@@ -34,11 +34,9 @@ def _nodes(context):
     ns = get("namespace")
     sim = moejepa_node("sim_node", get, [params_file, sim_overrides], namespace=ns)
     planner = moejepa_node("planner_node", get, [params_file, planner_overrides], namespace=ns)
-    # The run is over when the simulator has played its episodes (or dies): stop everything.
-    stop_all = RegisterEventHandler(
-        OnProcessExit(target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason="sim_node finished"))])
-    )
-    return [sim, planner, stop_all]
+    # The run is over when the simulator has played its episodes, or when either node fails (the sim
+    # never runs on alone): stop everything, non-zero when a node failed.
+    return [sim, planner, end_launch_when_exits(sim, "sim_node"), end_launch_when_exits(planner, "planner_node")]
 
 
 def generate_launch_description():

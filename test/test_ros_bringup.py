@@ -73,3 +73,37 @@ def test_bringup_runs_the_sim_demo_closed_loop(tmp_path):
         assert [r["steps"] for r in got] == [20, 20] or any(r["success"] for r in got)
         assert "finished 2 episodes" in logs["sim_node.log"]
         assert "loaded" in logs["planner_node.log"] and "Traceback" not in logs["planner_node.log"]
+
+
+def test_bringup_with_a_failing_planner_stops_the_sim_and_exits_non_zero_with_the_reason(tmp_path):
+    """No checkpoint: the planner cannot configure, so the sim must not run on alone (issue 22); the
+    reason is the planner log's last line."""
+    cmd = [sys.executable, "-m", "moejepa_ros.ros.bringup", str(ROOT / "config" / "sim_demo.yaml")]
+    cmd += ["--log-dir", str(tmp_path / "logs"), "--ros-args", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"]
+    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=90)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "planner_node failed (exit status 1): shutting the launch down" in out, out
+    assert "missing.safetensors" in out and "does not exist" in out, out  # the planner's own reason
+    assert "sim_node exited" not in out  # the sim was stopped, it did not end by itself
+
+
+def test_ros2_launch_with_a_failing_planner_exits_non_zero_with_the_reason(tmp_path):
+    """The same through `ros2 launch`. Runs where a sourced ROS 2 has this package: `colcon build
+    --packages-select moejepa_ros && source install/setup.bash && pytest test/test_ros_bringup.py`."""
+    import shutil
+
+    pytest.importorskip("launch_ros", reason="needs a sourced ROS 2 (launch_ros is not a wheel here)")
+    if shutil.which("ros2") is None:
+        pytest.skip("needs `ros2` on PATH (a sourced ROS 2)")
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        get_package_share_directory("moejepa_ros")
+    except Exception:
+        pytest.skip("moejepa_ros is not installed in an ament prefix (colcon build + source install/setup.bash)")
+    cmd = ["ros2", "launch", "moejepa_ros", "sim_demo.launch.py", f"checkpoint:={tmp_path / 'missing.safetensors'}"]
+    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "planner_node failed (exit status 1)" in out and "does not exist" in out, out

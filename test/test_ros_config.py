@@ -55,6 +55,23 @@ def test_launch_arguments_are_declared_before_use(path):
 
 
 @pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
+def test_every_process_a_launch_starts_ends_the_launch_when_it_exits(path):
+    """Issue 22: no node runs on alone and a failure is a non-zero `ros2 launch` (AST check: each
+    `moejepa_node(...)` / `ExecuteProcess(...)` bound to a name gets `end_launch_when_exits(name, ...)`,
+    except `ros2 bag record`, which follows the player)."""
+    tree = ast.parse(path.read_text())
+    started, guarded = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            fn = getattr(node.value.func, "id", getattr(node.value.func, "attr", ""))
+            if fn in ("moejepa_node", "ExecuteProcess") and isinstance(node.targets[0], ast.Name):
+                started.add(node.targets[0].id)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "end_launch_when_exits":
+            guarded.add(node.args[0].id)
+    assert started and started <= guarded, f"{path.name}: no exit handler for {sorted(started - guarded)}"
+
+
+@pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
 def test_launch_descriptions_build(path):
     pytest.importorskip(
         "launch_ros", reason="launch_ros is not installable as a wheel here; only available with a sourced ROS 2 distro"
@@ -247,3 +264,15 @@ def test_launch_common_finds_the_config_folder_without_launch_packages():
 
     assert (Path(config_dir()) / "fastdds_large_images.xml").is_file()
     assert truthy(" True ") and truthy("1") and not truthy("false") and not truthy("")
+
+
+def test_replay_fails_at_once_with_one_line_without_ros2_bag(tmp_path, monkeypatch):
+    """No `ros2` on PATH (or no rosbag2): one line naming what is missing, before any process starts."""
+    from moejepa_ros.ros.launch_common import exit_reason, require_ros2_bag
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH folder: no ros2 here
+    with pytest.raises(RuntimeError, match=r"`ros2` is not on PATH") as e:
+        require_ros2_bag()
+    assert "\n" not in str(e.value)
+    assert "failed (exit status 1)" in exit_reason("planner_node", 1)
+    assert "exited normally" in exit_reason("sim_node", 0)

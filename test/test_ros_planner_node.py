@@ -207,6 +207,46 @@ def test_live_parameters_apply_and_invalid_ones_are_rejected(io, probe, planner)
     assert planner.alive()
 
 
+def test_bound_like_parameters_are_rejected_with_a_reason_or_in_force(io, probe, planner):
+    """Accepted means applied (issue 22): what the apply step would refuse, the on-set callback refuses."""
+    from moejepa_ros.ros.params import PLANNER_NODE_SPECS
+
+    pub, actions, plans, diags = io
+    node = "/planner_node"
+    for name, value, why in (
+        ("action_low", [-1e308, -1e308], "finite in float32"),  # finite doubles, -inf in float32
+        ("action_high", [1e308, 1e308], "finite in float32"),
+        ("action_low", [float("nan"), -1.0], "finite"),
+        ("action_low", [-0.5, -1.0, 0.0], "need 2 values"),  # the checkpoint's action_dim is 2
+        ("action_high", [0.5], "need 2 values"),
+        ("action_low", [1.0, 2.0], "must be < action_high"),  # against the checkpoint's high bound
+    ):
+        [r] = probe.set_parameters(node, {name: value})
+        assert not r.successful and why in r.reason, (name, value, r.reason)
+    # unchanged: both still the checkpoint's
+    got = probe.get_parameters(node, ["action_low", "action_high"])
+    assert got.get("action_low") is None and got.get("action_high") is None, got
+    for spec in PLANNER_NODE_SPECS:  # every declared range is enforced by the parameter service
+        if spec.read_only or spec.high is None or isinstance(spec.default, bool):
+            continue
+        [r] = probe.set_parameters(node, {spec.name: type(spec.default)(spec.high) * 2 + 1})
+        assert not r.successful, f"{spec.name} accepted a value above its range"
+
+    # Bounds wider than the checkpoint's (trained) range are applied, and /diagnostics warns.
+    wide = probe.set_parameters(node, {"action_low": [-1e3, -1e3], "action_high": [1e3, 1e3]})
+    assert all(r.successful for r in wide), [r.reason for r in wide]
+    feed(pub, 10)
+    diags.wait(1, timeout=10, pred=lambda a: "range the model was trained on" in a.status[0].message)
+    back = probe.set_parameters(node, {"action_low": LOW, "action_high": HIGH})
+    assert all(r.successful for r in back), [r.reason for r in back]
+    n = len(diags)
+    feed(pub, 10)
+    wait_until(lambda: any("trained on" not in a.status[0].message for a in diags.msgs[n:]), 10, "warning cleared")
+    d = diag_values(diags.msgs[-1])
+    assert d["last_command"] in ("planned", "planned zero") or d["last_command"].startswith("safety zero"), d
+    assert {"safety_zero_commands", "planned_zero_commands"} <= set(d)
+
+
 def test_stalled_camera_gives_the_zero_command_within_the_timeout(io, planner):
     pub, actions, plans, diags = io
     stamps = set(feed(pub, 20))
@@ -319,6 +359,12 @@ def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, p
         diags = probe.subscribe(DiagnosticArray, "/diagnostics")
         probe.wait_for_subscribers(pub, 1, timeout=30)
         probe.wait_for_subscribers(clock, 1, timeout=30)
+        # before the first /clock, /diagnostics runs on wall time and says what it waits for
+        diags.wait(
+            1,
+            timeout=15,
+            pred=lambda a: "c_planner" in a.status[0].name and "waiting for /clock" in a.status[0].message,
+        )
         sim_now = 1000 * 1_000_000_000
         for i in range(30):
             tick = Clock()

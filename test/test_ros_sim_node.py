@@ -152,3 +152,30 @@ def test_mobile_base_is_served_with_its_node_config(tmp_path, probe):
         assert np.allclose(r["path"][0], r["path"][-1], atol=0.01)  # turning on the spot: no travel
         assert len({bytes(m.data) for m in images.msgs}) > 5  # but the view turned
         sim.proc.wait(15)
+
+
+def test_an_env_without_modes_runs_with_the_default_mode_and_step_limit(tmp_path, probe):
+    """dmc:... has no `mode` and no `max_episode_steps`: sim_node warns, ignores the mode (the YAML default
+    `goal`) and truncates the episode itself."""
+    params = write_params(
+        tmp_path / "sim.yaml",
+        {
+            "sim_node": {
+                "env": "dmc:cartpole_swingup",
+                "mode": "goal",
+                "rate": 100.0,
+                "max_episode_steps": 6,
+                "episodes": 1,
+                "wait_for_action": False,
+                "action_type": "float32_multi_array",
+                "min_result_subscribers": 1,  # the node exits after its one episode: wait for us
+            }
+        },
+    )
+    results = probe.subscribe(String, "sim_node/episode_result", RESULTS_QOS)
+    with NodeProcess("sim_node", params, log_path=tmp_path / "sim.log") as sim:
+        r = json.loads(results.wait(1, timeout=60)[0].data)
+        assert r["steps"] == 6 and r["truncated"], r
+        sim.proc.wait(15)
+        assert sim.proc.returncode == 0, sim.output()[-2000:]
+        assert "takes no mode='goal': ignored" in sim.output()

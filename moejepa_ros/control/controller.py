@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from moejepa_ros import codecs
+from moejepa_ros.control.bounds import check_bounds
 from moejepa_ros.planning import Plan, PlannerConfig, build_objectives, make_planner
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
@@ -59,15 +60,9 @@ class LatentController:
         cfg = model.cfg
         self.frame_stack, self.image_size = int(cfg.frame_stack), int(cfg.image_size)
         self.action_dim = int(model.action_dim)
+        check_bounds(np.ravel(action_low).tolist(), np.ravel(action_high).tolist(), self.action_dim)
         self.low = np.asarray(action_low, np.float32).reshape(-1)
         self.high = np.asarray(action_high, np.float32).reshape(-1)
-        if self.low.shape != (self.action_dim,) or self.high.shape != (self.action_dim,):
-            raise ValueError(
-                f"action bounds need {self.action_dim} values (the model's action_dim); "
-                f"got low={self.low.tolist()}, high={self.high.tolist()}"
-            )
-        if not np.all(self.high > self.low):
-            raise ValueError(f"action_high {self.high.tolist()} must exceed action_low {self.low.tolist()}")
         self.cfg = planner_cfg if isinstance(planner_cfg, PlannerConfig) else PlannerConfig.from_dict(planner_cfg)
         self.objective_spec = copy.deepcopy({k: dict(v or {}) for k, v in objectives.items()})
         self.check_objectives(self.objective_spec)  # unknown names / params / missing heads raise here
@@ -124,13 +119,10 @@ class LatentController:
     ) -> None:
         """Apply live changes (validated by the caller); keeps the warm start where possible."""
         if action_low is not None or action_high is not None:
-            low = np.asarray(action_low if action_low is not None else self.low, np.float32).reshape(-1)
-            high = np.asarray(action_high if action_high is not None else self.high, np.float32).reshape(-1)
-            if low.shape != (self.action_dim,) or high.shape != (self.action_dim,) or not np.all(high > low):
-                raise ValueError(
-                    f"bad action bounds low={low.tolist()} high={high.tolist()} for action_dim {self.action_dim}"
-                )
-            self.low, self.high = low, high
+            low = np.ravel(action_low if action_low is not None else self.low).tolist()
+            high = np.ravel(action_high if action_high is not None else self.high).tolist()
+            check_bounds(low, high, self.action_dim)
+            self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
         if objectives is not None:
             self.check_objectives(objectives)
             self.objective_spec = copy.deepcopy({k: dict(v or {}) for k, v in objectives.items()})

@@ -5,7 +5,8 @@
 (`python -m moejepa_ros.ros.<executable> --ros-args --params-file FILE -r __node:=NAME`),
 points FASTDDS_DEFAULT_PROFILES_FILE at the shipped large-image profile unless it is set,
 forwards SIGINT/SIGTERM and waits. When any node exits, the others are stopped (like a launch
-file's shutdown-on-exit) and the first non-zero exit status is returned. A node's executable
+file's shutdown-on-exit) and the first non-zero exit status is returned, with the failing node's
+last log line as the reason (a planner that cannot configure ends the whole bringup, status 1). A node's executable
 is picked from its name (planner* → planner_node, sim* → sim_node) or given with
 `--node NAME=EXECUTABLE`. Arguments after `--ros-args` go to every node.
 """
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from moejepa_ros.ros import dds
-from moejepa_ros.ros.launch_common import any_namespace
+from moejepa_ros.ros.launch_common import any_namespace, exit_reason
 from moejepa_ros.ros.node_process import NodeProcess
 
 EXECUTABLES = ("planner_node", "sim_node")
@@ -95,6 +96,7 @@ def build_processes(
             params_file=Path(params_file).resolve(),
             name=base,
             log_path=(Path(log_dir) / f"{base}.log") if log_dir else None,
+            echo=not log_dir,
         )
         if ns:
             p.cmd += ["-r", f"__ns:={ns}"]
@@ -126,11 +128,16 @@ def run(procs: list[tuple[str, NodeProcess]], poll: float = 0.1) -> int:
                 for n, p in ended:
                     code = p.proc.returncode
                     print(f"moejepa-bringup: {n} exited with status {code}", flush=True)
+                    if code:
+                        why = p.last_line()
+                        print(f"moejepa-bringup: {exit_reason(n, code)}" + (f": {why}" if why else ""), file=sys.stderr)
                     rc = rc or (code if code and code > 0 else (1 if code else 0))
                 break
             time.sleep(poll)
     finally:
-        for name, p in procs:  # SIGINT first: the planner publishes its zero command
+        for _, p in procs:  # SIGINT to all at once: each planner publishes its zero command now
+            p.signal(signal.SIGINT)
+        for _, p in procs:
             p.stop()
         for s, h in old.items():
             signal.signal(s, h)

@@ -84,3 +84,38 @@ def moejepa_node(executable: str, get, parameters: list, remappings: list | None
         output="screen",
         emulate_tty=True,
     )
+
+
+def exit_reason(name: str, returncode: int | None) -> str:
+    """The line a launch (and moejepa-bringup) logs when `name` exits: its status and what follows."""
+    if returncode == 0:
+        return f"{name} exited normally: shutting the launch down"
+    return f"{name} failed (exit status {returncode}): shutting the launch down"
+
+
+def end_launch_when_exits(action, name: str):
+    """OnProcessExit → Shutdown: the launch never runs on without `name`. A non-zero exit raises in the
+    handler, which the launch service logs with the reason and turns into a non-zero `ros2 launch` status."""
+    from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
+    from launch.events import Shutdown
+
+    def on_exit(event, context):
+        reason = exit_reason(name, event.returncode)
+        if event.returncode != 0:
+            raise RuntimeError(reason)
+        return [LogInfo(msg=reason), EmitEvent(event=Shutdown(reason=reason))]
+
+    return RegisterEventHandler(OnProcessExit(target_action=action, on_exit=on_exit))
+
+
+def require_ros2_bag() -> None:
+    """RuntimeError in one line unless `ros2 bag` can run: a launch that plays a bag must fail at once
+    without it (a missing executable never produces a process exit, so no exit handler would fire)."""
+    import importlib.util
+    import shutil
+
+    if shutil.which("ros2") is None:
+        raise RuntimeError("`ros2` is not on PATH: source a ROS 2 install (with rosbag2) to play a bag")
+    if importlib.util.find_spec("ros2bag") is None:
+        raise RuntimeError("`ros2 bag` is not installed (no ros2bag package): install rosbag2 to play a bag")

@@ -84,6 +84,12 @@ def plan_to_msg(actions: np.ndarray, predicted_cost: float) -> Float32MultiArray
     return msg
 
 
+def no_plan_msg(action_dim: int) -> Float32MultiArray:
+    """`~/plan` beside a safety zero (no image, no goal, a failed or non-finite plan, a stop): horizon 0
+    and a NaN cost, so a listener tells it from a planned zero, whose plan has H rows."""
+    return plan_to_msg(np.zeros((0, action_dim), np.float32), float("nan"))
+
+
 def msg_to_plan(msg: Float32MultiArray) -> tuple[np.ndarray, float]:
     """Inverse of `plan_to_msg`: (actions [H, A], predicted_cost)."""
     data = np.asarray(msg.data, dtype=np.float32)

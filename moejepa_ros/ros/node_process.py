@@ -41,6 +41,7 @@ class NodeProcess:
         log_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         python: str | None = None,
+        echo: bool = False,
     ):
         mod = module if "." in module else f"moejepa_ros.ros.{module}"
         cmd = [python or sys.executable, "-m", mod, "--ros-args"]
@@ -57,6 +58,7 @@ class NodeProcess:
         self.cmd = cmd
         self.env = child_env(env)
         self.log_path = Path(log_path) if log_path else None
+        self.echo = echo  # no log file: the output goes to our stdout (bringup), not nowhere
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -66,7 +68,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             self.cmd,
             env=self.env,
-            stdout=self._log or subprocess.DEVNULL,
+            stdout=self._log or (None if self.echo else subprocess.DEVNULL),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -78,6 +80,11 @@ class NodeProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def last_line(self) -> str:
+        """The last non-empty line of the log (a failing node's reason), or ''."""
+        lines = [ln for ln in self.output().splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else ""
 
     def output(self) -> str:
         if self.log_path is None or not self.log_path.exists():

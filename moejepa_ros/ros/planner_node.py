@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -52,6 +54,7 @@ from std_msgs.msg import Float32, Float32MultiArray
 
 from moejepa_ros import codecs
 from moejepa_ros.control import ERROR, OK, WARN, Decision, FrameStack, LatentController, preprocess
+from moejepa_ros.control.bounds import beyond_trained_range, bounds_problem
 from moejepa_ros.planning.progress import GoalProgress
 from moejepa_ros.ros import dds, params, qos
 from moejepa_ros.ros.debug_view import DebugView
@@ -60,6 +63,7 @@ from moejepa_ros.ros.messages import (
     COMMAND_QOS,
     LATCHED_QOS,
     action_msg_class,
+    no_plan_msg,
     plan_to_msg,
     stamp_ns,
 )
@@ -125,6 +129,11 @@ class PlannerNode(LifecycleNode):
         self._device = ""
         self._last_reward = float("nan")
         self._active = False
+        self._trained_bounds: tuple[Any, Any] = (None, None)  # the checkpoint meta's action range
+        self._bounds_warning: str | None = None  # set while the bounds exceed the trained range
+        self._apply_error: str | None = None  # set while a live change could not be applied
+        self._in_force: dict[str, Any] = {}  # parameter values the controller runs with
+        self._last_command = "none"  # planned | planned zero | safety zero: <reason>
         # Publishers exist in every state: the command type is read-only, and /diagnostics
         # reports configure failures too. Commands are only sent while active (and the zero
         # command once on deactivate).
@@ -136,6 +145,7 @@ class PlannerNode(LifecycleNode):
         self._image_rx: float | None = None  # node-clock time (`_now`) of the newest image
         self._rate_warned = False
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._start_diag_timer(float(v["diagnostics_period"]))
 
     # ================================================================ parameters
@@ -143,21 +153,10 @@ class PlannerNode(LifecycleNode):
         result = params.on_set_result(self._specs, self._vals, changed)
         ctrl = self._ctrl
         names = {p.name for p in changed}
-        if result.successful and ctrl is not None and names & {"action_low", "action_high"}:
-            # An unset bound means the checkpoint's: check the pair that would be in effect.
-            new = {p.name: p.value for p in changed}
-            low = new.get("action_low", self._vals["action_low"])
-            high = new.get("action_high", self._vals["action_high"])
-            low = list(ctrl.low) if low is None else list(low)
-            high = list(ctrl.high) if high is None else list(high)
-            if len(low) != ctrl.action_dim or len(high) != ctrl.action_dim:
-                result.successful = False
-                result.reason = (
-                    f"action_low {low} / action_high {high} need {ctrl.action_dim} values (the checkpoint's action_dim)"
-                )
-            elif any(a >= b for a, b in zip(low, high)):
-                result.successful = False
-                result.reason = f"action_low {low} must be < action_high {high} elementwise"
+        if result.successful and names & {"action_low", "action_high"}:
+            reason = self._bounds_problem({p.name: p.value for p in changed}, ctrl)
+            if reason:
+                result.successful, result.reason = False, reason
         if result.successful and ctrl is not None and any(n.startswith("objectives.") for n in names):
             vals = dict(self._vals, **{p.name: p.value for p in changed})
             try:
@@ -166,6 +165,20 @@ class PlannerNode(LifecycleNode):
                 result.successful = False
                 result.reason = str(e)
         return result
+
+    def _bounds_problem(self, new: dict[str, Any], ctrl: LatentController | None) -> str | None:
+        """What the apply step would refuse about the bounds in effect after `new` (an unset bound means
+        the checkpoint's): sizes, float32 finiteness, order; unconfigured, the pair given so far."""
+        low = new.get("action_low", self._vals["action_low"])
+        high = new.get("action_high", self._vals["action_high"])
+        if ctrl is not None:
+            low = list(ctrl.low) if low is None else list(low)
+            high = list(ctrl.high) if high is None else list(high)
+            return bounds_problem(low, high, ctrl.action_dim)
+        if low is None or high is None:
+            given = list(low if low is not None else high or [])
+            return bounds_problem(given, [x + abs(x) + 1.0 for x in given])  # finiteness alone
+        return bounds_problem(list(low), list(high))
 
     def _post_set(self, changed: list) -> None:
         names = set()
@@ -211,8 +224,12 @@ class PlannerNode(LifecycleNode):
                     action_low=v["action_low"] if pend.get("bounds") and v["action_low"] is not None else None,
                     action_high=v["action_high"] if pend.get("bounds") and v["action_high"] is not None else None,
                 )
-            except ValueError as e:  # e.g. bounds of the wrong length for this checkpoint
-                self.get_logger().error(f"live parameter change not applied: {e}")
+            except Exception as e:  # the on-set checks should have caught it: revert, never pretend
+                self._revert_unapplied(f"{type(e).__name__}: {e}")
+            else:
+                self._apply_error = None
+                self._in_force = dict(self._vals)
+                self._check_trained_range(ctrl)
         if goal is not None:
             frame, t = goal
             ctrl.set_goal(frame)
@@ -220,6 +237,26 @@ class PlannerNode(LifecycleNode):
                 self._debug.goal = frame
             self._goal_time = t if frame is not None else None
             self._goal_progress.clear()
+
+    def _revert_unapplied(self, why: str) -> None:
+        """A live change failed to apply: put the parameters back to the values in force and raise ERROR."""
+        from rclpy.parameter import Parameter
+
+        back = [
+            Parameter(k, value=old) for k, old in self._in_force.items() if old is not None and self._vals.get(k) != old
+        ]
+        self._apply_error = f"live parameter change not applied ({why}); reverted {[p.name for p in back]}"
+        self.get_logger().error(self._apply_error)
+        self._set_status(ERROR, self._apply_error)
+        if back:
+            self.set_parameters(back)
+
+    def _check_trained_range(self, ctrl: LatentController) -> None:
+        """WARN (diagnostics and log) while the bounds in force exceed the checkpoint's trained range."""
+        was = self._bounds_warning
+        self._bounds_warning = beyond_trained_range(ctrl.low.tolist(), ctrl.high.tolist(), *self._trained_bounds)
+        if self._bounds_warning and self._bounds_warning != was:
+            self.get_logger().warning(self._bounds_warning)
 
     # ================================================================ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -266,6 +303,9 @@ class PlannerNode(LifecycleNode):
         # warm-up: first-call allocations happen here, not in control
         ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
         self._ctrl = ctrl
+        self._trained_bounds = (meta.get("action_low"), meta.get("action_high"))
+        self._check_trained_range(ctrl)
+        self._in_force = dict(v)
         self._time_step_s = (meta.get("preprocessing") or {}).get("time_step_s")
         self._rate_warned = False
         self._last_goal_key = None
@@ -307,7 +347,7 @@ class PlannerNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._stop_thread()
-        self._publish_zero()
+        self._publish_zero(flush=True)
         self._set_status(OK, "inactive (zero command sent)")
         return super().on_deactivate(state)
 
@@ -322,7 +362,7 @@ class PlannerNode(LifecycleNode):
         self._active = False
         self._stop_thread()
         if was_active:
-            self._publish_zero()
+            self._publish_zero(flush=True)
         self._free()
         self.finalized.set()
         return TransitionCallbackReturn.SUCCESS
@@ -330,7 +370,7 @@ class PlannerNode(LifecycleNode):
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._stop_thread()
-        self._publish_zero()
+        self._publish_zero(flush=True)
         self._free()
         return TransitionCallbackReturn.SUCCESS
 
@@ -341,6 +381,7 @@ class PlannerNode(LifecycleNode):
         dev = self._device
         self._ctrl = None
         self._frames = None
+        self._bounds_warning = None
         self._goal_time = None
         self._image_rx = None
         self._goal_progress.clear()
@@ -355,7 +396,7 @@ class PlannerNode(LifecycleNode):
         self._active = False
         self._stop_thread()
         if was_active:
-            self._publish_zero()
+            self._publish_zero(flush=True)
 
     # ================================================================ callbacks (executor)
     def _on_image(self, msg: Any) -> None:
@@ -438,6 +479,16 @@ class PlannerNode(LifecycleNode):
         self._thread = None
 
     def _loop(self) -> None:
+        """The planning thread: `_plan_loop`, and the zero command + ERROR if it ever dies."""
+        try:
+            self._plan_loop()
+        except Exception as e:
+            self.stats.count("errors")
+            self._publish_zero(reason=f"planning thread died: {type(e).__name__}", flush=True)
+            self._set_status(ERROR, f"planning thread died: {type(e).__name__}: {e}; zero command, not planning")
+            self.get_logger().error(f"planning thread died: {type(e).__name__}: {e}")
+
+    def _plan_loop(self) -> None:
         import torch
 
         torch.set_num_threads(int(self._vals["num_threads"]))
@@ -477,7 +528,7 @@ class PlannerNode(LifecycleNode):
                 last_seq = self._step(last_seq, period)
             except Exception as e:
                 self.stats.count("errors")
-                self._publish_zero()
+                self._publish_zero(reason=f"control step failed: {type(e).__name__}")
                 self._set_status(ERROR, f"control step failed: {type(e).__name__}: {e}; zero command")
                 self.get_logger().error(f"control step failed: {e}", throttle_duration_sec=2.0)
 
@@ -495,7 +546,7 @@ class PlannerNode(LifecycleNode):
         snap = frames.snapshot()
         timeout = float(self._vals["camera_timeout"])
         if snap is None or self._image_rx is None or now - self._image_rx > timeout:
-            self._publish_zero()
+            self._publish_zero(reason="no fresh image")
             self.stats.count("zero_commands")
             if snap is not None:  # a new stack must not mix frames from before the stall
                 frames.clear()
@@ -519,6 +570,7 @@ class PlannerNode(LifecycleNode):
         t0 = time.monotonic()
         decision = ctrl.act(snap.frames)
         self._publish_action(decision.action, snap.stamp_ns)
+        self._note_command(decision)
         t1 = time.monotonic()
         if decision.plan_actions is not None:
             self._pub_plan.publish(plan_to_msg(decision.plan_actions, decision.predicted_cost))
@@ -534,6 +586,8 @@ class PlannerNode(LifecycleNode):
                     plan.goal_distance if plan is not None else float("nan"),
                 )
                 self.stats.sample("debug_ms", (time.monotonic() - t_debug) * 1e3)  # after the command: its cost
+        elif decision.level != OK:
+            self._pub_plan.publish(no_plan_msg(ctrl.action_dim))
         self._record(decision, snap, t0, t1, period)
         return snap.seq
 
@@ -589,13 +643,30 @@ class PlannerNode(LifecycleNode):
             action, msg, fields=v["twist_fields"], joint_names=v["joint_names"] or [], stamp_ns=stamp
         )
 
-    def _publish_zero(self) -> None:
-        """The safe command (exactly zero), stamped now."""
+    def _note_command(self, d: Decision) -> None:
+        """Tell a planned zero from a safety zero: a Decision below OK carries the controller's zero."""
+        if d.level != OK:
+            self.stats.count("safety_zero_commands")
+            self._last_command = f"safety zero: {d.message}"
+        elif not np.any(d.action):
+            self.stats.count("planned_zero_commands")
+            self._last_command = "planned zero"
+        else:
+            self._last_command = "planned"
+
+    def _publish_zero(self, reason: str = "stopping", flush: bool = False) -> None:
+        """The safe command (exactly zero), stamped now; `flush` (on every stop) waits until the
+        subscribers have it, so it is not lost with the publisher that goes away next."""
         ctrl = self._ctrl
         if ctrl is None:
             return
         try:
             self._publish_action(ctrl.zero(), None)
+            self._pub_plan.publish(no_plan_msg(ctrl.action_dim))
+            self.stats.count("safety_zero_commands")
+            self._last_command = f"safety zero: {reason}"
+            if flush:
+                self._pub_action.wait_for_all_acked(Duration(seconds=1.0))
         except Exception as e:
             self.get_logger().error(f"could not publish the zero command: {e}", throttle_duration_sec=2.0)
 
@@ -610,13 +681,20 @@ class PlannerNode(LifecycleNode):
     def _start_diag_timer(self, period: float) -> None:
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
-        self._diag_timer = self.create_timer(period, self._publish_diagnostics)
+        # wall (steady) time: under use_sim_time a ROS-time timer is silent until /clock arrives
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics, clock=self._steady)
 
     def diagnostics_status(self) -> DiagnosticStatus:
         with self._status_lock:
             level, message = self._status
         if level == OK and time.monotonic() - self._last_malformed < float(self._vals["diagnostics_period"]) + 1:
             level, message = WARN, "dropping malformed images"
+        if self._apply_error and level < ERROR:
+            level, message = ERROR, self._apply_error
+        if self._bounds_warning and level == OK:
+            level, message = WARN, self._bounds_warning
+        if level < ERROR and self.get_parameter("use_sim_time").value and self.get_clock().now().nanoseconds == 0:
+            level, message = WARN, "waiting for /clock (use_sim_time is true)"
         st = DiagnosticStatus()
         st.level = bytes([level])
         st.name = f"{self.get_fully_qualified_name()}: control"
@@ -635,6 +713,7 @@ class PlannerNode(LifecycleNode):
             "input_rate_hz": s.get("input_hz", 0.0),
             "goal": self._ctrl is not None and self._ctrl.goal_z is not None,
             "last_reward": self._last_reward,
+            "last_command": self._last_command,
             "time_step_s": self._time_step_s or "unknown",
         }
         g = self._goal_progress
@@ -651,6 +730,8 @@ class PlannerNode(LifecycleNode):
             "goal_images",
             "commands",
             "zero_commands",
+            "safety_zero_commands",
+            "planned_zero_commands",
             "deadline_misses",
             "nonfinite_plans",
             "errors",

@@ -19,6 +19,7 @@ Where the env reports a 2-D `pos`, each result also carries the episode's path, 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -120,10 +121,18 @@ class SimNode(Node):
             kw["mode"] = v["mode"]
         if v["max_episode_steps"]:
             kw["max_episode_steps"] = int(v["max_episode_steps"])
-        try:
-            return make_env(v["env"], **kw)
-        except TypeError as e:
-            raise ValueError(f"sim_node: env {v['env']!r} does not accept {sorted(kw)}: {e}") from e
+        while True:  # an env without modes (dmc:...) or its own step limit: drop the option, say so
+            try:
+                env = make_env(v["env"], **kw)
+                break
+            except TypeError as e:
+                bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+                if bad is None or bad.group(1) not in kw:
+                    raise ValueError(f"sim_node: env {v['env']!r} does not accept {sorted(kw)}: {e}") from e
+                self.get_logger().warning(f"env {v['env']!r} takes no {bad.group(1)}={kw.pop(bad.group(1))!r}: ignored")
+        # sim_node truncates the episodes itself when the env cannot
+        self._truncate_at = int(v["max_episode_steps"]) if "max_episode_steps" not in kw else 0
+        return env
 
     def _start_timer(self, rate: float) -> None:
         if self._timer is not None:
@@ -255,6 +264,7 @@ class SimNode(Node):
             self._path.append(_pos(info))
         self._steps += 1
         self._sim_steps += 1
+        truncated = truncated or 0 < self._truncate_at <= self._steps
         self._return += float(reward)
         ns = self._publish_time()
         self._pub_reward.publish(Float32(data=float(reward)))
