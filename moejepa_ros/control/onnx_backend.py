@@ -21,8 +21,6 @@ from torch import Tensor
 
 from moejepa_ros.model.onnx_graphs import SOURCE_KEY, STEP_INPUTS, file_sha256, onnx_paths
 
-BACKENDS = ("torch", "onnxruntime")
-
 
 def providers(device: str | torch.device) -> list[str]:
     """The execution providers for `device`: CUDA first on a CUDA device when this onnxruntime has it."""
