@@ -74,7 +74,7 @@ def main() -> None:
         "model": "default ModelConfig (untrained)",
         "planner": {"method": planner.method, "samples": planner.samples, "horizon": planner.horizon},
         "threads": args.threads,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_version": onnxruntime.__version__,
         "plans": args.plans,
         "export_s": round(export_s, 2),
         "max_first_action_diff": diff,
