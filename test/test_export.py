@@ -122,3 +122,56 @@ def test_export_format_is_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["export", "--format", "tflite"])
     assert onnx_paths("a/model.safetensors")["encoder"] == "a/model.encoder.onnx"
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
+def test_planner_node_plans_with_backend_onnxruntime_and_refuses_a_checkpoint_without_onnx(exported, tmp_path):
+    pytest.importorskip("rclpy", reason="planner_node needs rclpy (requirements-ros.txt or a sourced ROS 2)")
+    from geometry_msgs.msg import TwistStamped
+    from sensor_msgs.msg import Image
+
+    from moejepa_ros import codecs
+    from moejepa_ros.ros.messages import IMAGE_PUB_QOS
+    from moejepa_ros.ros.node_process import NodeProcess
+    from moejepa_ros.ros.probe import Probe
+
+    _, path = exported
+    params = {
+        "checkpoint": path,
+        "backend": "onnxruntime",
+        "action_type": "twist_stamped",
+        "planner.samples": 32,
+        "planner.horizon": 3,
+        "planner.iterations": 2,
+        "planner.elites": 8,
+    }
+    bare = str(tmp_path / "bare.safetensors")
+    save_checkpoint(bare, tiny_model(seed=5, **MOE), {"action_low": LOW, "action_high": HIGH})
+    refused = NodeProcess(
+        "planner_node", params={**params, "checkpoint": bare}, name="bare_planner", log_path=tmp_path / "bare.log"
+    ).start()
+    node = NodeProcess("planner_node", params=params, name="onnx_planner", log_path=tmp_path / "node.log").start()
+    try:
+        with Probe("onnx_backend_probe") as probe:
+            pub = probe.publisher(Image, "image", IMAGE_PUB_QOS)
+            actions = probe.subscribe(TwistStamped, "action")
+            probe.wait_for_subscribers(pub, 1, timeout=60)
+            assert probe.get_parameters("onnx_planner", ["backend"])["backend"] == "onnxruntime"
+            rng = np.random.default_rng(0)
+            for i in range(300):  # until a planned (non-zero) command arrives
+                img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+                pub.publish(codecs.make_image(Image, img, "rgb8", 1_000_000_000 + i * 33_000_000, "cam"))
+                try:
+                    actions.wait(1, timeout=0.033, pred=lambda m: m.twist.linear.x != 0.0 or m.twist.angular.z != 0.0)
+                    break
+                except TimeoutError:
+                    pass
+            else:
+                pytest.fail("no planned command from planner_node:\n" + node.output()[-3000:])
+        assert node.alive()
+        refused.proc.wait(60)
+        assert refused.proc.returncode == 1 and "--format onnx" in refused.output(), refused.output()[-2000:]
+    finally:
+        node.stop()
+        refused.stop()
