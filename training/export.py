@@ -107,7 +107,8 @@ def export(cfg: TrainConfig) -> dict:
 def export_onnx(model: torch.nn.Module, checkpoint: str, samples: int = 4) -> dict[str, str]:
     """Write the encoder and the rollout step of `model` (loaded from `checkpoint`) as ONNX files next
     to `checkpoint` (`onnx_paths`), batch dims dynamic, tagged with the checkpoint's sha256 so a
-    backend can refuse graphs of another model. `samples`: the batch traced (any batch runs)."""
+    backend can refuse graphs of another model. `samples`: the batch traced (any batch runs). Exports
+    from the CPU (moves `model` there)."""
     model = model.eval().cpu()
     c = model.cfg
     paths = onnx_paths(checkpoint)

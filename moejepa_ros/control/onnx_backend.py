@@ -22,10 +22,12 @@ from torch import Tensor
 from moejepa_ros.model.onnx_graphs import SOURCE_KEY, STEP_INPUTS, file_sha256, onnx_paths
 
 
-def providers(device: str | torch.device) -> list[str]:
-    """The execution providers for `device`: CUDA first on a CUDA device when this onnxruntime has it."""
-    if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+def providers(device: str | torch.device) -> list:
+    """The execution providers for `device`: CUDA (that card) first on a CUDA device when this onnxruntime
+    has it, else the CPU one."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": dev.index or 0}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
