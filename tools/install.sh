@@ -49,6 +49,6 @@ if [ "$ROS_FROM_DISTRO" = 0 ]; then
 fi
 "${PIP[@]}" --no-deps --no-build-isolation -e . 2>&1 | filter
 rm -f "$CONSTRAINT"
-"$VENV/bin/python" -c "import torch, mujoco, dm_control, rosbags, cv2, safetensors; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+"$VENV/bin/python" -c "import torch, mujoco, dm_control, rosbags, cv2, safetensors, onnxruntime, onnxscript; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 echo "$KEY" > "$STAMP"
 echo "[install] done ($VENV, torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"

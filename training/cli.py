@@ -9,6 +9,7 @@
     moejepa-train distill  -c two_rooms                    # planner -> actor (Mode-1)
     moejepa-train evaluate -c two_rooms                    # JSON + PNG report
     moejepa-train export   -c two_rooms                    # -> <out_dir>/export/model.safetensors
+    moejepa-train export   -c two_rooms --format onnx      # + model.encoder.onnx, model.rollout_step.onnx
     torchrun --nproc_per_node 2 -m training.cli fit -c tiny   # DDP (gloo on CPU, NCCL on GPU)
 
 Options are `section.key=value` overrides (OmegaConf dotlist) on top of the YAML files given
@@ -25,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .config import ConfigError, TrainConfig, load_config, options_help
+from .config import EXPORT_FORMATS, ConfigError, TrainConfig, load_config, options_help
 from .data.episode import BagDataError
 
 SECTIONS: dict[str, list[str]] = {
@@ -50,7 +51,8 @@ SUMMARY = {
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
-    "export": "training checkpoint -> clean inference checkpoint (action bounds + preprocessing in meta)",
+    "export": "training checkpoint -> clean inference checkpoint (action bounds + preprocessing in meta); "
+    "--format onnx also writes the encoder and a rollout step as ONNX",
 }
 
 
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="YAML config file or name in config/train/ (repeatable; later ones win)",
         )
         p.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides (see below)")
+        if name == "export":
+            p.add_argument("--format", choices=EXPORT_FORMATS, help="shorthand for export.format=FORMAT")
     return ap
 
 
@@ -173,6 +177,8 @@ def _train_result(r) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "format", None):
+        args.overrides.append(f"export.format={args.format}")
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

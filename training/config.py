@@ -244,6 +244,10 @@ class ExportConfig:
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
     action_low: list[float] = _f([], "action lower bounds (default: from the training data / env)")
     action_high: list[float] = _f([], "action upper bounds (default: from the training data / env)")
+    format: str = _f(
+        "safetensors",
+        "safetensors | onnx (onnx: also the encoder and a rollout step as ONNX files next to the safetensors)",
+    )
 
 
 @dataclass
@@ -384,6 +388,7 @@ def validate(cfg: TrainConfig) -> None:
     need(0 <= g.p_current <= 1, "goal.p_current", g.p_current, "must be in [0, 1]")
     need(g.imagine_steps >= 0, "goal.imagine_steps", g.imagine_steps, "must be >= 0")
     need(g.imagine_weight >= 0, "goal.imagine_weight", g.imagine_weight, "must be >= 0")
+    need(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format, f"must be one of {EXPORT_FORMATS}")
     if cfg.export.action_low or cfg.export.action_high:
         need(
             len(cfg.export.action_low) == len(cfg.export.action_high),
@@ -393,6 +398,7 @@ def validate(cfg: TrainConfig) -> None:
         )
 
 
+EXPORT_FORMATS = ("safetensors", "onnx")
 BASELINES = ("none", "dense", "no_pretrain", "pixel_recon", "sac", "ppo")
 
 

@@ -2,7 +2,9 @@
 
 The output is `save_checkpoint`'s single safetensors file (weights incl. the EMA target, model
 config, action bounds, preprocessing), with the training info reduced to provenance (no
-optimiser, no data positions). It is re-loaded and planned with once before returning.
+optimiser, no data positions). It is re-loaded and planned with once before returning. With
+`export.format=onnx` the encoder and a rollout step (`moejepa_ros.model.onnx_graphs`) are also
+written as ONNX files next to it, for planner_node's `backend:=onnxruntime` and for TensorRT.
 """
 
 from __future__ import annotations
@@ -13,6 +15,17 @@ import time
 import torch
 
 from moejepa_ros.model.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
+from moejepa_ros.model.onnx_graphs import (
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    SOURCE_KEY,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    EncoderGraph,
+    RolloutStep,
+    file_sha256,
+    onnx_paths,
+)
 
 from .config import ConfigError, TrainConfig
 from .datasets import run_subdir
@@ -78,7 +91,7 @@ def export(cfg: TrainConfig) -> dict:
     plan = planner.plan(z, goal)
     if not plan.ok:
         raise CheckpointError(out, "exported model produced a non-finite plan")
-    return {
+    result = {
         "export": out,
         "source": src,
         "action_low": meta2["action_low"],
@@ -86,6 +99,47 @@ def export(cfg: TrainConfig) -> dict:
         "bytes": os.path.getsize(out),
         "test_plan_ms": round(plan.elapsed_ms, 2),
     }
+    if cfg.export.format == "onnx":
+        result["onnx"] = export_onnx(m2, out)
+    return result
+
+
+def export_onnx(model: torch.nn.Module, checkpoint: str, samples: int = 4) -> dict[str, str]:
+    """Write the encoder and the rollout step of `model` (loaded from `checkpoint`) as ONNX files next
+    to `checkpoint` (`onnx_paths`), batch dims dynamic, tagged with the checkpoint's sha256 so a
+    backend can refuse graphs of another model. `samples`: the batch traced (any batch runs). Exports
+    from the CPU (moves `model` there)."""
+    model = model.eval().cpu()
+    c = model.cfg
+    paths = onnx_paths(checkpoint)
+    sha = file_sha256(checkpoint)
+    frames = torch.zeros(2, c.frame_stack, c.image_size, c.image_size, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        z = model.encode(
+            torch.randint(0, 256, frames.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        )
+    z = z[:1].expand(samples, -1).contiguous()
+    action = torch.zeros(samples, c.action_dim)
+    batch = torch.export.Dim("batch", min=1)
+    graphs = {
+        "encoder": (EncoderGraph(model), (frames,), ENCODER_INPUTS, ENCODER_OUTPUTS),
+        "rollout_step": (RolloutStep(model), (z, action), STEP_INPUTS, STEP_OUTPUTS),
+    }
+    for name, (graph, args, inputs, outputs) in graphs.items():
+        with torch.no_grad():
+            program = torch.onnx.export(
+                graph.eval(),
+                args,
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_shapes=tuple({0: batch} for _ in args),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        program.model.metadata_props[SOURCE_KEY] = sha
+        program.save(paths[name], external_data=False)
+    return paths
 
 
 def describe(path: str) -> dict:

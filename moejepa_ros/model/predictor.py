@@ -70,9 +70,10 @@ class Predictor(nn.Module):
     def embed(self, a: torch.Tensor) -> torch.Tensor:
         return F.silu(self.action_embed(a))
 
-    def step(self, z: torch.Tensor, e: torch.Tensor, zcache=None, need_aux: bool = True):
-        """One transition for tokens z[T, D] with embedded actions e[T, Ea] → (z', aux)."""
-        delta, aux = self.moe(z, e, zcache, need_aux=need_aux)
+    def step(self, z: torch.Tensor, e: torch.Tensor, zcache=None, need_aux: bool = True, impl: str | None = None):
+        """One transition for tokens z[T, D] with embedded actions e[T, Ea] → (z', aux); `impl`
+        overrides the MoE's expert evaluation (the ONNX graph asks for the traceable `masked`)."""
+        delta, aux = self.moe(z, e, zcache, impl=impl, need_aux=need_aux)
         base = torch.log(z.clamp_min(1e-6)) if self.log_residual else z
         return self.norm(base + delta), aux
 

@@ -145,6 +145,14 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", read_only=True),
     ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", read_only=True),
     ParameterSpec(
+        "backend",
+        "torch",
+        "runs the encoder and rollout: torch, or onnxruntime (the checkpoint's ONNX files from "
+        "`moejepa-train export --format onnx`; CUDA provider on a cuda device)",
+        read_only=True,
+        choices=("torch", "onnxruntime"),
+    ),
+    ParameterSpec(
         "image_size", 0, "model input size in pixels (square); 0 = the checkpoint's", read_only=True, low=0, high=4096
     ),
     ParameterSpec(

@@ -294,6 +294,10 @@ class PlannerNode(LifecycleNode):
         high = v["action_high"] if v["action_high"] is not None else meta.get("action_high")
         if low is None or high is None:
             raise ValueError("no action bounds: set action_low/action_high or save them in the checkpoint meta")
+        if v["backend"] == "onnxruntime":
+            from moejepa_ros.control.onnx_backend import OnnxWorldModel
+
+            model = OnnxWorldModel(model, v["checkpoint"], device, v["num_threads"])
         from moejepa_ros.planning import PlannerConfig
 
         ctrl = LatentController(
