@@ -1,5 +1,6 @@
-"""CompressedImage codecs: JPEG/PNG round trips, image_transport formats, compressedDepth,
-and truncated/garbage/oversized payloads raising CodecError."""
+"""CompressedImage codecs: JPEG/PNG round trips, image_transport formats, 16-bit PNG as its raw
+message, compressedDepth, JPEG trailing bytes and EXIF orientation, and truncated/garbage/oversized
+payloads raising CodecError."""
 
 import struct
 import zlib
@@ -83,7 +84,7 @@ def _compressed_depth(depth_u16: np.ndarray) -> bytes:
 def test_compressed_depth_16uc1():
     d = np.array([[0, 1000], [2000, 4000]], np.uint16)
     m = _msg(CompressedImage, _compressed_depth(d), "16UC1; compressedDepth png")
-    out = C.image_to_rgb(m, value_range=(0, 4000))
+    out = C.image_to_rgb(m, ranges=C.GreyRanges(depth=(0.0, 4.0)))  # metres; the PNG holds mm
     np.testing.assert_array_equal(out[..., 0], [[0, 64], [128, 255]])
     assert (out[..., 0] == out[..., 1]).all()
 
@@ -95,8 +96,80 @@ def test_compressed_depth_32fc1_inverse_quantisation():
     v = np.where(np.isfinite(depth), qa / np.nan_to_num(depth, nan=1.0) + qb, 0).astype(np.uint16)
     ok, png = cv2.imencode(".png", v)
     m = _msg(CompressedImage, struct.pack("<iff", 0, qa, qb) + png.tobytes(), "32FC1; compressedDepth png")
-    out = C.image_to_rgb(m, value_range=(0.0, 4.0))
+    out = C.image_to_rgb(m, ranges=C.GreyRanges(depth=(0.0, 4.0)))
     np.testing.assert_array_equal(out[..., 0], [[64, 128], [255, 0]])
+
+
+@pytest.mark.parametrize(
+    "enc,fmt",
+    [
+        ("mono16", "mono16; png compressed "),  # compressed_image_transport's format for 16-bit grey
+        ("16UC1", "16UC1; png compressed "),
+        ("mono16", "png"),  # no encoding named: 16-bit grey is mono16
+        ("rgb16", "rgb16; png compressed bgr16"),
+        ("bgr16", "bgr16; png compressed bgr16"),
+    ],
+)
+@pytest.mark.parametrize("ranges", [C.GreyRanges(), C.GreyRanges((0.5, 3.0), (100, 40000)), C.GreyRanges([], [])])
+def test_16bit_png_normalises_like_the_raw_message(enc, fmt, ranges):
+    Image = flavours("sensor_msgs/msg/Image")["rclpy"]
+    rng = np.random.default_rng(7)
+    shape = (9, 13) if C.ENCODINGS[enc].channels == 1 else (9, 13, 3)
+    arr = rng.integers(0, 65536, shape, dtype=np.uint16)
+    arr.flat[:3] = (0, 65535, 1234)
+    raw_rgb = C.image_to_rgb(C.make_image(Image, arr, enc), ranges=ranges)
+    bgr16 = arr if arr.ndim == 2 else arr[..., ::-1] if enc == "rgb16" else arr
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(bgr16))
+    assert ok and png[24] == 16  # a 16-bit PNG
+    out = C.image_to_rgb(_msg(CompressedImage, png.tobytes(), fmt), ranges=ranges)
+    np.testing.assert_array_equal(out, raw_rgb)
+
+
+def _exif_app1(orientation: int) -> bytes:
+    """An APP1 EXIF segment whose only tag is Orientation (0x0112, SHORT)."""
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+
+
+@pytest.mark.parametrize("old_opencv", [False, True])
+def test_jpeg_exif_orientation_is_ignored(old_opencv, monkeypatch):
+    """cv_bridge decodes the stored pixels; OpenCV's default would rotate a 'rotate 90' JPEG."""
+    if old_opencv:
+        monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB", raising=False)
+    rgb = _smooth(24, 40)
+    jpg = C.compress_image(rgb, "jpeg", 95)
+    plain = C.image_to_rgb(_msg(CompressedImage, jpg, "jpeg"))
+    rotated = jpg[:2] + _exif_app1(6) + jpg[2:]
+    assert cv2.imdecode(np.frombuffer(rotated, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (40, 24)  # the trap
+    out = C.image_to_rgb(_msg(CompressedImage, rotated, "rgb8; jpeg compressed bgr8"))
+    np.testing.assert_array_equal(out, plain)
+
+
+@pytest.mark.parametrize("tail", [b"\x00\x01garbage", b"\xff" * 7, bytes(5000) + b"x", _exif_app1(1)])
+def test_jpeg_with_bytes_after_the_end_marker_decodes(tail):
+    rgb = _smooth()
+    jpg = C.compress_image(rgb, "jpeg", 95)
+    want = C.image_to_rgb(_msg(CompressedImage, jpg, "jpeg"))
+    np.testing.assert_array_equal(C.image_to_rgb(_msg(BagCompressed, jpg + tail, "jpeg")), want)
+    # a cut image followed by such bytes is still truncated
+    with pytest.raises(CodecError, match="JPEG of .* bytes is truncated"):
+        C.image_to_rgb(_msg(CompressedImage, jpg[: len(jpg) // 2] + tail, "jpeg"))
+
+
+def test_a_cut_jpeg_whose_exif_thumbnail_ends_is_still_truncated():
+    """The EXIF thumbnail's own end-of-image marker comes before the frame header: not the image's end."""
+    jpg = C.compress_image(_smooth(), "jpeg", 95)
+    thumb = C.compress_image(_smooth(8, 8), "jpeg")
+    body = b"Exif\x00\x00" + thumb  # enough for the marker scan: an APP1 holding a whole JPEG
+    app1 = b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+    full = jpg[:2] + app1 + jpg[2:]
+    np.testing.assert_array_equal(
+        C.image_to_rgb(_msg(CompressedImage, full, "jpeg")), C.image_to_rgb(_msg(CompressedImage, jpg, "jpeg"))
+    )
+    with pytest.raises(CodecError, match="truncated"):
+        C.image_to_rgb(_msg(CompressedImage, full[: len(full) - 300] + b"junk", "jpeg"))
 
 
 # -- malformed --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ BagImage = TS.types["sensor_msgs/msg/Image"]
 BagCompressed = TS.types["sensor_msgs/msg/CompressedImage"]
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ENCODINGS = list(C.ENCODINGS) + ["", "RGB8", "yuv422", "bgr 8", "16UC3", "64FC1"]
+ENCODINGS = list(C.ENCODINGS) + ["", "RGB8", "nv21", "bgr 8", "16UC3", "64FC1"]
 SIDES = st.one_of(st.integers(0, 6), st.sampled_from([16384, 16385, 2**31, 2**32 - 1]))
 
 
@@ -46,6 +46,7 @@ def _valid(h, w, step, enc, big, n):
     return (
         1 <= h <= C.MAX_SIDE
         and 1 <= w <= C.MAX_SIDE
+        and (e.channels != 2 or w % 2 == 0)  # YUV 4:2:2: pixel pairs
         and step >= w * e.channels * item
         and step % item == 0
         and n == h * step

@@ -1,4 +1,5 @@
-"""Raw sensor_msgs/Image codecs: every encoding, row padding, both endiannesses, rclpy and rosbags."""
+"""Raw sensor_msgs/Image codecs: every encoding, row padding, both endiannesses, rclpy and rosbags;
+YUV 4:2:2 and Bayer against ground truth built here from known colours; the fixed depth / mono16 ranges."""
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ Image, BagImage = FLAVOURS["rclpy"], FLAVOURS["rosbags"]
 
 def _random(enc: str, h: int, w: int, rng) -> np.ndarray:
     e = C.ENCODINGS[enc]
+    w += w % 2 if e.channels == 2 else 0  # YUV 4:2:2: pixels come in pairs
     shape = (h, w) if e.channels == 1 else (h, w, e.channels)
     if e.dtype.kind == "f":
         return rng.normal(0, 3, shape).astype(e.dtype)
@@ -48,6 +50,8 @@ def test_decode_every_encoding_padding_endianness(enc, pad_items, big, flavour):
     assert out.dtype == arr.dtype and out.dtype.isnative
     assert out.shape == arr.shape
     np.testing.assert_array_equal(out, arr)
+    rgb = C.image_to_rgb(msg)
+    assert rgb.dtype == np.uint8 and rgb.shape == (*arr.shape[:2], 3)
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -59,7 +63,7 @@ def test_fill_image_round_trip(enc, byteorder, flavour):
     src = arr.astype(arr.dtype.newbyteorder(byteorder))
     msg = C.make_image(FLAVOURS[flavour], src, enc, stamp_ns=3_000_000_007, frame_id="cam")
     assert (msg.height, msg.width, msg.encoding) == (6, 4, enc)
-    assert msg.step == 4 * arr[0, 0].nbytes if arr.ndim == 3 else msg.step == 4 * arr.itemsize
+    assert msg.step == 4 * arr.itemsize * (arr.shape[2] if arr.ndim == 3 else 1)
     assert msg.is_bigendian == int(byteorder == ">" and arr.itemsize > 1)
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (3, 7, "cam")
     np.testing.assert_array_equal(C.image_to_array(msg), arr)
@@ -130,27 +134,165 @@ def test_image_to_rgb_mono_and_depth_scaling(use_cv2, monkeypatch):
     for enc in ("mono8", "8UC1"):
         out = C.image_to_rgb(C.make_image(Image, gray, enc))
         np.testing.assert_array_equal(out, np.repeat(gray[:, :, None], 3, 2))
-    # 16-bit: per-frame min-max by default, fixed range when given.
-    mm = np.array([[1000, 2000], [3000, 1000]], np.uint16)
+    # Depth: a fixed range in metres by default (0..10 m), so 16UC1 (mm) and 32FC1 (m) agree.
+    mm = np.array([[1000, 2000], [3000, 12000]], np.uint16)
     out = C.image_to_rgb(C.make_image(Image, mm, "16UC1"))
-    np.testing.assert_array_equal(out[..., 0], [[0, 128], [255, 0]])
+    np.testing.assert_array_equal(out[..., 0], [[26, 51], [76, 255]])
     assert (out[..., 0] == out[..., 2]).all()
-    out = C.image_to_rgb(C.make_image(Image, mm, "mono16"), value_range=(0, 4000))
-    np.testing.assert_array_equal(out[..., 1], [[64, 128], [191, 64]])
+    metres = C.image_to_rgb(C.make_image(Image, mm.astype(np.float32) / 1000, "32FC1"))
+    np.testing.assert_array_equal(metres, out)
+    four_m = C.GreyRanges(depth=(0.0, 4.0))
+    out = C.image_to_rgb(C.make_image(Image, mm, "16UC1"), ranges=four_m)
+    np.testing.assert_array_equal(out[..., 1], [[64, 128], [191, 255]])
+    # mono16: raw counts, full scale by default; its own range, untouched by the depth range.
+    out = C.image_to_rgb(C.make_image(Image, mm, "mono16"), ranges=four_m)
+    np.testing.assert_array_equal(out[..., 1], np.rint(mm / 65535 * 255))
+    out = C.image_to_rgb(C.make_image(Image, mm, "mono16"), ranges=C.GreyRanges(mono16=[0, 4000]))
+    np.testing.assert_array_equal(out[..., 1], [[64, 128], [191, 255]])
     # float depth: NaN/inf (no return) -> 0, range clipped.
     d = np.array([[0.5, np.nan], [np.inf, 2.5]], np.float32)
-    out = C.image_to_rgb(C.make_image(Image, d, "32FC1"))
-    np.testing.assert_array_equal(out[..., 0], [[0, 0], [0, 255]])
-    out = C.image_to_rgb(C.make_image(Image, d, "32FC1"), value_range=(0.0, 1.0))
+    out = C.image_to_rgb(C.make_image(Image, d, "32FC1"), ranges=C.GreyRanges(depth=(0.0, 1.0)))
     np.testing.assert_array_equal(out[..., 0], [[128, 0], [0, 255]])
+    # Per-frame min-max stays available: [] (or None).
+    per_frame = C.GreyRanges(depth=[], mono16=None)
+    assert per_frame.depth is None and per_frame.to_dict() == {"depth_range": None, "mono16_range": None}
+    out = C.image_to_rgb(C.make_image(Image, d, "32FC1"), ranges=per_frame)
+    np.testing.assert_array_equal(out[..., 0], [[0, 0], [0, 255]])
+    out = C.image_to_rgb(C.make_image(Image, mm[:1], "16UC1"), ranges=per_frame)
+    np.testing.assert_array_equal(out[..., 0], [[0, 255]])
     const = np.full((2, 2), 7, np.uint16)
-    assert (C.image_to_rgb(C.make_image(Image, const, "16UC1")) == 0).all()
+    assert (C.image_to_rgb(C.make_image(Image, const, "16UC1"), ranges=per_frame) == 0).all()
     allnan = np.full((2, 2), np.nan, np.float32)
-    assert (C.image_to_rgb(C.make_image(Image, allnan, "32FC1")) == 0).all()
-    with pytest.raises(CodecError, match="value_range"):
-        C.image_to_rgb(C.make_image(Image, mm, "16UC1"), value_range=(5, 5))
-    with pytest.raises(CodecError, match=r"value_range=3 must be a pair"):
-        C.image_to_rgb(C.make_image(Image, mm, "16UC1"), value_range=3)
+    assert (C.image_to_rgb(C.make_image(Image, allnan, "32FC1"), ranges=per_frame) == 0).all()
+
+
+@pytest.mark.parametrize(
+    "kw,pattern",
+    [
+        (dict(depth=(5, 5)), r"depth_range=\[5, 5\] must be \[lo, hi\], finite with hi > lo"),
+        (dict(depth=(0.0, float("inf"))), r"depth_range=\[0.0, inf\]"),
+        (dict(mono16=[1, 2, 3]), r"mono16_range=\[1, 2, 3\]"),
+        (dict(depth=3), r"depth_range=3 must be \[lo, hi\] or \[\]"),
+        (dict(mono16=["a", "b"]), r"mono16_range=\['a', 'b'\] must be"),
+    ],
+)
+def test_bad_ranges_name_the_value(kw, pattern):
+    with pytest.raises(CodecError, match=pattern):
+        C.GreyRanges(**kw)
+
+
+def test_ranges_round_trip_through_meta_and_overrides_warn():
+    trained = C.GreyRanges.from_dict({"depth_range": [0.3, 5.0], "mono16_range": None, "frame_stack": 3})
+    assert trained == C.GreyRanges((0.3, 5.0), None)
+    assert C.GreyRanges.from_dict(trained.to_dict()) == trained
+    assert C.GreyRanges.from_dict({}) == C.GreyRanges() == C.GreyRanges(C.DEPTH_RANGE, C.MONO16_RANGE)
+    same, warnings = trained.overridden(None, None)
+    assert same == trained and warnings == []
+    same, warnings = trained.overridden([0.3, 5.0])
+    assert same == trained and warnings == []
+    new, warnings = trained.overridden([0.0, 8.0], [0, 1000])
+    assert new == C.GreyRanges((0.0, 8.0), (0.0, 1000.0))
+    assert warnings == [
+        "depth_range=[0.0, 8.0] differs from the checkpoint's [0.3, 5.0]: "
+        "the model sees other pixel values than it was trained on",
+        "mono16_range=[0.0, 1000.0] differs from the checkpoint's per-frame min-max: "
+        "the model sees other pixel values than it was trained on",
+    ]
+
+
+# -- YUV 4:2:2 and Bayer, against ground truth built from known colours -------------------
+
+COLOURS = np.array([[200, 30, 90], [20, 180, 240], [250, 250, 10], [5, 90, 60]], np.uint8)
+
+
+def _patches(h: int = 16, w: int = 16) -> np.ndarray:
+    """Four flat colour patches (2x2 quadrants) with distinct R, G and B."""
+    rgb = np.zeros((h, w, 3), np.uint8)
+    for k, c in enumerate(COLOURS):
+        rgb[(k // 2) * h // 2 : (k // 2 + 1) * h // 2, (k % 2) * w // 2 : (k % 2 + 1) * w // 2] = c
+    return rgb
+
+
+def _assert_patches(out: np.ndarray, tol: int, margin: int = 2) -> None:
+    """Each patch's inside (``margin`` px from its edges, where demosaicing mixes patches) has its colour."""
+    h, w = out.shape[0] // 2, out.shape[1] // 2
+    for k, c in enumerate(COLOURS):
+        y, x = (k // 2) * h, (k % 2) * w
+        inside = out[y + margin : y + h - margin, x + margin : x + w - margin].astype(int)
+        assert np.abs(inside - c).max() <= tol, (k, inside[0, 0], c)
+
+
+def _uyvy(rgb: np.ndarray) -> np.ndarray:
+    """RGB → packed UYVY bytes ``[H, W, 2]`` (per pixel: chroma, luma) by BT.601 studio swing,
+    chroma taken from the even pixel of each pair."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    out = np.empty((*rgb.shape[:2], 2), np.uint8)
+    out[..., 1] = np.rint(y)
+    out[:, 0::2, 0] = np.rint(u[:, 0::2])
+    out[:, 1::2, 0] = np.rint(v[:, 0::2])
+    return out
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("enc", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
+def test_yuv422_decodes_known_colours(enc, flavour):
+    """sensor_msgs: yuv422 (and uyvy) is U Y0 V Y1; yuv422_yuy2 (and yuyv, usb_cam's default) is Y0 U Y1 V."""
+    rgb = _patches(8, 16)
+    packed = _uyvy(rgb)
+    if enc in ("yuv422_yuy2", "yuyv"):
+        packed = packed[..., ::-1]  # U Y0 V Y1 -> Y0 U Y1 V
+    msg = _hand_made(FLAVOURS[flavour], packed, enc, 6, False, np.random.default_rng(0))
+    out = C.image_to_rgb(msg)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    _assert_patches(out, tol=2, margin=0)  # patches are whole pixel pairs: no chroma mixing
+    # the other byte order must not decode to the same picture
+    msg.encoding = "yuv422_yuy2" if enc in ("yuv422", "uyvy") else "yuv422"
+    with pytest.raises(AssertionError):
+        _assert_patches(C.image_to_rgb(msg), tol=2, margin=0)
+
+
+def test_yuv422_odd_width_is_rejected():
+    m = C.make_image(Image, np.zeros((2, 4, 2), np.uint8), "yuv422")
+    m.width, m.step, m.data = 3, 6, bytes(12)
+    with pytest.raises(CodecError, match=r"Image.width=3 must be even for encoding='yuv422'"):
+        C.image_to_rgb(m)
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """The raw sensor image of a Bayer camera: ``pattern`` gives the colours of the top-left 2x2."""
+    out = np.empty(rgb.shape[:2], rgb.dtype)
+    for k, colour in enumerate(pattern):
+        dy, dx = divmod(k, 2)
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(colour)]
+    return out
+
+
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_decodes_known_colours(pattern, bits, big):
+    rgb = _patches(16, 20)
+    raw = _mosaic(rgb, pattern)
+    if bits == 16:
+        raw = raw.astype(np.uint16) * 257
+    msg = _hand_made(BagImage, raw, f"bayer_{pattern}{bits}", 2 * raw.itemsize, big, np.random.default_rng(1))
+    out = C.image_to_rgb(msg)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    _assert_patches(out, tol=0)  # bilinear demosaicing is exact inside a flat patch
+    # every other pattern name gives other colours: the names are not shifted
+    for other in {"rggb", "bggr", "gbrg", "grbg"} - {pattern}:
+        msg.encoding = f"bayer_{other}{bits}"
+        with pytest.raises(AssertionError):
+            _assert_patches(C.image_to_rgb(msg), tol=20)
+
+
+def test_yuv_and_bayer_without_opencv_say_so(monkeypatch):
+    monkeypatch.setattr(image_codec, "_try_cv2", lambda: None)
+    with pytest.raises(CodecError, match="decoding bayer_rggb images needs OpenCV"):
+        C.image_to_rgb(C.make_image(Image, np.zeros((2, 2), np.uint8), "bayer_rggb8"))
 
 
 @pytest.mark.parametrize(
@@ -205,7 +347,7 @@ def test_error_step_too_small_names_field_and_values():
 @pytest.mark.parametrize(
     "kw,pattern",
     [
-        (dict(encoding="yuv422"), r"Image.encoding='yuv422' is not supported \(known: rgb8"),
+        (dict(encoding="nv21"), r"Image.encoding='nv21' is not supported \(known: rgb8"),
         (dict(encoding=""), "Image.encoding=''"),
         (dict(height=0), r"Image.height=0 is outside 1..16384"),
         (dict(width=0, step=0), r"Image.width=0 is outside"),

@@ -7,6 +7,7 @@ cv_bridge; OpenCV is imported lazily.
 
 - :mod:`.image` raw ``Image`` ⇄ array, any image → RGB for the model
 - :mod:`.compressed` ``CompressedImage`` (jpeg, png, compressedDepth)
+- :mod:`.pixels` the size limit and the fixed depth / mono16 ranges (``GreyRanges``)
 - :mod:`.messages` building messages, stamps, type names
 - :mod:`.action` action vectors: validation, clamping
 - :mod:`.commands` the registry of command types (keyed by full ROS type name), action ⇄ message
@@ -35,12 +36,15 @@ from moejepa_ros.codecs.compressed import compress_image, make_compressed
 from moejepa_ros.codecs.errors import CodecError
 from moejepa_ros.codecs.image import ENCODINGS, fill_image, image_to_array, image_to_rgb, make_image
 from moejepa_ros.codecs.messages import is_rosbags, new_message, set_stamp, type_name
-from moejepa_ros.codecs.pixels import MAX_SIDE
+from moejepa_ros.codecs.pixels import DEPTH_RANGE, MAX_SIDE, MONO16_RANGE, GreyRanges
 
 __all__ = [
     "CodecError",
     "ENCODINGS",
     "MAX_SIDE",
+    "GreyRanges",
+    "DEPTH_RANGE",
+    "MONO16_RANGE",
     "image_to_array",
     "image_to_rgb",
     "fill_image",

@@ -1,8 +1,8 @@
 """Raw ``sensor_msgs/Image`` ⇄ numpy: every encoding of image_encodings.hpp that a camera or
-depth sensor sends, honouring ``step`` (row padding) and ``is_bigendian``; any Image or
-CompressedImage → the RGB uint8 array the model reads.
+depth sensor sends (RGB/BGR/mono, depth, YUV 4:2:2, Bayer), honouring ``step`` (row padding) and
+``is_bigendian``; any Image or CompressedImage → the RGB uint8 array the model reads.
 
-OpenCV is imported lazily for fast channel shuffles, with a numpy fallback.
+OpenCV is imported lazily: channel shuffles (with a numpy fallback), YUV and Bayer conversion.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from moejepa_ros.codecs.compressed import compressed_to_rgb
 from moejepa_ros.codecs.errors import CodecError
 from moejepa_ros.codecs.messages import as_u8, get_field, is_rosbags, new_message, set_stamp
-from moejepa_ros.codecs.pixels import MAX_SIDE, scale_to_u8
+from moejepa_ros.codecs.pixels import MAX_SIDE, GreyRanges, grey_to_u8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,13 +25,15 @@ class Encoding:
 
     dtype: np.dtype  # channel dtype (native byte order)
     channels: int
-    order: str  # "rgb", "bgr", "rgba", "bgra" or "mono"
+    order: str  # "rgb", "bgr", "rgba", "bgra", "mono", "depth", "uyvy", "yuyv" or "bayer_<pattern>"
 
 
 _U8, _U16, _F32 = np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)
 
 #: Supported ``Image.encoding`` values. ``8UC1``/``8UC3``/``8UC4`` follow OpenCV's BGR
-#: convention (as cv_bridge does); ``16UC1``/``32FC1`` are depth images (mm / m).
+#: convention (as cv_bridge does); ``16UC1``/``32FC1`` are depth images (mm / m). YUV 4:2:2 is
+#: two bytes a pixel, two pixels sharing U and V: ``yuv422`` (= ``uyvy``) is U Y0 V Y1,
+#: ``yuv422_yuy2`` (= ``yuyv``) is Y0 U Y1 V. Bayer names give the colours of the top-left 2x2.
 ENCODINGS: dict[str, Encoding] = {
     "rgb8": Encoding(_U8, 3, "rgb"),
     "bgr8": Encoding(_U8, 3, "bgr"),
@@ -46,8 +48,17 @@ ENCODINGS: dict[str, Encoding] = {
     "rgba16": Encoding(_U16, 4, "rgba"),
     "bgra16": Encoding(_U16, 4, "bgra"),
     "mono16": Encoding(_U16, 1, "mono"),
-    "16UC1": Encoding(_U16, 1, "mono"),
-    "32FC1": Encoding(_F32, 1, "mono"),
+    "16UC1": Encoding(_U16, 1, "depth"),
+    "32FC1": Encoding(_F32, 1, "depth"),
+    "yuv422": Encoding(_U8, 2, "uyvy"),
+    "uyvy": Encoding(_U8, 2, "uyvy"),
+    "yuv422_yuy2": Encoding(_U8, 2, "yuyv"),
+    "yuyv": Encoding(_U8, 2, "yuyv"),
+    **{
+        f"bayer_{p}{bits}": Encoding(dt, 1, f"bayer_{p}")
+        for p in ("rggb", "bggr", "gbrg", "grbg")
+        for bits, dt in ((8, _U8), (16, _U16))
+    },
 }
 
 _NATIVE_BIG = sys.byteorder == "big"
@@ -96,6 +107,8 @@ def image_to_array(msg: Any) -> np.ndarray:
     item = enc.dtype.itemsize
     pixel = item * enc.channels
     row = width * pixel
+    if enc.channels == 2 and width % 2:
+        raise CodecError(f"Image.width={width} must be even for encoding={encoding!r} (two pixels share U and V)")
     if step < row:
         raise CodecError(f"Image.step={step} < width*channels*bytes={row} (width={width}, encoding={encoding!r})")
     if step % item:
@@ -119,12 +132,22 @@ def image_to_array(msg: Any) -> np.ndarray:
 
 # OpenCV's channel shuffles are ~30x faster than numpy's negative-stride copies (480x640
 # bgr8 -> rgb: ~30 us vs ~1 ms, bench.micro.bench_codecs) and accept row-padded views.
+# OpenCV names a Bayer pattern by the 2x2 starting at (1, 1), ROS by the one at (0, 0): ROS's
+# rggb is OpenCV's "BG" (OpenCV >= 4.10 also spells it COLOR_BayerRGGB2RGB, same value).
 _CV_CODE = {
-    ("bgr", 3): "COLOR_BGR2RGB",
-    ("rgba", 4): "COLOR_RGBA2RGB",
-    ("bgra", 4): "COLOR_BGRA2RGB",
-    ("mono", 1): "COLOR_GRAY2RGB",
+    "bgr": "COLOR_BGR2RGB",
+    "rgba": "COLOR_RGBA2RGB",
+    "bgra": "COLOR_BGRA2RGB",
+    "mono": "COLOR_GRAY2RGB",
+    "depth": "COLOR_GRAY2RGB",
+    "uyvy": "COLOR_YUV2RGB_UYVY",
+    "yuyv": "COLOR_YUV2RGB_YUYV",
+    "bayer_rggb": "COLOR_BayerBG2RGB",
+    "bayer_bggr": "COLOR_BayerRG2RGB",
+    "bayer_gbrg": "COLOR_BayerGR2RGB",
+    "bayer_grbg": "COLOR_BayerGB2RGB",
 }
+_NEEDS_CV2 = ("uyvy", "yuyv", "bayer_")
 
 
 def _try_cv2():
@@ -135,16 +158,23 @@ def _try_cv2():
     return cv2
 
 
-def _to_rgb(arr: np.ndarray, enc: Encoding, value_range) -> np.ndarray:
-    if enc.channels == 1 and enc.dtype != _U8:
-        arr = scale_to_u8(arr, value_range)
-    elif enc.dtype != _U8:  # 16-bit colour: keep the high byte
+def _to_rgb(arr: np.ndarray, enc: Encoding, ranges: GreyRanges) -> np.ndarray:
+    bayer = enc.order.startswith("bayer_")
+    if enc.channels == 1 and enc.dtype != _U8 and not bayer:
+        kind = "mono16" if enc.order == "mono" else "depth_mm" if enc.dtype == _U16 else "depth_m"
+        arr = grey_to_u8(arr, kind, ranges)
+    elif enc.dtype != _U8 and not bayer:  # 16-bit colour: keep the high byte
         arr = (arr >> 8).astype(np.uint8)
     if enc.order == "rgb":
         return np.ascontiguousarray(arr)
     cv2 = _try_cv2()
+    if cv2 is None and enc.order.startswith(_NEEDS_CV2):
+        raise CodecError(f"decoding {enc.order} images needs OpenCV (cv2), which failed to import")
+    if bayer:  # demosaic at full depth, then 16-bit keeps the high byte like other 16-bit colour
+        rgb = cv2.cvtColor(arr, getattr(cv2, _CV_CODE[enc.order]))
+        return rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
     if cv2 is not None:
-        return cv2.cvtColor(arr, getattr(cv2, _CV_CODE[enc.order, enc.channels]))
+        return cv2.cvtColor(arr, getattr(cv2, _CV_CODE[enc.order]))
     if enc.channels == 1:
         return np.repeat(arr[:, :, None], 3, axis=2)
     if enc.order == "rgba":
@@ -152,22 +182,22 @@ def _to_rgb(arr: np.ndarray, enc: Encoding, value_range) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, 2::-1])
 
 
-def image_to_rgb(msg: Any, *, value_range: tuple[float, float] | None = None) -> np.ndarray:
+def image_to_rgb(msg: Any, *, ranges: GreyRanges = GreyRanges()) -> np.ndarray:
     """Any ``Image`` or ``CompressedImage`` → C-contiguous RGB uint8 ``[H, W, 3]``.
 
     Detected by fields (``CompressedImage`` has ``format``, ``Image`` has ``encoding``).
     Colour is reordered to RGB, alpha dropped, 8-bit mono replicated to three channels,
-    16-bit colour keeps its high byte. 1-channel 16-bit / float images (mono16, 16UC1 depth
-    in mm, 32FC1 depth in m) are scaled to 0..255 linearly: with ``value_range=(lo, hi)``
-    a fixed range (use this for training/deployment: consistent across frames), else the
-    frame's own finite min–max; NaN/inf become 0. The result may share memory with the
+    16-bit colour keeps its high byte, YUV 4:2:2 (BT.601, as OpenCV and cv_bridge) and Bayer
+    (bilinear demosaic) go through OpenCV. 1-channel 16-bit / float images (mono16, 16UC1 depth
+    in mm, 32FC1 depth in m) are scaled to 0..255 linearly over ``ranges`` (fixed by default:
+    depth 0..10 m, mono16 0..65535); NaN/inf become 0. The result may share memory with the
     message for an unpadded rgb8 image.
     """
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        return compressed_to_rgb(msg, value_range)
+        return compressed_to_rgb(msg, ranges)
     encoding = get_field(msg, "encoding", "Image")
     arr = image_to_array(msg)
-    return _to_rgb(arr, ENCODINGS[encoding], value_range)
+    return _to_rgb(arr, ENCODINGS[encoding], ranges)
 
 
 def fill_image(msg: Any, array_: np.ndarray, encoding: str = "rgb8") -> Any:
