@@ -1,4 +1,5 @@
-"""training.data.cache: content, resize, hit on second run, invalidation, bad bags, time step, state names."""
+"""training.data.cache: content, resize, hit on second run, invalidation, bad bags, time step, state names;
+YUV / Bayer camera bags pixel-correct and depth bags through the fixed range."""
 
 import json
 
@@ -6,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from testing.bags import CAMERA, CMD, ODOM, robot_bag
+from moejepa_ros.codecs import GreyRanges, action_to_msg, make_image, new_message
+from testing.bags import CAMERA, CMD, MS, ODOM, README_TOPICS, ROBOT_TYPES, T, robot_bag, write_bag
+from testing.camera_encodings import COLOURS, mosaic, patch_error, patches, uyvy
 from training.data.bag_reader import read_bags
 from training.data.cache import DataCache, build_cache
 from training.data.episode import BagDataError
@@ -95,3 +98,55 @@ def test_the_index_records_the_time_step_and_the_states_names(tmp_path):
     assert c.episode(0).state_names == ("x", "y", "yaw")
     plain = build_cache(tmp_path / "bags" / "b", tmp_path / "cache", TopicConfig.robot(state_topic=None))
     assert plain.time_step_s == 0.05 and plain.state is None and plain.state_names is None
+
+
+def _camera_bag(path, encoding: str, images) -> None:
+    """A camera (`encoding`, raw `images`) and /cmd_vel bag, 20 Hz, as a robot records it."""
+    recs = []
+    for k, pixels in enumerate(images):
+        t = (1000 + 50 * k) * MS
+        recs.append((CAMERA, t + 3 * MS, make_image(T[ROBOT_TYPES[CAMERA]], pixels, encoding, t, "camera")))
+        twist = action_to_msg(
+            np.array([0.1 * k, 0.0], np.float32), new_message(T[ROBOT_TYPES[CMD]]), fields=["linear.x", "angular.z"]
+        )
+        recs.append((CMD, t + MS, twist))
+    write_bag(path, recs, {CAMERA: ROBOT_TYPES[CAMERA], CMD: ROBOT_TYPES[CMD]})
+
+
+@pytest.mark.parametrize(
+    ("encoding", "tol"), [("yuv422", 2), ("yuv422_yuy2", 2), ("bayer_rggb8", 0), ("bayer_gbrg16", 0)]
+)
+def test_a_yuv_or_bayer_camera_bag_caches_its_colours(tmp_path, encoding, tol):
+    """Frames of flat colour patches (other colours in each frame), sent as the camera's raw bytes."""
+    colours = [np.roll(COLOURS, k, axis=0) for k in range(6)]
+    truth = [patches(16, 24, c) for c in colours]
+    if encoding.startswith("yuv"):
+        raw = [uyvy(rgb) if encoding == "yuv422" else np.ascontiguousarray(uyvy(rgb)[..., ::-1]) for rgb in truth]
+    else:
+        raw = [mosaic(rgb, encoding[6:10]) for rgb in truth]
+        raw = [r.astype(np.uint16) * 257 for r in raw] if encoding.endswith("16") else raw
+    _camera_bag(tmp_path / "bag", encoding, raw)
+    c = build_cache(tmp_path / "bag", tmp_path / "cache", TopicConfig.from_dict(README_TOPICS), (16, 24))
+    assert c.num_frames == 6
+    frames = c.episode(0).frames
+    for k, cols in enumerate(colours):
+        assert patch_error(frames[k], cols, margin=0 if encoding.startswith("yuv") else 2) <= tol, k
+
+
+def test_depth_bags_cache_through_the_fixed_range(tmp_path):
+    """16UC1 (mm) and 32FC1 (m) of one scene cache the same frames; the range is part of the cache key."""
+    metres = np.linspace(0.0, 6.0, 16 * 16, dtype=np.float32).reshape(16, 16)
+    _camera_bag(tmp_path / "mm" / "bag", "16UC1", [np.rint(metres * 1000).astype(np.uint16)] * 3)
+    _camera_bag(tmp_path / "m" / "bag", "32FC1", [metres] * 3)
+    topics = TopicConfig.from_dict(README_TOPICS)
+    four = GreyRanges(depth=(0.0, 4.0))
+    mm = build_cache(tmp_path / "mm", tmp_path / "cache", topics, 16, ranges=four)
+    m = build_cache(tmp_path / "m", tmp_path / "cache", topics, 16, ranges=four)
+    want = np.rint(np.clip(metres / 4.0, 0, 1) * 255)
+    for c in (mm, m):
+        assert c.ranges == four and c.index["preprocess"]["depth_range"] == [0.0, 4.0]
+        np.testing.assert_allclose(c.episode(0).frames[2, :, :, 1], want, atol=1)
+    np.testing.assert_allclose(mm.episode(0).frames, m.episode(0).frames, atol=1)  # mm rounding
+    default = build_cache(tmp_path / "mm", tmp_path / "cache", topics, 16)
+    assert not default.hit and default.root != mm.root and default.ranges == GreyRanges()
+    np.testing.assert_allclose(default.episode(0).frames[0, :, :, 0], np.rint(metres / 10.0 * 255), atol=1)

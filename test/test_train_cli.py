@@ -336,7 +336,9 @@ def test_fit_on_a_robots_camera_and_cmd_vel_bag_records_the_time_step(tmp_path, 
     _, truth = robot_bag(tmp_path / "bags" / "robot", lengths=(12, 10), dt_ms=50, topics=(CAMERA, CMD, ODOM))
     actions = np.concatenate([t["actions"] for t in truth])
     o = [f"run.out_dir={tmp_path / 'run'}", f"data.bags=[{tmp_path / 'bags'}]", "train.steps=2"]
-    r = cli(capsys, "fit", *o, *ROBOT_RECIPES[recipe])
+    r = cli(capsys, "fit", *o, *ROBOT_RECIPES[recipe], "data.depth_range=[0.3,5]")
     meta = read_meta(r["checkpoint"])
     assert meta["preprocessing"]["time_step_s"] == 0.05 and meta["preprocessing"]["source_topic"] == CAMERA
+    assert meta["preprocessing"]["depth_range"] == [0.3, 5.0]  # planner_node decodes depth with it
+    assert meta["preprocessing"]["mono16_range"] == [0.0, 65535.0]
     assert meta["action_low"] == pytest.approx(actions.min(0)) and meta["action_high"] == pytest.approx(actions.max(0))

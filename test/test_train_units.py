@@ -30,6 +30,8 @@ def test_yaml_and_overrides_merge_with_schema():
         ("optim.lr=-1", "optim.lr"),
         ("collect.storage=zip", "collect.storage"),
         ("baseline.kind=magic", "baseline.kind"),
+        ("data.depth_range=[5,1]", r"data.depth_range=\[5.0, 1.0\] must be \[lo, hi\]"),
+        ("data.mono16_range=[1,2,3]", "data.mono16_range"),
         ("lr", "key=value"),
     ],
 )

@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from moejepa_ros.codecs import DEPTH_RANGE, MONO16_RANGE, CodecError, GreyRanges
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "train")
 
 
@@ -57,6 +59,14 @@ class DataConfig:
         False,
         "skip what cannot be read (bags, records, topics; a cut mcap file's readable prefix is kept) and list it in "
         "<out_dir>/data_summary.json; false: the first problem stops the run naming file, topic and record",
+    )
+    depth_range: list[float] = _f(
+        list(DEPTH_RANGE),
+        "depth images (16UC1 mm, 32FC1 m, compressedDepth) map [lo, hi] metres to 0..255, the same in every frame; "
+        "[] = each frame's own min-max. Saved in the checkpoint; planner_node uses it",
+    )
+    mono16_range: list[float] = _f(
+        list(MONO16_RANGE), "mono16 images map [lo, hi] raw counts to 0..255; [] = each frame's own min-max"
     )
     horizon: int = _f(4, "prediction steps per window (window length = model frame_stack + horizon)")
     batch_size: int = _f(32, "windows per step and per rank")
@@ -313,6 +323,14 @@ def load_config(files: list[str] = (), overrides: list[str] = ()) -> TrainConfig
     return cfg
 
 
+def grey_ranges(data: DataConfig) -> GreyRanges:
+    """`data.depth_range` and `data.mono16_range` as the codecs' `GreyRanges`."""
+    try:
+        return GreyRanges(list(data.depth_range), list(data.mono16_range))
+    except CodecError as e:
+        raise ConfigError(f"data.{e}") from None
+
+
 def validate(cfg: TrainConfig) -> None:
     """Range checks the types cannot express; raises ConfigError naming key and value."""
 
@@ -336,6 +354,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "must be >= 1")
     need(cfg.data.augment_shift >= 0, "data.augment_shift", cfg.data.augment_shift, "must be >= 0")
     need(cfg.data.prefetch >= 0, "data.prefetch", cfg.data.prefetch, "must be >= 0")
+    grey_ranges(cfg.data)
     need(cfg.optim.lr > 0, "optim.lr", cfg.optim.lr, "must be > 0")
     need(0 <= cfg.optim.min_lr_ratio <= 1, "optim.min_lr_ratio", cfg.optim.min_lr_ratio, "must be in [0, 1]")
     need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", cfg.optim.warmup_steps, "must be >= 0")

@@ -15,7 +15,7 @@ from training.data.report import report_data
 from training.data.sampler import WindowSampler
 from training.data.topics import TopicConfig
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, grey_ranges
 
 
 def run_subdir(cfg: TrainConfig, name: str) -> str:
@@ -84,7 +84,14 @@ def open_data(cfg: TrainConfig, image_size: int, min_len: int = 1, sources: list
     except (ValueError, TypeError) as e:
         raise ConfigError(f"data.topics: {e}") from e
     cache_dir = cfg.data.cache_dir or run_subdir(cfg, "cache")
-    cache = build_cache(sources or bag_sources(cfg), cache_dir, topics, image_size, skip_bad=cfg.data.skip_bad)
+    cache = build_cache(
+        sources or bag_sources(cfg),
+        cache_dir,
+        topics,
+        image_size,
+        skip_bad=cfg.data.skip_bad,
+        ranges=grey_ranges(cfg.data),
+    )
     report_data(cache, cfg.run.out_dir)
     usable = np.flatnonzero(cache.episode_lengths >= min_len)
     if len(usable) == 0:

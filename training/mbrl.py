@@ -30,7 +30,7 @@ import torch
 
 from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, grey_ranges
 from .datasets import bag_sources, run_subdir
 from .distributed import DistInfo
 from .evaluate import closed_loop
@@ -98,6 +98,7 @@ def _seed_env_steps(cfg: TrainConfig, sources) -> int:
         topics,
         model_config(cfg).image_size,
         skip_bad=cfg.data.skip_bad,
+        ranges=grey_ranges(cfg.data),
     )
     report_data(cache, cfg.run.out_dir)
     return int(np.sum(np.maximum(cache.episode_lengths - 1, 0)))

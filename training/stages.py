@@ -51,6 +51,7 @@ def make_meta_fn(cfg: TrainConfig, model: WorldModel, data: Data, subcommand: st
         resize="cv2.INTER_AREA to image_size",
         source_topic=data.cache.index["topics"]["image_topic"],
         time_step_s=data.cache.time_step_s,  # the rate the model was trained at (median image interval)
+        **data.cache.ranges.to_dict(),  # depth / mono16 -> 0..255, which planner_node applies too
     )
     info = {
         "subcommand": subcommand,

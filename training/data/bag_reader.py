@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moejepa_ros.codecs import CodecError, action_size, image_to_rgb, msg_to_action
+from moejepa_ros.codecs import CodecError, GreyRanges, action_size, image_to_rgb, msg_to_action
 
 from .align import Series, align
 from .bag_files import BagLayout, FileProblem, StorageFile, storage_files
@@ -73,8 +73,8 @@ def _header_ns(msg) -> int:
 class _BagRead:
     """State of reading one bag: decoded series plus the bad-record bookkeeping."""
 
-    def __init__(self, path: Path, topics: TopicConfig, skip_bad: bool, transform):
-        self.path, self.cfg, self.skip_bad, self.transform = path, topics, skip_bad, transform
+    def __init__(self, path: Path, topics: TopicConfig, skip_bad: bool, transform, ranges: GreyRanges):
+        self.path, self.cfg, self.skip_bad, self.transform, self.ranges = path, topics, skip_bad, transform, ranges
         self.summary = ReadSummary(files=[str(path)])
         self.frames: list[np.ndarray] = []
         self.img_stamps: list[int] = []
@@ -127,7 +127,7 @@ class _BagRead:
         topic = self.cfg.image_topic
         stamp = self.stamp(msg, log_ns)
         try:
-            rgb = image_to_rgb(msg)
+            rgb = image_to_rgb(msg, ranges=self.ranges)
         except CodecError as e:
             return self.bad(topic, index, f"undecodable image ({e})", log_ns, True)
         if self.image_shape is None:
@@ -187,12 +187,14 @@ def read_bag(
     *,
     skip_bad: bool = False,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ranges: GreyRanges = GreyRanges(),
 ) -> tuple[list[Episode], ReadSummary]:
     """Read one bag into aligned episodes. `transform(rgb)` runs on each decoded frame (e.g. a
-    resize to model resolution) so a long high-resolution bag never sits in memory whole."""
+    resize to model resolution) so a long high-resolution bag never sits in memory whole; `ranges`
+    map depth / mono16 images to 0..255 (`data.depth_range`, `data.mono16_range`)."""
     cfg = topics or TopicConfig()
     path = Path(path)
-    r = _BagRead(path, cfg, skip_bad, transform)
+    r = _BagRead(path, cfg, skip_bad, transform, ranges)
     layout = storage_files(path)
     if layout.note:
         r.summary.notes.append(layout.note)
@@ -426,13 +428,13 @@ def _assemble(r: _BagRead) -> tuple[list[Episode], ReadSummary]:
 
 
 def iter_bags(
-    sources, topics: TopicConfig | None = None, *, skip_bad: bool = False, transform=None
+    sources, topics: TopicConfig | None = None, *, skip_bad: bool = False, transform=None, ranges=GreyRanges()
 ) -> Iterator[tuple[Path, list[Episode], ReadSummary]]:
     """Read bags one at a time: yields (bag, episodes, summary); a bad bag with `skip_bad` yields
     no episodes and a summary naming why it was skipped."""
     for bag in find_bags(sources):
         try:
-            eps, summ = read_bag(bag, topics, skip_bad=skip_bad, transform=transform)
+            eps, summ = read_bag(bag, topics, skip_bad=skip_bad, transform=transform, ranges=ranges)
         except BagDataError as e:
             if not skip_bad:
                 raise
@@ -442,12 +444,12 @@ def iter_bags(
 
 
 def read_bags(
-    sources, topics: TopicConfig | None = None, *, skip_bad: bool = False, transform=None
+    sources, topics: TopicConfig | None = None, *, skip_bad: bool = False, transform=None, ranges=GreyRanges()
 ) -> tuple[list[Episode], ReadSummary]:
     """Read one bag, many bags or folders of bags into episodes plus one merged summary."""
     episodes: list[Episode] = []
     total = ReadSummary()
-    for _, eps, summ in iter_bags(sources, topics, skip_bad=skip_bad, transform=transform):
+    for _, eps, summ in iter_bags(sources, topics, skip_bad=skip_bad, transform=transform, ranges=ranges):
         episodes += eps
         total.merge(summ)
     return episodes, total

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moejepa_ros.codecs import GreyRanges
+
 from .bag_reader import find_bags
 from .episode import BagDataError, Episode, ReadSummary
 from .shard import run_workers, write_shard
@@ -37,9 +39,10 @@ class Preprocess:
 
     image_size: tuple[int, int] = (64, 64)  # (H, W)
     interpolation: str = "area"
+    ranges: GreyRanges = GreyRanges()  # depth / mono16 -> 0..255
 
     def to_dict(self) -> dict:
-        return {"image_size": list(self.image_size), "interpolation": self.interpolation}
+        return {"image_size": list(self.image_size), "interpolation": self.interpolation, **self.ranges.to_dict()}
 
 
 def _bag_files(bag: Path) -> list[Path]:
@@ -126,6 +129,11 @@ class DataCache:
         return tuple(self.index["preprocess"]["image_size"])
 
     @property
+    def ranges(self) -> GreyRanges:
+        """The depth / mono16 ranges the frames were decoded with (the checkpoint keeps them)."""
+        return GreyRanges.from_dict(self.index["preprocess"])
+
+    @property
     def action_dim(self) -> int:
         return int(self.index["action_dim"] or 0)
 
@@ -166,6 +174,7 @@ def build_cache(
     image_size: int | tuple[int, int] = 64,
     *,
     skip_bad: bool = False,
+    ranges: GreyRanges = GreyRanges(),
     workers: int | None = None,
     rebuild: bool = False,
 ) -> DataCache:
@@ -178,7 +187,7 @@ def build_cache(
     hw = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(v) for v in image_size)
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"build_cache: image_size={image_size!r}, expected an int or (H, W) > 0")
-    pre = Preprocess(hw)
+    pre = Preprocess(hw, ranges=ranges)
     bags = find_bags(sources)
     key = cache_key(bags, topics, pre, skip_bad)
     cache_dir = Path(cache_dir)
@@ -191,7 +200,15 @@ def build_cache(
     t0 = time.perf_counter()
     try:
         jobs = [
-            dict(bag=str(b), tmp=str(tmp), shard=k, topics=topics.to_dict(), skip_bad=skip_bad, image_size=list(hw))
+            dict(
+                bag=str(b),
+                tmp=str(tmp),
+                shard=k,
+                topics=topics.to_dict(),
+                skip_bad=skip_bad,
+                image_size=list(hw),
+                ranges=ranges.to_dict(),
+            )
             for k, b in enumerate(bags)
         ]
         if workers is None:

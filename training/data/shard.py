@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moejepa_ros.codecs import GreyRanges
 from moejepa_ros.control.preprocess import preprocess
 
 from .bag_reader import iter_bags
@@ -42,7 +43,13 @@ def write_shard(job: dict) -> dict:
     topics = TopicConfig.from_dict(job["topics"])
     t0 = time.perf_counter()
     ((_, eps, summ),) = list(
-        iter_bags([bag], topics, skip_bad=job["skip_bad"], transform=_Resize(tuple(job["image_size"])))
+        iter_bags(
+            [bag],
+            topics,
+            skip_bad=job["skip_bad"],
+            transform=_Resize(tuple(job["image_size"])),
+            ranges=GreyRanges.from_dict(job["ranges"]),
+        )
     )
     out = {
         "bag": str(bag),
