@@ -344,6 +344,40 @@ def test_bad_checkpoint_fails_configure_with_a_clear_message(tmp_path):
         proc.stop()
 
 
+def test_a_depth_camera_decodes_with_the_checkpoints_range_and_an_override_warns(tmp_path, probe):
+    from moejepa_ros.model import save_checkpoint
+    from testing.models import tiny_model
+
+    model = tiny_model()
+    pre = {**model.preprocessing, "depth_range": [0.3, 5.0]}
+    ckpt = save_checkpoint(
+        tmp_path / "depth.safetensors", model, {"action_low": LOW, "action_high": HIGH, "preprocessing": pre}
+    )
+    remaps = {"image": "depth/image", "action": "depth/action"}
+    proc = start_planner(tmp_path, ckpt, "depth_planner", remaps, depth_range=[0.0, 8.0])
+    try:
+        pub = probe.publisher(Image, "depth/image", IMAGE_PUB_QOS)
+        actions = probe.subscribe(TwistStamped, "depth/action")
+        probe.wait_for_subscribers(pub, 1, timeout=30)
+        mm = np.random.default_rng(0).integers(0, 9000, (64, 64), dtype=np.uint16)
+        stamps = []
+        for i in range(20):
+            stamps.append(1_000_000_000 + i * 33_000_000)
+            pub.publish(codecs.make_image(Image, mm, "16UC1", stamps[-1], "depth_optical"))
+            time.sleep(1 / 30)
+        actions.wait(1, timeout=15, pred=lambda m: stamp_ns(m.header.stamp) in set(stamps))
+        assert "depth_range=[0.0, 8.0] differs from the checkpoint's [0.3, 5.0]" in proc.output()
+    finally:
+        proc.stop()
+    bad = start_planner(tmp_path, ckpt, "bad_range_planner", depth_range=[5.0, 1.0])
+    try:
+        bad.proc.wait(60)
+        assert bad.proc.returncode == 1
+        assert "depth_range=[5.0, 1.0] must be [lo, hi], finite with hi > lo" in bad.output()
+    finally:
+        bad.stop()
+
+
 def test_compressed_transport_multiarray_commands_and_sim_time(ckpt, tmp_path, probe):
     """image_transport=compressed, Float32MultiArray commands, and use_sim_time following /clock."""
     from rosgraph_msgs.msg import Clock

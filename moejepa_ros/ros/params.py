@@ -186,6 +186,20 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "action_high", None, "upper action bounds; unset = the checkpoint's", ptype=Parameter.Type.DOUBLE_ARRAY
     ),
+    ParameterSpec(
+        "depth_range",
+        None,
+        "depth images (16UC1 mm, 32FC1 m) map [lo, hi] metres to 0..255; unset = the checkpoint's (data.depth_range)",
+        read_only=True,
+        ptype=Parameter.Type.DOUBLE_ARRAY,
+    ),
+    ParameterSpec(
+        "mono16_range",
+        None,
+        "mono16 images map [lo, hi] raw counts to 0..255; unset = the checkpoint's (data.mono16_range)",
+        read_only=True,
+        ptype=Parameter.Type.DOUBLE_ARRAY,
+    ),
     ParameterSpec("control_rate", 30.0, "control rate in Hz (the most plans per second)", low=0.1, high=1000.0),
     ParameterSpec(
         "control_trigger",

@@ -142,6 +142,7 @@ class PlannerNode(LifecycleNode):
         self._pub_plan = qos.publisher(self, Float32MultiArray, "~/plan", COMMAND_QOS)
         self._debug = DebugView(self, self._vals) if v["debug.enabled"] else None
         self._time_step_s: float | None = None  # the checkpoint's control time step (training data's)
+        self._ranges = codecs.GreyRanges()  # depth / mono16 -> 0..255: the checkpoint's unless overridden
         self._image_rx: float | None = None  # node-clock time (`_now`) of the newest image
         self._rate_warned = False
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -294,6 +295,10 @@ class PlannerNode(LifecycleNode):
         high = v["action_high"] if v["action_high"] is not None else meta.get("action_high")
         if low is None or high is None:
             raise ValueError("no action bounds: set action_low/action_high or save them in the checkpoint meta")
+        pre = meta.get("preprocessing") or {}
+        ranges, range_warnings = codecs.GreyRanges.from_dict(pre).overridden(v["depth_range"], v["mono16_range"])
+        for warning in range_warnings:
+            self.get_logger().warning(warning)
         if v["backend"] == "onnxruntime":
             from moejepa_ros.control.onnx_backend import OnnxWorldModel
 
@@ -310,7 +315,8 @@ class PlannerNode(LifecycleNode):
         self._trained_bounds = (meta.get("action_low"), meta.get("action_high"))
         self._check_trained_range(ctrl)
         self._in_force = dict(v)
-        self._time_step_s = (meta.get("preprocessing") or {}).get("time_step_s")
+        self._time_step_s = pre.get("time_step_s")
+        self._ranges = ranges
         self._rate_warned = False
         self._last_goal_key = None
         self._device = device
@@ -408,7 +414,7 @@ class PlannerNode(LifecycleNode):
         if frames is None:
             return
         try:
-            rgb = codecs.image_to_rgb(msg)
+            rgb = codecs.image_to_rgb(msg, ranges=self._ranges)
             frames.push(rgb, stamp_ns(msg.header.stamp), msg.header.frame_id)
             self._image_rx = self._now()
         except Exception as e:
@@ -427,7 +433,7 @@ class PlannerNode(LifecycleNode):
             return
         self._last_goal_key = key
         try:
-            frame = preprocess(codecs.image_to_rgb(msg), self._ctrl.image_size)
+            frame = preprocess(codecs.image_to_rgb(msg, ranges=self._ranges), self._ctrl.image_size)
         except Exception as e:
             self.stats.count("malformed_goal_images")
             self.get_logger().warning(f"dropped a malformed goal image: {e}", throttle_duration_sec=2.0)
