@@ -315,7 +315,7 @@ class PlannerNode(LifecycleNode):
         self._trained_bounds = (meta.get("action_low"), meta.get("action_high"))
         self._check_trained_range(ctrl)
         self._in_force = dict(v)
-        self._time_step_s = pre.get("time_step_s")
+        self._time_step_s = (meta.get("preprocessing") or {}).get("time_step_s")
         self._ranges = ranges
         self._rate_warned = False
         self._last_goal_key = None
