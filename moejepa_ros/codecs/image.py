@@ -86,7 +86,8 @@ def _uint_field(msg: Any, name: str, kind: str = "Image") -> int:
 
 
 def image_to_array(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` to its native array: ``[H, W]`` or ``[H, W, C]``.
+    """Decode a ``sensor_msgs/Image`` to its native array: ``[H, W]`` or ``[H, W, C]`` (YUV 4:2:2:
+    ``[H, W, 2]``, the packed bytes of each pixel; Bayer: the ``[H, W]`` mosaic).
 
     The dtype is the encoding's (uint8, uint16 or float32) in native byte order. ``step``
     (row padding) and ``is_bigendian`` are honoured. When no byte swap is needed the result
