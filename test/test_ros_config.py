@@ -138,8 +138,13 @@ def test_every_planner_config_field_and_objective_is_a_parameter():
         assert f"planner.{f.name}" in names
     for obj in REGISTRY:
         assert {f"objectives.{obj}.enabled", f"objectives.{obj}.weight"} <= names
-    ro = {s.name for s in params.PLANNER_NODE_SPECS if s.read_only}
-    assert {"checkpoint", "device", "image_size"} <= ro
+    at_configure = {s.name for s in params.PLANNER_NODE_SPECS if s.configure_only}
+    assert {"checkpoint", "device", "image_size"} <= at_configure
+    assert not any(s.read_only for s in params.PLANNER_NODE_SPECS if s.configure_only)
+    assert (
+        params.CONFIGURE_ONLY_NOTE
+        in {s.name: s.descriptor() for s in params.PLANNER_NODE_SPECS}["checkpoint"].additional_constraints
+    )
     d = {s.name: s.descriptor() for s in params.PLANNER_NODE_SPECS}
     assert d["planner.samples"].integer_range[0].from_value == 1
     assert d["control_rate"].floating_point_range[0].to_value > 30
