@@ -398,7 +398,9 @@ class PlannerNode(LifecycleNode):
         self._subs = []
         dev = self._device
         self._ctrl = None
-        self._device, self._checkpoint_sha, self._time_step_s = "", "", None
+        self._device, self._checkpoint_sha, self._time_step_s = "", "", None  # the next configure may swap the model
+        if self._debug is not None:
+            self._debug.goal = None  # a goal image at the old model's size
         self._frames = None
         self._bounds_warning = None
         self._goal_time = None
