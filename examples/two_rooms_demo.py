@@ -173,7 +173,7 @@ def node_params(cfg_path: Path, a: argparse.Namespace, checkpoint: Path, frame_s
 # ----------------------------------------------------------------------------- running
 def _diag_values(arr: Any) -> dict[str, str] | None:
     for st in arr.status:
-        if "planner_node" in st.name:
+        if "planner_node" in st.name and st.name.endswith(": control"):  # not its topic statuses
             return {kv.key: kv.value for kv in st.values}
     return None
 

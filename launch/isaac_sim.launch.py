@@ -4,7 +4,8 @@
 The bridge's camera helper publishes the RGB camera (default topic /rgb) and its
 differential-controller graph subscribes /cmd_vel (geometry_msgs/Twist); a
 "ROS2 Publish Clock" node publishes /clock, so sim time is on. Remap with camera_topic /
-cmd_vel_topic / goal_image_topic when the scene's action graph uses other names.
+cmd_vel_topic / goal_image_topic when the scene's action graph uses other names. managed:=true
+starts the planner as a launch_ros LifecycleNode that the launch configures and activates.
 """
 
 import os
@@ -17,6 +18,7 @@ from moejepa_ros.ros.launch_common import (
     end_launch_when_exits,
     fastdds_profile_action,
     launch_values,
+    lifecycle_transitions,
     moejepa_node,
     truthy,
 )
@@ -30,8 +32,13 @@ def _nodes(context):
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
     remaps = [("image", get("camera_topic")), ("action", get("cmd_vel_topic")), ("goal_image", get("goal_image_topic"))]
-    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=get("namespace"))
-    return [planner, end_launch_when_exits(planner, "planner_node")]
+    managed, ns = truthy(get("managed")), get("namespace")
+    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=ns, managed=managed)
+    return [
+        planner,
+        end_launch_when_exits(planner, "planner_node"),
+        *(lifecycle_transitions(planner) if managed else []),
+    ]
 
 
 def generate_launch_description():
@@ -48,6 +55,11 @@ def generate_launch_description():
             DeclareLaunchArgument("cmd_vel_topic", default_value="/cmd_vel", description="Isaac Twist command topic"),
             DeclareLaunchArgument("goal_image_topic", default_value="/goal_image", description="goal image topic"),
             DeclareLaunchArgument("use_sim_time", default_value="true", description="follow Isaac's /clock"),
+            DeclareLaunchArgument(
+                "managed",
+                default_value="false",
+                description="true: start planner_node as a launch_ros LifecycleNode driven by lifecycle transitions",
+            ),
             DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
             fastdds_profile_action(),
             OpaqueFunction(function=_nodes),

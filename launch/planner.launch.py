@@ -2,7 +2,9 @@
 
 Arguments: params_file (default config/planner.yaml), checkpoint (overrides the YAML when
 non-empty), namespace, use_sim_time, log_level, image_topic / action_topic / goal_image_topic
-(remaps of the node's relative topics), autostart (false: drive it with a lifecycle manager).
+(remaps of the node's relative topics), autostart (false: drive it with a lifecycle manager),
+managed (true: a launch_ros LifecycleNode; with autostart the launch itself emits configure,
+then activate once inactive, else it stays unconfigured for a lifecycle manager).
 FASTDDS_DEFAULT_PROFILES_FILE is pointed at config/fastdds_large_images.xml unless already set.
 """
 
@@ -16,6 +18,7 @@ from moejepa_ros.ros.launch_common import (
     end_launch_when_exits,
     fastdds_profile_action,
     launch_values,
+    lifecycle_transitions,
     moejepa_node,
     truthy,
 )
@@ -25,7 +28,8 @@ CONFIG = config_dir()
 
 def _nodes(context):
     get = launch_values(context)
-    overrides = {"use_sim_time": truthy(get("use_sim_time")), "autostart": truthy(get("autostart"))}
+    managed, autostart = truthy(get("managed")), truthy(get("autostart"))
+    overrides = {"use_sim_time": truthy(get("use_sim_time")), "autostart": autostart}
     if get("checkpoint"):
         overrides["checkpoint"] = get("checkpoint")
     remaps = [
@@ -34,8 +38,13 @@ def _nodes(context):
         ("action", get("action_topic")),
         ("goal_image", get("goal_image_topic")),
     ]
-    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=get("namespace"))
-    return [planner, end_launch_when_exits(planner, "planner_node")]
+    ns = get("namespace")
+    planner = moejepa_node("planner_node", get, [get("params_file"), overrides], remaps, namespace=ns, managed=managed)
+    return [
+        planner,
+        end_launch_when_exits(planner, "planner_node"),
+        *(lifecycle_transitions(planner) if managed and autostart else []),
+    ]
 
 
 def generate_launch_description():
@@ -53,6 +62,11 @@ def generate_launch_description():
             DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
             DeclareLaunchArgument(
                 "autostart", default_value="true", description="configure+activate on start (false: lifecycle manager)"
+            ),
+            DeclareLaunchArgument(
+                "managed",
+                default_value="false",
+                description="true: start planner_node as a launch_ros LifecycleNode driven by lifecycle transitions",
             ),
             DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
             DeclareLaunchArgument("image_topic", default_value="image", description="camera topic"),

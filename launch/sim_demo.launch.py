@@ -4,6 +4,7 @@
 Each finished episode is one JSON line on /sim_node/episode_result; with episodes > 0 the
 whole launch ends after the last one. use_sim_time:=true makes sim_node publish /clock and
 the planner follow it. namespace:=robot1 puts both nodes (and their relative topics) under /robot1.
+managed:=true starts the planner as a launch_ros LifecycleNode that the launch configures and activates.
 """
 
 import os
@@ -16,6 +17,7 @@ from moejepa_ros.ros.launch_common import (
     end_launch_when_exits,
     fastdds_profile_action,
     launch_values,
+    lifecycle_transitions,
     moejepa_node,
     truthy,
 )
@@ -33,10 +35,17 @@ def _nodes(context):
     sim_overrides = {"episodes": int(get("episodes")), "env": get("env"), "publish_clock": sim_time}
     ns = get("namespace")
     sim = moejepa_node("sim_node", get, [params_file, sim_overrides], namespace=ns)
-    planner = moejepa_node("planner_node", get, [params_file, planner_overrides], namespace=ns)
+    managed = truthy(get("managed"))
+    planner = moejepa_node("planner_node", get, [params_file, planner_overrides], namespace=ns, managed=managed)
     # The run is over when the simulator has played its episodes, or when either node fails (the sim
     # never runs on alone): stop everything, non-zero when a node failed.
-    return [sim, planner, end_launch_when_exits(sim, "sim_node"), end_launch_when_exits(planner, "planner_node")]
+    return [
+        sim,
+        planner,
+        end_launch_when_exits(sim, "sim_node"),
+        end_launch_when_exits(planner, "planner_node"),
+        *(lifecycle_transitions(planner) if managed else []),
+    ]
 
 
 def generate_launch_description():
@@ -57,6 +66,11 @@ def generate_launch_description():
                 "use_sim_time",
                 default_value="false",
                 description="sim_node publishes /clock and the planner follows it",
+            ),
+            DeclareLaunchArgument(
+                "managed",
+                default_value="false",
+                description="true: start planner_node as a launch_ros LifecycleNode driven by lifecycle transitions",
             ),
             DeclareLaunchArgument("log_level", default_value="info", description="debug|info|warn|error"),
             fastdds_profile_action(),

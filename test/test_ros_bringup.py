@@ -88,6 +88,17 @@ def test_bringup_with_a_failing_planner_stops_the_sim_and_exits_non_zero_with_th
     assert "sim_node exited" not in out  # the sim was stopped, it did not end by itself
 
 
+def test_bringup_streams_node_output_without_a_log_dir(tmp_path):
+    """No --log-dir: each node's output comes through bringup's own, so the planner's reason is on screen."""
+    cmd = [sys.executable, "-m", "moejepa_ros.ros.bringup", str(ROOT / "config" / "sim_demo.yaml"), "--only"]
+    cmd += ["planner_node", "--ros-args", "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}"]
+    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=90)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "planner_node: configure failed" in out and "does not exist" in out, out  # printed by the node
+    assert not list(tmp_path.glob("*.log"))
+
+
 def test_ros2_launch_with_a_failing_planner_exits_non_zero_with_the_reason(tmp_path):
     """The same through `ros2 launch`. Runs where a sourced ROS 2 has this package: `colcon build
     --packages-select moejepa_ros && source install/setup.bash && pytest test/test_ros_bringup.py`."""

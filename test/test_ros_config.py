@@ -72,6 +72,40 @@ def test_every_process_a_launch_starts_ends_the_launch_when_it_exits(path):
 
 
 @pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
+def test_a_managed_planner_gets_its_lifecycle_transitions(path):
+    """A launch file that can start the planner managed (`managed=` to moejepa_node) also emits the
+    lifecycle transitions (`lifecycle_transitions(...)`) and declares the `managed` argument (AST check)."""
+    tree = ast.parse(path.read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    managed = [c for c in calls if c.func.id == "moejepa_node" and any(k.arg == "managed" for k in c.keywords)]
+    if not managed:
+        pytest.skip(f"{path.name} starts no managed planner")
+    assert any(c.func.id == "lifecycle_transitions" for c in calls), f"{path.name}: nothing drives the lifecycle"
+    assert '"managed"' in path.read_text()
+
+
+def test_planner_launch_starts_a_lifecycle_node_the_launch_drives():
+    pytest.importorskip("launch_ros", reason="needs a sourced ROS 2 (launch_ros is not a wheel here)")
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+    from launch_ros.actions import LifecycleNode, Node
+
+    path = ROOT / "launch" / "planner.launch.py"
+    spec = importlib.util.spec_from_file_location("planner_launch", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for managed, autostart, events in (("true", "true", 3), ("true", "false", 0), ("false", "true", 0)):
+        ctx = LaunchContext()
+        ctx.launch_configurations.update(managed=managed, autostart=autostart)
+        for e in mod.generate_launch_description().entities:
+            if isinstance(e, DeclareLaunchArgument):
+                e.visit(ctx)
+        planner, _, *rest = mod._nodes(ctx)
+        assert isinstance(planner, LifecycleNode if managed == "true" else Node)
+        assert len(rest) == events and all(isinstance(a, (EmitEvent, RegisterEventHandler)) for a in rest)
+
+
+@pytest.mark.parametrize("path", LAUNCH, ids=lambda p: p.name)
 def test_launch_descriptions_build(path):
     pytest.importorskip(
         "launch_ros", reason="launch_ros is not installable as a wheel here; only available with a sourced ROS 2 distro"
@@ -138,8 +172,13 @@ def test_every_planner_config_field_and_objective_is_a_parameter():
         assert f"planner.{f.name}" in names
     for obj in REGISTRY:
         assert {f"objectives.{obj}.enabled", f"objectives.{obj}.weight"} <= names
-    ro = {s.name for s in params.PLANNER_NODE_SPECS if s.read_only}
-    assert {"checkpoint", "device", "image_size"} <= ro
+    at_configure = {s.name for s in params.PLANNER_NODE_SPECS if s.configure_only}
+    assert {"checkpoint", "device", "image_size"} <= at_configure
+    assert not any(s.read_only for s in params.PLANNER_NODE_SPECS if s.configure_only)
+    assert (
+        params.CONFIGURE_ONLY_NOTE
+        in {s.name: s.descriptor() for s in params.PLANNER_NODE_SPECS}["checkpoint"].additional_constraints
+    )
     d = {s.name: s.descriptor() for s in params.PLANNER_NODE_SPECS}
     assert d["planner.samples"].integer_range[0].from_value == 1
     assert d["control_rate"].floating_point_range[0].to_value > 30

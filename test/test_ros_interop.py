@@ -317,7 +317,7 @@ def test_twists_integrate_to_a_planar_path_and_rates_are_compared_with_the_time_
 
 def test_a_joint_plan_becomes_a_joint_trajectory_timed_in_control_steps():
     import rclpy
-    from rclpy.node import Node
+    from rclpy.lifecycle import LifecycleNode
 
     from moejepa_ros.ros.debug_view import DebugView
 
@@ -326,7 +326,7 @@ def test_a_joint_plan_becomes_a_joint_trajectory_timed_in_control_steps():
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     try:
-        node = Node("debug_view_test", context=ctx)
+        node = LifecycleNode("debug_view_test", context=ctx)  # the debug topics are lifecycle publishers
         view = DebugView(node, vals)
         plan = np.float32([[0.1, -0.2], [0.3, -0.4], [0.5, -0.6]])
         msg = view.trajectory(7_500_000_000, 0.05, "arm_base", plan)

@@ -189,7 +189,9 @@ def test_live_parameters_apply_and_invalid_ones_are_rejected(io, probe, planner)
     assert not elites.successful and "elites" in elites.reason and "samples" in elites.reason, elites.reason
     [method] = probe.set_parameters("/planner_node", {"planner.method": "bogus"})
     assert not method.successful and "bogus" in method.reason
-    [ro] = probe.set_parameters("/planner_node", {"checkpoint": "/elsewhere.safetensors"})
+    [swap] = probe.set_parameters("/planner_node", {"checkpoint": "/elsewhere.safetensors"})  # only unconfigured
+    assert not swap.successful and "checkpoint applies at configure" in swap.reason, swap.reason
+    [ro] = probe.set_parameters("/planner_node", {"num_threads": 2})
     assert not ro.successful and "read-only" in ro.reason
     [bounds] = probe.set_parameters("/planner_node", {"action_low": [1.0, 1.0]})
     assert not bounds.successful and "action_low" in bounds.reason

@@ -7,7 +7,7 @@ import pathlib
 import re
 import sys
 
-from moejepa_ros.ros.params import PLANNER_NODE_SPECS, SIM_NODE_SPECS
+from moejepa_ros.ros.params import CONFIGURE_ONLY_NOTE, PLANNER_NODE_SPECS, SIM_NODE_SPECS
 
 
 def table(specs) -> str:
@@ -16,7 +16,7 @@ def table(specs) -> str:
         rng = " … ".join(f"{v:g}" for v in (s.low, s.high)) if s.low is not None else ""
         if s.choices:
             rng = " \\| ".join(s.choices)
-        ro = " (read-only)" if s.read_only else ""
+        ro = " (read-only)" if s.read_only else f" ({CONFIGURE_ONLY_NOTE})" if s.configure_only else ""
         default = "unset" if s.default is None else f"`{s.default!r}`" if s.default == "" else f"`{s.default}`"
         meaning = s.description.replace("|", "\\|")
         rows.append(f"| `{s.name}` | {s.type.name.lower()} | {default} | {rng} | {meaning}{ro} |")

@@ -85,7 +85,7 @@ def role_listener(a: argparse.Namespace) -> None:
 
     def on_diag(m: DiagnosticArray) -> None:
         for st in m.status:
-            if "planner_node" in st.name:
+            if "planner_node" in st.name and st.name.endswith(": control"):  # not its topic statuses
                 diags.append((time.time_ns(), {kv.key: kv.value for kv in st.values}))
 
     probe.node.create_subscription(TwistStamped, "action", on_action, 100)

@@ -4,6 +4,7 @@
 `node_name: ros__parameters:` form the launch files use), starts each node in its own process
 (`python -m moejepa_ros.ros.<executable> --ros-args --params-file FILE -r __node:=NAME`),
 points FASTDDS_DEFAULT_PROFILES_FILE at the shipped large-image profile unless it is set,
+streams every node's output to its own (or, with `--log-dir`, to one log file per node),
 forwards SIGINT/SIGTERM and waits. When any node exits, the others are stopped (like a launch
 file's shutdown-on-exit) and the first non-zero exit status is returned, with the failing node's
 last log line as the reason (a planner that cannot configure ends the whole bringup, status 1). A node's executable
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=EXECUTABLE",
         help="which executable runs node NAME (planner_node | sim_node)",
     )
-    ap.add_argument("--log-dir", default=None, help="write each node's output to <log-dir>/<node>.log")
+    ap.add_argument(
+        "--log-dir", default=None, help="write each node's output to <log-dir>/<node>.log (default: stream it here)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     a = ap.parse_args(argv)
     try:

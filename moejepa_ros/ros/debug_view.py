@@ -78,12 +78,14 @@ class DebugView:
         self._vals = vals  # the node's live parameter values (debug.image_rate may change)
         self._twist = codecs.command_type(vals["action_type"]).name.startswith("geometry_msgs/msg/Twist")
         if self._twist:
-            self._pub_path = qos.publisher(node, Path, "~/plan_path", COMMAND_QOS)
+            self._pub_path = qos.publisher(node, Path, "~/plan_path", COMMAND_QOS, lifecycle=True)
         else:
-            self._pub_trajectory = qos.publisher(node, JointTrajectory, "~/plan_trajectory", COMMAND_QOS)
-        self._pub_distance = qos.publisher(node, Vector3Stamped, "~/goal_distance", COMMAND_QOS)
-        self._pub_cost = qos.publisher(node, Vector3Stamped, "~/predicted_cost", COMMAND_QOS)
-        self._pub_image = qos.publisher(node, Image, "~/debug_image", IMAGE_PUB_QOS)
+            self._pub_trajectory = qos.publisher(
+                node, JointTrajectory, "~/plan_trajectory", COMMAND_QOS, lifecycle=True
+            )
+        self._pub_distance = qos.publisher(node, Vector3Stamped, "~/goal_distance", COMMAND_QOS, lifecycle=True)
+        self._pub_cost = qos.publisher(node, Vector3Stamped, "~/predicted_cost", COMMAND_QOS, lifecycle=True)
+        self._pub_image = qos.publisher(node, Image, "~/debug_image", IMAGE_PUB_QOS, lifecycle=True)
         self._last_image = -math.inf
         self.goal: np.ndarray | None = None  # the goal image as the model sees it, or None
 

@@ -67,13 +67,25 @@ def any_namespace(params_file: str | os.PathLike) -> str:
     return tmp
 
 
-def moejepa_node(executable: str, get, parameters: list, remappings: list | None = None, namespace: str | None = None):
+def moejepa_node(
+    executable: str,
+    get,
+    parameters: list,
+    remappings: list | None = None,
+    namespace: str | None = None,
+    managed: bool = False,
+):
     """One of our nodes as every launch file starts it: named after its executable, in `namespace`, params
-    files made namespace-proof (`any_namespace`), `log_level` from the launch arguments, output on the screen."""
-    from launch_ros.actions import Node
+    files made namespace-proof (`any_namespace`), `log_level` from the launch arguments, output on the screen.
+    `managed`: a launch_ros `LifecycleNode` with the node's own `autostart` off, for `lifecycle_transitions`
+    or a lifecycle manager to drive."""
+    from launch_ros.actions import LifecycleNode, Node
 
-    where = {} if not namespace else {"namespace": namespace}
-    return Node(
+    if managed:
+        action, where, parameters = LifecycleNode, {"namespace": namespace or ""}, [*parameters, {"autostart": False}]
+    else:
+        action, where = Node, ({} if not namespace else {"namespace": namespace})
+    return action(
         package="moejepa_ros",
         executable=executable,
         name=executable,
@@ -84,6 +96,41 @@ def moejepa_node(executable: str, get, parameters: list, remappings: list | None
         output="screen",
         emulate_tty=True,
     )
+
+
+def lifecycle_transitions(node, name: str = "planner_node") -> list:
+    """The launch drives a managed (`LifecycleNode`) node to active: configure at once, activate when it
+    reaches inactive; a failed configure ends the launch non-zero (as the node's own autostart exits 1)."""
+    from launch.actions import EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
+    from launch.events import matches_action
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
+
+    def change(transition_id: int):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
+
+    activate_when_inactive = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[LogInfo(msg="configured: activating"), change(Transition.TRANSITION_ACTIVATE)],
+        )
+    )
+
+    def configure_failed(context):
+        raise RuntimeError(f"{name} failed to configure (its log says why): shutting the launch down")
+
+    fail_when_unconfigured = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="unconfigured",
+            entities=[OpaqueFunction(function=configure_failed)],
+        )
+    )
+    return [activate_when_inactive, fail_when_unconfigured, change(Transition.TRANSITION_CONFIGURE)]
 
 
 def exit_reason(name: str, returncode: int | None) -> str:

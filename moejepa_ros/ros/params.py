@@ -35,6 +35,8 @@ _ACTION_TYPE_HELP = "command type {} `action`: a full ROS type name or a short a
 IMAGE_TRANSPORTS = ("raw", "compressed")
 CONTROL_TRIGGERS = ("frame", "timer")
 _INT_MAX = 2**31 - 1
+#: How a `configure_only` parameter changes (descriptor, README table).
+CONFIGURE_ONLY_NOTE = "applied at configure; settable while unconfigured, e.g. after cleanup"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ParameterSpec:
     high: float | None = None
     choices: tuple[str, ...] = ()  # string enums, checked in `check_value`
     ptype: Parameter.Type | None = None  # needed when default is None
+    configure_only: bool = False  # read at configure: changeable only while unconfigured (e.g. a model swap)
 
     @property
     def type(self) -> Parameter.Type:
@@ -58,6 +61,8 @@ class ParameterSpec:
         d = ParameterDescriptor(description=self.description, read_only=self.read_only)
         if self.choices:
             d.additional_constraints = "one of: " + ", ".join(self.choices)
+        if self.configure_only:
+            d.additional_constraints = "; ".join(filter(None, (d.additional_constraints, CONFIGURE_ONLY_NOTE)))
         if self.low is not None and self.high is not None:
             if self.type == Parameter.Type.INTEGER:
                 d.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
@@ -142,21 +147,31 @@ def _command_specs(topic_verb: str, twist_role: str) -> list[ParameterSpec]:
 
 
 _NODE_SPECS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", read_only=True),
-    ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", read_only=True),
+    ParameterSpec("checkpoint", "", "path of the world-model .safetensors checkpoint", configure_only=True),
+    ParameterSpec("device", "auto", "torch device: auto | cpu | cuda | cuda:<i>", configure_only=True),
     ParameterSpec(
         "backend",
         "torch",
         "runs the encoder and rollout: torch, or onnxruntime (the checkpoint's ONNX files from "
         "`moejepa-train export --format onnx`; CUDA provider on a cuda device)",
-        read_only=True,
+        configure_only=True,
         choices=("torch", "onnxruntime"),
     ),
     ParameterSpec(
-        "image_size", 0, "model input size in pixels (square); 0 = the checkpoint's", read_only=True, low=0, high=4096
+        "image_size",
+        0,
+        "model input size in pixels (square); 0 = the checkpoint's",
+        configure_only=True,
+        low=0,
+        high=4096,
     ),
     ParameterSpec(
-        "frame_stack", 0, "frames per observation; 0 = the checkpoint's (must match it)", read_only=True, low=0, high=64
+        "frame_stack",
+        0,
+        "frames per observation; 0 = the checkpoint's (must match it)",
+        configure_only=True,
+        low=0,
+        high=64,
     ),
     ParameterSpec(
         "image_transport",
@@ -219,6 +234,13 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
         high=100000,
     ),
     ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", low=0.05, high=3600.0),
+    ParameterSpec(
+        "hardware_id",
+        "",
+        "hardware_id of the node's /diagnostics statuses (e.g. the robot or compute unit); empty = the node's "
+        "fully qualified name",
+        read_only=True,
+    ),
     ParameterSpec("num_threads", 1, "torch intra-op threads of the planning thread", read_only=True, low=1, high=256),
     ParameterSpec("autostart", True, "configure and activate on start (no lifecycle manager needed)", read_only=True),
     OBJECTIVE_PLUGINS,

@@ -3,13 +3,18 @@
 Lifecycle: configure loads the checkpoint onto `device` and builds the planner; activate
 starts the planning thread; deactivate stops it and publishes the zero command once;
 cleanup frees the model; shutdown joins the thread. With `autostart` (default) the node
-configures and activates itself, so no lifecycle manager is needed.
+configures and activates itself, so no lifecycle manager is needed. Outputs go through
+lifecycle publishers, so an inactive node sends nothing (the zero command on deactivate goes
+out before the publishers are deactivated). The `configure_only` parameters (`checkpoint`,
+`device`, ...) can be set while unconfigured: cleanup, set, configure swaps the model in-process.
 
 Topics (relative, remap freely): `image` (sensor_msgs/Image) or `image/compressed`, depth-1
 best effort; optional `goal_image` (feeds the goal objective, if enabled) and `reward` (reported in
 diagnostics); publishes `action` (the `action_type` command type, e.g. geometry_msgs/msg/Twist),
 `~/plan` (Float32MultiArray: predicted cost + the planned actions, see messages.plan_to_msg)
-and `/diagnostics`. Stamped outputs carry the input image's stamp and `command_frame_id` (default
+and `/diagnostics` (the control status, then `image` and `action` topic statuses with
+diagnostic_updater's frequency and timestamp checks, `topic_checks`; `hardware_id` on each).
+Stamped outputs carry the input image's stamp and `command_frame_id` (default
 base_link, REP-105), never the camera's frame. QoS: the profiles in `messages`, each overridable
 with `qos_overrides.*` parameters (`qos`). With `debug.enabled`, the plan is also published for
 RViz and plotters (`debug_view`). Timeouts (camera, goal) follow the node clock under
@@ -68,7 +73,8 @@ from moejepa_ros.ros.messages import (
     stamp_ns,
 )
 from moejepa_ros.ros.stats import ControlStats
-from moejepa_ros.ros.time_step import MIN_FRAMES, rate_mismatch
+from moejepa_ros.ros.time_step import MIN_FRAMES, TOLERANCE, rate_mismatch
+from moejepa_ros.ros.topic_checks import FrequencyCheck, StampCheck, merge
 
 LEVEL_NAME = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
 _LIVE_SIMPLE = {"control_rate", "camera_timeout", "control_trigger", "goal_timeout", "diagnostics_period"}
@@ -102,6 +108,7 @@ class PlannerNode(LifecycleNode):
     def __init__(self, node_name: str = "planner_node", **kwargs: Any):
         super().__init__(node_name, **kwargs)
         self._specs = params.declare_planner_node(self)  # objective_plugins first: their objectives too
+        self._configure_only = {s.name for s in self._specs if s.configure_only}
         self._vals = params.values(self, self._specs)
         self.add_on_set_parameters_callback(self._on_set)
         self.add_post_set_parameters_callback(self._post_set)
@@ -135,17 +142,18 @@ class PlannerNode(LifecycleNode):
         self._in_force: dict[str, Any] = {}  # parameter values the controller runs with
         self._last_command = "none"  # planned | planned zero | safety zero: <reason>
         # Publishers exist in every state: the command type is read-only, and /diagnostics
-        # reports configure failures too. Commands are only sent while active (and the zero
-        # command once on deactivate).
+        # reports configure failures too. Outputs are lifecycle publishers: sent only while active
+        # (the zero command on deactivate goes out before they are deactivated).
         self._action_cls = action_msg_class(v["action_type"])
-        self._pub_action = qos.publisher(self, self._action_cls, "action", COMMAND_QOS)
-        self._pub_plan = qos.publisher(self, Float32MultiArray, "~/plan", COMMAND_QOS)
+        self._pub_action = qos.publisher(self, self._action_cls, "action", COMMAND_QOS, lifecycle=True)
+        self._pub_plan = qos.publisher(self, Float32MultiArray, "~/plan", COMMAND_QOS, lifecycle=True)
         self._debug = DebugView(self, self._vals) if v["debug.enabled"] else None
         self._time_step_s: float | None = None  # the checkpoint's control time step (training data's)
         self._ranges = codecs.GreyRanges()  # depth / mono16 -> 0..255: the checkpoint's unless overridden
         self._image_rx: float | None = None  # node-clock time (`_now`) of the newest image
         self._rate_warned = False
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._image_hz, self._image_stamps, self._action_hz = FrequencyCheck(), StampCheck(), FrequencyCheck()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._start_diag_timer(float(v["diagnostics_period"]))
 
@@ -154,6 +162,10 @@ class PlannerNode(LifecycleNode):
         result = params.on_set_result(self._specs, self._vals, changed)
         ctrl = self._ctrl
         names = {p.name for p in changed}
+        at_configure = sorted(n for n in names if n in self._configure_only)
+        if result.successful and at_configure and ctrl is not None:
+            result.successful = False
+            result.reason = f"{', '.join(at_configure)} applies at configure: deactivate and clean up the node first"
         if result.successful and names & {"action_low", "action_high"}:
             reason = self._bounds_problem({p.name: p.value for p in changed}, ctrl)
             if reason:
@@ -349,17 +361,19 @@ class PlannerNode(LifecycleNode):
         if self._ctrl is None:
             return TransitionCallbackReturn.FAILURE
         self._ctrl.reset()
+        result = super().on_activate(state)  # the lifecycle publishers first: the thread's first command goes out
+        self._image_hz, self._image_stamps, self._action_hz = FrequencyCheck(), StampCheck(), FrequencyCheck()
         self._start_thread()
         self._active = True
         self._set_status(OK, "active")
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._stop_thread()
-        self._publish_zero(flush=True)
+        self._publish_zero(flush=True)  # while the publishers are still active
         self._set_status(OK, "inactive (zero command sent)")
-        return super().on_deactivate(state)
+        return super().on_deactivate(state)  # deactivates the lifecycle publishers
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_thread()
@@ -390,6 +404,9 @@ class PlannerNode(LifecycleNode):
         self._subs = []
         dev = self._device
         self._ctrl = None
+        self._device, self._checkpoint_sha, self._time_step_s = "", "", None  # the next configure may swap the model
+        if self._debug is not None:
+            self._debug.goal = None  # a goal image at the old model's size
         self._frames = None
         self._bounds_warning = None
         self._goal_time = None
@@ -417,6 +434,8 @@ class PlannerNode(LifecycleNode):
             rgb = codecs.image_to_rgb(msg, ranges=self._ranges)
             frames.push(rgb, stamp_ns(msg.header.stamp), msg.header.frame_id)
             self._image_rx = self._now()
+            self._image_hz.tick()
+            self._image_stamps.tick(stamp_ns(msg.header.stamp), self.get_clock().now().nanoseconds)
         except Exception as e:
             self.stats.count("malformed_images")
             self._last_malformed = time.monotonic()
@@ -645,6 +664,7 @@ class PlannerNode(LifecycleNode):
         if hasattr(msg, "header"):
             msg.header.frame_id = self._vals["command_frame_id"]
         self._pub_action.publish(msg)
+        self._action_hz.tick()
 
     def _encode_action(self, action: np.ndarray, msg: Any, stamp: int | None) -> Any:
         """The command message of `action`; the type's codec takes the options it uses."""
@@ -709,7 +729,7 @@ class PlannerNode(LifecycleNode):
         st.level = bytes([level])
         st.name = f"{self.get_fully_qualified_name()}: control"
         st.message = message
-        st.hardware_id = self._device or "none"
+        st.hardware_id = self._hardware_id()
         s = self.stats.summary()
         self._check_camera_rate(s)
         v = self._vals
@@ -763,11 +783,39 @@ class PlannerNode(LifecycleNode):
         st.values = [KeyValue(key=k, value=(f"{x:.3f}" if isinstance(x, float) else str(x))) for k, x in kv.items()]
         return st
 
+    def _hardware_id(self) -> str:
+        return self._vals["hardware_id"] or self.get_fully_qualified_name()
+
+    def topic_statuses(self) -> list[DiagnosticStatus]:
+        """`image` and `action` topic statuses: diagnostic_updater's frequency and timestamp checks. Images
+        are expected at the checkpoint's rate (its time step, when known); commands at most at `control_rate`,
+        and (timer trigger) at least, else at least at the camera's expected rate. Checked while active."""
+        v = self._vals
+        rate, camera = float(v["control_rate"]), (1.0 / self._time_step_s if self._time_step_s else None)
+        low = rate if v["control_trigger"] == "timer" else min(rate, camera or 0.0)
+        checks = {
+            "image": merge(self._image_hz.report(camera or 0.0, camera, TOLERANCE), self._image_stamps.report()),
+            "action": self._action_hz.report(low, rate, TOLERANCE),
+        }
+        out = []
+        for topic, (level, message, values) in checks.items():
+            if not self._active:
+                level, message = OK, "not checked while the node is not active"
+            st = DiagnosticStatus(
+                level=bytes([level]),
+                name=f"{self.get_fully_qualified_name()}: {topic} topic status",
+                message=message,
+                hardware_id=self._hardware_id(),
+            )
+            st.values = [KeyValue(key=k, value=x) for k, x in values]
+            out.append(st)
+        return out
+
     def _publish_diagnostics(self) -> None:
         try:
             arr = DiagnosticArray()
             arr.header.stamp = self.get_clock().now().to_msg()
-            arr.status = [self.diagnostics_status()]
+            arr.status = [self.diagnostics_status(), *self.topic_statuses()]
             self._pub_diag.publish(arr)
         except Exception as e:
             self.get_logger().warning(f"diagnostics failed: {e}", throttle_duration_sec=10.0)

@@ -29,9 +29,18 @@ def _options(entity_id: str | None) -> QoSOverridingOptions:
     return QoSOverridingOptions(POLICIES, entity_id=entity_id)
 
 
-def publisher(node: Any, msg_type: type, topic: str, profile: QoSProfile, entity_id: str | None = None) -> Any:
-    """`node.create_publisher` with `profile` as the overridable default (a copy: overrides never leak)."""
-    return node.create_publisher(msg_type, topic, copy.copy(profile), qos_overriding_options=_options(entity_id))
+def publisher(
+    node: Any,
+    msg_type: type,
+    topic: str,
+    profile: QoSProfile,
+    entity_id: str | None = None,
+    lifecycle: bool = False,
+) -> Any:
+    """`node.create_publisher` with `profile` as the overridable default (a copy: overrides never leak);
+    `lifecycle`: a lifecycle publisher (`create_lifecycle_publisher`), which sends only while the node is active."""
+    create = node.create_lifecycle_publisher if lifecycle else node.create_publisher
+    return create(msg_type, topic, copy.copy(profile), qos_overriding_options=_options(entity_id))
 
 
 def subscription(
