@@ -53,7 +53,7 @@ setup(
             "imageio>=2.34",
         ],
     },
-    zip_safe=True,
+    zip_safe=False,  # moejepa_ros.share finds the data files from the code's own path
     maintainer="moejepa_ros maintainers",
     maintainer_email="maintainers@moejepa-ros.dev",
     description="Action-conditioned MoE JEPA world model and latent planners for ROS 2.",
