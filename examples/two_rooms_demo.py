@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from moejepa_ros.share import share_path
 from training.recipe import load_recipe, train_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "two_rooms.safetensors"
-DEFAULT_CONFIG = ROOT / "config" / "sim_demo.yaml"
+DEFAULT_CONFIG = share_path("config", "sim_demo.yaml")
 DEMO = load_recipe("two_rooms_demo")  # the committed checkpoint's training recipe (--retrain runs it)
 # what each simulator's goal task is, for the summary: (title, task and success test, distance unit)
 TASKS = {

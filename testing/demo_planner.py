@@ -5,12 +5,13 @@ variants are the demo's CEM without its online correction and stall recovery, sc
 alone: what the planning-cost and model benches measured before those existed.
 """
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "sim_demo.yaml"
+from moejepa_ros.share import share_path
+
+CONFIG = share_path("config", "sim_demo.yaml")
 
 
 def _planner_node() -> dict[str, Any]:

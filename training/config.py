@@ -16,9 +16,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from moejepa_ros import share
 from moejepa_ros.codecs import DEPTH_RANGE, MONO16_RANGE, CodecError, GreyRanges
-
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "train")
 
 
 class ConfigError(ValueError):
@@ -279,19 +278,21 @@ class TrainConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
-def resolve_config_path(
-    name: str | os.PathLike, folder: str | os.PathLike = CONFIG_DIR, kind: str = "config file"
-) -> str:
-    """A YAML path as given, or a bare name (`tiny`, `two_rooms.yaml`) looked up in `folder` (config/train/)."""
+def resolve_config_path(name: str | os.PathLike, folder: str = "train", kind: str = "config file") -> str:
+    """A YAML path as given, or a bare name (`tiny`, `two_rooms.yaml`) looked up in the package's config/<folder>/."""
     name = os.fspath(name)
     if os.path.isfile(name):
         return name
+    try:
+        where = share.share_path("config", folder)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{kind} '{name}' is not a file, and {e}") from e
     for cand in (name, name + ".yaml"):
-        p = os.path.join(folder, cand)
-        if os.path.isfile(p):
-            return p
-    known = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml")) if os.path.isdir(folder) else []
-    raise ConfigError(f"{kind} '{name}' not found (nor in {folder}; known: {known})")
+        p = where / cand
+        if p.is_file():
+            return str(p)
+    known = sorted(f.stem for f in where.glob("*.yaml"))
+    raise ConfigError(f"{kind} '{name}' not found (nor in {where}; known: {known})")
 
 
 def load_config(files: list[str] = (), overrides: list[str] = ()) -> TrainConfig:

@@ -21,7 +21,6 @@ import yaml
 from .cli import SECTIONS
 from .config import ConfigError, resolve_config_path
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "config" / "recipes"
 STEP_KEYS = ("command", "configs", "overrides")
 
 
@@ -55,7 +54,7 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
 
 def load_recipe(name: str | Path) -> Recipe:
     """A recipe file by path, or a bare name looked up in config/recipes/; errors name the bad entry."""
-    path = Path(resolve_config_path(name, RECIPE_DIR, "recipe"))
+    path = Path(resolve_config_path(name, "recipes", "recipe"))
     doc = yaml.safe_load(path.read_text())
     if not isinstance(doc, dict) or set(doc) != {"configs", "steps", "export"}:
         raise ConfigError(f"{path}: needs exactly the keys configs, steps, export (got {sorted(doc or {})})")

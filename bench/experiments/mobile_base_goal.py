@@ -33,12 +33,13 @@ from bench import record
 from bench.record import ROOT, save_figure
 from moejepa_ros.control import PlannerPolicy
 from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.share import share_path
 from moejepa_ros.sim import mobile_base as mb
 from training.recipe import load_recipe, train_argv
 
 RECIPE = load_recipe("robot")
 WORLD = "mobile_base"  # the training config that records the world's bags
-NODE_CONFIG = ROOT / "config" / "mobile_base_demo.yaml"  # planner_node's settings: what the bench plans with
+NODE_CONFIG = share_path("config", "mobile_base_demo.yaml")  # planner_node's settings: what the bench plans with
 
 
 def node_plan(path: Path = NODE_CONFIG) -> dict:

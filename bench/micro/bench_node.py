@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from bench import record
+from moejepa_ros.share import share_path
 
 ROOT = record.ROOT
 
@@ -139,7 +140,7 @@ def run_case(
     from moejepa_ros.ros.probe import wait_until
     from testing.ros_harness import write_params
 
-    base = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())["planner_node"]["ros__parameters"]
+    base = yaml.safe_load(share_path("config", "planner.yaml").read_text())["planner_node"]["ros__parameters"]
     p = dict(base)
     p.update(checkpoint=str(ckpt), action_type="twist_stamped", control_trigger=trigger, diagnostics_period=1.0)
     p.update(overrides or {})

@@ -9,35 +9,22 @@ do so, never overriding a value the user already set).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import MutableMapping
 from pathlib import Path
+
+from moejepa_ros import share
 
 PROFILE_NAME = "fastdds_large_images.xml"
 ENV_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
-def config_dir() -> Path | None:
-    """The package's config/ folder: the source tree's, else the installed share/ one."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "config"]  # source checkout / editable install
-    try:  # installed with colcon: <prefix>/share/moejepa_ros/config
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("moejepa_ros")) / "config")
-    except Exception:  # not installed with ament, or AMENT_PREFIX_PATH unset
-        pass
-    candidates.append(Path(sys.prefix) / "share" / "moejepa_ros" / "config")  # pip data_files
-    for c in candidates:
-        if (c / PROFILE_NAME).is_file():
-            return c
-    return None
-
-
 def fastdds_profile_path() -> Path | None:
     """Absolute path of config/fastdds_large_images.xml, or None if it cannot be found."""
-    d = config_dir()
-    return None if d is None else d / PROFILE_NAME
+    try:
+        p = share.share_path("config", PROFILE_NAME)
+    except FileNotFoundError:
+        return None
+    return p if p.is_file() else None
 
 
 def ensure_fastdds_profile(env: MutableMapping[str, str] | None = None) -> str | None:

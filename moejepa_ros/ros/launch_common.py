@@ -12,15 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from moejepa_ros import share
 from moejepa_ros.ros import dds
 
 
 def config_dir() -> str:
-    """The package's config/ folder (installed share/ or the source checkout), see `dds`."""
-    found = dds.config_dir()
-    if found is None:
-        raise FileNotFoundError(f"moejepa_ros config/ folder with {dds.PROFILE_NAME} not found")
-    return str(found)
+    """The package's config/ folder (the source checkout's or the installed share/ one, see `share`)."""
+    return str(share.share_path("config"))
 
 
 def truthy(text: str) -> bool:

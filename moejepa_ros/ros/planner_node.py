@@ -61,7 +61,7 @@ from moejepa_ros import codecs
 from moejepa_ros.control import ERROR, OK, WARN, Decision, FrameStack, LatentController, preprocess
 from moejepa_ros.control.bounds import beyond_trained_range, bounds_problem
 from moejepa_ros.planning.progress import GoalProgress
-from moejepa_ros.ros import dds, params, qos
+from moejepa_ros.ros import dds, params, qos, usage
 from moejepa_ros.ros.debug_view import DebugView
 from moejepa_ros.ros.messages import (
     CAMERA_QOS,
@@ -827,6 +827,8 @@ def main(args: list[str] | None = None) -> int:
     Signals are handled here, not by rclpy, so the node can stop the planning thread and
     publish the zero command before the context goes away.
     """
+    if usage.print_help_if_requested("planner_node", __doc__, params.PLANNER_NODE_SPECS, args):
+        return 0
     stop = dds.init_rclpy(args)
     node = None
     rc = 0

@@ -35,7 +35,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, Int32, String
 
 from moejepa_ros import codecs
-from moejepa_ros.ros import dds, params, qos
+from moejepa_ros.ros import dds, params, qos, usage
 from moejepa_ros.ros.messages import (
     COMMAND_QOS,
     IMAGE_PUB_QOS,
@@ -308,6 +308,8 @@ def _pos(info: dict[str, Any]) -> list[float]:
 
 def main(args: list[str] | None = None) -> int:
     """Run sim_node until SIGINT/SIGTERM, or until `episodes` episodes have finished."""
+    if usage.print_help_if_requested("sim_node", __doc__, params.SIM_NODE_SPECS, args):
+        return 0
     stop = dds.init_rclpy(args)
     node = None
     rc = 0
