@@ -86,6 +86,9 @@ def test_resume_errors_and_a_changed_model_config_are_one_line(collected, capsys
     assert "model.latent_dim: 16 -> 8" in err[0] and "run.resume=never" in err[0]
     rc, _, err = train(capsys, "fit", o, f"run.resume={root / 'nowhere'}")
     assert rc == 2 and len(err) == 1 and "run.resume=" in err[0] and "nowhere" in err[0]
+    (root / "bad.safetensors").write_bytes(b"not a checkpoint")
+    rc, _, err = train(capsys, "refine", o, f"refine.checkpoint={root / 'bad.safetensors'}")
+    assert rc == 2 and len(err) == 1 and "bad.safetensors" in err[0]
 
 
 def test_refine_resumes_exactly_and_refine_and_goal_log_like_fit(collected, capsys):

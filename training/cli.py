@@ -29,9 +29,6 @@ from collections.abc import Callable
 
 from .config import EXPORT_FORMATS, ConfigError, TrainConfig, load_config, options_help
 from .data.episode import BagDataError
-from .train_state import ResumeError
-
-DOMAIN_ERRORS = (ConfigError, FileExistsError, BagDataError, ResumeError, FloatingPointError)  # one line, exit 2
 
 SECTIONS: dict[str, list[str]] = {
     "collect": ["run", "collect"],
@@ -179,6 +176,24 @@ def _train_result(r) -> dict:
     }
 
 
+def domain_errors() -> tuple[type[Exception], ...]:
+    """The errors `moejepa-train` reports in one line with exit code 2 (imported late: some modules import torch)."""
+    from moejepa_ros.model.checkpoint import CheckpointError
+    from moejepa_ros.sim.errors import SimUnavailableError
+
+    from .train_state import ResumeError
+
+    return (
+        ConfigError,
+        FileExistsError,
+        BagDataError,
+        CheckpointError,
+        ResumeError,
+        SimUnavailableError,
+        FloatingPointError,
+    )
+
+
 def json_safe(x):
     """The summary with every non-finite float as null (JSON has no NaN)."""
     if isinstance(x, float):
@@ -226,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         result = COMMANDS[args.command](cfg, info, device)
-    except DOMAIN_ERRORS as e:
+    except domain_errors() as e:
         print(f"moejepa-train {args.command}: {e}", file=sys.stderr)
         return 2
     finally:
