@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.data.align import Series, align
+from training.data.align import STALE_HOLD, Series, align, increasing
 
 MS = 1_000_000
 
@@ -30,8 +30,8 @@ def test_hold_drops_leading_images_without_action_and_stale_ones():
     assert al.dropped_frames["no action"] == 1  # image 0's interval [0, 30) has no command yet
     assert [s.actions[:, 0].tolist() for s in al.segments] == [[1.0, 1.0, 2.0, 2.0, 2.0]]
     al = align(img, acts, split_gap_ns=None, max_hold_ns=100 * MS)
-    # images at 300 and 330 hold a command 205+ ms old -> dropped, run cut there
-    assert al.dropped_frames["no action"] == 3
+    # images at 300 and 330 hold a command 205+ ms old -> dropped (counted apart), run cut there
+    assert al.dropped_frames["no action"] == 1 and al.dropped_frames[STALE_HOLD] == 2
     assert [(s.start, s.stop) for s in al.segments] == [(1, 4)]
 
 
@@ -88,3 +88,20 @@ def test_poisoned_interval_drops_image_and_state_is_latest_before():
 def test_rejects_non_increasing_stamps():
     with pytest.raises(ValueError, match="strictly increasing"):
         align(np.array([0, 10, 10]), ser([0], [[0.0]]))
+
+
+@pytest.mark.parametrize(
+    "stamps, dropped",
+    [
+        ([0, 10, 20, 30], []),
+        ([0, 10, 10, 20], [2]),  # a duplicate: the later frame goes
+        ([0, 10, 5, 20], [2]),  # one stamp back in time
+        ([0, 10, 1000, 20, 30, 40], [2]),  # one stamp far ahead costs only itself
+        ([0, 10, 20, 15, 18, 30], [2]),  # keeping 15 and 18 keeps more frames
+        ([0, 10, 20, 15, 30], [3]),  # a tie: the later, out-of-order frame goes
+        ([50, 10, 20, 30], [0]),
+    ],
+)
+def test_increasing_keeps_a_longest_increasing_run(stamps, dropped):
+    keep = increasing(np.array(stamps, np.int64))
+    assert np.flatnonzero(~keep).tolist() == dropped

@@ -313,8 +313,6 @@ def _bad_bag(tmp_path, case, storage="mcap"):
     def edit(topic, e, t, st, msg):
         if e != 1 or t != 2:
             return msg
-        if case == "nonmono" and topic == IMG:
-            return make_image(T["sensor_msgs/msg/Image"], frame(102), "rgb8", st - 3 * DT, "camera")
         if case == "size" and topic == IMG:
             return make_image(T["sensor_msgs/msg/Image"], frame(1, 40, 40), "rgb8", st, "camera")
         if case == "garbage_image" and topic == IMG:
@@ -376,7 +374,6 @@ def test_bad_bag_named_and_skipped(tmp_path, case, storage):
 
 
 RECORD_CASES = {  # case -> (error text, topic, index); the defect is message #8 of its topic
-    "nonmono": ("non-monotonic image stamp", IMG, 8),
     "size": ("image size changed mid-bag: 40x40 after 32x32", IMG, 8),
     "garbage_image": ("unreadable record", IMG, 8),
     "garbage_action": ("unreadable record", ACT, 7),

@@ -308,10 +308,14 @@ def test_refine_can_train_a_new_predictor_of_another_size(fitted, capsys):
         "refine.horizon=4",
         "refine.batch_size=16",
         "refine.predictor={dense: true, expert_hidden: 40}",
-    )  # the dense baseline on the same latents
+        "run.resume=never",
+    )  # the dense baseline on the same latents (the first refine's run is moved aside)
     d, _ = plans_with(dense["checkpoint"])
     assert d.cfg.dense and d.cfg.experts == 1 and d.predictor.moe.router is None
     assert "latent_dim" in refused(capsys, "refine", o, "refine.predictor={latent_dim: 8}")
+    # resuming the dense run with another predictor is refused in one line that names the change
+    err = refused(capsys, "refine", o, "refine.steps=10", "refine.horizon=4", "refine.predictor={expert_hidden: 24}")
+    assert len(err.strip().splitlines()) == 1 and "refine.predictor:" in err and "run.resume=never" in err
 
 
 def test_an_empty_mapping_override_clears_what_a_file_set():

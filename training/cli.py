@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -175,7 +176,37 @@ def _train_result(r) -> dict:
     }
 
 
+def domain_errors() -> tuple[type[Exception], ...]:
+    """The errors `moejepa-train` reports in one line with exit code 2 (imported late: some modules import torch)."""
+    from moejepa_ros.model.checkpoint import CheckpointError
+    from moejepa_ros.sim.errors import SimUnavailableError
+
+    from .train_state import ResumeError
+
+    return (
+        ConfigError,
+        FileExistsError,
+        BagDataError,
+        CheckpointError,
+        ResumeError,
+        SimUnavailableError,
+        FloatingPointError,
+    )
+
+
+def json_safe(x):
+    """The summary with every non-finite float as null (JSON has no NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "format", None):
         args.overrides.append(f"export.format={args.format}")
@@ -188,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from .distributed import cleanup, init_distributed, resolve_device
     from .logging_utils import setup_console_logging
+    from .run_dir import record_command
+
+    record_command(["moejepa-train", *argv])
 
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
@@ -207,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         result = COMMANDS[args.command](cfg, info, device)
-    except (ConfigError, FileExistsError, BagDataError) as e:
+    except domain_errors() as e:
         print(f"moejepa-train {args.command}: {e}", file=sys.stderr)
         return 2
     finally:
@@ -216,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         result = dict(result or {})
         result.setdefault("command", args.command)
         result["wall_seconds"] = round(time.perf_counter() - t0, 2)
-        print(json.dumps(result, default=str))
+        print(json.dumps(json_safe(result), default=str, allow_nan=False))
     return 0
 
 

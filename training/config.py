@@ -52,7 +52,8 @@ class DataConfig:
     cache_dir: str = _f("", "decoded frame cache (default: <out_dir>/cache); rebuilt when the bags change")
     topics: dict[str, Any] = _f(
         {},
-        "TopicConfig keys for robot bags: preset=robot and/or image, action, reward, episode, state topics",
+        "TopicConfig keys for robot bags: preset=robot and/or image, action, reward, episode, state topics; "
+        "stamp_source=auto|header|log, max_hold_s",
     )
     skip_bad: bool = _f(
         False,

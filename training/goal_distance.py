@@ -45,10 +45,11 @@ from .aux_losses import expectile_sq
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
 from .export import find_model
-from .logging_utils import log
+from .logging_utils import RunLogger, log
 from .model_part import check_unchanged, train_only, with_new_part
 from .optim import make_optimizer
 from .refine import encode_episodes, encode_stacks
+from .run_dir import move_aside, record
 
 
 @torch.no_grad()
@@ -186,7 +187,7 @@ def _held_out(model, head, d: _Flat, graph: _Graph | _Local, imagine_steps: int,
     return out
 
 
-def _fit(model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int, gen) -> list:
+def _fit(model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int, gen, logger: RunLogger) -> list:
     head.train()
     curve = []
     for step in range(1, gc.steps + 1):
@@ -199,8 +200,10 @@ def _fit(model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int,
                 z_hat = _imagined(model, d, zi, j)
             loss = loss + gc.imagine_weight * graph.loss(head, z_hat, g, tgt, near, gc.expectile)
         _step(opt, loss, step)
+        logger.progress(1)
         if step % log_every == 0 or step == gc.steps:
             curve.append((step, float(loss.detach())))
+            logger.scalars(step, {"loss/goal": curve[-1][1]})
             log.info("goal step %d/%d loss %.4f", step, gc.steps, curve[-1][1])
     return curve
 
@@ -248,7 +251,14 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
     else:
         graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng) for k, v in parts.items()}
     graph_s = time.perf_counter() - t1
-    curve = _fit(model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen)
+    run_dir = run_subdir(cfg, "goal")
+    move_aside(run_dir, "goal starts afresh")  # it cannot resume: a new run never mixes with the last one
+    record(run_dir, cfg)
+    logger = RunLogger(run_dir, True, cfg.run.tensorboard, cfg.run.progress, total=gc.steps, desc="goal")
+    try:
+        curve = _fit(model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen, logger)
+    finally:
+        logger.close()
     head.eval()
     held_out = _held_out(model, head, parts["val"], graphs["val"], gc.imagine_steps, cfg.run.seed + 1)
     held_out["graph_seconds"] = round(graph_s, 2)
@@ -269,7 +279,7 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
             "held_out": held_out,
         },
     )
-    out_path = os.path.join(run_subdir(cfg, "goal"), "model.safetensors")
+    out_path = os.path.join(run_dir, "model.safetensors")
     save_derived(out_path, model, meta, info)
     return {
         "checkpoint": out_path,

@@ -11,10 +11,22 @@ import sys
 log = logging.getLogger("moejepa.train")
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever `sys.stderr` is when a line is written (a test's capture swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def setup_console_logging(is_main: bool) -> None:
     """Plain `INFO` log lines on stderr for rank 0, warnings only for other ranks."""
     if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
+        h = _Stderr()
         h.setFormatter(logging.Formatter("[moejepa-train] %(message)s"))
         log.addHandler(h)
         log.propagate = False

@@ -6,6 +6,9 @@ sample, which is what makes long training rollouts expensive on a CPU. Once the 
 H = `refine.horizon` steps open loop, at a small fraction of a fit step's cost (the frozen-encoder
 recipe of DINO-WM and V-JEPA 2-AC). Encoder, EMA target and heads are left bit-identical.
 
+Like `fit` it shows a progress bar, writes TensorBoard scalars and metrics.jsonl under `<out_dir>/refine`, and
+resumes exactly from its checkpoints there (`run.resume`, `run.ckpt_every`; see `training.run_dir`).
+
 The summary reports the held-out open-loop gap ||ẑ_h - z_h|| / ||z_h - z_0|| at several h
 (imagined vs encoded real latents, over the validation episodes) before and after, and the verdict
 (`training.verdict`, also in `<out_dir>/refine/verdict.json`).
@@ -26,9 +29,11 @@ from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 from .config import ConfigError, TrainConfig, to_dict
 from .datasets import open_data, run_subdir
 from .export import find_model
-from .logging_utils import log
+from .logging_utils import RunLogger, log
 from .model_part import check_unchanged, train_only, with_new_part
 from .optim import WarmupCosine, make_optimizer
+from .run_dir import move_aside, record, resume_path
+from .train_state import CheckpointManager, ResumeError, capture_rng, restore_rng, unflatten_optimizer
 
 GAP_HORIZONS = (1, 5, 10, 16, 20, 36)
 
@@ -99,6 +104,36 @@ def _fresh_predictor(model, overrides: dict, seed: int, device: torch.device):
         raise ConfigError(f"refine.predictor={overrides}: {e}") from None
 
 
+def _resume(path: str, ckpt: CheckpointManager, cfg: TrainConfig, src: str, model, opt, sched, gen) -> dict:
+    """Load a refine checkpoint into the model, optimiser, schedule and RNGs; returns its state.json."""
+    from safetensors.torch import load_file
+
+    js, tensors = ckpt.load(path)
+    if js.get("stage") != "refine" or js.get("source") != os.path.abspath(src):
+        raise ResumeError(
+            f"{path}: a {js.get('stage')} checkpoint of {js.get('source')}, not a refine of {os.path.abspath(src)}; "
+            "run.resume=never moves the old run aside and starts afresh"
+        )
+    old, new = js["config"]["refine"]["predictor"], dict(cfg.refine.predictor)
+    changed = f"refine.predictor: {old} -> {new}" if old != new else ""
+    try:
+        model.load_state_dict(load_file(os.path.join(path, "model.safetensors")))
+    except RuntimeError as e:
+        first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise ResumeError(
+            f"{path}: cannot resume ({changed or 'the weights differ'}): {first}; "
+            "run.resume=never moves the old run aside and starts afresh"
+        ) from None
+    if changed:
+        log.warning("resuming %s with a changed model config: %s", path, changed)
+    unflatten_optimizer(opt, js["optimizer"], tensors)
+    sched.load_state_dict(js["scheduler"])
+    gen.set_state(torch.tensor(js["generator"], dtype=torch.uint8))
+    restore_rng(js["rng"])
+    log.info("resumed from %s at step %d", path, js["step"])
+    return js
+
+
 def refine(cfg: TrainConfig, device: torch.device) -> dict:
     r = cfg.refine
     src = find_model(cfg, r.checkpoint, order=("fit",))
@@ -126,26 +161,59 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
     lw = model.cfg.losses
     gen = torch.Generator().manual_seed(cfg.run.seed)
     torch.manual_seed(cfg.run.seed)
+    run_dir = run_subdir(cfg, "refine")
+    if cfg.run.resume == "never":
+        move_aside(run_dir)
+    ckpt = CheckpointManager(os.path.join(run_dir, "ckpt"), cfg.run.keep_ckpts)
+    start, curve, resumed = 0, [], resume_path(cfg, ckpt)
+    if resumed:
+        js = _resume(resumed, ckpt, cfg, src, model, opt, sched, gen)
+        start, curve, gap_before = int(js["step"]), [tuple(c) for c in js["curve"]], js["gap_before"]
+    record(run_dir, cfg, resumed)
+
+    def save(step: int) -> None:
+        state = {
+            "stage": "refine",
+            "source": os.path.abspath(src),
+            "scheduler": sched.state_dict(),
+            "generator": gen.get_state().tolist(),
+            "rng": capture_rng(),
+            "curve": curve,
+            "gap_before": gap_before,
+            "config": to_dict(cfg),
+        }
+        ckpt.save(step, lambda p: save_derived(p, model, meta, {"subcommand": "refine", "step": step}), opt, state)
+
+    logger = RunLogger(
+        run_dir, True, cfg.run.tensorboard, cfg.run.progress and r.steps > start, r.steps, start, "refine"
+    )
     pred.train()
     t1 = time.perf_counter()
-    curve = []
-    for step in range(1, r.steps + 1):
-        z0, a, tgt = latent_windows(train_z, train_a, r.horizon, r.batch_size, gen)
-        out = pred.rollout(z0, a)
-        latent = L.multistep_latent_loss(out, tgt, r.rho)
-        bal, zl = L.moe_aux_loss(pred.last_aux, lw.load_balance, lw.router_z)
-        loss = latent + bal + zl
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"refine: non-finite loss at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(pred.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        sched.step()
-        if step % cfg.run.log_every == 0 or step == r.steps:
-            curve.append((step, float(latent.detach())))
-            log.info("refine step %d/%d latent %.4f", step, r.steps, curve[-1][1])
+    try:
+        for step in range(start + 1, r.steps + 1):
+            z0, a, tgt = latent_windows(train_z, train_a, r.horizon, r.batch_size, gen)
+            out = pred.rollout(z0, a)
+            latent = L.multistep_latent_loss(out, tgt, r.rho)
+            bal, zl = L.moe_aux_loss(pred.last_aux, lw.load_balance, lw.router_z)
+            loss = latent + bal + zl
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"refine: non-finite loss at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(pred.parameters(), cfg.optim.grad_clip)
+            opt.step()
+            sched.step()
+            logger.progress(1)
+            if step % cfg.run.log_every == 0 or step == r.steps:
+                curve.append((step, float(latent.detach())))
+                terms = {"latent": curve[-1][1], "load_balance": float(bal.detach()), "router_z": float(zl.detach())}
+                logger.scalars(step, {**{f"loss/{k}": v for k, v in terms.items()}, "optim/lr": sched.get_lr()})
+                log.info("refine step %d/%d latent %.4f", step, r.steps, curve[-1][1])
+            if step % cfg.run.ckpt_every == 0 or step == r.steps:
+                save(step)
+    finally:
+        logger.close()
     train_s = time.perf_counter() - t1
     pred.eval()
     gap_after = open_loop_gap(pred, val_z, val_a)
@@ -166,11 +234,11 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
             "gap_after": gap_after,
         },
     )
-    out_path = os.path.join(run_subdir(cfg, "refine"), "model.safetensors")
+    out_path = os.path.join(run_dir, "model.safetensors")
     save_derived(out_path, model, meta, tr)
     from .verdict import judge_run
 
-    verdict = judge_run(cfg, model, data, run_subdir(cfg, "refine"), (os.path.dirname(os.path.abspath(src)),))
+    verdict = judge_run(cfg, model, data, run_dir, (os.path.dirname(os.path.abspath(src)),))
     return {
         "checkpoint": out_path,
         "source": src,
@@ -180,7 +248,8 @@ def refine(cfg: TrainConfig, device: torch.device) -> dict:
         "val_episodes": len(val_z),
         "encode_seconds": round(encode_s, 2),
         "train_seconds": round(train_s, 2),
-        "steps_per_s": round(r.steps / max(train_s, 1e-9), 1),
+        "steps_per_s": round((r.steps - start) / max(train_s, 1e-9), 1),
+        "resumed_from": resumed,
         "last_latent_loss": curve[-1][1] if curve else math.nan,
         "first_latent_loss": curve[0][1] if curve else math.nan,
         "gap_before": gap_before,

@@ -27,6 +27,7 @@ from .config import TrainConfig, to_dict
 from .distributed import DistInfo, all_gather_json
 from .logging_utils import RunLogger, log
 from .optim import WarmupCosine, make_optimizer
+from .run_dir import model_changes, move_aside, record, resume_path
 from .train_state import CheckpointManager, ResumeError, capture_rng, restore_rng
 
 
@@ -169,30 +170,27 @@ class Trainer:
         self._stop_signal = False
 
     # ------------------------------------------------------------------ resume
-    def _resume_path(self) -> str | None:
-        r = self.cfg.run.resume
-        if r == "never":
-            return None
-        if r == "auto":
-            return self.ckpt.latest()
-        if os.path.isdir(r):
-            return r
-        raise ResumeError(f"run.resume={r!r}: not a checkpoint directory (use auto, never or a step_* dir)")
-
     def maybe_resume(self) -> None:
-        path = self._resume_path()
+        path = resume_path(self.cfg, self.ckpt)
         if path is None:
             return
         from safetensors.torch import load_file
 
         js, tensors = self.ckpt.load(path)
+        changed = model_changes(js.get("config") or {}, to_dict(self.cfg))
         weights = load_file(os.path.join(path, "model.safetensors"))
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        if missing or unexpected:
+        try:
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            problem = f"missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]}" if missing or unexpected else ""
+        except RuntimeError as e:  # a tensor of another shape
+            problem = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        if problem:
+            why = f"the model config changed ({'; '.join(changed)})" if changed else "the weights differ"
             raise ResumeError(
-                f"{path}: model weights do not match the configured model "
-                f"(missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]})"
+                f"{path}: cannot resume, {why}: {problem}; run.resume=never moves the old run aside and starts afresh"
             )
+        if changed and self.info.is_main:
+            log.warning("resuming %s with a changed model config: %s", path, "; ".join(changed))
         if js.get("stage") != self.stage:
             raise ResumeError(f"{path}: checkpoint is from stage {js.get('stage')}, this run is stage {self.stage}")
         if self.extra is not None:
@@ -252,7 +250,11 @@ class Trainer:
 
     def run(self) -> TrainResult:
         cfg, info = self.cfg, self.info
+        if info.is_main and cfg.run.resume == "never":
+            move_aside(self.run_dir)
         self.maybe_resume()
+        if info.is_main:
+            record(self.run_dir, cfg, self.resumed_from)
         total = cfg.train.steps
         stop = min(total, cfg.train.stop_at) if cfg.train.stop_at else total
         net: nn.Module = self.loss_module

@@ -2,11 +2,12 @@
 
 Vectorised with `np.searchsorted`; the rules are documented in `training.data.topics`.
 Input stamps are int64 nanoseconds; image stamps must be strictly increasing (the reader
-drops and reports the ones that are not before calling this).
+drops the ones `increasing` does not keep, and reports them, before calling this).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -47,6 +48,39 @@ class Alignment:
     segments: list[Segment]
     dropped_frames: Counter = field(default_factory=Counter)
     dropped_episodes: Counter = field(default_factory=Counter)
+    held_age_ns: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, np.int64)
+    )  # align="hold": frames with an action
+
+
+STALE_HOLD = "held action older than max_hold_s"
+
+
+def increasing(stamps: np.ndarray) -> np.ndarray:
+    """Mask of a longest strictly increasing subsequence of `stamps`, so one out-of-order, duplicate or
+    far-jumped stamp costs its own frame, not the frames after it. Of equally long ones the earliest frames
+    win (a duplicate or a stamp behind its predecessor is the one dropped): it is built back to front."""
+    s = np.asarray(stamps, np.int64)
+    n = len(s)
+    if n == 0 or np.all(np.diff(s) > 0):
+        return np.ones(n, bool)
+    tails: list[int] = []  # tails[k]: least last value of an increasing run of length k+1 (of -s reversed)
+    tail_at: list[int] = []
+    parent = np.full(n, -1, np.int64)
+    for j, v in enumerate((-s[::-1]).tolist()):
+        k = bisect_left(tails, v)
+        parent[j] = tail_at[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(v)
+            tail_at.append(j)
+        else:
+            tails[k], tail_at[k] = v, j
+    keep = np.zeros(n, bool)
+    j = tail_at[-1]
+    while j >= 0:
+        keep[n - 1 - j] = True
+        j = parent[j]
+    return keep
 
 
 def _segment_ids(starts: np.ndarray) -> np.ndarray:
@@ -129,7 +163,10 @@ def align(
         ai = np.maximum(idx, 0)
         ok &= a_st[ai] >= ep_lo
         if max_hold_ns is not None:
-            ok &= a_st[ai] >= s - max_hold_ns
+            stale = keep & ok & (a_st[ai] < s - max_hold_ns)
+            if stale.any():
+                out.dropped_frames[STALE_HOLD] += int(stale.sum())
+                keep &= ~stale
     elif mode == "nearest":
         j = np.searchsorted(a_st, s, side="left")
         lo, hi = np.clip(j - 1, 0, len(a_st) - 1), np.clip(j, 0, len(a_st) - 1)
@@ -142,6 +179,8 @@ def align(
         out.dropped_frames["no action" if mode == "hold" else "no action within tolerance"] += int(miss.sum())
     keep &= ok
     acts = actions.values[ai].astype(np.float32, copy=False)
+    if mode == "hold":
+        out.held_age_ns = np.maximum(s - a_st[ai], 0)[keep]
 
     if poison is not None and len(poison):
         p = np.sort(np.asarray(poison, np.int64))

@@ -20,7 +20,8 @@ import numpy as np
 
 from moejepa_ros.codecs import CodecError, GreyRanges, action_size, image_to_rgb, msg_to_action
 
-from .align import Series, align
+from . import clocks
+from .align import Series, align, increasing
 from .bag_files import BagLayout, FileProblem, StorageFile, storage_files
 from .episode import BagDataError, Episode, ReadSummary
 from .msg_types import BagTypes
@@ -66,6 +67,9 @@ def find_bags(sources: str | Path | Iterable[str | Path]) -> list[Path]:
 
 
 def _header_ns(msg) -> int:
+    """The message's header stamp in ns, or 0 (unset, as many command publishers leave it) without a header."""
+    if not hasattr(msg, "header"):
+        return 0
     st = msg.header.stamp
     return int(st.sec) * 1_000_000_000 + int(st.nanosec)
 
@@ -77,16 +81,16 @@ class _BagRead:
         self.path, self.cfg, self.skip_bad, self.transform, self.ranges = path, topics, skip_bad, transform, ranges
         self.summary = ReadSummary(files=[str(path)])
         self.frames: list[np.ndarray] = []
-        self.img_stamps: list[int] = []
+        self.img_header: list[int] = []
+        self.img_log: list[int] = []
         self.break_before: list[bool] = []
-        self.series: dict[str, tuple[list[int], list]] = {}
+        self.series: dict[str, tuple[list[int], list[int], list]] = {}  # key -> header stamps, log times, values
         self.poison: list[int] = []
         self.image_shape: tuple[int, ...] | None = None
         self.action_dim: int | None = None
         self.state_dim: int | None = None
         self.state_names: tuple[str, ...] | None = None
         self._pending_break = False
-        self._last_img_stamp: int | None = None
 
     def file_failed(self, file: str | Path, problem: str) -> None:
         """A storage file that cannot be read at all: stop, or (skip_bad) skip it and read the others."""
@@ -116,16 +120,8 @@ class _BagRead:
         else:
             self.poison.append(log_ns)
 
-    def stamp(self, msg, log_ns: int) -> int:
-        """Header stamp if the type has one and it is set (a zero stamp means 'unset', as many
-        command publishers leave it), else the bag's log time."""
-        if self.cfg.stamp_source == "header" and hasattr(msg, "header"):
-            return _header_ns(msg) or log_ns
-        return log_ns
-
     def on_image(self, msg, log_ns: int, index: int) -> None:
         topic = self.cfg.image_topic
-        stamp = self.stamp(msg, log_ns)
         try:
             rgb = image_to_rgb(msg, ranges=self.ranges)
         except CodecError as e:
@@ -141,15 +137,13 @@ class _BagRead:
                 log_ns,
                 True,
             )
-        prev, self._last_img_stamp = self._last_img_stamp, stamp
-        if prev is not None and stamp <= prev:
-            return self.bad(topic, index, f"non-monotonic image stamp: {stamp} ns after {prev} ns", log_ns, True)
         if self.transform is not None:
             rgb = self.transform(rgb)
         else:
             rgb = np.array(rgb, copy=True)  # never keep a view into the message buffer
         self.frames.append(rgb)
-        self.img_stamps.append(stamp)
+        self.img_header.append(_header_ns(msg))
+        self.img_log.append(log_ns)
         self.break_before.append(self._pending_break)
         self._pending_break = False
 
@@ -164,21 +158,33 @@ class _BagRead:
             a = msg_to_action(msg, self.action_dim, fields=cfg.action_fields)
         except CodecError as e:
             return self.bad(cfg.action_topic, index, f"unreadable action ({e})", log_ns, False)
-        self._add("action", self.stamp(msg, log_ns), a)
+        self._add("action", msg, log_ns, a)
 
-    def _add(self, key: str, stamp: int, value) -> None:
-        st, vals = self.series.setdefault(key, ([], []))
-        st.append(stamp)
+    def _add(self, key: str, msg, log_ns: int, value) -> None:
+        hd, lg, vals = self.series.setdefault(key, ([], [], []))
+        hd.append(_header_ns(msg))
+        lg.append(log_ns)
         vals.append(value)
 
-    def get(self, key: str, dtype, width: int | None = None) -> Series | None:
+    def clock_series(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """topic -> (header stamps, log times) of every topic read, for `clocks.choose`."""
+        cfg = self.cfg
+        topic = {"action": cfg.action_topic, "reward": cfg.reward_topic, "episode": cfg.episode_topic}
+        topic["state"] = cfg.state_topic
+        out = {cfg.image_topic: (np.asarray(self.img_header, np.int64), np.asarray(self.img_log, np.int64))}
+        for key, (hd, lg, _) in self.series.items():
+            out[topic[key]] = (np.asarray(hd, np.int64), np.asarray(lg, np.int64))
+        return out
+
+    def get(self, key: str, source: str, dtype, width: int | None = None) -> Series | None:
         if key not in self.series:
             return None
-        st, vals = self.series[key]
+        hd, lg, vals = self.series[key]
         v = np.asarray(vals, dtype)
         if width is not None:
-            v = v.reshape(len(st), width)
-        return Series(np.asarray(st, np.int64), v).sorted()
+            v = v.reshape(len(hd), width)
+        st = clocks.header_or_log(np.asarray(hd, np.int64), np.asarray(lg, np.int64), source)
+        return Series(st, v).sorted()
 
 
 def read_bag(
@@ -368,9 +374,9 @@ def _dispatch(r: _BagRead, conn, topic: str, msg, log_ns: int, index: int) -> No
         if not np.isfinite(v):
             r.bad(topic, index, f"non-finite reward {v}", log_ns, False)
         else:
-            r._add("reward", r.stamp(msg, log_ns), v)
+            r._add("reward", msg, log_ns, v)
     elif topic == cfg.episode_topic:
-        r._add("episode", r.stamp(msg, log_ns), int(msg.data))
+        r._add("episode", msg, log_ns, int(msg.data))
     elif topic == cfg.state_topic:
         v = STATE_TYPES[conn.msgtype].decode(msg)
         if r.state_dim is None:
@@ -378,41 +384,75 @@ def _dispatch(r: _BagRead, conn, topic: str, msg, log_ns: int, index: int) -> No
         if v.size != r.state_dim:
             r.bad(topic, index, f"state length changed: {v.size} after {r.state_dim}", log_ns, False)
         else:
-            r._add("state", r.stamp(msg, log_ns), v)
+            r._add("state", msg, log_ns, v)
+
+
+OUT_OF_ORDER = "out-of-order or duplicate image stamp"
+
+
+def _in_order(r: _BagRead, source: str) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """The image stamps under `source`, the frames and the break marks, less the frames whose stamp is out of
+    order or a duplicate (counted and noted; the frame after one starts a new episode, as after any drop)."""
+    stamps = clocks.header_or_log(np.asarray(r.img_header, np.int64), np.asarray(r.img_log, np.int64), source)
+    brk = np.asarray(r.break_before, bool)
+    keep = increasing(stamps)
+    if keep.all():
+        return stamps, r.frames, brk
+    bad = np.flatnonzero(~keep)
+    r.summary.dropped_frames[OUT_OF_ORDER] += len(bad)
+    i = int(bad[0])
+    r.summary.notes.append(
+        f"{r.path}: topic {r.cfg.image_topic}: dropped {len(bad)} frame(s) whose {source} stamp is out of order or a "
+        f"duplicate (first: decoded image #{i} at {stamps[i]} ns)"
+    )
+    kept = np.flatnonzero(keep)
+    dropped_before = np.cumsum(~keep)[kept]
+    brk = brk[kept] | (np.diff(dropped_before, prepend=0) > 0)
+    return stamps[kept], [r.frames[k] for k in kept], brk
 
 
 def _assemble(r: _BagRead) -> tuple[list[Episode], ReadSummary]:
     cfg, summ = r.cfg, r.summary
     if not r.frames:
         raise BagDataError(r.path, "no readable images", cfg.image_topic)
-    stamps = np.asarray(r.img_stamps, np.int64)
-    actions = r.get("action", np.float32, r.action_dim or 1) or Series.empty(r.action_dim or 1)
-    state = r.get("state", np.float32, r.state_dim)
+    source, check = clocks.choose(r.clock_series(), cfg.stamp_source, cfg.clock_tolerance_s)
+    summ.clocks[str(r.path)] = check
+    stamps, frames, break_before = _in_order(r, source)
+    actions = r.get("action", source, np.float32, r.action_dim or 1) or Series.empty(r.action_dim or 1)
     ns = lambda s: None if s is None else int(round(s * 1e9))  # noqa: E731
-    al = align(
-        stamps,
-        actions,
-        rewards=r.get("reward", np.float32),
-        state=state,
-        markers=r.get("episode", np.int64),
-        break_before=np.asarray(r.break_before),
-        poison=np.asarray(r.poison, np.int64),
-        split_gap_ns=ns(cfg.split_gap_s),
-        mode=cfg.align,
-        tolerance_ns=ns(cfg.tolerance_s),
-        max_hold_ns=ns(cfg.max_hold_s),
-        min_len=cfg.min_episode_len,
-    )
+    try:
+        al = align(
+            stamps,
+            actions,
+            rewards=r.get("reward", source, np.float32),
+            state=r.get("state", source, np.float32, r.state_dim),
+            markers=r.get("episode", source, np.int64),
+            break_before=break_before,
+            poison=np.asarray(r.poison, np.int64),
+            split_gap_ns=ns(cfg.split_gap_s),
+            mode=cfg.align,
+            tolerance_ns=ns(cfg.tolerance_s),
+            max_hold_ns=ns(cfg.max_hold_s),
+            min_len=cfg.min_episode_len,
+        )
+    except ValueError as e:
+        raise BagDataError(r.path, f"cannot align: {e}", cfg.image_topic) from None
+    if len(al.held_age_ns):
+        age = al.held_age_ns / 1e9
+        check["held_action_age_s"] = {"median": round(float(np.median(age)), 6), "max": round(float(age.max()), 6)}
     summ.dropped_frames.update(al.dropped_frames)
     summ.dropped_episodes.update(al.dropped_episodes)
     if not al.segments and not r.skip_bad:
-        raise BagDataError(r.path, f"no usable episode: dropped frames {dict(summ.dropped_frames)}", cfg.image_topic)
+        why = "".join(f"; {w}" for w in check["warnings"])
+        raise BagDataError(
+            r.path, f"no usable episode: dropped frames {dict(summ.dropped_frames)}{why}", cfg.image_topic
+        )
     episodes = []
     for k, seg in enumerate(al.segments):
-        frames = np.stack(r.frames[seg.start : seg.stop])
+        seg_frames = np.stack(frames[seg.start : seg.stop])
         episodes.append(
             Episode(
-                frames=frames,
+                frames=seg_frames,
                 actions=seg.actions,
                 rewards=seg.rewards,
                 state=seg.state,

@@ -28,7 +28,7 @@ from .episode import BagDataError, Episode, ReadSummary
 from .shard import run_workers, write_shard
 from .topics import TopicConfig
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 INDEX = "index.json"
 PARALLEL_MIN_BYTES = 64 << 20  # below this (~5k frames at 64x64) a worker's start-up costs more than it saves
 

@@ -70,6 +70,7 @@ class ReadSummary:
     notes: list[str] = field(default_factory=list)
     stopped: dict[str, str] = field(default_factory=dict)  # file -> where reading ended early, and why
     skipped_topics: dict[str, str] = field(default_factory=dict)  # topic -> why its messages were not read
+    clocks: dict[str, dict] = field(default_factory=dict)  # bag -> clock checks (training.data.clocks.choose)
 
     def merge(self, other: ReadSummary) -> ReadSummary:
         self.files += other.files
@@ -82,6 +83,7 @@ class ReadSummary:
         self.notes += other.notes
         self.stopped.update(other.stopped)
         self.skipped_topics.update(other.skipped_topics)
+        self.clocks.update(other.clocks)
         return self
 
     def to_dict(self) -> dict:
@@ -96,6 +98,7 @@ class ReadSummary:
             "notes": list(self.notes),
             "stopped": dict(self.stopped),
             "skipped_topics": dict(self.skipped_topics),
+            "clocks": dict(self.clocks),
         }
 
     @classmethod
@@ -111,6 +114,7 @@ class ReadSummary:
             notes=list(d["notes"]),
             stopped=dict(d["stopped"]),
             skipped_topics=dict(d["skipped_topics"]),
+            clocks=dict(d["clocks"]),
         )
 
     def __str__(self) -> str:
@@ -125,4 +129,6 @@ class ReadSummary:
             s += f"; kept the readable prefix of {len(self.stopped)} damaged file(s)"
         if self.skipped_topics:
             s += f"; skipped topics {sorted(self.skipped_topics)}"
+        if warned := [b for b, c in self.clocks.items() if c["warnings"]]:
+            s += f"; clock warnings in {len(warned)} bag(s)"
         return s

@@ -1,5 +1,5 @@
 """What a run's data was made of: `<run dir>/data_summary.json` (per bag: frames kept, frames and episodes
-dropped by reason, where reading of a damaged file stopped, skipped files and topics, notes) and a short
+dropped by reason, where reading of a damaged file stopped, skipped files and topics, clock checks, notes) and a short
 summary for people on stderr, written by every command that reads bags."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def bag_entry(bag: str, s: ReadSummary) -> dict:
         "episodes_dropped": dict(s.dropped_episodes),
         "stopped_early": dict(s.stopped),
         "skipped_topics": dict(s.skipped_topics),
+        "clocks": s.clocks.get(bag),
         "errors": list(s.errors),
         "notes": list(s.notes),
     }
@@ -48,6 +49,8 @@ def human_summary(cache: DataCache) -> str:
             lines.append(f"  {bag}: dropped frames {dict(s.dropped_frames)}")
         for topic, why in s.skipped_topics.items():
             lines.append(f"  {bag}: topic {topic} not read ({why})")
+        for warning in s.clocks.get(bag, {}).get("warnings", []):
+            lines.append(f"  {bag}: {warning}")
     return "\n".join(lines)
 
 

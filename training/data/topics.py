@@ -12,10 +12,12 @@ Alignment (image stamps s_0 < s_1 < ... within an episode):
   (the image and the action chosen after it share a stamp), so rollouts round-trip exactly. For
   an episode's last image the bound is ``s_last + median frame interval``. With episode markers
   an action never carries over from before the episode's marker; ``max_hold_s`` (if set) drops
-  images whose held action is older than that before the image.
+  images whose held action is older than that before the image (counted in the read summary).
 - ``align="nearest"``: the action whose stamp is nearest to s_i, if within ``tolerance_s``.
 
-Images with no action under the rule are dropped and split the episode there. Rewards are
+Images with no action under the rule are dropped and split the episode there; so are images whose stamp
+is out of order or a duplicate (a longest increasing run of stamps is kept). Stamps are header stamps or
+log times per ``stamp_source`` (see `training.data.clocks`). Rewards are
 summed over ``[s_i, s_{i+1})`` (0 if none). State is the latest with stamp ``<= s_i`` in the
 episode (NaN before the first); its types are in `training.data.state` (odometry becomes [x, y, yaw]).
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 
 from moejepa_ros.codecs import DEFAULT_TWIST_FIELDS, CodecError, CommandType, command_type
 
+STAMP_SOURCES = ("auto", "header", "log")
 IMAGE_TYPES = {"Image": "sensor_msgs/msg/Image", "CompressedImage": "sensor_msgs/msg/CompressedImage"}
 PRESETS: dict[str, dict] = {
     # a robot's bag: camera + velocity commands, odometry as state (never model input), no reward or
@@ -72,7 +75,8 @@ class TopicConfig:
     align: str = "hold"  # or "nearest"
     tolerance_s: float = 0.05  # for align="nearest"
     max_hold_s: float | None = None  # for align="hold": older held actions are stale
-    stamp_source: str = "header"  # header stamp where the type has one and it is non-zero, else log time; or "log"
+    stamp_source: str = "auto"  # "header" (where set, else log time), "log", or "auto" (training.data.clocks)
+    clock_tolerance_s: float = 1.0  # a header clock whose median offset from the log time exceeds this disagrees
     min_episode_len: int = 2
 
     def __post_init__(self):
@@ -95,8 +99,10 @@ class TopicConfig:
                 raise ValueError(f"TopicConfig.{name}={getattr(self, name)!r}: need an absolute topic name")
         if self.align not in ("hold", "nearest"):
             raise ValueError(f"TopicConfig.align={self.align!r}: expected 'hold' or 'nearest'")
-        if self.stamp_source not in ("header", "log"):
-            raise ValueError(f"TopicConfig.stamp_source={self.stamp_source!r}: expected 'header' or 'log'")
+        if self.stamp_source not in STAMP_SOURCES:
+            raise ValueError(f"TopicConfig.stamp_source={self.stamp_source!r}: expected one of {list(STAMP_SOURCES)}")
+        if not self.clock_tolerance_s > 0:
+            raise ValueError(f"TopicConfig.clock_tolerance_s={self.clock_tolerance_s}: must be > 0")
         if self.split_gap_s is not None and not self.split_gap_s > 0:
             raise ValueError(f"TopicConfig.split_gap_s={self.split_gap_s}: must be > 0 or None")
         if not self.tolerance_s >= 0:
