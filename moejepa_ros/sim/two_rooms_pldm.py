@@ -27,8 +27,10 @@ Facts and where they come from (paths in their repository):
   (``level1.max_step: 2.45`` in the icml configs, applied by ``normalize_actions`` in
   ``pldm/planning/utils.py``). Here the env clips the norm at ``MAX_STEP`` = 2.45 so every
   controller gets the same bound.
-- Start/goal generator (``level: medium``, the one behind the 97.8% ``wall_planning`` result;
-  ``_generate_start_and_target`` in ``pldm_envs/wall/wall.py``): with margin 2 * 1.3 = 2.6 px,
+- Start/goal generator: ``level: medium``, the level of the ``wall_planning`` evaluation in the icml
+  configs (100 envs, seed 42, built by ``pldm_envs/wall/evaluation/create_envs.py``); we take it to
+  be the one behind the reported 97.8%, a figure not re-read from the paper's table here.
+  ``_generate_start_and_target`` in ``pldm_envs/wall/wall.py``: with margin 2 * 1.3 = 2.6 px,
   start x ~ U[6.6, 28.4] (left room), goal x ~ U[35.6, 57.4] (right room), both y ~ U[6.6, 57.4]
   independently; with probability 1/2 the two x are swapped. (Theirs draws from Python's global
   ``random``; ours from the env's seeded generator.)
@@ -42,9 +44,13 @@ Facts and where they come from (paths in their repository):
   :class:`~moejepa_ros.sim.two_rooms.RandomWalkPolicy` (see :func:`random_walk`); their walk's
   exact structure is not reproduced.
 
+Deviation: their bounce noise comes from torch's global generator; ours, like the start and goal,
+from the env's generator seeded by ``reset(seed=...)``, so episodes are reproducible.
+
 Observation: our pipeline takes RGB frames, so the two channels are written into an RGB frame
 at full 65x65 resolution: R = dot, G = walls, B = 0 (no information lost or added; the model's
-``preprocess`` resizes it like any camera frame). ``info["state"]`` is float32 ``[x, y]``.
+``preprocess`` resizes it like any camera frame, e.g. 65 -> 64 by area averaging).
+``info["state"]`` is float32 ``[x, y]``.
 """
 
 from __future__ import annotations
