@@ -3,7 +3,9 @@
 Closed loop, one replan per env step (as planner_node does in the demo), through the shipped control
 step (`moejepa_ros.control.PlannerPolicy` over `LatentController`: frame stack, goal image repeated k
 times, encode once, plan, clamp, non-finite plan -> zero command); the first action is executed.
-Success = squared distance < 1 px^2 within 200 steps (PLDM's DotWall protocol; PLDM reports 97.8% with MPPI).
+Success = squared distance < 1 px^2 within 200 steps, on our `two_rooms` variant (random layouts): stricter than
+PLDM's DotWall protocol (mean per-coordinate squared error < 1, i.e. squared distance < 2 px^2, on a fixed layout;
+env `two_rooms_pldm`), on which PLDM reports 97.8% with MPPI.
 
   .venv/bin/python -m bench.experiments.two_rooms_planning --checkpoint checkpoints/two_rooms.safetensors \
       --episodes 20 --seeds 1 --first-seed 1000

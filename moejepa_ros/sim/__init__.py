@@ -1,4 +1,5 @@
-"""Simulators behind one gymnasium interface: two_rooms, mobile_base and dmc (MuJoCo), isaac (optional).
+"""Simulators behind one gymnasium interface: two_rooms, two_rooms_pldm, mobile_base and dmc (MuJoCo),
+isaac (optional).
 
 Imports are lazy: ``import moejepa_ros.sim`` loads neither MuJoCo nor Isaac Sim.
 """
@@ -15,6 +16,7 @@ _EXPORTS = {
     "RandomDrivePolicy": "mobile_base",
     "TwoRoomsEnv": "two_rooms",
     "RandomWalkPolicy": "two_rooms",
+    "TwoRoomsPLDMEnv": "two_rooms_pldm",
     "DMCEnv": "dmc",
     "IsaacEnv": "isaac",
     "SimUnavailableError": "errors",

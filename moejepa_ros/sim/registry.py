@@ -1,6 +1,7 @@
 """``make_env(name, **kw)``: one entry point for every simulator, importing each only when asked.
 
-Names: ``two_rooms``; ``mobile_base`` (a camera on a differential-drive base, MuJoCo);
+Names: ``two_rooms``; ``two_rooms_pldm`` (Two-Rooms on PLDM's DotWall rules); ``mobile_base`` (a camera
+on a differential-drive base, MuJoCo);
 ``dmc:<domain>_<task>`` (e.g. ``dmc:cartpole_swingup``, ``dmc:cup_catch``);
 ``isaac:<path to a .usd scene>``. Unknown names raise ``ValueError`` listing the known ones.
 """
@@ -9,9 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-KNOWN = ("two_rooms", "mobile_base", "dmc:<domain>_<task>", "isaac:<path/to/scene.usd>")
-# envs with their own data-collection walk (`data_policy`): name -> (module, class)
-_WALKS = {"two_rooms": ("two_rooms", "RandomWalkPolicy"), "mobile_base": ("mobile_base", "RandomDrivePolicy")}
+KNOWN = ("two_rooms", "two_rooms_pldm", "mobile_base", "dmc:<domain>_<task>", "isaac:<path/to/scene.usd>")
+# envs with their own data-collection walk (`data_policy`): name -> (module, class or factory)
+_WALKS = {
+    "two_rooms": ("two_rooms", "RandomWalkPolicy"),
+    "two_rooms_pldm": ("two_rooms_pldm", "random_walk"),
+    "mobile_base": ("mobile_base", "RandomDrivePolicy"),
+}
 
 
 def make_env(name: str, **kwargs: Any):
@@ -22,6 +27,10 @@ def make_env(name: str, **kwargs: Any):
         from .two_rooms import TwoRoomsEnv
 
         return TwoRoomsEnv(**kwargs)
+    if name == "two_rooms_pldm":
+        from .two_rooms_pldm import TwoRoomsPLDMEnv
+
+        return TwoRoomsPLDMEnv(**kwargs)
     if name == "mobile_base":
         from .mobile_base import MobileBaseEnv
 
