@@ -136,9 +136,10 @@ def closed_loop(
 
     from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.sim import make_env
+    from moejepa_ros.sim.registry import GOAL_EVAL
 
     kw = dict(cfg.collect.env_kwargs)
-    if cfg.collect.env == "two_rooms":
+    if cfg.collect.env in GOAL_EVAL:
         kw["mode"] = "goal"
     kw.update(env_kwargs or {})
     env = gym.wrappers.TimeLimit(make_env(cfg.collect.env, **kw), max_steps)

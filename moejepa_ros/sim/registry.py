@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 KNOWN = ("two_rooms", "two_rooms_pldm", "mobile_base", "dmc:<domain>_<task>", "isaac:<path/to/scene.usd>")
+# envs whose closed-loop evaluation runs in goal mode (a goal image per episode, success = reached)
+GOAL_EVAL = ("two_rooms", "two_rooms_pldm")
 # envs with their own data-collection walk (`data_policy`): name -> (module, class or factory)
 _WALKS = {
     "two_rooms": ("two_rooms", "RandomWalkPolicy"),
