@@ -78,7 +78,14 @@ def run(run_dir, steps, stop_at=0, ckpt_every=3, stage=2, prefetch=1, delay=0.0)
         torch.device("cpu"),
         lambda: {"action_low": [-1, -1], "action_high": [1, 1]},
     )
-    return tr.run(), tr
+    # one thread in every process that takes part (a subprocess would use every core, this process
+    # whatever an earlier in-process node set): a different thread count sums in another order
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return tr.run(), tr
+    finally:
+        torch.set_num_threads(threads)
 
 
 def same_weights(a, b):
