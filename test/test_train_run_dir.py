@@ -114,11 +114,21 @@ def test_refine_resumes_exactly_and_refine_and_goal_log_like_fit(collected, caps
         whole["last_latent_loss"],
     )
     assert len(json.load(open(root / "refine" / "run.json"))["starts"]) == 2
-    # goal: a progress bar's steps and scalars too; it cannot resume, so each start moves the last run aside
+    # goal: a progress bar's steps and scalars too, and the same exact resume
     goal = ["goal", o, "goal.steps=4", "goal.batch_size=16", "goal.embed_dim=4", "goal.hidden=8", "run.log_every=2"]
-    assert train(capsys, *goal)[0] == 0
+    goal += ["run.ckpt_every=2"]
+    rc, whole, _ = train(capsys, *goal)
+    assert rc == 0 and whole["resumed_from"] is None
     assert [r["step"] for r in read_metrics(str(root / "goal"))] == [2, 4]
-    rc, _, err = train(capsys, *goal)
+    ref = load_file(whole["checkpoint"])
+    rc, resumed, _ = train(capsys, *goal, f"run.resume={root / 'goal' / 'ckpt' / 'step_00000002'}")
+    assert rc == 0 and resumed["resumed_from"].endswith("step_00000002")
+    got = load_file(resumed["checkpoint"])
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert (resumed["first_loss"], resumed["last_loss"]) == (whole["first_loss"], whole["last_loss"])
+    rc, _, err = train(capsys, *goal, "goal.hidden=16")  # other goal options: one line, nothing mixed
+    assert rc == 2 and any("goal.hidden: 8 -> 16" in ln for ln in err)
+    rc, _, err = train(capsys, *goal, "goal.hidden=16", "run.resume=never")
     assert rc == 0 and len(glob.glob(f"{root / 'goal'}.*")) == 1 and any("aside" in ln for ln in err)
     assert [r["step"] for r in read_metrics(str(root / "goal"))] == [2, 4]
     assert os.path.isfile(root / "goal" / "config.yaml") and os.path.isfile(root / "goal" / "run.json")

@@ -17,6 +17,8 @@ robot has actually travelled:
   open-loop prediction of z_t from z_{t-j} (1 <= j <= imagine_steps) under the recorded actions,
   to the same target, so the head is trained where the planner uses it.
 - Encoder, predictor and the other heads stay bit-identical (checked before saving).
+- Like `fit` and `refine` it checkpoints every `run.ckpt_every` steps under `<out_dir>/goal/ckpt` and
+  resumes exactly (`run.resume`); resuming with other `goal.*` options is refused in one line.
 
 The expectile-TD alternative (HILP, Park et al. 2024) learned the straight-line distance on the
 Two-Rooms walks (BENCHMARKS.md section 7.3), so it is not offered.
@@ -49,7 +51,8 @@ from .logging_utils import RunLogger, log
 from .model_part import check_unchanged, train_only, with_new_part
 from .optim import make_optimizer
 from .refine import encode_episodes, encode_stacks
-from .run_dir import move_aside, record
+from .run_dir import move_aside, record, resume_path
+from .train_state import CheckpointManager, ResumeError, capture_rng, restore_rng, unflatten_optimizer
 
 
 @torch.no_grad()
@@ -187,10 +190,12 @@ def _held_out(model, head, d: _Flat, graph: _Graph | _Local, imagine_steps: int,
     return out
 
 
-def _fit(model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int, gen, logger: RunLogger) -> list:
+def _fit(
+    model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int, gen, logger: RunLogger, start, curve, save
+) -> list:
+    """Steps start+1 .. goal.steps; `save(step)` writes a checkpoint every `run.ckpt_every` steps and at the end."""
     head.train()
-    curve = []
-    for step in range(1, gc.steps + 1):
+    for step in range(start + 1, gc.steps + 1):
         zi, gi, tgt, near = graph.sample(d, gc.batch_size, gc.p_current, gen)
         g = d.g[gi]
         loss = graph.loss(head, d.z[zi], g, tgt, near, gc.expectile)
@@ -205,7 +210,28 @@ def _fit(model, head, opt, d: _Flat, graph: _Graph | _Local, gc, log_every: int,
             curve.append((step, float(loss.detach())))
             logger.scalars(step, {"loss/goal": curve[-1][1]})
             log.info("goal step %d/%d loss %.4f", step, gc.steps, curve[-1][1])
+        save(step)
     return curve
+
+
+def _resume(path: str, ckpt: CheckpointManager, cfg: TrainConfig, src: str, model, opt, gen) -> dict:
+    """Load a goal checkpoint into the head, optimiser and generator; returns its state.json."""
+    from safetensors.torch import load_file
+
+    js, tensors = ckpt.load(path)
+    again = "run.resume=never moves the old run aside and starts afresh"
+    if js.get("stage") != "goal" or js.get("source") != os.path.abspath(src):
+        raise ResumeError(f"{path}: a {js.get('stage')} checkpoint of {js.get('source')}, not a goal of {src}; {again}")
+    old, new = js["config"]["goal"], to_dict(cfg)["goal"]
+    changed = [f"goal.{k}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v and k != "steps"]
+    if changed:
+        raise ResumeError(f"{path}: cannot resume with changed goal options ({'; '.join(changed)}); {again}")
+    model.load_state_dict(load_file(os.path.join(path, "model.safetensors")))
+    unflatten_optimizer(opt, js["optimizer"], tensors)
+    gen.set_state(torch.tensor(js["generator"], dtype=torch.uint8))
+    restore_rng(js["rng"])
+    log.info("resumed from %s at step %d", path, js["step"])
+    return js
 
 
 def _step(opt, loss: torch.Tensor, step: int) -> None:
@@ -252,11 +278,35 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
         graphs = {k: _Graph(v, step, gc.revisit, gc.max_sources, first, rng) for k, v in parts.items()}
     graph_s = time.perf_counter() - t1
     run_dir = run_subdir(cfg, "goal")
-    move_aside(run_dir, "goal starts afresh")  # it cannot resume: a new run never mixes with the last one
-    record(run_dir, cfg)
-    logger = RunLogger(run_dir, True, cfg.run.tensorboard, cfg.run.progress, total=gc.steps, desc="goal")
+    if cfg.run.resume == "never":
+        move_aside(run_dir)
+    ckpt = CheckpointManager(os.path.join(run_dir, "ckpt"), cfg.run.keep_ckpts)
+    start, curve, resumed = 0, [], resume_path(cfg, ckpt)
+    if resumed:
+        js = _resume(resumed, ckpt, cfg, src, model, opt, gen)
+        start, curve = int(js["step"]), [tuple(c) for c in js["curve"]]
+    record(run_dir, cfg, resumed)
+
+    def save(step: int) -> None:
+        if step % cfg.run.ckpt_every and step != gc.steps:
+            return
+        state = {
+            "stage": "goal",
+            "source": os.path.abspath(src),
+            "generator": gen.get_state().tolist(),
+            "rng": capture_rng(),
+            "curve": curve,
+            "config": to_dict(cfg),
+        }
+        ckpt.save(step, lambda p: save_derived(p, model, meta, {"subcommand": "goal", "step": step}), opt, state)
+
+    logger = RunLogger(
+        run_dir, True, cfg.run.tensorboard, cfg.run.progress and gc.steps > start, gc.steps, start, "goal"
+    )
     try:
-        curve = _fit(model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen, logger)
+        curve = _fit(
+            model, head, opt, parts["train"], graphs["train"], gc, cfg.run.log_every, gen, logger, start, curve, save
+        )
     finally:
         logger.close()
     head.eval()
@@ -289,7 +339,8 @@ def goal_distance(cfg: TrainConfig, device: torch.device) -> dict:
         "val_latents": int(len(parts["val"].z)),
         "encode_seconds": round(encode_s, 2),
         "train_seconds": round(train_s, 2),
-        "steps_per_s": round(gc.steps / max(train_s, 1e-9), 1),
+        "steps_per_s": round((gc.steps - start) / max(train_s, 1e-9), 1),
+        "resumed_from": resumed,
         "first_loss": curve[0][1] if curve else float("nan"),
         "last_loss": curve[-1][1] if curve else float("nan"),
         "held_out": held_out,

@@ -3,8 +3,7 @@
 - `config.yaml`: the resolved configuration of the latest start; `run.json`: every start's command line,
   git sha (and whether the tree had changes), UTC time and the checkpoint it resumed from.
 - ``run.resume=never`` in a directory that holds a run moves that run aside to ``<dir>.<UTC time>`` (one log
-  line), so the new run neither deletes nor mixes with it (checkpoints, `latest`, metrics.jsonl, tb/); so does
-  every start of a command that cannot resume (`goal`).
+  line), so the new run neither deletes nor mixes with it (checkpoints, `latest`, metrics.jsonl, tb/).
 - Resuming a checkpoint written under another model config says so in one line (`model_changes`).
 """
 
