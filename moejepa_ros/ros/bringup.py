@@ -21,10 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from moejepa_ros.ros import dds
-from moejepa_ros.ros.launch_common import any_namespace, exit_reason
+from moejepa_ros.ros.launch_common import any_namespace, exit_reason, read_params_file
 from moejepa_ros.ros.node_process import NodeProcess
 
 EXECUTABLES = ("planner_node", "sim_node")
@@ -33,12 +31,7 @@ EXECUTABLES = ("planner_node", "sim_node")
 def nodes_in(params_file: str | Path) -> list[str]:
     """Top-level node names holding `ros__parameters` (wildcard `/**` entries are skipped)."""
     path = Path(params_file)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: cannot read the params file ({e})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected `node_name: {{ros__parameters: ...}}` mappings at the top")
+    doc = read_params_file(path)
     names = []
     for key, body in doc.items():
         if not isinstance(body, dict) or "ros__parameters" not in body:

@@ -42,6 +42,17 @@ def launch_values(context):
     return lambda name: LaunchConfiguration(name).perform(context)
 
 
+def read_params_file(path: Path) -> dict:
+    """A ROS params file's top-level mapping, or a one-line ValueError naming the file."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: cannot read the params file ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected `node_name: {{ros__parameters: ...}}` mappings at the top")
+    return doc
+
+
 def any_namespace(params_file: str | os.PathLike) -> str:
     """A params file whose plain node keys (`planner_node:`) apply in every namespace (`/**/planner_node:`).
 
@@ -50,12 +61,7 @@ def any_namespace(params_file: str | os.PathLike) -> str:
     the file itself is returned when it has no plain keys, else a rewritten copy in a temporary folder.
     """
     path = Path(params_file)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: cannot read the params file ({e})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected `node_name: {{ros__parameters: ...}}` mappings at the top")
+    doc = read_params_file(path)
     if all(str(k).startswith("/") for k in doc):
         return str(path)
     out = {(k if str(k).startswith("/") else f"/**/{k}"): v for k, v in doc.items()}
