@@ -29,7 +29,7 @@ from moejepa_ros import codecs
 from moejepa_ros.ros.messages import IMAGE_PUB_QOS, LATCHED_QOS, stamp_ns
 from moejepa_ros.ros.node_process import NodeProcess
 from moejepa_ros.ros.probe import Probe, wait_until
-from testing.ros_harness import write_params
+from testing.ros_harness import diag_values, is_zero, write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
@@ -59,15 +59,6 @@ def planner_params(ckpt, **over):
 def image_msg(i: int, stamp: int) -> Image:
     rgb = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     return codecs.make_image(Image, rgb, "rgb8", stamp, "cam_optical")
-
-
-def diag_values(arr: DiagnosticArray) -> dict[str, str]:
-    return {kv.key: kv.value for kv in arr.status[0].values}
-
-
-def is_zero(msg: TwistStamped) -> bool:
-    t = msg.twist
-    return all(v == 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from moejepa_ros import codecs
 from moejepa_ros.ros.messages import IMAGE_PUB_QOS, msg_to_plan, stamp_ns
 from moejepa_ros.ros.node_process import NodeProcess
 from moejepa_ros.ros.probe import Probe, wait_until
-from testing.ros_harness import write_params
+from testing.ros_harness import diag_values, is_zero, write_params
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
@@ -97,15 +97,6 @@ def stream(pub, stop: threading.Event, rate: float = 30.0) -> None:
         pub.publish(image_msg(i, 1_000_000_000 + i * 33_000_000))
         i += 1
         stop.wait(1.0 / rate)
-
-
-def diag_values(arr: DiagnosticArray) -> dict[str, str]:
-    return {kv.key: kv.value for kv in arr.status[0].values}
-
-
-def is_zero(msg: TwistStamped) -> bool:
-    t = msg.twist
-    return all(v == 0.0 for v in (t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
 
 
 @pytest.fixture(scope="module")
