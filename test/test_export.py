@@ -116,6 +116,17 @@ def test_the_backend_refuses_missing_or_foreign_graphs(exported, tmp_path):
         OnnxWorldModel(model, other)
 
 
+def test_the_torch_only_options_leave_the_onnxruntime_backend_alone(exported):
+    """Autocast of the encoder is refused with the onnxruntime backend; CUDA graphs never wrap it."""
+    from moejepa_ros.control.onnx_backend import OnnxWorldModel
+
+    model, path = exported
+    onnx = OnnxWorldModel(model, path)
+    with pytest.raises(ValueError, match="encoder_precision='bf16' applies to the torch backend only"):
+        LatentController(onnx, "cpu", PLANNER, OBJECTIVES, LOW, HIGH, encoder_precision="bf16")
+    assert LatentController(onnx, "cpu", PLANNER, OBJECTIVES, LOW, HIGH, cuda_graphs=True).plan_model is onnx
+
+
 def test_export_format_is_checked(tmp_path, capsys):
     assert main(["export", "-c", "tiny", f"run.out_dir={tmp_path}", "export.format=tflite"]) == 2
     assert "export.format" in capsys.readouterr().err

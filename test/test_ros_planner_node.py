@@ -337,6 +337,16 @@ def test_bad_checkpoint_fails_configure_with_a_clear_message(tmp_path):
         proc.stop()
 
 
+def test_an_encoder_precision_the_device_lacks_fails_configure_with_a_clear_message(ckpt, tmp_path):
+    proc = start_planner(tmp_path, ckpt, "fp16_planner", device="cpu", encoder_precision="fp16")
+    try:
+        proc.proc.wait(60)
+        assert proc.proc.returncode == 1
+        assert "encoder_precision='fp16' needs a cuda device, not 'cpu'" in proc.output()
+    finally:
+        proc.stop()
+
+
 def test_a_depth_camera_decodes_with_the_checkpoints_range_and_an_override_warns(tmp_path, probe):
     from moejepa_ros.model import save_checkpoint
     from testing.models import tiny_model

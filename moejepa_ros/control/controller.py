@@ -24,6 +24,9 @@ import torch
 
 from moejepa_ros import codecs
 from moejepa_ros.control.bounds import check_bounds
+from moejepa_ros.control.cuda_graphs import GraphedRollout
+from moejepa_ros.control.device import check_encoder_precision, encoder_autocast
+from moejepa_ros.control.frame_upload import FrameUpload
 from moejepa_ros.planning import Plan, PlannerConfig, build_objectives, make_planner
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
@@ -44,7 +47,12 @@ class Decision:
 
 
 class LatentController:
-    """Model + planner + goal; `act(frames)` is the whole Mode-2 control step."""
+    """Model + planner + goal; `act(frames)` is the whole Mode-2 control step.
+
+    On a CUDA device, `encoder_precision` (fp32 | fp16 | bf16; bf16 also on CPU) autocasts the torch
+    encoder, frames go up through a pinned staging buffer (`FrameUpload`), and `cuda_graphs` plans with
+    a `GraphedRollout` of the torch model; neither option touches the onnxruntime backend.
+    """
 
     def __init__(
         self,
@@ -54,9 +62,22 @@ class LatentController:
         objectives: Mapping[str, Mapping[str, Any]],
         action_low,
         action_high,
+        encoder_precision: str = "fp32",
+        cuda_graphs: bool = False,
     ):
         self.model = model
         self.device = torch.device(device)
+        check_encoder_precision(encoder_precision, self.device)
+        torch_model = isinstance(model, torch.nn.Module)
+        if encoder_precision != "fp32" and not torch_model:
+            raise ValueError(
+                f"encoder_precision={encoder_precision!r} applies to the torch backend only: "
+                f"{type(model).__name__} runs its exported graphs as they are"
+            )
+        self.encoder_precision = encoder_precision
+        self.upload = FrameUpload(self.device)
+        # what the planner rolls out: the model, or its CUDA-graph view (torch model on a CUDA device)
+        self.plan_model = GraphedRollout(model) if cuda_graphs and torch_model and self.device.type == "cuda" else model
         cfg = model.cfg
         self.frame_stack, self.image_size = int(cfg.frame_stack), int(cfg.image_size)
         self.action_dim = int(model.action_dim)
@@ -106,7 +127,7 @@ class LatentController:
             or not torch.equal(self.planner.action_low.cpu(), torch.from_numpy(self.low))
             or not torch.equal(self.planner.action_high.cpu(), torch.from_numpy(self.high))
         ):
-            self.planner = make_planner(self.cfg, self.model, objs, self.low, self.high, self.device)
+            self.planner = make_planner(self.cfg, self.plan_model, objs, self.low, self.high, self.device)
         else:
             self.planner.update_objectives(objs)
 
@@ -171,7 +192,8 @@ class LatentController:
                 f"frames must be uint8 {(self.frame_stack, self.image_size, self.image_size, 3)}, "
                 f"got {frames.dtype} {frames.shape}"
             )
-        return self.model.encode(torch.from_numpy(frames).to(self.device)[None])[0]
+        with encoder_autocast(self.encoder_precision, self.device):
+            return self.model.encode(self.upload(frames))[0].float()
 
     def act(self, frames: np.ndarray) -> Decision:
         """Encode the stack once, plan, return the clamped first action (or zero + a reason)."""

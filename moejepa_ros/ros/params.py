@@ -27,6 +27,7 @@ from rcl_interfaces.msg import (
 from rclpy.parameter import Parameter
 
 from moejepa_ros import codecs
+from moejepa_ros.control.device import ENCODER_PRECISIONS
 from moejepa_ros.planning.config import PlannerConfig
 from moejepa_ros.planning.objectives import REGISTRY, build_objectives, load_plugins
 
@@ -156,6 +157,20 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
         "`moejepa-train export --format onnx`; CUDA provider on a cuda device)",
         configure_only=True,
         choices=("torch", "onnxruntime"),
+    ),
+    ParameterSpec(
+        "encoder_precision",
+        "fp32",
+        "torch backend: autocast the encoder to fp16 (cuda only) or bf16 (cuda cards that have it, and cpu)",
+        configure_only=True,
+        choices=ENCODER_PRECISIONS,
+    ),
+    ParameterSpec(
+        "cuda_graphs",
+        True,
+        "torch backend on a cuda device: replay the planning rollouts as captured CUDA graphs (one per batch "
+        "shape; eager again with a warning if a capture fails); no effect on cpu",
+        configure_only=True,
     ),
     ParameterSpec(
         "image_size",

@@ -60,6 +60,7 @@ from std_msgs.msg import Float32, Float32MultiArray
 from moejepa_ros import codecs
 from moejepa_ros.control import ERROR, OK, WARN, Decision, FrameStack, LatentController, preprocess
 from moejepa_ros.control.bounds import beyond_trained_range, bounds_problem
+from moejepa_ros.control.device import resolve_device
 from moejepa_ros.planning.progress import GoalProgress
 from moejepa_ros.ros import dds, params, qos, usage
 from moejepa_ros.ros.debug_view import DebugView
@@ -78,18 +79,6 @@ from moejepa_ros.ros.topic_checks import FrequencyCheck, StampCheck, merge
 
 LEVEL_NAME = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
 _LIVE_SIMPLE = {"control_rate", "camera_timeout", "control_trigger", "goal_timeout", "diagnostics_period"}
-
-
-def resolve_device(name: str) -> str:
-    """`auto` → cuda if available else cpu; anything else is checked by torch."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)  # raises RuntimeError on a malformed name
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but CUDA is not available")
-    return str(dev)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -318,7 +307,14 @@ class PlannerNode(LifecycleNode):
         from moejepa_ros.planning import PlannerConfig
 
         ctrl = LatentController(
-            model, device, PlannerConfig.from_dict(params.planner_dict(v)), params.objectives_dict(v), low, high
+            model,
+            device,
+            PlannerConfig.from_dict(params.planner_dict(v)),
+            params.objectives_dict(v),
+            low,
+            high,
+            encoder_precision=v["encoder_precision"],
+            cuda_graphs=v["cuda_graphs"],
         )
         self._encode_action(ctrl.zero(), self._action_cls(), None)  # checks twist_fields / joint_names
         # warm-up: first-call allocations happen here, not in control
