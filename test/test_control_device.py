@@ -59,6 +59,16 @@ def test_bf16_autocast_encodes_close_to_fp32_and_plans():
     assert d.message == "ok" and np.all(np.isfinite(d.action))
 
 
+def test_warm_up_plans_once_and_forgets_it():
+    model = tiny_model(seed=2, **MOE)
+    cold = LatentController(model, "cpu", PLANNER, OBJECTIVES, LOW, HIGH)
+    warm = LatentController(model, "cpu", PLANNER, OBJECTIVES, LOW, HIGH)
+    warm.warm_up()
+    assert warm.planner.warm_start is None
+    for seed in range(2):
+        np.testing.assert_array_equal(warm.act(frames(seed)).action, cold.act(frames(seed)).action)
+
+
 def test_frame_upload_gives_the_frames_on_the_device():
     f = frames(1)
     got = FrameUpload("cpu")(f)

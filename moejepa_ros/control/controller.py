@@ -195,6 +195,15 @@ class LatentController:
         with encoder_autocast(self.encoder_precision, self.device):
             return self.model.encode(self.upload(frames))[0].float()
 
+    def warm_up(self) -> None:
+        """Encode a blank stack and, when a planner is ready, plan once and forget that plan: first-call
+        allocations and kernel selection (and on CUDA the graph captures) happen here, not in the
+        first control steps."""
+        z = self.encode(np.zeros((self.frame_stack, self.image_size, self.image_size, 3), np.uint8))
+        if self._idle_reason is None and self.planner is not None:
+            self.planner.plan(z, self.goal_z)
+            self.reset()
+
     def act(self, frames: np.ndarray) -> Decision:
         """Encode the stack once, plan, return the clamped first action (or zero + a reason)."""
         self.last_plan = None

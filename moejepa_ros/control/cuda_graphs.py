@@ -46,7 +46,7 @@ def graph_rollout(model: Any, z0: Tensor, actions: Tensor) -> Tensor:
 class _Graph:
     """One captured rollout shape: static inputs, the graph, its static output."""
 
-    def __init__(self, z0: Tensor, actions: Tensor, fn: Callable[[Tensor, Tensor], Tensor], pool: Any):
+    def __init__(self, z0: Tensor, actions: Tensor, fn: Callable[[Tensor, Tensor], Tensor]):
         self.z0, self.actions = z0.clone(), actions.clone()
         side = torch.cuda.Stream(z0.device)
         side.wait_stream(torch.cuda.current_stream(z0.device))
@@ -55,7 +55,9 @@ class _Graph:
                 expected = fn(self.z0, self.actions)
         torch.cuda.current_stream(z0.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
+        # its own memory pool, so graphs replay in any order; thread_local: another thread's CUDA calls
+        # (planner_node encodes goal images on the executor while inactive) cannot void the capture
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.out = fn(self.z0, self.actions)
         self.graph.replay()
         if not torch.allclose(self.out, expected, rtol=1e-4, atol=1e-5):
@@ -78,7 +80,6 @@ class GraphedRollout:
         self.log = log or logging.getLogger(__name__).warning
         self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self.disabled: str | None = None  # why rollouts went back to eager, once a capture failed
-        self._pool = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -102,9 +103,7 @@ class GraphedRollout:
         # static buffers are ordinary tensors (not inference tensors), so later copies work in any grad mode
         with torch.inference_mode(False), torch.no_grad():
             try:
-                if self._pool is None:
-                    self._pool = torch.cuda.graph_pool_handle()
-                g = _Graph(z0.clone(), actions.clone(), lambda z, a: graph_rollout(self.model, z, a), self._pool)
+                g = _Graph(z0, actions, lambda z, a: graph_rollout(self.model, z, a))
             except RuntimeError as e:
                 self.disabled = str(e).splitlines()[0] if str(e) else type(e).__name__
                 self.graphs.clear()

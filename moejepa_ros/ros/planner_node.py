@@ -317,8 +317,7 @@ class PlannerNode(LifecycleNode):
             cuda_graphs=v["cuda_graphs"],
         )
         self._encode_action(ctrl.zero(), self._action_cls(), None)  # checks twist_fields / joint_names
-        # warm-up: first-call allocations happen here, not in control
-        ctrl.encode(np.zeros((ctrl.frame_stack, ctrl.image_size, ctrl.image_size, 3), np.uint8))
+        ctrl.warm_up()  # first-call allocations (and CUDA graph captures) happen here, not in control
         self._ctrl = ctrl
         self._trained_bounds = (meta.get("action_low"), meta.get("action_high"))
         self._check_trained_range(ctrl)
