@@ -5,10 +5,13 @@ cost of a plan does not depend on training), objective = predicted discounted re
 value (TD-MPC2 style). FLOPs are counted analytically (predictor: action embedding, router,
 top-k active experts; reward / value heads); peak = a big fp32 matmul measured in the same run.
 The machine may be shared: configs are interleaved in rounds so load hits all alike, and the
-process CPU time per plan is reported beside wall time. Prints one JSON line per config and
-writes them through `bench.record` (name `planner`).
+process CPU time per plan is reported beside wall time. On a CUDA device every config also runs
+with its rollouts replayed as CUDA graphs (`GraphedRollout`, planner_node's `cuda_graphs`), side by
+side with the eager one (`--cuda-graphs`). Prints one JSON line per config and writes them through
+`bench.record` (name `planner`).
 
-    .venv/bin/python -m bench.micro.bench_planner [--threads 2,1] [--plans 40] [--rounds 4] [--quick] [--record]
+    .venv/bin/python -m bench.micro.bench_planner [--threads 2,1] [--plans 40] [--rounds 4] [--quick]
+        [--device auto|cpu|cuda] [--cuda-graphs both|on|off] [--record]
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 import torch
 
 from bench import record
+from moejepa_ros.control.cuda_graphs import GraphedRollout
+from moejepa_ros.control.device import resolve_device
 from moejepa_ros.model import ModelConfig, WorldModel
 from moejepa_ros.planning import PlannerConfig, make_planner
 
@@ -98,19 +103,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quick", action="store_true", help="the default config only")
+    ap.add_argument(
+        "--cuda-graphs",
+        choices=("both", "on", "off"),
+        default="both",
+        help="on a CUDA device: eager rollouts, CUDA-graph rollouts, or both side by side (ignored on cpu)",
+    )
     record.add_arguments(ap, "planner")
     args = ap.parse_args()
 
     threads = [int(t) for t in str(args.threads).split(",")]
     torch.set_num_threads(threads[0])
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
+    device = torch.device(resolve_device(args.device))
     torch.manual_seed(0)
     mcfg = ModelConfig()
     model = WorldModel(mcfg).eval().to(device)
+    graph_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.cuda_graphs]
+    if device.type != "cuda":
+        graph_modes = (False,)
     grid = GRID[:1] if args.quick else GRID
     plans_per_round = max(1, args.plans // args.rounds)
     load0 = os.getloadavg()
@@ -122,28 +132,31 @@ def main() -> None:
     runs = {}
     for i, over in enumerate(grid):
         for t in threads:
-            torch.set_num_threads(t)
-            pc = PlannerConfig.from_dict(over)
-            p = make_planner(pc, model, OBJECTIVES, -1.0, 1.0, device=device)
-            for _ in range(3):  # warm-up (allocations, first-call dispatch)
-                p.plan(torch.randn(mcfg.latent_dim, device=device))
-            runs[(i, t)] = {"planner": p, "ms": [], "cpu": [], "steps": []}
+            for graphs in graph_modes:
+                torch.set_num_threads(t)
+                pc = PlannerConfig.from_dict(over)
+                m = GraphedRollout(model) if graphs else model
+                p = make_planner(pc, m, OBJECTIVES, -1.0, 1.0, device=device)
+                for _ in range(3):  # warm-up (allocations, first-call dispatch, graph captures)
+                    p.plan(torch.randn(mcfg.latent_dim, device=device))
+                runs[(i, t, graphs)] = {"planner": p, "model": m, "ms": [], "cpu": [], "steps": []}
 
     gen = torch.Generator().manual_seed(1)
     for _ in range(args.rounds):  # interleaved, so a load burst hits every config alike
-        for (i, t), r in runs.items():
+        for (i, t, _), r in runs.items():
             torch.set_num_threads(t)
             for _ in range(plans_per_round):
                 z0 = torch.randn(mcfg.latent_dim, generator=gen).to(device)
-                c0 = time.process_time()
+                _sync(device)
+                c0, w0 = time.process_time(), time.perf_counter()
                 plan = r["planner"].plan(z0)
                 _sync(device)
                 r["cpu"].append((time.process_time() - c0) * 1e3)
-                r["ms"].append(plan.elapsed_ms)
+                r["ms"].append((time.perf_counter() - w0) * 1e3)
                 r["steps"].append(plan.rollout_steps)
 
     rows = []
-    for (i, t), r in runs.items():
+    for (i, t, graphs), r in runs.items():
         pc = r["planner"].cfg
         ms = r["ms"]
         mean_s = sum(ms) / len(ms) / 1e3
@@ -157,6 +170,9 @@ def main() -> None:
             "horizon": pc.horizon,
             "iterations": pc.iterations,
             "device": device.type,
+            "cuda_graphs": graphs,
+            "graphs_captured": len(r["model"].graphs) if graphs else 0,
+            "graphs_disabled": r["model"].disabled if graphs else None,
             "threads": t,
             "plans": len(ms),
             "ms_p50": round(_pct(ms, 0.5), 2),
@@ -175,6 +191,7 @@ def main() -> None:
     meta = {
         "threads": threads,
         "device": device.type,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "model": {
             k: getattr(mcfg, k)
             for k in (

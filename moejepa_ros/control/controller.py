@@ -211,6 +211,8 @@ class LatentController:
             return Decision(self.zero(), WARN, self._idle_reason or "no planner")
         t0 = time.perf_counter()
         z = self.encode(frames)
+        if self.device.type == "cuda":  # encode_ms is the encoder's run, not its launch (decide syncs next anyway)
+            torch.cuda.synchronize(self.device)
         return self.decide(z, encode_ms=(time.perf_counter() - t0) * 1e3)
 
     def decide(self, z: torch.Tensor, encode_ms: float = 0.0) -> Decision:
