@@ -8,8 +8,9 @@ frames the planner skipped, the planner's CPU % and RSS, deadline misses from it
 /diagnostics. Cases: 64×64 and 480×640 images, control_trigger frame vs timer side by side
 (same run, so the ratio is meaningful on a shared machine). `--debug` runs every case twice,
 debug view off and on (`debug.enabled`: plan path, scalars, debug image), so its cost shows
-side by side. `--soak SECONDS` adds one long 64×64 run reporting RSS at start and end. Writes
-`bench.record`'s node.json.
+side by side. `--soak SECONDS` adds one long 64×64 run reporting RSS at start and end. On a GPU,
+`--param device=cuda` (and `cuda_graphs`, `encoder_precision`, `backend` likewise) runs the planner
+there. Writes `bench.record`'s node.json.
 
     .venv/bin/python -m bench.micro.bench_node [--seconds 10] [--soak 120] [--debug] [--checkpoint PATH] [--record]
 """
