@@ -82,6 +82,8 @@ class GraphedRollout:
         self.disabled: str | None = None  # why rollouts went back to eager, once a capture failed
 
     def __getattr__(self, name: str) -> Any:
+        if name == "model":  # not set yet (copy, pickle): no recursion through self.model
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def rollout(self, z0: Tensor, actions: Tensor) -> Tensor:
