@@ -69,6 +69,18 @@ def test_warm_up_plans_once_and_forgets_it():
         np.testing.assert_array_equal(warm.act(frames(seed)).action, cold.act(frames(seed)).action)
 
 
+def test_a_controller_waiting_for_a_goal_warms_up_and_waits_again():
+    model = tiny_model(seed=2, **MOE)
+    spec = {"goal": {"enabled": True}}
+    cold = LatentController(model, "cpu", PLANNER, spec, LOW, HIGH)
+    warm = LatentController(model, "cpu", PLANNER, spec, LOW, HIGH)
+    warm.warm_up()
+    assert warm.planner is not None and warm.goal_z is None and warm.act(frames(0)).message.startswith("waiting")
+    for c in (cold, warm):
+        c.set_goal(frames(5)[0])
+    np.testing.assert_array_equal(warm.act(frames(1)).action, cold.act(frames(1)).action)
+
+
 def test_frame_upload_gives_the_frames_on_the_device():
     f = frames(1)
     got = FrameUpload("cpu")(f)

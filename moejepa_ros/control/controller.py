@@ -196,12 +196,18 @@ class LatentController:
             return self.model.encode(self.upload(frames))[0].float()
 
     def warm_up(self) -> None:
-        """Encode a blank stack and, when a planner is ready, plan once and forget that plan: first-call
-        allocations and kernel selection (and on CUDA the graph captures) happen here, not in the
-        first control steps."""
+        """Encode a blank stack, plan once from it and forget that plan: first-call allocations and
+        kernel selection (and on CUDA the graph captures) happen here, not in the first control steps.
+        A controller waiting for a goal plans towards a stand-in goal (the blank latent), then waits again."""
         z = self.encode(np.zeros((self.frame_stack, self.image_size, self.image_size, 3), np.uint8))
+        stand_in = self.goal_z is None and self.needs_goal
+        if stand_in:
+            self.set_goal_latent(z)
         if self._idle_reason is None and self.planner is not None:
             self.planner.plan(z, self.goal_z)
+        if stand_in:
+            self.set_goal_latent(None)
+        else:
             self.reset()
 
     def act(self, frames: np.ndarray) -> Decision:

@@ -27,7 +27,7 @@ def resolve_device(name: str) -> str:
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device={name!r} is not supported: use auto, cpu, cuda or cuda:<i>")
     if dev.type == "cuda":
-        if torch.version.cuda is None:
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:  # ROCm says cuda too
             raise ValueError(
                 f"device={name!r} but this torch ({torch.__version__}) is built without CUDA: "
                 "install a CUDA build of torch (on a Jetson, the one for its JetPack)"
