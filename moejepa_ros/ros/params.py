@@ -167,9 +167,9 @@ _NODE_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         "cuda_graphs",
-        True,
+        False,
         "torch backend on a cuda device: replay the planning rollouts as captured CUDA graphs (one per batch "
-        "shape; eager again with a warning if a capture fails); no effect on cpu",
+        "shape; eager again with a warning if a capture fails); off until measured on a card; no effect on cpu",
         configure_only=True,
     ),
     ParameterSpec(
