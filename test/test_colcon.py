@@ -10,21 +10,14 @@ import pytest
 
 pytest.importorskip("colcon_core", reason="colcon is not installed (requirements.txt has it: `make install`)")
 
-ROOT = Path(__file__).resolve().parents[1]
+from testing.colcon import colcon_build
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """A colcon workspace with the package built and installed (copied files, not symlinks)."""
     ws = tmp_path_factory.mktemp("colcon_ws")
-    out = subprocess.run(
-        [sys.executable, "-m", "colcon", "build", "--paths", str(ROOT)],
-        cwd=ws,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    colcon_build(ws)
     return ws
 
 

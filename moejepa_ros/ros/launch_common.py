@@ -146,12 +146,16 @@ def exit_reason(name: str, returncode: int | None) -> str:
 
 def end_launch_when_exits(action, name: str):
     """OnProcessExit → Shutdown: the launch never runs on without `name`. A non-zero exit raises in the
-    handler, which the launch service logs with the reason and turns into a non-zero `ros2 launch` status."""
+    handler, which the launch service logs with the reason and turns into a non-zero `ros2 launch` status.
+    An exit while the launch is already shutting down is the launch stopping `name`: nothing to add (a
+    second Shutdown would make launch_ros stop its ROS adapter twice and fail a clean run)."""
     from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
     from launch.event_handlers import OnProcessExit
     from launch.events import Shutdown
 
     def on_exit(event, context):
+        if context.is_shutdown:
+            return None
         reason = exit_reason(name, event.returncode)
         if event.returncode != 0:
             raise RuntimeError(reason)
