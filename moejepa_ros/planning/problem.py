@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .objectives import Objectives, Rollout
+from .objectives import Objectives, PoseGoal, Rollout
 
 
 @dataclass
@@ -54,6 +54,7 @@ class Problem:
         discounts: Tensor | None = None,
         hold: int = 1,
         extra_cost: Callable[[Tensor, Tensor], Tensor] | None = None,
+        pose_goal: PoseGoal | None = None,
     ):
         self.model = model
         self.objectives = objectives
@@ -63,6 +64,7 @@ class Problem:
         self.gamma = float(gamma)
         self.goal_z = goal_z
         self.prev_action = prev_action
+        self.pose_goal = pose_goal  # the goal in the robot's frame (goal metric `pose`)
         self.hold = int(hold)
         if discounts is None:
             discounts = gamma ** torch.arange(horizon * self.hold, dtype=z0.dtype, device=z0.device)
@@ -92,6 +94,7 @@ class Problem:
             gamma=self.gamma,
             goal_z=self.goal_z,
             prev_action=self.prev_action,
+            pose_goal=self.pose_goal,
         )
 
     def evaluate(self, u: Tensor) -> Tensor:
