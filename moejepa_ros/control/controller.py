@@ -238,9 +238,13 @@ class LatentController:
         return PoseGoal(pose, torch.from_numpy(self.history).to(self.device))
 
     def executed(self, action: np.ndarray) -> None:
-        """Note a command that was sent (the motion model's history)."""
+        """Note a command that was sent (the motion model's history; `act` notes the action it returns)."""
         if len(self.history):
             self.history = np.concatenate([self.history[1:], np.asarray(action, np.float32).reshape(1, -1)])
+
+    def at_rest(self) -> None:
+        """The robot starts at rest (a new episode): the motion model's history becomes zero commands."""
+        self.history = np.zeros_like(self.history)
 
     def warm_up(self) -> None:
         """Encode a blank stack, plan once from it and forget that plan: first-call allocations and
