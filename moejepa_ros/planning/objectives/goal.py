@@ -86,6 +86,9 @@ class GoalObjective(Objective):
         return pose_goal
 
     def distance(self, z: Tensor, g: Tensor, model: Any = None) -> Tensor:
+        """d(z, g) between latents by the metric (not for `pose`, which compares poses: `pose_cost`)."""
+        if self.metric == "pose":
+            raise ValueError("goal metric 'pose' compares poses, not latents: use pose_cost / start_distance")
         if self.metric == "learned":
             return model.goal_distance(z, g)
         if self.metric == "cosine":
