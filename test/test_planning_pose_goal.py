@@ -47,8 +47,11 @@ def test_the_planner_plans_with_a_pose_goal_and_names_a_missing_one():
     pose_goal = PoseGoal(torch.tensor([0.5, 0.2, 0.3]), torch.zeros(4, 2))
     plan = planner.plan(z, z, pose_goal=pose_goal)
     assert plan.ok and plan.actions.shape == (9, 2)
+    assert plan.rollout_steps == 0  # no objective reads latents: the latent rollout is skipped
     # the goal distance from where the robot stands: |(0.5, 0.2)| / 0.1 + 0.3 / 0.25
     assert plan.goal_distance == pytest.approx(math.hypot(0.5, 0.2) / 0.1 + 0.3 / 0.25, rel=1e-5)
+    with_reward = make_planner({**PLANNER, "hold": 3}, model, {**POSE, "reward": {"enabled": True}}, LOW, HIGH)
+    assert with_reward.plan(z, z, pose_goal=pose_goal).rollout_steps > 0
     with pytest.raises(ValueError, match="goal metric 'pose' needs the goal's pose"):
         planner.plan(z, z)
     with pytest.raises(ValueError, match="moejepa-train pose"):

@@ -2,7 +2,8 @@
 
 Planners search normalised action sequences u in [-1, 1]^{H x A}; `Problem.evaluate` maps
 them onto the real bounds, imagines the rollouts in one batched `model.rollout` call from the
-shared start latent, and scores them with the objectives.
+shared start latent (skipped when no enabled objective reads latents, e.g. the goal metric `pose`
+alone), and scores them with the objectives.
 """
 
 from __future__ import annotations
@@ -83,8 +84,10 @@ class Problem:
     def rollout(self, u: Tensor) -> Rollout:
         n = u.shape[0]
         actions = self.held(self.to_actions(u))
-        latents = self.model.rollout(self.z0.unsqueeze(0).expand(n, -1), actions)
-        self.rollout_steps += n * actions.shape[1]
+        latents = None
+        if self.extra_cost is not None or self.objectives.needs_latents:
+            latents = self.model.rollout(self.z0.unsqueeze(0).expand(n, -1), actions)
+            self.rollout_steps += n * actions.shape[1]
         return Rollout(
             model=self.model,
             z0=self.z0,

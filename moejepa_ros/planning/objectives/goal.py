@@ -54,6 +54,9 @@ class GoalObjective(Objective):
     def needs_heads(self) -> tuple[str, ...]:
         return {"learned": ("goal_distance",), "pose": ("relative_pose",)}.get(self.metric, ())
 
+    def needs_latents(self) -> bool:
+        return self.metric != "pose"
+
     def check(self, model: Any) -> None:
         try:
             super().check(model)

@@ -23,14 +23,15 @@ class PoseGoal:
 class Rollout:
     """One batch of imagined trajectories, what every objective sees.
 
-    `latents[N, H, D]` are z_1..z_H after `actions[N, H, A]` (real units) from `z0[D]`;
+    `latents[N, H, D]` are z_1..z_H after `actions[N, H, A]` (real units) from `z0[D]` (None when no
+    enabled objective reads latents, e.g. the goal metric `pose` alone: the planner skips that rollout);
     `discounts[H]` = gamma^t (t = 0..H-1); `prev_action[A]` is the last executed action (or None);
     `pose_goal` the goal in the robot's frame (the goal metric `pose`; None otherwise).
     """
 
     model: Any
     z0: Tensor
-    latents: Tensor
+    latents: Tensor | None
     actions: Tensor
     discounts: Tensor
     gamma: float = 1.0
