@@ -241,11 +241,6 @@ class PoseConfig:
     near_frames: int = _f(8, "largest frame offset of a near pair")
     max_distance: float = _f(1.2, "R's pairs are at most this far apart (metres)")
     max_turn: float = _f(1.8, "R's pairs differ in heading by at most this much (radians)")
-    bearing_bins: int = _f(
-        0,
-        "R's far pairs are kept so that their bearing (atan2(dy, dx)) spreads evenly over this many sectors "
-        "(random drives give mostly pairs ahead or behind); 0 = as drawn",
-    )
     motion_steps: int = _f(3000, "motion model M: optimiser steps (seconds on one core)")
     motion_batch_size: int = _f(128, "motion model M: command windows per step")
     skip_without_odometry: bool = _f(
@@ -448,7 +443,6 @@ def validate(cfg: TrainConfig) -> None:
     for key in ("lr", "beta", "max_distance", "max_turn"):
         need(getattr(p, key) > 0, f"pose.{key}", getattr(p, key), "must be > 0")
     need(0 <= p.near_share <= 1, "pose.near_share", p.near_share, "must be in [0, 1]")
-    need(p.bearing_bins >= 0, "pose.bearing_bins", p.bearing_bins, "must be >= 0")
     need(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format, f"must be one of {EXPORT_FORMATS}")
     if cfg.export.action_low or cfg.export.action_high:
         need(

@@ -54,7 +54,6 @@ class Drives:
         self.len = torch.tensor(lens)
         self.start = torch.cumsum(self.len, 0) - self.len
         self.known = torch.isfinite(self.states).all(-1)  # NaN rows: before the first odometry message
-        self.bearings: torch.Tensor | None = None  # far candidates per bearing sector (`pairs`, once)
 
     @classmethod
     def from_cache(cls, cache, episodes) -> Drives:
@@ -67,14 +66,10 @@ class Drives:
         )
 
     def pairs(self, n: int, pc, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(frame index a, frame index b, pose of b in a's frame [n, 3]) for n pairs of one drive each.
-
-        With `pose.bearing_bins` > 0 a far pair is kept with probability min / count of its bearing sector
-        (atan2(dy, dx) in that many sectors, counted once over candidates further than 0.1 m): random drives
-        give mostly pairs ahead or behind, goal images lie in every direction."""
+        """(frame index a, frame index b, pose of b in a's frame [n, 3]) for n pairs of one drive each."""
         out_a, out_b, need = [], [], n
         for _ in range(1000):
-            m = 8 * need
+            m = 4 * need
             ep = torch.randint(0, len(self.len), (m,), generator=gen)
             lo, ln = self.start[ep], self.len[ep]
             i = (torch.rand(m, generator=gen) * ln).long()
@@ -85,14 +80,6 @@ class Drives:
             ok = self.known[a] & self.known[b]
             r = relative_pose(self.states[a], self.states[b])
             ok &= (r[:, :2].norm(dim=-1) <= pc.max_distance) & (r[:, 2].abs() <= pc.max_turn)
-            if pc.bearing_bins > 0:
-                sector = ((torch.atan2(r[:, 1], r[:, 0]) + math.pi) / (2 * math.pi) * pc.bearing_bins).long()
-                sector = sector.clamp(0, pc.bearing_bins - 1)
-                if self.bearings is None:
-                    counted = ok & ~near & (r[:, :2].norm(dim=-1) > 0.1)
-                    self.bearings = torch.bincount(sector[counted], minlength=pc.bearing_bins).float() + 1
-                keep = torch.where(near, 1.0, self.bearings.min() / self.bearings[sector])
-                ok &= torch.rand(m, generator=gen) < keep
             out_a.append(a[ok][:need]), out_b.append(b[ok][:need])
             need -= len(out_a[-1])
             if need == 0:
