@@ -120,3 +120,12 @@ def test_the_motion_model_learns_a_straight_drive_and_a_turn_from_known_kinemati
         turn = vector_to_pose(mm(rest, torch.tensor([[0.0, 1.0]]).expand(1, 12, 2)), 0.3)[0]
     assert straight.tolist() == pytest.approx([0.2 * 24 * dt, 0.0, 0.0], abs=0.04)  # 0.32 m ahead
     assert turn.tolist() == pytest.approx([0.0, 0.0, 12 * dt], abs=0.06)  # 0.8 rad on the spot
+
+
+def test_pairs_stay_within_one_drive_and_the_limits():
+    pc = PoseConfig()
+    a, b, r = unicycle_drives(20, 120, 1 / 15, 1).pairs(4000, pc, torch.Generator().manual_seed(0))
+    assert torch.equal(a // 120, b // 120)  # one drive each: odometry is only consistent within one
+    assert r[:, :2].norm(dim=-1).max() <= pc.max_distance and r[:, 2].abs().max() <= pc.max_turn
+    near = (a - b).abs() <= pc.near_frames
+    assert 0.35 < float(near.float().mean()) < 0.8  # 40% near by construction, and far draws that land near
