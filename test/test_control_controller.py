@@ -114,3 +114,42 @@ def test_decide_is_the_step_after_the_encoder_and_goal_latents_switch_the_goal_o
     assert da.level == db.level == OK and np.array_equal(da.action, db.action)
     d = b.decide(torch.full((16,), float("nan")))
     assert d.level == ERROR and "latent" in d.message and not d.action.any()
+
+
+POSE_PARTS = {"channels": [8, 8, 8, 8], "hidden": 16, "motion_hidden": 16}
+POSE_GOAL = {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "pose"}}
+
+
+def test_goal_metric_pose_places_the_goal_once_per_replan_and_keeps_the_executed_commands():
+    model = tiny_model(relative_pose=POSE_PARTS)
+    calls = []
+    model.pose_net.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    c = controller(model, POSE_GOAL, hold=3)
+    c.warm_up()
+    calls.clear()
+    assert c.act(frames()).level == WARN and not calls  # no goal yet: idle, R does not run
+    c.set_goal(frames(1)[0])
+    sent = []
+    for i in range(3):
+        d = c.act(frames(2 + i))
+        assert d.level == OK and np.all(np.isfinite(d.plan_actions)) and d.plan_actions.shape == (9, 2)
+        assert np.all(d.action >= LOW) and np.all(d.action <= HIGH)
+        sent.append(d.action)
+    assert calls == [(1, 64, 64, 3)] * 3  # once per replan, on the newest frame
+    assert np.array_equal(c.history[-3:], np.stack(sent)) and not c.history[0].any()
+    assert np.isfinite(c.last_plan.goal_distance)
+    c.set_goal_latent(c.goal_z)  # a goal latent has no image: no goal pose, the zero command and why
+    d = c.act(frames())
+    assert d.level == ERROR and "needs a goal image" in d.message and not d.action.any()
+
+
+def test_goal_metric_pose_refuses_a_horizon_beyond_the_motion_model_and_a_model_without_the_parts():
+    model = tiny_model(relative_pose=POSE_PARTS)
+    with pytest.raises(ValueError, match=r"horizon x hold = 9 x 3 = 27 steps exceeds the motion model's horizon 24"):
+        controller(model, POSE_GOAL, horizon=9, hold=3)
+    c = controller(model, POSE_GOAL, horizon=8, hold=3)
+    with pytest.raises(ValueError, match="exceeds the motion model's horizon"):
+        c.update(planner_cfg=PlannerConfig.from_dict({**PLANNER, "horizon": 5, "hold": 5}))
+    assert c.cfg.horizon == 8
+    with pytest.raises(ValueError, match="moejepa-train pose"):
+        controller(tiny_model(), POSE_GOAL)

@@ -127,6 +127,19 @@ def test_the_torch_only_options_leave_the_onnxruntime_backend_alone(exported):
     assert LatentController(onnx, "cpu", PLANNER, OBJECTIVES, LOW, HIGH, cuda_graphs=True).plan_model is onnx
 
 
+def test_the_onnxruntime_backend_refuses_the_goal_metric_pose(exported):
+    """The relative-pose parts are not exported to ONNX: a stated gap, refused in one line."""
+    from moejepa_ros.control.onnx_backend import OnnxWorldModel
+
+    _, path = exported
+    parts = {"channels": [8, 8, 8, 8], "hidden": 16, "motion_hidden": 16}
+    onnx = OnnxWorldModel(tiny_model(seed=3, relative_pose=parts, **MOE), path)
+    pose = {"reward": {"enabled": False}, "goal": {"enabled": True, "metric": "pose"}}
+    with pytest.raises(ValueError, match="the onnxruntime backend does not run them: plan with backend torch") as e:
+        LatentController(onnx, "cpu", PLANNER, pose, LOW, HIGH)
+    assert "\n" not in str(e.value)
+
+
 def test_export_format_is_checked(tmp_path, capsys):
     assert main(["export", "-c", "tiny", f"run.out_dir={tmp_path}", "export.format=tflite"]) == 2
     assert "export.format" in capsys.readouterr().err

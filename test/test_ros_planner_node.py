@@ -501,16 +501,27 @@ def test_an_objective_plugin_that_cannot_be_imported_stops_the_node_with_its_nam
 
 
 # ------------------------------------------------------------------------ goal image QoS
-@pytest.mark.parametrize("latched", [False, True], ids=["default_qos", "latched"])
-def test_a_goal_image_from_a_default_or_latched_publisher_starts_goal_planning(ckpt, tmp_path, probe, latched):
+@pytest.mark.parametrize(
+    "latched, metric", [(False, "l2"), (True, "l2"), (False, "pose")], ids=["default_qos", "latched", "metric_pose"]
+)
+def test_a_goal_image_from_a_default_or_latched_publisher_starts_goal_planning(ckpt, tmp_path, probe, latched, metric):
     """Goal-only objectives idle until a goal image arrives; `ros2 topic pub` (reliable, volatile) and a
-    latched publisher both deliver it (REP-2003: inputs a person may publish by hand accept default QoS)."""
+    latched publisher both deliver it (REP-2003: inputs a person may publish by hand accept default QoS).
+    With the goal metric pose (a checkpoint with the relative-pose parts) the node plans in pose space."""
     from moejepa_ros.ros.messages import LATCHED_QOS
 
-    ns = f"g{int(latched)}"
+    if metric == "pose":
+        from moejepa_ros.model import save_checkpoint
+        from testing.models import tiny_model
+
+        ckpt = tmp_path / "pose.safetensors"
+        parts = {"channels": [8, 8, 8, 8], "hidden": 16, "motion_hidden": 16}
+        save_checkpoint(ckpt, tiny_model(relative_pose=parts), {"action_low": LOW, "action_high": HIGH})
+    ns = f"g{int(latched)}{metric}"
     remaps = {"image": f"{ns}/image", "goal_image": f"{ns}/goal_image", "action": f"{ns}/action"}
     name = f"{ns}_planner"
-    proc = start_planner(tmp_path, ckpt, name, remaps, **{"objectives.reward.enabled": False})
+    over = {"objectives.reward.enabled": False, "objectives.goal.metric": metric}
+    proc = start_planner(tmp_path, ckpt, name, remaps, **over)
     try:
         mine = f"/{name}: control"
         diags = probe.subscribe(DiagnosticArray, "/diagnostics")

@@ -78,7 +78,7 @@ def test_robot_recipe_is_what_the_readme_shows_and_loads_with_only_the_bags():
     from training.config import load_config
 
     robot = load_recipe("robot")
-    assert robot.commands == ("fit", "refine", "goal", "evaluate", "export")
+    assert robot.commands == ("fit", "refine", "goal", "pose", "evaluate", "export")
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     shown = re.findall(
         r"^   moejepa-train (\w+) +-c robot run\.out_dir=runs/my_robot data\.bags=\[/data/bags\]", readme, re.M

@@ -5,6 +5,7 @@
     moejepa-train fit      -c two_rooms fit.init_encoder=auto optim.lr=3e-4
     moejepa-train refine   -c two_rooms                    # predictor on frozen latents, long rollouts
     moejepa-train goal     -c two_rooms -c two_rooms_goal  # learned goal distance (walls, doors)
+    moejepa-train pose     -c robot                        # relative-pose parts from the bags' odometry
     moejepa-train mbrl     -c two_rooms                    # Stage 3: plan, append, re-fit
     moejepa-train distill  -c two_rooms                    # planner -> actor (Mode-1)
     moejepa-train evaluate -c two_rooms                    # JSON + PNG report
@@ -36,6 +37,7 @@ SECTIONS: dict[str, list[str]] = {
     "fit": ["run", "data", "model", "optim", "train", "fit", "baseline", "collect"],
     "refine": ["run", "data", "optim", "refine", "collect"],
     "goal": ["run", "data", "optim", "goal", "collect"],
+    "pose": ["run", "data", "pose", "collect"],
     "mbrl": ["run", "data", "model", "optim", "train", "fit", "collect", "plan", "mbrl", "eval"],
     "distill": ["run", "data", "plan", "distill", "collect"],
     "evaluate": ["run", "data", "eval", "plan", "collect"],
@@ -49,6 +51,8 @@ SUMMARY = {
     "refine": "re-fit the MoE predictor on frozen, cached latents with long open-loop rollouts (cheap on CPU)",
     "goal": "learn the goal distance d(z, g) (steps to go, aware of obstacles) on frozen latents; "
     "the planner uses it with objectives.goal.metric=learned",
+    "pose": "learn the pair pose net R(image, goal image) and the motion model M(commands) from the bags' "
+    "odometry; the planner uses them with objectives.goal.metric=pose",
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
@@ -124,6 +128,12 @@ def cmd_goal(cfg: TrainConfig, info, device) -> dict:
     return goal_distance(cfg, device)
 
 
+def cmd_pose(cfg: TrainConfig, info, device) -> dict:
+    from .pose import relative_pose_parts
+
+    return relative_pose_parts(cfg, device)
+
+
 def cmd_mbrl(cfg: TrainConfig, info, device) -> dict:
     from .mbrl import mbrl
 
@@ -154,6 +164,7 @@ COMMANDS: dict[str, Callable] = {
     "fit": cmd_fit,
     "refine": cmd_refine,
     "goal": cmd_goal,
+    "pose": cmd_pose,
     "mbrl": cmd_mbrl,
     "distill": cmd_distill,
     "evaluate": cmd_evaluate,

@@ -222,6 +222,33 @@ class GoalConfig:
 
 
 @dataclass
+class PoseConfig:
+    checkpoint: str = _f(
+        "", "world model to add the relative-pose parts to (default: <out_dir>/goal, refine, then fit)"
+    )
+    parts: dict[str, Any] = _f(
+        {},
+        "model_config relative_pose fields: channels, hidden (pair pose net R), history, horizon, motion_hidden "
+        "(motion model M), yaw_scale (metres per radian); {} = their defaults (moejepa_ros.model.config)",
+    )
+    steps: int = _f(3000, "pair pose net R: optimiser steps (Adam, cosine schedule)")
+    batch_size: int = _f(64, "pair pose net R: image pairs per step")
+    lr: float = _f(1e-3, "peak learning rate of both parts")
+    beta: float = _f(0.05, "smooth-L1 beta of both parts' loss on the regressed pose vector")
+    near_share: float = _f(
+        0.4, "share of R's pairs at most pose.near_frames apart; the rest: any two frames of a drive"
+    )
+    near_frames: int = _f(8, "largest frame offset of a near pair")
+    max_distance: float = _f(1.2, "R's pairs are at most this far apart (metres)")
+    max_turn: float = _f(1.8, "R's pairs differ in heading by at most this much (radians)")
+    motion_steps: int = _f(3000, "motion model M: optimiser steps (seconds on one core)")
+    motion_batch_size: int = _f(128, "motion model M: command windows per step")
+    skip_without_odometry: bool = _f(
+        False, "true: bags without odometry skip the stage in one line (the robot recipe); false: refuse (exit 2)"
+    )
+
+
+@dataclass
 class EvalConfig:
     checkpoint: str = _f("", "checkpoint to evaluate (default: the latest of fit, then mbrl)")
     horizon: int = _f(8, "open-loop prediction horizon H for the latent-error curve")
@@ -249,7 +276,7 @@ class ExportConfig:
     checkpoint: str = _f(
         "",
         "training checkpoint dir or model .safetensors "
-        "(default: the first of distill, mbrl, goal, refine, fit, pretrain)",
+        "(default: the first of distill, mbrl, pose, goal, refine, fit, pretrain)",
     )
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
     action_low: list[float] = _f([], "action lower bounds (default: from the training data / env)")
@@ -274,6 +301,7 @@ class TrainConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     goal: GoalConfig = field(default_factory=GoalConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -409,6 +437,12 @@ def validate(cfg: TrainConfig) -> None:
     need(0 <= g.p_current <= 1, "goal.p_current", g.p_current, "must be in [0, 1]")
     need(g.imagine_steps >= 0, "goal.imagine_steps", g.imagine_steps, "must be >= 0")
     need(g.imagine_weight >= 0, "goal.imagine_weight", g.imagine_weight, "must be >= 0")
+    p = cfg.pose
+    for key in ("steps", "batch_size", "near_frames", "motion_steps", "motion_batch_size"):
+        need(getattr(p, key) >= 1, f"pose.{key}", getattr(p, key), "must be >= 1")
+    for key in ("lr", "beta", "max_distance", "max_turn"):
+        need(getattr(p, key) > 0, f"pose.{key}", getattr(p, key), "must be > 0")
+    need(0 <= p.near_share <= 1, "pose.near_share", p.near_share, "must be in [0, 1]")
     need(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format, f"must be one of {EXPORT_FORMATS}")
     if cfg.export.action_low or cfg.export.action_high:
         need(

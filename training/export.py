@@ -30,7 +30,7 @@ from moejepa_ros.model.onnx_graphs import (
 from .config import ConfigError, TrainConfig
 from .datasets import run_subdir
 
-SEARCH_ORDER = ("distill", "mbrl", "goal", "refine", "fit", "pretrain")
+SEARCH_ORDER = ("distill", "mbrl", "pose", "goal", "refine", "fit", "pretrain")
 
 
 def find_model(cfg: TrainConfig, explicit: str = "", order: tuple = SEARCH_ORDER) -> str:
@@ -79,7 +79,7 @@ def export(cfg: TrainConfig) -> dict:
         {"action_low": low, "action_high": high, "preprocessing": meta.get("preprocessing"), "training": provenance},
     )
     # verify: the node's path (load_checkpoint + make_planner + one plan)
-    from moejepa_ros.planning import make_planner
+    from moejepa_ros.planning import PoseGoal, make_planner
 
     m2, meta2 = load_checkpoint(out)
     plan_cfg = dict((provenance["planner"] or {}).get("planner") or {})
@@ -88,7 +88,10 @@ def export(cfg: TrainConfig) -> dict:
     with torch.no_grad():
         z = m2.encode(torch.zeros(1, m2.cfg.frame_stack, m2.cfg.image_size, m2.cfg.image_size, 3, dtype=torch.uint8))[0]
     goal = z if planner.objectives.needs_goal else None
-    plan = planner.plan(z, goal)
+    pose_goal = None
+    if goal is not None and planner.objectives["goal"].metric == "pose":  # the goal where the robot stands
+        pose_goal = PoseGoal(torch.zeros(3), torch.zeros(m2.cfg.relative_pose.history, m2.action_dim))
+    plan = planner.plan(z, goal, pose_goal=pose_goal)
     if not plan.ok:
         raise CheckpointError(out, "exported model produced a non-finite plan")
     result = {

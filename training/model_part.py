@@ -9,8 +9,10 @@ import torch
 from moejepa_ros.model.world_model import WorldModel
 
 
-def with_new_part(model: WorldModel, prefix: str, overrides: dict, seed: int, device: torch.device) -> WorldModel:
-    """A model with `overrides` applied to its config: the tensors under `prefix` (e.g. "predictor.")
+def with_new_part(
+    model: WorldModel, prefix: str | tuple[str, ...], overrides: dict, seed: int, device: torch.device
+) -> WorldModel:
+    """A model with `overrides` applied to its config: the tensors under `prefix` (e.g. "predictor.", or a tuple)
     start from a fresh initialisation (seeded), every other tensor is carried over. ValueError /
     TypeError from the config name a bad override."""
     cfg = dataclasses.replace(model.cfg, **overrides)
@@ -26,8 +28,8 @@ def with_new_part(model: WorldModel, prefix: str, overrides: dict, seed: int, de
     return fresh
 
 
-def train_only(model: WorldModel, prefix: str) -> dict[str, torch.Tensor]:
-    """Gradients for the tensors under `prefix` only; returns a snapshot of all the others."""
+def train_only(model: WorldModel, prefix: str | tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Gradients for the tensors under `prefix` (one or a tuple) only; returns a snapshot of all the others."""
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(prefix))
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(prefix)}

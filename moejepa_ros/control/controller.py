@@ -9,6 +9,10 @@ evaluation and every bench run, and it can be tested without DDS.
 Latents are encoded under `no_grad`, not `inference_mode`: the gradient planners (`gradient`,
 `cem_gradient`) differentiate the rollout from z0 with respect to the actions, and autograd
 refuses inference tensors.
+
+With the goal metric `pose` the controller also keeps the goal image and the last K executed
+commands: once per replan the model's pair pose net places the goal in the current robot frame, and
+the planner's motion model continues from those commands (`PoseGoal`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from moejepa_ros.control.bounds import check_bounds
 from moejepa_ros.control.cuda_graphs import GraphedRollout
 from moejepa_ros.control.device import check_encoder_precision, encoder_autocast
 from moejepa_ros.control.frame_upload import FrameUpload
-from moejepa_ros.planning import Plan, PlannerConfig, build_objectives, make_planner
+from moejepa_ros.planning import Plan, PlannerConfig, PoseGoal, build_objectives, make_planner
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
@@ -88,6 +92,10 @@ class LatentController:
         self.objective_spec = copy.deepcopy({k: dict(v or {}) for k, v in objectives.items()})
         self.check_objectives(self.objective_spec)  # unknown names / params / missing heads raise here
         self.goal_z: torch.Tensor | None = None
+        self.goal_frame: torch.Tensor | None = None  # [1, S, S, 3] uint8: the goal image (set_goal), for `pose`
+        rp = getattr(cfg, "relative_pose", None)
+        # the last K executed commands (real units, oldest first), what the motion model continues from
+        self.history = np.zeros((rp.history if rp is not None else 0, self.action_dim), np.float32)
         self.planner = None
         self.last_plan: Plan | None = None  # the planner's raw result of the last step (None if it did not plan)
         self._idle_reason: str | None = None
@@ -101,8 +109,22 @@ class LatentController:
         """ValueError naming the problem: an unknown objective or option, or an enabled objective
         that needs a head this checkpoint lacks (e.g. goal metric `learned` without a goal head),
         caught now rather than when the first goal image arrives."""
-        for o in build_objectives(spec).enabled:
+        objs = build_objectives(spec)
+        for o in objs.enabled:
             o.check(self.model)
+        self._check_pose_horizon(objs, self.cfg)
+
+    def _check_pose_horizon(self, objs, cfg: PlannerConfig) -> None:
+        """The goal metric `pose` scores the pose after horizon x hold commands: the motion model's horizon
+        bounds it."""
+        if not (objs.needs_goal and objs["goal"].metric == "pose"):
+            return
+        limit = self.model.cfg.relative_pose.horizon
+        if cfg.horizon * cfg.hold > limit:
+            raise ValueError(
+                f"goal metric pose: planner horizon x hold = {cfg.horizon} x {cfg.hold} = {cfg.horizon * cfg.hold} "
+                f"steps exceeds the motion model's horizon {limit} (model_config relative_pose.horizon)"
+            )
 
     def _effective_objectives(self) -> dict[str, dict[str, Any]]:
         """The goal objective is on only while a goal latent exists (goal_image switches it on)."""
@@ -114,6 +136,7 @@ class LatentController:
     def _rebuild(self) -> None:
         spec = self._effective_objectives()
         objs = build_objectives(spec)
+        self._plans_pose = objs.needs_goal and objs["goal"].metric == "pose"
         if not objs.enabled:
             self._idle_reason = (
                 "waiting for a goal image (no other objective is enabled)"
@@ -148,6 +171,7 @@ class LatentController:
             self.check_objectives(objectives)
             self.objective_spec = copy.deepcopy({k: dict(v or {}) for k, v in objectives.items()})
         if planner_cfg is not None:
+            self._check_pose_horizon(build_objectives(self.objective_spec), planner_cfg)
             self.cfg = planner_cfg
             if self.planner is not None:
                 if planner_cfg.method != self.planner.cfg.method:
@@ -161,6 +185,11 @@ class LatentController:
             self.planner.reset()
 
     @property
+    def plans_pose(self) -> bool:
+        """Whether the goal objective in force plans in pose space (metric `pose`; on while a goal is set)."""
+        return self._plans_pose
+
+    @property
     def needs_goal(self) -> bool:
         """Whether the configured objectives include an enabled goal objective (it idles without a goal)."""
         return build_objectives(self.objective_spec).needs_goal
@@ -172,10 +201,13 @@ class LatentController:
             self.set_goal_latent(None)
         else:
             self.set_goal_latent(self.encode(np.repeat(frame[None], self.frame_stack, axis=0)).float())
+            self.goal_frame = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)[None]
 
     def set_goal_latent(self, goal_z: torch.Tensor | None) -> None:
-        """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective."""
+        """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective. A goal
+        latent has no goal image: the goal metric `pose` needs `set_goal`."""
         self.goal_z = None if goal_z is None else goal_z.detach().to(self.device).float()
+        self.goal_frame = None
         self.reset()
         self._rebuild()
 
@@ -195,6 +227,25 @@ class LatentController:
         with encoder_autocast(self.encoder_precision, self.device):
             return self.model.encode(self.upload(frames))[0].float()
 
+    @torch.no_grad()
+    def pose_goal(self, frame: np.ndarray) -> PoseGoal:
+        """Where the goal image was taken in the robot frame of `frame` [S, S, 3] (the model's pair pose net,
+        once per replan), with the last executed commands."""
+        if self.goal_frame is None:
+            raise ValueError("goal metric pose needs a goal image (set_goal), not a goal latent")
+        image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)[None]
+        pose = self.model.relative_pose(image, self.goal_frame)[0].float()
+        return PoseGoal(pose, torch.from_numpy(self.history).to(self.device))
+
+    def executed(self, action: np.ndarray) -> None:
+        """Note a command that was sent (the motion model's history; `act` notes the action it returns)."""
+        if len(self.history):
+            self.history = np.concatenate([self.history[1:], np.asarray(action, np.float32).reshape(1, -1)])
+
+    def at_rest(self) -> None:
+        """The robot starts at rest (a new episode): the motion model's history becomes zero commands."""
+        self.history = np.zeros_like(self.history)
+
     def warm_up(self) -> None:
         """Encode a blank stack, plan once from it and forget that plan: first-call allocations and
         kernel selection (and on CUDA the graph captures) happen here, not in the first control steps.
@@ -204,26 +255,46 @@ class LatentController:
         if stand_in:
             self.set_goal_latent(z)
         if self._idle_reason is None and self.planner is not None:
-            self.planner.plan(z, self.goal_z)
+            pose_goal = None
+            if self.plans_pose:  # the blank image as its own goal: R runs once, the goal is where the robot is
+                blank = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+                saved, self.goal_frame = self.goal_frame, torch.from_numpy(blank).to(self.device)[None]
+                pose_goal = self.pose_goal(blank)
+                self.goal_frame = saved
+            self.planner.plan(z, self.goal_z, pose_goal=pose_goal)
         if stand_in:
             self.set_goal_latent(None)
         else:
             self.reset()
 
     def act(self, frames: np.ndarray) -> Decision:
-        """Encode the stack once, plan, return the clamped first action (or zero + a reason)."""
+        """Encode the stack once, plan, return the clamped first action (or zero + a reason). The returned
+        action is taken as executed (the motion model's history); with the goal metric `pose` the goal's
+        pose is computed here, its time counted in `encode_ms`."""
+        decision = self._act(frames)
+        self.executed(decision.action)
+        return decision
+
+    def _act(self, frames: np.ndarray) -> Decision:
         self.last_plan = None
         if self._idle_reason is not None or self.planner is None:
             return Decision(self.zero(), WARN, self._idle_reason or "no planner")
         t0 = time.perf_counter()
         z = self.encode(frames)
+        pose_goal = None
+        if self.plans_pose:
+            if self.goal_frame is None:
+                self.reset()
+                return Decision(self.zero(), ERROR, "goal metric pose needs a goal image (set_goal); zero command")
+            pose_goal = self.pose_goal(frames[-1])
         if self.device.type == "cuda":  # encode_ms is the encoder's run, not its launch (decide syncs next anyway)
             torch.cuda.synchronize(self.device)
-        return self.decide(z, encode_ms=(time.perf_counter() - t0) * 1e3)
+        return self.decide(z, encode_ms=(time.perf_counter() - t0) * 1e3, pose_goal=pose_goal)
 
-    def decide(self, z: torch.Tensor, encode_ms: float = 0.0) -> Decision:
+    def decide(self, z: torch.Tensor, encode_ms: float = 0.0, pose_goal: PoseGoal | None = None) -> Decision:
         """The step after the encoder: plan from latent z[D] (warm start), clamp; a non-finite latent or
-        plan gives the zero command + ERROR. Distillation labels replay latents with it."""
+        plan gives the zero command + ERROR. Distillation labels replay latents with it. `pose_goal`: the
+        goal in the robot's frame (goal metric `pose`, see `pose_goal`)."""
         self.last_plan = None
         if self._idle_reason is not None or self.planner is None:
             return Decision(self.zero(), WARN, self._idle_reason or "no planner", encode_ms=encode_ms)
@@ -233,7 +304,10 @@ class LatentController:
                 self.zero(), ERROR, "encoder produced a non-finite latent; zero command", encode_ms=encode_ms
             )
         t1 = time.perf_counter()
-        plan = self.last_plan = self.planner.plan(z, self.goal_z)
+        if pose_goal is not None and not bool(torch.isfinite(pose_goal.pose).all()):
+            self.reset()
+            return Decision(self.zero(), ERROR, "goal pose is not finite; zero command", encode_ms=encode_ms)
+        plan = self.last_plan = self.planner.plan(z, self.goal_z, pose_goal=pose_goal)
         t2 = time.perf_counter()
         first = plan.first_action.detach().float().cpu().numpy()
         actions = plan.actions.detach().float().cpu().numpy()

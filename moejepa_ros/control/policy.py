@@ -51,9 +51,10 @@ class PlannerPolicy:
         return self.controller.last_plan
 
     def reset(self) -> None:
-        """Forget the frames, the goal and the warm start: the next call starts an episode."""
+        """Forget the frames, the goal, the warm start and the commands sent: the next call starts an episode."""
         self.frames.clear()
         self.controller.set_goal(None)
+        self.controller.at_rest()
 
     def _start(self, info: Mapping[str, Any]) -> None:
         self.reset()

@@ -44,6 +44,38 @@ class LossConfig:
 
 
 @dataclass
+class RelativePoseConfig:
+    """The relative-pose parts (`moejepa-train pose`, model/relative_pose.py): the pair pose net
+    R(image, goal image) and the motion model M(commands). Poses are (dx, dy, dψ) in the robot's frame,
+    regressed as (dx, dy, c·sin dψ, c·(cos dψ − 1)) with c = `yaw_scale` metres per radian."""
+
+    channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])  # R: 4x4 stride-2 convs on 6 channels
+    hidden: int = 256  # R: width of the layer after the convs
+    history: int = 4  # M: last executed commands K it sees
+    horizon: int = 24  # M: commands H_m it predicts the pose after (the planner's horizon x hold at most)
+    motion_hidden: int = 256  # M: width of its two hidden layers
+    yaw_scale: float = 0.3  # c, metres per radian in the regressed vector
+
+    def __post_init__(self) -> None:
+        self.channels = list(self.channels)
+
+    def validate(self, image_size: int) -> None:
+        def bad(name: str, value: Any, why: str) -> None:
+            raise ValueError(f"ModelConfig.relative_pose.{name}={value!r}: {why}")
+
+        if not self.channels or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in self.channels):
+            bad("channels", self.channels, "must be a non-empty list of positive integers")
+        if image_size % 2 ** len(self.channels):
+            bad("channels", self.channels, f"{len(self.channels)} stride-2 convs must divide image_size={image_size}")
+        for name in ("hidden", "history", "horizon", "motion_hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(name, v, "must be a positive integer")
+        if not (isinstance(self.yaw_scale, (int, float)) and math.isfinite(self.yaw_scale) and self.yaw_scale > 0):
+            bad("yaw_scale", self.yaw_scale, "must be a finite number > 0")
+
+
+@dataclass
 class ModelConfig:
     """Everything needed to rebuild the world model; `validate()` names any bad field and value."""
 
@@ -79,6 +111,8 @@ class ModelConfig:
     # goal-distance head d(z, g) (steps to reach g from z; 0 = none), trained by `moejepa-train goal`
     goal_embed_dim: int = 0
     goal_hidden: int = 256
+    # relative-pose parts R and M (None = none), trained by `moejepa-train pose` from odometry
+    relative_pose: RelativePoseConfig | None = None
     # target encoder
     ema_momentum: float = 0.99
     ema_momentum_final: float = 0.999  # end of the optional cosine schedule
@@ -91,6 +125,12 @@ class ModelConfig:
             if unknown:
                 raise ValueError(f"ModelConfig.losses: unknown field(s) {unknown}; known: {sorted(lknown)}")
             self.losses = LossConfig(**self.losses)
+        if isinstance(self.relative_pose, dict):  # allow ModelConfig(relative_pose={"hidden": 128})
+            pknown = {f.name for f in dataclasses.fields(RelativePoseConfig)}
+            unknown = sorted(set(self.relative_pose) - pknown)
+            if unknown:
+                raise ValueError(f"ModelConfig.relative_pose: unknown field(s) {unknown}; known: {sorted(pknown)}")
+            self.relative_pose = RelativePoseConfig(**self.relative_pose)
         self.conv_channels = list(self.conv_channels)
 
     # ------------------------------------------------------------------ helpers
@@ -162,6 +202,10 @@ class ModelConfig:
             v = getattr(self, name)
             if not (0.0 <= v <= 1.0):
                 bad(name, v, "must be in [0, 1]")
+        if self.relative_pose is not None:
+            if not isinstance(self.relative_pose, RelativePoseConfig):
+                bad("relative_pose", self.relative_pose, "must be a mapping of RelativePoseConfig fields or null")
+            self.relative_pose.validate(self.image_size)
         L = self.losses
         for f in dataclasses.fields(L):
             v = getattr(L, f.name)

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from . import losses as L
-from .config import ModelConfig
+from .config import ModelConfig, RelativePoseConfig
 from .encoder import ema_update, make_encoder, make_target
 from .heads import ActorHead, CostHead, GoalDistanceHead, RewardHead, ValueHead
 from .predictor import FuturePredictor, Predictor
+from .relative_pose import MotionModel, PairPoseNet, vector_to_pose
 
 WINDOW_KEYS = ("frames", "actions", "rewards")
 
@@ -30,6 +31,9 @@ class WorldModel(nn.Module):
         self.cost_head = CostHead(cfg)
         self.actor_head = ActorHead(cfg)
         self.goal_head = GoalDistanceHead(cfg) if cfg.goal_embed_dim > 0 else None
+        rp = cfg.relative_pose
+        self.pose_net = PairPoseNet(rp, cfg.image_size) if rp is not None else None
+        self.motion_model = MotionModel(rp, cfg.action_dim) if rp is not None else None
 
     # ------------------------------------------------------------------ encoders
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -65,7 +69,11 @@ class WorldModel(nn.Module):
     @property
     def heads(self) -> tuple[str, ...]:
         """The optional planner heads this model offers (see planning.protocol.has_head)."""
-        return ("reward", "value", "cost", "actor") + (("goal_distance",) if self.goal_head is not None else ())
+        return (
+            ("reward", "value", "cost", "actor")
+            + (("goal_distance",) if self.goal_head is not None else ())
+            + (("relative_pose",) if self.pose_net is not None else ())
+        )
 
     def goal_distance(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Learned steps-to-go from latents z[..., D] to the goal latent g; needs goal_embed_dim > 0."""
@@ -75,6 +83,25 @@ class WorldModel(nn.Module):
                 "train one with `moejepa-train goal`"
             )
         return self.goal_head(z, g)
+
+    def _pose_parts(self) -> RelativePoseConfig:
+        if self.pose_net is None:
+            raise ValueError(
+                "this model has no relative-pose parts (model_config relative_pose=null): "
+                "train them with `moejepa-train pose` (needs odometry in the bags)"
+            )
+        return self.cfg.relative_pose
+
+    def relative_pose(self, image: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Pose (dx, dy, dψ) [N, 3] of where `goal` [N, S, S, 3] was taken, in the robot frame of `image`."""
+        c = self._pose_parts().yaw_scale
+        return vector_to_pose(self.pose_net(image, goal), c)
+
+    def motion(self, history: torch.Tensor, commands: torch.Tensor) -> torch.Tensor:
+        """Pose (dx, dy, dψ) [N, 3] after `commands` [N, h, A] (real units, one per control step, h <= the
+        motion horizon), given the last executed commands `history` [N or 1, K, A]."""
+        c = self._pose_parts().yaw_scale
+        return vector_to_pose(self.motion_model(history, commands), c)
 
     def imagine(self, z0: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """Roll out and score: latents [N,H,D], rewards [N,H] (for each action), values/costs [N,H]."""

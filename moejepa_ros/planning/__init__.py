@@ -1,10 +1,11 @@
 """Latent-space planners (torch only): objectives, CEM, MPPI, gradient MPC.
 
-Entry points: `PlannerConfig`, `build_objectives`, `make_planner` -> `Planner.plan(z0, goal_z)`.
+Entry points: `PlannerConfig`, `build_objectives`, `make_planner` -> `Planner.plan(z0, goal_z)` (+ `pose_goal`
+for the goal metric `pose`).
 """
 
 from .config import FIELD_HELP, METHODS, PlannerConfig
-from .objectives import DEFAULT_OBJECTIVES, Objective, Objectives, Rollout, build_objectives
+from .objectives import DEFAULT_OBJECTIVES, Objective, Objectives, PoseGoal, Rollout, build_objectives
 from .planner import Planner, make_planner
 from .problem import Plan, Problem
 from .protocol import LatentModel, LinearLatentModel
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_OBJECTIVES",
     "Objective",
     "Objectives",
+    "PoseGoal",
     "Rollout",
     "build_objectives",
     "Planner",

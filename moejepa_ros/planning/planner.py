@@ -20,7 +20,7 @@ from .config import PlannerConfig
 from .correction import OnlineCorrection
 from .gradient import gradient_inits, gradient_optimize
 from .mppi import mppi_update
-from .objectives import Objectives, build_objectives
+from .objectives import Objectives, PoseGoal, build_objectives
 from .problem import Plan, Problem
 from .protocol import check_model, has_head
 from .recovery import StallRecovery
@@ -119,10 +119,17 @@ class Planner:
         return self._warm
 
     # ---- planning ----------------------------------------------------------------------
-    def plan(self, z0: Tensor, goal_z: Tensor | None = None, prev_action: Tensor | None = None) -> Plan:
+    def plan(
+        self,
+        z0: Tensor,
+        goal_z: Tensor | None = None,
+        prev_action: Tensor | None = None,
+        pose_goal: PoseGoal | None = None,
+    ) -> Plan:
         """Optimise an action sequence from latent `z0[D]`; `prev_action` defaults to the last
         plan's first action (assumed executed), used by the smoothness objective and, with
-        `correction_memory` > 0, to learn the model's error on the step just taken."""
+        `correction_memory` > 0, to learn the model's error on the step just taken. `pose_goal` is the
+        goal in the robot's frame, for the goal metric `pose`."""
         t0 = time.perf_counter()
         cfg = self.cfg
         z0 = self._latent("z0", z0)
@@ -140,7 +147,7 @@ class Planner:
         if cfg.correction_memory > 0 and self._prev_z is not None and prev is not None:
             self.correction.observe(self.model, self._prev_z, prev, z0)
         self._prev_z = z0.detach().clone()
-        goal_d = self.goal_distance(z0, goal)
+        goal_d = self.goal_distance(z0, goal, pose_goal)
         problem = Problem(
             self.correction.wrap(self.model),
             self.objectives,
@@ -154,6 +161,7 @@ class Planner:
             discounts=self._discounts,
             hold=cfg.hold,
             extra_cost=self.recovery.cost if self._stalled(z0, goal_d) else None,
+            pose_goal=pose_goal,
         )
         if cfg.warm_start and self._warm is not None:
             mean0 = self._warm
@@ -209,12 +217,13 @@ class Planner:
         """Whether the last plan paid the stall recovery's revisit cost (see recovery.py)."""
         return self.recovery.active
 
-    def goal_distance(self, z0: Tensor, goal: Tensor | None) -> float:
-        """d(z0, goal) by the goal objective's metric; NaN without a goal or an enabled goal objective."""
+    def goal_distance(self, z0: Tensor, goal: Tensor | None, pose_goal: PoseGoal | None = None) -> float:
+        """d(z0, goal) by the goal objective's metric (`pose`: from `pose_goal`); NaN without a goal or an
+        enabled goal objective."""
         if goal is None or not self.objectives.needs_goal:
             return math.nan
         with torch.no_grad():
-            return float(self.objectives["goal"].distance(z0[None], goal[None], self.model)[0])
+            return float(self.objectives["goal"].start_distance(z0, goal, self.model, pose_goal))
 
     def _stalled(self, z0: Tensor, distance: float) -> bool:
         """Feed the recovery this replan's start latent and goal distance."""

@@ -2,7 +2,8 @@
 
 Planners search normalised action sequences u in [-1, 1]^{H x A}; `Problem.evaluate` maps
 them onto the real bounds, imagines the rollouts in one batched `model.rollout` call from the
-shared start latent, and scores them with the objectives.
+shared start latent (skipped when no enabled objective reads latents, e.g. the goal metric `pose`
+alone), and scores them with the objectives.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .objectives import Objectives, Rollout
+from .objectives import Objectives, PoseGoal, Rollout
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Problem:
         discounts: Tensor | None = None,
         hold: int = 1,
         extra_cost: Callable[[Tensor, Tensor], Tensor] | None = None,
+        pose_goal: PoseGoal | None = None,
     ):
         self.model = model
         self.objectives = objectives
@@ -63,6 +65,7 @@ class Problem:
         self.gamma = float(gamma)
         self.goal_z = goal_z
         self.prev_action = prev_action
+        self.pose_goal = pose_goal  # the goal in the robot's frame (goal metric `pose`)
         self.hold = int(hold)
         if discounts is None:
             discounts = gamma ** torch.arange(horizon * self.hold, dtype=z0.dtype, device=z0.device)
@@ -81,8 +84,10 @@ class Problem:
     def rollout(self, u: Tensor) -> Rollout:
         n = u.shape[0]
         actions = self.held(self.to_actions(u))
-        latents = self.model.rollout(self.z0.unsqueeze(0).expand(n, -1), actions)
-        self.rollout_steps += n * actions.shape[1]
+        latents = None
+        if self.extra_cost is not None or self.objectives.needs_latents:
+            latents = self.model.rollout(self.z0.unsqueeze(0).expand(n, -1), actions)
+            self.rollout_steps += n * actions.shape[1]
         return Rollout(
             model=self.model,
             z0=self.z0,
@@ -92,6 +97,7 @@ class Problem:
             gamma=self.gamma,
             goal_z=self.goal_z,
             prev_action=self.prev_action,
+            pose_goal=self.pose_goal,
         )
 
     def evaluate(self, u: Tensor) -> Tensor:

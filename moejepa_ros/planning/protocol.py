@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-OPTIONAL_HEADS = ("reward", "value", "cost", "actor", "goal_distance")
+OPTIONAL_HEADS = ("reward", "value", "cost", "actor", "goal_distance", "relative_pose")
 
 
 @runtime_checkable
@@ -22,7 +22,9 @@ class LatentModel(Protocol):
     `rollout(z0[N, D], actions[N, H, A]) -> z[N, H, D]`: latents after each action.
     Optional: `reward(z, a) -> [...]` (reward for taking `a` in `z`), `value(z)`, `cost(z)`
     (energy, lower = more familiar), `actor(z) -> a` in [-1, 1] (scaled by the planner),
-    `goal_distance(z, g) -> [...]` (learned steps from z to the goal latent g).
+    `goal_distance(z, g) -> [...]` (learned steps from z to the goal latent g),
+    `relative_pose` (both `relative_pose(image, goal) -> [N, 3]`, where a goal image was taken, and
+    `motion(history, commands) -> [N, 3]`, where commands take the robot; the goal metric `pose`).
     """
 
     latent_dim: int

@@ -15,7 +15,7 @@ import pkgutil
 
 from .base import Objective, Option
 from .registry import REGISTRY, build_objectives, default_spec, load_plugins
-from .rollout import Rollout
+from .rollout import PoseGoal, Rollout
 from .weighted import Objectives
 
 for _module in pkgutil.iter_modules(__path__):
@@ -29,6 +29,7 @@ __all__ = [
     "Objective",
     "Objectives",
     "Option",
+    "PoseGoal",
     "Rollout",
     "build_objectives",
     "default_spec",

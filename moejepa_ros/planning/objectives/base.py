@@ -97,6 +97,11 @@ class Objective:
     def needs_heads(self) -> tuple[str, ...]:
         return self.needs
 
+    def needs_latents(self) -> bool:
+        """Whether it reads the imagined latents (when no enabled objective does, the planner skips the
+        latent rollout: e.g. the goal metric `pose` with action-only terms)."""
+        return True
+
     def __call__(self, r: Rollout) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -15,5 +15,8 @@ class MagnitudeObjective(Objective):
     enabled_default = False
     weight_default = 0.01
 
+    def needs_latents(self) -> bool:
+        return False
+
     def __call__(self, r: Rollout) -> Tensor:
         return r.actions.pow(2).sum((1, 2))

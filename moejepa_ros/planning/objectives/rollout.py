@@ -10,21 +10,34 @@ from torch import Tensor
 
 
 @dataclass
+class PoseGoal:
+    """The goal in the robot's frame, for the goal objective's `pose` metric: `pose[3]` = (dx, dy, dψ)
+    of the goal image (the model's pair pose net, once per replan) and `history[K, A]` = the last K
+    executed commands (real units, oldest first), what the motion model continues from."""
+
+    pose: Tensor
+    history: Tensor
+
+
+@dataclass
 class Rollout:
     """One batch of imagined trajectories, what every objective sees.
 
-    `latents[N, H, D]` are z_1..z_H after `actions[N, H, A]` (real units) from `z0[D]`;
-    `discounts[H]` = gamma^t (t = 0..H-1); `prev_action[A]` is the last executed action (or None).
+    `latents[N, H, D]` are z_1..z_H after `actions[N, H, A]` (real units) from `z0[D]` (None when no
+    enabled objective reads latents, e.g. the goal metric `pose` alone: the planner skips that rollout);
+    `discounts[H]` = gamma^t (t = 0..H-1); `prev_action[A]` is the last executed action (or None);
+    `pose_goal` the goal in the robot's frame (the goal metric `pose`; None otherwise).
     """
 
     model: Any
     z0: Tensor
-    latents: Tensor
+    latents: Tensor | None
     actions: Tensor
     discounts: Tensor
     gamma: float = 1.0
     goal_z: Tensor | None = None
     prev_action: Tensor | None = None
+    pose_goal: PoseGoal | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -15,6 +15,9 @@ class SmoothnessObjective(Objective):
     enabled_default = False
     weight_default = 0.01
 
+    def needs_latents(self) -> bool:
+        return False
+
     def __call__(self, r: Rollout) -> Tensor:
         a = r.actions
         c = (a[:, 1:] - a[:, :-1]).pow(2).sum((1, 2))

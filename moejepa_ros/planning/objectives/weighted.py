@@ -43,6 +43,11 @@ class Objectives:
         """Whether an enabled objective scores against the goal latent (plan() then needs goal_z)."""
         return any(o.needs_goal for o in self.enabled)
 
+    @property
+    def needs_latents(self) -> bool:
+        """Whether an enabled objective reads the imagined latents (else `Rollout.latents` may be None)."""
+        return any(o.needs_latents() for o in self.enabled)
+
     def evaluate(self, r: Rollout) -> tuple[Tensor, dict[str, Tensor]]:
         total = None
         terms = {}
