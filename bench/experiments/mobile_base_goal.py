@@ -57,6 +57,7 @@ def step_done(run: Path, command: str) -> bool:
         "fit": run / "fit" / "model.safetensors",
         "refine": run / "refine" / "model.safetensors",
         "goal": run / "goal" / "model.safetensors",
+        "pose": run / "pose" / "model.safetensors",
         "export": run / "export" / "model.safetensors",
         "evaluate": run / "eval" / "report.json",
     }

@@ -687,6 +687,7 @@ class PlannerNode(LifecycleNode):
             return
         try:
             self._publish_action(ctrl.zero(), None)
+            ctrl.executed(ctrl.zero())  # the motion model's command history (goal metric pose) sees the stop too
             self._pub_plan.publish(no_plan_msg(ctrl.action_dim))
             self.stats.count("safety_zero_commands")
             self._last_command = f"safety zero: {reason}"
