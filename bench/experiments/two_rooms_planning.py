@@ -32,7 +32,7 @@ import yaml
 from bench import record
 from bench.record import ROOT, save_figure
 from moejepa_ros.control import PlannerPolicy
-from moejepa_ros.model.checkpoint import load_checkpoint
+from moejepa_ros.model.checkpoint import load_checkpoint, read_meta
 from moejepa_ros.sim.registry import GOAL_EVAL, make_env
 from training.recipe import load_recipe, train_argv
 
@@ -149,7 +149,7 @@ def run(
     bound: float | None = None,
     env: str = "two_rooms",
 ) -> dict:
-    """Every method of every model (training seed -> checkpoint; None = one given checkpoint) on every
+    """Every method of every model (training seed -> checkpoint; None = not recorded) on every
     episode seed; per method the pooled figures, each run tagged with its training seed."""
     settings = {
         m: {**base, **METHODS[m], **{k: base[k] for k in ("samples", "iterations") if k in base}} for m in methods
@@ -303,8 +303,8 @@ def main(argv=None) -> None:
     if not train_seeds:
         ap.error("--train-seeds: give at least one seed")
     t0 = time.monotonic()
-    if a.checkpoint is not None:
-        ckpts = {None: a.checkpoint}
+    if a.checkpoint is not None:  # its training seed as its provenance records it (None if it does not)
+        ckpts = {read_meta(a.checkpoint)["training"].get("config", {}).get("run", {}).get("seed"): a.checkpoint}
     else:
         ckpts = {
             t: train(a.train_dir / f"s{t}", a.no_door_crossings, a.fit_steps, env=a.env, seed=t) for t in train_seeds
@@ -327,7 +327,7 @@ def main(argv=None) -> None:
     doc = {
         "env": a.env,
         "checkpoints": {str(t): str(c) for t, c in ckpts.items()},
-        "seeds": {"training": list(ckpts) if a.checkpoint is None else None, "episodes": seeds},
+        "seeds": {"training": list(ckpts), "episodes": seeds},
         "train_seconds": train_s,
         "no_door_crossings": a.no_door_crossings,
         "episodes": len(seeds) * len(ckpts),
