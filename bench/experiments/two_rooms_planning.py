@@ -32,7 +32,7 @@ import yaml
 from bench import record
 from bench.record import ROOT, save_figure
 from moejepa_ros.control import PlannerPolicy
-from moejepa_ros.model.checkpoint import load_checkpoint, read_meta
+from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim.registry import GOAL_EVAL, make_env
 from training.recipe import load_recipe, train_argv
 
@@ -229,8 +229,9 @@ def main(argv=None) -> None:
     )
     ap.add_argument(
         "--train-seeds",
-        default="0",
-        help="comma-separated training seeds (run.seed), each trained and scored on every episode seed",
+        default=None,
+        help="comma-separated training seeds (run.seed, default 0), each trained and scored on every episode "
+        "seed; with --checkpoint, the one seed it was trained with (recorded only)",
     )
     ap.add_argument(
         "--env",
@@ -297,14 +298,14 @@ def main(argv=None) -> None:
     if bad:
         ap.error(f"--methods: unknown {bad}; known {list(METHODS)}")
     try:
-        train_seeds = [int(t) for t in a.train_seeds.split(",") if t]
+        train_seeds = [int(t) for t in (a.train_seeds or "0").split(",") if t]
     except ValueError:
         ap.error(f"--train-seeds={a.train_seeds!r}: expected comma-separated integers")
-    if not train_seeds:
-        ap.error("--train-seeds: give at least one seed")
+    if not train_seeds or (a.checkpoint is not None and len(train_seeds) > 1):
+        ap.error(f"--train-seeds={a.train_seeds!r}: give at least one seed, and one with --checkpoint")
     t0 = time.monotonic()
-    if a.checkpoint is not None:  # its training seed as its provenance records it (None if it does not)
-        ckpts = {read_meta(a.checkpoint)["training"].get("config", {}).get("run", {}).get("seed"): a.checkpoint}
+    if a.checkpoint is not None:  # labelled with --train-seeds when given (its provenance may not say)
+        ckpts = {train_seeds[0] if a.train_seeds else None: a.checkpoint}
     else:
         ckpts = {
             t: train(a.train_dir / f"s{t}", a.no_door_crossings, a.fit_steps, env=a.env, seed=t) for t in train_seeds
