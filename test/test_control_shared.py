@@ -4,6 +4,7 @@ import inspect
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from moejepa_ros import control
@@ -61,3 +62,7 @@ def test_bench_training_resumes_past_finished_steps(tmp_path):
         (tmp_path / "recipe_done" / str(i)).touch()
     # every step marked finished: nothing runs (a real step would fail here: no data), the export is returned
     assert bench.train(tmp_path, False, None, env="two_rooms_pldm", seed=3) == tmp_path / bench.DEMO.export
+    # the first six steps end with the goal head's export, which is then the model
+    assert bench.train(tmp_path, False, None, "two_rooms_pldm", 3, 6) == tmp_path / "goal/export/model.safetensors"
+    with pytest.raises(ValueError, match="recipe_steps=5"):
+        bench.train(tmp_path, False, None, "two_rooms_pldm", 3, 5)

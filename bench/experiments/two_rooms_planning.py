@@ -71,9 +71,17 @@ METHODS = {
 OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "l2", "every_step": False}}
 
 
-def train(out_dir: Path, no_door_crossings: bool, steps: int | None, env: str = "two_rooms", seed: int = 0) -> Path:
+def train(
+    out_dir: Path,
+    no_door_crossings: bool,
+    steps: int | None,
+    env: str = "two_rooms",
+    seed: int = 0,
+    recipe_steps: int | None = None,
+) -> Path:
     """The demo's recipe (collect/fit/refine, long walks, goal, export) with our training CLI
-    (subprocesses; one torch thread, one collect worker) on `env`'s random walk, training seed `seed`.
+    (subprocesses; one torch thread, one collect worker) on `env`'s random walk, training seed `seed`;
+    `recipe_steps` runs only its first N steps (the Nth an export) and returns that export.
     Resumes after a stop: a finished step leaves `<out_dir>/recipe_done/<i>` and is skipped; fit, refine
     and goal resume from their checkpoints; an unfinished collect starts over."""
     extra = ["run.threads=1", "collect.workers=1", f"collect.env={env}", f"run.seed={seed}"]
@@ -85,14 +93,20 @@ def train(out_dir: Path, no_door_crossings: bool, steps: int | None, env: str = 
         extra.append(f"train.steps={steps}")
     done = out_dir / "recipe_done"
     done.mkdir(parents=True, exist_ok=True)
-    for i, step in enumerate(DEMO.steps):
+    todo = DEMO.steps[:recipe_steps]
+    if todo[-1].command != "export":
+        raise ValueError(f"recipe_steps={recipe_steps}: the last step run must be an export, got {todo[-1].command}")
+    for i, step in enumerate(todo):
         if (done / str(i)).exists():
             continue
         argv = train_argv(step, out_dir, extra + (["collect.overwrite=true"] if step.command == "collect" else []))
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
         (done / str(i)).touch()
-    return out_dir / DEMO.export
+    if recipe_steps is None:
+        return out_dir / DEMO.export
+    dirs = [o.split("=", 1)[1] for o in todo[-1].overrides if o.startswith("run.out_dir=")]
+    return Path(dirs[-1].format(run=out_dir) if dirs else out_dir) / "export" / "model.safetensors"
 
 
 def make_agent(model, meta: dict, planner_cfg: dict, objectives: dict, bound: float | None = None) -> PlannerPolicy:
@@ -241,6 +255,12 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--fit-steps", type=int, default=None, help="train.steps override when training")
     ap.add_argument(
+        "--recipe-steps",
+        type=int,
+        default=None,
+        help="train with the recipe's first N steps only (its last an export); 6 = up to the goal head's export",
+    )
+    ap.add_argument(
         "--no-door-crossings",
         action="store_true",
         help="train on walks that never change rooms (cross_prob=0, stay_in_room)",
@@ -303,12 +323,15 @@ def main(argv=None) -> None:
         ap.error(f"--train-seeds={a.train_seeds!r}: expected comma-separated integers")
     if not train_seeds or (a.checkpoint is not None and len(train_seeds) > 1):
         ap.error(f"--train-seeds={a.train_seeds!r}: give at least one seed, and one with --checkpoint")
+    if a.recipe_steps is not None and not 1 <= a.recipe_steps <= len(DEMO.steps):
+        ap.error(f"--recipe-steps={a.recipe_steps}: expected 1..{len(DEMO.steps)}")
     t0 = time.monotonic()
     if a.checkpoint is not None:  # labelled with --train-seeds when given (its provenance may not say)
         ckpts = {train_seeds[0] if a.train_seeds else None: a.checkpoint}
     else:
         ckpts = {
-            t: train(a.train_dir / f"s{t}", a.no_door_crossings, a.fit_steps, env=a.env, seed=t) for t in train_seeds
+            t: train(a.train_dir / f"s{t}", a.no_door_crossings, a.fit_steps, a.env, t, a.recipe_steps)
+            for t in train_seeds
         }
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
@@ -329,6 +352,7 @@ def main(argv=None) -> None:
         "env": a.env,
         "checkpoints": {str(t): str(c) for t, c in ckpts.items()},
         "seeds": {"training": list(ckpts), "episodes": seeds},
+        "recipe_steps": None if a.checkpoint is not None else (a.recipe_steps or len(DEMO.steps)),
         "train_seconds": train_s,
         "no_door_crossings": a.no_door_crossings,
         "episodes": len(seeds) * len(ckpts),
