@@ -4,6 +4,7 @@ import inspect
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from moejepa_ros import control
@@ -40,3 +41,28 @@ def test_planner_node_and_training_use_the_same_classes():
     assert planner_node.preprocess is control.preprocess
     assert distill.LatentController is control.LatentController  # labels through LatentController.decide
     assert "from moejepa_ros.control import PlannerPolicy" in inspect.getsource(mbrl)  # imported where used
+
+
+def test_bench_scores_pldm_protocol_and_keeps_each_replans_time():
+    from bench.experiments import two_rooms_planning as bench
+
+    model, meta = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "two_rooms.safetensors")
+    agent = bench.make_agent(model.eval(), meta, {**bench.BASE, **bench.METHODS["cem"]}, bench.OBJECTIVES)
+    torch.manual_seed(0)
+    r = bench.episode(agent, 7, max_steps=2, env="two_rooms_pldm")
+    assert r["steps"] == 2 and len(r["replan_ms"]) == 2  # 2 steps of <= 2.45 px cannot reach the other room
+    assert r["success"] is False and r["start_distance"] >= 7.2  # start and goal rooms differ
+
+
+def test_bench_training_resumes_past_finished_steps(tmp_path):
+    from bench.experiments import two_rooms_planning as bench
+
+    (tmp_path / "recipe_done").mkdir()
+    for i in range(len(bench.DEMO.steps)):
+        (tmp_path / "recipe_done" / str(i)).touch()
+    # every step marked finished: nothing runs (a real step would fail here: no data), the export is returned
+    assert bench.train(tmp_path, False, None, env="two_rooms_pldm", seed=3) == tmp_path / bench.DEMO.export
+    # the first six steps end with the goal head's export, which is then the model
+    assert bench.train(tmp_path, False, None, "two_rooms_pldm", 3, 6) == tmp_path / "goal/export/model.safetensors"
+    with pytest.raises(ValueError, match="recipe_steps=5"):
+        bench.train(tmp_path, False, None, "two_rooms_pldm", 3, 5)

@@ -3,14 +3,16 @@
 Closed loop, one replan per env step (as planner_node does in the demo), through the shipped control
 step (`moejepa_ros.control.PlannerPolicy` over `LatentController`: frame stack, goal image repeated k
 times, encode once, plan, clamp, non-finite plan -> zero command); the first action is executed.
-Success = squared distance < 1 px^2 within 200 steps, on our `two_rooms` variant (random layouts): stricter than
-PLDM's DotWall protocol (mean per-coordinate squared error < 1, i.e. squared distance < 2 px^2, on a fixed layout;
-env `two_rooms_pldm`), on which PLDM reports 97.8% with MPPI.
+`--env two_rooms` (default), our variant (random layouts): success = squared distance < 1 px^2 within 200
+steps, stricter than PLDM's DotWall protocol. `--env two_rooms_pldm`, PLDM's own rules (fixed layout, its
+start/goal generator, bounce, success = mean per-coordinate squared error < 1, i.e. squared distance < 2 px^2,
+200 steps), on which PLDM reports 97.8% with MPPI; training then uses that env's random walk.
 
   .venv/bin/python -m bench.experiments.two_rooms_planning --checkpoint checkpoints/two_rooms.safetensors \
       --episodes 20 --seeds 1 --first-seed 1000
 
-Without --checkpoint it trains one with the demo's recipe (collect/fit/refine, long walks, goal, export);
+Without --checkpoint it trains one model per `--train-seeds` seed with the demo's recipe (collect/fit/refine,
+long walks, goal, export) in `--train-dir`/s<seed>, resuming after a stop;
 `--no-door-crossings` trains on walks that never change rooms (RandomWalkPolicy cross_prob=0, stay_in_room).
 Writes two_rooms_planning.json and .png through `bench.record`. Timings come from a shared 2-core CPU:
 compare methods within one run (they run interleaved per episode).
@@ -31,7 +33,7 @@ from bench import record
 from bench.record import ROOT, save_figure
 from moejepa_ros.control import PlannerPolicy
 from moejepa_ros.model.checkpoint import load_checkpoint
-from moejepa_ros.sim.two_rooms import TwoRoomsEnv
+from moejepa_ros.sim.registry import GOAL_EVAL, make_env
 from training.recipe import load_recipe, train_argv
 
 DEMO = load_recipe("two_rooms_demo")  # trains a checkpoint when --checkpoint is not given
@@ -69,21 +71,42 @@ METHODS = {
 OBJECTIVES = {"goal": {"enabled": True, "weight": 1.0, "metric": "l2", "every_step": False}}
 
 
-def train(out_dir: Path, no_door_crossings: bool, steps: int | None) -> Path:
+def train(
+    out_dir: Path,
+    no_door_crossings: bool,
+    steps: int | None,
+    env: str = "two_rooms",
+    seed: int = 0,
+    recipe_steps: int | None = None,
+) -> Path:
     """The demo's recipe (collect/fit/refine, long walks, goal, export) with our training CLI
-    (subprocesses; one torch thread)."""
-    extra = ["run.threads=1"]
+    (subprocesses; one torch thread, one collect worker) on `env`'s random walk, training seed `seed`;
+    `recipe_steps` runs only its first N steps (the Nth an export) and returns that export.
+    Resumes after a stop: a finished step leaves `<out_dir>/recipe_done/<i>` and is skipped; fit, refine
+    and goal resume from their checkpoints; an unfinished collect starts over."""
+    extra = ["run.threads=1", "collect.workers=1", f"collect.env={env}", f"run.seed={seed}"]
     if no_door_crossings:
         # PLDM's ablation: no trajectory links the two rooms (no deliberate crossings, and a walk
         # that would wander through the door is mirrored back: RandomWalkPolicy stay_in_room)
         extra += ["collect.policy_kwargs.cross_prob=0", "collect.policy_kwargs.stay_in_room=true"]
     if steps:
         extra.append(f"train.steps={steps}")
-    for step in DEMO.steps:
-        argv = train_argv(step, out_dir, extra)
+    done = out_dir / "recipe_done"
+    done.mkdir(parents=True, exist_ok=True)
+    todo = DEMO.steps[:recipe_steps]
+    if todo[-1].command != "export":
+        raise ValueError(f"recipe_steps={recipe_steps}: the last step run must be an export, got {todo[-1].command}")
+    for i, step in enumerate(todo):
+        if (done / str(i)).exists():
+            continue
+        argv = train_argv(step, out_dir, extra + (["collect.overwrite=true"] if step.command == "collect" else []))
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
-    return out_dir / DEMO.export
+        (done / str(i)).touch()
+    if recipe_steps is None:
+        return out_dir / DEMO.export
+    dirs = [o.split("=", 1)[1] for o in todo[-1].overrides if o.startswith("run.out_dir=")]
+    return Path(dirs[-1].format(run=out_dir) if dirs else out_dir) / "export" / "model.safetensors"
 
 
 def make_agent(model, meta: dict, planner_cfg: dict, objectives: dict, bound: float | None = None) -> PlannerPolicy:
@@ -93,10 +116,10 @@ def make_agent(model, meta: dict, planner_cfg: dict, objectives: dict, bound: fl
     return PlannerPolicy(model, planner_cfg, objectives, low, high)
 
 
-def episode(agent: PlannerPolicy, seed: int, max_steps: int, trace: bool = False) -> dict:
-    """One goal episode; `trace` also returns the layout, the goal, the path and the last actions.
-    The per-step ms is the replan's time (encode + plan), as the node measures it."""
-    env = TwoRoomsEnv(mode="goal")
+def episode(agent: PlannerPolicy, seed: int, max_steps: int, trace: bool = False, env: str = "two_rooms") -> dict:
+    """One goal episode of `env` (a GOAL_EVAL name); `trace` also returns the layout, the goal, the path and
+    the last actions. `replan_ms` holds each replan's time (encode + plan), as the node measures it."""
+    env = make_env(env, mode="goal")
     obs, info = env.reset(seed=seed)
     agent.reset()
     start, ms, path, acts = float(info["distance"]), [], [info["pos"].tolist()], []
@@ -117,6 +140,7 @@ def episode(agent: PlannerPolicy, seed: int, max_steps: int, trace: bool = False
         "steps": len(path) - 1,
         "crossed_wall": bool(crossed),
         "plan_ms_mean": float(np.mean(ms)),
+        "replan_ms": ms,
     }
     if trace:
         out.update(
@@ -130,39 +154,49 @@ def episode(agent: PlannerPolicy, seed: int, max_steps: int, trace: bool = False
 
 
 def run(
-    ckpt: Path,
+    ckpts: dict[int | None, Path],
     methods: list[str],
     seeds: list[int],
     max_steps: int,
     base: dict,
     objectives: dict,
     bound: float | None = None,
+    env: str = "two_rooms",
 ) -> dict:
-    model, meta = load_checkpoint(ckpt)
-    model.eval()
+    """Every method of every model (training seed -> checkpoint; None = not recorded) on every
+    episode seed; per method the pooled figures, each run tagged with its training seed."""
     settings = {
         m: {**base, **METHODS[m], **{k: base[k] for k in ("samples", "iterations") if k in base}} for m in methods
     }
-    agents = {m: make_agent(model, meta, settings[m], objectives, bound) for m in methods}
     per = {m: [] for m in methods}
-    for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
-        for m in methods:
-            r = episode(agents[m], s, max_steps)
-            per[m].append(r)
-            print(
-                f"[bench] {m:13s} seed {s}: success={r['success']} steps={r['steps']} "
-                f"final={r['final_distance']:.1f}px ms/replan={r['plan_ms_mean']:.0f}",
-                flush=True,
-            )
+    for train_seed, ckpt in ckpts.items():
+        model, meta = load_checkpoint(ckpt)
+        model.eval()
+        agents = {m: make_agent(model, meta, settings[m], objectives, bound) for m in methods}
+        for s in seeds:  # interleaved, so load changes on the shared machine hit every method alike
+            for m in methods:
+                r = {"train_seed": train_seed, **episode(agents[m], s, max_steps, env=env)}
+                per[m].append(r)
+                print(
+                    f"[bench] {m:13s} model {train_seed} seed {s}: success={r['success']} steps={r['steps']} "
+                    f"final={r['final_distance']:.1f}px ms/replan={r['plan_ms_mean']:.0f}",
+                    flush=True,
+                )
     out = {}
     for m, rs in per.items():
+        ms = np.concatenate([r.pop("replan_ms") for r in rs])
         out[m] = {
             "settings": settings[m],
             "episodes": len(rs),
             "success_rate": float(np.mean([r["success"] for r in rs])),
+            "success_rate_per_train_seed": {
+                str(t): float(np.mean([r["success"] for r in rs if r["train_seed"] == t])) for t in ckpts
+            },
             "crossed_wall_rate": float(np.mean([r["crossed_wall"] for r in rs])),
             "final_distance_mean": float(np.mean([r["final_distance"] for r in rs])),
             "ms_per_replan": float(np.mean([r["plan_ms_mean"] for r in rs])),
+            "ms_per_replan_p50": float(np.percentile(ms, 50)),
+            "ms_per_replan_p99": float(np.percentile(ms, 99)),
             "runs": rs,
         }
     return out
@@ -201,8 +235,31 @@ def planner_sets(ap: argparse.ArgumentParser, items: list[str]) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=None, help="model .safetensors (default: train one)")
-    ap.add_argument("--train-dir", type=Path, default=ROOT / "runs" / "bench_two_rooms")
+    ap.add_argument(
+        "--train-dir",
+        type=Path,
+        default=ROOT / "runs" / "bench_two_rooms",
+        help="where training runs go, one dir per training seed: <dir>/s<seed> (resumes after a stop)",
+    )
+    ap.add_argument(
+        "--train-seeds",
+        default=None,
+        help="comma-separated training seeds (run.seed, default 0), each trained and scored on every episode "
+        "seed; with --checkpoint, the one seed it was trained with (recorded only)",
+    )
+    ap.add_argument(
+        "--env",
+        default="two_rooms",
+        choices=GOAL_EVAL,
+        help="env to train on (its random walk) and to score on: two_rooms_pldm = PLDM's DotWall rules",
+    )
     ap.add_argument("--fit-steps", type=int, default=None, help="train.steps override when training")
+    ap.add_argument(
+        "--recipe-steps",
+        type=int,
+        default=None,
+        help="train with the recipe's first N steps only (its last an export); 6 = up to the goal head's export",
+    )
     ap.add_argument(
         "--no-door-crossings",
         action="store_true",
@@ -260,8 +317,22 @@ def main(argv=None) -> None:
     bad = [m for m in methods if m not in METHODS]
     if bad:
         ap.error(f"--methods: unknown {bad}; known {list(METHODS)}")
+    try:
+        train_seeds = [int(t) for t in (a.train_seeds or "0").split(",") if t]
+    except ValueError:
+        ap.error(f"--train-seeds={a.train_seeds!r}: expected comma-separated integers")
+    if not train_seeds or (a.checkpoint is not None and len(train_seeds) > 1):
+        ap.error(f"--train-seeds={a.train_seeds!r}: give at least one seed, and one with --checkpoint")
+    if a.recipe_steps is not None and not 1 <= a.recipe_steps <= len(DEMO.steps):
+        ap.error(f"--recipe-steps={a.recipe_steps}: expected 1..{len(DEMO.steps)}")
     t0 = time.monotonic()
-    ckpt = a.checkpoint or train(a.train_dir, a.no_door_crossings, a.fit_steps)
+    if a.checkpoint is not None:  # labelled with --train-seeds when given (its provenance may not say)
+        ckpts = {train_seeds[0] if a.train_seeds else None: a.checkpoint}
+    else:
+        ckpts = {
+            t: train(a.train_dir / f"s{t}", a.no_door_crossings, a.fit_steps, a.env, t, a.recipe_steps)
+            for t in train_seeds
+        }
     train_s = time.monotonic() - t0 if a.checkpoint is None else None
     seeds = [a.first_seed + 1000 * b + i for b in range(a.seeds) for i in range(a.episodes)]
     base = {**BASE, "hold": a.hold, "horizon": a.horizon, "correction_memory": a.correction_memory}
@@ -276,12 +347,16 @@ def main(argv=None) -> None:
         objectives["smoothness"] = {"enabled": True, "weight": a.smoothness}
     if a.action_bound is not None and a.action_bound <= 0:
         ap.error(f"--action-bound={a.action_bound} must be > 0")
-    res = run(ckpt, methods, seeds, a.max_steps, base, objectives, a.action_bound)
+    res = run(ckpts, methods, seeds, a.max_steps, base, objectives, a.action_bound, a.env)
     doc = {
-        "checkpoint": str(ckpt),
+        "env": a.env,
+        "checkpoints": {str(t): str(c) for t, c in ckpts.items()},
+        "seeds": {"training": list(ckpts), "episodes": seeds},
+        "recipe_steps": None if a.checkpoint is not None else (a.recipe_steps or len(DEMO.steps)),
         "train_seconds": train_s,
         "no_door_crossings": a.no_door_crossings,
-        "episodes": a.episodes,
+        "episodes": len(seeds) * len(ckpts),
+        "episodes_per_block": a.episodes,
         "seed_blocks": a.seeds,
         "first_seed": a.first_seed,
         "max_steps": a.max_steps,
@@ -292,6 +367,9 @@ def main(argv=None) -> None:
         "note": "shared 2-core CPU: ms are noisy; methods run interleaved per episode",
         "methods": res,
     }
+    if len(res) == 1:  # one method: its headline figures at the top as well
+        only = next(iter(res.values()))
+        doc.update({k: only[k] for k in ("success_rate", "ms_per_replan_p50", "ms_per_replan_p99")})
     record.write_result(a, doc)
     summary = ", ".join(f"{m} {100 * r['success_rate']:.0f}% ({r['ms_per_replan']:.0f} ms)" for m, r in res.items())
     plot(res, record.figure_path(a), f"Two-Rooms goal reaching, {len(seeds)} episodes (seeds {seeds[0]}..): {summary}")
