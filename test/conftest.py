@@ -4,6 +4,8 @@ import os
 import pathlib
 import random
 
+import pytest
+
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _LOG = _ROOT / "build" / "ros_log"
 _LOG.mkdir(parents=True, exist_ok=True)
@@ -16,3 +18,16 @@ os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test (2 shared cores: OpenMP sync costs more than it saves on tiny
+    ops, and runs compared with each other must share the thread count); restored afterwards. A file
+    uses it for every test with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -23,14 +23,6 @@ def blob_batch(B, T, s=16, gen=None):
     return {"frames": f, "actions": a, "rewards": torch.stack(rewards, 1)}
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: OpenMP sync costs more than it saves on a shared box
-    yield
-    torch.set_num_threads(n)
-
-
 def errors(wm, batch):
     """(prediction MSE, 'copy z0' baseline MSE, prediction MSE / per-dim target variance, z std)."""
     with torch.no_grad():

@@ -14,13 +14,7 @@ from testing.bags import CAMERA, CMD, ODOM, README_TOPICS, robot_bag
 from testing.models import PLANNER, tiny_model
 from training.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: one intra-op thread is faster and steadier
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cli(capsys, command, *overrides):

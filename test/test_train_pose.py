@@ -20,12 +20,7 @@ from training.pose import Drives, train_motion
 TINY_PARTS = ["pose.parts.channels=[8,8,8,8]", "pose.parts.hidden=16", "pose.parts.motion_hidden=32"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(capsys, command, *overrides) -> tuple[int, str, str]:

@@ -15,13 +15,7 @@ from training.config import load_config
 from training.logging_utils import read_metrics
 from training.train_state import CheckpointManager
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def strict_json(line: str) -> dict:
