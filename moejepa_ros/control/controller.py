@@ -201,7 +201,7 @@ class LatentController:
             self.set_goal_latent(None)
         else:
             self.set_goal_latent(self.encode(np.repeat(frame[None], self.frame_stack, axis=0)).float())
-            self.goal_frame = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)[None]
+            self.goal_frame = torch.from_numpy(np.array(frame)).to(self.device)[None]  # own copy: kept
 
     def set_goal_latent(self, goal_z: torch.Tensor | None) -> None:
         """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective. A goal
@@ -233,7 +233,7 @@ class LatentController:
         once per replan), with the last executed commands."""
         if self.goal_frame is None:
             raise ValueError("goal metric pose needs a goal image (set_goal), not a goal latent")
-        image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)[None]
+        image = torch.from_numpy(np.array(frame)).to(self.device)[None]  # a writable copy (12 KB at 64 px)
         pose = self.model.relative_pose(image, self.goal_frame)[0].float()
         return PoseGoal(pose, torch.from_numpy(self.history).to(self.device))
 
