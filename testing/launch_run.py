@@ -1,8 +1,8 @@
 """`ros2 launch <package> <file> name:=value ...` without the ros2 CLI, through launch's own Python API.
 
 `python testing/launch_run.py moejepa_ros sim_demo.launch.py checkpoint:=model.safetensors`
-For machines where `launch` and `launch_ros` import but the `ros2` command is absent (the PyPI ROS
-wheels have no ros2cli): the file is found in the package's installed share directory through the
+For machines where `launch` and `launch_ros` import but the `ros2` command is absent (launch packages
+installed without ros2cli): the file is found in the package's installed share directory through the
 ament index, as `ros2 launch` finds it; the exit status is the launch service's.
 """
 
