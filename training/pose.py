@@ -105,40 +105,43 @@ class Drives:
 
 def train_pair(net, drives: Drives, pc, yaw_scale: float, gen: torch.Generator, device, on_step) -> None:
     """R on pairs of one drive each: `pose.steps` Adam steps with a cosine schedule; `on_step(step, loss)`."""
-    net.train()
-    opt = torch.optim.Adam(net.parameters(), pc.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, pc.steps)
-    for step in range(1, pc.steps + 1):
+
+    def batch():
         a, b, true = drives.pairs(pc.batch_size, pc, gen)
-        out = net(drives.frames[a].to(device), drives.frames[b].to(device))
-        loss = F.smooth_l1_loss(out, pose_to_vector(true.to(device), yaw_scale), beta=pc.beta)
-        _step(opt, sched, loss, "pair", step)
-        on_step(step, loss)
-    net.eval()
+        return (drives.frames[a], drives.frames[b]), true
+
+    _regress(net, pc.steps, batch, pc, yaw_scale, device, "pair", on_step)
 
 
 def train_motion(mm, drives: Drives, pc, parts: RelativePoseConfig, gen: torch.Generator, device, on_step) -> None:
     """M on recorded command windows, h uniform in 1..H_m per step: `pose.motion_steps` Adam steps."""
-    mm.train()
-    opt = torch.optim.Adam(mm.parameters(), pc.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, pc.motion_steps)
-    for step in range(1, pc.motion_steps + 1):
+
+    def batch():
         h = int(torch.randint(1, parts.horizon + 1, (1,), generator=gen))
         hist, cmds, true = drives.windows(pc.motion_batch_size, h, parts.history, gen)
-        out = mm(hist.to(device), cmds.to(device))
-        loss = F.smooth_l1_loss(out, pose_to_vector(true.to(device), parts.yaw_scale), beta=pc.beta)
-        _step(opt, sched, loss, "motion", step)
+        return (hist, cmds), true
+
+    _regress(mm, pc.motion_steps, batch, pc, parts.yaw_scale, device, "motion", on_step)
+
+
+def _regress(module, steps: int, batch, pc, yaw_scale: float, device, what: str, on_step) -> None:
+    """Both parts' fit: `steps` Adam steps (cosine schedule) of smooth-L1 between module(*inputs) and the
+    regressed vector of the true pose, `batch()` → (inputs, true poses [n, 3])."""
+    module.train()
+    opt = torch.optim.Adam(module.parameters(), pc.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for step in range(1, steps + 1):
+        inputs, true = batch()
+        out = module(*(x.to(device) for x in inputs))
+        loss = F.smooth_l1_loss(out, pose_to_vector(true.to(device), yaw_scale), beta=pc.beta)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"pose: non-finite {what} loss at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
         on_step(step, loss)
-    mm.eval()
-
-
-def _step(opt, sched, loss: torch.Tensor, what: str, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"pose: non-finite {what} loss at step {step}")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    sched.step()
+    module.eval()
 
 
 def _errors(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
