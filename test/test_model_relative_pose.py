@@ -52,3 +52,18 @@ def test_bad_part_settings_and_missing_parts_name_themselves():
         tiny_model().relative_pose(torch.zeros(1, 64, 64, 3), torch.zeros(1, 64, 64, 3))
     with pytest.raises(ValueError, match=r"1\.\.24 commands"):
         tiny_model(relative_pose=SMALL_PARTS).motion(torch.zeros(1, 4, 2), torch.zeros(1, 25, 2))
+
+
+def test_with_a_place_net_goals_are_placed_by_it_and_it_survives_a_checkpoint(tmp_path):
+    model = tiny_model(relative_pose={**SMALL_PARTS, "place": True})
+    img = torch.randint(0, 255, (4, 64, 64, 3), dtype=torch.uint8)
+    goal = img.flip(0)
+    assert torch.equal(model.relative_pose(img, goal), relative_pose(model.place(img), model.place(goal)))
+    assert model.relative_pose(img, img).abs().max() == 0  # a goal image taken here is here, whatever L says
+    path = save_checkpoint(tmp_path / "m.safetensors", model, {"action_low": [-1, -1], "action_high": [1, 1]})
+    back, _ = load_checkpoint(path)
+    assert back.cfg.relative_pose.place and torch.equal(back.place(img), model.place(img))
+    with pytest.raises(ValueError, match="no place net"):
+        tiny_model(relative_pose=SMALL_PARTS).place(img)
+    with pytest.raises(ValueError, match=r"relative_pose\.place=1"):
+        tiny_config(relative_pose={"place": 1}).validate()

@@ -1,5 +1,6 @@
 """`moejepa-train pose`: the relative-pose parts from a mobile base's bags (camera, /cmd_vel, /odom) after a tiny
-fit / refine / goal; the motion model's training on known kinematics; bags without odometry are refused."""
+fit / refine / goal; the motion model's training on known kinematics; the place net kept only where the drives'
+odometry shares one frame; bags without odometry are refused."""
 
 import json
 import math
@@ -9,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from moejepa_ros.model import ModelConfig, WorldModel
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.model.config import RelativePoseConfig
-from moejepa_ros.model.relative_pose import MotionModel, vector_to_pose
+from moejepa_ros.model.relative_pose import MotionModel, relative_pose, vector_to_pose
 from testing.bags import CAMERA, CMD, robot_bag
+from testing.models import SMALL
 from training.cli import main
 from training.config import PoseConfig
-from training.pose import Drives, train_motion
+from training.pose import Drives, choose_placement, held_out_pairs, train_motion, train_pair, train_place
 
 TINY_PARTS = ["pose.parts.channels=[8,8,8,8]", "pose.parts.hidden=16", "pose.parts.motion_hidden=32"]
 
@@ -49,10 +52,12 @@ def test_pose_after_fit_refine_goal_on_mobile_base_bags_adds_both_parts(tmp_path
     summary(capsys, "fit", *o, "train.steps=4")
     summary(capsys, "refine", *o, "refine.steps=4", "refine.horizon=4")
     goal = summary(capsys, "goal", *o, "goal.steps=4", "goal.embed_dim=8", "goal.hidden=16")["checkpoint"]
-    r = summary(capsys, "pose", *o, *TINY_PARTS, "pose.steps=20", "pose.motion_steps=100")
+    r = summary(capsys, "pose", *o, *TINY_PARTS, "pose.steps=20", "pose.motion_steps=100", "pose.place_steps=0")
     assert r["source"] == goal and r["val_frames"] > 0
     assert {"pair", "motion"} == set(r["held_out"]) and "h24" in r["held_out"]["motion"]
-    assert r["report"][0].startswith("pair: 0-0.05m xy ")
+    assert r["report"][0].startswith("pair: 0-0.05m xy ") and r["placement"].startswith(
+        "goals placed by the pair net R"
+    )
     before, _ = load_checkpoint(goal)
     after, meta = load_checkpoint(r["checkpoint"])
     assert {"goal_distance", "relative_pose"} <= set(after.heads)
@@ -124,3 +129,39 @@ def test_pairs_stay_within_one_drive_and_the_limits():
     assert r[:, :2].norm(dim=-1).max() <= pc.max_distance and r[:, 2].abs().max() <= pc.max_turn
     near = (a - b).abs() <= pc.near_frames
     assert 0.35 < float(near.float().mean()) < 0.8  # 40% near by construction, and far draws that land near
+
+
+def coloured_drives(frame: str, seed: int) -> Drives:
+    """Unicycle drives whose 16 x 16 frames are colours that encode where they were taken in the room (left half
+    x, y, cos ψ; right half sin ψ); odometry in the room's `frame` ("world") or each drive's own ("drive": every
+    drive starts at zero, as a robot's odometry does after a restart)."""
+    d = unicycle_drives(30, 60, 1 / 15, seed)
+    world = d.states
+    enc = torch.stack([(world[:, 0] + 4) / 8, (world[:, 1] + 4) / 8, (torch.cos(world[:, 2]) + 1) / 2], -1)
+    frames = torch.zeros(len(world), 16, 16, 3)
+    frames[:, :, :8] = enc[:, None, None]
+    frames[:, :, 8:, 0] = ((torch.sin(world[:, 2]) + 1) / 2)[:, None, None]
+    states = world
+    if frame == "drive":
+        first = world[d.start].repeat_interleave(d.len, 0)
+        states = relative_pose(first, world)
+    return Drives((frames * 255).round().to(torch.uint8), d.actions, states, d.len.tolist())
+
+
+@pytest.mark.parametrize("frame", ["world", "drive"])
+def test_the_place_net_is_kept_only_where_the_drives_odometry_shares_one_frame(frame):
+    torch.manual_seed(0)
+    parts = {"channels": [16, 32], "hidden": 64, "motion_hidden": 16, "place": True}
+    model = WorldModel(ModelConfig(**SMALL, relative_pose=parts)).eval()
+    pc = PoseConfig(steps=600, place_steps=600, batch_size=64, lr=3e-3)
+    train, val = coloured_drives(frame, 0), coloured_drives(frame, 1)
+    gen = torch.Generator().manual_seed(0)
+    train_pair(model.pose_net, train, pc, 0.3, gen, "cpu", lambda *_: None)
+    train_place(model.place_net, train, pc, 0.3, gen, "cpu", lambda *_: None)
+    pairs = held_out_pairs(model, val, pc, "cpu", seed=2)
+    keep, why = choose_placement(pairs)
+    far_r, far_l = pairs["pair"]["far_xy_median"], pairs["place"]["far_xy_median"]
+    if frame == "world":  # a frame says where it was taken: L places it, and better than R
+        assert keep and why.startswith("goals placed by the place net L") and far_l < 0.1
+    else:  # the same view has a different label in every drive: L cannot learn it, R still can
+        assert not keep and "own frame" in why and far_l > far_r

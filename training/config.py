@@ -228,8 +228,9 @@ class PoseConfig:
     )
     parts: dict[str, Any] = _f(
         {},
-        "model_config relative_pose fields: channels, hidden (pair pose net R), history, horizon, motion_hidden "
-        "(motion model M), yaw_scale (metres per radian); {} = their defaults (moejepa_ros.model.config)",
+        "model_config relative_pose fields: channels, hidden (pair pose net R and place net L), history, horizon, "
+        "motion_hidden (motion model M), yaw_scale (metres per radian); {} = their defaults "
+        "(moejepa_ros.model.config); `place` is the stage's choice",
     )
     steps: int = _f(3000, "pair pose net R: optimiser steps (Adam, cosine schedule)")
     batch_size: int = _f(64, "pair pose net R: image pairs per step")
@@ -242,6 +243,11 @@ class PoseConfig:
     max_distance: float = _f(1.2, "R's pairs are at most this far apart (metres)")
     max_turn: float = _f(1.8, "R's pairs differ in heading by at most this much (radians)")
     motion_steps: int = _f(3000, "motion model M: optimiser steps (seconds on one core)")
+    place_steps: int = _f(
+        4000,
+        "place net L: optimiser steps on single frames and their odometry pose (batch pose.batch_size); kept "
+        "when it places held-out goals better than R (odometry in one frame across drives); 0 = no L",
+    )
     motion_batch_size: int = _f(128, "motion model M: command windows per step")
     skip_without_odometry: bool = _f(
         False, "true: bags without odometry skip the stage in one line (the robot recipe); false: refuse (exit 2)"
@@ -443,6 +449,10 @@ def validate(cfg: TrainConfig) -> None:
     for key in ("lr", "beta", "max_distance", "max_turn"):
         need(getattr(p, key) > 0, f"pose.{key}", getattr(p, key), "must be > 0")
     need(0 <= p.near_share <= 1, "pose.near_share", p.near_share, "must be in [0, 1]")
+    need(p.place_steps >= 0, "pose.place_steps", p.place_steps, "must be >= 0")
+    need(
+        "place" not in p.parts, "pose.parts.place", p.parts.get("place"), "is the stage's choice: set pose.place_steps"
+    )
     need(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format, f"must be one of {EXPORT_FORMATS}")
     if cfg.export.action_low or cfg.export.action_high:
         need(

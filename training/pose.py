@@ -1,7 +1,7 @@
 """`pose`: learn the relative-pose parts of a world model from the bags' odometry.
 
 The goal metric `pose` (planning/objectives/goal.py) plans a goal image in the robot's plane, where the
-JEPA latent's pose is too coarse on a mobile base (BENCHMARKS.md section 8.1). Two small parts learn
+JEPA latent's pose is too coarse on a mobile base (BENCHMARKS.md section 8.1). Three small parts learn
 what it needs (moejepa_ros/model/relative_pose.py):
 
 - the pair pose net R(image, goal image) → where the goal image was taken, in the image's robot frame.
@@ -9,17 +9,23 @@ what it needs (moejepa_ros/model/relative_pose.py):
   `pose.near_share` of them at most `pose.near_frames` frames apart, the rest any two frames of the drive
   within `pose.max_distance` and `pose.max_turn` (by rejection);
 - the motion model M(last K executed commands, the next H_m commands zero-padded after h, h / H_m) → the
-  pose after h steps, from the recorded commands and odometry at random h in 1..H_m.
+  pose after h steps, from the recorded commands and odometry at random h in 1..H_m;
+- the place net L(image) → where the image was taken in the odometry's frame (`pose.place_steps`, single
+  frames of every drive). It can only learn where the drives' odometry shares one frame (a robot localised
+  in a map, one recording without drift, our simulators); it places a goal as L(goal) ⊖ L(image).
 
-Both regress (dx, dy, c·sin dψ, c·(cos dψ − 1)) with a smooth-L1 loss (Adam, cosine schedule); the
-encoder, predictor and heads stay bit-identical (checked before saving). Held-out drives (the data's
-validation episodes) give one line each: R's median / p90 error by distance, M's at a few horizons.
-Odometry is the only label and never an input. The stage is short (minutes on one core): it writes no
-intermediate checkpoints and a second run starts again.
+R and M regress (dx, dy, c·sin dψ, c·(cos dψ − 1)), L (x, y, c·cos ψ, c·sin ψ), each with a smooth-L1 loss
+(Adam, cosine schedule); the encoder, predictor and heads stay bit-identical (checked before saving).
+Held-out drives (the data's validation episodes) give one line each: R's and L's median / p90 error by
+distance on the same pairs, M's at a few horizons. L is kept only when it places the held-out pairs at
+least `PLACE_FROM` apart better than R (median position error); otherwise R places goals and L is dropped,
+with the reason in one line. Odometry is the only label and never an input. The stage is short (minutes
+on one core): it writes no intermediate checkpoints and a second run starts again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -30,7 +36,7 @@ import torch.nn.functional as F
 
 from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 from moejepa_ros.model.config import RelativePoseConfig
-from moejepa_ros.model.relative_pose import pose_to_vector, relative_pose
+from moejepa_ros.model.relative_pose import place_to_vector, pose_to_vector, relative_pose, vector_to_pose
 
 from .config import ConfigError, TrainConfig, to_dict
 from .data.state import POSE_NAMES
@@ -40,8 +46,9 @@ from .logging_utils import RunLogger, log
 from .model_part import check_unchanged, train_only, with_new_part
 from .run_dir import record
 
-PARTS = ("pose_net.", "motion_model.")
-DISTANCE_BINS = (0.0, 0.05, 0.15, 0.4, math.inf)  # metres: R's held-out error by how far the goal is
+PARTS = ("pose_net.", "motion_model.", "place_net.")
+DISTANCE_BINS = (0.0, 0.05, 0.15, 0.4, math.inf)  # metres: held-out placement error by how far the goal is
+PLACE_FROM = 0.15  # metres: L against R on held-out pairs at least this far apart (goals beyond the near ones)
 MOTION_REPORT_H = (3, 12, 24)  # steps: M's held-out error at these horizons (those within H_m)
 
 
@@ -90,6 +97,14 @@ class Drives:
             f"pose.max_turn={pc.max_turn} rad with odometry: check the bags' /odom"
         )
 
+    def places(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(frame index [n], its odometry pose [n, 3]) for n frames of any drive with odometry."""
+        known = torch.nonzero(self.known).squeeze(1)
+        if len(known) == 0:
+            raise ConfigError("pose: no frame has odometry: check the bags' /odom")
+        i = known[torch.randint(0, len(known), (n,), generator=gen)]
+        return i, self.states[i]
+
     def windows(self, n: int, h: int, k: int, gen: torch.Generator):
         """(history [n, k, A], the next h commands [n, h, A], pose after them [n, 3]) from random times t."""
         count = (self.len - k - h).clamp(min=0).double()
@@ -108,9 +123,19 @@ def train_pair(net, drives: Drives, pc, yaw_scale: float, gen: torch.Generator, 
 
     def batch():
         a, b, true = drives.pairs(pc.batch_size, pc, gen)
-        return (drives.frames[a], drives.frames[b]), true
+        return (drives.frames[a], drives.frames[b]), pose_to_vector(true, yaw_scale)
 
-    _regress(net, pc.steps, batch, pc, yaw_scale, device, "pair", on_step)
+    _regress(net, pc.steps, batch, pc, device, "pair", on_step)
+
+
+def train_place(net, drives: Drives, pc, yaw_scale: float, gen: torch.Generator, device, on_step) -> None:
+    """L on single frames of every drive and their odometry pose: `pose.place_steps` Adam steps."""
+
+    def batch():
+        i, pose = drives.places(pc.batch_size, gen)
+        return (drives.frames[i],), place_to_vector(pose, yaw_scale)
+
+    _regress(net, pc.place_steps, batch, pc, device, "place", on_step)
 
 
 def train_motion(mm, drives: Drives, pc, parts: RelativePoseConfig, gen: torch.Generator, device, on_step) -> None:
@@ -119,21 +144,21 @@ def train_motion(mm, drives: Drives, pc, parts: RelativePoseConfig, gen: torch.G
     def batch():
         h = int(torch.randint(1, parts.horizon + 1, (1,), generator=gen))
         hist, cmds, true = drives.windows(pc.motion_batch_size, h, parts.history, gen)
-        return (hist, cmds), true
+        return (hist, cmds), pose_to_vector(true, parts.yaw_scale)
 
-    _regress(mm, pc.motion_steps, batch, pc, parts.yaw_scale, device, "motion", on_step)
+    _regress(mm, pc.motion_steps, batch, pc, device, "motion", on_step)
 
 
-def _regress(module, steps: int, batch, pc, yaw_scale: float, device, what: str, on_step) -> None:
-    """Both parts' fit: `steps` Adam steps (cosine schedule) of smooth-L1 between module(*inputs) and the
-    regressed vector of the true pose, `batch()` → (inputs, true poses [n, 3])."""
+def _regress(module, steps: int, batch, pc, device, what: str, on_step) -> None:
+    """Every part's fit: `steps` Adam steps (cosine schedule) of smooth-L1 between module(*inputs) and the
+    regressed vector of the true pose, `batch()` → (inputs, target vectors [n, 4])."""
     module.train()
     opt = torch.optim.Adam(module.parameters(), pc.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for step in range(1, steps + 1):
-        inputs, true = batch()
+        inputs, target = batch()
         out = module(*(x.to(device) for x in inputs))
-        loss = F.smooth_l1_loss(out, pose_to_vector(true.to(device), yaw_scale), beta=pc.beta)
+        loss = F.smooth_l1_loss(out, target.to(device), beta=pc.beta)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"pose: non-finite {what} loss at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -162,23 +187,59 @@ def _summary(xy: torch.Tensor, yaw: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def held_out_pairs(model, drives: Drives, pc, device, seed: int, n: int = 2000) -> dict:
-    """R on held-out drives: median / p90 position and heading error by how far the goal is."""
+    """R's placement of held-out pairs, and L's (L(b) ⊖ L(a)) when the model has a place net, on the same
+    pairs: median / p90 position and heading error by how far the goal is."""
     gen = torch.Generator().manual_seed(seed)
     a, b, true = drives.pairs(n, pc, gen)
-    pred = torch.cat(
-        [
-            model.relative_pose(drives.frames[a[i : i + 256]].to(device), drives.frames[b[i : i + 256]].to(device))
-            for i in range(0, n, 256)
-        ]
-    ).cpu()
-    xy, yaw = _errors(pred, true)
+    c = model.cfg.relative_pose.yaw_scale
+    placers = {"pair": lambda x, g: vector_to_pose(model.pose_net(x, g), c)}
+    if model.place_net is not None:
+        placers["place"] = lambda x, g: relative_pose(model.place(x), model.place(g))
     dist = true[:, :2].norm(dim=-1)
     out = {}
-    for lo, hi in zip(DISTANCE_BINS[:-1], DISTANCE_BINS[1:]):
-        m = (dist >= lo) & (dist < hi)
-        if m.any():
-            out[f"{lo:g}-{hi:g}m" if math.isfinite(hi) else f">={lo:g}m"] = _summary(xy[m], yaw[m])
+    for name, place in placers.items():
+        pred = torch.cat(
+            [
+                place(drives.frames[a[i : i + 256]].to(device), drives.frames[b[i : i + 256]].to(device))
+                for i in range(0, n, 256)
+            ]
+        ).cpu()
+        xy, yaw = _errors(pred, true)
+        out[name] = {}
+        for lo, hi in zip(DISTANCE_BINS[:-1], DISTANCE_BINS[1:]):
+            m = (dist >= lo) & (dist < hi)
+            if m.any():
+                out[name][f"{lo:g}-{hi:g}m" if math.isfinite(hi) else f">={lo:g}m"] = _summary(xy[m], yaw[m])
+        far = dist >= PLACE_FROM
+        out[name]["far_xy_median"] = round(float(xy[far].median()), 4) if far.any() else None
     return out
+
+
+def choose_placement(pairs: dict) -> tuple[bool, str]:
+    """(keep L, why in one line) from `held_out_pairs`: L only when it places the held-out pairs at least
+    `PLACE_FROM` apart better than R (median position error)."""
+    if "place" not in pairs:
+        return False, "goals placed by the pair net R (no place net trained: pose.place_steps=0)"
+    r, l_ = pairs["pair"]["far_xy_median"], pairs["place"]["far_xy_median"]
+    if r is None or l_ is None:
+        return False, f"goals placed by the pair net R (no held-out pairs {PLACE_FROM} m or more apart to judge L by)"
+    if l_ < r:
+        return True, (
+            f"goals placed by the place net L: held-out goals {PLACE_FROM} m or more away placed at median "
+            f"{l_:.3f} m against R's {r:.3f} m (the drives' odometry shares one frame)"
+        )
+    return False, (
+        f"goals placed by the pair net R: the place net L placed held-out goals {PLACE_FROM} m or more away at "
+        f"median {l_:.3f} m against R's {r:.3f} m (does each drive's odometry start in its own frame?)"
+    )
+
+
+def without_place_net(model, device) -> torch.nn.Module:
+    """The same model without its place net (relative_pose.place=false), every other tensor carried over."""
+    cfg = dataclasses.replace(model.cfg, relative_pose=dataclasses.replace(model.cfg.relative_pose, place=False))
+    out = type(model)(cfg).to(device)
+    out.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("place_net.")})
+    return out.eval()
 
 
 @torch.no_grad()
@@ -199,6 +260,7 @@ def _line(name: str, report: dict) -> str:
     parts = [
         f"{k} xy {v['xy_median']:.3f}/{v['xy_p90']:.3f} m yaw {v['yaw_median']:.3f}/{v['yaw_p90']:.3f} rad (n {v['n']})"
         for k, v in report.items()
+        if isinstance(v, dict)
     ]
     return f"{name}: " + (" | ".join(parts) if parts else "no held-out drives")
 
@@ -220,7 +282,7 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
             return {"skipped": why, "source": src}
         raise ConfigError(f"{why}: the relative-pose parts learn from it (pose.skip_without_odometry=true skips)")
     try:
-        parts = RelativePoseConfig(**dict(pc.parts))
+        parts = RelativePoseConfig(**dict(pc.parts), place=pc.place_steps > 0)
     except TypeError as e:
         raise ConfigError(f"pose.parts: {e}") from None
     try:
@@ -239,9 +301,10 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
     os.makedirs(run_dir, exist_ok=True)
     record(run_dir, cfg)
     gen = torch.Generator().manual_seed(cfg.run.seed)
-    logger = RunLogger(run_dir, True, cfg.run.tensorboard, cfg.run.progress, pc.steps + pc.motion_steps, 0, "pose")
+    total = pc.steps + pc.motion_steps + pc.place_steps
+    logger = RunLogger(run_dir, True, cfg.run.tensorboard, cfg.run.progress, total, 0, "pose")
     t0 = time.perf_counter()
-    curve = {"pair": [], "motion": []}
+    curve = {"pair": [], "motion": [], "place": []}
     every = cfg.run.log_every
     try:
         train_pair(
@@ -263,6 +326,17 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
             device,
             lambda step, loss: _log(logger, curve["motion"], "motion", step, pc.motion_steps, loss, every, pc.steps),
         )
+        if model.place_net is not None:
+            offset = pc.steps + pc.motion_steps
+            train_place(
+                model.place_net,
+                train,
+                pc,
+                parts.yaw_scale,
+                gen,
+                device,
+                lambda step, loss: _log(logger, curve["place"], "place", step, pc.place_steps, loss, every, offset),
+            )
     finally:
         logger.close()
     train_s = time.perf_counter() - t0
@@ -270,13 +344,23 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
     held_out = {"pair": {}, "motion": {}}
     if val is not None:
         held_out = {
-            "pair": held_out_pairs(model, val, pc, device, cfg.run.seed + 1),
+            **held_out_pairs(model, val, pc, device, cfg.run.seed + 1),
             "motion": held_out_motion(model, val, device, cfg.run.seed + 1),
         }
-    for name in ("pair", "motion"):
-        log.info("%s", _line(f"pose held-out {name}", held_out[name]))
+    for name in ("pair", "place", "motion"):
+        if name in held_out:
+            log.info("%s", _line(f"pose held-out {name}", held_out[name]))
+    keep_place, placement = choose_placement(held_out)
+    log.info("pose: %s", placement)
+    if model.place_net is not None and not keep_place:
+        model = without_place_net(model, device)
     info = dict(meta.get("training") or {})
-    info.update(subcommand="pose", source=os.path.abspath(src), config=to_dict(cfg), pose={"held_out": held_out})
+    info.update(
+        subcommand="pose",
+        source=os.path.abspath(src),
+        config=to_dict(cfg),
+        pose={"held_out": held_out, "placement": placement},
+    )
     out_path = os.path.join(run_dir, "model.safetensors")
     save_derived(out_path, model, meta, info)
     return {
@@ -288,7 +372,9 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
         "train_seconds": round(train_s, 2),
         "last_loss": {k: v[-1][1] if v else float("nan") for k, v in curve.items()},
         "held_out": held_out,
-        "report": [_line("pair", held_out["pair"]), _line("motion", held_out["motion"])],
+        "placement": placement,
+        "place_net": keep_place,
+        "report": [_line(k, held_out[k]) for k in ("pair", "place", "motion") if k in held_out] + [placement],
     }
 
 

@@ -46,8 +46,9 @@ class LossConfig:
 @dataclass
 class RelativePoseConfig:
     """The relative-pose parts (`moejepa-train pose`, model/relative_pose.py): the pair pose net
-    R(image, goal image) and the motion model M(commands). Poses are (dx, dy, dψ) in the robot's frame,
-    regressed as (dx, dy, c·sin dψ, c·(cos dψ − 1)) with c = `yaw_scale` metres per radian."""
+    R(image, goal image), the motion model M(commands) and, when `place`, the place net L(image). Poses are
+    (dx, dy, dψ) in the robot's frame, regressed as (dx, dy, c·sin dψ, c·(cos dψ − 1)) with c = `yaw_scale`
+    metres per radian."""
 
     channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])  # R: 4x4 stride-2 convs on 6 channels
     hidden: int = 256  # R: width of the layer after the convs
@@ -55,6 +56,7 @@ class RelativePoseConfig:
     horizon: int = 24  # M: commands H_m it predicts the pose after (the planner's horizon x hold at most)
     motion_hidden: int = 256  # M: width of its two hidden layers
     yaw_scale: float = 0.3  # c, metres per radian in the regressed vector
+    place: bool = False  # L (R's channels and hidden, one image) places goals instead of R (`pose` chooses)
 
     def __post_init__(self) -> None:
         self.channels = list(self.channels)
@@ -73,6 +75,8 @@ class RelativePoseConfig:
                 bad(name, v, "must be a positive integer")
         if not (isinstance(self.yaw_scale, (int, float)) and math.isfinite(self.yaw_scale) and self.yaw_scale > 0):
             bad("yaw_scale", self.yaw_scale, "must be a finite number > 0")
+        if not isinstance(self.place, bool):
+            bad("place", self.place, "must be true or false")
 
 
 @dataclass

@@ -1,10 +1,14 @@
-"""Relative pose in the robot's plane: the pair pose net R, the motion model M, and pose arithmetic.
+"""Relative pose in the robot's plane: the pair pose net R, the place net L, the motion model M, and pose
+arithmetic.
 
 A goal image is planned for in pose space rather than in the latent (whose pose is too coarse on a
 mobile base, BENCHMARKS.md section 8.1): R(image, goal image) says where the goal is in the current
 robot frame, M(commands) where the candidate's commands take the robot, and the goal objective's
-`pose` metric compares the two. Both are trained from odometry by `moejepa-train pose`
-(training/pose.py); odometry is never their input.
+`pose` metric compares the two. Where the bags' odometry shares one frame across drives (a robot
+localised in a map, or one recording without drift), the place net L(image) → where the image was taken
+in that frame places a goal better than R (L(goal) ⊖ L(image): R reads goals to the side as turns,
+BENCHMARKS.md section 8.3); `moejepa-train pose` (training/pose.py) trains all three from odometry and
+keeps L only when it places held-out goals better. Odometry is never their input.
 
 A pose is (dx, dy, dψ): metres along the robot's forward and left axes, radians anticlockwise. The
 networks regress (dx, dy, c·sin dψ, c·(cos dψ − 1)) with c = `yaw_scale` metres per radian: smooth
@@ -45,27 +49,55 @@ def vector_to_pose(v: Tensor, yaw_scale: float) -> Tensor:
     return torch.stack([v[..., 0], v[..., 1], torch.atan2(v[..., 2], v[..., 3] + yaw_scale)], -1)
 
 
+def place_to_vector(pose: Tensor, yaw_scale: float) -> Tensor:
+    """A pose (x, y, ψ) [..., 3] in the odometry frame → L's regressed (x, y, c·cos ψ, c·sin ψ) [..., 4]."""
+    p = pose[..., 2]
+    return torch.stack([pose[..., 0], pose[..., 1], yaw_scale * torch.cos(p), yaw_scale * torch.sin(p)], -1)
+
+
+def vector_to_place(v: Tensor) -> Tensor:
+    """L's regressed vector [..., 4] → (x, y, ψ) [..., 3], ψ = atan2(v3, v2)."""
+    return torch.stack([v[..., 0], v[..., 1], torch.atan2(v[..., 3], v[..., 2])], -1)
+
+
+def conv_regressor(c_in: int, cfg: RelativePoseConfig, image_size: int) -> nn.Sequential:
+    """4x4 stride-2 convs with GELU over `cfg.channels`, a GELU layer of `cfg.hidden` and a linear output of 4."""
+    layers = []
+    for c in cfg.channels:
+        layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.GELU()]
+        c_in = c
+    side = image_size // 2 ** len(cfg.channels)
+    return nn.Sequential(
+        *layers, nn.Flatten(), nn.Linear(c_in * side * side, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, 4)
+    )
+
+
 class PairPoseNet(nn.Module):
     """R(image, goal image) → the regressed pose vector of the goal in the image's robot frame.
 
-    The two RGB frames are concatenated to 6 channels (one fused network sees both views at once),
-    then 4x4 stride-2 convs with GELU, a GELU layer and a linear output of 4."""
+    The two RGB frames are concatenated to 6 channels (one fused network sees both views at once)."""
 
     def __init__(self, cfg: RelativePoseConfig, image_size: int):
         super().__init__()
-        layers, c_in = [], 6
-        for c in cfg.channels:
-            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.GELU()]
-            c_in = c
-        side = image_size // 2 ** len(cfg.channels)
-        self.net = nn.Sequential(
-            *layers, nn.Flatten(), nn.Linear(c_in * side * side, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, 4)
-        )
+        self.net = conv_regressor(6, cfg, image_size)
 
     def forward(self, image: Tensor, goal: Tensor) -> Tensor:
         """image, goal: [N, S, S, 3] (uint8 or float in [0, 1]) → [N, 4]."""
         x = torch.cat([to_float(image), to_float(goal)], -1).permute(0, 3, 1, 2)
         return self.net(x)
+
+
+class PlaceNet(nn.Module):
+    """L(image) → the regressed place vector (x, y, c·cos ψ, c·sin ψ) of where the image was taken, in the
+    frame the bags' odometry shares across drives."""
+
+    def __init__(self, cfg: RelativePoseConfig, image_size: int):
+        super().__init__()
+        self.net = conv_regressor(3, cfg, image_size)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """image: [N, S, S, 3] (uint8 or float in [0, 1]) → [N, 4]."""
+        return self.net(to_float(image).permute(0, 3, 1, 2))
 
 
 class MotionModel(nn.Module):

@@ -10,7 +10,8 @@ from .config import ModelConfig, RelativePoseConfig
 from .encoder import ema_update, make_encoder, make_target
 from .heads import ActorHead, CostHead, GoalDistanceHead, RewardHead, ValueHead
 from .predictor import FuturePredictor, Predictor
-from .relative_pose import MotionModel, PairPoseNet, vector_to_pose
+from .relative_pose import MotionModel, PairPoseNet, PlaceNet, vector_to_place, vector_to_pose
+from .relative_pose import relative_pose as pose_in_frame
 
 WINDOW_KEYS = ("frames", "actions", "rewards")
 
@@ -34,6 +35,7 @@ class WorldModel(nn.Module):
         rp = cfg.relative_pose
         self.pose_net = PairPoseNet(rp, cfg.image_size) if rp is not None else None
         self.motion_model = MotionModel(rp, cfg.action_dim) if rp is not None else None
+        self.place_net = PlaceNet(rp, cfg.image_size) if rp is not None and rp.place else None
 
     # ------------------------------------------------------------------ encoders
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -93,9 +95,19 @@ class WorldModel(nn.Module):
         return self.cfg.relative_pose
 
     def relative_pose(self, image: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """Pose (dx, dy, dψ) [N, 3] of where `goal` [N, S, S, 3] was taken, in the robot frame of `image`."""
+        """Pose (dx, dy, dψ) [N, 3] of where `goal` [N, S, S, 3] was taken, in the robot frame of `image`:
+        L(goal) ⊖ L(image) with a place net, else R(image, goal)."""
         c = self._pose_parts().yaw_scale
+        if self.place_net is not None:
+            return pose_in_frame(self.place(image), self.place(goal))
         return vector_to_pose(self.pose_net(image, goal), c)
+
+    def place(self, image: torch.Tensor) -> torch.Tensor:
+        """Where `image` [N, S, S, 3] was taken, (x, y, ψ) [N, 3] in the bags' odometry frame (the place net)."""
+        self._pose_parts()
+        if self.place_net is None:
+            raise ValueError("this model has no place net (relative_pose.place=false): `moejepa-train pose` adds one")
+        return vector_to_place(self.place_net(image))
 
     def motion(self, history: torch.Tensor, commands: torch.Tensor) -> torch.Tensor:
         """Pose (dx, dy, dψ) [N, 3] after `commands` [N, h, A] (real units, one per control step, h <= the
