@@ -203,7 +203,10 @@ def test_a_bag_without_a_required_topic_fails_in_one_line_naming_what_it_has(tmp
     assert str(ei.value) == f"{bag}, topic {missing}: missing topic: the bag has {have}; set data.topics.{key}"
 
 
-@pytest.mark.parametrize("msgtype", ["nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped"])
+@pytest.mark.parametrize(
+    "msgtype",
+    ["nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped"],
+)
 def test_odometry_or_a_pose_becomes_the_state_x_y_yaw(tmp_path, msgtype):
     bag, truth = robot_bag(tmp_path / "odom", topics=(CAMERA, CMD, ODOM), odom_type=msgtype)
     assert any(abs(y) > 3 for t in truth for y in t["state"][:, 2])  # yaw near +-pi is covered

@@ -48,13 +48,17 @@ def quaternion(yaw: float):
 
 
 def pose_msg(msgtype: str, x: float, y: float, yaw: float, stamp_ns: int):
-    """A nav_msgs/msg/Odometry or geometry_msgs/msg/PoseStamped at planar pose (x, y, yaw)."""
+    """A nav_msgs/msg/Odometry, geometry_msgs/msg/PoseStamped or PoseWithCovarianceStamped (a map localiser's,
+    e.g. AMCL's) at planar pose (x, y, yaw)."""
     m = new_message(T[msgtype])
     set_stamp(m, stamp_ns, "odom")
     pose = m.pose
     if msgtype == "nav_msgs/msg/Odometry":
         m.child_frame_id = "base_link"
         m.pose.covariance = m.twist.covariance = np.zeros(36)
+        pose = m.pose.pose
+    elif msgtype == "geometry_msgs/msg/PoseWithCovarianceStamped":
+        m.pose.covariance = np.zeros(36)
         pose = m.pose.pose
     pose.position.x, pose.position.y, pose.orientation = x, y, quaternion(yaw)
     return m

@@ -37,4 +37,6 @@ STATE_TYPES: dict[str, StateType] = {
     "std_msgs/msg/Float32MultiArray": StateType(lambda m: np.asarray(m.data, np.float32).reshape(-1), None),
     "nav_msgs/msg/Odometry": StateType(lambda m: _planar(m.pose.pose), POSE_NAMES),
     "geometry_msgs/msg/PoseStamped": StateType(lambda m: _planar(m.pose), POSE_NAMES),
+    # a localiser's pose in the map frame (AMCL's /amcl_pose): one frame for every drive, what the place net needs
+    "geometry_msgs/msg/PoseWithCovarianceStamped": StateType(lambda m: _planar(m.pose.pose), POSE_NAMES),
 }
