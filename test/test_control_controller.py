@@ -6,7 +6,7 @@ import torch
 
 from moejepa_ros.control import ERROR, OK, WARN, LatentController
 from moejepa_ros.planning import PlannerConfig
-from testing.models import GOAL_ONLY, HIGH, LOW, PLANNER, tiny_model
+from testing.models import GOAL_ONLY, HIGH, LOW, PLANNER, straight_driving_model, tiny_model
 
 
 def frames(seed: int = 0) -> np.ndarray:
@@ -141,6 +141,24 @@ def test_goal_metric_pose_places_the_goal_once_per_replan_and_keeps_the_executed
     c.set_goal_latent(c.goal_z)  # a goal latent has no image: no goal pose, the zero command and why
     d = c.act(frames())
     assert d.level == ERROR and "needs a goal image" in d.message and not d.action.any()
+
+
+def test_the_controller_tracks_the_goal_with_its_gain_and_forgets_it_on_a_new_goal_or_episode():
+    c = controller(
+        straight_driving_model(0.05, **POSE_PARTS),
+        {**POSE_GOAL, "goal": {**POSE_GOAL["goal"], "pose_gain": 0.4}},
+        hold=3,
+    )
+    c.set_goal(frames(1)[0])
+    assert c.goal_tracker.gain == pytest.approx(0.4)
+    c.act(frames(2))
+    c.act(frames(3))
+    assert c.goal_tracker.pose is not None and len(c.goal_tracker._since) == 1
+    c.at_rest()
+    assert c.goal_tracker.pose is None
+    c.act(frames(4))
+    c.set_goal(frames(5)[0])
+    assert c.goal_tracker.pose is None
 
 
 def test_goal_metric_pose_refuses_a_horizon_beyond_the_motion_model_and_a_model_without_the_parts():

@@ -47,3 +47,16 @@ def tiny_model(seed: int = 0, **overrides) -> WorldModel:
     """A seeded `tiny_config(**overrides)` world model, in eval mode."""
     torch.manual_seed(seed)
     return WorldModel(tiny_config(**overrides)).eval()
+
+
+def straight_driving_model(step_m: float, **relative_pose) -> WorldModel:
+    """`tiny_model` with relative-pose parts whose motion model says any commands drive `step_m` metres straight
+    ahead (its output layer zeroed, its bias that pose): the goal tracker's and pose planners' known motion."""
+    from moejepa_ros.model.relative_pose import pose_to_vector
+
+    model = tiny_model(relative_pose=relative_pose)
+    last = model.motion_model.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(pose_to_vector(torch.tensor([step_m, 0.0, 0.0]), model.cfg.relative_pose.yaw_scale))
+    return model

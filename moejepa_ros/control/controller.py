@@ -11,8 +11,9 @@ Latents are encoded under `no_grad`, not `inference_mode`: the gradient planners
 refuses inference tensors.
 
 With the goal metric `pose` the controller also keeps the goal image and the last K executed
-commands: once per replan the model's pair pose net places the goal in the current robot frame, and
-the planner's motion model continues from those commands (`PoseGoal`).
+commands: once per replan the model's place (or pair pose) net places the goal in the current robot
+frame, the goal tracker blends that with the last estimate carried through the motion model
+(control/goal_tracker.py), and the planner's motion model continues from those commands (`PoseGoal`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from moejepa_ros.control.bounds import check_bounds
 from moejepa_ros.control.cuda_graphs import GraphedRollout
 from moejepa_ros.control.device import check_encoder_precision, encoder_autocast
 from moejepa_ros.control.frame_upload import FrameUpload
+from moejepa_ros.control.goal_tracker import GoalTracker
 from moejepa_ros.planning import Plan, PlannerConfig, PoseGoal, build_objectives, make_planner
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
@@ -96,6 +98,7 @@ class LatentController:
         rp = getattr(cfg, "relative_pose", None)
         # the last K executed commands (real units, oldest first), what the motion model continues from
         self.history = np.zeros((rp.history if rp is not None else 0, self.action_dim), np.float32)
+        self.goal_tracker = GoalTracker()  # the goal's pose carried over replans (goal metric pose)
         self.planner = None
         self.last_plan: Plan | None = None  # the planner's raw result of the last step (None if it did not plan)
         self._idle_reason: str | None = None
@@ -137,6 +140,8 @@ class LatentController:
         spec = self._effective_objectives()
         objs = build_objectives(spec)
         self._plans_pose = objs.needs_goal and objs["goal"].metric == "pose"
+        if self._plans_pose:
+            self.goal_tracker.gain = objs["goal"].pose_gain
         if not objs.enabled:
             self._idle_reason = (
                 "waiting for a goal image (no other objective is enabled)"
@@ -180,7 +185,8 @@ class LatentController:
         self._rebuild()
 
     def reset(self) -> None:
-        """Forget the warm start (camera stall, new goal, new episode)."""
+        """Forget the warm start and the tracked goal pose (camera stall, new goal, new episode)."""
+        self.goal_tracker.clear()
         if self.planner is not None:
             self.planner.reset()
 
@@ -229,22 +235,25 @@ class LatentController:
 
     @torch.no_grad()
     def pose_goal(self, frame: np.ndarray) -> PoseGoal:
-        """Where the goal image was taken in the robot frame of `frame` [S, S, 3] (the model's pair pose net,
-        once per replan), with the last executed commands."""
+        """Where the goal image was taken in the robot frame of `frame` [S, S, 3] (the model's place or pair pose
+        net, once per replan, blended with the last estimate by the goal tracker), with the last executed commands."""
         if self.goal_frame is None:
             raise ValueError("goal metric pose needs a goal image (set_goal), not a goal latent")
         image = torch.from_numpy(np.array(frame)).to(self.device)[None]  # a writable copy (12 KB at 64 px)
-        pose = self.model.relative_pose(image, self.goal_frame)[0].float()
-        return PoseGoal(pose, torch.from_numpy(self.history).to(self.device))
+        history = torch.from_numpy(self.history).to(self.device)
+        placed = self.model.relative_pose(image, self.goal_frame)[0].float()
+        return PoseGoal(self.goal_tracker.update(placed, self.model, history), history)
 
     def executed(self, action: np.ndarray) -> None:
         """Note a command that was sent (the motion model's history; `act` notes the action it returns)."""
+        self.goal_tracker.executed(action)
         if len(self.history):
             self.history = np.concatenate([self.history[1:], np.asarray(action, np.float32).reshape(1, -1)])
 
     def at_rest(self) -> None:
         """The robot starts at rest (a new episode): the motion model's history becomes zero commands."""
         self.history = np.zeros_like(self.history)
+        self.goal_tracker.clear()
 
     def warm_up(self) -> None:
         """Encode a blank stack, plan once from it and forget that plan: first-call allocations and

@@ -49,6 +49,13 @@ class GoalObjective(Objective):
         "yaw_scale": Option(
             0.25, "metric=pose: radians of heading error that cost 1 (the mobile base's success tolerance)", 1e-4, 1e3
         ),
+        "pose_gain": Option(
+            0.3,
+            "metric=pose: weight of each replan's new goal placement against the last one carried through the "
+            "motion model (1 = the new one alone)",
+            0.01,
+            1.0,
+        ),
     }
 
     def needs_heads(self) -> tuple[str, ...]:
