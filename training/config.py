@@ -134,7 +134,9 @@ class CollectConfig:
         "{cross_prob: 0} for Two-Rooms data without deliberate door crossings",
     )
     topics: str = _f(
-        "sim", "bag topics: sim (image, /action, /reward, /episode, /state) | robot (camera, /cmd_vel, /odom only)"
+        "sim",
+        "bag topics: sim (image, /action, /reward, /episode, /state) | robot (camera, /cmd_vel, /odom only) | "
+        "arm (camera, /joint_commands, /joint_states only)",
     )
     max_steps: int | None = _f(None, "step limit per episode (null = the env's own limit)")
     episodes: int = _f(20, "episodes to record")
@@ -407,7 +409,12 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.collect.workers >= 1, "collect.workers", cfg.collect.workers, "must be >= 1")
     need(cfg.collect.storage in ("mcap", "sqlite3"), "collect.storage", cfg.collect.storage, "expected mcap or sqlite3")
     need(cfg.collect.policy in ("walk", "random"), "collect.policy", cfg.collect.policy, "expected walk or random")
-    need(cfg.collect.topics in ("sim", "robot"), "collect.topics", cfg.collect.topics, "expected sim or robot")
+    need(
+        cfg.collect.topics in ("sim", "robot", "arm"),
+        "collect.topics",
+        cfg.collect.topics,
+        "expected sim, robot or arm",
+    )
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
