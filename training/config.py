@@ -251,6 +251,17 @@ class PoseConfig:
 
 
 @dataclass
+class JointsConfig:
+    checkpoint: str = _f("", "world model to add the joint-angle probe to (default: <out_dir>/goal, refine, then fit)")
+    steps: int = _f(3000, "optimiser steps (Adam, cosine schedule) on the frozen model's latents")
+    batch_size: int = _f(192, "latents per step: a third each recorded stacks, static stacks, imagined")
+    lr: float = _f(1e-3, "peak learning rate")
+    hidden: int = _f(128, "hidden width of the probe MLP (model_config joint_probe_hidden)")
+    imagine_steps: int = _f(24, "also fit on latents predicted up to this many steps ahead (the planner's reach)")
+    encode_batch: int = _f(256, "frame stacks per encoder call when caching the latents")
+
+
+@dataclass
 class EvalConfig:
     checkpoint: str = _f("", "checkpoint to evaluate (default: the latest of fit, then mbrl)")
     horizon: int = _f(8, "open-loop prediction horizon H for the latent-error curve")
@@ -278,7 +289,7 @@ class ExportConfig:
     checkpoint: str = _f(
         "",
         "training checkpoint dir or model .safetensors "
-        "(default: the first of distill, mbrl, pose, goal, refine, fit, pretrain)",
+        "(default: the first of distill, mbrl, pose, joints, goal, refine, fit, pretrain)",
     )
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
     action_low: list[float] = _f([], "action lower bounds (default: from the training data / env)")
@@ -304,6 +315,7 @@ class TrainConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)
     goal: GoalConfig = field(default_factory=GoalConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
+    joints: JointsConfig = field(default_factory=JointsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -450,6 +462,11 @@ def validate(cfg: TrainConfig) -> None:
     for key in ("lr", "beta", "max_distance", "max_turn"):
         need(getattr(p, key) > 0, f"pose.{key}", getattr(p, key), "must be > 0")
     need(0 <= p.near_share <= 1, "pose.near_share", p.near_share, "must be in [0, 1]")
+    j = cfg.joints
+    for key in ("steps", "batch_size", "hidden", "encode_batch"):
+        need(getattr(j, key) >= 1, f"joints.{key}", getattr(j, key), "must be >= 1")
+    need(j.lr > 0, "joints.lr", j.lr, "must be > 0")
+    need(j.imagine_steps >= 0, "joints.imagine_steps", j.imagine_steps, "must be >= 0")
     need(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format, f"must be one of {EXPORT_FORMATS}")
     if cfg.export.action_low or cfg.export.action_high:
         need(

@@ -43,6 +43,11 @@ RECIPE = load_recipe("reacher")
 NODE_CONFIG = share_path("config", "reacher_demo.yaml")  # planner_node's settings: what the bench plans with
 
 
+def done(run: Path, command: str) -> bool:
+    """A recipe step whose result is in the run dir (the mobile base's marks, and the joint probe's)."""
+    return step_done(run, command) or (command == "joints" and (run / "joints" / "model.safetensors").exists())
+
+
 def train(run: Path, seed: int, extra: list[str] | None = None) -> Path:
     """Collect the arm's bags, then the recipe's steps with nothing but data.bags (+ seed, one thread)."""
     extra = [f"run.seed={seed}", "run.threads=1", "run.progress=false", *(extra or [])]
@@ -51,7 +56,7 @@ def train(run: Path, seed: int, extra: list[str] | None = None) -> Path:
         subprocess.run([sys.executable, *collect, f"run.out_dir={run}", *extra], cwd=ROOT, check=True)
     extra.append(f"data.bags=[{run / 'collect' / 'bags'}]")
     for step in RECIPE.steps:
-        if step_done(run, step.command):
+        if done(run, step.command):
             continue
         argv = train_argv(step, run, extra)
         print("[bench]", " ".join(argv[2:]), flush=True)
