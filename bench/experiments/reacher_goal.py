@@ -142,14 +142,20 @@ def main(argv=None) -> None:
     ap.add_argument("--pictures", type=int, default=4, help="episodes of the first model drawn as start/goal/reached")
     ap.add_argument("--evaluate-only", action="store_true", help="use the trained models as they are; train nothing")
     ap.add_argument("--train-only", action="store_true", help="train (or finish training) the seeds' models and stop")
-    ap.add_argument("--plan", default="{}", help="JSON overrides of the node config's planner/objectives (tuning)")
+    ap.add_argument(
+        "--plan",
+        default="{}",
+        help='JSON overrides of the node config, e.g. {"objectives": {"goal": {"metric": "joints"}}}',
+    )
     ap.add_argument("--train-extra", nargs="*", default=[], help="key=value overrides for every training step")
     record.add_arguments(ap, "reacher_goal")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     plan = node_plan(NODE_CONFIG)
-    for k, v in json.loads(a.plan).items():
-        plan[k] = {**plan[k], **v}
+    extra = json.loads(a.plan)
+    plan["planner"].update(extra.get("planner", {}))
+    for name, options in extra.get("objectives", {}).items():
+        plan["objectives"][name] = {**plan["objectives"].get(name, {}), **options}
     seeds = [a.first_seed + i for i in range(a.episodes)]
     runs = {s: a.train_dir / f"seed{s}" for s in a.train_seeds}
     if a.train_only:
