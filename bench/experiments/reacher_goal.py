@@ -121,6 +121,8 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     shown = [r for r in runs if "frames" in r]
+    if not shown:
+        return
     fig, axes = plt.subplots(len(shown), 3, figsize=(5.4, 1.9 * len(shown)), squeeze=False)
     for row, r in zip(axes, shown, strict=True):
         for ax, img, name in zip(row, r["frames"], ("start", "goal", "reached"), strict=True):
