@@ -56,7 +56,7 @@ SUMMARY = {
     "pose": "learn the pair pose net R(image, goal image) and the motion model M(commands) from the bags' "
     "odometry; the planner uses them with objectives.goal.metric=pose",
     "joints": "learn an arm's joint-angle probe on the bags' /joint_states (recorded, goal and imagined latents); "
-    "the planner uses it with objectives.joints",
+    "the planner uses it with objectives.goal.metric=joints",
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",

@@ -1,6 +1,6 @@
 """`joints`: fit an arm's joint-angle probe (moejepa_ros/model/joint_probe.py) on the bags' /joint_states.
 
-The planner's `joints` objective reads the probe on two kinds of latent: the goal image's (a static
+The goal metric `joints` reads the probe on two kinds of latent: the goal image's (a static
 stack: the frame repeated k times, as the controller encodes a goal) and the predictor's imagined
 latents up to `joints.imagine_steps` ahead. So the probe is fit on an even mix of three: the encoder's
 latents of the recorded stacks, of static stacks, and latents predicted open loop j = 1..imagine_steps
