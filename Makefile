@@ -20,7 +20,7 @@ demo-mobile: install
 	$(PY) -m examples.two_rooms_demo --config config/mobile_base_demo.yaml --checkpoint $(MOBILE) \
 		--episodes 10 --out out/demo_mobile
 
-# the reacher arm from a goal image: trains seed 0 with the reacher recipe when it is missing (~20 min on one
+# the reacher arm from a goal image: trains seed 0 with the reacher recipe when it is missing (~15 min on one
 # core, resumable), then 10 goal images over DDS (50 steps each, success within 0.05 rad per joint)
 REACHER = runs/bench_reacher/seed0/export/model.safetensors
 demo-reacher: install
