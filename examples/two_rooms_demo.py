@@ -48,6 +48,12 @@ TASKS = {
         "mobile_base goal-image reaching (goal 0.5-3 body lengths away; success: within 0.1 m and 0.25 rad)",
         "m",
     ),
+    "dmc:reacher": (
+        "Reacher goal-image reaching",
+        "reacher goal-image reaching (the goal 25 steps ahead on a held-out random trajectory; success: every "
+        "joint within 0.05 rad)",
+        "rad",
+    ),
 }
 
 

@@ -35,5 +35,5 @@ def test_the_robot_preset_sets_a_robots_topics_and_other_keys_override_it():
 
 
 def test_an_unknown_preset_is_refused_by_name():
-    with pytest.raises(ValueError, match="preset='robto': expected one of \\['robot'\\]"):
+    with pytest.raises(ValueError, match="preset='robto': expected one of \\['arm', 'robot'\\]"):
         TopicConfig.from_dict({"preset": "robto"})

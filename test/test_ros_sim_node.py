@@ -154,6 +154,34 @@ def test_mobile_base_is_served_with_its_node_config(tmp_path, probe):
         sim.proc.wait(15)
 
 
+def test_reacher_is_served_with_its_node_config(tmp_path, probe):
+    """config/reacher_demo.yaml's sim_node: the arm's top-down camera, a goal image (the target hidden), torques
+    as Float32MultiArray move the arm, and the episode ends after its 50 steps with the joint error."""
+    import yaml
+
+    from moejepa_ros.ros.launch_common import config_dir
+
+    doc = yaml.safe_load(open(f"{config_dir()}/reacher_demo.yaml"))["sim_node"]["ros__parameters"]
+    doc.update(episodes=1, rate=100.0)
+    params = write_params(tmp_path / "sim.yaml", {"sim_node": doc})
+    images = probe.subscribe(Image, "image", CAMERA_QOS)
+    goals = probe.subscribe(Image, "goal_image", LATCHED_QOS)
+    results = probe.subscribe(String, "sim_node/episode_result", RESULTS_QOS)
+    act = probe.publisher(Float32MultiArray, "action")
+    with NodeProcess("sim_node", params, log_path=tmp_path / "sim.log") as sim:
+        first = images.wait(1, timeout=30)[0]
+        assert (first.height, first.width) == (64, 64)
+        goal = goals.wait(1, timeout=10)[0]
+        assert bytes(goal.data) != bytes(first.data)
+        probe.wait_for_subscribers(act, 1, timeout=20)
+        probe.wait_for_publishers("sim_node/episode_result", 1, timeout=10)
+        act.publish(Float32MultiArray(data=[1.0, -1.0]))
+        r = json.loads(results.wait(1, timeout=30)[0].data)
+        assert r["steps"] == 50 and not r["success"] and r["final_distance"] > 0.05
+        assert len({bytes(m.data) for m in images.msgs}) > 5  # the arm moved
+        sim.proc.wait(15)
+
+
 def test_an_env_without_modes_runs_with_the_default_mode_and_step_limit(tmp_path, probe):
     """dmc:... has no `mode` and no `max_episode_steps`: sim_node warns, ignores the mode (the YAML default
     `goal`) and truncates the episode itself."""

@@ -6,6 +6,7 @@
     moejepa-train refine   -c two_rooms                    # predictor on frozen latents, long rollouts
     moejepa-train goal     -c two_rooms -c two_rooms_goal  # learned goal distance (walls, doors)
     moejepa-train pose     -c robot                        # relative-pose parts from the bags' odometry
+    moejepa-train joints   -c robot -c reacher             # an arm's joint-angle probe from /joint_states
     moejepa-train mbrl     -c two_rooms                    # Stage 3: plan, append, re-fit
     moejepa-train distill  -c two_rooms                    # planner -> actor (Mode-1)
     moejepa-train evaluate -c two_rooms                    # JSON + PNG report
@@ -38,6 +39,7 @@ SECTIONS: dict[str, list[str]] = {
     "refine": ["run", "data", "optim", "refine", "collect"],
     "goal": ["run", "data", "optim", "goal", "collect"],
     "pose": ["run", "data", "pose", "collect"],
+    "joints": ["run", "data", "joints", "collect"],
     "mbrl": ["run", "data", "model", "optim", "train", "fit", "collect", "plan", "mbrl", "eval"],
     "distill": ["run", "data", "plan", "distill", "collect"],
     "evaluate": ["run", "data", "eval", "plan", "collect"],
@@ -53,6 +55,8 @@ SUMMARY = {
     "the planner uses it with objectives.goal.metric=learned",
     "pose": "learn the pair pose net R(image, goal image) and the motion model M(commands) from the bags' "
     "odometry; the planner uses them with objectives.goal.metric=pose",
+    "joints": "learn an arm's joint-angle probe on the bags' /joint_states (recorded, goal and imagined latents); "
+    "the planner uses it with objectives.goal.metric=joints",
     "mbrl": "Stage 3: plan in the simulator, append the episodes to the replay bags, re-fit; repeat",
     "distill": "distil the planner into the actor head (Mode-1), DAgger-style",
     "evaluate": "open-loop latent error vs copy-last, probes, routing statistics, closed-loop success",
@@ -128,6 +132,12 @@ def cmd_goal(cfg: TrainConfig, info, device) -> dict:
     return goal_distance(cfg, device)
 
 
+def cmd_joints(cfg: TrainConfig, info, device) -> dict:
+    from .joints import joint_probe
+
+    return joint_probe(cfg, device)
+
+
 def cmd_pose(cfg: TrainConfig, info, device) -> dict:
     from .pose import relative_pose_parts
 
@@ -165,6 +175,7 @@ COMMANDS: dict[str, Callable] = {
     "refine": cmd_refine,
     "goal": cmd_goal,
     "pose": cmd_pose,
+    "joints": cmd_joints,
     "mbrl": cmd_mbrl,
     "distill": cmd_distill,
     "evaluate": cmd_evaluate,

@@ -134,7 +134,9 @@ class CollectConfig:
         "{cross_prob: 0} for Two-Rooms data without deliberate door crossings",
     )
     topics: str = _f(
-        "sim", "bag topics: sim (image, /action, /reward, /episode, /state) | robot (camera, /cmd_vel, /odom only)"
+        "sim",
+        "bag topics: sim (image, /action, /reward, /episode, /state) | robot (camera, /cmd_vel, /odom only) | "
+        "arm (camera, /joint_commands, /joint_states only)",
     )
     max_steps: int | None = _f(None, "step limit per episode (null = the env's own limit)")
     episodes: int = _f(20, "episodes to record")
@@ -255,6 +257,17 @@ class PoseConfig:
 
 
 @dataclass
+class JointsConfig:
+    checkpoint: str = _f("", "world model to add the joint-angle probe to (default: <out_dir>/goal, refine, then fit)")
+    steps: int = _f(3000, "optimiser steps (Adam, cosine schedule) on the frozen model's latents")
+    batch_size: int = _f(192, "latents per step: a third each recorded stacks, static stacks, imagined")
+    lr: float = _f(1e-3, "peak learning rate")
+    hidden: int = _f(128, "hidden width of the probe MLP (model_config joint_probe_hidden)")
+    imagine_steps: int = _f(24, "also fit on latents predicted up to this many steps ahead (the planner's reach)")
+    encode_batch: int = _f(256, "frame stacks per encoder call when caching the latents")
+
+
+@dataclass
 class EvalConfig:
     checkpoint: str = _f("", "checkpoint to evaluate (default: the latest of fit, then mbrl)")
     horizon: int = _f(8, "open-loop prediction horizon H for the latent-error curve")
@@ -282,7 +295,7 @@ class ExportConfig:
     checkpoint: str = _f(
         "",
         "training checkpoint dir or model .safetensors "
-        "(default: the first of distill, mbrl, pose, goal, refine, fit, pretrain)",
+        "(default: the first of distill, mbrl, pose, joints, goal, refine, fit, pretrain)",
     )
     output: str = _f("", "inference checkpoint path (default: <out_dir>/export/model.safetensors)")
     action_low: list[float] = _f([], "action lower bounds (default: from the training data / env)")
@@ -308,6 +321,7 @@ class TrainConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)
     goal: GoalConfig = field(default_factory=GoalConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
+    joints: JointsConfig = field(default_factory=JointsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -413,7 +427,12 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.collect.workers >= 1, "collect.workers", cfg.collect.workers, "must be >= 1")
     need(cfg.collect.storage in ("mcap", "sqlite3"), "collect.storage", cfg.collect.storage, "expected mcap or sqlite3")
     need(cfg.collect.policy in ("walk", "random"), "collect.policy", cfg.collect.policy, "expected walk or random")
-    need(cfg.collect.topics in ("sim", "robot"), "collect.topics", cfg.collect.topics, "expected sim or robot")
+    need(
+        cfg.collect.topics in ("sim", "robot", "arm"),
+        "collect.topics",
+        cfg.collect.topics,
+        "expected sim, robot or arm",
+    )
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
@@ -453,6 +472,11 @@ def validate(cfg: TrainConfig) -> None:
     need(
         "place" not in p.parts, "pose.parts.place", p.parts.get("place"), "is the stage's choice: set pose.place_steps"
     )
+    j = cfg.joints
+    for key in ("steps", "batch_size", "hidden", "encode_batch"):
+        need(getattr(j, key) >= 1, f"joints.{key}", getattr(j, key), "must be >= 1")
+    need(j.lr > 0, "joints.lr", j.lr, "must be > 0")
+    need(j.imagine_steps >= 0, "joints.imagine_steps", j.imagine_steps, "must be >= 0")
     need(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format, f"must be one of {EXPORT_FORMATS}")
     if cfg.export.action_low or cfg.export.action_high:
         need(

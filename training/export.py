@@ -30,7 +30,7 @@ from moejepa_ros.model.onnx_graphs import (
 from .config import ConfigError, TrainConfig
 from .datasets import run_subdir
 
-SEARCH_ORDER = ("distill", "mbrl", "pose", "goal", "refine", "fit", "pretrain")
+SEARCH_ORDER = ("distill", "mbrl", "pose", "joints", "goal", "refine", "fit", "pretrain")
 
 
 def find_model(cfg: TrainConfig, explicit: str = "", order: tuple = SEARCH_ORDER) -> str:

@@ -12,7 +12,10 @@ With ``topics="robot"`` a bag holds only what a mobile robot's ``ros2 bag record
 on ``/camera/color/image_raw`` (bgr8, frame_id ``camera_color_optical_frame``), ``geometry_msgs/Twist``
 on ``/cmd_vel`` and ``nav_msgs/Odometry`` on ``/odom`` (from ``info["odom"]`` [x, y, yaw] and
 ``info["twist"]`` [v, w], stamped with the image); no reward, episode or state topics, and a gap of
-``ROBOT_EPISODE_GAP_S`` between episodes (the reader splits episodes at gaps).
+``ROBOT_EPISODE_GAP_S`` between episodes (the reader splits episodes at gaps). ``topics="arm"`` is the
+same for an arm (the reacher): the camera, the joint command on ``/joint_commands``
+(Float32MultiArray, or JointTrajectory with the env's joint names) and ``sensor_msgs/JointState`` on
+``/joint_states`` (``info["joint_names"]``, ``info["joints"]`` angles, ``info["joint_velocity"]``).
 
 Episodes are split into chunks, one bag per chunk, recorded in parallel processes (spawn). Episode
 ``e`` uses a seed derived from ``(seed, e)`` only, so the data do not depend on ``workers``.
@@ -57,9 +60,14 @@ TOPICS = {
     "state": "/state",
 }
 ROBOT_TOPICS = {"image": "/camera/color/image_raw", "action": "/cmd_vel", "odom": "/odom"}
-LAYOUTS = {"sim": TOPICS, "robot": ROBOT_TOPICS}
+ARM_TOPICS = {"image": "/camera/color/image_raw", "action": "/joint_commands", "joints": "/joint_states"}
+LAYOUTS = {"sim": TOPICS, "robot": ROBOT_TOPICS, "arm": ARM_TOPICS}
 ROBOT_EPISODE_GAP_S = 2.0
-ROBOT_ACTION_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped")
+# the command types each robot layout records (the first is its default)
+LAYOUT_ACTION_TYPES = {
+    "robot": ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped"),
+    "arm": ("std_msgs/msg/Float32MultiArray", "trajectory_msgs/msg/JointTrajectory"),
+}
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -109,7 +117,16 @@ def _make_policy(policy, env, ep_seed: int, policy_kwargs: dict | None = None, e
 class _BagOut:
     """One open rollout bag: its connections, message classes and the sim clock."""
 
-    def __init__(self, path: Path, storage: str, action_msg: str, twist_fields, meta: dict, layout: str = "sim"):
+    def __init__(
+        self,
+        path: Path,
+        storage: str,
+        action_msg: str,
+        twist_fields,
+        meta: dict,
+        layout: str = "sim",
+        joint_names=None,
+    ):
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
@@ -125,9 +142,11 @@ class _BagOut:
             "episode": "std_msgs/msg/Int32",
             "state": "std_msgs/msg/Float32MultiArray",
             "odom": "nav_msgs/msg/Odometry",
+            "joints": "sensor_msgs/msg/JointState",
         }
         topics = LAYOUTS[layout]
-        self.robot = layout == "robot"
+        self.robot = layout != "sim"
+        self.joint_names = joint_names
         self.types = {k: types[k] for k in topics}
         # typestore= makes rosbags store each type's full message definition in the bag.
         self.conns = {k: self.writer.add_connection(topics[k], t, typestore=ts) for k, t in self.types.items()}
@@ -148,8 +167,10 @@ class _BagOut:
         if self.robot:
             img = make_image(self.cls["image"], rgb[:, :, ::-1], "bgr8", stamp_ns, ROBOT_FRAME_ID)
             self._write("image", img, stamp_ns)
-            if info.get("odom") is not None:
+            if "odom" in self.conns and info.get("odom") is not None:
                 self._write("odom", self._odometry(info["odom"], info.get("twist"), stamp_ns), stamp_ns)
+            if "joints" in self.conns and info.get("joints") is not None:
+                self._write("joints", self._joint_state(info, stamp_ns), stamp_ns)
         else:
             self._write("image", make_image(self.cls["image"], rgb, "rgb8", stamp_ns, FRAME_ID), stamp_ns)
             if info.get("state") is not None:
@@ -170,9 +191,25 @@ class _BagOut:
             msg.twist.twist.linear.x, msg.twist.twist.angular.z = (float(v) for v in np.asarray(twist).reshape(-1)[:2])
         return msg
 
+    def _joint_state(self, info: dict, stamp_ns: int):
+        """sensor_msgs/JointState: the env's joint names, angles (rad) and, if it gives them, rates (rad/s)."""
+        msg = new_message(self.cls["joints"])
+        set_stamp(msg, stamp_ns, "")
+        msg.name = list(info["joint_names"])
+        msg.position = np.asarray(info["joints"], np.float64).reshape(-1).copy()
+        if info.get("joint_velocity") is not None:
+            msg.velocity = np.asarray(info["joint_velocity"], np.float64).reshape(-1).copy()
+        return msg
+
     def action(self, a: np.ndarray, reward: float, stamp_ns: int) -> None:
         # twist_fields=None: the type's default fields, which the reader uses too
-        msg = action_to_msg(a, new_message(self.cls["action"]), fields=self.twist_fields, stamp_ns=stamp_ns)
+        msg = action_to_msg(
+            a,
+            new_message(self.cls["action"]),
+            fields=self.twist_fields,
+            stamp_ns=stamp_ns,
+            joint_names=self.joint_names if self.types["action"] == "trajectory_msgs/msg/JointTrajectory" else None,
+        )
         self._write("action", msg, stamp_ns)
         if "reward" in self.conns:
             self._write("reward", self.cls["reward"](data=float(reward)), stamp_ns)
@@ -204,8 +241,9 @@ def _record_chunk(spec: dict) -> tuple[str, int]:
         policy=spec["policy"] if isinstance(spec["policy"], str) else repr(spec["policy"]),
         policy_kwargs=spec.get("policy_kwargs") or {},
     )
-    out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta, spec["topics"])
-    gap = int(math.ceil(ROBOT_EPISODE_GAP_S * 1e9 / dt_ns)) if spec["topics"] == "robot" else 0
+    joint_names = getattr(getattr(env, "unwrapped", env), "joint_names", None)
+    out = _BagOut(tmp, spec["storage"], spec["action_msg"], spec["twist_fields"], meta, spec["topics"], joint_names)
+    gap = int(math.ceil(ROBOT_EPISODE_GAP_S * 1e9 / dt_ns)) if spec["topics"] != "sim" else 0
     ok = False
     try:
         g = 0  # global step of this bag: stamp = g * dt
@@ -279,14 +317,19 @@ def record_rollouts(
     walk, or any `policy(obs, info) -> action`; with workers > 1 it must pickle) and write them as
     rosbag2 bags under `out_dir` (one per chunk of episodes). Returns the bag folders in order.
     `policy_kwargs` go to the env's walk (`moejepa_ros.sim.data_policy`, e.g. `{"cross_prob": 0}`).
-    `topics`: "sim" (the module's TOPICS) or "robot" (camera, /cmd_vel, /odom; see the module docstring)."""
+    `topics`: "sim" (the module's TOPICS), "robot" (camera, /cmd_vel, /odom) or "arm" (camera,
+    /joint_commands, /joint_states); see the module docstring."""
     if topics not in LAYOUTS:
         raise ValueError(f"record_rollouts: topics={topics!r}, expected one of {sorted(LAYOUTS)}")
-    if topics == "robot":
+    if topics in LAYOUT_ACTION_TYPES:
+        allowed = LAYOUT_ACTION_TYPES[topics]
         if action_msg == "std_msgs/msg/Float32MultiArray":
-            action_msg = "geometry_msgs/msg/Twist"
-        if command_type(action_msg).name not in ROBOT_ACTION_TYPES:
-            raise ValueError(f"record_rollouts: topics='robot' records /cmd_vel as Twist, not {action_msg!r}")
+            action_msg = allowed[0]
+        if command_type(action_msg).name not in allowed:
+            raise ValueError(
+                f"record_rollouts: topics={topics!r} records {LAYOUTS[topics]['action']} as one of "
+                f"{list(allowed)}, not {action_msg!r}"
+            )
     if storage not in STORAGES:
         raise ValueError(f"record_rollouts: storage={storage!r}, expected one of {STORAGES}")
     try:
@@ -351,7 +394,10 @@ def main(argv=None) -> None:
     ap.add_argument("env", help="two_rooms | mobile_base | dmc:<domain>_<task>")
     ap.add_argument("--policy", default="random", choices=["random", "walk"])
     ap.add_argument(
-        "--topics", default="sim", choices=sorted(LAYOUTS), help="topic layout (robot: camera, /cmd_vel, /odom)"
+        "--topics",
+        default="sim",
+        choices=sorted(LAYOUTS),
+        help="topic layout (robot: camera, /cmd_vel, /odom; arm: camera, /joint_commands, /joint_states)",
     )
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--out", required=True)

@@ -117,6 +117,9 @@ class ModelConfig:
     goal_hidden: int = 256
     # relative-pose parts R and M (None = none), trained by `moejepa-train pose` from odometry
     relative_pose: RelativePoseConfig | None = None
+    # joint-angle probe of an arm (joints; 0 = none), trained by `moejepa-train joints` from /joint_states
+    joint_probe: int = 0
+    joint_probe_hidden: int = 128
     # target encoder
     ema_momentum: float = 0.99
     ema_momentum_final: float = 0.999  # end of the optional cosine schedule
@@ -173,10 +176,10 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, v, "must be a positive integer")
-        for name in ("goal_embed_dim", "goal_hidden"):
+        for name in ("goal_embed_dim", "goal_hidden", "joint_probe", "joint_probe_hidden"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                bad(name, v, "must be a non-negative integer (goal_embed_dim 0 = no goal-distance head)")
+                bad(name, v, "must be a non-negative integer (goal_embed_dim / joint_probe 0 = no such head)")
         if self.encoder not in ENCODERS:
             bad("encoder", self.encoder, f"must be one of {ENCODERS}")
         if self.latent_norm not in LATENT_NORMS:

@@ -9,6 +9,7 @@ from . import losses as L
 from .config import ModelConfig, RelativePoseConfig
 from .encoder import ema_update, make_encoder, make_target
 from .heads import ActorHead, CostHead, GoalDistanceHead, RewardHead, ValueHead
+from .joint_probe import JointProbe
 from .predictor import FuturePredictor, Predictor
 from .relative_pose import MotionModel, PairPoseNet, PlaceNet, vector_to_place, vector_to_pose
 from .relative_pose import relative_pose as pose_in_frame
@@ -36,6 +37,9 @@ class WorldModel(nn.Module):
         self.pose_net = PairPoseNet(rp, cfg.image_size) if rp is not None else None
         self.motion_model = MotionModel(rp, cfg.action_dim) if rp is not None else None
         self.place_net = PlaceNet(rp, cfg.image_size) if rp is not None and rp.place else None
+        self.joint_probe = (
+            JointProbe(cfg.latent_dim, cfg.joint_probe, cfg.joint_probe_hidden) if cfg.joint_probe > 0 else None
+        )
 
     # ------------------------------------------------------------------ encoders
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -75,7 +79,17 @@ class WorldModel(nn.Module):
             ("reward", "value", "cost", "actor")
             + (("goal_distance",) if self.goal_head is not None else ())
             + (("relative_pose",) if self.pose_net is not None else ())
+            + (("joint_angles",) if self.joint_probe is not None else ())
         )
+
+    def joint_angles(self, z: torch.Tensor) -> torch.Tensor:
+        """An arm's joint angles [..., J] (radians) read from latents z [..., D]; needs joint_probe > 0."""
+        if self.joint_probe is None:
+            raise ValueError(
+                "this model has no joint-angle probe (model_config joint_probe=0): "
+                "train one with `moejepa-train joints` (needs /joint_states in the bags)"
+            )
+        return self.joint_probe(z)
 
     def goal_distance(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Learned steps-to-go from latents z[..., D] to the goal latent g; needs goal_embed_dim > 0."""

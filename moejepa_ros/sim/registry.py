@@ -2,6 +2,7 @@
 
 Names: ``two_rooms``; ``two_rooms_pldm`` (Two-Rooms on PLDM's DotWall rules); ``mobile_base`` (a camera
 on a differential-drive base, MuJoCo);
+``dmc:reacher`` (the reacher arm reaching a goal image, target hidden);
 ``dmc:<domain>_<task>`` (e.g. ``dmc:cartpole_swingup``, ``dmc:cup_catch``);
 ``isaac:<path to a .usd scene>``. Unknown names raise ``ValueError`` listing the known ones.
 """
@@ -10,14 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-KNOWN = ("two_rooms", "two_rooms_pldm", "mobile_base", "dmc:<domain>_<task>", "isaac:<path/to/scene.usd>")
+KNOWN = (
+    "two_rooms",
+    "two_rooms_pldm",
+    "mobile_base",
+    "dmc:reacher",
+    "dmc:<domain>_<task>",
+    "isaac:<path/to/scene.usd>",
+)
 # envs whose closed-loop evaluation runs in goal mode (a goal image per episode, success = reached)
-GOAL_EVAL = ("two_rooms", "two_rooms_pldm")
+GOAL_EVAL = ("two_rooms", "two_rooms_pldm", "dmc:reacher")
 # envs with their own data-collection walk (`data_policy`): name -> (module, class or factory)
 _WALKS = {
     "two_rooms": ("two_rooms", "RandomWalkPolicy"),
     "two_rooms_pldm": ("two_rooms_pldm", "random_walk"),
     "mobile_base": ("mobile_base", "RandomDrivePolicy"),
+    "dmc:reacher": ("reacher", "RandomTorques"),
 }
 
 
@@ -37,6 +46,10 @@ def make_env(name: str, **kwargs: Any):
         from .mobile_base import MobileBaseEnv
 
         return MobileBaseEnv(**kwargs)
+    if name == "dmc:reacher":
+        from .reacher import ReacherEnv
+
+        return ReacherEnv(**kwargs)
     if name.startswith("dmc:"):
         from .dmc import DMCEnv
 
@@ -58,7 +71,7 @@ def known_envs() -> tuple[str, ...]:
 
 def data_policy(name: str, seed: int = 0, **kwargs: Any):
     """The env's own data-collection walk (Two-Rooms' random walk, the mobile base's random
-    driving) as a `policy(obs, info) -> action`; ValueError for envs that have none."""
+    driving, the reacher's random torques) as a `policy(obs, info) -> action`; ValueError for envs that have none."""
     if name not in _WALKS:
         raise ValueError(f"no data walk for env {name!r}; envs with one: {sorted(_WALKS)} (else use policy 'random')")
     import importlib

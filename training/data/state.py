@@ -2,7 +2,8 @@
 
 State is never model input: probes and evaluation use it (e.g. how well the latent holds the
 robot's pose). A robot's odometry or pose becomes planar ``[x, y, yaw]``, yaw from the orientation
-quaternion; a simulator's `Float32MultiArray` is taken as it is (unnamed).
+quaternion; an arm's ``sensor_msgs/JointState`` its joint angles in the message's order (positions only:
+the goal test compares angles); a simulator's `Float32MultiArray` is taken as it is (unnamed).
 """
 
 from __future__ import annotations
@@ -39,4 +40,5 @@ STATE_TYPES: dict[str, StateType] = {
     "geometry_msgs/msg/PoseStamped": StateType(lambda m: _planar(m.pose), POSE_NAMES),
     # a localiser's pose in the map frame (AMCL's /amcl_pose): one frame for every drive, what the place net needs
     "geometry_msgs/msg/PoseWithCovarianceStamped": StateType(lambda m: _planar(m.pose.pose), POSE_NAMES),
+    "sensor_msgs/msg/JointState": StateType(lambda m: np.asarray(m.position, np.float32).reshape(-1), None),
 }

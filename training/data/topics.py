@@ -19,7 +19,8 @@ Images with no action under the rule are dropped and split the episode there; so
 is out of order or a duplicate (a longest increasing run of stamps is kept). Stamps are header stamps or
 log times per ``stamp_source`` (see `training.data.clocks`). Rewards are
 summed over ``[s_i, s_{i+1})`` (0 if none). State is the latest with stamp ``<= s_i`` in the
-episode (NaN before the first); its types are in `training.data.state` (odometry becomes [x, y, yaw]).
+episode (NaN before the first); its types are in `training.data.state` (odometry becomes [x, y, yaw],
+JointState the joint angles).
 
 The image and action topics must be in a bag; the reward, episode and state topics are optional: one
 that a bag lacks is named in the read's notes and reading goes on. `PRESETS` hold whole configs by
@@ -46,6 +47,16 @@ PRESETS: dict[str, dict] = {
         "reward_topic": None,
         "episode_topic": None,
         "state_topic": "/odom",
+    },
+    # an arm's bag (the reacher): camera + joint commands, joint angles as state (never model input)
+    "arm": {
+        "image_topic": "/camera/color/image_raw",
+        "image_type": "Image",
+        "action_topic": "/joint_commands",
+        "action_type": "std_msgs/msg/Float32MultiArray",
+        "reward_topic": None,
+        "episode_topic": None,
+        "state_topic": "/joint_states",
     },
 }
 

@@ -1,5 +1,5 @@
-"""Goal: distance of the predicted latents to the goal latent (e.g. a goal image's embedding), or of
-the predicted pose to the goal's pose (metric `pose`)."""
+"""Goal: distance of the predicted latents to the goal latent (e.g. a goal image's embedding), of the
+predicted pose to the goal's pose (metric `pose`), or of an arm's joint angles read from both (`joints`)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from moejepa_ros.model.joint_probe import angle_error
 from moejepa_ros.model.relative_pose import relative_pose
 
 from .base import Objective, Option
 from .rollout import PoseGoal, Rollout
 
-GOAL_METRICS = ("l2", "sq_l2", "l1", "cosine", "learned", "pose")
+GOAL_METRICS = ("l2", "sq_l2", "l1", "cosine", "learned", "pose", "joints")
 
 
 class GoalObjective(Objective):
@@ -28,6 +29,10 @@ class GoalObjective(Objective):
     candidate's commands (one per control step, holds expanded) end, and the cost is
     |xy of goal ⊖ predicted| / xy_scale + |dψ| / yaw_scale. The scales' defaults are the mobile base's
     success tolerances (0.1 m, 0.25 rad; BENCHMARKS.md section 8), so 1 + 1 is at the edge of success.
+
+    `joints` reads an arm's joint angles from the latents with the model's joint-angle probe
+    (`moejepa-train joints`): the cost is sum over joints of (wrapped angle error / joint_scale)^2
+    between the predicted latents' angles and the goal latent's.
     """
 
     name = "goal"
@@ -39,7 +44,8 @@ class GoalObjective(Objective):
             "l2",
             "goal distance: latent l2 | sq_l2 | l1 | cosine, or learned (the checkpoint's "
             "goal-distance head from `moejepa-train goal`, aware of walls), or pose (the goal's pose from the "
-            "goal image against the pose the commands reach, the parts from `moejepa-train pose`)",
+            "goal image against the pose the commands reach, the parts from `moejepa-train pose`), or joints "
+            "(an arm's joint angles read from the latents, the probe from `moejepa-train joints`)",
             choices=GOAL_METRICS,
         ),
         "every_step": Option(False, "sum the goal distance over every imagined step (else the last one only)"),
@@ -56,10 +62,18 @@ class GoalObjective(Objective):
             0.01,
             1.0,
         ),
+        "joint_scale": Option(
+            0.05,
+            "metric=joints: radians of joint-angle error that cost 1 (the reacher's success tolerance)",
+            1e-4,
+            10.0,
+        ),
     }
 
     def needs_heads(self) -> tuple[str, ...]:
-        return {"learned": ("goal_distance",), "pose": ("relative_pose",)}.get(self.metric, ())
+        return {"learned": ("goal_distance",), "pose": ("relative_pose",), "joints": ("joint_angles",)}.get(
+            self.metric, ()
+        )
 
     def needs_latents(self) -> bool:
         return self.metric != "pose"
@@ -68,12 +82,13 @@ class GoalObjective(Objective):
         try:
             super().check(model)
         except ValueError as e:
-            raise ValueError(
-                f"{e} (metric=learned: train the head with `moejepa-train goal`, or plan with metric=l2)"
-                if self.metric == "learned"
-                else f"{e} (metric=pose: train the parts with `moejepa-train pose` on bags with odometry; "
-                "the onnxruntime backend does not run them: plan with backend torch)"
-            ) from None
+            how = {
+                "learned": "metric=learned: train the head with `moejepa-train goal`, or plan with metric=l2",
+                "pose": "metric=pose: train the parts with `moejepa-train pose` on bags with odometry; "
+                "the onnxruntime backend does not run them: plan with backend torch",
+                "joints": "metric=joints: train the probe with `moejepa-train joints` on bags with /joint_states",
+            }[self.metric]
+            raise ValueError(f"{e} ({how})") from None
 
     def pose_cost(self, pose: Tensor, goal: Tensor) -> Tensor:
         """Cost of ending at `pose` [..., 3] when the goal is at `goal` [3] (both in the current robot frame)."""
@@ -101,6 +116,9 @@ class GoalObjective(Objective):
             raise ValueError("goal metric 'pose' compares poses, not latents: use pose_cost / start_distance")
         if self.metric == "learned":
             return model.goal_distance(z, g)
+        if self.metric == "joints":
+            err = angle_error(model.joint_angles(z), model.joint_angles(g))
+            return (err / self.joint_scale).pow(2).sum(-1)
         if self.metric == "cosine":
             return 1.0 - torch.nn.functional.cosine_similarity(z, g.expand_as(z), dim=-1)
         d = z - g
