@@ -27,7 +27,7 @@ from .datasets import open_data, run_subdir
 from .export import find_model
 from .goal_distance import encode_goal_stacks
 from .logging_utils import RunLogger, log
-from .model_part import check_unchanged, train_only, with_new_part
+from .model_part import check_unchanged, fit_part, train_only, with_new_part
 from .refine import encode_episodes
 from .run_dir import record
 
@@ -137,22 +137,17 @@ def joint_probe(cfg: TrainConfig, device: torch.device) -> dict:
     logger = RunLogger(run_dir, True, cfg.run.tensorboard, cfg.run.progress, jc.steps, 0, "joints")
     gen = torch.Generator().manual_seed(cfg.run.seed)
     probe = model.joint_probe
-    probe.train()
-    opt = torch.optim.Adam(probe.parameters(), jc.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, jc.steps)
-    for step in range(1, jc.steps + 1):
+
+    def step_loss():
         z, q = _batch(model, train, jc.batch_size, jc.imagine_steps, gen)
-        loss = F.mse_loss(probe.pairs(z), _targets(q))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"joints: non-finite loss at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        return F.mse_loss(probe.pairs(z), _targets(q))
+
+    def on_step(step, loss):
         logger.progress(1)
         if step % cfg.run.log_every == 0 or step == jc.steps:
             logger.scalars(step, {"loss/joints": loss.item()})
-    probe.eval()
+
+    fit_part(probe, jc.steps, jc.lr, step_loss, "joints", on_step)
     check_unchanged(model, frozen, "joints")
     report = held_out(model, val, jc.imagine_steps, cfg.run.seed) if val is not None else {}
     line = "joints held-out angle error (max over joints) median/p90 rad: " + (

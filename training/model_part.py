@@ -1,4 +1,4 @@
-"""Train one part of a world model while the rest stays bit-identical (`refine`, `goal`)."""
+"""Train one part of a world model while the rest stays bit-identical (`refine`, `goal`, `pose`, `joints`)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,22 @@ def check_unchanged(model: WorldModel, snapshot: dict[str, torch.Tensor], comman
     changed = [k for k, v in snapshot.items() if not torch.equal(sd[k], v)]
     if changed:
         raise RuntimeError(f"{command} changed frozen tensors {changed[:3]}")
+
+
+def fit_part(module: torch.nn.Module, steps: int, lr: float, step_loss, what: str, on_step) -> None:
+    """A small part's fit: `steps` Adam steps (cosine schedule) on `module`'s parameters of the loss `step_loss()`
+    returns (a fresh batch each call); FloatingPointError names a non-finite loss; `on_step(step, loss)` after
+    each step. The module is in train mode during the fit and in eval mode after it."""
+    module.train()
+    opt = torch.optim.Adam(module.parameters(), lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for step in range(1, steps + 1):
+        loss = step_loss()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{what}: non-finite loss at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        on_step(step, loss)
+    module.eval()

@@ -43,7 +43,7 @@ from .data.state import POSE_NAMES
 from .datasets import open_data, run_subdir
 from .export import find_model
 from .logging_utils import RunLogger, log
-from .model_part import check_unchanged, train_only, with_new_part
+from .model_part import check_unchanged, fit_part, train_only, with_new_part
 from .run_dir import record
 
 PARTS = ("pose_net.", "motion_model.", "place_net.")
@@ -150,23 +150,15 @@ def train_motion(mm, drives: Drives, pc, parts: RelativePoseConfig, gen: torch.G
 
 
 def _regress(module, steps: int, batch, pc, device, what: str, on_step) -> None:
-    """Every part's fit: `steps` Adam steps (cosine schedule) of smooth-L1 between module(*inputs) and the
-    regressed vector of the true pose, `batch()` → (inputs, target vectors [n, 4])."""
-    module.train()
-    opt = torch.optim.Adam(module.parameters(), pc.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for step in range(1, steps + 1):
+    """Every part's fit: smooth-L1 between module(*inputs) and the regressed vector of the true pose,
+    `batch()` → (inputs, target vectors [n, 4]), `steps` Adam steps (`fit_part`)."""
+
+    def step_loss():
         inputs, target = batch()
         out = module(*(x.to(device) for x in inputs))
-        loss = F.smooth_l1_loss(out, target.to(device), beta=pc.beta)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"pose: non-finite {what} loss at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        on_step(step, loss)
-    module.eval()
+        return F.smooth_l1_loss(out, target.to(device), beta=pc.beta)
+
+    fit_part(module, steps, pc.lr, step_loss, f"pose {what}", on_step)
 
 
 def _errors(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

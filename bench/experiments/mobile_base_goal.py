@@ -59,6 +59,7 @@ def step_done(run: Path, command: str) -> bool:
         "refine": run / "refine" / "model.safetensors",
         "goal": run / "goal" / "model.safetensors",
         "pose": run / "pose" / "model.safetensors",
+        "joints": run / "joints" / "model.safetensors",
         "export": run / "export" / "model.safetensors",
         "evaluate": run / "eval" / "report.json",
     }
@@ -66,20 +67,21 @@ def step_done(run: Path, command: str) -> bool:
     return p is not None and p.exists() and (not p.is_dir() or any(p.iterdir()))
 
 
-def train(run: Path, seed: int) -> Path:
-    """Collect the world's bags, then the robot recipe with nothing but data.bags (+ seed, one thread)."""
-    extra = [f"run.seed={seed}", "run.threads=1", "run.progress=false"]
-    collect = ["-m", "training.cli", "collect", "-c", WORLD, f"run.out_dir={run}", *extra]
+def train(run: Path, seed: int, recipe=RECIPE, collect_configs=(WORLD,), extra: list[str] | None = None) -> Path:
+    """Collect the world's bags (`collect_configs`), then the recipe's steps with nothing but data.bags
+    (+ seed, one thread, `extra`); steps whose output is in `run` are skipped."""
+    extra = [f"run.seed={seed}", "run.threads=1", "run.progress=false", *(extra or [])]
+    collect = ["-m", "training.cli", "collect", *(a for c in collect_configs for a in ("-c", c))]
     if not step_done(run, "collect"):
-        subprocess.run([sys.executable, *collect], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, *collect, f"run.out_dir={run}", *extra], cwd=ROOT, check=True)
     extra.append(f"data.bags=[{run / 'collect' / 'bags'}]")
-    for step in RECIPE.steps:
+    for step in recipe.steps:
         if step_done(run, step.command):
             continue
         argv = train_argv(step, run, extra)
         print("[bench]", " ".join(argv[2:]), flush=True)
         subprocess.run(argv, cwd=ROOT, check=True)
-    return run / RECIPE.export
+    return run / recipe.export
 
 
 def episode(agent: PlannerPolicy, env: mb.MobileBaseEnv, seed: int, trace: bool = False) -> dict:
@@ -125,6 +127,11 @@ def evaluate(ckpt: Path, plan: dict, tier: str, seeds: list[int], camera: str, t
             flush=True,
         )
     env.close()
+    return figures_of(ckpt, runs)
+
+
+def figures_of(ckpt: Path, runs: list[dict]) -> dict:
+    """One model's figures from its episodes (each with `success` and its replans' `ms`, removed here)."""
     ms = np.concatenate([r.pop("ms") for r in runs])
     return {
         "checkpoint": str(ckpt),

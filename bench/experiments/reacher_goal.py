@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,37 +29,16 @@ import numpy as np
 import torch
 
 from bench import record
-from bench.experiments.mobile_base_goal import node_plan, open_loop_ratio, step_done
+from bench.experiments.mobile_base_goal import figures_of, node_plan, open_loop_ratio, train
 from bench.record import ROOT, save_figure
 from moejepa_ros.control import PlannerPolicy
 from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.share import share_path
 from moejepa_ros.sim import reacher as rc
-from training.recipe import load_recipe, train_argv
+from training.recipe import load_recipe
 
 RECIPE = load_recipe("reacher")
 NODE_CONFIG = share_path("config", "reacher_demo.yaml")  # planner_node's settings: what the bench plans with
-
-
-def done(run: Path, command: str) -> bool:
-    """A recipe step whose result is in the run dir (the mobile base's marks, and the joint probe's)."""
-    return step_done(run, command) or (command == "joints" and (run / "joints" / "model.safetensors").exists())
-
-
-def train(run: Path, seed: int, extra: list[str] | None = None) -> Path:
-    """Collect the arm's bags, then the recipe's steps with nothing but data.bags (+ seed, one thread)."""
-    extra = [f"run.seed={seed}", "run.threads=1", "run.progress=false", *(extra or [])]
-    collect = ["-m", "training.cli", "collect", *(a for c in RECIPE.steps[0].configs for a in ("-c", c))]
-    if not step_done(run, "collect"):
-        subprocess.run([sys.executable, *collect, f"run.out_dir={run}", *extra], cwd=ROOT, check=True)
-    extra.append(f"data.bags=[{run / 'collect' / 'bags'}]")
-    for step in RECIPE.steps:
-        if done(run, step.command):
-            continue
-        argv = train_argv(step, run, extra)
-        print("[bench]", " ".join(argv[2:]), flush=True)
-        subprocess.run(argv, cwd=ROOT, check=True)
-    return run / RECIPE.export
 
 
 def episode(agent: PlannerPolicy, env: rc.ReacherEnv, seed: int, keep_frames: bool = False) -> dict:
@@ -101,16 +78,7 @@ def evaluate(ckpt: Path, plan: dict, seeds: list[int], pictures: int) -> dict:
             flush=True,
         )
     env.close()
-    ms = np.concatenate([r.pop("ms") for r in runs])
-    return {
-        "checkpoint": str(ckpt),
-        "episodes": len(runs),
-        "success_rate": float(np.mean([r["success"] for r in runs])),
-        "final_error_rad_median": float(np.median([r["final_error_rad"] for r in runs])),
-        "ms_per_replan_p50": float(np.percentile(ms, 50)),
-        "ms_per_replan_p99": float(np.percentile(ms, 99)),
-        "runs": runs,
-    }
+    return {**figures_of(ckpt, runs), "final_error_rad_median": float(np.median([r["final_error_rad"] for r in runs]))}
 
 
 def plot(runs: list[dict], path: Path, title: str) -> None:
@@ -162,12 +130,12 @@ def main(argv=None) -> None:
     runs = {s: a.train_dir / f"seed{s}" for s in a.train_seeds}
     if a.train_only:
         for s, run in runs.items():
-            train(run, s, a.train_extra)
+            train(run, s, RECIPE, RECIPE.steps[0].configs, a.train_extra)
         return
     t0 = time.time()
     per_seed = {}
     for s, run in runs.items():
-        ckpt = run / RECIPE.export if a.evaluate_only else train(run, s, a.train_extra)
+        ckpt = run / RECIPE.export if a.evaluate_only else train(run, s, RECIPE, RECIPE.steps[0].configs, a.train_extra)
         res = evaluate(ckpt, plan, seeds, a.pictures if not per_seed else 0)
         res["open_loop_ratio"] = open_loop_ratio(run)
         per_seed[f"seed{s}"] = res
