@@ -18,7 +18,15 @@ from testing.bags import CAMERA, CMD, robot_bag
 from testing.models import SMALL
 from training.cli import main
 from training.config import PoseConfig
-from training.pose import Drives, choose_placement, held_out_pairs, train_motion, train_pair, train_place
+from training.pose import (
+    Drives,
+    choose_placement,
+    held_out_pairs,
+    train_motion,
+    train_pair,
+    train_place,
+    with_free_space,
+)
 
 TINY_PARTS = ["pose.parts.channels=[8,8,8,8]", "pose.parts.hidden=16", "pose.parts.motion_hidden=32"]
 
@@ -165,3 +173,16 @@ def test_the_place_net_is_kept_only_where_the_drives_odometry_shares_one_frame(f
         assert keep and why.startswith("goals placed by the place net L") and far_l < 0.1
     else:  # the same view has a different label in every drive: L cannot learn it, R still can
         assert not keep and "own frame" in why and far_l > far_r
+
+
+def test_with_free_space_carries_every_tensor_over_and_maps_where_the_drives_went():
+    parts = {"channels": [16, 32], "hidden": 64, "motion_hidden": 16, "place": True}
+    model = WorldModel(ModelConfig(**SMALL, relative_pose=parts)).eval()
+    xy = coloured_drives("world", 0).states[:, :2]
+    out = with_free_space(model, xy, 0.1, "cpu")
+    state = out.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    grid, origin, res = out.free_space.numpy()
+    assert out.cfg.relative_pose.free_space == list(grid.shape) and res == pytest.approx(0.1)
+    cells = np.floor((xy.numpy() - origin) / res).astype(int)
+    assert grid[cells[:, 1], cells[:, 0]].all() and not grid.all()  # every position free; the margin is not

@@ -9,6 +9,7 @@ Model, planner and objective settings are free-form dicts here because their own
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,6 +252,11 @@ class PoseConfig:
         "when it places held-out goals better than R (odometry in one frame across drives); 0 = no L",
     )
     motion_batch_size: int = _f(128, "motion model M: command windows per step")
+    free_space: float = _f(
+        0.05,
+        "with L kept: cell size (metres) of the free-space map of where the drives went, which routes goals "
+        "out of plain sight round obstacles (control/route.py); 0 = no map",
+    )
     skip_without_odometry: bool = _f(
         False, "true: bags without odometry skip the stage in one line (the robot recipe); false: refuse (exit 2)"
     )
@@ -469,6 +475,12 @@ def validate(cfg: TrainConfig) -> None:
         need(getattr(p, key) > 0, f"pose.{key}", getattr(p, key), "must be > 0")
     need(0 <= p.near_share <= 1, "pose.near_share", p.near_share, "must be in [0, 1]")
     need(p.place_steps >= 0, "pose.place_steps", p.place_steps, "must be >= 0")
+    need(
+        math.isfinite(p.free_space) and p.free_space >= 0,
+        "pose.free_space",
+        p.free_space,
+        "must be a finite number >= 0",
+    )
     need(
         "place" not in p.parts, "pose.parts.place", p.parts.get("place"), "is the stage's choice: set pose.place_steps"
     )

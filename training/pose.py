@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from moejepa_ros.model.checkpoint import load_checkpoint, save_derived
 from moejepa_ros.model.config import RelativePoseConfig
+from moejepa_ros.model.free_space import FreeSpace
 from moejepa_ros.model.relative_pose import place_to_vector, pose_to_vector, relative_pose, vector_to_pose
 
 from .config import ConfigError, TrainConfig, to_dict
@@ -234,6 +235,20 @@ def without_place_net(model, device) -> torch.nn.Module:
     return out.eval()
 
 
+def with_free_space(model, xy: torch.Tensor, resolution: float, device) -> torch.nn.Module:
+    """The same model with the free-space map of the positions `xy` [N, 2] (the drives' odometry, the place
+    net's frame), every other tensor carried over."""
+    grid, origin = FreeSpace.grid_of(xy, resolution)
+    rp = dataclasses.replace(model.cfg.relative_pose, free_space=list(grid.shape))
+    out = type(model)(dataclasses.replace(model.cfg, relative_pose=rp)).to(device)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("free_space.")}
+    missing, unexpected = out.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("free_space.") for k in missing):
+        raise RuntimeError(f"free space: the model's tensors did not carry over ({missing}, {unexpected})")
+    out.free_space.set(grid, origin, resolution)
+    return out.eval()
+
+
 @torch.no_grad()
 def held_out_motion(model, drives: Drives, device, seed: int, n: int = 2000) -> dict:
     """M on held-out drives: median / p90 position and heading error after h recorded commands."""
@@ -346,6 +361,14 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
     log.info("pose: %s", placement)
     if model.place_net is not None and not keep_place:
         model = without_place_net(model, device)
+    free = ""
+    if keep_place and pc.free_space > 0:
+        model = with_free_space(
+            model, torch.cat([d.states[:, :2] for d in (train, val) if d is not None]), pc.free_space, device
+        )
+        rows, cols = model.free_space.grid.shape
+        free = f"free-space map {rows} x {cols} cells of {pc.free_space} m, {int(model.free_space.grid.sum())} free"
+        log.info("pose: %s", free)
     info = dict(meta.get("training") or {})
     info.update(
         subcommand="pose",
@@ -366,7 +389,10 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
         "held_out": held_out,
         "placement": placement,
         "place_net": keep_place,
-        "report": [_line(k, held_out[k]) for k in ("pair", "place", "motion") if k in held_out] + [placement],
+        "free_space": free,
+        "report": [_line(k, held_out[k]) for k in ("pair", "place", "motion") if k in held_out]
+        + [placement]
+        + ([free] if free else []),
     }
 
 

@@ -14,6 +14,8 @@ With the goal metric `pose` the controller also keeps the goal image and the las
 commands: once per replan the model's place (or pair pose) net places the goal in the current robot
 frame, the goal tracker blends that with the last estimate carried through the motion model
 (control/goal_tracker.py), and the planner's motion model continues from those commands (`PoseGoal`).
+When the model has a free-space map (with the place net), a goal out of plain sight is reached by way of
+waypoints on it (control/route.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from moejepa_ros.control.cuda_graphs import GraphedRollout
 from moejepa_ros.control.device import check_encoder_precision, encoder_autocast
 from moejepa_ros.control.frame_upload import FrameUpload
 from moejepa_ros.control.goal_tracker import GoalTracker
+from moejepa_ros.control.route import Route
+from moejepa_ros.model.relative_pose import compose, invert, relative_pose
 from moejepa_ros.planning import Plan, PlannerConfig, PoseGoal, build_objectives, make_planner
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
@@ -95,6 +99,10 @@ class LatentController:
         self.check_objectives(self.objective_spec)  # unknown names / params / missing heads raise here
         self.goal_z: torch.Tensor | None = None
         self.goal_frame: torch.Tensor | None = None  # [1, S, S, 3] uint8: the goal image (set_goal), for `pose`
+        self.goal_place: torch.Tensor | None = None  # L(goal image) [3], with a free-space map
+        self.route: Route | None = None  # the way to it on the map (control/route.py)
+        self.waypoint: np.ndarray | None = None  # the last replan's waypoint (x, y, ψ) on the map, or None
+        self._route_lookahead = 0.0
         rp = getattr(cfg, "relative_pose", None)
         # the last K executed commands (real units, oldest first), what the motion model continues from
         self.history = np.zeros((rp.history if rp is not None else 0, self.action_dim), np.float32)
@@ -142,6 +150,7 @@ class LatentController:
         self._plans_pose = objs.needs_goal and objs["goal"].metric == "pose"
         if self._plans_pose:
             self.goal_tracker.gain = objs["goal"].pose_gain
+            self._route_lookahead = objs["goal"].route_lookahead
         if not objs.enabled:
             self._idle_reason = (
                 "waiting for a goal image (no other objective is enabled)"
@@ -208,12 +217,19 @@ class LatentController:
         else:
             self.set_goal_latent(self.encode(np.repeat(frame[None], self.frame_stack, axis=0)).float())
             self.goal_frame = torch.from_numpy(np.array(frame)).to(self.device)[None]  # own copy: kept
+            if getattr(self.model, "free_space", None) is not None:
+                with torch.no_grad():
+                    self.goal_place = self.model.place(self.goal_frame)[0].float()
+                self.route = Route(*self.model.free_space.numpy(), self.goal_place[:2].cpu().numpy())
 
     def set_goal_latent(self, goal_z: torch.Tensor | None) -> None:
         """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective. A goal
         latent has no goal image: the goal metric `pose` needs `set_goal`."""
         self.goal_z = None if goal_z is None else goal_z.detach().to(self.device).float()
         self.goal_frame = None
+        self.goal_place: torch.Tensor | None = None  # L(goal image) [3], with a free-space map
+        self.route: Route | None = None  # the way to it on the map (control/route.py)
+        self.waypoint: np.ndarray | None = None  # the last replan's waypoint (x, y, ψ) on the map, or None
         self.reset()
         self._rebuild()
 
@@ -242,7 +258,15 @@ class LatentController:
         image = torch.from_numpy(np.array(frame)).to(self.device)[None]  # a writable copy (12 KB at 64 px)
         history = torch.from_numpy(self.history).to(self.device)
         placed = self.model.relative_pose(image, self.goal_frame)[0].float()
-        return PoseGoal(self.goal_tracker.update(placed, self.model, history), history)
+        goal = self.goal_tracker.update(placed, self.model, history)
+        self.waypoint = None
+        if self.route is not None and self._route_lookahead > 0:
+            here = compose(self.goal_place, invert(goal))  # where the robot is on the map, as tracked
+            self.waypoint = self.route.waypoint(here.cpu().numpy(), self._route_lookahead)
+            if self.waypoint is not None:
+                wp = torch.as_tensor(self.waypoint, dtype=here.dtype, device=here.device)
+                return PoseGoal(relative_pose(here, wp), history)
+        return PoseGoal(goal, history)
 
     def executed(self, action: np.ndarray) -> None:
         """Note a command that was sent (the motion model's history; `act` notes the action it returns)."""

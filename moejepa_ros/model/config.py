@@ -57,9 +57,11 @@ class RelativePoseConfig:
     motion_hidden: int = 256  # M: width of its two hidden layers
     yaw_scale: float = 0.3  # c, metres per radian in the regressed vector
     place: bool = False  # L (R's channels and hidden, one image) places goals instead of R (`pose` chooses)
+    free_space: list[int] = field(default_factory=list)  # [rows, cols] of the drives' free-space map (with L)
 
     def __post_init__(self) -> None:
         self.channels = list(self.channels)
+        self.free_space = list(self.free_space)
 
     def validate(self, image_size: int) -> None:
         def bad(name: str, value: Any, why: str) -> None:
@@ -75,6 +77,13 @@ class RelativePoseConfig:
                 bad(name, v, "must be a positive integer")
         if not (isinstance(self.yaw_scale, (int, float)) and math.isfinite(self.yaw_scale) and self.yaw_scale > 0):
             bad("yaw_scale", self.yaw_scale, "must be a finite number > 0")
+        if self.free_space and (
+            len(self.free_space) != 2
+            or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in self.free_space)
+        ):
+            bad("free_space", self.free_space, "must be [] or [rows, cols] of positive integers")
+        if self.free_space and not self.place:
+            bad("free_space", self.free_space, "a free-space map is in the place net's frame: needs place=true")
         if not isinstance(self.place, bool):
             bad("place", self.place, "must be true or false")
 

@@ -38,6 +38,25 @@ def relative_pose(a: Tensor, b: Tensor) -> Tensor:
     )
 
 
+def compose(a: Tensor, b: Tensor) -> Tensor:
+    """Pose b [..., 3] given in pose a's frame, expressed in a's parent frame: a ⊕ b (so a ⊕ (b ⊖ a) = b)."""
+    c, s = torch.cos(a[..., 2]), torch.sin(a[..., 2])
+    return torch.stack(
+        [
+            a[..., 0] + c * b[..., 0] - s * b[..., 1],
+            a[..., 1] + s * b[..., 0] + c * b[..., 1],
+            wrap_angle(a[..., 2] + b[..., 2]),
+        ],
+        -1,
+    )
+
+
+def invert(p: Tensor) -> Tensor:
+    """The inverse pose [..., 3]: p ⊕ invert(p) is the identity."""
+    c, s = torch.cos(p[..., 2]), torch.sin(p[..., 2])
+    return torch.stack([-(c * p[..., 0] + s * p[..., 1]), s * p[..., 0] - c * p[..., 1], wrap_angle(-p[..., 2])], -1)
+
+
 def pose_to_vector(pose: Tensor, yaw_scale: float) -> Tensor:
     """(dx, dy, dψ) [..., 3] → the regressed (dx, dy, c·sin dψ, c·(cos dψ − 1)) [..., 4]."""
     p = pose[..., 2]

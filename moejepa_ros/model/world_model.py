@@ -8,6 +8,7 @@ from torch import nn
 from . import losses as L
 from .config import ModelConfig, RelativePoseConfig
 from .encoder import ema_update, make_encoder, make_target
+from .free_space import FreeSpace
 from .heads import ActorHead, CostHead, GoalDistanceHead, RewardHead, ValueHead
 from .joint_probe import JointProbe
 from .predictor import FuturePredictor, Predictor
@@ -37,6 +38,7 @@ class WorldModel(nn.Module):
         self.pose_net = PairPoseNet(rp, cfg.image_size) if rp is not None else None
         self.motion_model = MotionModel(rp, cfg.action_dim) if rp is not None else None
         self.place_net = PlaceNet(rp, cfg.image_size) if rp is not None and rp.place else None
+        self.free_space = FreeSpace(rp.free_space) if rp is not None and rp.free_space else None
         self.joint_probe = (
             JointProbe(cfg.latent_dim, cfg.joint_probe, cfg.joint_probe_hidden) if cfg.joint_probe > 0 else None
         )

@@ -62,6 +62,13 @@ class GoalObjective(Objective):
             0.01,
             1.0,
         ),
+        "route_lookahead": Option(
+            0.35,
+            "metric=pose with the place net's free-space map: while the goal is out of plain sight on the map, "
+            "plan to a waypoint up to this many metres ahead on the way round (0 = always straight at the goal)",
+            0.0,
+            10.0,
+        ),
         "joint_scale": Option(
             0.05,
             "metric=joints: radians of joint-angle error that cost 1 (the reacher's success tolerance)",
