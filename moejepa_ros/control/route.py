@@ -6,8 +6,9 @@ pulls the robot into it (BENCHMARKS.md section 8). With L the robot and the goal
 and the map says where the robot's centre can be: per goal, a geodesic distance field over the free cells
 (Dijkstra from the goal's cell, 8-connected, steps next to the map's edge cost `EDGE_COST` times more so
 routes keep off walls and pillars); per replan, while the straight line from the robot to the goal leaves
-the free cells, the planner's goal is a waypoint instead: the free cell within `lookahead` metres in plain
-sight of the robot that is nearest the goal along the field, facing the way from the robot to it.
+the free cells or passes within `CLEARANCE` of their edge, the planner's goal is a waypoint instead: the
+free cell within `lookahead` metres in plain sight of the robot that is nearest the goal along the field,
+facing the way from the robot to it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import numpy as np
 
 EDGE_COST = 3.0  # step-cost factor on free cells beside a cell the drives never reached
+CLEARANCE = 0.1  # metres a straight line to the goal keeps off the map's edge (away from its two ends)
 _STEPS = ((0, 1, 1.0), (1, 0, 1.0), (0, -1, 1.0), (-1, 0, 1.0)) + tuple(
     (dr, dc, math.sqrt(2.0)) for dr in (-1, 1) for dc in (-1, 1)
 )
@@ -33,6 +35,13 @@ class Route:
         self.resolution = float(resolution)
         if not self.grid.any():
             raise ValueError("route: the free-space map has no free cell")
+        k = int(math.ceil(CLEARANCE / self.resolution))
+        padded = np.pad(self.grid, k, constant_values=False)
+        rows, cols = self.grid.shape
+        shifts = [
+            padded[k + dr : k + dr + rows, k + dc : k + dc + cols] for dr in range(-k, k + 1) for dc in range(-k, k + 1)
+        ]
+        self.clear = np.all(shifts, axis=0)  # free cells at least CLEARANCE from the edge
         self.goal = np.asarray(goal_xy, np.float64)[:2]
         end = self._nearest_free(self.goal)
         self.end = self._centre(np.array(end))  # the goal's free cell: goals by a wall lie off the drives' map
@@ -43,12 +52,13 @@ class Route:
         c = np.floor((np.asarray(xy, np.float64) - self.origin) / self.resolution).astype(np.int64)
         return c[..., ::-1]
 
-    def _free(self, xy: np.ndarray) -> np.ndarray:
+    def _free(self, xy: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
+        grid = self.grid if grid is None else grid
         rc = self._cell(xy)
-        rows, cols = self.grid.shape
+        rows, cols = grid.shape
         inside = (rc[..., 0] >= 0) & (rc[..., 0] < rows) & (rc[..., 1] >= 0) & (rc[..., 1] < cols)
         out = np.zeros(rc.shape[:-1], bool)
-        out[inside] = self.grid[rc[..., 0][inside], rc[..., 1][inside]]
+        out[inside] = grid[rc[..., 0][inside], rc[..., 1][inside]]
         return out
 
     def _centre(self, rc: np.ndarray) -> np.ndarray:
@@ -82,20 +92,27 @@ class Route:
                         heapq.heappush(heap, (nd, (nr, nc)))
         return dist
 
-    def in_sight(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Whether the straight lines from `a` [2] to each of `b` [..., 2] stay on free cells."""
+    def in_sight(self, a: np.ndarray, b: np.ndarray, clearance: bool = False) -> np.ndarray:
+        """Whether the straight lines from `a` [2] to each of `b` [..., 2] stay on free cells (with
+        `clearance`: also CLEARANCE off the map's edge, except within CLEARANCE of either end)."""
         a = np.asarray(a, np.float64)[:2]
         b = np.asarray(b, np.float64)[..., :2]
-        n = int(math.ceil(float(np.max(np.linalg.norm(b - a, axis=-1), initial=0.0)) / (0.5 * self.resolution))) + 2
+        length = np.linalg.norm(b - a, axis=-1)
+        n = int(math.ceil(float(np.max(length, initial=0.0)) / (0.5 * self.resolution))) + 2
         t = np.linspace(0.0, 1.0, n)
         pts = a + (b[..., None, :] - a) * t[:, None]
-        return self._free(pts).all(-1)
+        ok = self._free(pts)
+        if clearance:
+            along = length[..., None] * t
+            inner = (along > CLEARANCE) & (length[..., None] - along > CLEARANCE)
+            ok &= ~inner | self._free(pts, self.clear)
+        return ok.all(-1)
 
     def waypoint(self, place: np.ndarray, lookahead: float) -> np.ndarray | None:
         """The planner's goal (x, y, ψ) on the way from the robot's place (x, y, ψ), or None while the goal
         is in plain sight or within `lookahead` (or the robot is off the map: the goal itself, as without one)."""
         cur = np.asarray(place, np.float64)[:2]
-        if np.linalg.norm(self.goal - cur) <= lookahead or bool(self.in_sight(cur, self.end)) or not self._free(cur):
+        if np.linalg.norm(self.goal - cur) <= lookahead or self.in_sight(cur, self.end, True) or not self._free(cur):
             return None
         r0, c0 = self._cell(cur)
         k = int(math.ceil(lookahead / self.resolution))
