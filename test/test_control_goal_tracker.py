@@ -40,3 +40,15 @@ def test_headings_blend_across_pi_and_gain_one_or_a_long_gap_takes_the_placement
     one.update(torch.tensor([1.0, 0.0, 0.0]), model, history)
     one.executed(np.zeros(2))
     assert one.update(torch.tensor([0.3, 0.1, 0.2]), model, history).tolist() == pytest.approx([0.3, 0.1, 0.2])
+
+
+def test_the_gate_clips_a_far_placement_and_leaves_a_near_one_alone():
+    model, history = forward_model(0.0), torch.zeros(4, 2)
+    t = GoalTracker(gain=0.5, gate=0.1)
+    t.update(torch.tensor([1.0, 0.0, 0.0]), model, history)
+    t.executed(np.zeros(2))
+    far = t.update(torch.tensor([1.0, 0.6, 1.0]), model, history)  # a misread view: 0.6 m and 1 rad off
+    assert far.tolist() == pytest.approx([1.0, 0.05, 0.5 * 0.1 / 0.3], abs=1e-5)  # moved by gain x gate
+    t.executed(np.zeros(2))
+    near = t.update(far + torch.tensor([0.04, -0.02, 0.1]), model, history)  # within the gate: a plain blend
+    assert near.tolist() == pytest.approx((far + torch.tensor([0.02, -0.01, 0.05])).tolist(), abs=1e-5)

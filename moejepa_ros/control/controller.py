@@ -150,6 +150,7 @@ class LatentController:
         self._plans_pose = objs.needs_goal and objs["goal"].metric == "pose"
         if self._plans_pose:
             self.goal_tracker.gain = objs["goal"].pose_gain
+            self.goal_tracker.gate = objs["goal"].pose_gate
             self._route_lookahead = objs["goal"].route_lookahead
         if not objs.enabled:
             self._idle_reason = (

@@ -62,6 +62,13 @@ class GoalObjective(Objective):
             0.01,
             1.0,
         ),
+        "pose_gate": Option(
+            0.1,
+            "metric=pose: metres (and this / 0.3 radians) a new placement may move the tracked goal before the "
+            "blend, larger differences clipped (a misread view moves it by at most pose_gain x this; 0 = no clip)",
+            0.0,
+            10.0,
+        ),
         "route_lookahead": Option(
             0.35,
             "metric=pose with the place net's free-space map: while the goal is out of plain sight on the map, "
