@@ -4,11 +4,11 @@ metric `pose` with the place net L and the model's map, model/free_space.py).
 The pose cost is a straight line and the planner sees about half a metre ahead, so a goal behind a pillar
 pulls the robot into it (BENCHMARKS.md section 8). With L the robot and the goal have places in one frame,
 and the map says where the robot's centre can be: per goal, a geodesic distance field over the free cells
-(Dijkstra from the goal's cell, 8-connected, steps next to the map's edge cost `EDGE_COST` times more so
-routes keep off walls and pillars); per replan, while the straight line from the robot to the goal leaves
-the free cells or passes within `CLEARANCE` of their edge, the planner's goal is a waypoint instead: the
-free cell within `lookahead` metres in plain sight of the robot that is nearest the goal along the field,
-facing the way from the robot to it.
+(Dijkstra from the goal's cell, 8-connected, steps within `CLEARANCE` of the map's edge cost `EDGE_COST`
+times more, so routes keep off walls and pillars: the drives' map reaches right up to them); per replan,
+while the straight line from the robot to the goal leaves the free cells or passes within `CLEARANCE` of
+their edge, the planner's goal is a waypoint instead: the free cell within `lookahead` metres in plain
+sight of the robot that is nearest the goal along the field, facing the way from the robot to it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-EDGE_COST = 3.0  # step-cost factor on free cells beside a cell the drives never reached
-CLEARANCE = 0.1  # metres a straight line to the goal keeps off the map's edge (away from its two ends)
+EDGE_COST = 3.0  # step-cost factor on free cells within CLEARANCE of a cell the drives never reached
+CLEARANCE = 0.1  # metres routes and a straight line to the goal keep off the map's edge where they can
 _STEPS = ((0, 1, 1.0), (1, 0, 1.0), (0, -1, 1.0), (-1, 0, 1.0)) + tuple(
     (dr, dc, math.sqrt(2.0)) for dr in (-1, 1) for dc in (-1, 1)
 )
@@ -73,9 +73,7 @@ class Route:
         """Metres along free cells from `start` to every cell (inf where unreachable)."""
         g = self.grid
         rows, cols = g.shape
-        padded = np.pad(g, 1, constant_values=False)
-        edge = g & ~np.all([padded[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr, dc, _ in _STEPS], axis=0)
-        step = np.where(edge, EDGE_COST, 1.0) * self.resolution
+        step = np.where(self.clear, 1.0, EDGE_COST) * self.resolution
         dist = np.full(g.shape, np.inf)
         dist[start] = 0.0
         heap = [(0.0, start)]
