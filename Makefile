@@ -12,8 +12,8 @@ install:
 demo: install
 	$(PY) -m examples.two_rooms_demo
 
-# the mobile base from its own camera: trains seed 0 with the robot recipe when it is missing (~25 min,
-# resumable), then 10 goal images over DDS
+# the mobile base from its own camera: trains seed 0 with the robot recipe on 45k frames when it is missing
+# (about 40 min on an idle core, resumable), then 10 goal images over DDS
 MOBILE = runs/bench_mobile_base/seed0/export/model.safetensors
 demo-mobile: install
 	$(PY) -m bench.experiments.mobile_base_goal --train-only --train-seeds 0
