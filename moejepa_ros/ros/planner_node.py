@@ -746,6 +746,9 @@ class PlannerNode(LifecycleNode):
         if kv["goal"] and not math.isnan(g.distance):
             kv["goal_distance"], kv["goal_distance_best"] = f"{g.distance:.4g}", f"{g.best:.4g}"  # any scale
             kv["replans_without_progress"] = g.since
+        if self._ctrl is not None and self._ctrl.route is not None:  # goal metric pose with the model's map
+            w = self._ctrl.waypoint
+            kv["route_waypoint"] = "none: goal in sight" if w is None else f"{w[0]:.2f} {w[1]:.2f} {w[2]:.2f}"
         for name in ("latency_ms", "stamp_latency_ms", "compute_ms", "plan_ms", "encode_ms", "debug_ms"):
             if f"{name}_p50" in s:
                 kv[f"{name}_p50"], kv[f"{name}_p99"] = s[f"{name}_p50"], s[f"{name}_p99"]
