@@ -12,7 +12,7 @@ import torch
 from moejepa_ros.control import LatentController
 from moejepa_ros.control.route import Route
 from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from moejepa_ros.model.free_space import FreeSpace
+from moejepa_ros.model.free_space import MAX_CELLS, FreeSpace
 from moejepa_ros.model.relative_pose import compose, invert, relative_pose
 from testing.models import HIGH, LOW, PLANNER, tiny_model
 
@@ -31,12 +31,12 @@ def room_drives(n: int = 20000, seed: int = 0, gap: float = 0.0) -> torch.Tensor
 
 
 def route_to(goal, xy: torch.Tensor | None = None) -> Route:
-    grid, origin = FreeSpace.grid_of(room_drives() if xy is None else xy, RES)
+    grid, origin, _ = FreeSpace.grid_of(room_drives() if xy is None else xy, RES)
     return Route(grid.numpy().astype(bool), origin.numpy(), RES, np.asarray(goal, float))
 
 
 def test_the_map_closes_gaps_between_drives_and_keeps_the_obstacle():
-    grid, origin = FreeSpace.grid_of(room_drives(gap=0.08), RES)
+    grid, origin, _ = FreeSpace.grid_of(room_drives(gap=0.08), RES)
     fs = FreeSpace(list(grid.shape))
     fs.set(grid, origin, RES)
     g, o, r = fs.numpy()
@@ -49,6 +49,8 @@ def test_the_map_closes_gaps_between_drives_and_keeps_the_obstacle():
     assert not free(0.0, 0.0) and not free(0.2, 0.0)  # the pillar stays out
     assert not free(1.07, 0.0) and not free(0.0, -1.07)  # beyond the walls (the map's empty margin)
     assert o[0] < -1.0 and o[0] + r * g.shape[1] > 1.0
+    wide = FreeSpace.grid_of(room_drives() * 20, RES)  # a 40 x 40 m area: cells grow to keep the map small
+    assert max(wide[0].shape) <= MAX_CELLS and wide[2] > 40 / MAX_CELLS
     with pytest.raises(ValueError, match="resolution"):
         FreeSpace.grid_of(room_drives(), 0.0)
     with pytest.raises(ValueError, match="does not fit"):
@@ -98,7 +100,7 @@ def test_poses_compose_and_invert():
 def mapped_model(tmp_path):
     """A tiny model with a place net and the room's map, through a checkpoint."""
     parts = {"channels": [8, 8, 8, 8], "hidden": 16, "motion_hidden": 16, "place": True}
-    grid, origin = FreeSpace.grid_of(room_drives(), RES)
+    grid, origin, _ = FreeSpace.grid_of(room_drives(), RES)
     model = tiny_model(relative_pose={**parts, "free_space": list(grid.shape)})
     model.free_space.set(grid, origin, RES)
     path = save_checkpoint(tmp_path / "m.safetensors", model, {"action_low": LOW, "action_high": HIGH})

@@ -255,7 +255,8 @@ class PoseConfig:
     free_space: float = _f(
         0.05,
         "with L kept: cell size (metres) of the free-space map of where the drives went, which routes goals "
-        "out of plain sight round obstacles (control/route.py); 0 = no map",
+        "out of plain sight round obstacles (control/route.py; cells grow where the drives span more than 256); "
+        "0 = no map",
     )
     skip_without_odometry: bool = _f(
         False, "true: bags without odometry skip the stage in one line (the robot recipe); false: refuse (exit 2)"

@@ -238,7 +238,7 @@ def without_place_net(model, device) -> torch.nn.Module:
 def with_free_space(model, xy: torch.Tensor, resolution: float, device) -> torch.nn.Module:
     """The same model with the free-space map of the positions `xy` [N, 2] (the drives' odometry, the place
     net's frame), every other tensor carried over."""
-    grid, origin = FreeSpace.grid_of(xy, resolution)
+    grid, origin, resolution = FreeSpace.grid_of(xy, resolution)
     rp = dataclasses.replace(model.cfg.relative_pose, free_space=list(grid.shape))
     out = type(model)(dataclasses.replace(model.cfg, relative_pose=rp)).to(device)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("free_space.")}
@@ -366,8 +366,8 @@ def relative_pose_parts(cfg: TrainConfig, device: torch.device) -> dict:
         model = with_free_space(
             model, torch.cat([d.states[:, :2] for d in (train, val) if d is not None]), pc.free_space, device
         )
-        rows, cols = model.free_space.grid.shape
-        free = f"free-space map {rows} x {cols} cells of {pc.free_space} m, {int(model.free_space.grid.sum())} free"
+        (rows, cols), res = model.free_space.grid.shape, float(model.free_space.resolution)
+        free = f"free-space map {rows} x {cols} cells of {res:.3g} m, {int(model.free_space.grid.sum())} free"
         log.info("pose: %s", free)
     info = dict(meta.get("training") or {})
     info.update(
