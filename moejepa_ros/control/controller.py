@@ -227,10 +227,7 @@ class LatentController:
         """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective. A goal
         latent has no goal image: the goal metric `pose` needs `set_goal`."""
         self.goal_z = None if goal_z is None else goal_z.detach().to(self.device).float()
-        self.goal_frame = None
-        self.goal_place: torch.Tensor | None = None  # L(goal image) [3], with a free-space map
-        self.route: Route | None = None  # the way to it on the map (control/route.py)
-        self.waypoint: np.ndarray | None = None  # the last replan's waypoint (x, y, ψ) on the map, or None
+        self.goal_frame = self.goal_place = self.route = self.waypoint = None
         self.reset()
         self._rebuild()
 
