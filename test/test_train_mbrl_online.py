@@ -8,31 +8,12 @@ import numpy as np
 import pytest
 
 from moejepa_ros.model.checkpoint import load_checkpoint
+from testing.models import TINY_DMC_AGENT
 from training.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = [
-    "run.threads=1",
-    "run.progress=false",
-    "model.latent_dim=16",
-    "model.conv_channels=[8,8,8,8]",
-    "model.expert_hidden=16",
-    "model.head_hidden=16",
-    "model.stage1_hidden=16",
-    "model.action_embed_dim=8",
-    "data.batch_size=4",
-    "plan.planner.samples=16",
-    "plan.planner.elites=4",
-    "plan.planner.keep_elites=2",
-    "plan.planner.iterations=2",
-    "plan.planner.policy_prior_samples=2",
-    "mbrl.seed_episodes=1",
-    "mbrl.seed_updates=3",
-    "mbrl.max_episode_steps=6",
-    "mbrl.eval_every=1",
-    "mbrl.eval_episodes=1",
-]
+TINY = TINY_DMC_AGENT + ["mbrl.seed_episodes=1", "mbrl.eval_every=1", "mbrl.eval_episodes=1"]
 
 
 def run(capsys, out, *extra):
