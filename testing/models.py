@@ -21,6 +21,25 @@ TINY = dict(
     stage1_hidden=16,
     action_embed_dim=8,
 )
+#: `moejepa-train mbrl -c dmc` overrides for a seconds-long online loop (a tiny model, batch and planner).
+TINY_DMC_AGENT = [
+    "run.threads=1",
+    "run.progress=false",
+    "model.latent_dim=16",
+    "model.conv_channels=[8,8,8,8]",
+    "model.expert_hidden=16",
+    "model.head_hidden=16",
+    "model.stage1_hidden=16",
+    "model.action_embed_dim=8",
+    "data.batch_size=4",
+    "plan.planner.samples=16",
+    "plan.planner.elites=4",
+    "plan.planner.keep_elites=2",
+    "plan.planner.iterations=2",
+    "plan.planner.policy_prior_samples=2",
+    "mbrl.seed_updates=3",
+    "mbrl.max_episode_steps=6",
+]
 #: A 32-d latent over 16x16 RGB: small enough to train for hundreds of steps in a unit test.
 SMALL = dict(
     image_size=16,

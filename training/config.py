@@ -156,8 +156,14 @@ class PlanConfig:
 
 @dataclass
 class MBRLConfig:
+    loop: str = _f(
+        "rounds",
+        "rounds: collect episodes as bags, re-fit Stage 2 on all bags, repeat (PlaNet's loop; goal tasks) | "
+        "online: TD-MPC's loop on the reward, `updates_per_step` model/Q/actor updates per env step from an "
+        "in-memory replay (needs model.num_q >= 1)",
+    )
     env_kwargs: dict[str, Any] = _f({}, "keyword arguments for make_env (mode etc.)")
-    iterations: int = _f(3, "collect -> append -> re-fit rounds")
+    iterations: int = _f(3, "collect -> append -> re-fit rounds (online: planner episodes after the seed ones)")
     episodes_per_iter: int = _f(4, "planner episodes appended to the replay data per round")
     fit_steps_per_iter: int = _f(200, "optimiser steps of re-fitting per round")
     max_episode_steps: int = _f(100, "step limit per planner episode")
@@ -166,6 +172,12 @@ class MBRLConfig:
     )
     eval_every: int = _f(1, "rounds between evaluation episodes (0 = only at the end)")
     eval_episodes: int = _f(2, "closed-loop evaluation episodes")
+    seed_episodes: int = _f(5, "online: episodes of uniform random actions before planning (PlaNet / TD-MPC)")
+    seed_updates: int = _f(-1, "online: one burst of updates on the seed data (-1 = as many as seed env steps)")
+    updates_per_step: float = _f(1.0, "online: gradient updates per environment step after the seed phase")
+    tau: float = _f(0.01, "online: EMA rate of the target Q ensemble (TD-MPC's 0.01)")
+    n_step: int = _f(1, "online: TD target steps n (<= data.horizon)")
+    q_target: str = _f("min2", "online: TD bootstrap from the target ensemble: min2 (min of two random) | mean")
 
 
 @dataclass
@@ -451,7 +463,15 @@ def validate(cfg: TrainConfig) -> None:
         cfg.fit.idm_horizon,
         f"must be in [1, data.horizon={cfg.data.horizon}]",
     )
-    need(cfg.mbrl.iterations >= 1, "mbrl.iterations", cfg.mbrl.iterations, "must be >= 1")
+    m = cfg.mbrl
+    need(m.iterations >= 1, "mbrl.iterations", m.iterations, "must be >= 1")
+    need(m.loop in ("rounds", "online"), "mbrl.loop", m.loop, "expected rounds or online")
+    need(m.seed_episodes >= 1, "mbrl.seed_episodes", m.seed_episodes, "must be >= 1")
+    need(m.seed_updates >= -1, "mbrl.seed_updates", m.seed_updates, "must be >= -1")
+    need(m.updates_per_step >= 0, "mbrl.updates_per_step", m.updates_per_step, "must be >= 0")
+    need(0 < m.tau <= 1, "mbrl.tau", m.tau, "must be in (0, 1]")
+    need(1 <= m.n_step <= cfg.data.horizon, "mbrl.n_step", m.n_step, f"must be in [1, data.horizon={cfg.data.horizon}]")
+    need(m.q_target in ("min2", "mean"), "mbrl.q_target", m.q_target, "expected min2 or mean")
     need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
     need(cfg.refine.steps >= 1, "refine.steps", cfg.refine.steps, "must be >= 1")
     need(cfg.refine.horizon >= 1, "refine.horizon", cfg.refine.horizon, "must be >= 1")

@@ -14,6 +14,15 @@ environment steps and frames (steps x action repeat, the unit of the DMC literat
 wall time split into planning (inside the policy), environment (stepping, rendering, writing the
 bag) and training. Evaluation episodes use their own seeds (`EVAL_SEED` + 1000 x run.seed + i);
 training episodes use `episode_seed(run.seed + 100003 (r + 1), i)`, so the two never coincide.
+
+`mbrl.loop=online` is TD-MPC's loop instead (Hansen et al. 2022; `mbrl_online`): `mbrl.seed_episodes` of
+uniform random actions, one burst of `mbrl.seed_updates` updates on them, then every env step of a planner
+episode is followed by `mbrl.updates_per_step` updates (`training.td.TDLearner`: model, Q ensemble, actor)
+on windows of an in-memory replay that finished episodes are appended to (`training.replay`; one `.npz`
+per episode, never re-decoded). The planner bootstraps with Q and is seeded by the actor
+(`plan.objectives.reward.terminal_q`, `plan.planner.policy_prior_samples`). After every episode the whole
+agent (model, optimisers, target Q, generators, counters) is written to `<out_dir>/mbrl/agent`, so a killed
+run resumes at the episode it was in.
 """
 
 from __future__ import annotations
@@ -135,6 +144,11 @@ def _write_state(path: str, state: dict) -> None:
 
 
 def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
+    """Stage 3 by `mbrl.loop`: PlaNet-style rounds on bags, or TD-MPC's online loop."""
+    return mbrl_online(cfg, device) if cfg.mbrl.loop == "online" else mbrl_rounds(cfg, device)
+
+
+def mbrl_rounds(cfg: TrainConfig, device: torch.device) -> dict:
     from moejepa_ros.control import PlannerPolicy
     from training.rollouts import record_rollouts
 
@@ -242,5 +256,203 @@ def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
         "frames": frames,
         "eval": [e.get("eval", {}).get("success_rate") for e in state["rounds"]],
         "returns": [e["eval"]["return_mean"] for e in state["rounds"] if "eval" in e],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+# ------------------------------------------------------------------------------------------ online loop
+AGENT_TENSORS = "agent_state.safetensors"
+
+
+def _save_agent(root: str, model, meta: dict, learner, state: dict) -> None:
+    """Model + learner state + JSON into `<root>/agent`, swapped in whole (a kill leaves the previous one)."""
+    from safetensors.torch import save_file
+
+    from moejepa_ros.model.checkpoint import save_checkpoint
+
+    tmp, final, old = (os.path.join(root, n) for n in ("agent.tmp", "agent", "agent.old"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_checkpoint(os.path.join(tmp, "model.safetensors"), model, meta)
+    js, tensors = learner.state()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(tmp, AGENT_TENSORS))
+    _write_state(os.path.join(tmp, "state.json"), {**state, "learner": js})
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.isdir(final):
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _agent_dir(root: str) -> str | None:
+    """The last complete agent checkpoint (`agent`, or `agent.old` when a kill hit the swap)."""
+    for name in ("agent", "agent.old"):
+        d = os.path.join(root, name)
+        if os.path.isfile(os.path.join(d, "state.json")):
+            return d
+    return None
+
+
+def _evaluate_online(cfg: TrainConfig, model, meta: dict, device, frames: int) -> dict:
+    m = cfg.mbrl
+    t = time.perf_counter()
+    ev = closed_loop(
+        cfg,
+        model,
+        meta,
+        m.eval_episodes,
+        m.max_episode_steps,
+        device,
+        env_kwargs=m.env_kwargs,
+        seed=EVAL_SEED + 1000 * cfg.run.seed,
+    )
+    ev.update(
+        return_std=float(np.std(ev["returns"])), frames=int(frames), eval_seconds=round(time.perf_counter() - t, 2)
+    )
+    log.info("mbrl eval at %d frames: return %.1f +- %.1f", frames, ev["return_mean"], ev["return_std"])
+    return ev
+
+
+def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
+    """TD-MPC's online loop (see the module docstring); returns the final checkpoint and the curve."""
+    from safetensors.torch import load_file
+
+    from moejepa_ros.control import PlannerPolicy
+    from moejepa_ros.control.preprocess import preprocess
+    from moejepa_ros.model.checkpoint import save_checkpoint
+    from moejepa_ros.model.world_model import WorldModel
+    from moejepa_ros.sim import make_env
+
+    from .replay import EpisodeReplay
+    from .stages import model_config
+    from .td import TDLearner
+
+    m = cfg.mbrl
+    root = run_subdir(cfg, "mbrl")
+    os.makedirs(root, exist_ok=True)
+    env_kwargs = {**cfg.collect.env_kwargs, **m.env_kwargs}
+    env = make_env(cfg.collect.env, **env_kwargs)
+    low = np.asarray(env.action_space.low, np.float32)
+    high = np.asarray(env.action_space.high, np.float32)
+    repeat = int(getattr(env.unwrapped, "action_repeat", 1))
+    mc = model_config(cfg, int(low.shape[0]))
+    if mc.num_q < 1:
+        raise ConfigError(f"model.num_q={mc.num_q}: mbrl.loop=online learns a Q ensemble, set model.num_q >= 1")
+    model = WorldModel(mc).to(device)
+    meta = {
+        "action_low": low.tolist(),
+        "action_high": high.tolist(),
+        "preprocessing": dict(model.preprocessing, resize="cv2.INTER_AREA to image_size"),
+        "training": {
+            "subcommand": "mbrl",
+            "loop": "online",
+            "env": cfg.collect.env,
+            "reward_scale": cfg.data.reward_scale,
+        },
+    }
+    learner = TDLearner(
+        model,
+        low,
+        high,
+        gamma=mc.losses.gamma,
+        lr=cfg.optim.lr,
+        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        grad_clip=cfg.optim.grad_clip,
+        tau=m.tau,
+        n_step=m.n_step,
+        q_target=m.q_target,
+        seed=cfg.run.seed,
+    )
+    replay = EpisodeReplay(os.path.join(root, "episodes"), mc.frame_stack, cfg.data.horizon, cfg.data.augment_shift)
+    policy = PlannerPolicy(
+        model, cfg.plan.planner, cfg.plan.objectives, low, high, device, explore_std=m.explore_std, seed=cfg.run.seed
+    )
+    rng = np.random.default_rng([cfg.run.seed, 20])
+    state = {"episodes": 0, "env_steps": 0, "updates": 0, "action_repeat": repeat, "log": [], "evals": []}
+    agent = _agent_dir(root)
+    if agent is not None:
+        with open(os.path.join(agent, "state.json")) as f:
+            state = json.load(f)
+        model.load_state_dict(load_file(os.path.join(agent, "model.safetensors"), device=str(device)))
+        learner.load_state(state.pop("learner"), load_file(os.path.join(agent, AGENT_TENSORS), device=str(device)))
+        rng.bit_generator.state = state["rng"]
+        policy.rng.bit_generator.state = state["explore_rng"]
+        replay.load(state["episodes"])
+        log.info("mbrl: resumed after episode %d (%d frames)", state["episodes"], state["env_steps"] * repeat)
+    model.eval()
+    total = m.seed_episodes + m.iterations
+    per_update = float(m.updates_per_step)
+    t0 = time.perf_counter()
+
+    def updates(n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            terms = learner.update(replay.sample(cfg.data.batch_size, rng))
+        state["updates"] += n
+        if n:
+            state["last_terms"] = terms
+        return time.perf_counter() - t
+
+    for ep in range(state["episodes"], total):
+        seeding = ep < m.seed_episodes
+        split = {"env": 0.0, "planning": 0.0, "training": 0.0}
+        t = time.perf_counter()
+        obs, info = env.reset(seed=cfg.run.seed * 100_003 + ep + 1)
+        policy.reset()
+        split["env"] += time.perf_counter() - t
+        frames, actions, rewards, owed, ret = [preprocess(obs, mc.image_size)], [], [], 0.0, 0.0
+        for step in range(m.max_episode_steps):
+            t = time.perf_counter()
+            a = rng.uniform(low, high).astype(np.float32) if seeding else policy(obs, {"step": step})
+            split["planning"] += time.perf_counter() - t
+            t = time.perf_counter()
+            obs, r, term, trunc, info = env.step(a)
+            split["env"] += time.perf_counter() - t
+            frames.append(preprocess(obs, mc.image_size))
+            actions.append(np.asarray(a, np.float32))
+            rewards.append(float(r) * cfg.data.reward_scale)
+            ret += float(r)
+            if not seeding and len(replay):
+                owed += per_update
+                split["training"] += updates(int(owed))
+                owed -= int(owed)
+            if term or trunc:
+                break
+        replay.add(np.stack(frames), np.stack(actions), np.asarray(rewards, np.float32))
+        state["env_steps"] += len(actions)
+        if ep == m.seed_episodes - 1:  # the burst on the seed data
+            split["training"] += updates(replay.steps if m.seed_updates < 0 else m.seed_updates)
+        frames_now = state["env_steps"] * repeat
+        entry = {"episode": ep, "seed": seeding, "steps": len(actions), "frames": frames_now, "return": round(ret, 2)}
+        entry.update({f"{k}_seconds": round(v, 2) for k, v in split.items()})
+        state["log"].append(entry)
+        planned = ep + 1 - m.seed_episodes
+        if m.eval_episodes > 0 and planned >= 0 and ((m.eval_every and planned % m.eval_every == 0) or ep == total - 1):
+            state["evals"].append(_evaluate_online(cfg, model, meta, device, frames_now))
+        log.info(
+            "mbrl episode %d (%s): return %.1f, %d frames, %d updates; s env %.1f plan %.1f train %.1f",
+            ep,
+            "seed" if seeding else "planner",
+            ret,
+            frames_now,
+            state["updates"],
+            split["env"],
+            split["planning"],
+            split["training"],
+        )
+        state["episodes"] = ep + 1
+        state["rng"] = rng.bit_generator.state
+        state["explore_rng"] = policy.rng.bit_generator.state
+        _save_agent(root, model, meta, learner, state)
+    env.close()
+    final = os.path.join(root, "model.safetensors")
+    frames_now = state["env_steps"] * repeat
+    save_checkpoint(final, model, {**meta, "training": {**meta["training"], "frames": frames_now, "episodes": total}})
+    return {
+        "checkpoint": final,
+        "episodes": state["episodes"],
+        "frames": frames_now,
+        "updates": state["updates"],
+        "returns": [e["return_mean"] for e in state["evals"]],
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -125,6 +125,9 @@ class OnnxWorldModel:
     def actor(self, z: Tensor) -> Tensor:
         return self.model.actor(z)
 
+    def q(self, z: Tensor, a: Tensor) -> Tensor:
+        return self.model.q(z, a)
+
     def goal_distance(self, z: Tensor, g: Tensor) -> Tensor:
         return self.model.goal_distance(z, g)
 

@@ -121,6 +121,7 @@ class ModelConfig:
     stage1_max_offset: int = 16  # largest future offset j it can be asked for
     # heads
     head_hidden: int = 128
+    num_q: int = 0  # Q(z, a) ensemble members, learned by TD in the online MBRL loop (0 = no Q heads)
     # goal-distance head d(z, g) (steps to reach g from z; 0 = none), trained by `moejepa-train goal`
     goal_embed_dim: int = 0
     goal_hidden: int = 256
@@ -185,10 +186,10 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, v, "must be a positive integer")
-        for name in ("goal_embed_dim", "goal_hidden", "joint_probe", "joint_probe_hidden"):
+        for name in ("goal_embed_dim", "goal_hidden", "joint_probe", "joint_probe_hidden", "num_q"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                bad(name, v, "must be a non-negative integer (goal_embed_dim / joint_probe 0 = no such head)")
+                bad(name, v, "must be a non-negative integer (goal_embed_dim / joint_probe / num_q 0 = no such head)")
         if self.encoder not in ENCODERS:
             bad("encoder", self.encoder, f"must be one of {ENCODERS}")
         if self.latent_norm not in LATENT_NORMS:

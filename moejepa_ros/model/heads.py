@@ -1,5 +1,5 @@
-"""Prediction heads on latents: reward r(z,a), value V(z), cost/energy C(z), actor π(z) and the
-goal distance d(z, g)."""
+"""Prediction heads on latents: reward r(z,a), value V(z), action value Q(z,a) (an ensemble),
+cost/energy C(z), actor π(z) and the goal distance d(z, g)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,23 @@ class ValueHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return mlp_forward(self.net, z).squeeze(-1)
+
+
+class QEnsemble(nn.Module):
+    """Q_i(z, a), i < num_q: discounted return after taking `a` in `z`, learned by temporal difference
+    (TD-MPC, Hansen et al. 2022); several members give pessimistic or averaged targets (REDQ, Chen et al. 2021)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.members = nn.ModuleList(mlp(cfg.latent_dim + cfg.action_dim, cfg.head_hidden, 1) for _ in range(cfg.num_q))
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """z[..., D], a[..., A] (command units) -> Q [num_q, ...]."""
+        if z.shape[:-1] != a.shape[:-1]:
+            lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
+            z, a = z.expand(*lead, z.shape[-1]), a.expand(*lead, a.shape[-1])
+        x = torch.cat([z, a], -1)
+        return torch.stack([mlp_forward(m, x).squeeze(-1) for m in self.members])
 
 
 class CostHead(nn.Module):

@@ -9,7 +9,7 @@ from . import losses as L
 from .config import ModelConfig, RelativePoseConfig
 from .encoder import ema_update, make_encoder, make_target
 from .free_space import FreeSpace
-from .heads import ActorHead, CostHead, GoalDistanceHead, RewardHead, ValueHead
+from .heads import ActorHead, CostHead, GoalDistanceHead, QEnsemble, RewardHead, ValueHead
 from .joint_probe import JointProbe
 from .predictor import FuturePredictor, Predictor
 from .relative_pose import MotionModel, PairPoseNet, PlaceNet, vector_to_place, vector_to_pose
@@ -33,6 +33,7 @@ class WorldModel(nn.Module):
         self.value_head = ValueHead(cfg)
         self.cost_head = CostHead(cfg)
         self.actor_head = ActorHead(cfg)
+        self.q_heads = QEnsemble(cfg) if cfg.num_q > 0 else None
         self.goal_head = GoalDistanceHead(cfg) if cfg.goal_embed_dim > 0 else None
         rp = cfg.relative_pose
         self.pose_net = PairPoseNet(rp, cfg.image_size) if rp is not None else None
@@ -71,6 +72,12 @@ class WorldModel(nn.Module):
     def cost(self, z: torch.Tensor) -> torch.Tensor:
         return self.cost_head(z)
 
+    def q(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Q_i(z, a) of every ensemble member [num_q, ...] (a in command units); needs num_q > 0."""
+        if self.q_heads is None:
+            raise ValueError("this model has no Q heads (model_config num_q=0): the online MBRL loop trains them")
+        return self.q_heads(z, a)
+
     def actor(self, z: torch.Tensor) -> torch.Tensor:
         return self.actor_head(z)
 
@@ -79,6 +86,7 @@ class WorldModel(nn.Module):
         """The optional planner heads this model offers (see planning.protocol.has_head)."""
         return (
             ("reward", "value", "cost", "actor")
+            + (("q",) if self.q_heads is not None else ())
             + (("goal_distance",) if self.goal_head is not None else ())
             + (("relative_pose",) if self.pose_net is not None else ())
             + (("joint_angles",) if self.joint_probe is not None else ())

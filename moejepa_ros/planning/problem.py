@@ -98,6 +98,7 @@ class Problem:
             goal_z=self.goal_z,
             prev_action=self.prev_action,
             pose_goal=self.pose_goal,
+            to_actions=self.to_actions,
         )
 
     def evaluate(self, u: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """The `LatentModel` protocol the planners need, and an analytic linear model (tests, reference).
 
 Planners only call `rollout` (required) and, when an objective asks for it, `reward`,
-`value`, `cost` or `actor`, so any torch module with these methods plans the same way a
+`value`, `q`, `cost` or `actor`, so any torch module with these methods plans the same way a
 trained `WorldModel` does.
 """
 
@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-OPTIONAL_HEADS = ("reward", "value", "cost", "actor", "goal_distance", "relative_pose")
+OPTIONAL_HEADS = ("reward", "value", "q", "cost", "actor", "goal_distance", "relative_pose")
 
 
 @runtime_checkable
@@ -20,7 +20,8 @@ class LatentModel(Protocol):
     """What a planner needs from a world model (see docs/interfaces.md).
 
     `rollout(z0[N, D], actions[N, H, A]) -> z[N, H, D]`: latents after each action.
-    Optional: `reward(z, a) -> [...]` (reward for taking `a` in `z`), `value(z)`, `cost(z)`
+    Optional: `reward(z, a) -> [...]` (reward for taking `a` in `z`), `value(z)`, `q(z, a) -> [M, ...]`
+    (an ensemble of M action values, `a` in command units), `cost(z)`
     (energy, lower = more familiar), `actor(z) -> a` in [-1, 1] (scaled by the planner),
     `goal_distance(z, g) -> [...]` (learned steps from z to the goal latent g),
     `relative_pose` (both `relative_pose(image, goal) -> [N, 3]`, where a goal image was taken, and

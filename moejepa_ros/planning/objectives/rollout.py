@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,8 @@ class Rollout:
     `latents[N, H, D]` are z_1..z_H after `actions[N, H, A]` (real units) from `z0[D]` (None when no
     enabled objective reads latents, e.g. the goal metric `pose` alone: the planner skips that rollout);
     `discounts[H]` = gamma^t (t = 0..H-1); `prev_action[A]` is the last executed action (or None);
-    `pose_goal` the goal in the robot's frame (the goal metric `pose`; None otherwise).
+    `pose_goal` the goal in the robot's frame (the goal metric `pose`; None otherwise); `to_actions` maps
+    normalised [-1, 1] actions (the actor's) to command units.
     """
 
     model: Any
@@ -38,6 +40,7 @@ class Rollout:
     goal_z: Tensor | None = None
     prev_action: Tensor | None = None
     pose_goal: PoseGoal | None = None
+    to_actions: Callable[[Tensor], Tensor] | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

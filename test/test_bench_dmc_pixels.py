@@ -1,0 +1,29 @@
+"""bench.experiments.dmc_pixels on real MuJoCo cartpole with a tiny model: the per-task summary, and a rerun
+that finds the seed at its budget only summarises it (no training command runs)."""
+
+import json
+
+import pytest
+
+from bench.experiments import dmc_pixels
+from testing.models import TINY_DMC_AGENT
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_the_bench_summarises_per_task_and_skips_a_finished_seed(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--tasks", "cartpole_swingup", "--frames", "2000", "--seeds", "1", "--sac-seeds", "0"]
+    argv += ["--eval-episodes", "1", "--out", str(tmp_path / "runs"), "--set", *TINY_DMC_AGENT]
+    res = dmc_pixels.main(argv)
+    t = res["tasks"]["cartpole_swingup"]
+    assert t["seeds"] == [0] and t["frames"] == 2 * 6 * 8  # 1 seed + 1 planner episode of 6 steps, repeat 8
+    assert t["return_mean"] == t["returns"]["0"] == t["curves"]["0"][-1]["return_mean"]
+    assert set(t["seconds_per_1k_frames"]) >= {"env", "planning", "training"}
+    assert t["anchors_100k"]["td-mpc"] == 770
+    doc = json.loads((tmp_path / "out" / "bench" / "dmc_pixels.json").read_text())
+    assert doc["git_sha"] and doc["command"].startswith("python") and doc["machine"]["cores"]
+    assert "$ training.cli mbrl" in capsys.readouterr().out
+    again = dmc_pixels.main(argv)
+    assert "$ training.cli" not in capsys.readouterr().out  # at its budget: summarised, not rerun
+    assert again["tasks"]["cartpole_swingup"]["returns"] == t["returns"]

@@ -1,0 +1,47 @@
+"""`moejepa-train mbrl -c dmc` with `mbrl.loop=online` on real MuJoCo cartpole, tiny: seed episodes, a burst
+of updates, one update per planner step, a Q-bootstrapped actor-seeded planner, and resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from moejepa_ros.model.checkpoint import load_checkpoint
+from testing.models import TINY_DMC_AGENT
+from training.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = TINY_DMC_AGENT + ["mbrl.seed_episodes=1", "mbrl.eval_every=1", "mbrl.eval_episodes=1"]
+
+
+def run(capsys, out, *extra):
+    rc = main(["mbrl", "-c", "dmc", f"run.out_dir={out}", *TINY, *extra])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0, lines
+    return json.loads(lines[-1])
+
+
+def test_online_loop_updates_every_step_and_resumes(tmp_path, capsys):
+    r = run(capsys, tmp_path, "mbrl.iterations=1")
+    root = tmp_path / "mbrl"
+    assert r["episodes"] == 2 and r["frames"] == 2 * 6 * 8  # cartpole's action repeat 8
+    assert r["updates"] == 3 + 6  # the burst on the seed episode, then one per planner step
+    state = json.loads((root / "agent" / "state.json").read_text())
+    assert [e["seed"] for e in state["log"]] == [True, False]
+    assert len(state["evals"]) == 2 and all(np.isfinite(e["return_mean"]) for e in state["evals"])
+    assert sorted(os.listdir(root / "episodes")) == ["episode_00000.npz", "episode_00001.npz"]
+    model, meta = load_checkpoint(root / "model.safetensors")
+    assert "q" in model.heads and meta["action_low"] == [-1.0]
+    # a longer budget continues from the checkpoint: no episode is redone, updates keep counting
+    r2 = run(capsys, tmp_path, "mbrl.iterations=2", "mbrl.updates_per_step=0.5")
+    state2 = json.loads((root / "agent" / "state.json").read_text())
+    assert r2["episodes"] == 3 and r2["updates"] == 9 + 3
+    assert state2["log"][:2] == state["log"] and state2["log"][2]["episode"] == 2
+    assert len(os.listdir(root / "episodes")) == 3
+
+
+def test_online_loop_needs_q_heads(tmp_path, capsys):
+    assert main(["mbrl", "-c", "dmc", f"run.out_dir={tmp_path}", *TINY, "model.num_q=0"]) == 2
+    assert "model.num_q=0" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""TD learning of the Q ensemble and the actor (training/td.py) and the replay it samples (training/replay.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from moejepa_ros.model import ModelConfig, WorldModel
+from testing.models import SMALL
+from training.replay import EpisodeReplay
+from training.td import TDLearner, pessimistic, td_targets
+
+
+def test_n_step_targets_on_a_hand_made_batch():
+    r = torch.tensor([[1.0, 2.0, 3.0]])
+    boot = torch.tensor([[10.0, 20.0, 30.0]])  # values of z_1, z_2, z_3
+    g = 0.5
+    torch.testing.assert_close(td_targets(r, boot, g, 1), torch.tensor([[1 + g * 10, 2 + g * 20, 3 + g * 30]]))
+    torch.testing.assert_close(
+        td_targets(r, boot, g, 2), torch.tensor([[1 + g * 2 + g * g * 20, 2 + g * 3 + g * g * 30]])
+    )
+    torch.testing.assert_close(td_targets(r, boot, g, 3), torch.tensor([[1 + g * 2 + g * g * 3 + g**3 * 30]]))
+    with pytest.raises(ValueError, match="n=4"):
+        td_targets(r, boot, g, 4)
+
+
+def test_pessimistic_takes_the_min_of_two_members_or_the_mean():
+    q = torch.tensor([[1.0], [5.0], [3.0]])
+    gen = torch.Generator().manual_seed(0)
+    mins = {float(pessimistic(q, "min2", gen)) for _ in range(50)}
+    assert mins == {1.0, 3.0}  # min of a random pair: 5 is never the smaller one
+    assert float(pessimistic(q, "mean")) == 3.0
+
+
+def _setup(tmp_path, **losses):
+    mc = ModelConfig(**{**SMALL, "action_dim": 1, "num_q": 2, "losses": losses})
+    model = WorldModel(mc)
+    replay = EpisodeReplay(str(tmp_path), mc.frame_stack, horizon=3, augment_shift=1)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        replay.add(rng.integers(0, 255, (9, 16, 16, 3), dtype=np.uint8), rng.uniform(-1, 1, (8, 1)), rng.random(8))
+    return model, replay, rng
+
+
+def test_an_update_moves_the_target_q_by_ema_and_trains_the_encoder_through_q(tmp_path):
+    model, replay, rng = _setup(tmp_path, latent=0.0, reward=0.0, load_balance=0.0, router_z=0.0)
+    learner = TDLearner(model, [-1.0], [1.0], gamma=0.9, tau=0.25)
+    old_target = {k: v.clone() for k, v in learner.target_q.state_dict().items()}
+    enc = [p.clone() for p in model.encoder.parameters()]
+    actor = [p.clone() for p in model.actor_head.parameters()]
+    terms = learner.update(replay.sample(4, rng))
+    assert np.isfinite(terms["q"]) and terms["q"] > 0
+    online = model.q_heads.state_dict()
+    for k, old in old_target.items():  # target = 0.75 old + 0.25 new online
+        torch.testing.assert_close(learner.target_q.state_dict()[k], 0.75 * old + 0.25 * online[k])
+    # only the Q loss is on: the encoder still moves, so it is trained through the value
+    assert any(not torch.equal(a, b) for a, b in zip(enc, model.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(actor, model.actor_head.parameters()))
+    assert not model.training  # back in eval mode for the planner
+
+
+def test_learner_state_round_trips(tmp_path):
+    model, replay, rng = _setup(tmp_path)
+    learner = TDLearner(model, [-1.0], [1.0], gamma=0.9)
+    learner.update(replay.sample(4, rng))
+    js, tensors = learner.state()
+    other = TDLearner(model, [-1.0], [1.0], gamma=0.9)
+    other.load_state(js, tensors)
+    assert other.updates == 1
+    for k, v in learner.target_q.state_dict().items():
+        torch.testing.assert_close(other.target_q.state_dict()[k], v)
+    assert other.opt.state_dict()["state"][0]["step"] == learner.opt.state_dict()["state"][0]["step"]
+
+
+def test_replay_windows_follow_the_model_layout_and_reload(tmp_path):
+    replay = EpisodeReplay(str(tmp_path), frame_stack=3, horizon=2)
+    frames = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 4, 4, 3), np.uint8)  # frame i = i
+    replay.add(frames, np.arange(4, dtype=np.float32)[:, None], np.arange(4, dtype=np.float32) * 10)
+    rng = np.random.default_rng(0)
+    b = replay.sample(64, rng)
+    assert b["frames"].shape == (64, 5, 4, 4, 3)
+    first = b["frames"][:, :, 0, 0, 0]
+    t = first[:, 2].long()  # the stack at step t ends with frame t; earlier ones repeat the first frame
+    torch.testing.assert_close(first[:, 0].long(), (t - 2).clamp(min=0))
+    torch.testing.assert_close(b["actions"][:, 2, 0], t.float())  # action t is taken from the stack ending at t
+    torch.testing.assert_close(b["rewards"][:, 3], 10 * (t.float() + 1))
+    assert set(t.tolist()) == {0, 1, 2}  # windows of 2 steps in a 4-step episode
+    again = EpisodeReplay(str(tmp_path), frame_stack=3, horizon=2)
+    again.load(1)
+    assert again.steps == 4 and np.array_equal(again.frames[0], replay.frames[0])

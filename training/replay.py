@@ -1,0 +1,110 @@
+"""`EpisodeReplay`: the online MBRL loop's replay store, in memory, one `.npz` file per finished episode.
+
+Episodes are appended as they finish (frames are kept as uint8, never re-decoded), so the loop samples
+from everything collected so far at no per-round cost. An episode holds `frames[T+1, S, S, 3]` (the
+observation before each action and the last one), `actions[T, A]` and `rewards[T]`. A sample is a window
+of `frame_stack - 1 + horizon + 1` frames: the stacks at steps t..t+horizon, the `horizon` actions and
+rewards taken from them; an episode's first frame is repeated before it, as the control-side frame stack
+does at an episode start. Frames are shifted at random by up to `augment_shift` pixels with edge
+replication, one shift per window (DrQ's random shift, Kostrikov et al. 2021).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+
+class EpisodeReplay:
+    """Finished episodes (in memory and under `root`), sampled as `WorldModel.loss`-shaped windows."""
+
+    def __init__(self, root: str, frame_stack: int, horizon: int, augment_shift: int = 0):
+        if horizon < 1 or frame_stack < 1 or augment_shift < 0:
+            raise ValueError(
+                f"EpisodeReplay: horizon={horizon}, frame_stack={frame_stack} must be >= 1 and "
+                f"augment_shift={augment_shift} >= 0"
+            )
+        self.root, self.k, self.horizon, self.shift = root, int(frame_stack), int(horizon), int(augment_shift)
+        self.frames: list[np.ndarray] = []  # per episode, padded with k-1 copies of its first frame
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[np.ndarray] = []
+        self._starts = np.zeros((0, 2), np.int64)  # (episode, first step) of every window
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def steps(self) -> int:
+        """Environment steps (transitions) held."""
+        return int(sum(len(r) for r in self.rewards))
+
+    def _path(self, i: int) -> str:
+        return os.path.join(self.root, f"episode_{i:05d}.npz")
+
+    def add(self, frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray, save: bool = True) -> None:
+        """Append one finished episode (and write it, unless it came from disk)."""
+        frames, actions = np.asarray(frames, np.uint8), np.asarray(actions, np.float32)
+        rewards = np.asarray(rewards, np.float32)
+        T = len(rewards)
+        if frames.ndim != 4 or len(frames) != T + 1 or len(actions) != T:
+            raise ValueError(
+                f"EpisodeReplay.add: need frames [T+1, S, S, 3], actions [T, A], rewards [T]; got "
+                f"{frames.shape}, {actions.shape}, {rewards.shape}"
+            )
+        if save:
+            os.makedirs(self.root, exist_ok=True)
+            tmp = self._path(len(self)) + ".tmp.npz"
+            np.savez(tmp, frames=frames, actions=actions, rewards=rewards)
+            os.replace(tmp, self._path(len(self)))
+        i = len(self)
+        self.frames.append(np.concatenate([np.repeat(frames[:1], self.k - 1, 0), frames], 0))
+        self.actions.append(actions)
+        self.rewards.append(rewards)
+        n = T - self.horizon + 1
+        if n > 0:
+            new = np.stack([np.full(n, i), np.arange(n)], 1)
+            self._starts = np.concatenate([self._starts, new], 0)
+
+    def load(self, episodes: int) -> None:
+        """Read the first `episodes` files of `root` (a resumed run); later ones (a killed episode's) are removed."""
+        for i in range(episodes):
+            with np.load(self._path(i)) as d:
+                self.add(d["frames"], d["actions"], d["rewards"], save=False)
+        i = episodes
+        while os.path.isfile(self._path(i)):
+            os.remove(self._path(i))
+            i += 1
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """frames [B, k-1+H+1, S, S, 3] uint8, actions [B, k-1+H+1, A], rewards [B, k-1+H+1] (the model's window:
+        action and reward j belong to frame j, so the last frame's slots are padding)."""
+        if not len(self._starts):
+            raise ValueError(f"EpisodeReplay.sample: no episode is longer than horizon={self.horizon} steps")
+        pick = self._starts[rng.integers(0, len(self._starts), batch_size)]
+        T, k, H = self.k + self.horizon, self.k, self.horizon
+        A = self.actions[0].shape[1]
+        S = self.frames[0].shape[1]
+        frames = np.empty((batch_size, T, S, S, 3), np.uint8)
+        actions = np.zeros((batch_size, T, A), np.float32)
+        rewards = np.zeros((batch_size, T), np.float32)
+        for b, (e, t) in enumerate(pick.tolist()):
+            frames[b] = self.frames[e][t : t + T]
+            actions[b, k - 1 : k - 1 + H] = self.actions[e][t : t + H]
+            rewards[b, k - 1 : k - 1 + H] = self.rewards[e][t : t + H]
+        if self.shift:
+            frames = random_shift(frames, self.shift, rng)
+        return {
+            "frames": torch.from_numpy(frames),
+            "actions": torch.from_numpy(actions),
+            "rewards": torch.from_numpy(rewards),
+        }
+
+
+def random_shift(frames: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    """frames [B, ..., S, S, C] shifted by up to `pad` pixels each way (one offset per window), edges replicated."""
+    B, S = frames.shape[0], frames.shape[-2]
+    padded = np.pad(frames, [(0, 0)] * (frames.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)], mode="edge")
+    off = rng.integers(0, 2 * pad + 1, size=(B, 2))
+    return np.stack([padded[b, ..., y : y + S, x : x + S, :] for b, (y, x) in enumerate(off.tolist())])
