@@ -115,23 +115,7 @@ def _seed_env_steps(cfg: TrainConfig, sources) -> int:
 
 def _eval(cfg: TrainConfig, ckpt: str, device, frames: int) -> dict:
     model, meta = load_checkpoint(ckpt, device)
-    m = cfg.mbrl
-    t = time.perf_counter()
-    ev = closed_loop(
-        cfg,
-        model,
-        meta,
-        m.eval_episodes,
-        m.max_episode_steps,
-        device,
-        env_kwargs=m.env_kwargs,
-        seed=EVAL_SEED + 1000 * cfg.run.seed,
-    )
-    ev["return_std"] = float(np.std(ev["returns"]))
-    ev["frames"] = int(frames)
-    ev["eval_seconds"] = round(time.perf_counter() - t, 2)
-    log.info("mbrl eval at %d frames: return %.1f +- %.1f", frames, ev["return_mean"], ev["return_std"])
-    return ev
+    return _evaluate(cfg, model, meta, device, frames)
 
 
 def _write_state(path: str, state: dict) -> None:
@@ -293,7 +277,8 @@ def _agent_dir(root: str) -> str | None:
     return None
 
 
-def _evaluate_online(cfg: TrainConfig, model, meta: dict, device, frames: int) -> dict:
+def _evaluate(cfg: TrainConfig, model, meta: dict, device, frames: int) -> dict:
+    """Closed-loop returns of `model` on the evaluation episodes (seeds apart from training's)."""
     m = cfg.mbrl
     t = time.perf_counter()
     ev = closed_loop(
@@ -428,7 +413,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         state["log"].append(entry)
         planned = ep + 1 - m.seed_episodes
         if m.eval_episodes > 0 and planned >= 0 and ((m.eval_every and planned % m.eval_every == 0) or ep == total - 1):
-            state["evals"].append(_evaluate_online(cfg, model, meta, device, frames_now))
+            state["evals"].append(_evaluate(cfg, model, meta, device, frames_now))
         log.info(
             "mbrl episode %d (%s): return %.1f, %d frames, %d updates; s env %.1f plan %.1f train %.1f",
             ep,
