@@ -143,6 +143,19 @@ def test_goal_metric_pose_places_the_goal_once_per_replan_and_keeps_the_executed
     assert d.level == ERROR and "needs a goal image" in d.message and not d.action.any()
 
 
+def test_with_a_place_net_the_goal_image_is_placed_once_per_goal_and_each_replan_places_only_the_newest_frame():
+    model = tiny_model(relative_pose={**POSE_PARTS, "place": True})
+    calls = []
+    model.place_net.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    c = controller(model, POSE_GOAL, hold=3)
+    c.set_goal(frames(1)[0])
+    assert calls == [1] and c.goal_place is not None and c.route is None  # no free-space map: no route
+    for i in range(3):
+        assert c.act(frames(2 + i)).level == OK
+    assert calls == [1, 1, 1, 1]  # L(goal) kept from set_goal: one frame per replan
+    assert torch.allclose(c.goal_place, model.place(c.goal_frame)[0])
+
+
 def test_the_controller_tracks_the_goal_with_its_gain_and_forgets_it_on_a_new_goal_or_episode():
     c = controller(
         straight_driving_model(0.05, **POSE_PARTS),

@@ -240,11 +240,7 @@ def with_free_space(model, xy: torch.Tensor, resolution: float, device) -> torch
     net's frame), every other tensor carried over."""
     grid, origin, resolution = FreeSpace.grid_of(xy, resolution)
     rp = dataclasses.replace(model.cfg.relative_pose, free_space=list(grid.shape))
-    out = type(model)(dataclasses.replace(model.cfg, relative_pose=rp)).to(device)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("free_space.")}
-    missing, unexpected = out.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("free_space.") for k in missing):
-        raise RuntimeError(f"free space: the model's tensors did not carry over ({missing}, {unexpected})")
+    out = with_new_part(model, "free_space.", {"relative_pose": rp}, 0, device)  # the map holds no weights
     out.free_space.set(grid, origin, resolution)
     return out.eval()
 

@@ -99,7 +99,7 @@ class LatentController:
         self.check_objectives(self.objective_spec)  # unknown names / params / missing heads raise here
         self.goal_z: torch.Tensor | None = None
         self.goal_frame: torch.Tensor | None = None  # [1, S, S, 3] uint8: the goal image (set_goal), for `pose`
-        self.goal_place: torch.Tensor | None = None  # L(goal image) [3], with a free-space map
+        self.goal_place: torch.Tensor | None = None  # L(goal image) [3], with a place net
         self.route: Route | None = None  # the way to it on the map (control/route.py)
         self.waypoint: np.ndarray | None = None  # the last replan's waypoint (x, y, ψ) on the map, or None
         self._route_lookahead = 0.0
@@ -218,10 +218,11 @@ class LatentController:
         else:
             self.set_goal_latent(self.encode(np.repeat(frame[None], self.frame_stack, axis=0)).float())
             self.goal_frame = torch.from_numpy(np.array(frame)).to(self.device)[None]  # own copy: kept
-            if getattr(self.model, "free_space", None) is not None:
+            if getattr(self.model, "place_net", None) is not None:  # L(goal) once per goal, not per replan
                 with torch.no_grad():
                     self.goal_place = self.model.place(self.goal_frame)[0].float()
-                self.route = Route(*self.model.free_space.numpy(), self.goal_place[:2].cpu().numpy())
+                if getattr(self.model, "free_space", None) is not None:
+                    self.route = Route(*self.model.free_space.numpy(), self.goal_place[:2].cpu().numpy())
 
     def set_goal_latent(self, goal_z: torch.Tensor | None) -> None:
         """Set (or clear) the goal latent [D]; forgets the warm start and switches the goal objective. A goal
@@ -255,7 +256,10 @@ class LatentController:
             raise ValueError("goal metric pose needs a goal image (set_goal), not a goal latent")
         image = torch.from_numpy(np.array(frame)).to(self.device)[None]  # a writable copy (12 KB at 64 px)
         history = torch.from_numpy(self.history).to(self.device)
-        placed = self.model.relative_pose(image, self.goal_frame)[0].float()
+        if self.goal_place is not None:  # the place net: L(goal) ⊖ L(image), L(goal) kept from set_goal
+            placed = relative_pose(self.model.place(image)[0].float(), self.goal_place)
+        else:
+            placed = self.model.relative_pose(image, self.goal_frame)[0].float()
         goal = self.goal_tracker.update(placed, self.model, history)
         self.waypoint = None
         if self.route is not None and self._route_lookahead > 0:

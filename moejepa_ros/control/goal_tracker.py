@@ -8,12 +8,12 @@ second opinion: the tracker keeps `prior + gain * (placed - prior)` (heading wra
 placement alone. Measured on the mobile base's tuning goals, 0.3 reached 152 of 180 against 143 for 1.
 
 A placement far from the prior is more likely a view the place net misreads (a bare wall panel) than a jump
-of the robot: with `gate` > 0 the innovation `placed - prior` is clipped to `gate` metres and
-`gate / YAW_WEIGHT` radians before the blend (a robust, Huber-like update), so one bad view moves the
-estimate by at most `gain * gate`. Off by default: on the mobile base's 45k-frame model it changed nothing
-on tuning goals (71 of 80 either way) and cost goals behind a pillar (15 of 30 against 28 of 30), where the
-robot pressed against the pillar while the motion model carried the estimate on, and the clipped
-placements could not pull it back.
+of the robot: with `gate` > 0 the innovation `placed - prior` is clipped to `gate` metres and `gate / c`
+radians (c: the parts' `yaw_scale`, metres per radian) before the blend (a robust, Huber-like update), so
+one bad view moves the estimate by at most `gain * gate`. Off by default: on the mobile base's 45k-frame
+model it changed nothing on tuning goals (71 of 80 either way) and cost goals behind a pillar (15 of 30
+against 28 of 30), where the robot pressed against the pillar while the motion model carried the estimate
+on, and the clipped placements could not pull it back.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import torch
 from torch import Tensor
 
 from moejepa_ros.model.relative_pose import relative_pose, wrap_angle
-
-YAW_WEIGHT = 0.3  # metres per radian: the heading's share of the gate
 
 
 class GoalTracker:
@@ -61,8 +59,9 @@ class GoalTracker:
             d = placed - prior
             d[2] = wrap_angle(d[2])
             if self.gate > 0:
+                turn = self.gate / model.cfg.relative_pose.yaw_scale
                 d[:2] *= (self.gate / d[:2].norm().clamp_min(1e-9)).clamp(max=1.0)
-                d[2] = d[2].clamp(-self.gate / YAW_WEIGHT, self.gate / YAW_WEIGHT)
+                d[2] = d[2].clamp(-turn, turn)
             new = prior + self.gain * d
             new[2] = wrap_angle(new[2])
         self.pose, self._history, self._since = new, history.clone(), []

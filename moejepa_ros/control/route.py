@@ -117,7 +117,7 @@ class Route:
         rows, cols = self.grid.shape
         rr, cc = np.mgrid[max(r0 - k, 0) : min(r0 + k + 1, rows), max(c0 - k, 0) : min(c0 + k + 1, cols)]
         rc = np.stack([rr.ravel(), cc.ravel()], -1)
-        rc = rc[self.grid[rc[:, 0], rc[:, 1]] & np.isfinite(self.field[rc[:, 0], rc[:, 1]])]
+        rc = rc[np.isfinite(self.field[rc[:, 0], rc[:, 1]])]  # free and connected to the goal
         xy = self._centre(rc)
         near = np.linalg.norm(xy - cur, axis=-1) <= lookahead
         rc, xy = rc[near], xy[near]

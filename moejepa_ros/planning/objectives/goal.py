@@ -64,8 +64,9 @@ class GoalObjective(Objective):
         ),
         "pose_gate": Option(
             0.0,
-            "metric=pose: metres (and this / 0.3 radians) a new placement may move the tracked goal before the "
-            "blend, larger differences clipped (a misread view moves it by at most pose_gain x this; 0 = no clip)",
+            "metric=pose: metres (and this / the parts' yaw_scale radians) a new placement may move the tracked "
+            "goal before the blend, larger differences clipped (a misread view moves it by at most pose_gain x this; "
+            "0 = no clip)",
             0.0,
             10.0,
         ),
