@@ -10,6 +10,8 @@ import pytest
 from moejepa_ros.model.checkpoint import load_checkpoint
 from testing.models import TINY_DMC_AGENT
 from training.cli import main
+from training.config import MBRLConfig
+from training.mbrl import explore_std_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,13 +37,34 @@ def test_online_loop_updates_every_step_and_resumes(tmp_path, capsys):
     model, meta = load_checkpoint(root / "model.safetensors")
     assert "q" in model.heads and meta["action_low"] == [-1.0]
     # a longer budget continues from the checkpoint: no episode is redone, updates keep counting
-    r2 = run(capsys, tmp_path, "mbrl.iterations=2", "mbrl.updates_per_step=0.5")
+    # (and with TD-MPC's falling exploration noise: 0.5 at step 0, 0.1 from step 24 on)
+    r2 = run(
+        capsys,
+        tmp_path,
+        "mbrl.iterations=2",
+        "mbrl.updates_per_step=0.5",
+        "mbrl.explore_std=0.5",
+        "mbrl.explore_std_final=0.1",
+        "mbrl.explore_decay_steps=24",
+    )
     state2 = json.loads((root / "agent" / "state.json").read_text())
     assert r2["episodes"] == 3 and r2["updates"] == 9 + 3
     assert state2["log"][:2] == state["log"] and state2["log"][2]["episode"] == 2
+    assert state["log"][1]["explore_std"] == 0.1 and state2["log"][2]["explore_std"] == 0.3  # 12 of 24 steps
     assert len(os.listdir(root / "episodes")) == 3
 
 
 def test_online_loop_needs_q_heads(tmp_path, capsys):
     assert main(["mbrl", "-c", "dmc", f"run.out_dir={tmp_path}", *TINY, "model.num_q=0"]) == 2
     assert "model.num_q=0" in capsys.readouterr().err
+
+
+def test_explore_noise_falls_linearly_then_stays():
+    m = MBRLConfig(explore_std=0.5, explore_std_final=0.05, explore_decay_steps=100)
+    assert [round(explore_std_at(m, s), 4) for s in (0, 50, 100, 1000)] == [0.5, 0.275, 0.05, 0.05]
+    assert explore_std_at(MBRLConfig(explore_std=0.2), 10**6) == 0.2  # -1: constant
+
+
+def test_a_bad_explore_schedule_is_named(tmp_path, capsys):
+    assert main(["mbrl", "-c", "dmc", f"run.out_dir={tmp_path}", *TINY, "mbrl.explore_std_final=-0.5"]) == 2
+    assert "mbrl.explore_std_final" in capsys.readouterr().err

@@ -170,6 +170,12 @@ class MBRLConfig:
     explore_std: float = _f(
         0.1, "Gaussian noise (fraction of the action range) added to planner actions when collecting"
     )
+    explore_std_final: float = _f(
+        -1.0,
+        "online: the noise falls linearly from explore_std to this over explore_decay_steps env steps "
+        "(TD-MPC's schedule, 0.5 to 0.05); -1 = constant explore_std",
+    )
+    explore_decay_steps: int = _f(25000, "online: env steps over which the explore noise falls (TD-MPC: 25000)")
     eval_every: int = _f(1, "rounds between evaluation episodes (0 = only at the end)")
     eval_episodes: int = _f(2, "closed-loop evaluation episodes")
     seed_episodes: int = _f(5, "online: episodes of uniform random actions before planning (PlaNet / TD-MPC)")
@@ -469,6 +475,13 @@ def validate(cfg: TrainConfig) -> None:
     need(m.seed_episodes >= 1, "mbrl.seed_episodes", m.seed_episodes, "must be >= 1")
     need(m.seed_updates >= -1, "mbrl.seed_updates", m.seed_updates, "must be >= -1")
     need(m.updates_per_step >= 0, "mbrl.updates_per_step", m.updates_per_step, "must be >= 0")
+    need(
+        m.explore_std_final == -1 or m.explore_std_final >= 0,
+        "mbrl.explore_std_final",
+        m.explore_std_final,
+        "must be >= 0, or -1 (constant explore_std)",
+    )
+    need(m.explore_decay_steps >= 1, "mbrl.explore_decay_steps", m.explore_decay_steps, "must be >= 1")
     need(0 < m.tau <= 1, "mbrl.tau", m.tau, "must be in (0, 1]")
     need(1 <= m.n_step <= cfg.data.horizon, "mbrl.n_step", m.n_step, f"must be in [1, data.horizon={cfg.data.horizon}]")
     need(m.q_target in ("min2", "mean"), "mbrl.q_target", m.q_target, "expected min2 or mean")

@@ -248,6 +248,15 @@ def mbrl_rounds(cfg: TrainConfig, device: torch.device) -> dict:
 AGENT_TENSORS = "agent_state.safetensors"
 
 
+def explore_std_at(m, env_steps: int) -> float:
+    """The online loop's exploration noise after `env_steps`: `explore_std`, or TD-MPC's linear fall from it
+    to `explore_std_final` over `explore_decay_steps`."""
+    if m.explore_std_final < 0:
+        return float(m.explore_std)
+    f = min(1.0, env_steps / m.explore_decay_steps)
+    return float(m.explore_std + f * (m.explore_std_final - m.explore_std))
+
+
 def _save_agent(root: str, model, meta: dict, learner, state: dict) -> None:
     """Model + learner state + JSON into `<root>/agent`, swapped in whole (a kill leaves the previous one)."""
     from safetensors.torch import save_file
@@ -384,6 +393,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         t = time.perf_counter()
         obs, info = env.reset(seed=cfg.run.seed * 100_003 + ep + 1)
         policy.reset()
+        policy.explore_std = explore_std_at(m, state["env_steps"])
         split["env"] += time.perf_counter() - t
         frames, actions, rewards, owed, ret = [preprocess(obs, mc.image_size)], [], [], 0.0, 0.0
         for step in range(m.max_episode_steps):
@@ -409,6 +419,8 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
             split["training"] += updates(replay.steps if m.seed_updates < 0 else m.seed_updates)
         frames_now = state["env_steps"] * repeat
         entry = {"episode": ep, "seed": seeding, "steps": len(actions), "frames": frames_now, "return": round(ret, 2)}
+        if not seeding:
+            entry["explore_std"] = round(policy.explore_std, 4)
         entry.update({f"{k}_seconds": round(v, 2) for k, v in split.items()})
         state["log"].append(entry)
         planned = ep + 1 - m.seed_episodes
