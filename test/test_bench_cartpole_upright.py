@@ -1,0 +1,36 @@
+"""bench.experiments.cartpole_upright on real MuJoCo cartpole with a tiny untrained agent: every episode starts
+with the pole up (it cannot fall 30 degrees within the first step) and the summary is written."""
+
+import json
+
+import pytest
+
+from bench.experiments import cartpole_upright
+from moejepa_ros.model.checkpoint import save_checkpoint
+from moejepa_ros.model.config import ModelConfig
+from moejepa_ros.model.world_model import WorldModel
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_episodes_start_upright_and_are_summarised(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = ModelConfig(
+        latent_dim=16, conv_channels=[8, 8, 8, 8], expert_hidden=16, head_hidden=16, stage1_hidden=16, num_q=2
+    )
+    cfg.action_dim = 1
+    ckpt = tmp_path / "agent.safetensors"
+    save_checkpoint(ckpt, WorldModel(cfg), {"action_low": [-1.0], "action_high": [1.0]})
+    plan = [
+        "plan.planner.samples=32",
+        "plan.planner.iterations=1",
+        "plan.planner.elites=4",
+        "plan.planner.policy_prior_samples=4",
+    ]
+    res = cartpole_upright.main(["--checkpoint", str(ckpt), "--steps", "5", "--set", *plan])
+    assert set(res["episodes"]) == {"-3.0", "0.0", "3.0"}
+    for e in res["episodes"].values():
+        assert 1 <= e["held_steps"] <= 5  # started up: still up after the first step
+        assert 0.0 < e["reward_per_step"] <= 8.0
+    doc = json.loads((tmp_path / "out" / "bench" / "cartpole_upright.json").read_text())
+    assert doc["git_sha"] and doc["figures"]["held_steps_mean"] == res["held_steps_mean"]
