@@ -28,7 +28,7 @@ def test_episodes_start_upright_and_are_summarised(tmp_path, monkeypatch):
         "plan.planner.policy_prior_samples=4",
     ]
     res = cartpole_upright.main(["--checkpoint", str(ckpt), "--steps", "5", "--set", *plan])
-    assert set(res["episodes"]) == {"-3.0", "0.0", "3.0"}
+    assert set(res["episodes"]) == {"-6.0", "-4.0", "-2.0", "0.0", "2.0", "4.0", "6.0"}
     for e in res["episodes"].values():
         assert 1 <= e["held_steps"] <= 5  # started up: still up after the first step
         assert 0.0 < e["reward_per_step"] <= 8.0

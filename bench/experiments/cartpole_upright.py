@@ -2,7 +2,7 @@
 
 Swing-up returns mix two skills: pumping the pole up (learnt early; a pole kept spinning scores ~200-300)
 and balancing it at the top (what separates ~250 from ~800). This isolates the second: each episode sets
-dm_control's cartpole to the cart centred, the pole at a small angle from upright and everything at rest
+dm_control's cartpole to the cart centred, the pole at one of seven small angles from upright and everything at rest
 (`env.set_state`), then runs the agent's planner (the training config's, no exploration noise) for
 `--steps` env steps. It reports, per start angle, the steps until the pole first leaves |angle| < 30 deg
 (`held_steps`, capped at --steps) and the mean reward per env step (dm_control's, summed over the repeat
@@ -22,7 +22,7 @@ import numpy as np
 
 from bench import record
 
-ANGLES_DEG = (-3.0, 0.0, 3.0)  # start angles from upright
+ANGLES_DEG = (-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0)  # start angles from upright
 HELD_COS = math.cos(math.radians(30))  # the pole counts as up while cos(angle) stays above this
 
 
