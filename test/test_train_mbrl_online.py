@@ -68,3 +68,15 @@ def test_explore_noise_falls_linearly_then_stays():
 def test_a_bad_explore_schedule_is_named(tmp_path, capsys):
     assert main(["mbrl", "-c", "dmc", f"run.out_dir={tmp_path}", *TINY, "mbrl.explore_std_final=-0.5"]) == 2
     assert "mbrl.explore_std_final" in capsys.readouterr().err
+
+
+def test_a_prioritized_replay_keeps_its_priorities_in_the_agent(tmp_path, capsys):
+    from safetensors.numpy import load_file
+
+    run(capsys, tmp_path, "mbrl.iterations=1", "mbrl.priority_alpha=0.6")
+    agent = tmp_path / "mbrl" / "agent" / "agent_state.safetensors"
+    p = load_file(str(agent))["replay.priorities"]
+    windows = 2 * (6 - 3 + 1)  # two 6-step episodes, windows of data.horizon 3 steps
+    assert p.shape == (windows,) and len(np.unique(p)) > 1  # set from the TD errors of the sampled windows
+    run(capsys, tmp_path, "mbrl.iterations=2", "mbrl.priority_alpha=0.6")  # resumes with them
+    assert load_file(str(agent))["replay.priorities"].shape == (windows + 4,)

@@ -87,3 +87,36 @@ def test_replay_windows_follow_the_model_layout_and_reload(tmp_path):
     again = EpisodeReplay(str(tmp_path), frame_stack=3, horizon=2)
     again.load(1)
     assert again.steps == 4 and np.array_equal(again.frames[0], replay.frames[0])
+
+
+def test_prioritized_replay_draws_by_priority_with_importance_weights(tmp_path):
+    replay = EpisodeReplay(str(tmp_path), frame_stack=1, horizon=1, priority_alpha=1.0, priority_beta=1.0)
+    frames = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 4, 4, 3), np.uint8)
+    replay.add(frames, np.zeros((4, 1), np.float32), np.zeros(4, np.float32), save=False)
+    assert replay.priorities.tolist() == [1.0] * 4  # new windows start at the largest priority (1 at first)
+    replay.update_priorities([0, 1, 2, 3], [9.0, 1.0, 0.0, 0.0])  # zero is kept just above 0: still drawable
+    rng = np.random.default_rng(0)
+    b = replay.sample(2000, rng)
+    t = b["frames"][:, 0, 0, 0, 0].long()
+    assert torch.equal(t, b["index"])  # one window per step here
+    share = np.bincount(t.numpy(), minlength=4) / 2000
+    assert 0.85 < share[0] < 0.95 and 0.05 < share[1] < 0.15 and share[2] + share[3] < 0.01
+    w = b["weight"][t == 0][0], b["weight"][t == 1][0]
+    torch.testing.assert_close(w[1] / w[0], torch.tensor(9.0))  # (N P)^-1: the rarer window weighs 9x more
+    assert float(b["weight"].max()) == 1.0
+    replay.add(frames, np.zeros((4, 1), np.float32), np.zeros(4, np.float32), save=False)
+    assert replay.priorities[4:].tolist() == [9.0] * 4
+    with pytest.raises(ValueError, match="finite"):
+        replay.update_priorities([0], [float("nan")])
+
+
+def test_importance_weights_scale_each_windows_loss_and_priorities_come_back(tmp_path):
+    model, replay, rng = _setup(tmp_path, latent=0.0, reward=0.0, load_balance=0.0, router_z=0.0)
+    learner = TDLearner(model, [-1.0], [1.0], gamma=0.9)
+    batch = replay.sample(4, rng)
+    q_before = [p.clone() for p in model.q_heads.parameters()]
+    learner.update({**batch, "weight": torch.zeros(4)})  # every window weighted 0: no TD gradient
+    assert all(torch.equal(a, b) for a, b in zip(q_before, model.q_heads.parameters()))
+    assert learner.last_priority.shape == (4,) and np.all(learner.last_priority > 0)
+    learner.update({**batch, "weight": torch.ones(4)})
+    assert any(not torch.equal(a, b) for a, b in zip(q_before, model.q_heads.parameters()))

@@ -184,6 +184,10 @@ class MBRLConfig:
     tau: float = _f(0.01, "online: EMA rate of the target Q ensemble (TD-MPC's 0.01)")
     n_step: int = _f(1, "online: TD target steps n (<= data.horizon)")
     q_target: str = _f("min2", "online: TD bootstrap from the target ensemble: min2 (min of two random) | mean")
+    priority_alpha: float = _f(
+        0.0, "online: replay windows drawn by TD-error priority^alpha (TD-MPC: 0.6); 0 = uniform"
+    )
+    priority_beta: float = _f(0.4, "online: importance-weight exponent of the prioritized replay (TD-MPC: 0.4)")
 
 
 @dataclass
@@ -481,6 +485,8 @@ def validate(cfg: TrainConfig) -> None:
         m.explore_std_final,
         "must be >= 0, or -1 (constant explore_std)",
     )
+    need(m.priority_alpha >= 0, "mbrl.priority_alpha", m.priority_alpha, "must be >= 0")
+    need(0 <= m.priority_beta <= 1, "mbrl.priority_beta", m.priority_beta, "must be in [0, 1]")
     need(m.explore_decay_steps >= 1, "mbrl.explore_decay_steps", m.explore_decay_steps, "must be >= 1")
     need(0 < m.tau <= 1, "mbrl.tau", m.tau, "must be in (0, 1]")
     need(1 <= m.n_step <= cfg.data.horizon, "mbrl.n_step", m.n_step, f"must be in [1, data.horizon={cfg.data.horizon}]")

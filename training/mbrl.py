@@ -19,10 +19,12 @@ training episodes use `episode_seed(run.seed + 100003 (r + 1), i)`, so the two n
 uniform random actions, one burst of `mbrl.seed_updates` updates on them, then every env step of a planner
 episode is followed by `mbrl.updates_per_step` updates (`training.td.TDLearner`: model, Q ensemble, actor)
 on windows of an in-memory replay that finished episodes are appended to (`training.replay`; one `.npz`
-per episode, never re-decoded). The planner bootstraps with Q and is seeded by the actor
-(`plan.objectives.reward.terminal_q`, `plan.planner.policy_prior_samples`). After every episode the whole
-agent (model, optimisers, target Q, generators, counters) is written to `<out_dir>/mbrl/agent`, so a killed
-run resumes at the episode it was in.
+per episode, never re-decoded), drawn uniformly or, with `mbrl.priority_alpha` > 0, by TD-error priority
+as TD-MPC does; the exploration noise can fall over the run (`mbrl.explore_std_final`). The planner
+bootstraps with Q and is seeded by the actor (`plan.objectives.reward.terminal_q`,
+`plan.planner.policy_prior_samples`). After every episode the whole agent (model, optimisers, target Q,
+replay priorities, generators, counters) is written to `<out_dir>/mbrl/agent`, so a killed run resumes at
+the episode it was in.
 """
 
 from __future__ import annotations
@@ -246,6 +248,7 @@ def mbrl_rounds(cfg: TrainConfig, device: torch.device) -> dict:
 
 # ------------------------------------------------------------------------------------------ online loop
 AGENT_TENSORS = "agent_state.safetensors"
+PRIORITIES = "replay.priorities"  # the prioritized replay's per-window priorities, among the agent tensors
 
 
 def explore_std_at(m, env_steps: int) -> float:
@@ -257,7 +260,7 @@ def explore_std_at(m, env_steps: int) -> float:
     return float(m.explore_std + f * (m.explore_std_final - m.explore_std))
 
 
-def _save_agent(root: str, model, meta: dict, learner, state: dict) -> None:
+def _save_agent(root: str, model, meta: dict, learner, state: dict, replay) -> None:
     """Model + learner state + JSON into `<root>/agent`, swapped in whole (a kill leaves the previous one)."""
     from safetensors.torch import save_file
 
@@ -268,6 +271,8 @@ def _save_agent(root: str, model, meta: dict, learner, state: dict) -> None:
     os.makedirs(tmp)
     save_checkpoint(os.path.join(tmp, "model.safetensors"), model, meta)
     js, tensors = learner.state()
+    if replay.alpha > 0:
+        tensors[PRIORITIES] = torch.from_numpy(replay.priorities.copy())
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(tmp, AGENT_TENSORS))
     _write_state(os.path.join(tmp, "state.json"), {**state, "learner": js})
     shutil.rmtree(old, ignore_errors=True)
@@ -357,7 +362,14 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         q_target=m.q_target,
         seed=cfg.run.seed,
     )
-    replay = EpisodeReplay(os.path.join(root, "episodes"), mc.frame_stack, cfg.data.horizon, cfg.data.augment_shift)
+    replay = EpisodeReplay(
+        os.path.join(root, "episodes"),
+        mc.frame_stack,
+        cfg.data.horizon,
+        cfg.data.augment_shift,
+        priority_alpha=m.priority_alpha,
+        priority_beta=m.priority_beta,
+    )
     policy = PlannerPolicy(
         model, cfg.plan.planner, cfg.plan.objectives, low, high, device, explore_std=m.explore_std, seed=cfg.run.seed
     )
@@ -368,10 +380,14 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         with open(os.path.join(agent, "state.json")) as f:
             state = json.load(f)
         model.load_state_dict(load_file(os.path.join(agent, "model.safetensors"), device=str(device)))
-        learner.load_state(state.pop("learner"), load_file(os.path.join(agent, AGENT_TENSORS), device=str(device)))
+        tensors = load_file(os.path.join(agent, AGENT_TENSORS), device=str(device))
+        learner.load_state(state.pop("learner"), tensors)
         rng.bit_generator.state = state["rng"]
         policy.rng.bit_generator.state = state["explore_rng"]
         replay.load(state["episodes"])
+        saved = tensors.get(PRIORITIES)
+        if replay.alpha > 0 and saved is not None and len(saved) == len(replay.priorities):
+            replay.priorities = saved.cpu().double().numpy()
         log.info("mbrl: resumed after episode %d (%d frames)", state["episodes"], state["env_steps"] * repeat)
     model.eval()
     total = m.seed_episodes + m.iterations
@@ -381,7 +397,10 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
     def updates(n: int) -> float:
         t = time.perf_counter()
         for _ in range(n):
-            terms = learner.update(replay.sample(cfg.data.batch_size, rng))
+            batch = replay.sample(cfg.data.batch_size, rng)
+            terms = learner.update(batch)
+            if "index" in batch:
+                replay.update_priorities(batch["index"], learner.last_priority)
         state["updates"] += n
         if n:
             state["last_terms"] = terms
@@ -440,7 +459,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         state["episodes"] = ep + 1
         state["rng"] = rng.bit_generator.state
         state["explore_rng"] = policy.rng.bit_generator.state
-        _save_agent(root, model, meta, learner, state)
+        _save_agent(root, model, meta, learner, state, replay)
     env.close()
     final = os.path.join(root, "model.safetensors")
     frames_now = state["env_steps"] * repeat

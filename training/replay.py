@@ -7,6 +7,11 @@ of `frame_stack - 1 + horizon + 1` frames: the stacks at steps t..t+horizon, the
 rewards taken from them; an episode's first frame is repeated before it, as the control-side frame stack
 does at an episode start. Frames are shifted at random by up to `augment_shift` pixels with edge
 replication, one shift per window (DrQ's random shift, Kostrikov et al. 2021).
+
+With `priority_alpha` > 0 windows are drawn by priority (prioritized experience replay, Schaul et al. 2016,
+as TD-MPC samples its replay): P(i) = p_i^alpha / sum_j p_j^alpha, a new window gets the largest priority
+so far, the learner sets p_i from its TD errors (`update_priorities`), and each sample carries its
+importance weight (N P(i))^-beta / max, with its window `index`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,28 @@ import torch
 class EpisodeReplay:
     """Finished episodes (in memory and under `root`), sampled as `WorldModel.loss`-shaped windows."""
 
-    def __init__(self, root: str, frame_stack: int, horizon: int, augment_shift: int = 0):
+    def __init__(
+        self,
+        root: str,
+        frame_stack: int,
+        horizon: int,
+        augment_shift: int = 0,
+        priority_alpha: float = 0.0,
+        priority_beta: float = 0.4,
+    ):
         if horizon < 1 or frame_stack < 1 or augment_shift < 0:
             raise ValueError(
                 f"EpisodeReplay: horizon={horizon}, frame_stack={frame_stack} must be >= 1 and "
                 f"augment_shift={augment_shift} >= 0"
             )
+        if priority_alpha < 0 or not 0 <= priority_beta <= 1:
+            raise ValueError(
+                f"EpisodeReplay: priority_alpha={priority_alpha} must be >= 0 and priority_beta={priority_beta} "
+                "in [0, 1]"
+            )
         self.root, self.k, self.horizon, self.shift = root, int(frame_stack), int(horizon), int(augment_shift)
+        self.alpha, self.beta = float(priority_alpha), float(priority_beta)
+        self.priorities = np.zeros(0, np.float64)  # per window, as `_starts`
         self.frames: list[np.ndarray] = []  # per episode, padded with k-1 copies of its first frame
         self.actions: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
@@ -66,6 +86,8 @@ class EpisodeReplay:
         if n > 0:
             new = np.stack([np.full(n, i), np.arange(n)], 1)
             self._starts = np.concatenate([self._starts, new], 0)
+            top = float(self.priorities.max()) if len(self.priorities) else 1.0
+            self.priorities = np.concatenate([self.priorities, np.full(n, top)])
 
     def load(self, episodes: int) -> None:
         """Read the first `episodes` files of `root` (a resumed run); later ones (a killed episode's) are removed."""
@@ -82,7 +104,17 @@ class EpisodeReplay:
         action and reward j belong to frame j, so the last frame's slots are padding)."""
         if not len(self._starts):
             raise ValueError(f"EpisodeReplay.sample: no episode is longer than horizon={self.horizon} steps")
-        pick = self._starts[rng.integers(0, len(self._starts), batch_size)]
+        n = len(self._starts)
+        weight = None
+        if self.alpha > 0:
+            p = self.priorities**self.alpha
+            p /= p.sum()
+            index = rng.choice(n, batch_size, p=p)
+            weight = (n * p[index]) ** -self.beta
+            weight /= weight.max()
+        else:
+            index = rng.integers(0, n, batch_size)
+        pick = self._starts[index]
         T, k, H = self.k + self.horizon, self.k, self.horizon
         A = self.actions[0].shape[1]
         S = self.frames[0].shape[1]
@@ -95,11 +127,21 @@ class EpisodeReplay:
             rewards[b, k - 1 : k - 1 + H] = self.rewards[e][t : t + H]
         if self.shift:
             frames = random_shift(frames, self.shift, rng)
-        return {
+        batch = {
             "frames": torch.from_numpy(frames),
             "actions": torch.from_numpy(actions),
             "rewards": torch.from_numpy(rewards),
         }
+        if weight is not None:
+            batch.update(index=torch.from_numpy(index), weight=torch.from_numpy(weight.astype(np.float32)))
+        return batch
+
+    def update_priorities(self, index, priority) -> None:
+        """Set the sampled windows' priorities (the learner's TD errors; kept above 1e-6 so none is never drawn)."""
+        p = np.asarray(priority, np.float64).reshape(-1)
+        if not np.all(np.isfinite(p)):
+            raise ValueError("EpisodeReplay.update_priorities: priorities must be finite")
+        self.priorities[np.asarray(index, np.int64).reshape(-1)] = np.maximum(p, 1e-6)
 
 
 def random_shift(frames: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:

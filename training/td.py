@@ -11,6 +11,8 @@ value):
     where z̄ are target-encoder latents and Q̄ a slowly moving (EMA, rate `tau`) copy of the ensemble,
     pessimistic (`min2`: the minimum of two random members, as REDQ, Chen et al. 2021) or averaged (`mean`);
   - the MoE router's load-balancing and z-losses.
+With a prioritized replay the batch carries importance weights, which weight each window's loss, and the
+update leaves each window's rho^t-weighted mean |TD error| in `last_priority` (TD-MPC's priority).
 The actor π(z) (deterministic; its exploration is the planner's and the loop's noise, a std floor) is
 trained after it to maximise the ensemble-mean Q on the detached latents z_0..z_H (DDPG-style, as TD-MPC),
 with its own optimiser. DMC episodes end by time limit only, so no target is cut at an episode end.
@@ -92,6 +94,7 @@ class TDLearner:
         self.actor_opt = torch.optim.Adam(model.actor_head.parameters(), lr=lr)
         self.gen = torch.Generator().manual_seed(seed)
         self.updates = 0
+        self.last_priority: np.ndarray | None = None  # per window of the last batch: rho^t-weighted |TD error|
 
     def to_actions(self, u: Tensor) -> Tensor:
         """Normalised [-1, 1] (the actor's range) -> command units (the replay's and the planner's)."""
@@ -112,15 +115,22 @@ class TDLearner:
             y = td_targets(rewards, pessimistic(q_next, self.q_target, self.gen), self.gamma, n)
         pred = m.predictor.rollout(z0, actions)
         aux = m.predictor.last_aux
-        latent = L.multistep_latent_loss(pred, z_tgt, lw.rho)
-        z_before = torch.cat([z0.unsqueeze(1), pred[:, :-1]], 1)  # z_0..z_{H-1}
+        # per-window losses [B] (rho^t-weighted sums over the horizon), averaged with the replay's importance
+        # weights when it samples by priority
         w = L.decay_weights(H, lw.rho, dev)
-        rew = ((m.reward(z_before, actions) - rewards).square().mean(0) * w).sum()
+        latent = ((pred - z_tgt).square().mean(2) * w).sum(1)
+        z_before = torch.cat([z0.unsqueeze(1), pred[:, :-1]], 1)  # z_0..z_{H-1}
+        rew = ((m.reward(z_before, actions) - rewards).square() * w).sum(1)
         q = m.q(z_before[:, : H - n + 1], actions[:, : H - n + 1])  # [M, B, H-n+1]
         wq = L.decay_weights(H - n + 1, lw.rho, dev)
-        q_loss = ((q - y.unsqueeze(0)).square().mean((0, 1)) * wq).sum()
+        td_err = q - y.unsqueeze(0)
+        q_loss = (td_err.square().mean(0) * wq).sum(1)
+        self.last_priority = (td_err.detach().abs().mean(0) * wq).sum(1).cpu().numpy()  # TD-MPC's L1 priority
         bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
-        total = lw.latent_weight(m.cfg.latent_norm) * latent + lw.reward * rew + lw.value * q_loss + bal + zl
+        per_window = lw.latent_weight(m.cfg.latent_norm) * latent + lw.reward * rew + lw.value * q_loss
+        iw = batch.get("weight")
+        total = (per_window.mean() if iw is None else (per_window * iw).mean()) + bal + zl
+        latent, rew, q_loss = latent.mean(), rew.mean(), q_loss.mean()
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         gn = torch.nn.utils.clip_grad_norm_(
