@@ -26,7 +26,7 @@ def run(capsys, out, *extra):
 
 
 def test_online_loop_updates_every_step_and_resumes(tmp_path, capsys):
-    r = run(capsys, tmp_path, "mbrl.iterations=1")
+    r = run(capsys, tmp_path, "mbrl.iterations=1", "mbrl.explore_std=0.1", "mbrl.explore_std_final=-1")
     root = tmp_path / "mbrl"
     assert r["episodes"] == 2 and r["frames"] == 2 * 6 * 8  # cartpole's action repeat 8
     assert r["updates"] == 3 + 6  # the burst on the seed episode, then one per planner step

@@ -54,13 +54,13 @@ ANCHORS_REPEAT_2 = {
 
 
 def task_settings(task: str) -> dict:
-    """Per-task overrides: episode length in env steps, reward scale 1/repeat, TD-MPC2's discount."""
+    """Per-task overrides: episode length in env steps, TD-MPC2's discount."""
     domain = task.split("_")[0] if not task.startswith("ball_in_cup") else "ball_in_cup"
     repeat = ACTION_REPEAT.get(domain, DEFAULT_ACTION_REPEAT)
     steps = EPISODE_FRAMES // repeat
     frac = steps / 5  # TD-MPC2: gamma = (T/5 - 1) / (T/5), clipped to [0.95, 0.995]
     gamma = float(min(0.995, max(0.95, (frac - 1) / frac)))
-    return {"repeat": repeat, "steps": steps, "gamma": round(gamma, 4), "reward_scale": 1.0 / repeat}
+    return {"repeat": repeat, "steps": steps, "gamma": round(gamma, 4)}
 
 
 def run_cli(args: list[str], env: dict, log_path: str) -> dict:
@@ -85,7 +85,6 @@ def overrides(task: str, seed: int, out: str, threads: int, a) -> list[str]:
         f"collect.max_steps={s['steps']}",
         f"mbrl.max_episode_steps={s['steps']}",
         f"eval.max_episode_steps={s['steps']}",
-        f"data.reward_scale={s['reward_scale']}",
         f"model.losses.gamma={s['gamma']}",
         f"plan.planner.gamma={s['gamma']}",
         f"mbrl.eval_episodes={a.eval_episodes}",
