@@ -137,7 +137,7 @@ class EpisodeReplay:
         return batch
 
     def update_priorities(self, index, priority) -> None:
-        """Set the sampled windows' priorities (the learner's TD errors; kept above 1e-6 so none is never drawn)."""
+        """Set the sampled windows' priorities (the learner's TD errors), at least 1e-6 so every window can be drawn."""
         p = np.asarray(priority, np.float64).reshape(-1)
         if not np.all(np.isfinite(p)):
             raise ValueError("EpisodeReplay.update_priorities: priorities must be finite")
