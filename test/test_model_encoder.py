@@ -56,6 +56,24 @@ def test_bad_frame_shape_names_expected_layout():
         enc(torch.zeros(2, 3, 3, 32, 32, dtype=torch.uint8))
 
 
+def test_conv_encoder_stacks_channels_oldest_frame_first():
+    """The first conv sees frame j's RGB in channels 3j..3j+2, also from a window's strided stacks."""
+    torch.manual_seed(0)
+    enc = make_encoder(ModelConfig(image_size=32, conv_channels=[8, 8]))
+    seen = []
+    enc.convs[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    window = torch.randint(0, 256, (2, 5, 32, 32, 3), dtype=torch.uint8)
+    stacks = window.unfold(1, 3, 1).permute(0, 1, 5, 2, 3, 4)  # [2, 3, 3, 32, 32, 3] views, as in training
+    z = enc(stacks)
+    x = seen[-1].reshape(2, 3, 9, 32, 32)  # [B, stack, channel, H, W]
+    for s in range(3):
+        for j in range(3):
+            for c in range(3):
+                want = window[:, s + j, :, :, c].float() / 255.0 - 0.5
+                assert torch.allclose(x[:, s, 3 * j + c], want, atol=1e-6)
+    assert torch.allclose(z, enc(stacks.contiguous()), atol=1e-6)
+
+
 def small_wm():
     """`small_config` over 32x32 frames."""
     return WorldModel(small_config(image_size=32, conv_channels=[8, 16, 16]))

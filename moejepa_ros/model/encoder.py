@@ -67,7 +67,9 @@ class ConvEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         check_frames(frames, self.cfg)
         lead, (k, h, w, c) = frames.shape[:-4], frames.shape[-4:]
-        x = frames.reshape(-1, k, h, w, c).permute(0, 2, 3, 1, 4).reshape(-1, h, w, k * c)
+        # channel-stack the k frames by concatenating them: on a window's strided stacks this is 1.6x faster
+        # than a permute + reshape copy of the uint8 block (bench/micro/bench_td_update.py)
+        x = torch.cat(frames.reshape(-1, k, h, w, c).unbind(1), -1)
         x = to_float(x).permute(0, 3, 1, 2)  # NCHW view with channels_last strides (no copy)
         x = self.convs(x.contiguous(memory_format=torch.channels_last))
         z = self.norm(self.proj(x.flatten(1)))

@@ -1,0 +1,139 @@
+"""The online MBRL loop's hot path: one TD update (model + Q ensemble + actor) from the prioritized replay.
+
+With `config/train/dmc.yaml` (64x64 pixels, 3-frame stacks, horizon 3, batch 128, on one torch thread as the
+bench's runs use), the replay holds random-action episodes of dm_control's cartpole (real MuJoCo frames).
+It times, in alternating blocks so machine noise hits both sides alike:
+  - the whole update (sample a batch, `TDLearner.update`, write back the priorities);
+  - the conv encoder's channel stacking of a window's k-frame stacks (the target encoder's [B, H, k, S, S, 3]
+    strided view) two ways: concatenating the frames (what `ConvEncoder` does) and the permute + reshape
+    copy it replaced — the uint8 copy was 40% of an update.
+Writes through `bench.record` (name `td_update`).
+
+    MUJOCO_GL=egl .venv/bin/python -m bench.micro.bench_td_update [--steps 10] [--blocks 3] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from bench import record
+from moejepa_ros.model.encoder import to_float
+from moejepa_ros.model.world_model import WorldModel
+from moejepa_ros.sim import make_env
+from training.config import load_config, resolve_config_path
+from training.replay import EpisodeReplay
+from training.stages import model_config
+from training.td import TDLearner
+
+
+def random_episodes(env_name: str, episodes: int, steps: int, seed: int):
+    """(frames [T+1, S, S, 3], actions [T, A], rewards [T]) of uniform random actions."""
+    env = make_env(env_name)
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low, env.action_space.high
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        frames, actions, rewards = [obs], [], []
+        for _ in range(steps):
+            a = rng.uniform(low, high).astype(np.float32)
+            obs, r, *_ = env.step(a)
+            frames.append(obs)
+            actions.append(a)
+            rewards.append(r)
+        yield np.stack(frames), np.stack(actions), np.asarray(rewards, np.float32)
+    env.close()
+
+
+def stack_by_cat(stacks: torch.Tensor) -> torch.Tensor:
+    k, h, w, c = stacks.shape[-4:]
+    return to_float(torch.cat(stacks.reshape(-1, k, h, w, c).unbind(1), -1))
+
+
+def stack_by_permute(stacks: torch.Tensor) -> torch.Tensor:
+    k, h, w, c = stacks.shape[-4:]
+    return to_float(stacks.reshape(-1, k, h, w, c).permute(0, 2, 3, 1, 4).reshape(-1, h, w, k * c))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=10, help="timed updates per block")
+    ap.add_argument("--blocks", type=int, default=3)
+    ap.add_argument("--episodes", type=int, default=4, help="random-action episodes in the replay")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the bench's runs use 1)")
+    record.add_arguments(ap, "td_update")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    cfg = load_config([resolve_config_path("dmc")])
+    env = cfg.collect.env
+    steps = cfg.mbrl.max_episode_steps
+    episodes = list(random_episodes(env, a.episodes, steps, seed=0))
+    A = episodes[0][1].shape[1]
+    low, high = -np.ones(A, np.float32), np.ones(A, np.float32)
+    mc = model_config(cfg, A)
+    with tempfile.TemporaryDirectory() as tmp:
+        replay = EpisodeReplay(
+            os.path.join(tmp, "episodes"),
+            mc.frame_stack,
+            cfg.data.horizon,
+            cfg.data.augment_shift,
+            priority_alpha=cfg.mbrl.priority_alpha,
+            priority_beta=cfg.mbrl.priority_beta,
+        )
+        for frames, actions, rewards in episodes:
+            replay.add(frames, actions, rewards, save=False)
+        model = WorldModel(mc).eval()
+        learner = TDLearner(model, low, high, gamma=mc.losses.gamma, lr=cfg.optim.lr, seed=0)
+        rng = np.random.default_rng(0)
+
+        def update() -> None:
+            batch = replay.sample(cfg.data.batch_size, rng)
+            learner.update(batch)
+            replay.update_priorities(batch["index"], learner.last_priority)
+
+        stacks, *_ = model._split_window(replay.sample(cfg.data.batch_size, rng))
+        target_stacks = stacks[:, 1:]  # what the target encoder stacks each update (the online one: stacks[:, 0])
+        same = torch.equal(stack_by_cat(target_stacks), stack_by_permute(target_stacks))
+        fns = {"update": update, "stack_cat": lambda: stack_by_cat(target_stacks)}
+        fns["stack_permute"] = lambda: stack_by_permute(target_stacks)
+        for f in fns.values():  # warm-up
+            f()
+        times = {k: [] for k in fns}
+        for _ in range(a.blocks):
+            for k, f in fns.items():
+                t = time.perf_counter()
+                for _ in range(a.steps):
+                    f()
+                times[k].append((time.perf_counter() - t) / a.steps)
+    best = {k: min(v) for k, v in times.items()}
+    res = {
+        "note": "shared machine: compare within this run (alternating blocks), not across runs",
+        "env": env,
+        "batch": cfg.data.batch_size,
+        "horizon": cfg.data.horizon,
+        "frame_stack": mc.frame_stack,
+        "image_size": mc.image_size,
+        "threads": a.threads,
+        "steps_per_block": a.steps,
+        "blocks": a.blocks,
+        "ms_blocks": {k: [round(1e3 * x, 2) for x in v] for k, v in times.items()},
+        "update_ms_best": round(1e3 * best["update"], 1),
+        "stack_cat_ms_best": round(1e3 * best["stack_cat"], 2),
+        "stack_permute_ms_best": round(1e3 * best["stack_permute"], 2),
+        "permute_over_cat": round(best["stack_permute"] / best["stack_cat"], 2),
+        "saved_share_of_update": round((best["stack_permute"] - best["stack_cat"]) / best["update"], 3),
+        "stacks_equal": same,
+    }
+    print(json.dumps(res, indent=1))
+    record.write_result(a, res)
+
+
+if __name__ == "__main__":
+    main()
