@@ -23,6 +23,19 @@ def test_n_step_targets_on_a_hand_made_batch():
         td_targets(r, boot, g, 4)
 
 
+def test_per_window_latent_loss_is_the_batch_loss_window_by_window():
+    from moejepa_ros.model import losses as L
+
+    pred = torch.zeros(2, 2, 3)
+    tgt = torch.zeros(2, 2, 3)
+    tgt[0, 0] = 1.0  # window 0 misses step 1 by 1 in every dim, window 1 misses step 2 by 2
+    tgt[1, 1] = 2.0
+    per = L.multistep_latent_loss(pred, tgt, rho=0.5, per_window=True)
+    w = torch.tensor([2 / 3, 1 / 3])  # rho^(j-1) normalised
+    assert torch.allclose(per, torch.stack([w[0] * 1.0, w[1] * 4.0]))
+    assert torch.allclose(per.mean(), L.multistep_latent_loss(pred, tgt, rho=0.5))
+
+
 def test_pessimistic_takes_the_min_of_two_members_or_the_mean():
     q = torch.tensor([[1.0], [5.0], [3.0]])
     gen = torch.Generator().manual_seed(0)

@@ -118,7 +118,7 @@ class TDLearner:
         # per-window losses [B] (rho^t-weighted sums over the horizon), averaged with the replay's importance
         # weights when it samples by priority
         w = L.decay_weights(H, lw.rho, dev)
-        latent = ((pred - z_tgt).square().mean(2) * w).sum(1)
+        latent = L.multistep_latent_loss(pred, z_tgt, lw.rho, per_window=True)
         z_before = torch.cat([z0.unsqueeze(1), pred[:, :-1]], 1)  # z_0..z_{H-1}
         rew = ((m.reward(z_before, actions) - rewards).square() * w).sum(1)
         q = m.q(z_before[:, : H - n + 1], actions[:, : H - n + 1])  # [M, B, H-n+1]

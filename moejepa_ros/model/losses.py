@@ -19,10 +19,14 @@ def jepa_latent_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred, target.detach())
 
 
-def multistep_latent_loss(pred: torch.Tensor, target: torch.Tensor, rho: float) -> torch.Tensor:
-    """Σ_j ρ^(j-1)·MSE(ẑ_j, sg(z̄_j)) / Σ_j ρ^(j-1) over pred/target [B, H, D]."""
-    per_step = (pred - target.detach()).square().mean(dim=(0, 2))
-    return (decay_weights(pred.shape[1], rho, pred.device) * per_step).sum()
+def multistep_latent_loss(
+    pred: torch.Tensor, target: torch.Tensor, rho: float, per_window: bool = False
+) -> torch.Tensor:
+    """Σ_j ρ^(j-1)·MSE(ẑ_j, sg(z̄_j)) / Σ_j ρ^(j-1) over pred/target [B, H, D]: a scalar (the batch mean), or
+    with `per_window` one value per window [B] (for importance-weighted batches; their mean is the scalar)."""
+    w = decay_weights(pred.shape[1], rho, pred.device)
+    per_step = (pred - target.detach()).square().mean(dim=2)  # [B, H]
+    return (per_step * w).sum(1) if per_window else (per_step.mean(0) * w).sum()
 
 
 def vicreg_variance(z: torch.Tensor, std_target: float, eps: float = 1e-4) -> torch.Tensor:
