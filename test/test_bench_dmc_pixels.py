@@ -27,3 +27,13 @@ def test_the_bench_summarises_per_task_and_skips_a_finished_seed(tmp_path, monke
     again = dmc_pixels.main(argv)
     assert "$ training.cli" not in capsys.readouterr().out  # at its budget: summarised, not rerun
     assert again["tasks"]["cartpole_swingup"]["returns"] == t["returns"]
+
+
+def test_the_seed_mean_uses_the_points_every_seed_reached():
+    curves = {
+        "0": [{"frames": 5000, "return_mean": 100.0}, {"frames": 10000, "return_mean": 300.0}],
+        "1": [{"frames": 5000, "return_mean": 200.0}],  # still running
+    }
+    x, mean = dmc_pixels.seed_mean(curves)
+    assert x.tolist() == [5000.0] and mean.tolist() == [150.0]
+    assert dmc_pixels.seed_mean({})[0].size == 0

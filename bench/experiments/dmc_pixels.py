@@ -203,6 +203,15 @@ def run_sac(task: str, seed: int, a, env: dict) -> dict:
     }
 
 
+def seed_mean(curves: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, mean return over seeds) at the evaluation points every seed has reached."""
+    if not curves:
+        return np.zeros(0), np.zeros(0)
+    by_seed = [{p["frames"]: p["return_mean"] for p in c} for c in curves.values()]
+    frames = sorted(set.intersection(*(set(d) for d in by_seed)))
+    return np.array(frames, float), np.array([np.mean([d[f] for d in by_seed]) for f in frames])
+
+
 def plot(results: dict, path: str) -> None:
     import matplotlib
 
@@ -212,12 +221,16 @@ def plot(results: dict, path: str) -> None:
     tasks = list(results["tasks"]) or list(results["sac"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(6.5, 4.8 * len(tasks)), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for seed, c in results["tasks"].get(task, {}).get("curves", {}).items():
+        curves = results["tasks"].get(task, {}).get("curves", {})
+        for seed, c in curves.items():
             x = np.array([p["frames"] for p in c]) / 1000
             m = np.array([p["return_mean"] for p in c])
             sd = np.array([p["return_std"] for p in c])
-            ax.plot(x, m, "o-", label=f"MoE-JEPA MBRL seed {seed}")
-            ax.fill_between(x, m - sd, m + sd, alpha=0.2)
+            ax.plot(x, m, "o-", ms=3, lw=1, label=f"MoE-JEPA MBRL seed {seed}")
+            ax.fill_between(x, m - sd, m + sd, alpha=0.15)
+        x, mean = seed_mean(curves)
+        if len(curves) > 1 and len(x):
+            ax.plot(x / 1000, mean, "k-", lw=2.5, label=f"mean of {len(curves)} seeds")
         for seed, r in results["sac"].get(task, {}).items():
             ax.errorbar(
                 [r["frames"] / 1000],
