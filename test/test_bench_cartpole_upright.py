@@ -1,4 +1,4 @@
-"""bench.experiments.cartpole_upright on real MuJoCo cartpole with a tiny untrained agent: every episode starts
+"""bench.experiments.cartpole_upright on real MuJoCo cartpole with two tiny untrained agents: every episode starts
 with the pole up (it cannot fall 30 degrees within the first step) and the summary is written."""
 
 import json
@@ -27,10 +27,16 @@ def test_episodes_start_upright_and_are_summarised(tmp_path, monkeypatch):
         "plan.planner.elites=4",
         "plan.planner.policy_prior_samples=4",
     ]
-    res = cartpole_upright.main(["--checkpoint", str(ckpt), "--steps", "5", "--set", *plan])
-    assert set(res["episodes"]) == {"-6.0", "-4.0", "-2.0", "0.0", "2.0", "4.0", "6.0"}
-    for e in res["episodes"].values():
-        assert 1 <= e["held_steps"] <= 5  # started up: still up after the first step
-        assert 0.0 < e["reward_per_step"] <= 8.0
+    other = tmp_path / "agent1.safetensors"
+    save_checkpoint(other, WorldModel(cfg), {"action_low": [-1.0], "action_high": [1.0]})
+    res = cartpole_upright.main(["--checkpoint", str(ckpt), str(other), "--steps", "5", "--set", *plan])
+    assert [g["checkpoint"] for g in res["agents"]] == [str(ckpt), str(other)]
+    for g in res["agents"]:
+        assert set(g["episodes"]) == {"-6.0", "-4.0", "-2.0", "0.0", "2.0", "4.0", "6.0"}
+        for e in g["episodes"].values():
+            assert 1 <= e["held_steps"] <= 5  # started up: still up after the first step
+            assert 0.0 < e["reward_per_step"] <= 8.0
+    per = res["held_steps_per_agent"]
+    assert len(per) == 2 and abs(res["held_steps_mean"] - sum(per) / 2) < 0.011  # equal episodes per agent
     doc = json.loads((tmp_path / "out" / "bench" / "cartpole_upright.json").read_text())
     assert doc["git_sha"] and doc["figures"]["held_steps_mean"] == res["held_steps_mean"]

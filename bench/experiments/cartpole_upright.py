@@ -8,7 +8,10 @@ dm_control's cartpole to the cart centred, the pole at one of seven small angles
 (`held_steps`, capped at --steps) and the mean reward per env step (dm_control's, summed over the repeat
 of 8: at most 8). A model that never saw the pole slow near the top lets it fall in a few steps.
 
-    MUJOCO_GL=egl python -m bench.experiments.cartpole_upright --checkpoint runs/dmc/mbrl/model.safetensors
+    MUJOCO_GL=egl python -m bench.experiments.cartpole_upright --checkpoint runs/dmc/mbrl/model.safetensors [...]
+
+Several checkpoints (one per training seed) are measured one after the other; the summary gives each
+agent's mean and the mean over all their episodes.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ def upright_episode(env, policy, angle_rad: float, steps: int) -> dict:
     return {"held_steps": steps if held is None else held, "reward_per_step": round(float(np.mean(rewards)), 3)}
 
 
+def summary(episodes) -> dict:
+    """Mean held steps and reward per step over episodes."""
+    episodes = list(episodes)
+    return {
+        "held_steps_mean": round(float(np.mean([e["held_steps"] for e in episodes])), 2),
+        "reward_per_step_mean": round(float(np.mean([e["reward_per_step"] for e in episodes])), 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -52,7 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     from training.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", required=True, help="an agent of `moejepa-train mbrl -c dmc` on cartpole")
+    ap.add_argument(
+        "--checkpoint", required=True, nargs="+", help="agents of `moejepa-train mbrl -c dmc` on cartpole (seeds)"
+    )
     ap.add_argument("--config", default=os.path.join(str(record.ROOT), "config", "train", "dmc.yaml"))
     ap.add_argument("--steps", type=int, default=40, help="env steps per episode (40 = 3.2 s at repeat 8)")
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="planner overrides (plan.*)")
@@ -60,20 +74,18 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config([a.config], a.set)
-    model, meta = load_checkpoint(a.checkpoint)
-    model.eval()
     env = make_env("dmc:cartpole_swingup")
-    low, high = meta["action_low"], meta["action_high"]
-    policy = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu"))
-    episodes = {str(d): upright_episode(env, policy, math.radians(d), a.steps) for d in ANGLES_DEG}
+    agents = []
+    for path in a.checkpoint:
+        model, meta = load_checkpoint(path)
+        model.eval()
+        low, high = meta["action_low"], meta["action_high"]
+        policy = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu"))
+        episodes = {str(d): upright_episode(env, policy, math.radians(d), a.steps) for d in ANGLES_DEG}
+        agents.append({"checkpoint": path, "episodes": episodes, **summary(episodes.values())})
     env.close()
-    res = {
-        "checkpoint": a.checkpoint,
-        "steps": a.steps,
-        "episodes": episodes,
-        "held_steps_mean": round(float(np.mean([e["held_steps"] for e in episodes.values()])), 2),
-        "reward_per_step_mean": round(float(np.mean([e["reward_per_step"] for e in episodes.values()])), 3),
-    }
+    res = {"steps": a.steps, "agents": agents, **summary([e for g in agents for e in g["episodes"].values()])}
+    res["held_steps_per_agent"] = [g["held_steps_mean"] for g in agents]
     record.write_result(a, res)
     print(json.dumps(res))
     return res
