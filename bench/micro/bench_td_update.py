@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bench import record
-from moejepa_ros.model.encoder import to_float
+from moejepa_ros.model.encoder import stack_channels, to_float
 from moejepa_ros.model.world_model import WorldModel
 from moejepa_ros.sim import make_env
 from training.config import load_config, resolve_config_path
@@ -52,8 +52,7 @@ def random_episodes(env_name: str, episodes: int, steps: int, seed: int):
 
 
 def stack_by_cat(stacks: torch.Tensor) -> torch.Tensor:
-    k, h, w, c = stacks.shape[-4:]
-    return to_float(torch.cat(stacks.reshape(-1, k, h, w, c).unbind(1), -1))
+    return to_float(stack_channels(stacks))
 
 
 def stack_by_permute(stacks: torch.Tensor) -> torch.Tensor:
