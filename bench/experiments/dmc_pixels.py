@@ -257,6 +257,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--tasks", nargs="+", default=["cartpole_swingup", "reacher_easy"])
     ap.add_argument("--frames", type=int, default=100_000, help="environment frames per run (steps x repeat)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument(
+        "--seed-ids", type=int, nargs="+", default=None, help="run only these seeds (default: 0 .. --seeds-1); one "
+        "process per seed spreads a benchmark over cores, and --report-only then gathers them"
+    )
     ap.add_argument("--sac-seeds", type=int, default=1, help="SAC baseline seeds per task (0 = none)")
     ap.add_argument("--sac-tasks", nargs="*", default=None, help="tasks for SAC (default: --tasks)")
     ap.add_argument("--eval-every", type=int, default=5000, help="frames between evaluations")
@@ -298,7 +302,7 @@ def main(argv=None) -> dict:
 
     for task in a.tasks:
         runs = dict(results["tasks"].get(task, {}).get("runs", {}))
-        for seed in range(a.seeds):
+        for seed in range(a.seeds) if a.seed_ids is None else a.seed_ids:
             if a.report_only:
                 out = os.path.join(a.out, task, f"seed{seed}")
                 if agent_state(out) is None:
