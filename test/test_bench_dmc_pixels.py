@@ -1,5 +1,5 @@
 """bench.experiments.dmc_pixels on real MuJoCo cartpole with a tiny model: the per-task summary, and a rerun
-that finds the seed at its budget only summarises it (no training command runs)."""
+that finds the seed at its budget only summarises it (no training command runs), and --seed-ids runs one seed."""
 
 import json
 
@@ -27,6 +27,10 @@ def test_the_bench_summarises_per_task_and_skips_a_finished_seed(tmp_path, monke
     again = dmc_pixels.main(argv)
     assert "$ training.cli" not in capsys.readouterr().out  # at its budget: summarised, not rerun
     assert again["tasks"]["cartpole_swingup"]["returns"] == t["returns"]
+    both = dmc_pixels.main(argv + ["--seed-ids", "1"])  # one process per seed: only seed 1 runs, seed 0 is kept
+    ran = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ training.cli")]
+    assert len(ran) == 1 and "run.seed=1 " in ran[0]
+    assert both["tasks"]["cartpole_swingup"]["seeds"] == [0, 1]
 
 
 def test_the_seed_mean_uses_the_points_every_seed_reached():
