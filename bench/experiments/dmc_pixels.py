@@ -258,8 +258,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--frames", type=int, default=100_000, help="environment frames per run (steps x repeat)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument(
-        "--seed-ids", type=int, nargs="+", default=None, help="run only these seeds (default: 0 .. --seeds-1); one "
-        "process per seed spreads a benchmark over cores, and --report-only then gathers them"
+        "--seed-ids",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run only these seeds (default: 0 .. --seeds-1); one "
+        "process per seed spreads a benchmark over cores, and --report-only then gathers them",
     )
     ap.add_argument("--sac-seeds", type=int, default=1, help="SAC baseline seeds per task (0 = none)")
     ap.add_argument("--sac-tasks", nargs="*", default=None, help="tasks for SAC (default: --tasks)")
