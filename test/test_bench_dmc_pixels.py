@@ -21,6 +21,7 @@ def test_the_bench_summarises_per_task_and_skips_a_finished_seed(tmp_path, monke
     assert t["return_mean"] == t["returns"]["0"] == t["curves"]["0"][-1]["return_mean"]
     assert set(t["seconds_per_1k_frames"]) >= {"env", "planning", "training"}
     assert t["anchors_100k"]["td-mpc"] == 770
+    assert t["runs"]["0"]["seed_episodes"] == 1
     doc = json.loads((tmp_path / "out" / "bench" / "dmc_pixels.json").read_text())
     assert doc["git_sha"] and doc["command"].startswith("python") and doc["machine"]["cores"]
     assert "$ training.cli mbrl" in capsys.readouterr().out
@@ -41,3 +42,11 @@ def test_the_seed_mean_uses_the_points_every_seed_reached():
     x, mean = dmc_pixels.seed_mean(curves)
     assert x.tolist() == [5000.0] and mean.tolist() == [150.0]
     assert dmc_pixels.seed_mean({})[0].size == 0
+
+
+def test_the_seed_phase_is_planets_five_episodes_or_td_mpcs_env_steps():
+    assert dmc_pixels.seed_episodes("cartpole_swingup", 0) == 5
+    assert dmc_pixels.seed_episodes("cartpole_swingup", 5000) == 40  # 125 steps per episode at repeat 8
+    assert dmc_pixels.seed_episodes("reacher_easy", 5000) == 20  # 250 steps at repeat 4
+    assert dmc_pixels.budget(100_000, 40) == (40, 60)
+    assert dmc_pixels.budget(3000, 40) == (2, 1)  # a budget too small for the seed phase keeps a planner episode

@@ -14,6 +14,8 @@ stopped, and a seed that reached the budget is only summarised.
     MUJOCO_GL=egl .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup reacher_easy \\
         --frames 100000 --seeds 3 --sac-seeds 1 --threads 0        # the full benchmark (GPU box)
     .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup --frames 20000 --seeds 1 --threads 1
+    ... --seed-ids 2          # only seed 2 (one process per seed; --report-only --seeds 3 gathers them)
+    ... --seed-steps 5000     # TD-MPC's seed phase: 5000 env steps of random actions (cartpole: 40 episodes)
 
 Writes dmc_pixels.json (per task: frames, seeds, per-seed returns at the budget and curves, return_mean,
 seconds per 1k frames split into env / planning / training; command, machine, git sha) and .png through
@@ -92,10 +94,16 @@ def overrides(task: str, seed: int, out: str, threads: int, a) -> list[str]:
     ] + list(a.set)
 
 
-def budget(frames: int) -> tuple[int, int]:
+def budget(frames: int, seed_episodes: int = SEED_EPISODES) -> tuple[int, int]:
     """(seed episodes, planner episodes) for a frame budget."""
-    seed_eps = max(1, min(SEED_EPISODES, frames // EPISODE_FRAMES - 1))
+    seed_eps = max(1, min(seed_episodes, frames // EPISODE_FRAMES - 1))
     return seed_eps, max(1, math.ceil((frames - seed_eps * EPISODE_FRAMES) / EPISODE_FRAMES))
+
+
+def seed_episodes(task: str, seed_steps: int) -> int:
+    """Random-action episodes before planning: PlaNet's 5, or TD-MPC's seed phase of `seed_steps` env steps
+    (its 5000: 40 episodes of cartpole at repeat 8, 20 of reacher at repeat 4)."""
+    return SEED_EPISODES if seed_steps <= 0 else math.ceil(seed_steps / task_settings(task)["steps"])
 
 
 def agent_state(out: str) -> dict | None:
@@ -111,7 +119,7 @@ def agent_state(out: str) -> dict | None:
 def run_mbrl(task: str, seed: int, a, env: dict) -> dict:
     out = os.path.join(a.out, task, f"seed{seed}")
     os.makedirs(out, exist_ok=True)
-    seed_eps, iters = budget(a.frames)
+    seed_eps, iters = budget(a.frames, seed_episodes(task, a.seed_steps))
     state = agent_state(out)
     if state is None or state["episodes"] < seed_eps + iters:  # a finished seed is only summarised
         o = overrides(task, seed, out, a.threads, a) + [
@@ -145,6 +153,7 @@ def summarise_mbrl(out: str, s: dict) -> dict:
     return {
         "frames": frames,
         "episodes": state["episodes"],
+        "seed_episodes": sum(1 for e in state["log"] if e.get("seed")),
         "updates": state["updates"],
         "action_repeat": state["action_repeat"],
         "settings": s,
@@ -267,6 +276,13 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--sac-seeds", type=int, default=1, help="SAC baseline seeds per task (0 = none)")
     ap.add_argument("--sac-tasks", nargs="*", default=None, help="tasks for SAC (default: --tasks)")
+    ap.add_argument(
+        "--seed-steps",
+        type=int,
+        default=0,
+        help="env steps of random actions before planning, rounded up to "
+        "episodes (TD-MPC: 5000); 0 = 5 episodes (PlaNet, Dreamer)",
+    )
     ap.add_argument("--eval-every", type=int, default=5000, help="frames between evaluations")
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0 = torch default)")
