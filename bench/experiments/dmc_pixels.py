@@ -94,9 +94,9 @@ def overrides(task: str, seed: int, out: str, threads: int, a) -> list[str]:
     ] + list(a.set)
 
 
-def budget(frames: int, seed_episodes: int = SEED_EPISODES) -> tuple[int, int]:
-    """(seed episodes, planner episodes) for a frame budget."""
-    seed_eps = max(1, min(seed_episodes, frames // EPISODE_FRAMES - 1))
+def budget(frames: int, seed_eps: int = SEED_EPISODES) -> tuple[int, int]:
+    """(seed episodes, planner episodes) for a frame budget and at most `seed_eps` seed episodes."""
+    seed_eps = max(1, min(seed_eps, frames // EPISODE_FRAMES - 1))
     return seed_eps, max(1, math.ceil((frames - seed_eps * EPISODE_FRAMES) / EPISODE_FRAMES))
 
 
