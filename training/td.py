@@ -5,7 +5,8 @@ the predictor imagines z_1..z_H under the recorded actions, and one loss trains 
 reward head and Q ensemble together (so the encoder gets gradients from latent consistency, reward and
 value):
   - latent consistency with the EMA target encoder's latents (the model's multi-step JEPA loss, rho^t);
-  - reward r(z_t, a_t) against the recorded reward (MSE);
+  - reward r(z_t, a_t) against the recorded reward (squared error, or TD-MPC2's two-hot cross-entropy with
+    `model.reward_bins`, as for Q);
   - every Q member Q_i(z_t, a_t) against the n-step TD target
     y_t = sum_{j<n} gamma^j r_{t+j} + gamma^n Q̄(z̄_{t+n}, π(z̄_{t+n})),
     where z̄ are target-encoder latents and Q̄ a slowly moving (EMA, rate `tau`) copy of the ensemble,
@@ -120,11 +121,12 @@ class TDLearner:
         w = L.decay_weights(H, lw.rho, dev)
         latent = L.multistep_latent_loss(pred, z_tgt, lw.rho, per_window=True)
         z_before = torch.cat([z0.unsqueeze(1), pred[:, :-1]], 1)  # z_0..z_{H-1}
-        rew = ((m.reward(z_before, actions) - rewards).square() * w).sum(1)
-        q = m.q(z_before[:, : H - n + 1], actions[:, : H - n + 1])  # [M, B, H-n+1]
+        rew = (m.reward_head.loss(z_before, actions, rewards) * w).sum(1)
+        q_raw = m.q_heads.raw(z_before[:, : H - n + 1], actions[:, : H - n + 1])  # [M, B, H-n+1, out]
+        q = m.q_heads.reg.decode(q_raw)  # [M, B, H-n+1]
         wq = L.decay_weights(H - n + 1, lw.rho, dev)
         td_err = q - y.unsqueeze(0)
-        q_loss = (td_err.square().mean(0) * wq).sum(1)
+        q_loss = (m.q_heads.reg.loss(q_raw, y.expand_as(q)).mean(0) * wq).sum(1)
         self.last_priority = (td_err.detach().abs().mean(0) * wq).sum(1).cpu().numpy()  # TD-MPC's L1 priority
         bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
         per_window = lw.latent_weight(m.cfg.latent_norm) * latent + lw.reward * rew + lw.value * q_loss

@@ -122,6 +122,7 @@ class ModelConfig:
     # heads
     head_hidden: int = 128
     num_q: int = 0  # Q(z, a) ensemble members, learned by TD in the online MBRL loop (0 = no Q heads)
+    reward_bins: int = 0  # reward and Q heads: 0 = a scalar by squared error; >= 3 = TD-MPC2's two-hot (101 bins)
     # goal-distance head d(z, g) (steps to reach g from z; 0 = none), trained by `moejepa-train goal`
     goal_embed_dim: int = 0
     goal_hidden: int = 256
@@ -186,10 +187,12 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, v, "must be a positive integer")
-        for name in ("goal_embed_dim", "goal_hidden", "joint_probe", "joint_probe_hidden", "num_q"):
+        for name in ("goal_embed_dim", "goal_hidden", "joint_probe", "joint_probe_hidden", "num_q", "reward_bins"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 bad(name, v, "must be a non-negative integer (goal_embed_dim / joint_probe / num_q 0 = no such head)")
+        if self.reward_bins in (1, 2):
+            bad("reward_bins", self.reward_bins, "must be 0 (scalar reward and Q) or >= 3 (two-hot bins)")
         if self.encoder not in ENCODERS:
             bad("encoder", self.encoder, f"must be one of {ENCODERS}")
         if self.latent_norm not in LATENT_NORMS:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .two_hot import Regression
 
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -38,18 +39,42 @@ def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return F.linear(h, l3.weight, l3.bias)
 
 
+def zero_last(net: nn.Sequential) -> nn.Sequential:
+    """Zero the output layer's weights (TD-MPC2 does so for its two-hot reward and Q heads: predictions start
+    at the middle of the bins, 0)."""
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
+def z_and_a(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """[z, a] along the last dim, broadcasting their leading dims (e.g. one latent against many actions)."""
+    if z.shape[:-1] != a.shape[:-1]:
+        lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
+        z, a = z.expand(*lead, z.shape[-1]), a.expand(*lead, a.shape[-1])
+    return torch.cat([z, a], -1)
+
+
 class RewardHead(nn.Module):
-    """r̂(z_t, a_t): reward received for applying a_t in the state with latent z_t."""
+    """r̂(z_t, a_t): reward received for applying a_t in the state with latent z_t; a scalar or, with
+    `reward_bins`, two-hot logits (two_hot.py)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.net = mlp(cfg.latent_dim + cfg.action_dim, cfg.head_hidden, 1)
+        self.reg = Regression(cfg.reward_bins)
+        self.net = mlp(cfg.latent_dim + cfg.action_dim, cfg.head_hidden, self.reg.out_dim)
+        if self.reg.bins:
+            zero_last(self.net)
+
+    def raw(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return mlp_forward(self.net, z_and_a(z, a))
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        if z.shape[:-1] != a.shape[:-1]:  # e.g. one latent against many actions
-            lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
-            z, a = z.expand(*lead, z.shape[-1]), a.expand(*lead, a.shape[-1])
-        return mlp_forward(self.net, torch.cat([z, a], -1)).squeeze(-1)
+        return self.reg.decode(self.raw(z, a))
+
+    def loss(self, z: torch.Tensor, a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-element loss [...] against the recorded reward: squared error, or the two-hot cross-entropy."""
+        return self.reg.loss(self.raw(z, a), target)
 
 
 class ValueHead(nn.Module):
@@ -65,19 +90,26 @@ class ValueHead(nn.Module):
 
 class QEnsemble(nn.Module):
     """Q_i(z, a), i < num_q: discounted return after taking `a` in `z`, learned by temporal difference
-    (TD-MPC, Hansen et al. 2022); several members give pessimistic or averaged targets (REDQ, Chen et al. 2021)."""
+    (TD-MPC, Hansen et al. 2022); several members give pessimistic or averaged targets (REDQ, Chen et al. 2021).
+    Each member is a scalar or, with `reward_bins`, two-hot logits (two_hot.py)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.members = nn.ModuleList(mlp(cfg.latent_dim + cfg.action_dim, cfg.head_hidden, 1) for _ in range(cfg.num_q))
+        self.reg = Regression(cfg.reward_bins)
+        d_in, out = cfg.latent_dim + cfg.action_dim, self.reg.out_dim
+        self.members = nn.ModuleList(mlp(d_in, cfg.head_hidden, out) for _ in range(cfg.num_q))
+        if self.reg.bins:
+            for m in self.members:
+                zero_last(m)
+
+    def raw(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """z[..., D], a[..., A] (command units) -> the members' outputs [num_q, ..., out_dim]."""
+        x = z_and_a(z, a)
+        return torch.stack([mlp_forward(m, x) for m in self.members])
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """z[..., D], a[..., A] (command units) -> Q [num_q, ...]."""
-        if z.shape[:-1] != a.shape[:-1]:
-            lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
-            z, a = z.expand(*lead, z.shape[-1]), a.expand(*lead, a.shape[-1])
-        x = torch.cat([z, a], -1)
-        return torch.stack([mlp_forward(m, x).squeeze(-1) for m in self.members])
+        return self.reg.decode(self.raw(z, a))
 
 
 class CostHead(nn.Module):

@@ -44,10 +44,6 @@ def vicreg_covariance(z: torch.Tensor) -> torch.Tensor:
     return off.square().sum() / D
 
 
-def reward_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(pred, target)
-
-
 def value_loss(v: torch.Tensor, rewards: torch.Tensor, v_boot: torch.Tensor, gamma: float) -> torch.Tensor:
     """V(z_t0) regressed on the n-step return Σ_j γ^j r_j + γ^H·sg(V(z_{t0+H})); rewards [B, H]."""
     H = rewards.shape[1]

@@ -218,7 +218,7 @@ class WorldModel(nn.Module):
             aux = self.predictor.last_aux
             latent = L.multistep_latent_loss(pred, z_tgt, lw.rho)
             z_before = torch.cat([z0.unsqueeze(1), pred[:, :-1]], 1)
-            rew = L.reward_loss(self.reward(z_before, actions), rewards)
+            rew = self.reward_head.loss(z_before, actions, rewards).mean()
             val = L.value_loss(self.value(z0), rewards, self.value(z_tgt[:, -1]), lw.gamma)
             pos = z_tgt.reshape(-1, self.latent_dim)
             group = self.cfg.simnorm_group if self.latent_dim % self.cfg.simnorm_group == 0 else 1
