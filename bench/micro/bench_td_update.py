@@ -3,7 +3,8 @@
 With `config/train/dmc.yaml` (64x64 pixels, 3-frame stacks, horizon 3, batch 128, on one torch thread as the
 bench's runs use), the replay holds random-action episodes of dm_control's cartpole (real MuJoCo frames).
 It times, in alternating blocks so machine noise hits both sides alike:
-  - the whole update (sample a batch, `TDLearner.update`, write back the priorities);
+  - the whole update (sample a batch, `TDLearner.update`, write back the priorities), with scalar reward and Q
+    heads (the config) and with TD-MPC2's two-hot ones (`model.reward_bins=101`: 101 logits each, cross-entropy);
   - the conv encoder's channel stacking of a window's k-frame stacks (the target encoder's [B, H, k, S, S, 3]
     strided view) two ways: concatenating the frames (what `ConvEncoder` does) and the permute + reshape
     copy it replaced — the uint8 copy was 40% of an update.
@@ -15,6 +16,7 @@ Writes through `bench.record` (name `td_update`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=3)
     ap.add_argument("--episodes", type=int, default=4, help="random-action episodes in the replay")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the bench's runs use 1)")
+    ap.add_argument("--two-hot-bins", type=int, default=101, help="reward_bins of the two-hot side (TD-MPC2: 101)")
     record.add_arguments(ap, "td_update")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -89,18 +92,27 @@ def main() -> None:
         for frames, actions, rewards in episodes:
             replay.add(frames, actions, rewards, save=False)
         model = WorldModel(mc).eval()
-        learner = TDLearner(model, low, high, gamma=mc.losses.gamma, lr=cfg.optim.lr, seed=0)
+        learners = {
+            bins: TDLearner(
+                WorldModel(dataclasses.replace(mc, reward_bins=bins)).eval(), low, high, mc.losses.gamma, cfg.optim.lr
+            )
+            for bins in (mc.reward_bins, a.two_hot_bins)
+        }
         rng = np.random.default_rng(0)
 
-        def update() -> None:
-            batch = replay.sample(cfg.data.batch_size, rng)
-            learner.update(batch)
-            replay.update_priorities(batch["index"], learner.last_priority)
+        def updater(learner: TDLearner):
+            def update() -> None:
+                batch = replay.sample(cfg.data.batch_size, rng)
+                learner.update(batch)
+                replay.update_priorities(batch["index"], learner.last_priority)
+
+            return update
 
         stacks, *_ = model._split_window(replay.sample(cfg.data.batch_size, rng))
         target_stacks = stacks[:, 1:]  # what the target encoder stacks each update (the online one: stacks[:, 0])
         same = torch.equal(stack_by_cat(target_stacks), stack_by_permute(target_stacks))
-        fns = {"update": update, "stack_cat": lambda: stack_by_cat(target_stacks)}
+        fns = {"update": updater(learners[mc.reward_bins]), "update_two_hot": updater(learners[a.two_hot_bins])}
+        fns["stack_cat"] = lambda: stack_by_cat(target_stacks)
         fns["stack_permute"] = lambda: stack_by_permute(target_stacks)
         for f in fns.values():  # warm-up
             f()
@@ -124,6 +136,9 @@ def main() -> None:
         "blocks": a.blocks,
         "ms_blocks": {k: [round(1e3 * x, 2) for x in v] for k, v in times.items()},
         "update_ms_best": round(1e3 * best["update"], 1),
+        "two_hot_bins": a.two_hot_bins,
+        "update_two_hot_ms_best": round(1e3 * best["update_two_hot"], 1),
+        "two_hot_over_scalar": round(best["update_two_hot"] / best["update"], 3),
         "stack_cat_ms_best": round(1e3 * best["stack_cat"], 2),
         "stack_permute_ms_best": round(1e3 * best["stack_permute"], 2),
         "permute_over_cat": round(best["stack_permute"] / best["stack_cat"], 2),
