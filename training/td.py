@@ -101,12 +101,14 @@ class TDLearner:
         """Normalised [-1, 1] (the actor's range) -> command units (the replay's and the planner's)."""
         return self.center + u * self.half
 
-    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One model + Q step, one actor step, then the EMA of the target encoder and target Q."""
+    def losses(self, batch: dict[str, Tensor]) -> dict:
+        """The model + Q loss of one batch (on the learner's device), term by term with the graph kept:
+        `terms` {latent, reward, value}: per-window losses [B] (rho^t-weighted over the horizon), unweighted;
+        `weights`: each term's weight in the total; `aux`: the router's load-balancing and z-losses (scalars);
+        `z0`, `pred`: the online latent and the imagined ones; `q` [M, B, H-n+1]; `priority` [B]: the
+        rho^t-weighted mean |TD error| per window (TD-MPC's priority)."""
         m, lw = self.model, self.model.cfg.losses
         dev = self.center.device
-        batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
-        m.train()
         stacks, actions, rewards, H = m._split_window(batch)
         n = min(self.n_step, H)
         z0 = m.encode(stacks[:, 0])
@@ -116,8 +118,6 @@ class TDLearner:
             y = td_targets(rewards, pessimistic(q_next, self.q_target, self.gen), self.gamma, n)
         pred = m.predictor.rollout(z0, actions)
         aux = m.predictor.last_aux
-        # per-window losses [B] (rho^t-weighted sums over the horizon), averaged with the replay's importance
-        # weights when it samples by priority
         w = L.decay_weights(H, lw.rho, dev)
         latent = L.multistep_latent_loss(pred, z_tgt, lw.rho, per_window=True)
         z_before = torch.cat([z0.unsqueeze(1), pred[:, :-1]], 1)  # z_0..z_{H-1}
@@ -125,14 +125,34 @@ class TDLearner:
         q_raw = m.q_heads.raw(z_before[:, : H - n + 1], actions[:, : H - n + 1])  # [M, B, H-n+1, out]
         q = m.q_heads.reg.decode(q_raw)  # [M, B, H-n+1]
         wq = L.decay_weights(H - n + 1, lw.rho, dev)
-        td_err = q - y.unsqueeze(0)
         q_loss = (m.q_heads.reg.loss(q_raw, y.expand_as(q)).mean(0) * wq).sum(1)
-        self.last_priority = (td_err.detach().abs().mean(0) * wq).sum(1).cpu().numpy()  # TD-MPC's L1 priority
+        priority = ((q.detach() - y.unsqueeze(0)).abs().mean(0) * wq).sum(1)
         bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
-        per_window = lw.latent_weight(m.cfg.latent_norm) * latent + lw.reward * rew + lw.value * q_loss
+        return {
+            "terms": {"latent": latent, "reward": rew, "value": q_loss},
+            "weights": {"latent": lw.latent_weight(m.cfg.latent_norm), "reward": lw.reward, "value": lw.value},
+            "aux": bal + zl,
+            "z0": z0,
+            "pred": pred,
+            "q": q,
+            "priority": priority,
+        }
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One model + Q step, one actor step, then the EMA of the target encoder and target Q."""
+        m, lw = self.model, self.model.cfg.losses
+        dev = self.center.device
+        batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+        m.train()
+        out = self.losses(batch)
+        terms, z0, pred, q = out["terms"], out["z0"], out["pred"], out["q"]
+        H = pred.shape[1]
+        self.last_priority = out["priority"].cpu().numpy()
+        # per-window losses [B], averaged with the replay's importance weights when it samples by priority
+        per_window = sum(out["weights"][k] * t for k, t in terms.items())
         iw = batch.get("weight")
-        total = (per_window.mean() if iw is None else (per_window * iw).mean()) + bal + zl
-        latent, rew, q_loss = latent.mean(), rew.mean(), q_loss.mean()
+        total = (per_window.mean() if iw is None else (per_window * iw).mean()) + out["aux"]
+        latent, rew, q_loss = (terms[k].mean() for k in ("latent", "reward", "value"))
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         gn = torch.nn.utils.clip_grad_norm_(
@@ -152,8 +172,8 @@ class TDLearner:
             ema_update(self.target_q, m.q_heads, 1.0 - self.tau)
         m.eval()
         self.updates += 1
-        terms = dict(total=total, latent=latent, reward=rew, q=q_loss, q_mean=q.mean(), actor=actor_loss, grad_norm=gn)
-        return {k: float(v.detach()) for k, v in terms.items()}
+        logged = dict(total=total, latent=latent, reward=rew, q=q_loss, q_mean=q.mean(), actor=actor_loss, grad_norm=gn)
+        return {k: float(v.detach()) for k, v in logged.items()}
 
     # ------------------------------------------------------------------ resume
     def state(self) -> tuple[dict, dict[str, Tensor]]:
