@@ -28,6 +28,19 @@ def test_two_hot_puts_the_target_on_its_two_nearest_points_and_decodes_back():
     assert far[0, -1] == 1 and far[1, 0] == 1
 
 
+def test_decode_in_the_planner_then_in_training_keeps_the_gradient():
+    """The points are cached on the first decode; a first decode under inference mode (the planner's) must not
+    leave an inference tensor that autograd then refuses to save."""
+    reg = Regression(11)
+    with torch.inference_mode():
+        planned = reg.decode(torch.zeros(4, 11))
+    torch.testing.assert_close(planned, torch.zeros(4))
+    raw = torch.zeros(4, 11, requires_grad=True)
+    reg.decode(raw).sum().backward()
+    assert raw.grad is not None and torch.isfinite(raw.grad).all()
+    assert reg.points(raw) is reg.points(raw.detach())
+
+
 def test_cross_entropy_is_least_at_the_target_and_its_gradient_does_not_grow_with_the_return():
     reg = Regression(101)
     raw = torch.zeros(2, 101, requires_grad=True)

@@ -104,7 +104,8 @@ class TDLearner:
     def losses(self, batch: dict[str, Tensor]) -> dict:
         """The model + Q loss of one batch (on the learner's device), term by term with the graph kept:
         `terms` {latent, reward, value}: per-window losses [B] (rho^t-weighted over the horizon), unweighted;
-        `weights`: each term's weight in the total; `aux`: the router's load-balancing and z-losses (scalars);
+        `weights`: each term's weight in the total; `per_window` [B]: the weighted sum of the terms; `aux`: the
+        router's load-balancing and z-losses (scalars);
         `z0`, `pred`: the online latent and the imagined ones; `q` [M, B, H-n+1]; `priority` [B]: the
         rho^t-weighted mean |TD error| per window (TD-MPC's priority)."""
         m, lw = self.model, self.model.cfg.losses
@@ -128,9 +129,12 @@ class TDLearner:
         q_loss = (m.q_heads.reg.loss(q_raw, y.expand_as(q)).mean(0) * wq).sum(1)
         priority = ((q.detach() - y.unsqueeze(0)).abs().mean(0) * wq).sum(1)
         bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
+        terms = {"latent": latent, "reward": rew, "value": q_loss}
+        weights = {"latent": lw.latent_weight(m.cfg.latent_norm), "reward": lw.reward, "value": lw.value}
         return {
-            "terms": {"latent": latent, "reward": rew, "value": q_loss},
-            "weights": {"latent": lw.latent_weight(m.cfg.latent_norm), "reward": lw.reward, "value": lw.value},
+            "terms": terms,
+            "weights": weights,
+            "per_window": sum(weights[k] * t for k, t in terms.items()),
             "aux": bal + zl,
             "z0": z0,
             "pred": pred,
@@ -149,7 +153,7 @@ class TDLearner:
         H = pred.shape[1]
         self.last_priority = out["priority"].cpu().numpy()
         # per-window losses [B], averaged with the replay's importance weights when it samples by priority
-        per_window = sum(out["weights"][k] * t for k, t in terms.items())
+        per_window = out["per_window"]
         iw = batch.get("weight")
         total = (per_window.mean() if iw is None else (per_window * iw).mean()) + out["aux"]
         latent, rew, q_loss = (terms[k].mean() for k in ("latent", "reward", "value"))

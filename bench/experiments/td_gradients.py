@@ -67,7 +67,7 @@ def measure(run: str, batches: int, batch_size: int, horizon: int, shift: int, s
         for k in TERMS:
             g = torch.autograd.grad(out["weights"][k] * out["terms"][k].mean(), encoder, retain_graph=True)
             norms[k].append(float(torch.sqrt(sum(x.square().sum() for x in g))))
-        total = sum(out["weights"][k] * out["terms"][k].mean() for k in TERMS) + out["aux"]
+        total = out["per_window"].mean() + out["aux"]
         g = torch.autograd.grad(total, trained, allow_unused=True)
         norms["total"].append(float(torch.sqrt(sum(x.square().sum() for x in g if x is not None))))
     model.eval()

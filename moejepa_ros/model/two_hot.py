@@ -32,9 +32,14 @@ class Regression:
         self.bins = int(bins)
         self.out_dim = self.bins or 1
         self.step = 2 * SYMLOG_RANGE / (self.bins - 1) if self.bins else 0.0
+        self._points: dict[tuple, torch.Tensor] = {}  # per (device, dtype): decode runs in the planner's loop
 
     def points(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.linspace(-SYMLOG_RANGE, SYMLOG_RANGE, self.bins, device=like.device, dtype=like.dtype)
+        key = (like.device, like.dtype)
+        if key not in self._points:
+            with torch.inference_mode(False):  # a normal tensor, so autograd may save it after a planner's call
+                self._points[key] = torch.linspace(-SYMLOG_RANGE, SYMLOG_RANGE, self.bins, device=key[0], dtype=key[1])
+        return self._points[key]
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
         if not self.bins:
