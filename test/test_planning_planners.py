@@ -287,3 +287,64 @@ def test_switching_methods_live_keeps_planning():
         assert plan.ok and plan.method == method
         costs.append(plan.predicted_cost)
     assert all(torch.isfinite(torch.tensor(costs)))
+
+
+def test_weighted_elites_span_the_plain_mean_and_the_best_elite():
+    from moejepa_ros.planning.cem import cem_update
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(50, H, A, generator=g) * 2 - 1
+    cost = torch.rand(50, generator=g) * 10
+    plain = PlannerConfig(elites=8, samples=50)
+    mean, std, _ = cem_update(u, cost, plain)
+    hot_mean, hot_std, _ = cem_update(u, cost, plain.replace(weighted_elites=True, temperature=1e6))
+    torch.testing.assert_close(hot_mean, mean)  # a hot softmax weighs the elites equally
+    torch.testing.assert_close(hot_std, std)
+    cold_mean, cold_std, fit = cem_update(u, cost, plain.replace(weighted_elites=True, temperature=1e-6))
+    torch.testing.assert_close(cold_mean, u[torch.argmin(cost)])  # a cold one keeps the best elite alone
+    assert float(cold_std.max()) < 1e-6 and float(fit) == pytest.approx(float(cost.min()))
+    mid_mean, _, _ = cem_update(u, cost, plain.replace(weighted_elites=True, temperature=1.0))
+    assert float((mid_mean - u[torch.argmin(cost)]).norm()) < float((mean - u[torch.argmin(cost)]).norm())
+
+
+@pytest.mark.parametrize("execute", ["mean", "elite"])
+def test_mean_and_elite_execution_still_find_the_optimum(execute):
+    """TD-MPC's choices (weighted elites, a drawn elite executed) converge on the closed-form optimum."""
+    model, z0 = _system()
+    a_star = _optimum(model, z0, H)
+    cfg = _cfg("cem", execute=execute, weighted_elites=True)
+    plan = make_planner(cfg, model, {"reward": {}}, -3.0, 3.0).plan(z0)
+    torch.testing.assert_close(plan.first_action, a_star[0], atol=0.1, rtol=0)
+    assert plan.ok
+
+
+def test_execute_returns_the_mean_or_a_last_iteration_elite():
+    from moejepa_ros.planning.cem import cem_update
+    from moejepa_ros.planning.sampling import Buffers, sampling_optimize
+
+    model, z0 = _system()
+    base = _cfg("cem", samples=64, elites=8, keep_elites=0, iterations=3, init_std=1.0)
+    p = make_planner(base, model, {"reward": {}}, -1, 1)
+    problem = Problem(model, p.objectives, p._center, p._half, z0, 1.0, H)
+    mean0 = torch.zeros(H, A)
+
+    def run(cfg, seed=0):
+        return sampling_optimize(problem, cfg, mean0, torch.Generator().manual_seed(seed), cem_update, Buffers())
+
+    best_u, best_cost, *_ = run(base)
+    u, cost, _, mean, _ = run(base.replace(execute="mean"))
+    torch.testing.assert_close(u, mean)
+    assert cost == pytest.approx(float(problem.evaluate(mean[None])[0]), rel=1e-5) and cost >= best_cost - 1e-6
+    # execute=elite: a drawn elite's cost is its own, never below the best sample seen; a cold draw is
+    # the last iteration's argmin, a hot one varies with the generator's seed.
+    drawn = [run(base.replace(execute="elite", temperature=1e3), seed) for seed in range(6)]
+    for u, cost, *_ in drawn:
+        assert cost == pytest.approx(float(problem.evaluate(u[None])[0]), rel=1e-5) and cost >= best_cost - 1e-6
+    assert len({round(c, 6) for _, c, *_ in drawn}) > 1
+    cold_u, cold_cost, stats, *_ = run(base.replace(execute="elite", temperature=1e-6))
+    assert cold_cost == pytest.approx(stats[-1]["min_cost"], rel=1e-5)
+
+
+def test_execute_is_validated():
+    with pytest.raises(ValueError, match="execute"):
+        PlannerConfig(execute="argmax").validate()

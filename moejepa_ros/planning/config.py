@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 METHODS = ("cem", "mppi", "gradient", "cem_gradient")
+EXECUTE = ("best", "mean", "elite")
 GRAD_OPTIMIZERS = ("adam", "sgd")
 _INT_MAX = 2**31 - 1
 
@@ -38,7 +39,18 @@ class PlannerConfig:
     hold: int = _f(1, "each planned action is held this many steps: piecewise-constant plans reach H*hold steps ahead")
     iterations: int = _f(4, "CEM / MPPI refinement iterations", 1, 100)
     elites: int = _f(32, "CEM: best samples refitting the Gaussian", 1, 65536)
-    temperature: float = _f(0.5, "MPPI: softmax temperature on (cost - min cost)", 1e-6, 1e6)
+    temperature: float = _f(
+        0.5, "MPPI, CEM's weighted elites and the elite draw: softmax temperature on (cost - min cost)", 1e-6, 1e6
+    )
+    weighted_elites: bool = _f(
+        False, "CEM: elites weighted by exp(-(cost - min cost) / temperature) (TD-MPC), else equally"
+    )
+    execute: str = _f(
+        "best",
+        "the plan executed and warm-started: best (lowest-cost sample seen) | mean (the refitted mean) | "
+        "elite (one last-iteration elite drawn by exp(-(cost - min cost) / temperature), TD-MPC)",
+        choices=EXECUTE,
+    )
     momentum: float = _f(0.1, "new_mean = momentum * old + (1 - momentum) * fitted", 0.0, 0.999)
     init_std: float = _f(1.0, "starting std of the sampling Gaussian (normalised units)", 1e-6, 10.0)
     min_std: float = _f(0.05, "std floor (keeps exploring)", 1e-6, 10.0)
@@ -164,6 +176,8 @@ class PlannerConfig:
             bad("momentum", "must be in [0, 1)")
         if not _finite(self.gamma) or not 0.0 < self.gamma <= 1.0:
             bad("gamma", "must be in (0, 1]")
+        if self.execute not in EXECUTE:
+            bad("execute", f"must be one of {list(EXECUTE)}")
         if self.grad_optimizer not in GRAD_OPTIMIZERS:
             bad("grad_optimizer", f"must be one of {list(GRAD_OPTIMIZERS)}")
         if self.method in ("gradient", "cem_gradient") and self.grad_steps < 1:

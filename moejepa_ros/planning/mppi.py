@@ -9,14 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .cem import elite_weights
 from .config import PlannerConfig
 
 
 def mppi_update(u: Tensor, cost: Tensor, cfg: PlannerConfig) -> tuple[Tensor, Tensor, Tensor]:
     """Weighted mean / std of all samples; stat = the weighted mean cost."""
     # Inf costs (diverged rollouts) get weight 0; if all are inf, weights fall back to uniform.
-    w = torch.softmax((cost.min() - cost) / cfg.temperature, 0)
-    w = torch.nan_to_num(w, nan=1.0 / cost.shape[0])
+    w = elite_weights(cost, cfg.temperature)
     finite = torch.isfinite(cost)
     mean = torch.einsum("n,nha->ha", w, u)
     var = torch.einsum("n,nha->ha", w, (u - mean).pow_(2))

@@ -3,8 +3,10 @@
 All samples of an iteration are scored by one batched rollout (no Python loop over samples).
 Fixed slots hold the `keep_elites` best sequences of the previous iteration (iCEM; their cost is
 reused, not recomputed), the current mean, and the policy-prior sequences (Mode-1 seeding
-Mode-2, as in TD-MPC2); the best sequence ever scored is tracked and returned, and the final
-mean is scored too, so the answer is never worse than any candidate seen.
+Mode-2, as in TD-MPC2); by default (`execute: best`) the best sequence ever scored is tracked and
+returned, and the final mean is scored too, so the answer is never worse than any candidate seen;
+`execute: mean` returns the refitted mean, `execute: elite` one last-iteration elite drawn by its
+softmax weight (TD-MPC).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .cem import elite_weights
 from .config import PlannerConfig
 from .problem import Problem
 
@@ -114,7 +117,15 @@ def sampling_optimize(
         rows.append(torch.stack([cost[i], best_cost, fit, std.mean()]))
     # The refitted mean is a candidate too (MPPI's classic answer); one small rollout.
     mean_cost = torch.nan_to_num(problem.evaluate(mean.unsqueeze(0))[0], nan=float("inf"))
-    if bool(mean_cost < best_cost):
+    if cfg.execute == "mean":
+        best_cost, best_u = mean_cost, mean.clone()
+    elif cfg.execute == "elite":
+        # TD-MPC: one elite of the last iteration, drawn by its softmax weight, not the argmin of ~1000
+        # noisy estimates (which picks the sequence the model and Q overrate most).
+        elite_cost, idx = torch.topk(cost_i, min(cfg.elites, cost_i.shape[0]), largest=False, sorted=False)
+        j = idx[torch.multinomial(elite_weights(elite_cost, cfg.temperature), 1, generator=gen)[0]]
+        best_cost, best_u = cost_i[j].clone(), u_i[j].clone()
+    elif bool(mean_cost < best_cost):
         best_cost, best_u = mean_cost, mean.clone()
     stats = [
         {"iteration": j, "samples": sizes[j], "min_cost": r[0], "best_cost": r[1], "fit_cost": r[2], "std": r[3]}
