@@ -340,7 +340,7 @@ def test_execute_returns_the_mean_or_a_last_iteration_elite():
     drawn = [run(base.replace(execute="elite", temperature=1e3), seed) for seed in range(6)]
     for u, cost, *_ in drawn:
         assert cost == pytest.approx(float(problem.evaluate(u[None])[0]), rel=1e-5) and cost >= best_cost - 1e-6
-    assert len({round(c, 6) for _, c, *_ in drawn}) > 1
+    assert any(c > stats[-1]["min_cost"] + 1e-6 for _, c, stats, *_ in drawn)  # not always the argmin
     cold_u, cold_cost, stats, *_ = run(base.replace(execute="elite", temperature=1e-6))
     assert cold_cost == pytest.approx(stats[-1]["min_cost"], rel=1e-5)
 

@@ -76,13 +76,24 @@ def main(argv: list[str] | None = None) -> dict:
     steps = a.steps or task_settings(a.task)["steps"]
     cfgs = {v[0]: variant_config(a.task, a.set, v[1:], a.config) for v in a.variant}  # bad overrides fail first
     agents = [load_checkpoint(p) for p in a.checkpoint]
+    for path, (_, meta) in zip(a.checkpoint, agents):
+        env = (meta.get("training") or {}).get("env")
+        if env not in (None, f"dmc:{a.task}"):
+            ap.error(f"{path} was trained on {env}, not dmc:{a.task}")
     variants = {}
     for v in a.variant:
         per_seed = {}
         for seed, (model, meta) in zip(seeds, agents):
             model.eval()
             ev = closed_loop(
-                cfgs[v[0]], model, meta, a.episodes, steps, torch.device("cpu"), seed=EVAL_SEED + 1000 * seed
+                cfgs[v[0]],
+                model,
+                meta,
+                a.episodes,
+                steps,
+                torch.device("cpu"),
+                seed=EVAL_SEED + 1000 * seed,
+                env_kwargs=cfgs[v[0]].mbrl.env_kwargs,
             )
             per_seed[str(seed)] = {
                 "returns": [round(r, 2) for r in ev["returns"]],
@@ -104,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         "checkpoints": a.checkpoint,
         "seeds": seeds,
         "common_overrides": a.set,
+        "reward_scale": [(meta.get("training") or {}).get("reward_scale") for _, meta in agents],
         "variants": variants,
     }
     record.write_result(a, res)
