@@ -17,16 +17,20 @@ def cem_update(u: Tensor, cost: Tensor, cfg: PlannerConfig) -> tuple[Tensor, Ten
     elite_cost, idx = torch.topk(cost, cfg.elites, largest=False, sorted=False)
     elites = u.index_select(0, idx)
     if cfg.weighted_elites:
-        w = elite_weights(elite_cost, cfg.temperature)
-        mean = torch.einsum("n,nha->ha", w, elites)
-        var = torch.einsum("n,nha->ha", w, (elites - mean).pow_(2))
-        return mean, var.sqrt_(), (w * torch.where(torch.isfinite(elite_cost), elite_cost, 0.0)).sum()
+        return weighted_moments(elites, elite_cost, softmax_weights(elite_cost, cfg.temperature))
     mean = elites.mean(0)
     std = (elites - mean).pow_(2).mean(0).sqrt_()
     return mean, std, elite_cost.mean()
 
 
-def elite_weights(cost: Tensor, temperature: float) -> Tensor:
+def softmax_weights(cost: Tensor, temperature: float) -> Tensor:
     """Softmax of -(cost - min cost) / temperature; inf costs weigh 0, all-inf falls back to uniform."""
     w = torch.softmax((cost.min() - cost) / temperature, 0)
     return torch.nan_to_num(w, nan=1.0 / cost.shape[0])
+
+
+def weighted_moments(u: Tensor, cost: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean and std of samples `u` under weights `w`; stat = the weighted cost of the finite ones."""
+    mean = torch.einsum("n,nha->ha", w, u)
+    var = torch.einsum("n,nha->ha", w, (u - mean).pow_(2))
+    return mean, var.sqrt_(), (w * torch.where(torch.isfinite(cost), cost, 0.0)).sum()

@@ -6,19 +6,13 @@ weighted moments (std adaptation as in TD-MPC's MPPI variant), floored by `min_s
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from .cem import elite_weights
+from .cem import softmax_weights, weighted_moments
 from .config import PlannerConfig
 
 
 def mppi_update(u: Tensor, cost: Tensor, cfg: PlannerConfig) -> tuple[Tensor, Tensor, Tensor]:
     """Weighted mean / std of all samples; stat = the weighted mean cost."""
     # Inf costs (diverged rollouts) get weight 0; if all are inf, weights fall back to uniform.
-    w = elite_weights(cost, cfg.temperature)
-    finite = torch.isfinite(cost)
-    mean = torch.einsum("n,nha->ha", w, u)
-    var = torch.einsum("n,nha->ha", w, (u - mean).pow_(2))
-    fit = (w * torch.where(finite, cost, 0.0)).sum()
-    return mean, var.sqrt_(), fit
+    return weighted_moments(u, cost, softmax_weights(cost, cfg.temperature))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .cem import elite_weights
+from .cem import softmax_weights
 from .config import PlannerConfig
 from .problem import Problem
 
@@ -123,7 +123,7 @@ def sampling_optimize(
         # TD-MPC: one elite of the last iteration, drawn by its softmax weight, not the argmin of ~1000
         # noisy estimates (which picks the sequence the model and Q overrate most).
         elite_cost, idx = torch.topk(cost_i, min(cfg.elites, cost_i.shape[0]), largest=False, sorted=False)
-        j = idx[torch.multinomial(elite_weights(elite_cost, cfg.temperature), 1, generator=gen)[0]]
+        j = idx[torch.multinomial(softmax_weights(elite_cost, cfg.temperature), 1, generator=gen)[0]]
         best_cost, best_u = cost_i[j].clone(), u_i[j].clone()
     elif bool(mean_cost < best_cost):
         best_cost, best_u = mean_cost, mean.clone()
