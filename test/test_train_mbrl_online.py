@@ -11,7 +11,7 @@ from moejepa_ros.model.checkpoint import load_checkpoint
 from testing.models import TINY_DMC_AGENT
 from training.cli import main
 from training.config import MBRLConfig
-from training.mbrl import explore_std_at
+from training.mbrl import explore_std_at, planner_horizon_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -63,6 +63,20 @@ def test_explore_noise_falls_linearly_then_stays():
     m = MBRLConfig(explore_std=0.5, explore_std_final=0.05, explore_decay_steps=100)
     assert [round(explore_std_at(m, s), 4) for s in (0, 50, 100, 1000)] == [0.5, 0.275, 0.05, 0.05]
     assert explore_std_at(MBRLConfig(explore_std=0.2), 10**6) == 0.2  # -1: constant
+
+
+def test_planning_horizon_ramps_as_td_mpc():
+    m = MBRLConfig(horizon_ramp_steps=25000)  # TD-MPC's int(1 + 4 * step / 25000) for a horizon of 5
+    assert [planner_horizon_at(m, 5, s) for s in (0, 6249, 6250, 12500, 25000, 10**6)] == [1, 1, 2, 3, 5, 5]
+    assert planner_horizon_at(MBRLConfig(), 5, 0) == 5  # 0: the full horizon throughout
+
+
+def test_the_ramped_horizon_plans_and_evaluates(tmp_path, capsys):
+    # seed episode of 6 steps, then planner episodes at 6 and 12 steps: horizons 1 + 2 * 6/12 = 2, then 3
+    run(capsys, tmp_path, "mbrl.iterations=2", "plan.planner.horizon=3", "mbrl.horizon_ramp_steps=12")
+    state = json.loads((tmp_path / "mbrl" / "agent" / "state.json").read_text())
+    assert [e.get("horizon") for e in state["log"]] == [None, 2, 3]
+    assert [e["horizon"] for e in state["evals"]] == [2, 3, 3]  # after the seed episode, then each planner one
 
 
 def test_a_bad_explore_schedule_is_named(tmp_path, capsys):

@@ -176,6 +176,11 @@ class MBRLConfig:
         "(TD-MPC's schedule, 0.5 to 0.05); -1 = constant explore_std",
     )
     explore_decay_steps: int = _f(25000, "online: env steps over which the explore noise falls (TD-MPC: 25000)")
+    horizon_ramp_steps: int = _f(
+        0,
+        "online: the planner's horizon grows as int(1 + (H - 1) x env_steps / horizon_ramp_steps), H = "
+        "plan.planner.horizon, in training and evaluation (TD-MPC's schedule: 25000); 0 = H throughout",
+    )
     eval_every: int = _f(1, "rounds between evaluation episodes (0 = only at the end)")
     eval_episodes: int = _f(2, "closed-loop evaluation episodes")
     seed_episodes: int = _f(5, "online: episodes of uniform random actions before planning (PlaNet / TD-MPC)")
@@ -488,6 +493,7 @@ def validate(cfg: TrainConfig) -> None:
     need(m.priority_alpha >= 0, "mbrl.priority_alpha", m.priority_alpha, "must be >= 0")
     need(0 <= m.priority_beta <= 1, "mbrl.priority_beta", m.priority_beta, "must be in [0, 1]")
     need(m.explore_decay_steps >= 1, "mbrl.explore_decay_steps", m.explore_decay_steps, "must be >= 1")
+    need(m.horizon_ramp_steps >= 0, "mbrl.horizon_ramp_steps", m.horizon_ramp_steps, "must be >= 0 (0 = no ramp)")
     need(0 < m.tau <= 1, "mbrl.tau", m.tau, "must be in (0, 1]")
     need(1 <= m.n_step <= cfg.data.horizon, "mbrl.n_step", m.n_step, f"must be in [1, data.horizon={cfg.data.horizon}]")
     need(m.q_target in ("min2", "mean"), "mbrl.q_target", m.q_target, "expected min2 or mean")

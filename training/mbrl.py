@@ -120,6 +120,14 @@ def _eval(cfg: TrainConfig, ckpt: str, device, frames: int) -> dict:
     return _evaluate(cfg, model, meta, device, frames)
 
 
+def planner_horizon_at(m, horizon: int, env_steps: int) -> int:
+    """The online loop's planning horizon after `env_steps`: `horizon`, or TD-MPC's ramp (Hansen et al. 2022)
+    int(1 + (horizon - 1) * env_steps / horizon_ramp_steps), capped at `horizon`."""
+    if m.horizon_ramp_steps <= 0:
+        return int(horizon)
+    return int(min(horizon, 1 + (horizon - 1) * env_steps / m.horizon_ramp_steps))
+
+
 def _write_state(path: str, state: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -291,9 +299,14 @@ def _agent_dir(root: str) -> str | None:
     return None
 
 
-def _evaluate(cfg: TrainConfig, model, meta: dict, device, frames: int) -> dict:
-    """Closed-loop returns of `model` on the evaluation episodes (seeds apart from training's)."""
+def _evaluate(cfg: TrainConfig, model, meta: dict, device, frames: int, horizon: int | None = None) -> dict:
+    """Closed-loop returns of `model` on the evaluation episodes (seeds apart from training's), planning
+    `horizon` steps ahead when given (the online loop's ramp), else the planner config's."""
     m = cfg.mbrl
+    if horizon is not None:
+        cfg = dataclasses.replace(
+            cfg, plan=dataclasses.replace(cfg.plan, planner={**cfg.plan.planner, "horizon": horizon})
+        )
     t = time.perf_counter()
     ev = closed_loop(
         cfg,
@@ -390,6 +403,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
             replay.priorities = saved.cpu().double().numpy()
         log.info("mbrl: resumed after episode %d (%d frames)", state["episodes"], state["env_steps"] * repeat)
     model.eval()
+    full_horizon = policy.controller.cfg.horizon
     total = m.seed_episodes + m.iterations
     per_update = float(m.updates_per_step)
     t0 = time.perf_counter()
@@ -413,6 +427,9 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         obs, info = env.reset(seed=cfg.run.seed * 100_003 + ep + 1)
         policy.reset()
         policy.explore_std = explore_std_at(m, state["env_steps"])
+        horizon = planner_horizon_at(m, full_horizon, state["env_steps"])
+        if horizon != policy.controller.cfg.horizon:
+            policy.controller.update(planner_cfg=policy.controller.cfg.replace(horizon=horizon))
         split["env"] += time.perf_counter() - t
         frames, actions, rewards, owed, ret = [preprocess(obs, mc.image_size)], [], [], 0.0, 0.0
         for step in range(m.max_episode_steps):
@@ -440,11 +457,13 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         entry = {"episode": ep, "seed": seeding, "steps": len(actions), "frames": frames_now, "return": round(ret, 2)}
         if not seeding:
             entry["explore_std"] = round(policy.explore_std, 4)
+            entry["horizon"] = policy.controller.planner.cfg.horizon  # the horizon the planner ran with
         entry.update({f"{k}_seconds": round(v, 2) for k, v in split.items()})
         state["log"].append(entry)
         planned = ep + 1 - m.seed_episodes
         if m.eval_episodes > 0 and planned >= 0 and ((m.eval_every and planned % m.eval_every == 0) or ep == total - 1):
-            state["evals"].append(_evaluate(cfg, model, meta, device, frames_now))
+            ev_h = planner_horizon_at(m, full_horizon, state["env_steps"])
+            state["evals"].append(dict(_evaluate(cfg, model, meta, device, frames_now, ev_h), horizon=ev_h))
         log.info(
             "mbrl episode %d (%s): return %.1f, %d frames, %d updates; s env %.1f plan %.1f train %.1f",
             ep,
