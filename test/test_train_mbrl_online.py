@@ -72,11 +72,16 @@ def test_planning_horizon_ramps_as_td_mpc():
 
 
 def test_the_ramped_horizon_plans_and_evaluates(tmp_path, capsys):
-    # seed episode of 6 steps, then planner episodes at 6 and 12 steps: horizons 1 + 2 * 6/12 = 2, then 3
+    # a seed episode of 6 steps, then planner episodes from steps 6 and 12: horizons 1 + 2 * 6/12 = 2, then 3
     run(capsys, tmp_path, "mbrl.iterations=2", "plan.planner.horizon=3", "mbrl.horizon_ramp_steps=12")
     state = json.loads((tmp_path / "mbrl" / "agent" / "state.json").read_text())
     assert [e.get("horizon") for e in state["log"]] == [None, 2, 3]
-    assert [e["horizon"] for e in state["evals"]] == [2, 3, 3]  # after the seed episode, then each planner one
+    # each evaluation (as its planner reports) at the horizon of the episode before it, as TD-MPC: 1 after the seed one
+    assert [e["horizon"] for e in state["evals"]] == [1, 2, 3]
+    # a resumed run picks the ramp up from its step count (episode 3 starts at step 18: capped at 3)
+    run(capsys, tmp_path, "mbrl.iterations=3", "plan.planner.horizon=3", "mbrl.horizon_ramp_steps=36")
+    state = json.loads((tmp_path / "mbrl" / "agent" / "state.json").read_text())
+    assert state["log"][-1]["horizon"] == 2 and state["evals"][-1]["horizon"] == 2  # 1 + 2 * 18/36
 
 
 def test_a_bad_explore_schedule_is_named(tmp_path, capsys):

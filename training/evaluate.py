@@ -168,6 +168,7 @@ def closed_loop(
         "final_distance": dists,
         "start_distance": starts,
         "plan_ms_mean": float(np.mean(plan_ms)) if plan_ms else float("nan"),
+        "horizon": (pol.controller.planner or pol.controller).cfg.horizon,  # the horizon it planned with
     }
 
 

@@ -462,8 +462,8 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         state["log"].append(entry)
         planned = ep + 1 - m.seed_episodes
         if m.eval_episodes > 0 and planned >= 0 and ((m.eval_every and planned % m.eval_every == 0) or ep == total - 1):
-            ev_h = planner_horizon_at(m, full_horizon, state["env_steps"])
-            state["evals"].append(dict(_evaluate(cfg, model, meta, device, frames_now, ev_h), horizon=ev_h))
+            # as TD-MPC, evaluated at the horizon of the episode just collected
+            state["evals"].append(_evaluate(cfg, model, meta, device, frames_now, horizon))
         log.info(
             "mbrl episode %d (%s): return %.1f, %d frames, %d updates; s env %.1f plan %.1f train %.1f",
             ep,
