@@ -62,3 +62,32 @@ def test_seed_determinism_and_bad_action(env):
 def test_unknown_task_lists_known():
     with pytest.raises(ValueError, match="cartpole_swingup"):
         make_env("dmc:nope_task")
+
+
+@pytest.mark.parametrize("task, size", [("reacher_easy", 64), ("cartpole_swingup", 84)])
+def test_suite_render_equals_dm_control_pixels(task, size):
+    """render="suite" gives the frames of dm_control's physics.render (the literature's pixels) exactly; the
+    default "fast" frames differ from them (no MSAA, shadows or reflections)."""
+    from dm_control import suite
+
+    from moejepa_ros.sim.dmc import resolve_task
+
+    env, fast = make_env(f"dmc:{task}", size=size, render="suite"), make_env(f"dmc:{task}", size=size)
+    raw = suite.load(*resolve_task(task), task_kwargs={"random": 5})
+    obs, _ = env.reset(seed=5)
+    fast_obs, _ = fast.reset(seed=5)
+    raw.task.random.seed(5)
+    raw.reset()
+    a = np.full(env.action_space.shape, 0.7, np.float32)
+    for _ in range(3):
+        obs, *_ = env.step(a)
+        fast_obs, *_ = fast.step(a)
+        for _ in range(env.action_repeat):
+            raw.step(a)
+        expected = raw.physics.render(size, size, camera_id=0)
+        assert obs.shape == (size, size, 3)
+        np.testing.assert_array_equal(obs, expected)
+        assert np.abs(fast_obs.astype(int) - expected).max() > 20
+    env.close(), fast.close()
+    with pytest.raises(ValueError, match="render='nice' unknown; use one of fast, suite"):
+        make_env("dmc:cartpole_swingup", render="nice")

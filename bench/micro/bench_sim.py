@@ -1,5 +1,6 @@
 """Simulator throughput: Two-Rooms steps/s, the mobile base's frames/s (front and down cameras, with its
-data drive) and DMC cartpole_swingup frames/s (tuned vs defaults).
+data drive) and DMC cartpole_swingup frames/s: our env's fast render (tuned), its `render="suite"` (dm_control's
+own pixels through one persistent camera) and dm_control's `physics.render` (defaults, a new camera per frame).
 
 Prints one JSON line per figure and writes them all through `bench.record` (name `sim`). The machine is
 shared, so the DMC variants are measured in alternating rounds in one process and compared as a
@@ -90,6 +91,8 @@ def bench_dmc(seconds: float, rounds: int) -> list[dict]:
 
     tuned = make_env("dmc:cartpole_swingup", seed=0)
     tuned.reset(seed=0)
+    suite_env = make_env("dmc:cartpole_swingup", seed=0, render="suite")
+    suite_env.reset(seed=0)
     raw = suite.load("cartpole", "swingup", task_kwargs={"random": 0})
     raw.reset()
     repeat = tuned.action_repeat
@@ -100,6 +103,11 @@ def bench_dmc(seconds: float, rounds: int) -> list[dict]:
         if term or trunc:
             tuned.reset()
 
+    def suite_step():
+        _, _, term, trunc, _ = suite_env.step(a)
+        if term or trunc:
+            suite_env.reset()
+
     def default_step():  # dm_control's defaults: a new Camera, default buffer, MSAA, shadows
         for _ in range(repeat):
             ts = raw.step(a)
@@ -109,29 +117,35 @@ def bench_dmc(seconds: float, rounds: int) -> list[dict]:
 
     tuned_render = tuned.render
     default_render = lambda: raw.physics.render(64, 64, camera_id=0)  # noqa: E731
-    res = {"tuned_step": [], "default_step": [], "tuned_render": [], "default_render": []}
-    for _ in range(rounds):  # alternate so both see the same machine load
-        res["tuned_step"].append(_timed(tuned_step, seconds))
-        res["default_step"].append(_timed(default_step, seconds))
-        res["tuned_render"].append(_timed(tuned_render, seconds / 2))
-        res["default_render"].append(_timed(default_render, seconds / 2))
+    steps = {"tuned": tuned_step, "suite": suite_step, "default": default_step}
+    renders = {"tuned": tuned_render, "suite": suite_env.render, "default": default_render}
+    res = {f"{k}_{kind}": [] for k in steps for kind in ("step", "render")}
+    for _ in range(rounds):  # alternate so all see the same machine load
+        for k in steps:
+            res[f"{k}_step"].append(_timed(steps[k], seconds))
+            res[f"{k}_render"].append(_timed(renders[k], seconds / 2))
     med = {k: float(np.median(v)) for k, v in res.items()}
+    tuned.close(), suite_env.close()
     return [
         {
             "bench": "dmc_cartpole_swingup_env_step",
             "size": 64,
             "action_repeat": repeat,
             "tuned_frames_per_s": round(med["tuned_step"], 1),
+            "suite_frames_per_s": round(med["suite_step"], 1),
             "default_frames_per_s": round(med["default_step"], 1),
             "ratio": round(med["tuned_step"] / med["default_step"], 2),
+            "tuned_over_suite": round(med["tuned_step"] / med["suite_step"], 2),
             "note": "one rendered 64x64 frame per env step (physics x action_repeat + render); median of rounds",
         },
         {
             "bench": "dmc_cartpole_swingup_render_only",
             "size": 64,
             "tuned_frames_per_s": round(med["tuned_render"], 1),
+            "suite_frames_per_s": round(med["suite_render"], 1),
             "default_frames_per_s": round(med["default_render"], 1),
             "ratio": round(med["tuned_render"] / med["default_render"], 2),
+            "tuned_over_suite": round(med["tuned_render"] / med["suite_render"], 2),
         },
     ]
 

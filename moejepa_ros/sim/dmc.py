@@ -8,12 +8,14 @@ dm_control's rewards over the repeat, so it equals what a raw dm_control env ret
 same actions.
 
 Rendering is offscreen on the CPU. ``MUJOCO_GL`` is set (if unset) to ``egl`` when libEGL can
-be loaded, else ``osmesa``, before dm_control is imported. The same speed settings are applied
-always, so training and deployment see the same pixels (they do change the pixels compared
-with dm_control's defaults): shadows, reflections and skybox off, no MSAA
-(``vis.quality.offsamples = 0``), an offscreen buffer of exactly the frame size, and one
-persistent camera instead of a new one per frame. MACHINE-NOTES measured ~530-910 vs 40-70
-frames/s on 2 CPU cores; see ``bench.micro.bench_sim``.
+be loaded, else ``osmesa``, before dm_control is imported. One persistent camera renders every
+frame (dm_control's ``physics.render`` makes a new one per call). ``render`` picks the pixels:
+``"fast"`` (the default) turns shadows, reflections and skybox off, MSAA off
+(``vis.quality.offsamples = 0``) and sizes the offscreen buffer to the frame: ~530-910 against
+40-70 frames/s on 2 CPU cores (MACHINE-NOTES), but the frames differ from dm_control's.
+``"suite"`` keeps dm_control's own settings, so its frames equal ``physics.render(size, size,
+camera_id)`` pixel for pixel: the pixels PlaNet, DrQ and TD-MPC trained on (their wrappers call
+it), for a protocol like theirs. Train and deploy with the same mode; see ``bench.micro.bench_sim``.
 
 ``info["state"]`` is the flattened dm_control observation (float32, in the observation
 dict's order); ``info["physics_state"]`` is MuJoCo's full state (``physics.get_state()``).
@@ -37,6 +39,8 @@ DEFAULT_ACTION_REPEAT = 2
 ALIASES = {"cup_catch": ("ball_in_cup", "catch")}
 # Render flags turned off for speed (lower-case mjtRndFlag names, as dm_control accepts them).
 FAST_RENDER_FLAGS = {"shadow": False, "reflection": False, "skybox": False}
+# `render=`: flags overridden per mode ("suite" = dm_control's own settings, the literature's pixels).
+RENDER_MODES = {"fast": FAST_RENDER_FLAGS, "suite": {}}
 
 
 def ensure_gl_backend() -> str:
@@ -111,6 +115,7 @@ class DMCEnv(gym.Env):
         camera_id: int | None = None,
         seed: int | None = None,
         render_mode: str | None = "rgb_array",
+        render: str = "fast",
     ):
         self.domain, self.task_name = resolve_task(task)
         self.action_repeat = int(action_repeat or ACTION_REPEAT.get(self.domain, DEFAULT_ACTION_REPEAT))
@@ -119,12 +124,19 @@ class DMCEnv(gym.Env):
         if not (8 <= int(size) <= 1024):
             raise ValueError(f"dmc: size={size} outside [8, 1024]")
         self.size = int(size)
+        if render not in RENDER_MODES:
+            raise ValueError(f"dmc: render={render!r} unknown; use one of {', '.join(RENDER_MODES)}")
+        self.render_flags = dict(RENDER_MODES[render])
         self.camera_id = int(camera_id if camera_id is not None else (2 if self.domain == "quadruped" else 0))
         self.render_mode = render_mode
         suite = _suite()
         self._env = suite.load(self.domain, self.task_name, task_kwargs={"random": seed})
         self.physics = self._env.physics
-        apply_fast_render_settings(self.physics, self.size)
+        if render == "fast":
+            apply_fast_render_settings(self.physics, self.size)
+        else:  # dm_control's settings; the buffer must hold the frame (its default is 640 x 480)
+            vis = self.physics.model.vis.global_
+            vis.offwidth, vis.offheight = max(vis.offwidth, self.size), max(vis.offheight, self.size)
         from dm_control.mujoco import engine
 
         self._camera = engine.Camera(self.physics, self.size, self.size, self.camera_id)
@@ -137,7 +149,7 @@ class DMCEnv(gym.Env):
 
     def render(self) -> np.ndarray:
         """The current camera frame, RGB uint8 [size, size, 3]."""
-        return self._camera.render(render_flag_overrides=dict(FAST_RENDER_FLAGS)).copy()
+        return self._camera.render(render_flag_overrides=dict(self.render_flags)).copy()
 
     def _info(self, ts) -> dict[str, Any]:
         return {
