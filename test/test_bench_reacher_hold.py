@@ -54,6 +54,7 @@ def test_zero_torque_holds_and_an_agent_is_measured(tmp_path, monkeypatch):
     for e in agent["episodes"].values():
         assert 0 <= e["held_steps"] <= 6 and 0.0 <= e["reward_per_step"] <= 4.0
         assert isinstance(e["reward_seen"], float)
+        assert -180 <= e["target_angle_deg"] <= 180 and 0.05 <= e["target_radius"] <= 0.2  # the task's annulus
     assert res["held_steps_per_agent"] == [agent["held_steps_mean"]]  # the zero agent only checks the starts
     doc = json.loads((tmp_path / "out" / "bench" / "reacher_hold.json").read_text())
     assert doc["git_sha"] and doc["figures"]["held_steps_mean"] == agent["held_steps_mean"]

@@ -10,7 +10,8 @@ agent's planner (the training config's, no exploration noise) for `--steps` env 
 steps until the fingertip first leaves the rewarded disc (`held_steps`, capped at --steps), the steps it is back
 inside by the end, and the mean reward per env step (summed over the repeat of 4: at most 4). It also reads the
 agent's reward head on the first frame stack for zero torque, whose true reward is the full 4: `reward_seen` is that
-prediction over 4 (1 = the agent sees that it is on the target), which tells perception from control.
+prediction over 4 (1 = the agent sees that it is on the target), which tells perception from control. Each episode
+also gives the target's polar position about the shoulder, to see which parts of the arena an agent knows.
 
     MUJOCO_GL=egl python -m bench.experiments.reacher_hold --checkpoint runs/dmc/mbrl/model.safetensors [...]
 
@@ -85,6 +86,7 @@ def hold_episode(env, policy, seed: int, steps: int) -> dict:
     obs = start_on_target(env, seed)
     physics = env.unwrapped.physics
     radii = float(physics.named.model.geom_size[["target", "finger"], 0].sum())
+    target = physics.named.data.geom_xpos["target"][:2] - physics.named.data.xpos["arm"][:2]
     info, rewards, left, inside, seen = {"step": 0}, [], None, 0, None
     for t in range(steps):
         a = policy(obs, info)
@@ -100,6 +102,8 @@ def hold_episode(env, policy, seed: int, steps: int) -> dict:
         "inside_at_end": inside,
         "reward_per_step": round(float(np.mean(rewards)), 3),
         "reward_seen": seen,
+        "target_angle_deg": round(math.degrees(math.atan2(target[1], target[0])), 1),
+        "target_radius": round(float(np.hypot(*target)), 3),
     }
 
 
