@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from bench.experiments import reacher_hold
-from moejepa_ros.model.checkpoint import save_checkpoint
+from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from moejepa_ros.model.config import ModelConfig
 from moejepa_ros.model.world_model import WorldModel
 from moejepa_ros.sim import make_env
@@ -19,16 +20,23 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_starts_put_the_fingertip_on_the_target():
     env = make_env("dmc:reacher_easy")
     physics = env.unwrapped.physics
+    limit = physics.named.model.jnt_range["wrist"][1]
+    elbows = set()
     for seed in range(reacher_hold.FIRST_SEED, reacher_hold.FIRST_SEED + 30):
         frame = reacher_hold.start_on_target(env, seed)
         assert frame.shape == (64, 64, 3)
         assert physics.finger_to_target_dist() < 1e-4
         assert np.all(physics.data.qvel == 0)
+        wrist = float(physics.named.data.qpos["wrist"][0])
+        assert abs(wrist) <= limit and abs(physics.named.data.qpos["shoulder"][0]) <= np.pi
+        elbows.add(int(np.sign(wrist)))
+    assert elbows == {-1, 1}
     env.reset(seed=0)
-    physics.named.model.geom_pos["target", "x"] = 0.3  # beyond the two links of 0.12 m
-    physics.forward()
-    with pytest.raises(ValueError, match="out of the arm's reach"):
-        reacher_hold.finger_on_target(physics)
+    for x in (0.3, 0.03):  # beyond the two links of 0.12 m; closer than the wrist's limit lets it fold
+        physics.named.model.geom_pos["target", ["x", "y"]] = [x, 0.0]
+        physics.forward()
+        with pytest.raises(ValueError, match=r"out of the arm's reach \(0.04\d-0.240 m\)"):
+            reacher_hold.finger_on_target(physics)
     env.close()
 
 
@@ -48,6 +56,14 @@ def test_zero_torque_holds_and_an_agent_is_measured(tmp_path, monkeypatch):
     ]
     res = reacher_hold.main(["--checkpoint", "zero", str(ckpt), "--episodes", "3", "--steps", "6", "--set", *plan])
     zero, agent = res["agents"]
+    # the reward head's reading by hand: the first frame repeated (at rest), zero torque, over the repeat of 4
+    env, (model, _) = make_env("dmc:reacher_easy"), load_checkpoint(ckpt)
+    frame = reacher_hold.start_on_target(env, reacher_hold.FIRST_SEED)
+    with torch.no_grad():
+        z = model.eval().encode(torch.as_tensor(np.stack([frame] * 3))[None])
+        expected = float(model.reward(z, torch.zeros(1, 2))) / 4
+    env.close()
+    assert agent["episodes"][str(reacher_hold.FIRST_SEED)]["reward_seen"] == pytest.approx(expected, abs=1e-3)
     assert zero["held_steps_mean"] == 6 and zero["inside_at_end"] == 1 and zero["reward_per_step_mean"] == 4.0
     assert zero["reward_seen_mean"] is None
     assert set(agent["episodes"]) == {str(reacher_hold.FIRST_SEED + i) for i in range(3)}
@@ -58,3 +74,11 @@ def test_zero_torque_holds_and_an_agent_is_measured(tmp_path, monkeypatch):
     assert res["held_steps_per_agent"] == [agent["held_steps_mean"]]  # the zero agent only checks the starts
     doc = json.loads((tmp_path / "out" / "bench" / "reacher_hold.json").read_text())
     assert doc["git_sha"] and doc["figures"]["held_steps_mean"] == agent["held_steps_mean"]
+    # an agent that learnt on dm_control's own pixels is not measured on the fast ones
+    suite = tmp_path / "suite.safetensors"
+    meta = {"action_low": [-1.0, -1.0], "action_high": [1.0, 1.0], "training": {"env_kwargs": {"render": "suite"}}}
+    save_checkpoint(suite, WorldModel(cfg), meta)
+    with pytest.raises(ValueError, match="learnt on render='suite' pixels"):
+        reacher_hold.main(["--checkpoint", str(suite), "--episodes", "1", "--steps", "2", "--set", *plan])
+    with pytest.raises(SystemExit):  # longer than one episode of 250 env steps
+        reacher_hold.main(["--checkpoint", "zero", "--steps", "251"])

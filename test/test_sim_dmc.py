@@ -88,6 +88,16 @@ def test_suite_render_equals_dm_control_pixels(task, size):
         assert obs.shape == (size, size, 3)
         np.testing.assert_array_equal(obs, expected)
         assert np.abs(fast_obs.astype(int) - expected).max() > 20
-    env.close(), fast.close()
+    env.close()
+    fast.close()
     with pytest.raises(ValueError, match="render='nice' unknown; use one of fast, suite"):
         make_env("dmc:cartpole_swingup", render="nice")
+
+
+def test_an_agent_plays_on_the_pixels_it_learnt_on():
+    from moejepa_ros.sim.dmc import check_same_pixels
+
+    check_same_pixels({}, {"render": "fast"}, "x")  # the default is the fast render
+    check_same_pixels({"render": "suite"}, {"render": "suite", "size": 64}, "x")
+    with pytest.raises(ValueError, match="x: the agent learnt on render='suite' pixels but this env renders 'fast'"):
+        check_same_pixels({"render": "suite"}, {}, "x")

@@ -36,6 +36,7 @@ def test_online_loop_updates_every_step_and_resumes(tmp_path, capsys):
     assert sorted(os.listdir(root / "episodes")) == ["episode_00000.npz", "episode_00001.npz"]
     model, meta = load_checkpoint(root / "model.safetensors")
     assert "q" in model.heads and meta["action_low"] == [-1.0]
+    assert meta["training"]["env_kwargs"] == {}  # the pixels it learnt on: the env's default render
     # a longer budget continues from the checkpoint: no episode is redone, updates keep counting
     # (and with TD-MPC's falling exploration noise: 0.5 at step 0, 0.1 from step 24 on)
     r2 = run(

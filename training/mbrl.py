@@ -359,6 +359,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
             "subcommand": "mbrl",
             "loop": "online",
             "env": cfg.collect.env,
+            "env_kwargs": env_kwargs,
             "reward_scale": cfg.data.reward_scale,
         },
     }

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.model.checkpoint import load_checkpoint
     from moejepa_ros.sim import make_env
+    from moejepa_ros.sim.dmc import check_same_pixels
     from training.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -69,16 +70,20 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--config", default=os.path.join(str(record.ROOT), "config", "train", "dmc.yaml"))
     ap.add_argument("--steps", type=int, default=40, help="env steps per episode (40 = 3.2 s at repeat 8)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="planner overrides (plan.*)")
+    ap.add_argument(
+        "--set", nargs="*", default=[], metavar="key=value", help="overrides (plan.*, collect.env_kwargs.render)"
+    )
     record.add_arguments(ap, "cartpole_upright")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config([a.config], a.set)
-    env = make_env("dmc:cartpole_swingup")
+    env_kwargs = dict(cfg.collect.env_kwargs)
+    env = make_env("dmc:cartpole_swingup", **env_kwargs)
     agents = []
     for path in a.checkpoint:
         model, meta = load_checkpoint(path)
         model.eval()
+        check_same_pixels((meta.get("training") or {}).get("env_kwargs", {}), env_kwargs, f"cartpole_upright: {path}")
         low, high = meta["action_low"], meta["action_high"]
         policy = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu"))
         episodes = {str(d): upright_episode(env, policy, math.radians(d), a.steps) for d in ANGLES_DEG}

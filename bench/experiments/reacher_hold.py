@@ -1,17 +1,18 @@
 """Does a reacher agent stay on the target? Its planner, started with the finger on the target and at rest.
 
 reacher_easy's reward is 1 while the fingertip is within the target's radius plus its own (0.06) and 0 elsewhere,
-so a return mixes two skills: bringing the finger to the target and keeping it there. The arm has no gravity, so
-at rest on the target doing nothing scores every remaining step; an agent that leaves is not seeing (or not
-valuing) where it is. This isolates the second skill, as `cartpole_upright` does for the pole: each episode
-resets dm_control's reacher_easy with its own seed (the target where the task puts it), then places the arm by
-inverse kinematics with the fingertip on the target's centre, joints at rest (`env.set_state`), and runs the
-agent's planner (the training config's, no exploration noise) for `--steps` env steps. Per episode it reports the
-steps until the fingertip first leaves the rewarded disc (`held_steps`, capped at --steps), the steps it is back
-inside by the end, and the mean reward per env step (summed over the repeat of 4: at most 4). It also reads the
-agent's reward head on the first frame stack for zero torque, whose true reward is the full 4: `reward_seen` is that
-prediction over 4 (1 = the agent sees that it is on the target), which tells perception from control. Each episode
-also gives the target's polar position about the shoulder, to see which parts of the arena an agent knows.
+so a return mixes two skills: bringing the finger to the target and keeping it there. The arm lies flat (gravity
+acts along its hinges), so at rest on the target zero torque scores every remaining step. This isolates the second
+skill, as `cartpole_upright` does for the pole: each episode resets dm_control's reacher_easy with its own seed
+(the target where the task puts it), then places the arm by inverse kinematics with the fingertip on the target's
+centre (elbow sign alternating between episodes), joints at rest (`env.set_state`), and runs the agent's planner
+(the training config with the task's discount, as `dmc_pixels` trains it; no exploration noise) for `--steps` env
+steps. Per episode it reports the steps until the fingertip first leaves the rewarded disc (`held_steps`, capped
+at --steps), whether it is inside at the end, and the mean reward per env step (dm_control's, summed over the
+action repeat). It also reads the agent's reward head on the first frame stack for zero torque, whose true
+reward is the full repeat: `reward_seen` is that prediction over it (in the agent's reward scale; 1 = the agent
+sees that it is on the target), to tell perception from control. Each episode also gives the target's polar
+position about the shoulder and the elbow's sign, to see which parts of the arena an agent knows.
 
     MUJOCO_GL=egl python -m bench.experiments.reacher_hold --checkpoint runs/dmc/mbrl/model.safetensors [...]
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from bench import record
 
+TASK = "reacher_easy"
 FIRST_SEED = 90_000  # episode seeds: apart from training's and the evaluation's (training.mbrl)
 ZERO = "zero"  # --checkpoint value for the zero-torque agent
 
@@ -40,28 +42,31 @@ def zero_policy(obs, info) -> np.ndarray:
     return np.zeros(2, np.float32)
 
 
-def finger_on_target(physics) -> np.ndarray:
-    """Joint angles [shoulder, wrist] that put the fingertip on the target's centre (two links, elbow positive)."""
+def finger_on_target(physics, elbow: int = 1) -> np.ndarray:
+    """Joint angles [shoulder, wrist] that put the fingertip on the target's centre (two links; `elbow` +1 or -1
+    picks the wrist's sign, both poses occur in the task)."""
     base = physics.named.data.xpos["arm"][:2]
     l1 = float(physics.named.model.body_pos["hand"][0])
     l2 = float(physics.named.model.body_pos["finger"][0])
+    limit = float(physics.named.model.jnt_range["wrist"][1])
     p = physics.named.data.geom_xpos["target"][:2] - base
     d = float(np.hypot(*p))
     c2 = (d * d - l1 * l1 - l2 * l2) / (2 * l1 * l2)
-    if not -1.0 <= c2 <= 1.0:
-        reach = f"{abs(l1 - l2):.3f}-{l1 + l2:.3f}"
-        raise ValueError(f"reacher_hold: target at {d:.3f} m is out of the arm's reach ({reach} m)")
-    q2 = math.acos(c2)
+    q2 = math.acos(min(1.0, max(-1.0, c2))) * (1 if elbow >= 0 else -1)
+    if not -1.0 <= c2 <= 1.0 or abs(q2) > limit:
+        inner = math.sqrt(l1 * l1 + l2 * l2 + 2 * l1 * l2 * math.cos(limit))
+        raise ValueError(f"reacher_hold: target at {d:.3f} m is out of the arm's reach ({inner:.3f}-{l1 + l2:.3f} m)")
     q1 = math.atan2(p[1], p[0]) - math.atan2(l2 * math.sin(q2), l1 + l2 * math.cos(q2))
-    return np.array([q1, q2])
+    return np.array([math.remainder(q1, 2 * math.pi), q2])
 
 
 def start_on_target(env, seed: int) -> np.ndarray:
-    """Reset with `seed`, then the fingertip on the target and the arm at rest; returns the first frame."""
+    """Reset with `seed`, then the fingertip on the target and the arm at rest (elbow sign alternating with the
+    seed); returns the first frame."""
     env.reset(seed=seed)
     physics = env.unwrapped.physics
     state = np.zeros(physics.get_state().shape)  # [qpos shoulder, wrist, qvel shoulder, wrist]
-    state[:2] = finger_on_target(physics)
+    state[:2] = finger_on_target(physics, elbow=1 if seed % 2 == 0 else -1)
     obs = env.unwrapped.set_state(state)
     miss = float(physics.finger_to_target_dist())
     if miss > 1e-4:
@@ -69,8 +74,9 @@ def start_on_target(env, seed: int) -> np.ndarray:
     return obs
 
 
-def reward_seen(policy, repeat: int) -> float:
-    """The agent's reward head on its current frame stack for zero torque, over the true reward at rest (`repeat`)."""
+def reward_seen(policy, full: float) -> float:
+    """The agent's reward head on its current frame stack for zero torque, over the true reward at rest (`full`:
+    the repeat times the training's reward scale)."""
     import torch
 
     c = policy.controller
@@ -78,11 +84,12 @@ def reward_seen(policy, repeat: int) -> float:
     with torch.no_grad():
         z = c.model.encode(frames.to(c.device))
         r = c.model.reward(z, torch.zeros(1, len(c.low), device=c.device))
-    return round(float(r.reshape(-1)[0]) / repeat, 3)
+    return round(float(r.reshape(-1)[0]) / full, 3)
 
 
-def hold_episode(env, policy, seed: int, steps: int) -> dict:
-    """One episode from the fingertip on the target, at rest; `policy` is a PlannerPolicy or `zero_policy`."""
+def hold_episode(env, policy, seed: int, steps: int, reward_scale: float = 1.0) -> dict:
+    """One episode from the fingertip on the target, at rest; `policy` is a PlannerPolicy or `zero_policy`;
+    `reward_scale` is the agent's training scale of the reward (`data.reward_scale`)."""
     obs = start_on_target(env, seed)
     physics = env.unwrapped.physics
     radii = float(physics.named.model.geom_size[["target", "finger"], 0].sum())
@@ -91,7 +98,7 @@ def hold_episode(env, policy, seed: int, steps: int) -> dict:
     for t in range(steps):
         a = policy(obs, info)
         if t == 0 and policy is not zero_policy:
-            seen = reward_seen(policy, env.unwrapped.action_repeat)
+            seen = reward_seen(policy, env.unwrapped.action_repeat * reward_scale)
         obs, r, _, _, info = env.step(a)
         rewards.append(float(r))
         inside = int(physics.finger_to_target_dist() <= radii)
@@ -104,6 +111,7 @@ def hold_episode(env, policy, seed: int, steps: int) -> dict:
         "reward_seen": seen,
         "target_angle_deg": round(math.degrees(math.atan2(target[1], target[0])), 1),
         "target_radius": round(float(np.hypot(*target)), 3),
+        "elbow": 1 if physics.named.data.qpos["wrist"][0] >= 0 else -1,
     }
 
 
@@ -123,10 +131,12 @@ def summary(episodes) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
+    from bench.experiments.dmc_pixels import task_settings
+    from bench.experiments.dmc_planner_eval import variant_config
     from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.model.checkpoint import load_checkpoint
     from moejepa_ros.sim import make_env
-    from training.config import load_config
+    from moejepa_ros.sim.dmc import check_same_pixels
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -137,23 +147,34 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--config", default=os.path.join(str(record.ROOT), "config", "train", "dmc.yaml"))
     ap.add_argument("--episodes", type=int, default=20, help=f"episodes per agent (seeds {FIRST_SEED} on)")
-    ap.add_argument("--steps", type=int, default=50, help="env steps per episode (50 = 200 frames at repeat 4)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="planner overrides (plan.*)")
+    ap.add_argument("--steps", type=int, default=50, help="env steps per episode (at most the task's episode)")
+    ap.add_argument(
+        "--set", nargs="*", default=[], metavar="key=value", help="overrides (plan.*, collect.env_kwargs.render)"
+    )
     record.add_arguments(ap, "reacher_hold")
     a = ap.parse_args(argv)
+    episode = task_settings(TASK)["steps"]
+    if not 1 <= a.steps <= episode:
+        ap.error(f"--steps={a.steps}: one episode of {TASK} is 1-{episode} env steps")
     torch.set_num_threads(1)
-    cfg = load_config([a.config], a.set)
-    env = make_env("dmc:reacher_easy")
+    cfg = variant_config(TASK, a.set, [], a.config)  # the planner as in training: the task's discount
+    env_kwargs = dict(cfg.collect.env_kwargs)
+    env = make_env(f"dmc:{TASK}", **env_kwargs)
     agents = []
     for path in a.checkpoint:
+        scale = 1.0
         if path == ZERO:
             policy = zero_policy
         else:
             model, meta = load_checkpoint(path)
             model.eval()
+            trained = meta.get("training") or {}
+            check_same_pixels(trained.get("env_kwargs", {}), env_kwargs, f"reacher_hold: {path}")
+            scale = float(trained.get("reward_scale", 1.0))
             low, high = meta["action_low"], meta["action_high"]
             policy = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu"))
-        episodes = {str(s): hold_episode(env, policy, s, a.steps) for s in range(FIRST_SEED, FIRST_SEED + a.episodes)}
+        seeds = range(FIRST_SEED, FIRST_SEED + a.episodes)
+        episodes = {str(s): hold_episode(env, policy, s, a.steps, scale) for s in seeds}
         agents.append({"checkpoint": path, "episodes": episodes, **summary(episodes.values())})
         print(json.dumps({"checkpoint": path, **summary(episodes.values())}), flush=True)
     env.close()

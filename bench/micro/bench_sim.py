@@ -125,7 +125,8 @@ def bench_dmc(seconds: float, rounds: int) -> list[dict]:
             res[f"{k}_step"].append(_timed(steps[k], seconds))
             res[f"{k}_render"].append(_timed(renders[k], seconds / 2))
     med = {k: float(np.median(v)) for k, v in res.items()}
-    tuned.close(), suite_env.close()
+    for env in (tuned, suite_env, raw):
+        env.close()
     return [
         {
             "bench": "dmc_cartpole_swingup_env_step",

@@ -41,6 +41,7 @@ ALIASES = {"cup_catch": ("ball_in_cup", "catch")}
 FAST_RENDER_FLAGS = {"shadow": False, "reflection": False, "skybox": False}
 # `render=`: flags overridden per mode ("suite" = dm_control's own settings, the literature's pixels).
 RENDER_MODES = {"fast": FAST_RENDER_FLAGS, "suite": {}}
+DEFAULT_RENDER = "fast"
 
 
 def ensure_gl_backend() -> str:
@@ -93,6 +94,17 @@ def flatten_observation(obs) -> np.ndarray:
     return np.concatenate([np.asarray(v, np.float64).reshape(-1) for v in obs.values()]).astype(np.float32)
 
 
+def check_same_pixels(trained_kwargs: dict, env_kwargs: dict, who: str) -> None:
+    """An agent plays on the pixels it learnt from: raise if `env_kwargs` renders otherwise than `trained_kwargs`
+    (the env keyword arguments of its training, as `moejepa-train mbrl` keeps them in the checkpoint)."""
+    trained, now = (dict(k or {}).get("render", DEFAULT_RENDER) for k in (trained_kwargs, env_kwargs))
+    if trained != now:
+        raise ValueError(
+            f"{who}: the agent learnt on render={trained!r} pixels but this env renders {now!r}; "
+            f"set collect.env_kwargs.render={trained}"
+        )
+
+
 def apply_fast_render_settings(physics, size: int) -> None:
     """Speed settings on the model; must run before the first render (buffer size is fixed then)."""
     vis = physics.model.vis
@@ -115,7 +127,7 @@ class DMCEnv(gym.Env):
         camera_id: int | None = None,
         seed: int | None = None,
         render_mode: str | None = "rgb_array",
-        render: str = "fast",
+        render: str = DEFAULT_RENDER,
     ):
         self.domain, self.task_name = resolve_task(task)
         self.action_repeat = int(action_repeat or ACTION_REPEAT.get(self.domain, DEFAULT_ACTION_REPEAT))
