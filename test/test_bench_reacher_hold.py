@@ -65,11 +65,12 @@ def test_zero_torque_holds_and_an_agent_is_measured(tmp_path, monkeypatch):
     env.close()
     assert agent["episodes"][str(reacher_hold.FIRST_SEED)]["reward_seen"] == pytest.approx(expected, abs=1e-3)
     assert zero["held_steps_mean"] == 6 and zero["inside_at_end"] == 1 and zero["reward_per_step_mean"] == 4.0
-    assert zero["reward_seen_mean"] is None
+    assert zero["reward_seen_mean"] is None and zero["prefers_staying"] is None
+    assert agent["prefers_staying"] in (0.0, 0.333, 0.667, 1.0)
     assert set(agent["episodes"]) == {str(reacher_hold.FIRST_SEED + i) for i in range(3)}
     for e in agent["episodes"].values():
         assert 0 <= e["held_steps"] <= 6 and 0.0 <= e["reward_per_step"] <= 4.0
-        assert isinstance(e["reward_seen"], float)
+        assert isinstance(e["reward_seen"], float) and isinstance(e["prefers_staying"], bool)
         assert -180 <= e["target_angle_deg"] <= 180 and 0.05 <= e["target_radius"] <= 0.2  # the task's annulus
     assert res["held_steps_per_agent"] == [agent["held_steps_mean"]]  # the zero agent only checks the starts
     doc = json.loads((tmp_path / "out" / "bench" / "reacher_hold.json").read_text())

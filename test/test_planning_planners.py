@@ -348,3 +348,23 @@ def test_execute_returns_the_mean_or_a_last_iteration_elite():
 def test_execute_is_validated():
     with pytest.raises(ValueError, match="execute"):
         PlannerConfig(execute="argmax").validate()
+
+
+@pytest.mark.parametrize("method", SAMPLING)
+def test_last_problem_scores_the_plan_it_made(method):
+    """`last_problem` is the objective the last plan optimised: it scores the plan at its predicted cost, the
+    closed-form optimum no worse, and another start's plan is scored on that start."""
+    model, z0 = _system()
+    bound = 3.0
+    p = make_planner(_cfg(method), model, {"reward": {}}, -bound, bound)
+    assert p.last_problem is None
+    plan = p.plan(z0)
+    u = (plan.actions / bound)[None]  # command units -> normalised (symmetric bounds)
+    with torch.inference_mode():
+        assert float(p.last_problem.evaluate(u)[0]) == pytest.approx(plan.predicted_cost, rel=1e-5, abs=1e-5)
+        best = float(p.last_problem.evaluate((_optimum(model, z0, H) / bound)[None])[0])
+    assert best <= plan.predicted_cost + 1e-4
+    p.plan(z0 + 1.0)
+    torch.testing.assert_close(p.last_problem.z0, z0 + 1.0)
+    p.reset()
+    assert p.last_problem is None

@@ -11,8 +11,10 @@ steps. Per episode it reports the steps until the fingertip first leaves the rew
 at --steps), whether it is inside at the end, and the mean reward per env step (dm_control's, summed over the
 action repeat). It also reads the agent's reward head on the first frame stack for zero torque, whose true
 reward is the full repeat: `reward_seen` is that prediction over it (in the agent's reward scale; 1 = the agent
-sees that it is on the target), to tell perception from control. Each episode also gives the target's polar
-position about the shoulder and the elbow's sign, to see which parts of the arena an agent knows.
+sees that it is on the target), to tell perception from control; and `prefers_staying`, whether the planner's own
+objective scores zero torque over its horizon better than the plan it picked at that first step (False: the
+agent's model and Q believe moving is better; True: its search missed staying). Each episode also gives the
+target's polar position about the shoulder and the elbow's sign, to see which parts of the arena an agent knows.
 
     MUJOCO_GL=egl python -m bench.experiments.reacher_hold --checkpoint runs/dmc/mbrl/model.safetensors [...]
 
@@ -74,6 +76,18 @@ def start_on_target(env, seed: int) -> np.ndarray:
     return obs
 
 
+def prefers_staying(policy) -> bool:
+    """Whether the planner's own objective (the predicted rewards and Q of the plan it just made) scores keeping
+    zero torque over the plan's horizon better than the plan it picked: False means it believes moving is better,
+    True that its search missed staying."""
+    import torch
+
+    plan, problem = policy.last_plan, policy.controller.planner.last_problem
+    stay = (-problem.center / problem.half_range).expand_as(plan.actions)[None]  # zero torque, normalised
+    with torch.inference_mode():
+        return bool(float(problem.evaluate(stay)[0]) < float(plan.predicted_cost))
+
+
 def reward_seen(policy, full: float) -> float:
     """The agent's reward head on its current frame stack for zero torque, over the true reward at rest (`full`:
     the repeat times the training's reward scale)."""
@@ -94,11 +108,12 @@ def hold_episode(env, policy, seed: int, steps: int, reward_scale: float = 1.0) 
     physics = env.unwrapped.physics
     radii = float(physics.named.model.geom_size[["target", "finger"], 0].sum())
     target = physics.named.data.geom_xpos["target"][:2] - physics.named.data.xpos["arm"][:2]
-    info, rewards, left, inside, seen = {"step": 0}, [], None, 0, None
+    info, rewards, left, inside, seen, stay = {"step": 0}, [], None, 0, None, None
     for t in range(steps):
         a = policy(obs, info)
         if t == 0 and policy is not zero_policy:
             seen = reward_seen(policy, env.unwrapped.action_repeat * reward_scale)
+            stay = prefers_staying(policy)
         obs, r, _, _, info = env.step(a)
         rewards.append(float(r))
         inside = int(physics.finger_to_target_dist() <= radii)
@@ -109,6 +124,7 @@ def hold_episode(env, policy, seed: int, steps: int, reward_scale: float = 1.0) 
         "inside_at_end": inside,
         "reward_per_step": round(float(np.mean(rewards)), 3),
         "reward_seen": seen,
+        "prefers_staying": stay,
         "target_angle_deg": round(math.degrees(math.atan2(target[1], target[0])), 1),
         "target_radius": round(float(np.hypot(*target)), 3),
         "elbow": 1 if physics.named.data.qpos["wrist"][0] >= 0 else -1,
@@ -116,15 +132,18 @@ def hold_episode(env, policy, seed: int, steps: int, reward_scale: float = 1.0) 
 
 
 def summary(episodes) -> dict:
-    """Mean held steps, share of episodes inside at the end, reward per step, and the reward head's reading."""
+    """Mean held steps, share of episodes inside at the end, reward per step, the reward head's reading and the
+    share of episodes whose planner objective prefers staying."""
     episodes = list(episodes)
     seen = [e["reward_seen"] for e in episodes if e["reward_seen"] is not None]
+    stays = [e["prefers_staying"] for e in episodes if e["prefers_staying"] is not None]
     return {
         "held_steps_mean": round(float(np.mean([e["held_steps"] for e in episodes])), 2),
         "inside_at_end": round(float(np.mean([e["inside_at_end"] for e in episodes])), 3),
         "reward_per_step_mean": round(float(np.mean([e["reward_per_step"] for e in episodes])), 3),
         "reward_seen_mean": round(float(np.mean(seen)), 3) if seen else None,
         "seen_half": round(float(np.mean([x >= 0.5 for x in seen])), 3) if seen else None,
+        "prefers_staying": round(float(np.mean(stays)), 3) if stays else None,
     }
 
 

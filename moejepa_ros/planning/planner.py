@@ -84,6 +84,8 @@ class Planner:
         self._age = 0  # steps already executed of the warm start's first (held) action
         self._prev_action: Tensor | None = None
         self._prev_z: Tensor | None = None
+        # the objective the last plan optimised: `last_problem.evaluate(u)` scores other sequences (diagnostics)
+        self.last_problem: Problem | None = None
         self.correction.clear()
         self.recovery.clear()
         self._gen.manual_seed(self.cfg.seed)
@@ -163,6 +165,7 @@ class Planner:
             extra_cost=self.recovery.cost if self._stalled(z0, goal_d) else None,
             pose_goal=pose_goal,
         )
+        self.last_problem = problem
         if cfg.warm_start and self._warm is not None:
             mean0 = self._warm
         else:
