@@ -6,29 +6,18 @@ import json
 import pytest
 
 from bench.experiments import cartpole_upright
-from moejepa_ros.model.checkpoint import save_checkpoint
-from moejepa_ros.model.config import ModelConfig
-from moejepa_ros.model.world_model import WorldModel
+from testing.models import TINY_DMC_PLANNER, tiny_dmc_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_episodes_start_upright_and_are_summarised(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = ModelConfig(
-        latent_dim=16, conv_channels=[8, 8, 8, 8], expert_hidden=16, head_hidden=16, stage1_hidden=16, num_q=2
-    )
-    cfg.action_dim = 1
     ckpt = tmp_path / "agent.safetensors"
-    save_checkpoint(ckpt, WorldModel(cfg), {"action_low": [-1.0], "action_high": [1.0]})
-    plan = [
-        "plan.planner.samples=32",
-        "plan.planner.iterations=1",
-        "plan.planner.elites=4",
-        "plan.planner.policy_prior_samples=4",
-    ]
+    tiny_dmc_checkpoint(ckpt, 1)
+    plan = TINY_DMC_PLANNER
     other = tmp_path / "agent1.safetensors"
-    save_checkpoint(other, WorldModel(cfg), {"action_low": [-1.0], "action_high": [1.0]})
+    tiny_dmc_checkpoint(other, 1)
     res = cartpole_upright.main(["--checkpoint", str(ckpt), str(other), "--steps", "5", "--set", *plan])
     assert [g["checkpoint"] for g in res["agents"]] == [str(ckpt), str(other)]
     for g in res["agents"]:

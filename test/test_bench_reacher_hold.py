@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from bench.experiments import reacher_hold
-from moejepa_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from moejepa_ros.model.config import ModelConfig
-from moejepa_ros.model.world_model import WorldModel
+from moejepa_ros.model.checkpoint import load_checkpoint
 from moejepa_ros.sim import make_env
+from testing.models import TINY_DMC_PLANNER, tiny_dmc_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,18 +41,9 @@ def test_starts_put_the_fingertip_on_the_target():
 
 def test_zero_torque_holds_and_an_agent_is_measured(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = ModelConfig(
-        latent_dim=16, conv_channels=[8, 8, 8, 8], expert_hidden=16, head_hidden=16, stage1_hidden=16, num_q=2
-    )
-    cfg.action_dim = 2
     ckpt = tmp_path / "agent.safetensors"
-    save_checkpoint(ckpt, WorldModel(cfg), {"action_low": [-1.0, -1.0], "action_high": [1.0, 1.0]})
-    plan = [
-        "plan.planner.samples=32",
-        "plan.planner.iterations=1",
-        "plan.planner.elites=4",
-        "plan.planner.policy_prior_samples=4",
-    ]
+    tiny_dmc_checkpoint(ckpt, 2)
+    plan = TINY_DMC_PLANNER
     res = reacher_hold.main(["--checkpoint", "zero", str(ckpt), "--episodes", "3", "--steps", "6", "--set", *plan])
     zero, agent = res["agents"]
     # the reward head's reading by hand: the first frame repeated (at rest), zero torque, over the repeat of 4
@@ -77,8 +67,7 @@ def test_zero_torque_holds_and_an_agent_is_measured(tmp_path, monkeypatch):
     assert doc["git_sha"] and doc["figures"]["held_steps_mean"] == agent["held_steps_mean"]
     # an agent that learnt on dm_control's own pixels is not measured on the fast ones
     suite = tmp_path / "suite.safetensors"
-    meta = {"action_low": [-1.0, -1.0], "action_high": [1.0, 1.0], "training": {"env_kwargs": {"render": "suite"}}}
-    save_checkpoint(suite, WorldModel(cfg), meta)
+    tiny_dmc_checkpoint(suite, 2, training={"env_kwargs": {"render": "suite"}})
     with pytest.raises(ValueError, match="learnt on render='suite' pixels"):
         reacher_hold.main(["--checkpoint", str(suite), "--episodes", "1", "--steps", "2", "--set", *plan])
     with pytest.raises(SystemExit):  # longer than one episode of 250 env steps

@@ -52,6 +52,30 @@ SMALL = dict(
 )
 
 
+#: `plan.*` overrides for a bench that plays tiny DMC agents (`tiny_dmc_checkpoint`): one small CEM iteration.
+TINY_DMC_PLANNER = [
+    "plan.planner.samples=32",
+    "plan.planner.iterations=1",
+    "plan.planner.elites=4",
+    "plan.planner.policy_prior_samples=4",
+]
+
+
+def tiny_dmc_checkpoint(path, action_dim: int, training: dict | None = None) -> WorldModel:
+    """Save an untrained tiny DMC agent (16-d latent, two Q heads, actions in [-1, 1]) at `path`, with
+    `training` as its checkpoint's training metadata when given; returns the model."""
+    from moejepa_ros.model.checkpoint import save_checkpoint
+
+    cfg = ModelConfig(
+        latent_dim=16, conv_channels=[8, 8, 8, 8], expert_hidden=16, head_hidden=16, stage1_hidden=16, num_q=2
+    )
+    cfg.action_dim = action_dim
+    model = WorldModel(cfg)
+    meta = {"action_low": [-1.0] * action_dim, "action_high": [1.0] * action_dim}
+    save_checkpoint(path, model, {**meta, "training": training} if training is not None else meta)
+    return model
+
+
 def tiny_config(**overrides) -> ModelConfig:
     """`TINY`, then `overrides`."""
     return ModelConfig(**{**TINY, **overrides})
