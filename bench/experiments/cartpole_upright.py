@@ -58,10 +58,8 @@ def summary(episodes) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from moejepa_ros.control import PlannerPolicy
-    from moejepa_ros.model.checkpoint import load_checkpoint
+    from bench.experiments.dmc_planner_eval import agent_policy
     from moejepa_ros.sim import make_env
-    from moejepa_ros.sim.dmc import check_same_pixels
     from training.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -77,15 +75,10 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config([a.config], a.set)
-    env_kwargs = dict(cfg.collect.env_kwargs)
-    env = make_env("dmc:cartpole_swingup", **env_kwargs)
+    env = make_env("dmc:cartpole_swingup", **cfg.collect.env_kwargs)
     agents = []
     for path in a.checkpoint:
-        model, meta = load_checkpoint(path)
-        model.eval()
-        check_same_pixels((meta.get("training") or {}).get("env_kwargs", {}), env_kwargs, f"cartpole_upright: {path}")
-        low, high = meta["action_low"], meta["action_high"]
-        policy = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu"))
+        policy, _ = agent_policy(path, cfg, "cartpole_upright")
         episodes = {str(d): upright_episode(env, policy, math.radians(d), a.steps) for d in ANGLES_DEG}
         agents.append({"checkpoint": path, "episodes": episodes, **summary(episodes.values())})
     env.close()

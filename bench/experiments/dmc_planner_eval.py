@@ -41,6 +41,21 @@ def variant_config(task: str, common: list[str], overrides: list[str], config: s
     return load_config([config], base + list(common) + list(overrides))
 
 
+def agent_policy(path: str, cfg, who: str):
+    """A trained DMC agent's planner (`cfg`'s, no exploration noise) on the CPU, refusing an agent that learnt on
+    other pixels than `cfg.collect.env_kwargs` render; returns (policy, the checkpoint's meta)."""
+    import torch
+
+    from moejepa_ros.control import PlannerPolicy
+    from moejepa_ros.model.checkpoint import load_checkpoint
+    from moejepa_ros.sim.dmc import check_same_pixels
+
+    model, meta = load_checkpoint(path)
+    check_same_pixels((meta.get("training") or {}).get("env_kwargs", {}), cfg.collect.env_kwargs, f"{who}: {path}")
+    low, high = meta["action_low"], meta["action_high"]
+    return PlannerPolicy(model.eval(), cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu")), meta
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 

@@ -151,11 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from bench.experiments.dmc_pixels import task_settings
-    from bench.experiments.dmc_planner_eval import variant_config
-    from moejepa_ros.control import PlannerPolicy
-    from moejepa_ros.model.checkpoint import load_checkpoint
+    from bench.experiments.dmc_planner_eval import agent_policy, variant_config
     from moejepa_ros.sim import make_env
-    from moejepa_ros.sim.dmc import check_same_pixels
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -177,25 +174,19 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--steps={a.steps}: one episode of {TASK} is 1-{episode} env steps")
     torch.set_num_threads(1)
     cfg = variant_config(TASK, a.set, [], a.config)  # the planner as in training: the task's discount
-    env_kwargs = dict(cfg.collect.env_kwargs)
-    env = make_env(f"dmc:{TASK}", **env_kwargs)
+    env = make_env(f"dmc:{TASK}", **cfg.collect.env_kwargs)
     agents = []
     for path in a.checkpoint:
         scale = 1.0
         if path == ZERO:
             policy = zero_policy
         else:
-            model, meta = load_checkpoint(path)
-            model.eval()
-            trained = meta.get("training") or {}
-            check_same_pixels(trained.get("env_kwargs", {}), env_kwargs, f"reacher_hold: {path}")
-            scale = float(trained.get("reward_scale", 1.0))
-            low, high = meta["action_low"], meta["action_high"]
-            policy = PlannerPolicy(model, cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu"))
+            policy, meta = agent_policy(path, cfg, "reacher_hold")
+            scale = float((meta.get("training") or {}).get("reward_scale", 1.0))
         seeds = range(FIRST_SEED, FIRST_SEED + a.episodes)
         episodes = {str(s): hold_episode(env, policy, s, a.steps, scale) for s in seeds}
         agents.append({"checkpoint": path, "episodes": episodes, **summary(episodes.values())})
-        print(json.dumps({"checkpoint": path, **summary(episodes.values())}), flush=True)
+        print(json.dumps({k: v for k, v in agents[-1].items() if k != "episodes"}), flush=True)
     env.close()
     learnt = [g for g in agents if g["checkpoint"] != ZERO] or agents  # the zero agent only checks the starts
     res = {
