@@ -99,5 +99,12 @@ def test_an_agent_plays_on_the_pixels_it_learnt_on():
 
     check_same_pixels({}, {"render": "fast"}, "x")  # the default is the fast render
     check_same_pixels({"render": "suite"}, {"render": "suite", "size": 64}, "x")
-    with pytest.raises(ValueError, match="x: the agent learnt on render='suite' pixels but this env renders 'fast'"):
+    with pytest.raises(
+        ValueError,
+        match="x: the agent learnt on render='suite' pixels but this env renders render='fast'",
+    ):
         check_same_pixels({"render": "suite"}, {}, "x")
+    check_same_pixels({"size": 84}, {"size": "84"}, "x")  # a size given on the command line is a string
+    size = "learnt on size=84 pixels but this env renders size=64; set collect.env_kwargs.size=84"
+    with pytest.raises(ValueError, match=size):
+        check_same_pixels({"size": 84, "render": "suite"}, {"render": "suite"}, "x")

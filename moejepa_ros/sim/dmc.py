@@ -42,6 +42,7 @@ FAST_RENDER_FLAGS = {"shadow": False, "reflection": False, "skybox": False}
 # `render=`: flags overridden per mode ("suite" = dm_control's own settings, the literature's pixels).
 RENDER_MODES = {"fast": FAST_RENDER_FLAGS, "suite": {}}
 DEFAULT_RENDER = "fast"
+DEFAULT_SIZE = 64  # frame side in pixels (PlaNet's; DrQ and TD-MPC use 84)
 
 
 def ensure_gl_backend() -> str:
@@ -96,13 +97,15 @@ def flatten_observation(obs) -> np.ndarray:
 
 def check_same_pixels(trained_kwargs: dict, env_kwargs: dict, who: str) -> None:
     """An agent plays on the pixels it learnt from: raise if `env_kwargs` renders otherwise than `trained_kwargs`
-    (the env keyword arguments of its training, as `moejepa-train mbrl` keeps them in the checkpoint)."""
-    trained, now = (dict(k or {}).get("render", DEFAULT_RENDER) for k in (trained_kwargs, env_kwargs))
-    if trained != now:
-        raise ValueError(
-            f"{who}: the agent learnt on render={trained!r} pixels but this env renders {now!r}; "
-            f"set collect.env_kwargs.render={trained}"
-        )
+    (the env keyword arguments of its training, as `moejepa-train mbrl` keeps them in the checkpoint), or at
+    another frame size."""
+    for key, default in (("render", DEFAULT_RENDER), ("size", DEFAULT_SIZE)):
+        trained, now = (dict(k or {}).get(key, default) for k in (trained_kwargs, env_kwargs))
+        if str(trained) != str(now):
+            raise ValueError(
+                f"{who}: the agent learnt on {key}={trained!r} pixels but this env renders {key}={now!r}; "
+                f"set collect.env_kwargs.{key}={trained}"
+            )
 
 
 def apply_fast_render_settings(physics, size: int) -> None:
@@ -123,7 +126,7 @@ class DMCEnv(gym.Env):
         self,
         task: str = "cartpole_swingup",
         action_repeat: int | None = None,
-        size: int = 64,
+        size: int = DEFAULT_SIZE,
         camera_id: int | None = None,
         seed: int | None = None,
         render_mode: str | None = "rgb_array",
