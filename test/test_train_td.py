@@ -84,6 +84,33 @@ def test_learner_state_round_trips(tmp_path):
     assert other.opt.state_dict()["state"][0]["step"] == learner.opt.state_dict()["state"][0]["step"]
 
 
+def test_inverse_dynamics_term_trains_encoder_and_head_and_resumes(tmp_path):
+    # every other loss off: only inverse dynamics (and the Q loss, weight 0) reaches the encoder
+    model, replay, rng = _setup(tmp_path, latent=0.0, reward=0.0, value=0.0, load_balance=0.0, router_z=0.0)
+    learner = TDLearner(model, [-2.0], [2.0], gamma=0.9, idm_weight=1.0)
+    batch = replay.sample(4, rng)
+    out = learner.losses(batch)
+    stacks, actions, _, _ = model._split_window(batch)
+    with torch.no_grad():  # the term by hand: MSE of the head on (z_0, z_1) against a_0 / 2 (the half-range)
+        want = (learner.idm(model.encode(stacks[:, 0]), model.encode(stacks[:, 1])) - actions[:, 0] / 2).square()
+    torch.testing.assert_close(out["terms"]["idm"].detach(), want.mean(-1))
+    assert out["weights"]["idm"] == 1.0
+    enc = [p.clone() for p in model.encoder.parameters()]
+    head = [p.clone() for p in learner.idm.parameters()]
+    logged = learner.update(batch)
+    assert logged["idm"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(enc, model.encoder.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(head, learner.idm.parameters()))
+    js, tensors = learner.state()
+    other = TDLearner(model, [-2.0], [2.0], gamma=0.9, idm_weight=1.0)
+    other.load_state(js, tensors)
+    for k, v in learner.idm.state_dict().items():
+        torch.testing.assert_close(other.idm.state_dict()[k], v)
+    assert "idm" not in TDLearner(model, [-2.0], [2.0], gamma=0.9).losses(batch)["terms"]  # off by default
+    with pytest.raises(ValueError, match="idm_weight=-1"):
+        TDLearner(model, [-2.0], [2.0], gamma=0.9, idm_weight=-1)
+
+
 def test_replay_windows_follow_the_model_layout_and_reload(tmp_path):
     replay = EpisodeReplay(str(tmp_path), frame_stack=3, horizon=2)
     frames = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 4, 4, 3), np.uint8)  # frame i = i

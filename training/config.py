@@ -189,6 +189,9 @@ class MBRLConfig:
     tau: float = _f(0.01, "online: EMA rate of the target Q ensemble (TD-MPC's 0.01)")
     n_step: int = _f(1, "online: TD target steps n (<= data.horizon)")
     q_target: str = _f("min2", "online: TD bootstrap from the target ensemble: min2 (min of two random) | mean")
+    idm_weight: float = _f(
+        0.0, "online: weight of inverse dynamics a_0 <- (z_0, z_1) on the online latents (as fit.idm_weight); 0 = off"
+    )
     priority_alpha: float = _f(
         0.0, "online: replay windows drawn by TD-error priority^alpha (TD-MPC: 0.6); 0 = uniform"
     )
@@ -497,6 +500,7 @@ def validate(cfg: TrainConfig) -> None:
     need(0 < m.tau <= 1, "mbrl.tau", m.tau, "must be in (0, 1]")
     need(1 <= m.n_step <= cfg.data.horizon, "mbrl.n_step", m.n_step, f"must be in [1, data.horizon={cfg.data.horizon}]")
     need(m.q_target in ("min2", "mean"), "mbrl.q_target", m.q_target, "expected min2 or mean")
+    need(m.idm_weight >= 0, "mbrl.idm_weight", m.idm_weight, "must be >= 0")
     need(cfg.distill.rounds >= 1, "distill.rounds", cfg.distill.rounds, "must be >= 1")
     need(cfg.refine.steps >= 1, "refine.steps", cfg.refine.steps, "must be >= 1")
     need(cfg.refine.horizon >= 1, "refine.horizon", cfg.refine.horizon, "must be >= 1")

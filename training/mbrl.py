@@ -374,6 +374,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         tau=m.tau,
         n_step=m.n_step,
         q_target=m.q_target,
+        idm_weight=m.idm_weight,
         seed=cfg.run.seed,
     )
     replay = EpisodeReplay(

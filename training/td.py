@@ -11,7 +11,11 @@ value):
     y_t = sum_{j<n} gamma^j r_{t+j} + gamma^n Q̄(z̄_{t+n}, π(z̄_{t+n})),
     where z̄ are target-encoder latents and Q̄ a slowly moving (EMA, rate `tau`) copy of the ensemble,
     pessimistic (`min2`: the minimum of two random members, as REDQ, Chen et al. 2021) or averaged (`mean`);
-  - the MoE router's load-balancing and z-losses.
+  - the MoE router's load-balancing and z-losses;
+  - with `idm_weight` > 0, inverse dynamics (as `fit.idm_weight` in the other stages, training/aux_losses.py):
+    a head predicts the first action a_0 (normalised to [-1, 1]) from the online encoder's z_0 and z_1, so the
+    latent must carry what the action moved. Latent consistency and the TD error alone can keep the large,
+    static parts of a frame and drop a thin moving one (the reacher's arm, BENCHMARKS.md 7.3).
 With a prioritized replay the batch carries importance weights, which weight each window's loss, and the
 update leaves each window's rho^t-weighted mean |TD error| in `last_priority` (TD-MPC's priority).
 The actor π(z) (deterministic; its exploration is the planner's and the loop's noise, a std floor) is
@@ -31,6 +35,7 @@ from moejepa_ros.model import losses as L
 from moejepa_ros.model.encoder import ema_update
 from moejepa_ros.model.world_model import WorldModel
 
+from .aux_losses import InverseDynamics
 from .train_state import flatten_optimizer, unflatten_optimizer
 
 Q_TARGETS = ("min2", "mean")
@@ -72,6 +77,7 @@ class TDLearner:
         tau: float = 0.01,
         n_step: int = 1,
         q_target: str = "min2",
+        idm_weight: float = 0.0,
         seed: int = 0,
     ):
         if model.q_heads is None:
@@ -80,6 +86,8 @@ class TDLearner:
             raise ValueError(f"TDLearner: q_target={q_target!r} must be one of {list(Q_TARGETS)}")
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"TDLearner: tau={tau} must be in (0, 1]")
+        if idm_weight < 0:
+            raise ValueError(f"TDLearner: idm_weight={idm_weight} must be >= 0")
         self.model, self.gamma, self.grad_clip = model, float(gamma), float(grad_clip)
         self.tau, self.n_step, self.q_target = float(tau), int(n_step), q_target
         dev = next(model.parameters()).device
@@ -87,10 +95,14 @@ class TDLearner:
         high = torch.as_tensor(np.asarray(action_high, np.float32), device=dev).reshape(-1)
         self.center, self.half = (high + low) / 2, (high - low) / 2
         self.target_q = copy.deepcopy(model.q_heads).requires_grad_(False)
+        self.idm_weight, self.idm = float(idm_weight), None
+        if self.idm_weight > 0:
+            self.idm = InverseDynamics(model.cfg.latent_dim, model.cfg.action_dim).to(dev)
         enc = list(model.encoder.parameters())
         skip = {id(p) for p in enc} | {id(p) for p in model.actor_head.parameters()}
         skip |= {id(p) for p in model.target_encoder.parameters()}
         rest = [p for p in model.parameters() if id(p) not in skip and p.requires_grad]
+        rest += [] if self.idm is None else list(self.idm.parameters())
         self.opt = torch.optim.Adam([{"params": enc, "lr": lr * encoder_lr_scale}, {"params": rest, "lr": lr}])
         self.actor_opt = torch.optim.Adam(model.actor_head.parameters(), lr=lr)
         self.gen = torch.Generator().manual_seed(seed)
@@ -131,6 +143,10 @@ class TDLearner:
         bal, zl = L.moe_aux_loss(aux, lw.load_balance, lw.router_z)
         terms = {"latent": latent, "reward": rew, "value": q_loss}
         weights = {"latent": lw.latent_weight(m.cfg.latent_norm), "reward": lw.reward, "value": lw.value}
+        if self.idm is not None:
+            a0 = (actions[:, 0] - self.center) / self.half
+            terms["idm"] = (self.idm(z0, m.encode(stacks[:, 1])) - a0).square().mean(-1)
+            weights["idm"] = self.idm_weight
         return {
             "terms": terms,
             "weights": weights,
@@ -177,6 +193,8 @@ class TDLearner:
         m.eval()
         self.updates += 1
         logged = dict(total=total, latent=latent, reward=rew, q=q_loss, q_mean=q.mean(), actor=actor_loss, grad_norm=gn)
+        if "idm" in terms:
+            logged["idm"] = terms["idm"].mean()
         return {k: float(v.detach()) for k, v in logged.items()}
 
     # ------------------------------------------------------------------ resume
@@ -187,6 +205,8 @@ class TDLearner:
             js[name], t = flatten_optimizer(opt)
             tensors.update({f"{name}.{k}": v for k, v in t.items()})
         tensors.update({f"target_q.{k}": v.detach().cpu().clone() for k, v in self.target_q.state_dict().items()})
+        if self.idm is not None:
+            tensors.update({f"idm.{k}": v.detach().cpu().clone() for k, v in self.idm.state_dict().items()})
         return js, tensors
 
     def load_state(self, js: dict, tensors: dict[str, Tensor]) -> None:
@@ -198,3 +218,5 @@ class TDLearner:
             unflatten_optimizer(opt, js[name], {k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)})
         pre = "target_q."
         self.target_q.load_state_dict({k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)})
+        if self.idm is not None:
+            self.idm.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("idm.")})
