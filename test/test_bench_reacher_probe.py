@@ -26,8 +26,10 @@ def test_the_probe_finds_what_the_features_hold_and_not_what_they_lack():
 
 def test_random_episodes_label_the_state_after_each_step():
     env = make_env("dmc:reacher_easy")
-    stacks, labels, rewards, actions = reacher_probe.random_episodes(env, episodes=3, steps=6)
+    stacks, labels, rewards, actions, starts = reacher_probe.random_episodes(env, episodes=3, steps=6)
     env.close()
+    assert starts.shape == (3, 3, 64, 64, 3) and np.all(starts[:, 0] == starts[:, 2])  # the first frame repeated
+    np.testing.assert_array_equal(stacks[0, :2], starts[0, 1:])  # the first step's stack follows the start's
     assert stacks.shape == (18, 3, 64, 64, 3) and labels.shape == (18, len(reacher_probe.LABELS))
     assert actions.shape == (18, 2) and rewards.shape == (18,)
     np.testing.assert_allclose(labels[:, 4:6], labels[:, 0:2] - labels[:, 2:4], atol=1e-6)
@@ -37,6 +39,14 @@ def test_random_episodes_label_the_state_after_each_step():
         np.testing.assert_array_equal(stacks[6 * ep + 1, 1], stacks[6 * ep, 2])
     assert np.all((actions == 0).all(1) | (np.abs(actions) <= 1).all(1))
     assert np.all(actions[0] == actions[4]) and len({tuple(a) for a in actions[:6]}) <= 2  # held for 5 steps
+
+
+def test_the_reward_head_reads_the_latent_each_action_was_taken_from():
+    import torch
+
+    after = torch.arange(6.0).reshape(6, 1)  # 2 episodes x 3 steps: row i's latent is i
+    starts = torch.tensor([[-1.0], [-2.0]])
+    assert reacher_probe.before(after, starts, 3).reshape(-1).tolist() == [-1.0, 0.0, 1.0, -2.0, 3.0, 4.0]
 
 
 def test_an_agent_is_probed_and_recorded_on_its_own_pixels(tmp_path, monkeypatch):

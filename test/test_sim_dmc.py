@@ -94,6 +94,17 @@ def test_suite_render_equals_dm_control_pixels(task, size):
         make_env("dmc:cartpole_swingup", render="nice")
 
 
+def test_the_pixels_an_agent_learnt_on_come_from_its_checkpoint():
+    from moejepa_ros.sim.dmc import trained_env_kwargs
+
+    assert trained_env_kwargs({"training": {"env_kwargs": {"render": "suite"}}}) == {"render": "suite"}
+    fit = {"training": {"config": {"collect": {"env_kwargs": {"size": 84, "render": "suite"}}, "mbrl": {}}}}
+    assert trained_env_kwargs(fit) == {"size": 84, "render": "suite"}
+    rounds = {"training": {"config": {"collect": {"env_kwargs": {"size": 84}}, "mbrl": {"env_kwargs": {"size": 96}}}}}
+    assert trained_env_kwargs(rounds) == {"size": 96}  # the loop's own env kwargs win, as in training.mbrl
+    assert trained_env_kwargs({}) == {}
+
+
 def test_an_agent_plays_on_the_pixels_it_learnt_on():
     from moejepa_ros.sim.dmc import check_same_pixels
 
@@ -105,6 +116,7 @@ def test_an_agent_plays_on_the_pixels_it_learnt_on():
     ):
         check_same_pixels({"render": "suite"}, {}, "x")
     check_same_pixels({"size": 84}, {"size": "84"}, "x")  # a size given on the command line is a string
+    check_same_pixels({"size": 84.0}, {"size": 84}, "x")
     size = "learnt on size=84 pixels but this env renders size=64; set collect.env_kwargs.size=84"
     with pytest.raises(ValueError, match=size):
         check_same_pixels({"size": 84, "render": "suite"}, {"render": "suite"}, "x")

@@ -115,7 +115,8 @@ class TDLearner:
 
     def losses(self, batch: dict[str, Tensor]) -> dict:
         """The model + Q loss of one batch (on the learner's device), term by term with the graph kept:
-        `terms` {latent, reward, value}: per-window losses [B] (rho^t-weighted over the horizon), unweighted;
+        `terms` {latent, reward, value[, idm]}: per-window losses [B] (rho^t-weighted over the horizon; idm on the
+        first step), unweighted;
         `weights`: each term's weight in the total; `per_window` [B]: the weighted sum of the terms; `aux`: the
         router's load-balancing and z-losses (scalars);
         `z0`, `pred`: the online latent and the imagined ones; `q` [M, B, H-n+1]; `priority` [B]: the

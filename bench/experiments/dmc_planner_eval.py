@@ -48,10 +48,10 @@ def agent_policy(path: str, cfg, who: str):
 
     from moejepa_ros.control import PlannerPolicy
     from moejepa_ros.model.checkpoint import load_checkpoint
-    from moejepa_ros.sim.dmc import check_same_pixels
+    from moejepa_ros.sim.dmc import check_same_pixels, trained_env_kwargs
 
     model, meta = load_checkpoint(path)
-    check_same_pixels((meta.get("training") or {}).get("env_kwargs", {}), cfg.collect.env_kwargs, f"{who}: {path}")
+    check_same_pixels(trained_env_kwargs(meta), cfg.collect.env_kwargs, f"{who}: {path}")
     low, high = meta["action_low"], meta["action_high"]
     return PlannerPolicy(model.eval(), cfg.plan.planner, cfg.plan.objectives, low, high, torch.device("cpu")), meta
 

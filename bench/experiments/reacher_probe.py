@@ -3,13 +3,13 @@
 reacher_easy's reward needs the fingertip on the target, so an agent's latent must hold both. This plays
 `--episodes` short episodes of random torques (a uniform draw held for 5 env steps, zero one time in five) from
 dm_control's own resets on the agent's pixels, encodes every frame stack with the agent's encoder, and fits an
-MLP probe from the latent to the state on the first 70% of the episodes (early-stopped on the last 15% of
-them), scoring R² on the other 30% (other targets,
-other arm poses): the fingertip's and the target's positions, the fingertip relative to the target and the two
-joint velocities. The same probe on the first 64 principal components of the newest frame (at half resolution,
-fitted on the training episodes) is the reference: what a plain linear summary of the pixels holds. It also reads
-the agent's reward head on these steps: recall (the share of the steps with reward, at least half the repeat,
-where it predicts at least half) and false alarms (the share of the others where it does).
+MLP probe from the latent to the state on the first 70% of the episodes (early-stopped on the last 15% of them),
+scoring R² on the other 30% (other targets, other arm poses): the fingertip's and the target's positions, the
+fingertip relative to the target and the two joint velocities. The same probe on the first 64 principal
+components of the newest frame alone (at half resolution, fitted on the training episodes) is the reference:
+what a plain linear summary of one frame holds (so not the speeds, which need two). It also reads the agent's
+reward head r(z, a) on the stack each action was taken from: recall (the share of the steps with reward, at
+least half the repeat, where it predicts at least half) and false alarms (the share of the others where it does).
 
     MUJOCO_GL=egl python -m bench.experiments.reacher_probe --checkpoint runs/dmc/mbrl/model.safetensors [...]
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from bench import record
 from bench.experiments.reacher_hold import TASK
+from moejepa_ros.sim.dmc import DEFAULT_SIZE
 
 FIRST_SEED = 70_000  # episode seeds: apart from training's, the evaluation's and reacher_hold's
 LABELS = (
@@ -45,14 +46,17 @@ HOLD = 5  # env steps each random torque is held
 
 
 def random_episodes(env, episodes: int, steps: int, seed: int = 0):
-    """Frames [N, H, W, 3] per episode with the state after each step: (frames, labels [N, 8], rewards [N],
-    actions [N, A]), N = episodes x steps; each row's frame stack is its own and the previous two frames."""
+    """Random-torque episodes: (stacks [N, 3, H, W, 3], labels [N, 8], rewards [N], actions [N, A], starts
+    [episodes, 3, H, W, 3]), N = episodes x steps. Row i is one env step: its stack ends on the frame after the
+    action (with the two before it) and its labels are the state then; the stack the action was taken from is
+    row i - 1's, or the episode's start (its first frame repeated) on its first step (`before`)."""
     rng = np.random.default_rng(seed)
-    stacks, labels, rewards, actions = [], [], [], []
+    stacks, labels, rewards, actions, starts = [], [], [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=FIRST_SEED + ep)
         physics = env.unwrapped.physics
         frames, a = [obs] * 3, np.zeros(env.action_space.shape, np.float32)
+        starts.append(np.stack(frames))
         for t in range(steps):
             if t % HOLD == 0:
                 a = (rng.uniform(-1.0, 1.0, a.shape) * (rng.random() >= 0.2)).astype(np.float32)
@@ -64,7 +68,22 @@ def random_episodes(env, episodes: int, steps: int, seed: int = 0):
             stacks.append(np.stack(frames))
             rewards.append(r)
             actions.append(a)
-    return np.stack(stacks), np.array(labels, np.float32), np.array(rewards, np.float32), np.stack(actions)
+    return (
+        np.stack(stacks),
+        np.array(labels, np.float32),
+        np.array(rewards, np.float32),
+        np.stack(actions),
+        np.stack(starts),
+    )
+
+
+def before(z_after, z_starts, steps: int):
+    """The latent each step's action was taken from: the previous row's, or the episode's start on its first."""
+    import torch
+
+    z = torch.roll(z_after, 1, 0).reshape(len(z_starts), steps, -1).clone()
+    z[:, 0] = z_starts
+    return z.reshape(len(z_after), -1)
 
 
 def probe_r2(
@@ -127,7 +146,8 @@ def encode(model, stacks: np.ndarray, chunk: int = 500):
 
 
 def reward_head_reading(model, z, actions: np.ndarray, rewards: np.ndarray, full: float) -> dict:
-    """Recall and false alarms of the reward head (in the agent's reward scale; `full` = repeat x scale)."""
+    """Recall and false alarms of the reward head r(z, a), z the latent the action was taken from (in the agent's
+    reward scale; `full` = repeat x scale)."""
     import torch
 
     with torch.no_grad():
@@ -150,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     from bench.experiments.dmc_planner_eval import variant_config
     from moejepa_ros.model.checkpoint import load_checkpoint
     from moejepa_ros.sim import make_env
-    from moejepa_ros.sim.dmc import check_same_pixels
+    from moejepa_ros.sim.dmc import check_same_pixels, trained_env_kwargs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", required=True, nargs="+", help="agents of `moejepa-train mbrl -c dmc`")
@@ -170,11 +190,16 @@ def main(argv: list[str] | None = None) -> dict:
     models = []
     for path in a.checkpoint:  # every agent on its own pixels, before any episode is played
         model, meta = load_checkpoint(path)
-        training = meta.get("training") or {}
-        check_same_pixels(training.get("env_kwargs", {}), env_kwargs, f"reacher_probe: {path}")
-        models.append((path, model.eval(), float(training.get("reward_scale", 1.0))))
+        check_same_pixels(trained_env_kwargs(meta), env_kwargs, f"reacher_probe: {path}")
+        size = int(env_kwargs.get("size", DEFAULT_SIZE))
+        if (model.cfg.frame_stack, model.cfg.image_size) != (3, size):
+            raise ValueError(
+                f"reacher_probe: {path} stacks {model.cfg.frame_stack} frames of {model.cfg.image_size} px; "
+                f"this bench plays 3 of the env's {size} px"
+            )
+        models.append((path, model.eval(), float((meta.get("training") or {}).get("reward_scale", 1.0))))
     env = make_env(f"dmc:{TASK}", **env_kwargs)
-    stacks, labels, rewards, actions = random_episodes(env, a.episodes, a.steps)
+    stacks, labels, rewards, actions, starts = random_episodes(env, a.episodes, a.steps)
     repeat = env.unwrapped.action_repeat
     env.close()
     n_train = int(round(TRAIN_SHARE * a.episodes)) * a.steps  # whole episodes: the test targets are new
@@ -184,11 +209,12 @@ def main(argv: list[str] | None = None) -> dict:
     agents = []
     for path, model, scale in models:
         z = encode(model, stacks)
+        z_before = before(z, encode(model, starts), a.steps)
         agents.append(
             {
                 "checkpoint": path,
                 "r2": r2_dict(probe_r2(z.numpy(), labels, n_train, a.probe_steps, n_val=n_val)),
-                "reward_head": reward_head_reading(model, z, actions, rewards * scale, repeat * scale),
+                "reward_head": reward_head_reading(model, z_before, actions, rewards * scale, repeat * scale),
             }
         )
         print(json.dumps(agents[-1]), flush=True)

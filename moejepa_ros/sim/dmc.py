@@ -95,13 +95,24 @@ def flatten_observation(obs) -> np.ndarray:
     return np.concatenate([np.asarray(v, np.float64).reshape(-1) for v in obs.values()]).astype(np.float32)
 
 
+def trained_env_kwargs(meta: dict) -> dict:
+    """The env keyword arguments a checkpoint's agent learnt on: the online loop keeps them
+    (`training.env_kwargs`); a `fit` or rounds-loop checkpoint keeps its config, whose `collect.env_kwargs`
+    and `mbrl.env_kwargs` they were."""
+    training = dict(meta.get("training") or {})
+    if "env_kwargs" in training:
+        return dict(training["env_kwargs"] or {})
+    config = dict(training.get("config") or {})
+    collect, mbrl = (dict((config.get(k) or {}).get("env_kwargs") or {}) for k in ("collect", "mbrl"))
+    return {**collect, **mbrl}
+
+
 def check_same_pixels(trained_kwargs: dict, env_kwargs: dict, who: str) -> None:
     """An agent plays on the pixels it learnt from: raise if `env_kwargs` renders otherwise than `trained_kwargs`
-    (the env keyword arguments of its training, as `moejepa-train mbrl` keeps them in the checkpoint), or at
-    another frame size."""
-    for key, default in (("render", DEFAULT_RENDER), ("size", DEFAULT_SIZE)):
+    (`trained_env_kwargs` of its checkpoint), or at another frame size."""
+    for key, default, same in (("render", DEFAULT_RENDER, str), ("size", DEFAULT_SIZE, lambda v: int(float(v)))):
         trained, now = (dict(k or {}).get(key, default) for k in (trained_kwargs, env_kwargs))
-        if str(trained) != str(now):
+        if same(trained) != same(now):
             raise ValueError(
                 f"{who}: the agent learnt on {key}={trained!r} pixels but this env renders {key}={now!r}; "
                 f"set collect.env_kwargs.{key}={trained}"
