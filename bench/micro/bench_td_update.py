@@ -4,7 +4,8 @@ With `config/train/dmc.yaml` (64x64 pixels, 3-frame stacks, horizon 3, batch 128
 bench's runs use), the replay holds random-action episodes of dm_control's cartpole (real MuJoCo frames).
 It times, in alternating blocks so machine noise hits both sides alike:
   - the whole update (sample a batch, `TDLearner.update`, write back the priorities), with scalar reward and Q
-    heads (the config) and with TD-MPC2's two-hot ones (`model.reward_bins=101`: 101 logits each, cross-entropy);
+    heads (the config), with TD-MPC2's two-hot ones (`model.reward_bins=101`: 101 logits each, cross-entropy)
+    and with the inverse-dynamics term on (`mbrl.idm_weight`, which needs z_1 from the online encoder too);
   - the conv encoder's channel stacking of a window's k-frame stacks (the target encoder's [B, H, k, S, S, 3]
     strided view) two ways: concatenating the frames (what `ConvEncoder` does) and the permute + reshape
     copy it replaced — the uint8 copy was 40% of an update.
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=4, help="random-action episodes in the replay")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the bench's runs use 1)")
     ap.add_argument("--two-hot-bins", type=int, default=101, help="reward_bins of the two-hot side (TD-MPC2: 101)")
+    ap.add_argument("--idm-weight", type=float, default=50.0, help="mbrl.idm_weight of the inverse-dynamics side")
     record.add_arguments(ap, "td_update")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -98,6 +100,9 @@ def main() -> None:
             )
             for bins in (mc.reward_bins, a.two_hot_bins)
         }
+        idm_learner = TDLearner(
+            WorldModel(mc).eval(), low, high, mc.losses.gamma, cfg.optim.lr, idm_weight=a.idm_weight
+        )
         rng = np.random.default_rng(0)
 
         def updater(learner: TDLearner):
@@ -112,6 +117,7 @@ def main() -> None:
         target_stacks = stacks[:, 1:]  # what the target encoder stacks each update (the online one: stacks[:, 0])
         same = torch.equal(stack_by_cat(target_stacks), stack_by_permute(target_stacks))
         fns = {"update": updater(learners[mc.reward_bins]), "update_two_hot": updater(learners[a.two_hot_bins])}
+        fns["update_idm"] = updater(idm_learner)
         fns["stack_cat"] = lambda: stack_by_cat(target_stacks)
         fns["stack_permute"] = lambda: stack_by_permute(target_stacks)
         for f in fns.values():  # warm-up
@@ -139,6 +145,9 @@ def main() -> None:
         "two_hot_bins": a.two_hot_bins,
         "update_two_hot_ms_best": round(1e3 * best["update_two_hot"], 1),
         "two_hot_over_scalar": round(best["update_two_hot"] / best["update"], 3),
+        "idm_weight": a.idm_weight,
+        "update_idm_ms_best": round(1e3 * best["update_idm"], 1),
+        "idm_over_scalar": round(best["update_idm"] / best["update"], 3),
         "stack_cat_ms_best": round(1e3 * best["stack_cat"], 2),
         "stack_permute_ms_best": round(1e3 * best["stack_permute"], 2),
         "permute_over_cat": round(best["stack_permute"] / best["stack_cat"], 2),
