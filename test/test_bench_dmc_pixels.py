@@ -50,3 +50,18 @@ def test_the_seed_phase_is_planets_five_episodes_or_td_mpcs_env_steps():
     assert dmc_pixels.seed_episodes("reacher_easy", 5000) == 20  # 250 steps at repeat 4
     assert dmc_pixels.budget(100_000, 40) == (40, 60)
     assert dmc_pixels.budget(3000, 40) == (2, 1)  # a budget too small for the seed phase keeps a planner episode
+
+
+def test_the_sac_baseline_reports_its_curve_in_frames(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--tasks", "cartpole_swingup", "--frames", "1000", "--seeds", "0", "--sac-seeds", "1"]
+    argv += ["--eval-every", "496", "--eval-episodes", "1", "--out", str(tmp_path / "runs")]
+    res = dmc_pixels.main(argv + ["--set", "eval.max_episode_steps=25"])
+    sac = res["sac"]["cartpole_swingup"]["0"]
+    assert sac["frames"] == 1000 and sac["env_steps"] == 125  # repeat 8
+    assert [p["frames"] for p in sac["curve"]] == [496, 992, 1000]  # every 62 env steps, and the budget
+    assert sac["curve"][-1]["return_mean"] == sac["return_mean"]
+    assert "baseline.eval_every=62" in capsys.readouterr().out
+    again = dmc_pixels.main(argv + ["--sac-seed-ids", "0"])
+    assert "$ training.cli" not in capsys.readouterr().out  # at its budget: summarised, not rerun
+    assert again["sac"]["cartpole_swingup"]["0"]["curve"] == sac["curve"]

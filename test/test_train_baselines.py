@@ -52,3 +52,69 @@ def test_sac_runs_from_stacked_pixels(tmp_path):
     r = run_model_free(cfg, str(tmp_path))
     assert r["env_steps"] == 24 and r["frame_stack"] == 3 and np.isfinite(r["eval_return_mean"])
     assert json.loads((tmp_path / "result.json").read_text())["baseline"] == "sac"
+
+
+def sac_config(steps: int, every: int):
+    return load_config(
+        ["dmc"],
+        [
+            "baseline.kind=sac",
+            f"baseline.rl_steps={steps}",
+            f"baseline.eval_every={every}",
+            "eval.max_episode_steps=10",
+            "eval.closed_loop_episodes=2",
+        ],
+    )
+
+
+def test_sac_evaluates_on_the_way_and_an_extended_run_resumes_where_it_stopped(tmp_path):
+    from safetensors.torch import load_file
+
+    r = run_model_free(sac_config(40, 20), str(tmp_path))
+    assert [p["env_steps"] for p in r["curve"]] == [20, 40] and r["env_steps"] == 40
+    assert all(len(p["returns"]) == 2 for p in r["curve"])
+    assert len(np.load(tmp_path / "resume" / "replay_observations.npy")) == 40
+    first = load_file(r["policy"])
+    train_returns = json.loads((tmp_path / "resume" / "state.json").read_text())["extra"]["train_returns"]
+    assert len(train_returns) == 4  # four 10-step episodes
+
+    r2 = run_model_free(sac_config(60, 20), str(tmp_path))  # a larger budget: continues at 40, not from 0
+    assert [p["env_steps"] for p in r2["curve"]] == [20, 40, 60] and r2["curve"][:2] == r["curve"]
+    assert r2["train_seconds"] > r["train_seconds"]
+    state = json.loads((tmp_path / "resume" / "state.json").read_text())
+    assert state["num_timesteps"] == 60 and state["episodes"] == 6 and len(state["extra"]["train_returns"]) == 6
+    assert len(np.load(tmp_path / "resume" / "replay_observations.npy")) == 60
+    later = load_file(r2["policy"])
+    assert any(not torch.equal(first[k], later[k]) for k in first)  # it trained on
+
+
+def test_a_model_free_agent_comes_back_as_it_was_saved_even_from_a_killed_save(tmp_path):
+    from stable_baselines3 import SAC
+
+    from training.model_free_state import load_state, save_state
+
+    def agent(buffer: int):
+        env = ChannelStack(gym.wrappers.TimeLimit(make_env("dmc:cartpole_swingup", seed=0), 10))
+        kw = dict(features_extractor_class=shift_extractor(), net_arch=[32])
+        return SAC("CnnPolicy", env, buffer_size=buffer, learning_starts=5, batch_size=8, policy_kwargs=kw, seed=0)
+
+    a = agent(30)
+    a.learn(total_timesteps=35)  # the replay wrapped: 35 steps into 30 slots
+    save_state(a, {"curve": [1]}, str(tmp_path / "resume"))
+    (tmp_path / "resume").rename(tmp_path / "resume.old")  # killed between the two renames of a save
+
+    b = agent(50)  # a bigger buffer (a larger budget) keeps all 30, oldest first
+    assert load_state(b, str(tmp_path / "resume")) == {"curve": [1]}
+    assert b.num_timesteps == 35 and b.replay_buffer.pos == 30 and not b.replay_buffer.full
+    order = np.concatenate([a.replay_buffer.actions[5:], a.replay_buffer.actions[:5]])
+    assert np.array_equal(b.replay_buffer.actions[:30], order)
+    for k, v in a.policy.state_dict().items():
+        assert torch.equal(v, b.policy.state_dict()[k]), k
+    assert torch.equal(a.log_ent_coef, b.log_ent_coef)
+    assert a.actor.optimizer.state_dict()["state"].keys() == b.actor.optimizer.state_dict()["state"].keys()
+
+    c = agent(20)  # a smaller one keeps the newest 20
+    load_state(c, str(tmp_path / "resume"))
+    assert c.replay_buffer.full and c.replay_buffer.pos == 0
+    assert np.array_equal(c.replay_buffer.actions, order[-20:])
+    assert load_state(agent(20), str(tmp_path / "nothing")) is None

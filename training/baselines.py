@@ -10,7 +10,9 @@
   last `FRAME_STACK` frames stacked on channels (one frame shows no velocity); SAC follows DrQ (Kostrikov
   et al. 2021): random-shift augmentation of the pixels while training, a small conv encoder, 1000 seed
   steps, one update per env step, lr 1e-3, tau 0.01, initial temperature 0.1 and target entropy -|A| (SB3's
-  default). Weights saved as safetensors + JSON (no SB3 zip, which pickles).
+  default). Weights saved as safetensors + JSON (no SB3 zip, which pickles); the run evaluates every
+  `baseline.eval_every` env steps on the MBRL loop's evaluation seeds and resumes from its last evaluation
+  (training/model_free_state.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from moejepa_ros.model.config import ModelConfig
+
+from .logging_utils import log
 
 
 class PixelReconstruction(nn.Module):
@@ -137,14 +141,36 @@ def shift_extractor(pad: int = 4, features_dim: int = 50):
     return ShiftConvEncoder
 
 
+def evaluate_agent(agent, make_env_fn, episodes: int, seed: int) -> list[float]:
+    """Deterministic returns of `agent` on `episodes` episodes from seeds `seed`, `seed + 1`, ... (the MBRL
+    loop's evaluation seeds, training/mbrl.py, so both meet the same starts)."""
+    env, returns = make_env_fn(), []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            obs, r, terminated, truncated, _ = env.step(action)
+            total, done = total + float(r), terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
 def run_model_free(cfg, run_dir: str) -> dict:
-    """Train SB3 SAC/PPO on `collect.env` (stacked frames) for `baseline.rl_steps` steps; evaluate; save."""
+    """Train SB3 SAC/PPO on `collect.env` (stacked frames) for `baseline.rl_steps` steps, evaluating (and
+    checkpointing to `<run_dir>/resume`, training/model_free_state.py) every `baseline.eval_every` steps, so
+    a killed or extended run continues where it stopped (`run.resume=never` moves an earlier run aside);
+    saves the policy and `result.json` (the curve so far) after each evaluation."""
     from safetensors.torch import save_file
     from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
     from moejepa_ros.sim import make_env
+
+    from .mbrl import EVAL_SEED
+    from .model_free_state import load_state, save_state
+    from .run_dir import move_aside
 
     kind = cfg.baseline.kind
     env_kwargs = dict(cfg.collect.env_kwargs)
@@ -153,11 +179,12 @@ def run_model_free(cfg, run_dir: str) -> dict:
         env_kwargs.setdefault("show_goal", True)  # a reactive policy must see its goal
     env_kwargs.update(cfg.baseline.rl_env_kwargs)
 
-    def make() -> gym.Env:
-        inner = gym.wrappers.TimeLimit(make_env(cfg.collect.env, **env_kwargs), cfg.eval.max_episode_steps)
-        return Monitor(ChannelStack(inner))
+    def make_plain() -> gym.Env:
+        return ChannelStack(gym.wrappers.TimeLimit(make_env(cfg.collect.env, **env_kwargs), cfg.eval.max_episode_steps))
 
-    env = make()
+    if cfg.run.resume == "never":
+        move_aside(run_dir)
+    env = Monitor(make_plain())
     os.makedirs(run_dir, exist_ok=True)
     common = dict(seed=cfg.run.seed, verbose=0, device="cpu", tensorboard_log=os.path.join(run_dir, "tb"))
     steps = int(cfg.baseline.rl_steps)
@@ -179,33 +206,53 @@ def run_model_free(cfg, run_dir: str) -> dict:
         )
     else:
         agent = PPO("CnnPolicy", env, n_steps=min(512, max(64, steps // 2)), batch_size=64, n_epochs=4, **common)
-    t0 = time.perf_counter()
-    agent.learn(total_timesteps=steps, progress_bar=False)
-    train_s = time.perf_counter() - t0
-    eval_env = make()  # its own episodes: the training env's Monitor holds the training returns
-    mean_r, std_r = evaluate_policy(
-        agent, eval_env, n_eval_episodes=max(1, cfg.eval.closed_loop_episodes), deterministic=True
-    )
-    sd = {k: v.detach().cpu().clone().contiguous() for k, v in agent.policy.state_dict().items()}  # unshare
-    save_file(
-        sd,
-        os.path.join(run_dir, f"{kind}_policy.safetensors"),
-        metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)},
-    )
-    train_returns = [float(r) for r in env.get_episode_rewards()]
-    result = {
-        "baseline": kind,
-        "env": cfg.collect.env,
-        "env_steps": steps,
-        "frame_stack": FRAME_STACK,
-        "train_seconds": round(train_s, 2),
-        "eval_return_mean": float(mean_r),
-        "eval_return_std": float(std_r),
-        "train_return_last": train_returns[-5:],
-        "policy": os.path.join(run_dir, f"{kind}_policy.safetensors"),
-    }
-    with open(os.path.join(run_dir, "result.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    resume_dir = os.path.join(run_dir, "resume") if cfg.run.resume in ("auto", "never") else cfg.run.resume
+    state = load_state(agent, resume_dir) or {"curve": [], "train_returns": [], "train_seconds": 0.0}
+    if state["curve"]:
+        log.info("%s: resumed at %d env steps", kind, agent.num_timesteps)
+    every = int(cfg.baseline.eval_every) or steps
+    seed = EVAL_SEED + 1000 * cfg.run.seed
+    policy_path = os.path.join(run_dir, f"{kind}_policy.safetensors")
+    while agent.num_timesteps < steps:
+        seen = len(env.get_episode_rewards())
+        t0 = time.perf_counter()
+        n = min(every - agent.num_timesteps % every, steps - agent.num_timesteps)
+        agent.learn(total_timesteps=n, reset_num_timesteps=False, progress_bar=False)
+        state["train_seconds"] = round(state["train_seconds"] + time.perf_counter() - t0, 2)
+        state["train_returns"] += [float(r) for r in env.get_episode_rewards()[seen:]]
+        t0 = time.perf_counter()
+        returns = evaluate_agent(agent, make_plain, max(1, cfg.eval.closed_loop_episodes), seed)
+        state["curve"].append(
+            {
+                "env_steps": int(agent.num_timesteps),
+                "return_mean": float(np.mean(returns)),
+                "return_std": float(np.std(returns)),
+                "returns": returns,
+                "eval_seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+        log.info("%s at %d env steps: return %.1f", kind, agent.num_timesteps, state["curve"][-1]["return_mean"])
+        sd = {k: v.detach().cpu().clone().contiguous() for k, v in agent.policy.state_dict().items()}  # unshare
+        save_file(
+            sd, policy_path, metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)}
+        )
+        save_state(agent, state, resume_dir)
+        result = {
+            "baseline": kind,
+            "env": cfg.collect.env,
+            "env_steps": int(agent.num_timesteps),
+            "rl_steps": steps,
+            "frame_stack": FRAME_STACK,
+            "train_seconds": state["train_seconds"],
+            "eval_return_mean": state["curve"][-1]["return_mean"],
+            "eval_return_std": state["curve"][-1]["return_std"],
+            "eval_seeds": [seed, seed + max(1, cfg.eval.closed_loop_episodes) - 1],
+            "curve": state["curve"],
+            "train_return_last": state["train_returns"][-5:],
+            "policy": policy_path,
+        }
+        with open(os.path.join(run_dir, "result.json"), "w") as f:
+            json.dump(result, f, indent=1)
     env.close()
-    eval_env.close()
-    return result
+    with open(os.path.join(run_dir, "result.json")) as f:
+        return json.load(f)

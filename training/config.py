@@ -324,6 +324,11 @@ class BaselineConfig:
     kind: str = _f("none", "none | dense | no_pretrain | pixel_recon | sac | ppo")
     recon_weight: float = _f(1.0, "pixel_recon: weight of the reconstruction loss")
     rl_steps: int = _f(20000, "sac/ppo: environment steps")
+    eval_every: int = _f(
+        0,
+        "sac/ppo: env steps between evaluations; each also saves the agent and its replay, so the run resumes "
+        "there (0: evaluate once, at the end)",
+    )
     rl_env_kwargs: dict[str, Any] = _f({}, "sac/ppo: keyword arguments for make_env")
 
 
@@ -471,6 +476,8 @@ def validate(cfg: TrainConfig) -> None:
         "expected sim, robot or arm",
     )
     need(cfg.baseline.kind in BASELINES, "baseline.kind", cfg.baseline.kind, f"expected one of {BASELINES}")
+    need(cfg.baseline.rl_steps >= 1, "baseline.rl_steps", cfg.baseline.rl_steps, "must be >= 1")
+    need(cfg.baseline.eval_every >= 0, "baseline.eval_every", cfg.baseline.eval_every, "must be >= 0")
     need(cfg.eval.horizon >= 1, "eval.horizon", cfg.eval.horizon, "must be >= 1")
     need(cfg.fit.idm_weight >= 0, "fit.idm_weight", cfg.fit.idm_weight, "must be >= 0")
     need(cfg.fit.reach_weight >= 0, "fit.reach_weight", cfg.fit.reach_weight, "must be >= 0")

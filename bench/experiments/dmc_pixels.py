@@ -194,19 +194,30 @@ def run_sac(task: str, seed: int, a, env: dict) -> dict:
     steps = a.frames // s["repeat"]
     if os.path.isfile(res_path) and (a.report_only or json.load(open(res_path)).get("env_steps") == steps):
         r = json.load(open(res_path))
-    else:  # SB3 cannot resume from our safetensors export: a changed budget reruns from scratch
+    else:  # the run evaluates and checkpoints every --eval-every frames and resumes from its last one
+        every = max(1, a.eval_every // s["repeat"])
         r = run_cli(
-            ["fit", "-c", "dmc", "baseline.kind=sac", f"baseline.rl_steps={steps}"]
+            ["fit", "-c", "dmc", "baseline.kind=sac", f"baseline.rl_steps={steps}", f"baseline.eval_every={every}"]
             + overrides(task, seed, out, a.threads, a),
             env,
             os.path.join(out, "bench.log"),
         )
     steps = int(r["env_steps"])
+    curve = [  # runs from before the model-free loop evaluated on the way have only their end point
+        {
+            "frames": p["env_steps"] * s["repeat"],
+            "return_mean": round(p["return_mean"], 2),
+            "return_std": round(p["return_std"], 2),
+            "returns": [round(x, 2) for x in p["returns"]],
+        }
+        for p in r.get("curve", [])
+    ]
     return {
         "frames": steps * s["repeat"],
         "env_steps": steps,
         "return_mean": round(r["eval_return_mean"], 2),
         "return_std": round(r["eval_return_std"], 2),
+        "curve": curve,
         "train_seconds": r["train_seconds"],
         "seconds_per_1k_frames": round(1000.0 * r["train_seconds"] / (steps * s["repeat"]), 2),
     }
@@ -241,13 +252,16 @@ def plot(results: dict, path: str) -> None:
         if len(curves) > 1 and len(x):
             ax.plot(x / 1000, mean, "k-", lw=2.5, label=f"mean of {len(curves)} seeds")
         for seed, r in results["sac"].get(task, {}).items():
+            c = r.get("curve") or [r]
             ax.errorbar(
-                [r["frames"] / 1000],
-                [r["return_mean"]],
-                [r["return_std"]],
-                fmt="s",
-                color="k",
-                capsize=3,
+                [p["frames"] / 1000 for p in c],
+                [p["return_mean"] for p in c],
+                [p["return_std"] for p in c],
+                fmt="s:",
+                ms=3,
+                lw=1,
+                color="0.35",
+                capsize=2,
                 label=f"SAC pixels seed {seed}",
             )
         colours = ("tab:red", "tab:green", "tab:purple", "tab:orange")
@@ -277,6 +291,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--sac-seeds", type=int, default=1, help="SAC baseline seeds per task (0 = none)")
     ap.add_argument("--sac-tasks", nargs="*", default=None, help="tasks for SAC (default: --tasks)")
     ap.add_argument(
+        "--sac-seed-ids", type=int, nargs="+", default=None, help="run only these SAC seeds (as --seed-ids)"
+    )
+    ap.add_argument(
         "--seed-steps",
         type=int,
         default=0,
@@ -296,8 +313,11 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra moejepa-train overrides")
     a = ap.parse_args(argv)
-    if a.frames < 2 * EPISODE_FRAMES:
+    mbrl_seeds = list(range(a.seeds)) if a.seed_ids is None else a.seed_ids
+    if mbrl_seeds and a.frames < 2 * EPISODE_FRAMES:
         ap.error(f"--frames={a.frames}: need at least {2 * EPISODE_FRAMES} (a seed episode and a planner episode)")
+    if a.frames < EPISODE_FRAMES:
+        ap.error(f"--frames={a.frames}: need at least one episode ({EPISODE_FRAMES})")
     unknown = [t for t in a.tasks if t not in ANCHORS]
     if unknown:
         print(f"note: no published anchors for {unknown}", file=sys.stderr)
@@ -322,7 +342,7 @@ def main(argv=None) -> dict:
 
     for task in a.tasks:
         runs = dict(results["tasks"].get(task, {}).get("runs", {}))
-        for seed in range(a.seeds) if a.seed_ids is None else a.seed_ids:
+        for seed in mbrl_seeds:
             if a.report_only:
                 out = os.path.join(a.out, task, f"seed{seed}")
                 if agent_state(out) is None:
@@ -333,7 +353,7 @@ def main(argv=None) -> dict:
             results["tasks"][task] = task_summary(task, runs)
             save()
     for task in a.tasks if a.sac_tasks is None else a.sac_tasks:
-        for seed in range(a.sac_seeds):
+        for seed in range(a.sac_seeds) if a.sac_seed_ids is None else a.sac_seed_ids:
             if a.report_only and not os.path.isfile(os.path.join(a.out, task, f"sac_seed{seed}", "sac", "result.json")):
                 continue
             results["sac"].setdefault(task, {})[str(seed)] = run_sac(task, seed, a, env)
