@@ -54,10 +54,11 @@ def test_sac_runs_from_stacked_pixels(tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["baseline"] == "sac"
 
 
-def sac_config(steps: int, every: int):
+def sac_config(steps: int, every: int, *more: str):
     return load_config(
         ["dmc"],
         [
+            *more,
             "baseline.kind=sac",
             f"baseline.rl_steps={steps}",
             f"baseline.eval_every={every}",
@@ -108,6 +109,10 @@ def test_a_model_free_agent_comes_back_as_it_was_saved_even_from_a_killed_save(t
     assert b.num_timesteps == 35 and b.replay_buffer.pos == 30 and not b.replay_buffer.full
     order = np.concatenate([a.replay_buffer.actions[5:], a.replay_buffer.actions[:5]])
     assert np.array_equal(b.replay_buffer.actions[:30], order)
+    nxt = np.concatenate([a.replay_buffer.next_observations[5:], a.replay_buffer.next_observations[:5]])
+    assert np.array_equal(b.replay_buffer.next_observations[:30], nxt)  # rebuilt from the rows kept
+    rows = np.load(tmp_path / "resume.old" / "replay_next_rows.npy")
+    assert 29 in rows and 2 <= len(rows) <= 4  # the episode ends in these 30 steps (at 10, 20, 30), and the last
     for k, v in a.policy.state_dict().items():
         assert torch.equal(v, b.policy.state_dict()[k]), k
     assert torch.equal(a.log_ent_coef, b.log_ent_coef)
@@ -117,4 +122,16 @@ def test_a_model_free_agent_comes_back_as_it_was_saved_even_from_a_killed_save(t
     load_state(c, str(tmp_path / "resume"))
     assert c.replay_buffer.full and c.replay_buffer.pos == 0
     assert np.array_equal(c.replay_buffer.actions, order[-20:])
+    assert np.array_equal(c.replay_buffer.next_observations, nxt[-20:])
     assert load_state(agent(20), str(tmp_path / "nothing")) is None
+
+
+def test_a_named_resume_without_a_model_free_state_is_refused_and_nothing_is_deleted(tmp_path):
+    from training.train_state import ResumeError
+
+    other = tmp_path / "step_100"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(b"keep")
+    with pytest.raises(ResumeError, match="no model-free agent state"):
+        run_model_free(sac_config(20, 10, f"run.resume={other}"), str(tmp_path / "run"))
+    assert (other / "model.safetensors").read_bytes() == b"keep"

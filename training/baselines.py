@@ -158,10 +158,14 @@ def evaluate_agent(agent, make_env_fn, episodes: int, seed: int) -> list[float]:
 
 
 def run_model_free(cfg, run_dir: str) -> dict:
-    """Train SB3 SAC/PPO on `collect.env` (stacked frames) for `baseline.rl_steps` steps, evaluating (and
-    checkpointing to `<run_dir>/resume`, training/model_free_state.py) every `baseline.eval_every` steps, so
-    a killed or extended run continues where it stopped (`run.resume=never` moves an earlier run aside);
-    saves the policy and `result.json` (the curve so far) after each evaluation."""
+    """Train SB3 SAC/PPO on `collect.env` (stacked frames) for `baseline.rl_steps` steps, evaluating every
+    `baseline.eval_every` steps (PPO: after the whole rollout that crosses it). Each evaluation saves the
+    policy, `result.json` (the curve so far) and the resumable state in `<run_dir>/resume`
+    (training/model_free_state.py), so a killed or extended run continues from its last evaluation:
+    `run.resume=auto` (default) resumes from there, `never` moves an earlier run aside, a directory resumes
+    from that state. A resumed run reseeds its generators with the run seed + env steps done (it does not
+    replay the first run's random draws) and starts a new episode: the one cut by a kill is lost, none when
+    `eval_every` is a multiple of the episode length."""
     from safetensors.torch import save_file
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
@@ -171,6 +175,7 @@ def run_model_free(cfg, run_dir: str) -> dict:
     from .mbrl import EVAL_SEED
     from .model_free_state import load_state, save_state
     from .run_dir import move_aside
+    from .train_state import ResumeError
 
     kind = cfg.baseline.kind
     env_kwargs = dict(cfg.collect.env_kwargs)
@@ -200,19 +205,46 @@ def run_model_free(cfg, run_dir: str) -> dict:
             train_freq=1,
             gradient_steps=1,
             ent_coef="auto_0.1",
-            target_update_interval=2,
+            # DrQ moves the target critic every 2nd update; SB3 counts this interval within one train() call,
+            # so with one gradient step per call the target moves (by tau) after every update whatever it is
+            target_update_interval=1,
             policy_kwargs=dict(features_extractor_class=shift_extractor(), net_arch=[256, 256]),
             **common,
         )
     else:
         agent = PPO("CnnPolicy", env, n_steps=min(512, max(64, steps // 2)), batch_size=64, n_epochs=4, **common)
-    resume_dir = os.path.join(run_dir, "resume") if cfg.run.resume in ("auto", "never") else cfg.run.resume
-    state = load_state(agent, resume_dir) or {"curve": [], "train_returns": [], "train_seconds": 0.0}
-    if state["curve"]:
-        log.info("%s: resumed at %d env steps", kind, agent.num_timesteps)
+    resume_dir = os.path.join(run_dir, "resume")
+    named = cfg.run.resume not in ("auto", "never")
+    state = load_state(agent, cfg.run.resume if named else resume_dir)
+    if state is None and named:
+        raise ResumeError(f"run.resume={cfg.run.resume}: no model-free agent state (state.json) there")
+    if state is None:
+        state = {"curve": [], "train_returns": [], "train_seconds": 0.0}
+    else:
+        agent.set_random_seed(cfg.run.seed + agent.num_timesteps)
+        log.info("%s: resumed at %d env steps (budget %d)", kind, agent.num_timesteps, steps)
     every = int(cfg.baseline.eval_every) or steps
-    seed = EVAL_SEED + 1000 * cfg.run.seed
+    episodes, seed = max(1, cfg.eval.closed_loop_episodes), EVAL_SEED + 1000 * cfg.run.seed
     policy_path = os.path.join(run_dir, f"{kind}_policy.safetensors")
+
+    def write_result() -> dict:
+        result = {
+            "baseline": kind,
+            "env": cfg.collect.env,
+            "env_steps": int(agent.num_timesteps),
+            "rl_steps": steps,
+            "frame_stack": FRAME_STACK,
+            "train_seconds": state["train_seconds"],
+            "eval_return_mean": state["curve"][-1]["return_mean"],
+            "eval_return_std": state["curve"][-1]["return_std"],
+            "eval_seeds": [seed, seed + episodes - 1],
+            "curve": state["curve"],
+            "train_return_last": state["train_returns"][-5:],
+            "policy": policy_path,
+        }
+        atomic_write(os.path.join(run_dir, "result.json"), json.dumps(result, indent=1).encode())
+        return result
+
     while agent.num_timesteps < steps:
         seen = len(env.get_episode_rewards())
         t0 = time.perf_counter()
@@ -221,7 +253,7 @@ def run_model_free(cfg, run_dir: str) -> dict:
         state["train_seconds"] = round(state["train_seconds"] + time.perf_counter() - t0, 2)
         state["train_returns"] += [float(r) for r in env.get_episode_rewards()[seen:]]
         t0 = time.perf_counter()
-        returns = evaluate_agent(agent, make_plain, max(1, cfg.eval.closed_loop_episodes), seed)
+        returns = evaluate_agent(agent, make_plain, episodes, seed)
         state["curve"].append(
             {
                 "env_steps": int(agent.num_timesteps),
@@ -233,26 +265,18 @@ def run_model_free(cfg, run_dir: str) -> dict:
         )
         log.info("%s at %d env steps: return %.1f", kind, agent.num_timesteps, state["curve"][-1]["return_mean"])
         sd = {k: v.detach().cpu().clone().contiguous() for k, v in agent.policy.state_dict().items()}  # unshare
-        save_file(
-            sd, policy_path, metadata={"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)}
-        )
-        save_state(agent, state, resume_dir)
-        result = {
-            "baseline": kind,
-            "env": cfg.collect.env,
-            "env_steps": int(agent.num_timesteps),
-            "rl_steps": steps,
-            "frame_stack": FRAME_STACK,
-            "train_seconds": state["train_seconds"],
-            "eval_return_mean": state["curve"][-1]["return_mean"],
-            "eval_return_std": state["curve"][-1]["return_std"],
-            "eval_seeds": [seed, seed + max(1, cfg.eval.closed_loop_episodes) - 1],
-            "curve": state["curve"],
-            "train_return_last": state["train_returns"][-5:],
-            "policy": policy_path,
-        }
-        with open(os.path.join(run_dir, "result.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        meta = {"algo": kind, "env": cfg.collect.env, "env_kwargs": json.dumps(env_kwargs)}
+        save_file(sd, policy_path + ".tmp", metadata=meta)
+        os.replace(policy_path + ".tmp", policy_path)
+        write_result()
+        save_state(agent, state, resume_dir)  # last: a kill before it repeats this chunk, after it skips it
     env.close()
-    with open(os.path.join(run_dir, "result.json")) as f:
-        return json.load(f)
+    if agent.num_timesteps > steps:
+        log.info("%s: %d env steps already done, more than baseline.rl_steps=%d", kind, agent.num_timesteps, steps)
+    return write_result()
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)

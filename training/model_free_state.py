@@ -1,10 +1,13 @@
 """A model-free (stable-baselines3) agent's resumable state, written without pickles.
 
 `save_state(agent, extra, path)` writes what `run_model_free` needs to continue a run where it stopped:
-  - `agent.pt`: the state dicts SB3 itself saves (the policy, each optimiser, SAC's entropy coefficient and
-    its optimiser: `agent._get_torch_save_params()`), read back with `torch.load(weights_only=True)`;
-  - `replay_<name>.npy`: an off-policy agent's replay (observations, next observations, actions, rewards,
-    dones, timeouts), oldest first, only the filled part;
+  - `agent.pt`: the state dicts SB3 itself saves (the policy with its target critic, each optimiser, SAC's
+    entropy coefficient and its optimiser: `agent._get_torch_save_params()`), read back with
+    `torch.load(weights_only=True)`;
+  - `replay_<name>.npy`: an off-policy agent's replay (observations, actions, rewards, dones, timeouts),
+    oldest first, only the filled part, written in place; next observations are the following row's
+    observations except where an episode ended, so only those rows are kept (`replay_next_rows.npy`), which
+    halves the file;
   - `state.json`: the counters (env steps, episodes, updates) and the caller's `extra` (the curve, ...).
 A save goes to `<path>.tmp` and then replaces `path` (the one before kept as `<path>.old` until the swap
 is done), so a run killed mid-save resumes from the previous one. `load_state(agent, path)` restores into
@@ -21,7 +24,8 @@ import shutil
 import numpy as np
 import torch
 
-REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+REPLAY_ARRAYS = ("observations", "actions", "rewards", "dones", "timeouts")  # next_observations: see above
+BLOCK = 1024  # replay rows compared at a time
 
 
 def _attr(obj, dotted: str):
@@ -30,18 +34,43 @@ def _attr(obj, dotted: str):
     return obj
 
 
-def _replay_arrays(agent) -> dict[str, np.ndarray]:
-    """The filled part of an off-policy agent's replay, oldest first ({} for on-policy agents)."""
-    buf = getattr(agent, "replay_buffer", None)
-    if buf is None:
-        return {}
-    out = {}
+def _save_replay(buf, folder: str) -> None:
+    n, size = buf.size(), buf.buffer_size
+    order = (np.arange(n) + (buf.pos if buf.full else 0)) % size  # ring index of each row, oldest first
     for name in REPLAY_ARRAYS:
-        arr = getattr(buf, name, None)
-        if arr is None:
-            continue
-        out[name] = np.concatenate([arr[buf.pos :], arr[: buf.pos]]) if buf.full else arr[: buf.pos]
-    return out
+        arr = getattr(buf, name)
+        file = os.path.join(folder, f"replay_{name}.npy")
+        out = np.lib.format.open_memmap(file, "w+", arr.dtype, (n,) + arr.shape[1:])
+        for j in range(0, n, BLOCK):
+            out[j : j + BLOCK] = arr[order[j : j + BLOCK]]
+        out.flush()
+        del out
+    nxt = getattr(buf, "next_observations", None)
+    if nxt is None:  # optimize_memory_usage: SB3 keeps them in `observations` itself
+        return
+    rows = []
+    for j in range(0, n - 1, BLOCK):
+        idx = order[j : min(j + BLOCK, n - 1)]
+        differs = (nxt[idx] != buf.observations[(idx + 1) % size]).reshape(len(idx), -1).any(1)
+        rows += (j + np.flatnonzero(differs)).tolist()
+    rows = np.asarray(rows + ([n - 1] if n else []), np.int64)
+    np.save(os.path.join(folder, "replay_next_rows.npy"), rows)
+    np.save(os.path.join(folder, "replay_next_observations.npy"), nxt[order[rows]])
+
+
+def _load_replay(buf, folder: str) -> None:
+    obs = np.load(os.path.join(folder, "replay_observations.npy"), mmap_mode="r")
+    first = max(0, len(obs) - buf.buffer_size)  # a smaller buffer keeps the newest rows
+    m = len(obs) - first
+    for name in REPLAY_ARRAYS:
+        getattr(buf, name)[:m] = np.load(os.path.join(folder, f"replay_{name}.npy"), mmap_mode="r")[first:]
+    if getattr(buf, "next_observations", None) is not None and m:
+        buf.next_observations[: m - 1] = obs[first + 1 :]
+        rows = np.load(os.path.join(folder, "replay_next_rows.npy"))
+        stored = np.load(os.path.join(folder, "replay_next_observations.npy"), mmap_mode="r")
+        keep = rows >= first
+        buf.next_observations[rows[keep] - first] = stored[keep]
+    buf.full, buf.pos = m >= buf.buffer_size, m % buf.buffer_size
 
 
 def save_state(agent, extra: dict, path: str) -> None:
@@ -56,8 +85,8 @@ def save_state(agent, extra: dict, path: str) -> None:
         },
         os.path.join(tmp, "agent.pt"),
     )
-    for name, arr in _replay_arrays(agent).items():
-        np.save(os.path.join(tmp, f"replay_{name}.npy"), arr)
+    if getattr(agent, "replay_buffer", None) is not None:
+        _save_replay(agent.replay_buffer, tmp)
     counters = {"num_timesteps": int(agent.num_timesteps), "episodes": int(agent._episode_num)}
     counters["updates"] = int(getattr(agent, "_n_updates", 0))
     with open(os.path.join(tmp, "state.json"), "w") as f:
@@ -81,17 +110,8 @@ def load_state(agent, path: str) -> dict | None:
         _attr(agent, n).load_state_dict(sd)
     for n, t in saved["tensors"].items():
         _attr(agent, n).data.copy_(t)
-    buf = getattr(agent, "replay_buffer", None)
-    if buf is not None:
-        n = 0
-        for name in REPLAY_ARRAYS:
-            file = os.path.join(found, f"replay_{name}.npy")
-            if getattr(buf, name, None) is None or not os.path.isfile(file):
-                continue
-            arr = np.load(file, mmap_mode="r")[-buf.buffer_size :]
-            getattr(buf, name)[: len(arr)] = arr
-            n = len(arr)
-        buf.full, buf.pos = n >= buf.buffer_size, n % buf.buffer_size
+    if getattr(agent, "replay_buffer", None) is not None:
+        _load_replay(agent.replay_buffer, found)
     agent.num_timesteps, agent._episode_num = state["num_timesteps"], state["episodes"]
     if hasattr(agent, "_n_updates"):
         agent._n_updates = state["updates"]

@@ -20,7 +20,7 @@ from .config import TrainConfig, to_dict
 from .logging_utils import log
 from .train_state import CheckpointManager, ResumeError
 
-PRIOR = ("ckpt", "metrics.jsonl", "tb", "model.safetensors")  # what makes a directory hold a run
+PRIOR = ("ckpt", "metrics.jsonl", "tb", "model.safetensors", "resume")  # what makes a directory hold a run
 _command: list[str] = []  # the command line, as `record_command` was given it
 
 

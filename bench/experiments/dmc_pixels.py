@@ -192,10 +192,10 @@ def run_sac(task: str, seed: int, a, env: dict) -> dict:
     s = task_settings(task)
     res_path = os.path.join(out, "sac", "result.json")
     steps = a.frames // s["repeat"]
-    if os.path.isfile(res_path) and (a.report_only or json.load(open(res_path)).get("env_steps") == steps):
+    if os.path.isfile(res_path) and (a.report_only or json.load(open(res_path)).get("env_steps", 0) >= steps):
         r = json.load(open(res_path))
     else:  # the run evaluates and checkpoints every --eval-every frames and resumes from its last one
-        every = max(1, a.eval_every // s["repeat"])
+        every = max(1, a.eval_every // s["repeat"]) if a.eval_every > 0 else 0  # 0: once, at the budget
         r = run_cli(
             ["fit", "-c", "dmc", "baseline.kind=sac", f"baseline.rl_steps={steps}", f"baseline.eval_every={every}"]
             + overrides(task, seed, out, a.threads, a),
