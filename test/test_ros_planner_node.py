@@ -362,6 +362,7 @@ def test_a_depth_camera_decodes_with_the_checkpoints_range_and_an_override_warns
         pub = probe.publisher(Image, "depth/image", IMAGE_PUB_QOS)
         actions = probe.subscribe(TwistStamped, "depth/action")
         probe.wait_for_subscribers(pub, 1, timeout=30)
+        actions.wait(1, timeout=30)  # the node is up (zero commands while it has no image), so no frame is early
         mm = np.random.default_rng(0).integers(0, 9000, (64, 64), dtype=np.uint16)
         stamps = []
         for i in range(20):
