@@ -174,7 +174,7 @@ def run_model_free(cfg, run_dir: str) -> dict:
 
     from .mbrl import EVAL_SEED
     from .model_free_state import load_state, save_state
-    from .run_dir import move_aside
+    from .run_dir import move_aside, write_atomic
     from .train_state import ResumeError
 
     kind = cfg.baseline.kind
@@ -242,7 +242,7 @@ def run_model_free(cfg, run_dir: str) -> dict:
             "train_return_last": state["train_returns"][-5:],
             "policy": policy_path,
         }
-        atomic_write(os.path.join(run_dir, "result.json"), json.dumps(result, indent=1).encode())
+        write_atomic(os.path.join(run_dir, "result.json"), json.dumps(result, indent=1))
         return result
 
     while agent.num_timesteps < steps:
@@ -274,9 +274,3 @@ def run_model_free(cfg, run_dir: str) -> dict:
     if agent.num_timesteps > steps:
         log.info("%s: %d env steps already done, more than baseline.rl_steps=%d", kind, agent.num_timesteps, steps)
     return write_result()
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    with open(path + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(path + ".tmp", path)

@@ -47,6 +47,7 @@ from .distributed import DistInfo
 from .evaluate import closed_loop
 from .export import find_model
 from .logging_utils import log
+from .run_dir import last_complete, swap_in, write_atomic
 
 EVAL_SEED = 10_000
 
@@ -129,12 +130,10 @@ def planner_horizon_at(m, horizon: int, env_steps: int) -> int:
 
 
 def _write_state(path: str, state: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(
-            state, f, indent=1, default=lambda o: None if isinstance(o, float) and not math.isfinite(o) else str(o)
-        )
-    os.replace(tmp, path)
+    def plain(o):  # what json cannot write: non-finite floats as null, anything else as its str
+        return None if isinstance(o, float) and not math.isfinite(o) else str(o)
+
+    write_atomic(path, json.dumps(state, indent=1, default=plain))
 
 
 def mbrl(cfg: TrainConfig, device: torch.device) -> dict:
@@ -274,7 +273,7 @@ def _save_agent(root: str, model, meta: dict, learner, state: dict, replay) -> N
 
     from moejepa_ros.model.checkpoint import save_checkpoint
 
-    tmp, final, old = (os.path.join(root, n) for n in ("agent.tmp", "agent", "agent.old"))
+    tmp, final = os.path.join(root, "agent.tmp"), os.path.join(root, "agent")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     save_checkpoint(os.path.join(tmp, "model.safetensors"), model, meta)
@@ -283,20 +282,12 @@ def _save_agent(root: str, model, meta: dict, learner, state: dict, replay) -> N
         tensors[PRIORITIES] = torch.from_numpy(replay.priorities.copy())
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(tmp, AGENT_TENSORS))
     _write_state(os.path.join(tmp, "state.json"), {**state, "learner": js})
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.isdir(final):
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(tmp, final)
 
 
 def _agent_dir(root: str) -> str | None:
     """The last complete agent checkpoint (`agent`, or `agent.old` when a kill hit the swap)."""
-    for name in ("agent", "agent.old"):
-        d = os.path.join(root, name)
-        if os.path.isfile(os.path.join(d, "state.json")):
-            return d
-    return None
+    return last_complete(os.path.join(root, "agent"))
 
 
 def _evaluate(cfg: TrainConfig, model, meta: dict, device, frames: int, horizon: int | None = None) -> dict:

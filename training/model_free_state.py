@@ -23,15 +23,12 @@ import shutil
 
 import numpy as np
 import torch
+from stable_baselines3.common.save_util import recursive_getattr
+
+from .run_dir import last_complete, swap_in, write_atomic
 
 REPLAY_ARRAYS = ("observations", "actions", "rewards", "dones", "timeouts")  # next_observations: see above
 BLOCK = 1024  # replay rows compared at a time
-
-
-def _attr(obj, dotted: str):
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _save_replay(buf, folder: str) -> None:
@@ -74,14 +71,14 @@ def _load_replay(buf, folder: str) -> None:
 
 
 def save_state(agent, extra: dict, path: str) -> None:
-    tmp, old = f"{path}.tmp", f"{path}.old"
+    tmp = f"{path}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     dicts, tensors = agent._get_torch_save_params()
     torch.save(
         {
-            "state_dicts": {n: _attr(agent, n).state_dict() for n in dicts},
-            "tensors": {n: _attr(agent, n).detach().cpu().clone() for n in tensors},
+            "state_dicts": {n: recursive_getattr(agent, n).state_dict() for n in dicts},
+            "tensors": {n: recursive_getattr(agent, n).detach().cpu().clone() for n in tensors},
         },
         os.path.join(tmp, "agent.pt"),
     )
@@ -89,27 +86,22 @@ def save_state(agent, extra: dict, path: str) -> None:
         _save_replay(agent.replay_buffer, tmp)
     counters = {"num_timesteps": int(agent.num_timesteps), "episodes": int(agent._episode_num)}
     counters["updates"] = int(getattr(agent, "_n_updates", 0))
-    with open(os.path.join(tmp, "state.json"), "w") as f:
-        json.dump({**counters, "extra": extra}, f)
-    if os.path.isdir(path):
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    write_atomic(os.path.join(tmp, "state.json"), json.dumps({**counters, "extra": extra}))
+    swap_in(tmp, path)
 
 
 def load_state(agent, path: str) -> dict | None:
     """Restore `agent` from `path` (or `<path>.old`, left by a save that was killed); its `extra`, or None."""
-    found = next((p for p in (path, f"{path}.old") if os.path.isfile(os.path.join(p, "state.json"))), None)
+    found = last_complete(path)
     if found is None:
         return None
     with open(os.path.join(found, "state.json")) as f:
         state = json.load(f)
     saved = torch.load(os.path.join(found, "agent.pt"), map_location=agent.device, weights_only=True)
     for n, sd in saved["state_dicts"].items():
-        _attr(agent, n).load_state_dict(sd)
+        recursive_getattr(agent, n).load_state_dict(sd)
     for n, t in saved["tensors"].items():
-        _attr(agent, n).data.copy_(t)
+        recursive_getattr(agent, n).data.copy_(t)
     if getattr(agent, "replay_buffer", None) is not None:
         _load_replay(agent.replay_buffer, found)
     agent.num_timesteps, agent._episode_num = state["num_timesteps"], state["episodes"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -92,9 +93,7 @@ def record(run_dir: str, cfg: TrainConfig, resumed_from: str | None = None) -> N
             "resumed_from": resumed_from,
         }
     )
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, json.dumps(doc, indent=1))
 
 
 def model_changes(saved: dict, now: dict) -> list[str]:
@@ -104,3 +103,26 @@ def model_changes(saved: dict, now: dict) -> list[str]:
     return [
         f"model.{k}: {show(old, k)} -> {show(new, k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
     ]
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write `path` through `<path>.tmp` and a rename, so a kill leaves the old file or the new one."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def swap_in(tmp: str, final: str) -> None:
+    """Replace directory `final` by the complete directory `tmp`; the previous one stays as `<final>.old` until
+    the swap is done, so a kill at any point leaves one whole directory (`last_complete` finds it)."""
+    old = f"{final}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.isdir(final):
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def last_complete(final: str, marker: str = "state.json") -> str | None:
+    """`final`, or `<final>.old` left by a swap a kill interrupted: the first holding `marker`; None if neither."""
+    return next((d for d in (final, f"{final}.old") if os.path.isfile(os.path.join(d, marker))), None)
