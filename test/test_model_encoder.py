@@ -195,3 +195,40 @@ def test_keypoint_world_model_trains_and_round_trips(tmp_path):
     wm2, _ = load_checkpoint(p)
     x = frames((2,), 3)
     assert wm2.cfg.encoder == "conv_keypoints" and torch.allclose(wm.encode(x), wm2.encode(x))
+
+
+@pytest.mark.parametrize("encoder", ["conv", "conv_keypoints", "vit"])
+def test_encoding_in_chunks_matches_one_pass_on_a_window_view(encoder, monkeypatch):
+    """A batch above encoder.CPU_CHUNK runs in chunks; the latents and the gradients are those of one pass,
+    on the strided [B, H, k, S, S, 3] stacks a replay window unfolds into (the TD update's target encoder)."""
+    from moejepa_ros.model import encoder as enc_mod
+
+    cfg = ModelConfig(
+        image_size=32,
+        frame_stack=3,
+        encoder=encoder,
+        latent_dim=32,
+        conv_channels=[8, 16],
+        keypoints=4,
+        vit_dim=32,
+        vit_depth=1,
+        vit_heads=2,
+    )
+    enc = make_encoder(cfg)
+    window = torch.randint(0, 256, (5, 6, 32, 32, 3), dtype=torch.uint8)
+    stacks = window.unfold(1, 3, 1).permute(0, 1, 5, 2, 3, 4)[:, 1:]  # [5, 3, 3, 32, 32, 3], strided
+    monkeypatch.setattr(enc_mod, "CPU_CHUNK", 1 << 30)
+    z_one = enc(stacks)
+    (g_one,) = torch.autograd.grad(z_one.square().sum(), [next(enc.parameters())])
+    monkeypatch.setattr(enc_mod, "CPU_CHUNK", 4)  # 4 // 3 stacks a window: one window per chunk
+    passes, encode = [], enc._encode
+    monkeypatch.setattr(enc, "_encode", lambda x: passes.append(len(x)) or encode(x))
+    z_chunks = enc(stacks)
+    assert passes == [3] * 5
+    (g_chunks,) = torch.autograd.grad(z_chunks.square().sum(), [next(enc.parameters())])
+    assert z_chunks.shape == (5, 3, 32)
+    assert torch.allclose(z_chunks, z_one, atol=1e-5)
+    assert torch.allclose(g_chunks, g_one, rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(enc_mod, "CPU_CHUNK", 2)  # fewer stacks than a window holds: still one window a chunk
+    assert torch.allclose(enc(stacks), z_one, atol=1e-5)
+    assert enc(stacks[0, 0]).shape == (32,)  # one stack, no leading dims

@@ -47,6 +47,24 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float() - 0.5
 
 
+# Stacks per encoder pass on the CPU. A larger batch runs in chunks of this size: one pass over a TD update's 384
+# target stacks allocated ~56 MB of float input and activations afresh each time and ran ~1.5x slower per stack
+# than chunks of 64 (bench/micro/bench_td_update.py, `update_one_pass`). On an accelerator one pass is kept.
+CPU_CHUNK = 64
+
+
+def encode_in_chunks(encode, frames: torch.Tensor) -> torch.Tensor:
+    """encode([N, k, H, W, 3]) -> [N, D] over frames [..., k, H, W, 3] -> [..., D], in chunks of CPU_CHUNK
+    stacks on the CPU (split along the first dimension, so a strided window view is copied chunk by chunk)."""
+    lead, stack = frames.shape[:-4], frames.shape[-4:]
+    n = math.prod(lead)
+    if frames.device.type != "cpu" or n <= CPU_CHUNK:
+        return encode(frames.reshape(-1, *stack)).reshape(*lead, -1)
+    inner = n // lead[0]
+    step = max(1, CPU_CHUNK // inner)
+    return torch.cat([encode(c.reshape(-1, *stack)) for c in frames.split(step)]).reshape(*lead, -1)
+
+
 def stack_channels(frames: torch.Tensor) -> torch.Tensor:
     """[..., k, H, W, C] -> [N, H, W, k*C], frame j's channels at j*C.. (oldest first). Concatenating the frames
     is 1.6x faster on a window's strided stacks than a permute + reshape copy (bench/micro/bench_td_update.py)."""
@@ -73,12 +91,13 @@ class ConvEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         check_frames(frames, self.cfg)
-        lead = frames.shape[:-4]
+        return encode_in_chunks(self._encode, frames)
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
         x = stack_channels(frames)
         x = to_float(x).permute(0, 3, 1, 2)  # NCHW view with channels_last strides (no copy)
         x = self.convs(x.contiguous(memory_format=torch.channels_last))
-        z = self.norm(self.proj(x.flatten(1)))
-        return z.reshape(*lead, -1)
+        return self.norm(self.proj(x.flatten(1)))
 
 
 def coord_channels(n: int, h: int, w: int, device=None, dtype=None) -> torch.Tensor:
@@ -147,10 +166,12 @@ class KeypointEncoder(nn.Module):
         return spatial_softmax(self.to_keypoints(f), self.log_scale), f.mean(dim=(2, 3))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        lead = frames.shape[:-4]
+        check_frames(frames, self.cfg)
+        return encode_in_chunks(self._encode, frames)
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
         kp, pooled = self.features(frames)
-        z = self.norm(self.mlp(torch.cat([kp, pooled], -1)))
-        return z.reshape(*lead, -1)
+        return self.norm(self.mlp(torch.cat([kp, pooled], -1)))
 
 
 class ViTEncoder(nn.Module):
@@ -175,7 +196,10 @@ class ViTEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         check_frames(frames, self.cfg)
-        lead, (k, h, w, c) = frames.shape[:-4], frames.shape[-4:]
+        return encode_in_chunks(self._encode, frames)
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        k, h, w, c = frames.shape[-4:]
         x = to_float(frames.reshape(-1, h, w, c)).permute(0, 3, 1, 2)
         t = self.patch(x).flatten(2).transpose(1, 2)  # [B*k, n, d]
         t = t.reshape(-1, k, t.shape[1], t.shape[2]) + self.pos + self.time
@@ -184,7 +208,7 @@ class ViTEncoder(nn.Module):
             t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1)
         t = self.out_norm(self.blocks(t))
         pooled = t[:, 0] if self.cls is not None else t.mean(dim=1)
-        return self.norm(self.proj(pooled)).reshape(*lead, -1)
+        return self.norm(self.proj(pooled))
 
 
 def make_encoder(cfg: ModelConfig) -> nn.Module:
