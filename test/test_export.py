@@ -9,6 +9,7 @@ import torch
 
 from moejepa_ros.control import LatentController
 from moejepa_ros.model import save_checkpoint
+from moejepa_ros.model.encoder import CPU_CHUNK
 from moejepa_ros.model.onnx_graphs import EncoderGraph, RolloutStep, onnx_paths
 from testing.models import HIGH, LOW, PLANNER, tiny_model
 from training.cli import main
@@ -69,13 +70,15 @@ def test_onnxruntime_gives_torch_numbers(exported):
     paths = onnx_paths(path)
     assert sorted(paths) == ["encoder", "rollout_step"] and all(os.path.isfile(p) for p in paths.values())
     g = torch.Generator().manual_seed(1)
-    frames = torch.randint(0, 256, (5, 3, 64, 64, 3), dtype=torch.uint8, generator=g)  # not the traced batch
     enc = ort.InferenceSession(paths["encoder"], providers=["CPUExecutionProvider"])
     step = ort.InferenceSession(paths["rollout_step"], providers=["CPUExecutionProvider"])
     with torch.inference_mode():
-        z_torch = EncoderGraph(model)(frames)
-        (z_ort,) = enc.run(None, {"frames": frames.numpy()})
-        np.testing.assert_allclose(z_ort, z_torch.numpy(), atol=1e-4)
+        # not the traced batch; and one above encoder.CPU_CHUNK, which torch encodes in chunks
+        for batch in (5, 2 * CPU_CHUNK + 3):
+            frames = torch.randint(0, 256, (batch, 3, 64, 64, 3), dtype=torch.uint8, generator=g)
+            z_torch = EncoderGraph(model)(frames)
+            (z_ort,) = enc.run(None, {"frames": frames.numpy()})
+            np.testing.assert_allclose(z_ort, z_torch.numpy(), atol=1e-4)
         z = z_torch[:1].expand(7, -1).contiguous()
         a = torch.rand(7, model.action_dim, generator=g) * 2 - 1
         for got, want in zip(step.run(None, {"z": z.numpy(), "action": a.numpy()}), RolloutStep(model)(z, a)):

@@ -49,7 +49,8 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
 
 # Stacks per encoder pass on the CPU. A larger batch runs in chunks of this size: one pass over a TD update's 384
 # target stacks allocated ~56 MB of float input and activations afresh each time and ran ~1.5x slower per stack
-# than chunks of 64 (bench/micro/bench_td_update.py, `update_one_pass`). On an accelerator one pass is kept.
+# than chunks of 64 (bench/micro/bench_td_update.py, `update_one_pass`). On an accelerator, and in a traced or
+# exported graph, one pass is kept.
 CPU_CHUNK = 64
 
 
@@ -57,9 +58,9 @@ def encode_in_chunks(encode, frames: torch.Tensor) -> torch.Tensor:
     """encode([N, k, H, W, 3]) -> [N, D] over frames [..., k, H, W, 3] -> [..., D], in chunks of CPU_CHUNK
     stacks on the CPU (split along the first dimension, so a strided window view is copied chunk by chunk)."""
     lead, stack = frames.shape[:-4], frames.shape[-4:]
+    if torch.compiler.is_compiling() or frames.device.type != "cpu" or math.prod(lead) <= CPU_CHUNK:
+        return encode(frames.reshape(-1, *stack)).reshape(*lead, -1)  # an exported graph: one pass, any batch
     n = math.prod(lead)
-    if frames.device.type != "cpu" or n <= CPU_CHUNK:
-        return encode(frames.reshape(-1, *stack)).reshape(*lead, -1)
     inner = n // lead[0]
     step = max(1, CPU_CHUNK // inner)
     return torch.cat([encode(c.reshape(-1, *stack)) for c in frames.split(step)]).reshape(*lead, -1)
