@@ -1,4 +1,4 @@
-"""bench.experiments.dmc_paired: evaluation episodes paired on (seed, frames, index) across two recorded runs."""
+"""bench.experiments.dmc_paired: evaluations paired on (seed, frames) across two recorded runs."""
 
 import json
 import subprocess
@@ -42,6 +42,8 @@ def test_pairs_episodes_and_reports_who_leads(tmp_path):
     assert res["per_frames"] == {"5000": {"mean_diff": 17.5, "seeds": 2}, "10000": {"mean_diff": -5.0, "seeds": 1}}
     lo, hi = res["ci95_cells"]
     assert -5.0 <= lo <= 10.0 <= hi <= 20.0
+    lo, hi = res["ci95_seeds_t"]  # t(0.975, 1) = 12.706; seed means 7.5 and 15: mean 11.25, standard error 3.75
+    assert lo == pytest.approx(11.25 - 12.706 * 3.75, abs=0.1) and hi == pytest.approx(11.25 + 12.706 * 3.75, abs=0.1)
     assert (
         dmc_paired.compare(
             dmc_paired.curves(str(tmp_path / "a.json"), "reacher_easy"),

@@ -232,3 +232,7 @@ def test_encoding_in_chunks_matches_one_pass_on_a_window_view(encoder, monkeypat
     monkeypatch.setattr(enc_mod, "CPU_CHUNK", 2)  # fewer stacks than a window holds: still one window a chunk
     assert torch.allclose(enc(stacks), z_one, atol=1e-5)
     assert enc(stacks[0, 0]).shape == (32,)  # one stack, no leading dims
+    passes.clear()
+    long = stacks.reshape(1, 15, 3, 32, 32, 3)  # one window of 15 stacks (above CPU_CHUNK = 2): chunked inside
+    assert torch.allclose(enc(long), z_one.reshape(1, 15, 32), atol=1e-5) and passes == [2] * 7 + [1]
+    assert enc(stacks[:0]).shape == (0, 3, 32)  # an empty batch

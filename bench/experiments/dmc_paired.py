@@ -1,14 +1,14 @@
-"""Two recorded `dmc_pixels` runs compared episode by episode: is variant B ahead of A beyond the noise?
+"""Two recorded `dmc_pixels` runs compared evaluation by evaluation: is variant B ahead of A beyond the noise?
 
 Every variant in BENCHMARKS 7.3 runs on the same seeds, and a seed's evaluation episodes start from the same
-states at every evaluation (training/mbrl.py), so an evaluation episode of B has a twin in A: same seed,
-frames and episode index. This pairs them, takes B - A per episode, and reports the mean difference per
-evaluation (frames), per seed and overall, how many (seed, frames) cells B leads, and a 95% interval for the
-overall mean from a bootstrap over the cells. The cells of one seed are correlated (one agent learning), so
-the interval is narrower than the truth; a second interval resamples whole seeds (coarse with three).
+states at every evaluation (training/mbrl.py), so an evaluation of B has a twin in A: the same seed and frames,
+the same episode starts. This pairs the (seed, frames) cells both runs evaluated with as many episodes, takes
+B - A, and reports the mean difference per evaluation (frames), per seed and overall, how many cells B leads,
+and two 95% intervals for the overall mean: a bootstrap over the cells, too narrow since one seed's cells are
+one agent learning, and a t-interval over the per-seed means (seeds are independent; wide with three).
 
     python -m bench.experiments.dmc_paired --task reacher_easy --a bench/results/dmc_pixels.json \\
-        --b bench/results/dmc_pixels_idm50.json [--frames-max 70000] [--record --name dmc_paired_idm50]
+        --b bench/results/dmc_pixels_idm50.json --frames-max 70000 [--record --name dmc_paired_idm50_reacher]
 """
 
 from __future__ import annotations
@@ -52,10 +52,20 @@ def pair(a: dict, b: dict, frames_max: int | None = None) -> tuple[list[tuple[st
     return cells, diffs, skipped
 
 
-def interval(values: np.ndarray, rng: np.random.Generator) -> list[float]:
+def bootstrap_interval(values: np.ndarray, rng: np.random.Generator) -> list[float]:
     """95% percentile interval of the mean of `values` resampled with replacement."""
     idx = rng.integers(0, len(values), (BOOTSTRAP, len(values)))
     return [round(float(x), 1) for x in np.percentile(values[idx].mean(1), [2.5, 97.5])]
+
+
+def t_interval(values: np.ndarray) -> list[float] | None:
+    """95% Student-t interval of the mean of independent `values` (None for fewer than two)."""
+    from scipy import stats
+
+    if len(values) < 2:
+        return None
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return [round(float(values.mean() - half), 1), round(float(values.mean() + half), 1)]
 
 
 def compare(a: dict, b: dict, frames_max: int | None = None, seed: int = 0) -> dict:
@@ -74,8 +84,8 @@ def compare(a: dict, b: dict, frames_max: int | None = None, seed: int = 0) -> d
         "cells": len(cells),
         "episodes": int(sum(len(d) for d in diffs)),
         "mean_diff": round(float(cell_mean.mean()), 1),
-        "ci95_cells": interval(cell_mean, rng),
-        "ci95_seeds": interval(np.array(list(per_seed.values())), rng),
+        "ci95_cells": bootstrap_interval(cell_mean, rng),
+        "ci95_seeds_t": t_interval(np.array(list(per_seed.values()))),
         "b_ahead_cells": int((cell_mean > 0).sum()),
         "b_behind_cells": int((cell_mean < 0).sum()),
         "per_seed_mean_diff": {s: round(v, 1) for s, v in per_seed.items()},

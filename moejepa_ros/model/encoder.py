@@ -48,22 +48,24 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
 
 
 # Stacks per encoder pass on the CPU. A larger batch runs in chunks of this size: one pass over a TD update's 384
-# target stacks allocated ~56 MB of float input and activations afresh each time and ran ~1.5x slower per stack
-# than chunks of 64 (bench/micro/bench_td_update.py, `update_one_pass`). On an accelerator, and in a traced or
-# exported graph, one pass is kept.
+# target stacks allocated ~56 MB of float input and feature maps afresh every update; chunked, the whole update
+# ran 1.18-1.53x faster (bench/micro/bench_td_update.py `update_one_pass`, one torch thread, as the runs train).
+# On an accelerator, and in a traced, exported or compiled graph, one pass is kept.
 CPU_CHUNK = 64
 
 
 def encode_in_chunks(encode, frames: torch.Tensor) -> torch.Tensor:
     """encode([N, k, H, W, 3]) -> [N, D] over frames [..., k, H, W, 3] -> [..., D], in chunks of CPU_CHUNK
-    stacks on the CPU (split along the first dimension, so a strided window view is copied chunk by chunk)."""
+    stacks on the CPU (split along the leading dimensions, so a strided window view is copied chunk by chunk)."""
     lead, stack = frames.shape[:-4], frames.shape[-4:]
-    if torch.compiler.is_compiling() or frames.device.type != "cpu" or math.prod(lead) <= CPU_CHUNK:
-        return encode(frames.reshape(-1, *stack)).reshape(*lead, -1)  # an exported graph: one pass, any batch
-    n = math.prod(lead)
-    inner = n // lead[0]
-    step = max(1, CPU_CHUNK // inner)
-    return torch.cat([encode(c.reshape(-1, *stack)) for c in frames.split(step)]).reshape(*lead, -1)
+    one_pass = torch.compiler.is_compiling() or torch.jit.is_tracing() or frames.device.type != "cpu"
+    if one_pass or math.prod(lead) <= CPU_CHUNK:
+        z = encode(frames.reshape(-1, *stack))
+        return z.reshape(*lead, z.shape[-1])
+    inner = math.prod(lead[1:])
+    if inner > CPU_CHUNK:  # one slice of the first dimension is already too many: chunk inside each
+        return torch.stack([encode_in_chunks(encode, f) for f in frames.unbind(0)])
+    return torch.cat([encode(c.reshape(-1, *stack)) for c in frames.split(CPU_CHUNK // inner)]).reshape(*lead, -1)
 
 
 def stack_channels(frames: torch.Tensor) -> torch.Tensor:
