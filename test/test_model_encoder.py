@@ -50,6 +50,26 @@ def test_default_64px_conv_and_vit_cls():
     assert vit(frames((2,), 3, 64)).shape == (2, 128)
 
 
+def test_conv_pool_max_reads_a_pattern_the_same_anywhere():
+    """conv_pool=max: with the flattened map's weights zeroed, the latent of a pattern is the same wherever it is
+    (moved by the convs' whole stride, 8 px, so the last map moves by one cell); without the pool it differs."""
+    torch.manual_seed(1)
+    kw = dict(image_size=64, frame_stack=1, conv_channels=[8, 8, 16], latent_dim=16, latent_norm="layernorm")
+    enc = make_encoder(ModelConfig(conv_pool="max", **kw))
+    n_flat = enc.proj.in_features - 16
+    assert n_flat == 16 * 8 * 8
+    with torch.no_grad():
+        enc.proj.weight[:, :n_flat] = 0
+    a, b = torch.zeros(2, 1, 64, 64, 3, dtype=torch.uint8)
+    a[0, 16:24, 16:24] = 255
+    b[0, 40:48, 24:32] = 255  # 3 cells down, 1 across
+    assert torch.allclose(enc(a), enc(b), atol=1e-6)
+    plain = make_encoder(ModelConfig(**kw))
+    assert plain.proj.in_features == n_flat and not torch.allclose(plain(a), plain(b), atol=1e-2)
+    with pytest.raises(ValueError, match="conv_pool"):
+        ModelConfig(conv_pool="mean").validate()
+
+
 def test_bad_frame_shape_names_expected_layout():
     enc = make_encoder(ModelConfig(image_size=32, conv_channels=[8, 8]))
     with pytest.raises(ValueError, match=r"\[\.\.\., 3, 32, 32, 3\]"):

@@ -129,6 +129,31 @@ def test_replay_windows_follow_the_model_layout_and_reload(tmp_path):
     assert again.steps == 4 and np.array_equal(again.frames[0], replay.frames[0])
 
 
+def test_rotation_turns_each_window_about_the_image_centre_by_one_angle(tmp_path):
+    """augment_rotate: every frame of a window turns by the same angle (drawn per window) about the centre."""
+    S = 33  # centre at pixel 16
+    frames = np.zeros((4, S, S, 3), np.uint8)
+    frames[:, 16, 28] = 255  # a dot 12 px right of the centre, in every frame
+    replay = EpisodeReplay(str(tmp_path), frame_stack=2, horizon=2, augment_rotate=180)
+    replay.add(frames, np.zeros((3, 1), np.float32), np.zeros(3, np.float32), save=False)
+    b = replay.sample(16, np.random.default_rng(5))["frames"].numpy()
+    rng = np.random.default_rng(5)
+    rng.integers(0, 2, 16)  # the windows' picks, then one angle per window (counter-clockwise on the screen)
+    angles = np.deg2rad(rng.uniform(-180, 180, 16))
+    spots = set()
+    for w, a in zip(b, angles):
+        ys, xs = [], []
+        for f in w:  # each frame's brightest pixel
+            y, x = np.unravel_index(f[..., 0].argmax(), f.shape[:2])
+            ys.append(y), xs.append(x)
+        assert len(set(zip(ys, xs))) == 1  # one angle for the whole window
+        assert (xs[0], ys[0]) == pytest.approx((16 + 12 * np.cos(a), 16 - 12 * np.sin(a)), abs=1.5)
+        spots.add((ys[0], xs[0]))
+    assert len(spots) > 8  # the angle is drawn per window
+    with pytest.raises(ValueError, match="augment_rotate"):
+        EpisodeReplay(str(tmp_path), 2, 2, augment_rotate=200)
+
+
 def test_prioritized_replay_draws_by_priority_with_importance_weights(tmp_path):
     replay = EpisodeReplay(str(tmp_path), frame_stack=1, horizon=1, priority_alpha=1.0, priority_beta=1.0)
     frames = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 4, 4, 3), np.uint8)

@@ -72,6 +72,11 @@ class DataConfig:
     horizon: int = _f(4, "prediction steps per window (window length = model frame_stack + horizon)")
     batch_size: int = _f(32, "windows per step and per rank")
     augment_shift: int = _f(0, "random-shift augmentation in pixels (0 = off)")
+    augment_rotate: float = _f(
+        0.0,
+        "mbrl.loop=online: turn each replay window about the image centre by up to this many degrees (0 = off, "
+        "180 = any angle); only for a task the turn leaves the same (reacher), never one with gravity in the image",
+    )
     prefetch: int = _f(2, "batches prepared ahead in a background thread (0 = synchronous)")
     val_episodes: int = _f(2, "episodes held out from training for evaluation")
     reward_scale: float = _f(
@@ -445,6 +450,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.data.horizon >= 1, "data.horizon", cfg.data.horizon, "must be >= 1")
     need(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "must be >= 1")
     need(cfg.data.augment_shift >= 0, "data.augment_shift", cfg.data.augment_shift, "must be >= 0")
+    need(0 <= cfg.data.augment_rotate <= 180, "data.augment_rotate", cfg.data.augment_rotate, "must be in [0, 180]")
     need(cfg.data.prefetch >= 0, "data.prefetch", cfg.data.prefetch, "must be >= 0")
     grey_ranges(cfg.data)
     need(cfg.optim.lr > 0, "optim.lr", cfg.optim.lr, "must be > 0")

@@ -375,6 +375,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         cfg.data.augment_shift,
         priority_alpha=m.priority_alpha,
         priority_beta=m.priority_beta,
+        augment_rotate=cfg.data.augment_rotate,
     )
     policy = PlannerPolicy(
         model, cfg.plan.planner, cfg.plan.objectives, low, high, device, explore_std=m.explore_std, seed=cfg.run.seed

@@ -6,7 +6,11 @@ observation before each action and the last one), `actions[T, A]` and `rewards[T
 of `frame_stack - 1 + horizon + 1` frames: the stacks at steps t..t+horizon, the `horizon` actions and
 rewards taken from them; an episode's first frame is repeated before it, as the control-side frame stack
 does at an episode start. Frames are shifted at random by up to `augment_shift` pixels with edge
-replication, one shift per window (DrQ's random shift, Kostrikov et al. 2021).
+replication, one shift per window (DrQ's random shift, Kostrikov et al. 2021). With `augment_rotate` > 0 each
+window is first turned about the image centre by one angle drawn from [-augment_rotate, augment_rotate] degrees:
+a symmetry of a task only where its dynamics, actions and reward do not change when the whole scene turns about
+the camera's axis (reacher: a planar arm, no gravity in its plane, its shoulder at the image centre), never of one
+with gravity in the image (cartpole).
 
 With `priority_alpha` > 0 windows are drawn by priority (prioritized experience replay, Schaul et al. 2016,
 as TD-MPC samples its replay): P(i) = p_i^alpha / sum_j p_j^alpha, a new window gets the largest priority
@@ -33,12 +37,15 @@ class EpisodeReplay:
         augment_shift: int = 0,
         priority_alpha: float = 0.0,
         priority_beta: float = 0.4,
+        augment_rotate: float = 0.0,
     ):
         if horizon < 1 or frame_stack < 1 or augment_shift < 0:
             raise ValueError(
                 f"EpisodeReplay: horizon={horizon}, frame_stack={frame_stack} must be >= 1 and "
                 f"augment_shift={augment_shift} >= 0"
             )
+        if not 0 <= augment_rotate <= 180:
+            raise ValueError(f"EpisodeReplay: augment_rotate={augment_rotate} must be in [0, 180] degrees")
         if priority_alpha < 0 or not 0 <= priority_beta <= 1:
             raise ValueError(
                 f"EpisodeReplay: priority_alpha={priority_alpha} must be >= 0 and priority_beta={priority_beta} "
@@ -46,6 +53,7 @@ class EpisodeReplay:
             )
         self.root, self.k, self.horizon, self.shift = root, int(frame_stack), int(horizon), int(augment_shift)
         self.alpha, self.beta = float(priority_alpha), float(priority_beta)
+        self.rotate = float(augment_rotate)
         self.priorities = np.zeros(0, np.float64)  # per window, as `_starts`
         self.frames: list[np.ndarray] = []  # per episode, padded with k-1 copies of its first frame
         self.actions: list[np.ndarray] = []
@@ -125,6 +133,8 @@ class EpisodeReplay:
             frames[b] = self.frames[e][t : t + T]
             actions[b, k - 1 : k - 1 + H] = self.actions[e][t : t + H]
             rewards[b, k - 1 : k - 1 + H] = self.rewards[e][t : t + H]
+        if self.rotate:
+            frames = random_rotate(frames, self.rotate, rng)
         if self.shift:
             frames = random_shift(frames, self.shift, rng)
         batch = {
@@ -142,6 +152,22 @@ class EpisodeReplay:
         if not np.all(np.isfinite(p)):
             raise ValueError("EpisodeReplay.update_priorities: priorities must be finite")
         self.priorities[np.asarray(index, np.int64).reshape(-1)] = np.maximum(p, 1e-6)
+
+
+def random_rotate(frames: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """frames [B, T, S, S, C] turned about the image centre by one angle per window, uniform in [-degrees, degrees]
+    (bilinear, edges replicated)."""
+    import cv2
+
+    B, T, S, _, C = frames.shape
+    out = np.empty_like(frames)
+    centre = ((S - 1) / 2, (S - 1) / 2)
+    for b, angle in enumerate(rng.uniform(-degrees, degrees, B).tolist()):
+        turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        stacked = np.ascontiguousarray(frames[b].transpose(1, 2, 0, 3).reshape(S, S, T * C))  # one warp per window
+        warped = cv2.warpAffine(stacked, turn, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[b] = warped.reshape(S, S, T, C).transpose(2, 0, 1, 3)
+    return out
 
 
 def random_shift(frames: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:

@@ -47,17 +47,23 @@ def zero_policy(obs, info) -> np.ndarray:
 def finger_on_target(physics, elbow: int = 1) -> np.ndarray:
     """Joint angles [shoulder, wrist] that put the fingertip on the target's centre (two links; `elbow` +1 or -1
     picks the wrist's sign, both poses occur in the task)."""
+    return finger_at(physics, physics.named.data.geom_xpos["target"][:2], elbow)
+
+
+def finger_at(physics, point, elbow: int = 1) -> np.ndarray:
+    """Joint angles [shoulder, wrist] that put the fingertip at `point` (x, y in the world); ValueError where the
+    arm cannot reach it."""
     base = physics.named.data.xpos["arm"][:2]
     l1 = float(physics.named.model.body_pos["hand"][0])
     l2 = float(physics.named.model.body_pos["finger"][0])
     limit = float(physics.named.model.jnt_range["wrist"][1])
-    p = physics.named.data.geom_xpos["target"][:2] - base
+    p = np.asarray(point, np.float64)[:2] - base
     d = float(np.hypot(*p))
     c2 = (d * d - l1 * l1 - l2 * l2) / (2 * l1 * l2)
     q2 = math.acos(min(1.0, max(-1.0, c2))) * (1 if elbow >= 0 else -1)
     if not -1.0 <= c2 <= 1.0 or abs(q2) > limit:
         inner = math.sqrt(l1 * l1 + l2 * l2 + 2 * l1 * l2 * math.cos(limit))
-        raise ValueError(f"reacher_hold: target at {d:.3f} m is out of the arm's reach ({inner:.3f}-{l1 + l2:.3f} m)")
+        raise ValueError(f"reacher_hold: a point at {d:.3f} m is out of the arm's reach ({inner:.3f}-{l1 + l2:.3f} m)")
     q1 = math.atan2(p[1], p[0]) - math.atan2(l2 * math.sin(q2), l1 + l2 * math.cos(q2))
     return np.array([math.remainder(q1, 2 * math.pi), q2])
 

@@ -10,6 +10,7 @@ from typing import Any
 ENCODERS = ("conv", "conv_keypoints", "vit")
 LATENT_NORMS = ("simnorm", "layernorm")
 VIT_POOLS = ("mean", "cls")
+CONV_POOLS = ("none", "max")
 MOE_IMPLS = ("auto", "grouped", "masked", "loop")
 
 
@@ -97,6 +98,9 @@ class ModelConfig:
     frame_stack: int = 3
     encoder: str = "conv"
     conv_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])
+    # conv: "max" adds each channel's global max over the last conv map to the flattened map before the latent's
+    # projection, features that read the same wherever in the image a pattern is (a fingertip on a target)
+    conv_pool: str = "none"
     keypoints: int = 32  # conv_keypoints: spatial-softmax keypoint channels (2 numbers each)
     keypoint_hidden: int = 128  # conv_keypoints: hidden width of the keypoints -> latent MLP
     vit_patch: int = 8
@@ -197,6 +201,8 @@ class ModelConfig:
             bad("encoder", self.encoder, f"must be one of {ENCODERS}")
         if self.latent_norm not in LATENT_NORMS:
             bad("latent_norm", self.latent_norm, f"must be one of {LATENT_NORMS}")
+        if self.conv_pool not in CONV_POOLS:
+            bad("conv_pool", self.conv_pool, f"must be one of {CONV_POOLS}")
         if self.vit_pool not in VIT_POOLS:
             bad("vit_pool", self.vit_pool, f"must be one of {VIT_POOLS}")
         if self.moe_impl not in MOE_IMPLS:

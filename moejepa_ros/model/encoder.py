@@ -76,7 +76,12 @@ def stack_channels(frames: torch.Tensor) -> torch.Tensor:
 
 
 class ConvEncoder(nn.Module):
-    """k RGB frames channel-stacked (oldest first) → stride-2 convs → linear → bounded latent."""
+    """k RGB frames channel-stacked (oldest first) → stride-2 convs → linear → bounded latent.
+
+    With `conv_pool="max"` the linear also reads each channel's global max over the last conv map: a flatten +
+    linear learns a pattern (the reacher's fingertip on its target) separately at every place it was seen in
+    training, a max over positions reads it the same anywhere (translation invariance, as in a classifier's
+    global pooling)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -88,7 +93,8 @@ class ConvEncoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():  # flattened size from a dummy pass, so any image_size works
             n_flat = self.convs(torch.zeros(1, 3 * cfg.frame_stack, cfg.image_size, cfg.image_size)).numel()
-        self.proj = nn.Linear(n_flat, cfg.latent_dim)
+        self.pool = cfg.conv_pool == "max"
+        self.proj = nn.Linear(n_flat + (chans[-1] if self.pool else 0), cfg.latent_dim)
         self.norm = make_latent_norm(cfg)
         self.to(memory_format=torch.channels_last)
 
@@ -100,6 +106,8 @@ class ConvEncoder(nn.Module):
         x = stack_channels(frames)
         x = to_float(x).permute(0, 3, 1, 2)  # NCHW view with channels_last strides (no copy)
         x = self.convs(x.contiguous(memory_format=torch.channels_last))
+        if self.pool:
+            return self.norm(self.proj(torch.cat([x.flatten(1), x.amax((2, 3))], 1)))
         return self.norm(self.proj(x.flatten(1)))
 
 

@@ -1,0 +1,244 @@
+"""Does a model variant's reward head carry to targets it never trained on? The online loop's update, offline.
+
+A DMC agent's returns answer slowly (reacher's swing by +-200 between evaluations, and a three-seed run to 20k
+takes ~45 min here), so a change to the encoder or the latent is first judged here: the online loop's learner
+(training/td.py, the same losses, optimisers, prioritized replay and augmentation as `mbrl.loop=online`) fits a
+fresh model of the variant (`--set model.*=...`) for `--updates` updates on the recorded episodes of some runs
+(`--train`, run directories of `bench.experiments.dmc_pixels`), and every `--eval-every` updates reads its reward
+head r(z_t, a_t) on every step of other runs' episodes (`--test`: other targets, the same kind of behaviour) and
+of its own. A step is "on" where its recorded reward is at least half the most it can be (the action repeat x
+data.reward_scale); recall is the share of on steps where the head says at least half, false alarms the share of
+the others where it does, AUC the chance an on step is scored above an off one (threshold-free).
+
+A replay's rewarded steps come in runs: most of them in the few episodes where the agent reached and kept its
+target, so a reading on other runs' episodes is one on a handful of targets. On reacher `--poses N` adds a test
+with one target per state: N of reacher_easy's own resets (seeds 95000 on, apart from training's, the
+evaluation's and the other reacher benches'), the arm at rest with its fingertip placed by inverse kinematics at a
+point drawn uniformly within 0.12 m of the target's centre (twice the rewarded radius, so about a quarter of the
+states are on the target; elbow sign alternating), its frame stacked three times and read with zero torque. On
+means the fingertip within the rewarded disc.
+
+    python -m bench.experiments.reward_offline --train <runs>/reacher_easy/seed0 <runs>/reacher_easy/seed1 \\
+        --test <runs>/reacher_easy/seed2 --updates 3000 --set model.latent_dim=256 --record --name <variant>
+
+The same seed (`--seed`) draws the same batches for every variant. A diagnosis of perception, not a return: the
+fixed replay is one agent's behaviour, and the head is read on the encoder's latent of each step's own stack
+(as the planner's first step), not on imagined ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import time
+
+import numpy as np
+
+from bench import record
+
+
+def load_episodes(run_dirs: list[str]) -> list[dict]:
+    """Every recorded episode (frames, actions, rewards) under each run directory's mbrl/episodes/."""
+    eps = []
+    for d in run_dirs:
+        files = sorted(glob.glob(os.path.join(d, "mbrl", "episodes", "episode_*[0-9].npz")))
+        if not files:
+            raise FileNotFoundError(f"reward_offline: no episodes under {os.path.join(d, 'mbrl', 'episodes')}")
+        for f in files:
+            with np.load(f) as z:
+                eps.append({"frames": z["frames"], "actions": z["actions"], "rewards": z["rewards"], "file": f})
+    return eps
+
+
+def auc(scores: np.ndarray, on: np.ndarray) -> float | None:
+    """P(score of an on step > score of an off step), ties counted half (Mann-Whitney U / n_on n_off)."""
+    n_on, n_off = int(on.sum()), int((~on).sum())
+    if not n_on or not n_off:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    s = scores[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[on].sum() - n_on * (n_on + 1) / 2) / (n_on * n_off))
+
+
+FIRST_POSE_SEED = 95_000
+POSE_REACH = 0.12  # m from the target's centre: twice reacher's rewarded radius (target 0.05 + fingertip 0.01)
+
+
+def reacher_poses(n: int, env_kwargs: dict) -> dict:
+    """`n` static reacher states, one reset (target) each: stacks [n, 3, S, S, 3] uint8, actions (zero) [n, 2] and
+    rewards [n] (the repeat x 1 where the fingertip is on the target, else 0), as an episode's arrays."""
+    from bench.experiments.reacher_hold import TASK, finger_at
+    from moejepa_ros.sim import make_env
+
+    env = make_env(f"dmc:{TASK}", **env_kwargs)
+    rng = np.random.default_rng(FIRST_POSE_SEED)
+    stacks, rewards = [], []
+    for i in range(n):
+        env.reset(seed=FIRST_POSE_SEED + i)
+        physics = env.unwrapped.physics
+        radii = float(physics.named.model.geom_size[["target", "finger"], 0].sum())
+        target = physics.named.data.geom_xpos["target"][:2].copy()
+        while True:  # a point the arm reaches
+            r, a = POSE_REACH * rng.random() ** 0.5, rng.uniform(-np.pi, np.pi)
+            try:
+                q = finger_at(physics, target + r * np.array([np.cos(a), np.sin(a)]), elbow=1 if i % 2 else -1)
+                break
+            except ValueError:
+                continue
+        state = np.zeros(physics.get_state().shape)
+        state[:2] = q
+        frame = env.unwrapped.set_state(state)
+        stacks.append(np.stack([frame] * 3))
+        rewards.append(env.unwrapped.action_repeat * float(physics.finger_to_target_dist() <= radii))
+    env.close()
+    return {"stacks": np.stack(stacks), "actions": np.zeros((n, 2), np.float32), "rewards": np.array(rewards)}
+
+
+def read_reward_head(model, episodes: list[dict], full: float, chunk: int = 256) -> dict:
+    """The head on every step of `episodes`: r(encode(stack_t), a_t) against the recorded reward."""
+    import torch
+
+    k = model.cfg.frame_stack
+    preds, rewards = [], []
+    with torch.no_grad():
+        for ep in episodes:
+            T = len(ep["rewards"])
+            if "stacks" in ep:
+                stacks = ep["stacks"]
+            else:
+                f = np.concatenate([np.repeat(ep["frames"][:1], k - 1, 0), ep["frames"]], 0)
+                stacks = np.stack([f[t : t + k] for t in range(T)])
+            for i in range(0, T, chunk):
+                z = model.encode(torch.as_tensor(stacks[i : i + chunk]))
+                preds.append(model.reward(z, torch.as_tensor(ep["actions"][i : i + chunk])).reshape(-1).numpy())
+            rewards.append(ep["rewards"])
+    pred, rew = np.concatenate(preds) / full, np.concatenate(rewards) / full
+    on = rew >= 0.5
+    return {
+        "recall": round(float((pred[on] >= 0.5).mean()), 3) if on.any() else None,
+        "false_alarms": round(float((pred[~on] >= 0.5).mean()), 3),
+        "auc": None if auc(pred, on) is None else round(auc(pred, on), 4),
+        "mse_on": round(float(np.square(pred[on] - rew[on]).mean()), 4) if on.any() else None,
+        "mse_off": round(float(np.square(pred[~on] - rew[~on]).mean()), 4),
+        "on_steps": int(on.sum()),
+        "steps": int(len(on)),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from bench.experiments.dmc_planner_eval import variant_config
+    from moejepa_ros.model.world_model import WorldModel
+    from moejepa_ros.sim.dmc import ACTION_REPEAT, DEFAULT_ACTION_REPEAT
+    from training.replay import EpisodeReplay
+    from training.stages import model_config
+    from training.td import TDLearner
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train", nargs="+", required=True, help="run directories whose episodes the model fits")
+    ap.add_argument("--test", nargs="+", required=True, help="run directories whose episodes it is read on")
+    ap.add_argument("--task", default="reacher_easy", help="the runs' DMC task (its discount and action repeat)")
+    ap.add_argument("--updates", type=int, default=3000)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0, help="the model's initialisation and the batches drawn")
+    ap.add_argument("--poses", type=int, default=0, help="reacher: static states, one target each (0 = none)")
+    ap.add_argument("--config", default=os.path.join(str(record.ROOT), "config", "train", "dmc.yaml"))
+    ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="the variant (model.*, data.*, mbrl.*)")
+    record.add_arguments(ap, "reward_offline")
+    a = ap.parse_args(argv)
+    if a.updates < 1 or a.eval_every < 1:
+        ap.error("--updates and --eval-every must be >= 1")
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    cfg = variant_config(a.task, [], a.set, a.config)
+    train, test = load_episodes(a.train), load_episodes(a.test)
+    action_dim = train[0]["actions"].shape[1]
+    mc = model_config(cfg, action_dim)
+    if train[0]["frames"].shape[1] != mc.image_size:
+        raise ValueError(
+            f"reward_offline: the episodes hold {train[0]['frames'].shape[1]}-px frames, model.image_size is "
+            f"{mc.image_size}"
+        )
+    poses = reacher_poses(a.poses, dict(cfg.collect.env_kwargs)) if a.poses else None
+    model = WorldModel(mc)
+    acts = np.concatenate([e["actions"] for e in train])
+    low, high = np.minimum(acts.min(0), -1.0), np.maximum(acts.max(0), 1.0)  # DMC's [-1, 1]
+    m = cfg.mbrl
+    learner = TDLearner(
+        model,
+        low,
+        high,
+        gamma=mc.losses.gamma,
+        lr=cfg.optim.lr,
+        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        grad_clip=cfg.optim.grad_clip,
+        tau=m.tau,
+        n_step=m.n_step,
+        q_target=m.q_target,
+        idm_weight=m.idm_weight,
+        seed=a.seed,
+    )
+    replay = EpisodeReplay(
+        "",
+        mc.frame_stack,
+        cfg.data.horizon,
+        cfg.data.augment_shift,
+        m.priority_alpha,
+        m.priority_beta,
+        augment_rotate=cfg.data.augment_rotate,
+    )
+    for e in train:
+        replay.add(e["frames"], e["actions"], e["rewards"], save=False)
+    domain = a.task.split("_")[0]
+    full = ACTION_REPEAT.get(domain, DEFAULT_ACTION_REPEAT) * cfg.data.reward_scale
+    rng = np.random.default_rng([a.seed, 20])
+    model.eval()
+    curve, t0, seconds = [], time.perf_counter(), 0.0
+    for u in range(1, a.updates + 1):
+        t = time.perf_counter()
+        batch = replay.sample(cfg.data.batch_size, rng)
+        terms = learner.update(batch)
+        if "index" in batch:
+            replay.update_priorities(batch["index"], learner.last_priority)
+        seconds += time.perf_counter() - t
+        if u % a.eval_every == 0 or u == a.updates:
+            point = {
+                "updates": u,
+                "test": read_reward_head(model, test, full),
+                "train": read_reward_head(model, train, full),
+                **({"poses": read_reward_head(model, [poses], full)} if poses else {}),
+                "terms": {k: round(v, 4) for k, v in terms.items()},
+            }
+            curve.append(point)
+            print(json.dumps(point), flush=True)
+    res = {
+        "task": a.task,
+        "variant": a.set,
+        "seed": a.seed,
+        "train_runs": a.train,
+        "test_runs": a.test,
+        "train_episodes": len(train),
+        "test_episodes": len(test),
+        "poses": a.poses,
+        "updates": a.updates,
+        "ms_per_update": round(1000 * seconds / a.updates, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "curve": curve,
+    }
+    record.write_result(a, res)
+    return res
+
+
+if __name__ == "__main__":
+    main()
