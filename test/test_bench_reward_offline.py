@@ -57,3 +57,22 @@ def test_fits_on_some_runs_and_reads_the_head_on_others(tmp_path, monkeypatch):
 def test_a_run_without_episodes_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no episodes under"):
         reward_offline.load_episodes([str(tmp_path)])
+
+
+def test_reacher_poses_are_moving_arms_near_their_targets_labelled_by_the_physics():
+    p = reward_offline.reacher_poses(24, {})
+    assert p["stacks"].shape == (24, 3, 64, 64, 3) and p["stacks"].dtype == np.uint8
+    assert p["actions"].shape == (24, 2) and not p["actions"].any()
+    assert set(np.unique(p["rewards"]).tolist()) == {0.0, 4.0}  # on (the repeat) and off both occur
+    moved = [not np.array_equal(s[0], s[2]) for s in p["stacks"]]
+    assert all(moved)  # the arm moves between the stack's frames
+    again = reward_offline.reacher_poses(24, {})
+    assert np.array_equal(again["stacks"], p["stacks"]) and np.array_equal(again["rewards"], p["rewards"])
+    # the points are drawn within twice the rewarded radius (the target's plus the fingertip's)
+    from moejepa_ros.sim import make_env
+
+    env = make_env("dmc:reacher_easy")
+    env.reset(seed=reward_offline.FIRST_POSE_SEED)
+    physics = env.unwrapped.physics
+    assert physics.named.model.geom_size[["target", "finger"], 0].sum() == pytest.approx(reward_offline.POSE_REACH / 2)
+    env.close()

@@ -14,9 +14,10 @@ A replay's rewarded steps come in runs: most of them in the few episodes where t
 target, so a reading on other runs' episodes is one on a handful of targets. On reacher `--poses N` adds a test
 with one target per state: N of reacher_easy's own resets (seeds 95000 on, apart from training's, the
 evaluation's and the other reacher benches'), the arm at rest with its fingertip placed by inverse kinematics at a
-point drawn uniformly within 0.12 m of the target's centre (twice the rewarded radius, so about a quarter of the
-states are on the target; elbow sign alternating), its frame stacked three times and read with zero torque. On
-means the fingertip within the rewarded disc.
+point drawn uniformly within 0.12 m of the target's centre (twice the rewarded radius, so about a third of the
+states are on the target; elbow sign alternating), each joint moving at a speed drawn within +-3 rad/s (the stack's
+two earlier frames are the poses one and two env steps before at those speeds), read with zero torque. On means
+the fingertip within the rewarded disc in the newest frame.
 
     python -m bench.experiments.reward_offline --train <runs>/reacher_easy/seed0 <runs>/reacher_easy/seed1 \\
         --test <runs>/reacher_easy/seed2 --updates 3000 --set model.latent_dim=256 --record --name <variant>
@@ -72,10 +73,11 @@ def auc(scores: np.ndarray, on: np.ndarray) -> float | None:
 
 FIRST_POSE_SEED = 95_000
 POSE_REACH = 0.12  # m from the target's centre: twice reacher's rewarded radius (target 0.05 + fingertip 0.01)
+POSE_SPEED = 3.0  # rad/s, each joint within +-this (random torques move a joint at 2.1 median, 4.3 at the 90th %)
 
 
 def reacher_poses(n: int, env_kwargs: dict) -> dict:
-    """`n` static reacher states, one reset (target) each: stacks [n, 3, S, S, 3] uint8, actions (zero) [n, 2] and
+    """`n` reacher states in motion, one reset (target) each: stacks [n, 3, S, S, 3] uint8, actions (zero) [n, 2] and
     rewards [n] (the repeat x 1 where the fingertip is on the target, else 0), as an episode's arrays."""
     from bench.experiments.reacher_hold import TASK, finger_at
     from moejepa_ros.sim import make_env
@@ -95,10 +97,13 @@ def reacher_poses(n: int, env_kwargs: dict) -> dict:
                 break
             except ValueError:
                 continue
+        dq = rng.uniform(-POSE_SPEED, POSE_SPEED, 2) * physics.timestep() * env.unwrapped.action_repeat
         state = np.zeros(physics.get_state().shape)
-        state[:2] = q
-        frame = env.unwrapped.set_state(state)
-        stacks.append(np.stack([frame] * 3))
+        frames = []
+        for back in (2, 1, 0):  # the two frames before at the same joint speeds, then the pose
+            state[:2], state[2:] = q - back * dq, dq / (physics.timestep() * env.unwrapped.action_repeat)
+            frames.append(env.unwrapped.set_state(state))
+        stacks.append(np.stack(frames))
         rewards.append(env.unwrapped.action_repeat * float(physics.finger_to_target_dist() <= radii))
     env.close()
     return {"stacks": np.stack(stacks), "actions": np.zeros((n, 2), np.float32), "rewards": np.array(rewards)}
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--updates", type=int, default=3000)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0, help="the model's initialisation and the batches drawn")
-    ap.add_argument("--poses", type=int, default=0, help="reacher: static states, one target each (0 = none)")
+    ap.add_argument("--poses", type=int, default=0, help="reacher: arm poses in motion, one target each (0 = none)")
     ap.add_argument("--config", default=os.path.join(str(record.ROOT), "config", "train", "dmc.yaml"))
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="the variant (model.*, data.*, mbrl.*)")
     record.add_arguments(ap, "reward_offline")
