@@ -54,6 +54,22 @@ def test_fits_on_some_runs_and_reads_the_head_on_others(tmp_path, monkeypatch):
     assert doc["figures"]["train_episodes"] == 2 and doc["figures"]["test_episodes"] == 1
 
 
+def test_reads_trained_agents_on_the_same_episodes_and_poses(tmp_path, monkeypatch):
+    from testing.models import tiny_dmc_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    test = record_run(tmp_path / "b", 1, 12, 1, lambda b: b)
+    tiny_dmc_checkpoint(str(tmp_path / "a.safetensors"), 2, training={"reward_scale": 0.5})
+    tiny_dmc_checkpoint(str(tmp_path / "suite.safetensors"), 2, training={"env_kwargs": {"render": "suite"}})
+    res = reward_offline.main(["--checkpoint", str(tmp_path / "a.safetensors"), "--test", test, "--poses", "6"])
+    (agent,) = res["agents"]
+    assert agent["test"]["steps"] == 12 and agent["poses"]["steps"] == 6 and res["test_episodes"] == 1
+    with pytest.raises(ValueError, match="suite"):  # an agent trained on other pixels is refused
+        reward_offline.main(["--checkpoint", str(tmp_path / "suite.safetensors"), "--test", test])
+    with pytest.raises(SystemExit):  # fit or read, not both
+        reward_offline.main(["--checkpoint", str(tmp_path / "a.safetensors"), "--train", test, "--test", test])
+
+
 def test_a_run_without_episodes_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no episodes under"):
         reward_offline.load_episodes([str(tmp_path)])

@@ -22,7 +22,9 @@ the fingertip within the rewarded disc in the newest frame.
     python -m bench.experiments.reward_offline --train <runs>/reacher_easy/seed0 <runs>/reacher_easy/seed1 \\
         --test <runs>/reacher_easy/seed2 --updates 3000 --set model.latent_dim=256 --record --name <variant>
 
-The same seed (`--seed`) draws the same batches for every variant. A diagnosis of perception, not a return: the
+`--checkpoint` reads trained agents (`moejepa-train mbrl`) on the same test episodes and poses instead of fitting
+a model, so an online run's agents and the offline fits are measured alike. The same seed (`--seed`) draws the
+same batches for every variant. A diagnosis of perception, not a return: the
 fixed replay is one agent's behaviour, and the head is read on the encoder's latent of each step's own stack
 (as the planner's first step), not on imagined ones.
 """
@@ -140,6 +142,28 @@ def read_reward_head(model, episodes: list[dict], full: float, chunk: int = 256)
     }
 
 
+def read_agents(a, cfg, test: list[dict], repeat: int) -> dict:
+    """`--checkpoint`: each agent's reward head on the test episodes and the poses (in its own reward scale)."""
+    from moejepa_ros.model.checkpoint import load_checkpoint
+    from moejepa_ros.sim.dmc import check_same_pixels, trained_env_kwargs
+
+    env_kwargs = dict(cfg.collect.env_kwargs)
+    poses = reacher_poses(a.poses, env_kwargs) if a.poses else None
+    agents = []
+    for path in a.checkpoint:
+        model, meta = load_checkpoint(path)
+        check_same_pixels(trained_env_kwargs(meta), env_kwargs, f"reward_offline: {path}")
+        full = repeat * float((meta.get("training") or {}).get("reward_scale", 1.0))
+        row = {"checkpoint": path, "test": read_reward_head(model.eval(), test, full)}
+        if poses:
+            row["poses"] = read_reward_head(model, [poses], full)
+        agents.append(row)
+        print(json.dumps(row), flush=True)
+    res = {"task": a.task, "test_runs": a.test, "test_episodes": len(test), "poses": a.poses, "agents": agents}
+    record.write_result(a, res)
+    return res
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -151,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     from training.td import TDLearner
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", nargs="+", required=True, help="run directories whose episodes the model fits")
+    ap.add_argument("--train", nargs="+", default=[], help="run directories whose episodes the model fits")
+    ap.add_argument("--checkpoint", nargs="+", default=[], help="read these agents instead of fitting a model")
     ap.add_argument("--test", nargs="+", required=True, help="run directories whose episodes it is read on")
     ap.add_argument("--task", default="reacher_easy", help="the runs' DMC task (its discount and action repeat)")
     ap.add_argument("--updates", type=int, default=3000)
@@ -164,10 +189,17 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     if a.updates < 1 or a.eval_every < 1:
         ap.error("--updates and --eval-every must be >= 1")
+    if bool(a.train) == bool(a.checkpoint):
+        ap.error("give either --train (fit a model) or --checkpoint (read trained agents)")
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     cfg = variant_config(a.task, [], a.set, a.config)
-    train, test = load_episodes(a.train), load_episodes(a.test)
+    domain = a.task.split("_")[0]
+    repeat = ACTION_REPEAT.get(domain, DEFAULT_ACTION_REPEAT)
+    test = load_episodes(a.test)
+    if a.checkpoint:
+        return read_agents(a, cfg, test, repeat)
+    train = load_episodes(a.train)
     action_dim = train[0]["actions"].shape[1]
     mc = model_config(cfg, action_dim)
     if train[0]["frames"].shape[1] != mc.image_size:
@@ -205,8 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     for e in train:
         replay.add(e["frames"], e["actions"], e["rewards"], save=False)
-    domain = a.task.split("_")[0]
-    full = ACTION_REPEAT.get(domain, DEFAULT_ACTION_REPEAT) * cfg.data.reward_scale
+    full = repeat * cfg.data.reward_scale
     rng = np.random.default_rng([a.seed, 20])
     model.eval()
     curve, t0, seconds = [], time.perf_counter(), 0.0
