@@ -316,6 +316,43 @@ def _evaluate(cfg: TrainConfig, model, meta: dict, device, frames: int, horizon:
     return ev
 
 
+def online_learner(cfg: TrainConfig, model, low, high, seed: int):
+    """The online loop's TDLearner of `model` as `cfg` sets it (model.losses.gamma, optim.*, mbrl.*)."""
+    from .td import TDLearner
+
+    m = cfg.mbrl
+    return TDLearner(
+        model,
+        low,
+        high,
+        gamma=model.cfg.losses.gamma,
+        lr=cfg.optim.lr,
+        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        grad_clip=cfg.optim.grad_clip,
+        tau=m.tau,
+        n_step=m.n_step,
+        q_target=m.q_target,
+        idm_weight=m.idm_weight,
+        seed=seed,
+    )
+
+
+def online_replay(cfg: TrainConfig, frame_stack: int, root: str):
+    """The online loop's EpisodeReplay under `root` as `cfg` sets it (data.horizon, augmentation, priorities)."""
+    from .replay import EpisodeReplay
+
+    m = cfg.mbrl
+    return EpisodeReplay(
+        root,
+        frame_stack,
+        cfg.data.horizon,
+        cfg.data.augment_shift,
+        priority_alpha=m.priority_alpha,
+        priority_beta=m.priority_beta,
+        augment_rotate=cfg.data.augment_rotate,
+    )
+
+
 def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
     """TD-MPC's online loop (see the module docstring); returns the final checkpoint and the curve."""
     from safetensors.torch import load_file
@@ -326,9 +363,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
     from moejepa_ros.model.world_model import WorldModel
     from moejepa_ros.sim import make_env
 
-    from .replay import EpisodeReplay
     from .stages import model_config
-    from .td import TDLearner
 
     m = cfg.mbrl
     root = run_subdir(cfg, "mbrl")
@@ -354,29 +389,8 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
             "reward_scale": cfg.data.reward_scale,
         },
     }
-    learner = TDLearner(
-        model,
-        low,
-        high,
-        gamma=mc.losses.gamma,
-        lr=cfg.optim.lr,
-        encoder_lr_scale=cfg.optim.encoder_lr_scale,
-        grad_clip=cfg.optim.grad_clip,
-        tau=m.tau,
-        n_step=m.n_step,
-        q_target=m.q_target,
-        idm_weight=m.idm_weight,
-        seed=cfg.run.seed,
-    )
-    replay = EpisodeReplay(
-        os.path.join(root, "episodes"),
-        mc.frame_stack,
-        cfg.data.horizon,
-        cfg.data.augment_shift,
-        priority_alpha=m.priority_alpha,
-        priority_beta=m.priority_beta,
-        augment_rotate=cfg.data.augment_rotate,
-    )
+    learner = online_learner(cfg, model, low, high, cfg.run.seed)
+    replay = online_replay(cfg, mc.frame_stack, os.path.join(root, "episodes"))
     policy = PlannerPolicy(
         model, cfg.plan.planner, cfg.plan.objectives, low, high, device, explore_std=m.explore_std, seed=cfg.run.seed
     )

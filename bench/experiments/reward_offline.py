@@ -170,9 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
     from bench.experiments.dmc_planner_eval import variant_config
     from moejepa_ros.model.world_model import WorldModel
     from moejepa_ros.sim.dmc import ACTION_REPEAT, DEFAULT_ACTION_REPEAT
-    from training.replay import EpisodeReplay
+    from training.mbrl import online_learner, online_replay
     from training.stages import model_config
-    from training.td import TDLearner
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", nargs="+", default=[], help="run directories whose episodes the model fits")
@@ -211,30 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = WorldModel(mc)
     acts = np.concatenate([e["actions"] for e in train])
     low, high = np.minimum(acts.min(0), -1.0), np.maximum(acts.max(0), 1.0)  # DMC's [-1, 1]
-    m = cfg.mbrl
-    learner = TDLearner(
-        model,
-        low,
-        high,
-        gamma=mc.losses.gamma,
-        lr=cfg.optim.lr,
-        encoder_lr_scale=cfg.optim.encoder_lr_scale,
-        grad_clip=cfg.optim.grad_clip,
-        tau=m.tau,
-        n_step=m.n_step,
-        q_target=m.q_target,
-        idm_weight=m.idm_weight,
-        seed=a.seed,
-    )
-    replay = EpisodeReplay(
-        "",
-        mc.frame_stack,
-        cfg.data.horizon,
-        cfg.data.augment_shift,
-        m.priority_alpha,
-        m.priority_beta,
-        augment_rotate=cfg.data.augment_rotate,
-    )
+    learner = online_learner(cfg, model, low, high, a.seed)
+    replay = online_replay(cfg, mc.frame_stack, "")
     for e in train:
         replay.add(e["frames"], e["actions"], e["rewards"], save=False)
     full = repeat * cfg.data.reward_scale
