@@ -75,7 +75,7 @@ def test_a_run_without_episodes_is_named(tmp_path):
         reward_offline.load_episodes([str(tmp_path)])
 
 
-def test_reacher_poses_are_moving_arms_near_their_targets_labelled_by_the_physics():
+def test_reacher_poses_are_moving_arms_near_their_targets_on_and_off_them():
     p = reward_offline.reacher_poses(24, {})
     assert p["stacks"].shape == (24, 3, 64, 64, 3) and p["stacks"].dtype == np.uint8
     assert p["actions"].shape == (24, 2) and not p["actions"].any()

@@ -33,6 +33,8 @@ def test_yaml_and_overrides_merge_with_schema():
         ("data.depth_range=[5,1]", r"data.depth_range=\[5.0, 1.0\] must be \[lo, hi\]"),
         ("data.mono16_range=[1,2,3]", "data.mono16_range"),
         ("lr", "key=value"),
+        ("data.augment_rotate=200", r"data.augment_rotate=200.0: must be in \[0, 180\]"),
+        ("data.augment_rotate=90", "set mbrl.loop=online"),  # the rounds loop's data never turns
     ],
 )
 def test_bad_options_name_the_key(override, needle):

@@ -497,6 +497,12 @@ def validate(cfg: TrainConfig) -> None:
     m = cfg.mbrl
     need(m.iterations >= 1, "mbrl.iterations", m.iterations, "must be >= 1")
     need(m.loop in ("rounds", "online"), "mbrl.loop", m.loop, "expected rounds or online")
+    need(
+        cfg.data.augment_rotate == 0 or m.loop == "online",
+        "data.augment_rotate",
+        cfg.data.augment_rotate,
+        "turns only the online loop's replay: set mbrl.loop=online, or 0",
+    )
     need(m.seed_episodes >= 1, "mbrl.seed_episodes", m.seed_episodes, "must be >= 1")
     need(m.seed_updates >= -1, "mbrl.seed_updates", m.seed_updates, "must be >= -1")
     need(m.updates_per_step >= 0, "mbrl.updates_per_step", m.updates_per_step, "must be >= 0")
