@@ -65,3 +65,19 @@ def test_the_sac_baseline_reports_its_curve_in_frames(tmp_path, monkeypatch, cap
     again = dmc_pixels.main(argv + ["--sac-seed-ids", "0"])
     assert "$ training.cli" not in capsys.readouterr().out  # at its budget: summarised, not rerun
     assert again["sac"]["cartpole_swingup"]["0"]["curve"] == sac["curve"]
+
+
+def test_a_packed_run_goes_on_in_another_run_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    base = ["--tasks", "cartpole_swingup", "--seeds", "1", "--sac-seeds", "0", "--eval-episodes", "1"]
+    base += ["--set", *TINY_DMC_AGENT]
+    dmc_pixels.main(base + ["--frames", "2000", "--out", str(tmp_path / "a")])
+    dmc_pixels.main(base + ["--frames", "2000", "--out", str(tmp_path / "a"), "--pack", str(tmp_path / "kept")])
+    assert (tmp_path / "kept" / "cartpole_swingup" / "seed0" / "pack.json").is_file()
+    capsys.readouterr()
+    # another session: the runs directory is gone; the pack is re-rendered and the run goes on from episode 2
+    res = dmc_pixels.main(base + ["--frames", "3000", "--out", str(tmp_path / "b"), "--unpack", str(tmp_path / "kept")])
+    out = capsys.readouterr().out
+    assert "unpacked cartpole_swingup seed 0: 2 episodes" in out and "$ training.cli mbrl" in out
+    run = res["tasks"]["cartpole_swingup"]["runs"]["0"]
+    assert run["episodes"] == 3 and run["frames"] == 3 * 6 * 8

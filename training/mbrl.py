@@ -23,8 +23,9 @@ per episode, never re-decoded), drawn uniformly or, with `mbrl.priority_alpha` >
 as TD-MPC does; the exploration noise can fall over the run (`mbrl.explore_std_final`). The planner
 bootstraps with Q and is seeded by the actor (`plan.objectives.reward.terminal_q`,
 `plan.planner.policy_prior_samples`). After every episode the whole agent (model, optimisers, target Q,
-replay priorities, generators, counters) is written to `<out_dir>/mbrl/agent`, so a killed run resumes at
-the episode it was in.
+replay priorities, generators, the global ones included, counters) is written to `<out_dir>/mbrl/agent`, so a
+killed run resumes at the episode it was in and goes on as it would have; `training.run_pack` carries it to
+another machine or session with its episodes as actions (the frames are re-rendered).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .evaluate import closed_loop
 from .export import find_model
 from .logging_utils import log
 from .run_dir import last_complete, swap_in, write_atomic
+from .train_state import capture_rng, restore_rng
 
 EVAL_SEED = 10_000
 
@@ -258,6 +260,11 @@ AGENT_TENSORS = "agent_state.safetensors"
 PRIORITIES = "replay.priorities"  # the prioritized replay's per-window priorities, among the agent tensors
 
 
+def online_reset_seed(run_seed: int, episode: int) -> int:
+    """The simulator's reset seed of the online loop's training episode `episode` (0-based, seed ones included)."""
+    return run_seed * 100_003 + episode + 1
+
+
 def explore_std_at(m, env_steps: int) -> float:
     """The online loop's exploration noise after `env_steps`: `explore_std`, or TD-MPC's linear fall from it
     to `explore_std_final` over `explore_decay_steps`."""
@@ -376,6 +383,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
     mc = model_config(cfg, int(low.shape[0]))
     if mc.num_q < 1:
         raise ConfigError(f"model.num_q={mc.num_q}: mbrl.loop=online learns a Q ensemble, set model.num_q >= 1")
+    torch.manual_seed(cfg.run.seed)  # the initial weights, and the router's noise stream, differ between seeds
     model = WorldModel(mc).to(device)
     meta = {
         "action_low": low.tolist(),
@@ -405,11 +413,17 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         learner.load_state(state.pop("learner"), tensors)
         rng.bit_generator.state = state["rng"]
         policy.rng.bit_generator.state = state["explore_rng"]
+        if "global_rng" in state:  # torch's (the router's noise), numpy's and Python's global generators
+            restore_rng(state["global_rng"])
         replay.load(state["episodes"])
         saved = tensors.get(PRIORITIES)
         if replay.alpha > 0 and saved is not None and len(saved) == len(replay.priorities):
             replay.priorities = saved.cpu().double().numpy()
         log.info("mbrl: resumed after episode %d (%d frames)", state["episodes"], state["env_steps"] * repeat)
+    if state.setdefault("run_seed", cfg.run.seed) != cfg.run.seed:  # the episodes' reset seeds follow from it
+        raise ConfigError(
+            f"run.seed={cfg.run.seed}: {root} was started with run.seed={state['run_seed']}; resume it so"
+        )
     model.eval()
     full_horizon = policy.controller.cfg.horizon
     total = m.seed_episodes + m.iterations
@@ -432,7 +446,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         seeding = ep < m.seed_episodes
         split = {"env": 0.0, "planning": 0.0, "training": 0.0}
         t = time.perf_counter()
-        obs, info = env.reset(seed=cfg.run.seed * 100_003 + ep + 1)
+        obs, info = env.reset(seed=online_reset_seed(cfg.run.seed, ep))
         policy.reset()
         policy.explore_std = explore_std_at(m, state["env_steps"])
         horizon = planner_horizon_at(m, full_horizon, state["env_steps"])
@@ -486,6 +500,7 @@ def mbrl_online(cfg: TrainConfig, device: torch.device) -> dict:
         state["episodes"] = ep + 1
         state["rng"] = rng.bit_generator.state
         state["explore_rng"] = policy.rng.bit_generator.state
+        state["global_rng"] = capture_rng()
         _save_agent(root, model, meta, learner, state, replay)
     env.close()
     final = os.path.join(root, "model.safetensors")

@@ -26,6 +26,11 @@ import numpy as np
 import torch
 
 
+def episode_path(root: str, i: int) -> str:
+    """Where a replay under `root` keeps episode `i` (frames, actions, rewards; `np.load`-able)."""
+    return os.path.join(root, f"episode_{i:05d}.npz")
+
+
 class EpisodeReplay:
     """Finished episodes (in memory and under `root`), sampled as `WorldModel.loss`-shaped windows."""
 
@@ -69,7 +74,7 @@ class EpisodeReplay:
         return int(sum(len(r) for r in self.rewards))
 
     def _path(self, i: int) -> str:
-        return os.path.join(self.root, f"episode_{i:05d}.npz")
+        return episode_path(self.root, i)
 
     def add(self, frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray, save: bool = True) -> None:
         """Append one finished episode (and write it, unless it came from disk)."""

@@ -9,13 +9,16 @@ stacking and DrQ's random shift, training/baselines.py).
 Frames = env steps x action repeat (PlaNet/DrQ/TD-MPC's per-task repeats: cartpole 8, reacher 4, cheetah 4,
 walker 2; moejepa_ros/sim/dmc.py); a DMC episode is 1000 frames. Every run resumes: the loop checkpoints its
 agent after each episode, so rerunning the same command (or a larger --frames) continues where a seed
-stopped, and a seed that reached the budget is only summarised.
+stopped, and a seed that reached the budget is only summarised; --pack / --unpack carry the runs between
+sessions and machines (training/run_pack.py).
 
     MUJOCO_GL=egl .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup reacher_easy \\
         --frames 100000 --seeds 3 --sac-seeds 1 --threads 0        # the full benchmark (GPU box)
     .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup --frames 20000 --seeds 1 --threads 1
     ... --seed-ids 2          # only seed 2 (one process per seed; --report-only --seeds 3 gathers them)
     ... --seed-steps 5000     # TD-MPC's seed phase: 5000 env steps of random actions (cartpole: 40 episodes)
+    ... --pack bench/runs/NAME        # each seed's run as a few MB (agent + actions) to commit or carry
+    ... --unpack bench/runs/NAME      # another session or machine: re-render them, then go on to --frames
 
 Writes dmc_pixels.json (per task: frames, seeds, per-seed returns at the budget and curves, return_mean,
 seconds per 1k frames split into env / planning / training; command, machine, git sha) and .png through
@@ -275,6 +278,26 @@ def plot(results: dict, path: str) -> None:
     record.save_figure(fig, path, dpi=90)
 
 
+def carry_runs(a, seeds: list[int]) -> None:
+    """--pack: every seed's run directory -> its pack; --unpack: its pack -> a run directory that has no run."""
+    from training.run_pack import RunPackError, pack, unpack
+
+    for task in a.tasks:
+        for seed in seeds:
+            out, kept = os.path.join(a.out, task, f"seed{seed}"), os.path.join(a.pack or a.unpack, task, f"seed{seed}")
+            try:
+                if a.pack and agent_state(out) is not None:
+                    r = pack(out, kept, run_seed=seed)
+                elif a.unpack and agent_state(out) is None and os.path.isdir(kept):
+                    r = unpack(kept, out)
+                else:
+                    continue
+            except RunPackError as e:
+                sys.exit(f"dmc_pixels: {task} seed {seed}: {e}")
+            verb = "packed" if a.pack else "unpacked"
+            print(f"{verb} {task} seed {seed}: {r['episodes']} episodes, {r['frames']} frames")
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=["cartpole_swingup", "reacher_easy"])
@@ -312,6 +335,17 @@ def main(argv=None) -> dict:
         help="rebuild the JSON + PNG from the run directories without running anything",
     )
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra moejepa-train overrides")
+    ap.add_argument(
+        "--pack",
+        metavar="DIR",
+        help="write each seed's run to DIR/<task>/seed<N> as a run pack (training/run_pack.py: the agent, and the "
+        "episodes as actions) and stop; --unpack DIR on another machine or in another session goes on from it",
+    )
+    ap.add_argument(
+        "--unpack",
+        metavar="DIR",
+        help="first re-render each seed's run from its pack DIR/<task>/seed<N> where its run directory has none",
+    )
     a = ap.parse_args(argv)
     mbrl_seeds = list(range(a.seeds)) if a.seed_ids is None else a.seed_ids
     if mbrl_seeds and a.frames < 2 * EPISODE_FRAMES:
@@ -321,6 +355,10 @@ def main(argv=None) -> dict:
     unknown = [t for t in a.tasks if t not in ANCHORS]
     if unknown:
         print(f"note: no published anchors for {unknown}", file=sys.stderr)
+    if a.pack or a.unpack:
+        carry_runs(a, mbrl_seeds)
+        if a.pack:
+            return {}
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     if a.threads > 0:
         env.update(OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
