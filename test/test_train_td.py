@@ -6,7 +6,7 @@ import torch
 
 from moejepa_ros.model import ModelConfig, WorldModel
 from testing.models import SMALL
-from training.replay import EpisodeReplay
+from training.replay import EpisodeReplay, random_rotate
 from training.td import TDLearner, pessimistic, td_targets
 
 
@@ -152,6 +152,19 @@ def test_rotation_turns_each_window_about_the_image_centre_by_one_angle(tmp_path
     assert len(spots) > 8  # the angle is drawn per window
     with pytest.raises(ValueError, match="augment_rotate"):
         EpisodeReplay(str(tmp_path), 2, 2, augment_rotate=200)
+
+
+def test_rotation_warps_each_frame_as_one_warp_of_the_stacked_window():
+    """random_rotate's per-frame warps give the pixels of one warp of the window's frames as T x C channels."""
+    import cv2
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 6, 20, 20, 3), dtype=np.uint8)
+    out = random_rotate(frames, 180, np.random.default_rng(1))
+    for w, angle in zip(range(5), np.random.default_rng(1).uniform(-180, 180, 5)):
+        stacked = np.ascontiguousarray(frames[w].transpose(1, 2, 0, 3).reshape(20, 20, 18))
+        turn = cv2.getRotationMatrix2D((9.5, 9.5), float(angle), 1.0)
+        ref = cv2.warpAffine(stacked, turn, (20, 20), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        assert np.array_equal(out[w], ref.reshape(20, 20, 6, 3).transpose(2, 0, 1, 3))
 
 
 def test_prioritized_replay_draws_by_priority_with_importance_weights(tmp_path):

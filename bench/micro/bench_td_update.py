@@ -10,7 +10,9 @@ It times, in alternating blocks so machine noise hits both sides alike:
     `encoder.CPU_CHUNK` stacks (the target encoder's 384 stacks as one batch);
   - the conv encoder's channel stacking of a window's k-frame stacks (the target encoder's [B, H, k, S, S, 3]
     strided view) two ways: concatenating the frames (what `ConvEncoder` does) and the permute + reshape
-    copy it replaced — the uint8 copy was 40% of an update.
+    copy it replaced — the uint8 copy was 40% of an update;
+  - drawing a batch from the replay (windows, priorities, random shift) with and without turning each window
+    (`data.augment_rotate`, one cv2.warpAffine per window), which the online loop does before every update.
 Writes through `bench.record` (name `td_update`).
 
     MUJOCO_GL=egl .venv/bin/python -m bench.micro.bench_td_update [--steps 10] [--blocks 3] [--record]
@@ -73,6 +75,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=4, help="random-action episodes in the replay")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the bench's runs use 1)")
     ap.add_argument("--two-hot-bins", type=int, default=101, help="reward_bins of the two-hot side (TD-MPC2: 101)")
+    ap.add_argument("--rotate", type=float, default=180.0, help="data.augment_rotate of the turned replay's side")
     ap.add_argument("--idm-weight", type=float, default=50.0, help="mbrl.idm_weight of the inverse-dynamics side")
     record.add_arguments(ap, "td_update")
     a = ap.parse_args()
@@ -94,8 +97,18 @@ def main() -> None:
             priority_alpha=cfg.mbrl.priority_alpha,
             priority_beta=cfg.mbrl.priority_beta,
         )
+        turned = EpisodeReplay(
+            os.path.join(tmp, "turned"),
+            mc.frame_stack,
+            cfg.data.horizon,
+            cfg.data.augment_shift,
+            priority_alpha=cfg.mbrl.priority_alpha,
+            priority_beta=cfg.mbrl.priority_beta,
+            augment_rotate=a.rotate,
+        )
         for frames, actions, rewards in episodes:
             replay.add(frames, actions, rewards, save=False)
+            turned.add(frames, actions, rewards, save=False)
         model = WorldModel(mc).eval()
         learners = {
             bins: TDLearner(
@@ -131,6 +144,8 @@ def main() -> None:
                 encoder.CPU_CHUNK = chunk
 
         fns["update_one_pass"] = one_pass
+        fns["sample"] = lambda: replay.sample(cfg.data.batch_size, rng)
+        fns["sample_turned"] = lambda: turned.sample(cfg.data.batch_size, rng)
         fns["stack_cat"] = lambda: stack_by_cat(target_stacks)
         fns["stack_permute"] = lambda: stack_by_permute(target_stacks)
         for f in fns.values():  # warm-up
@@ -169,6 +184,10 @@ def main() -> None:
         "permute_over_cat": round(best["stack_permute"] / best["stack_cat"], 2),
         "saved_share_of_update": round((best["stack_permute"] - best["stack_cat"]) / best["update"], 3),
         "stacks_equal": same,
+        "rotate_degrees": a.rotate,
+        "sample_ms_best": round(1e3 * best["sample"], 2),
+        "sample_turned_ms_best": round(1e3 * best["sample_turned"], 2),
+        "turn_share_of_update": round((best["sample_turned"] - best["sample"]) / best["update"], 3),
     }
     print(json.dumps(res, indent=1))
     record.write_result(a, res)
