@@ -106,9 +106,8 @@ class ConvEncoder(nn.Module):
         x = stack_channels(frames)
         x = to_float(x).permute(0, 3, 1, 2)  # NCHW view with channels_last strides (no copy)
         x = self.convs(x.contiguous(memory_format=torch.channels_last))
-        if self.pool:
-            return self.norm(self.proj(torch.cat([x.flatten(1), x.amax((2, 3))], 1)))
-        return self.norm(self.proj(x.flatten(1)))
+        features = torch.cat([x.flatten(1), x.amax((2, 3))], 1) if self.pool else x.flatten(1)
+        return self.norm(self.proj(features))
 
 
 def coord_channels(n: int, h: int, w: int, device=None, dtype=None) -> torch.Tensor:
