@@ -16,8 +16,11 @@ with one target per state: N of reacher_easy's own resets (seeds 95000 on, apart
 evaluation's and the other reacher benches'), the arm at rest with its fingertip placed by inverse kinematics at a
 point drawn uniformly within 0.12 m of the target's centre (twice the rewarded radius, so about a third of the
 states are on the target; elbow sign alternating), each joint moving at a speed drawn within +-3 rad/s (the stack's
-two earlier frames are the poses one and two env steps before at those speeds), read with zero torque. On means
-the fingertip within the rewarded disc in the newest frame.
+two earlier frames are the poses one and two env steps before at those speeds), read with zero torque. A pose's
+reward is the env's own for one step of zero torque from it, what the head predicts for a_t = 0 (the fingertip
+moves on at its speed during the step); the earlier poses keep the wrist within its limit. Records before
+session 26 labelled a pose by the fingertip in its newest frame (4.7% of poses disagree) and let the earliest
+frame pass the wrist's limit (14 of 900).
 
     python -m bench.experiments.reward_offline --train <runs>/reacher_easy/seed0 <runs>/reacher_easy/seed1 \\
         --test <runs>/reacher_easy/seed2 --updates 3000 --set model.latent_dim=256 --record --name <variant>
@@ -80,7 +83,8 @@ POSE_SPEED = 3.0  # rad/s, each joint within +-this (random torques move a joint
 
 def reacher_poses(n: int, env_kwargs: dict) -> dict:
     """`n` reacher states in motion, one reset (target) each: stacks [n, 3, S, S, 3] uint8, actions (zero) [n, 2] and
-    rewards [n] (the repeat x 1 where the fingertip is on the target, else 0), as an episode's arrays."""
+    rewards [n] (the env's reward for one step of zero torque from the pose, in [0, repeat]), as an episode's
+    arrays."""
     from bench.experiments.reacher_hold import TASK, finger_at
     from moejepa_ros.sim import make_env
 
@@ -90,7 +94,6 @@ def reacher_poses(n: int, env_kwargs: dict) -> dict:
     for i in range(n):
         env.reset(seed=FIRST_POSE_SEED + i)
         physics = env.unwrapped.physics
-        radii = float(physics.named.model.geom_size[["target", "finger"], 0].sum())
         target = physics.named.data.geom_xpos["target"][:2].copy()
         while True:  # a point the arm reaches
             r, a = POSE_REACH * rng.random() ** 0.5, rng.uniform(-np.pi, np.pi)
@@ -99,14 +102,19 @@ def reacher_poses(n: int, env_kwargs: dict) -> dict:
                 break
             except ValueError:
                 continue
-        dq = rng.uniform(-POSE_SPEED, POSE_SPEED, 2) * physics.timestep() * env.unwrapped.action_repeat
+        step = physics.timestep() * env.unwrapped.action_repeat
+        limit = float(physics.named.model.jnt_range["wrist"][1])
+        while True:  # joint speeds whose earlier poses keep the wrist within its limit
+            dq = rng.uniform(-POSE_SPEED, POSE_SPEED, 2) * step
+            if abs(q[1] - 2 * dq[1]) <= limit:
+                break
         state = np.zeros(physics.get_state().shape)
         frames = []
         for back in (2, 1, 0):  # the two frames before at the same joint speeds, then the pose
-            state[:2], state[2:] = q - back * dq, dq / (physics.timestep() * env.unwrapped.action_repeat)
+            state[:2], state[2:] = q - back * dq, dq / step
             frames.append(env.unwrapped.set_state(state))
         stacks.append(np.stack(frames))
-        rewards.append(env.unwrapped.action_repeat * float(physics.finger_to_target_dist() <= radii))
+        rewards.append(env.step(np.zeros(2))[1])  # the step the head predicts: zero torque from the pose
     env.close()
     return {"stacks": np.stack(stacks), "actions": np.zeros((n, 2), np.float32), "rewards": np.array(rewards)}
 
