@@ -31,6 +31,14 @@ def episode_path(root: str, i: int) -> str:
     return os.path.join(root, f"episode_{i:05d}.npz")
 
 
+def write_episode(root: str, i: int, frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+    """Write episode `i` under `root` through a temporary file and a rename (a kill leaves no half file)."""
+    os.makedirs(root, exist_ok=True)
+    tmp = episode_path(root, i) + ".tmp.npz"
+    np.savez(tmp, frames=frames, actions=actions, rewards=rewards)
+    os.replace(tmp, episode_path(root, i))
+
+
 class EpisodeReplay:
     """Finished episodes (in memory and under `root`), sampled as `WorldModel.loss`-shaped windows."""
 
@@ -87,10 +95,7 @@ class EpisodeReplay:
                 f"{frames.shape}, {actions.shape}, {rewards.shape}"
             )
         if save:
-            os.makedirs(self.root, exist_ok=True)
-            tmp = self._path(len(self)) + ".tmp.npz"
-            np.savez(tmp, frames=frames, actions=actions, rewards=rewards)
-            os.replace(tmp, self._path(len(self)))
+            write_episode(self.root, len(self), frames, actions, rewards)
         i = len(self)
         self.frames.append(np.concatenate([np.repeat(frames[:1], self.k - 1, 0), frames], 0))
         self.actions.append(actions)
@@ -161,7 +166,7 @@ class EpisodeReplay:
 
 def random_rotate(frames: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
     """frames [B, T, S, S, C] turned about the image centre by one angle per window, uniform in [-degrees, degrees]
-    (bilinear, edges replicated). One warp per frame, written in place: the same pixels as one warp of a window's
+    (bilinear, edges replicated). One warp per frame: the same pixels as one warp of a window's
     frames stacked as T x C channels, 1.6x faster (OpenCV's path for more than 4 channels is slow;
     bench/micro/bench_td_update.py `sample_turned`)."""
     import cv2
@@ -172,8 +177,8 @@ def random_rotate(frames: np.ndarray, degrees: float, rng: np.random.Generator) 
     for b, angle in enumerate(rng.uniform(-degrees, degrees, B).tolist()):
         turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
         for t in range(T):
-            cv2.warpAffine(
-                frames[b, t], turn, (S, S), dst=out[b, t], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            out[b, t] = cv2.warpAffine(
+                frames[b, t], turn, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
     return out
 

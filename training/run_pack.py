@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from .run_dir import last_complete, write_atomic
+from .run_dir import last_complete, swap_in, write_atomic
 
 FORMAT = 1
 MANIFEST = "pack.json"
@@ -51,28 +51,61 @@ def _mujoco_version() -> str | None:
         return None
 
 
-def _agent(mbrl_dir: str) -> tuple[str, dict]:
-    agent = last_complete(os.path.join(mbrl_dir, "agent"))
-    if agent is None:
-        raise RunPackError(f"{mbrl_dir}: no finished episode (no agent/state.json): nothing to pack")
-    with open(os.path.join(agent, "state.json")) as f:
-        return agent, json.load(f)
+def _copy_agent(mbrl_dir: str, dest: str) -> dict:
+    """Copy the run's last complete agent into `dest`; returns its state. A copy the running loop swapped a newer
+    agent in under (it writes one after every episode) is taken again, so the files are of one episode."""
+    for _ in range(5):
+        agent = last_complete(os.path.join(mbrl_dir, "agent"))
+        if agent is None:
+            raise RunPackError(f"{mbrl_dir}: no finished episode (no agent/state.json): nothing to pack")
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(dest)
+        try:
+            with open(os.path.join(agent, "state.json")) as f:
+                before = f.read()
+            for name in AGENT_FILES:
+                shutil.copy2(os.path.join(agent, name), os.path.join(dest, name))
+            with open(os.path.join(agent, "state.json")) as f:
+                same = f.read() == before
+        except FileNotFoundError:  # the swap moved the directory while it was read
+            continue
+        with open(os.path.join(dest, "state.json")) as f:
+            if same and f.read() == before:
+                return json.loads(before)
+    raise RunPackError(f"{mbrl_dir}: the agent kept changing while it was copied; pack a stopped run")
+
+
+def _refuse_dest(out_dir: str, dest: str) -> None:
+    o, d = os.path.realpath(out_dir), os.path.realpath(dest)
+    if d == o or d.startswith(o + os.sep) or o.startswith(d + os.sep):
+        raise RunPackError(f"{dest}: a pack must lie outside the run directory {out_dir} and not hold it")
+    if os.path.exists(dest) and not os.path.isfile(os.path.join(dest, MANIFEST)):
+        raise RunPackError(f"{dest} exists and is not a run pack: give a new directory or an older pack")
 
 
 def pack(out_dir: str, dest: str, run_seed: int | None = None) -> dict:
     """Write the online run under `out_dir` (its `mbrl/`) to `dest`: the agent as it is, the episodes as actions,
-    rewards, reset seeds and frame digests. `run_seed` (run.seed) is read from the agent when it recorded it."""
+    rewards, reset seeds and frame digests. `run_seed` (run.seed) is read from the agent when it recorded it; an
+    older pack at `dest` is replaced whole (a kill leaves it or the new one)."""
     from moejepa_ros.model.checkpoint import read_meta
 
     from .mbrl import online_reset_seed
     from .replay import episode_path
 
+    _refuse_dest(out_dir, dest)
     mbrl_dir = os.path.join(out_dir, "mbrl")
-    agent, state = _agent(mbrl_dir)
+    tmp = dest.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    state = _copy_agent(mbrl_dir, os.path.join(tmp, "agent"))
+    if run_seed is not None and state.get("run_seed", run_seed) != run_seed:
+        raise RunPackError(f"{mbrl_dir}: the run was started with run.seed={state['run_seed']}, not {run_seed}")
     run_seed = state.get("run_seed", run_seed)
     if run_seed is None:
-        raise RunPackError(f"{agent}/state.json does not record run.seed: give it (--seed)")
-    meta = read_meta(os.path.join(agent, "model.safetensors"))
+        raise RunPackError(f"{mbrl_dir}/agent/state.json does not record run.seed: give it (--seed)")
+    if "run_seed" not in state:  # an agent from before run_seed was kept: the resumed run must keep the seed
+        state["run_seed"] = int(run_seed)
+        write_atomic(os.path.join(tmp, "agent", "state.json"), json.dumps(state))
+    meta = read_meta(os.path.join(tmp, "agent", "model.safetensors"))
     n = int(state["episodes"])
     actions, rewards, lengths, digests = [], [], [], []
     for i in range(n):
@@ -84,11 +117,8 @@ def pack(out_dir: str, dest: str, run_seed: int | None = None) -> dict:
             rewards.append(d["rewards"])
             lengths.append(len(d["rewards"]))
             digests.append(np.frombuffer(frames_digest(d["frames"]), np.uint8))
-    tmp = dest.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.join(tmp, "agent"))
-    for name in AGENT_FILES:
-        shutil.copy2(os.path.join(agent, name), os.path.join(tmp, "agent", name))
+    if sum(lengths) != int(state["env_steps"]):
+        raise RunPackError(f"{mbrl_dir}: {n} episodes of {sum(lengths)} steps, the agent counts {state['env_steps']}")
     np.savez_compressed(
         os.path.join(tmp, EPISODES),
         actions=np.concatenate(actions).astype(np.float32),
@@ -110,48 +140,65 @@ def pack(out_dir: str, dest: str, run_seed: int | None = None) -> dict:
         "mujoco": _mujoco_version(),
     }
     write_atomic(os.path.join(tmp, MANIFEST), json.dumps(manifest, indent=1) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    swap_in(tmp, dest)
     return {"pack": dest, **manifest}
 
 
-def _read_pack(src: str) -> tuple[dict, dict]:
+MANIFEST_KEYS = ("format", "env", "env_kwargs", "image_size", "reward_scale", "run_seed", "episodes", "env_steps")
+
+
+def _read_pack(src: str) -> tuple[dict, dict, dict]:
+    """(manifest, episode arrays, agent state) of a pack, checked against one another."""
     try:
         with open(os.path.join(src, MANIFEST)) as f:
             manifest = json.load(f)
         with np.load(os.path.join(src, EPISODES)) as d:
             eps = {k: d[k] for k in ("actions", "rewards", "lengths", "seeds", "digests")}
-    except (OSError, ValueError, KeyError) as e:
+    except Exception as e:  # a missing, cut or foreign file: numpy and zipfile raise their own kinds
         raise RunPackError(f"{src}: not a readable run pack ({type(e).__name__}: {e})") from None
-    if manifest.get("format") != FORMAT:
-        raise RunPackError(f"{src}: pack format {manifest.get('format')!r}, this code reads {FORMAT}")
-    missing = [n for n in AGENT_FILES if not os.path.isfile(os.path.join(src, "agent", n))]
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
     if missing:
-        raise RunPackError(f"{src}/agent: missing {missing}")
+        raise RunPackError(f"{src}/{MANIFEST}: missing {missing}")
+    if manifest["format"] != FORMAT:
+        raise RunPackError(f"{src}: pack format {manifest['format']!r}, this code reads {FORMAT}")
+    absent = [n for n in AGENT_FILES if not os.path.isfile(os.path.join(src, "agent", n))]
+    if absent:
+        raise RunPackError(f"{src}/agent: missing {absent}")
+    with open(os.path.join(src, "agent", "state.json")) as f:
+        state = json.load(f)
     n, steps = int(manifest["episodes"]), int(eps["lengths"].sum())
     if not (len(eps["lengths"]) == len(eps["seeds"]) == len(eps["digests"]) == n) or not (
-        len(eps["actions"]) == len(eps["rewards"]) == steps
+        len(eps["actions"]) == len(eps["rewards"]) == steps == int(manifest["env_steps"])
     ):
-        raise RunPackError(f"{src}/{EPISODES}: {n} episodes in the manifest, the arrays disagree")
-    return manifest, eps
+        raise RunPackError(
+            f"{src}/{EPISODES}: {n} episodes of {manifest['env_steps']} steps in the manifest, the arrays disagree"
+        )
+    if (state.get("episodes"), state.get("env_steps"), state.get("run_seed")) != (
+        n,
+        steps,
+        manifest["run_seed"],
+    ):
+        raise RunPackError(f"{src}/agent/state.json: its episodes, steps or run.seed are not the manifest's")
+    return manifest, eps, state
 
 
 def unpack(src: str, out_dir: str) -> dict:
     """Re-render the pack's episodes, check them, and write the run under `out_dir` (its `mbrl/`) so that
-    `moejepa-train mbrl` resumes it. Refuses a run directory that already holds an online run."""
+    `moejepa-train mbrl` resumes it. Refuses a run directory that already holds an online run; the agent is moved
+    in last, so a kill before it leaves no run that resumes."""
     from moejepa_ros.control.preprocess import preprocess
     from moejepa_ros.sim import make_env
 
-    from .replay import EpisodeReplay
+    from .replay import write_episode
 
-    manifest, eps = _read_pack(src)
+    manifest, eps, _ = _read_pack(src)
     mbrl_dir = os.path.join(out_dir, "mbrl")
     for held in ("agent", "agent.old", "episodes"):
         if os.path.exists(os.path.join(mbrl_dir, held)):
             raise RunPackError(f"{mbrl_dir}/{held} exists: unpack into a run directory without an online run")
     tmp = mbrl_dir + ".unpack.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    replay = EpisodeReplay(os.path.join(tmp, "episodes"), 1, 1)
+    os.makedirs(os.path.join(tmp, "episodes"))
     env = make_env(manifest["env"], **manifest["env_kwargs"])
     size, scale = int(manifest["image_size"]), float(manifest["reward_scale"])
     start = np.concatenate([[0], np.cumsum(eps["lengths"])])
@@ -169,22 +216,21 @@ def unpack(src: str, out_dir: str) -> dict:
             if not same_r or frames_digest(frames) != eps["digests"][i].tobytes():
                 what = "rewards" if not same_r else "frames"
                 raise RunPackError(
-                    f"{src}: episode {i} re-rendered to other {what} than recorded: this simulator or renderer "
-                    f"(MuJoCo {_mujoco_version()}) is not the one that recorded the run (MuJoCo {manifest['mujoco']})"
+                    f"{src}: episode {i} re-rendered to other {what} than recorded: the reset seeds, the renderer "
+                    f"(MUJOCO_GL) or the simulator differ (MuJoCo {_mujoco_version()} here, {manifest.get('mujoco')} "
+                    "when packed)"
                 )
-            replay.add(frames, acts, rewards)
+            write_episode(os.path.join(tmp, "episodes"), i, frames, acts, rewards)
+        shutil.copytree(os.path.join(src, "agent"), os.path.join(tmp, "agent"))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         env.close()
-    shutil.copytree(os.path.join(src, "agent"), os.path.join(tmp, "agent"))
-    os.makedirs(out_dir, exist_ok=True)
-    if os.path.isdir(mbrl_dir):  # an empty or unrelated mbrl/ (checked above: no online run in it)
-        for name in os.listdir(mbrl_dir):
-            os.replace(os.path.join(mbrl_dir, name), os.path.join(tmp, name))
-        os.rmdir(mbrl_dir)
-    os.replace(tmp, mbrl_dir)
+    os.makedirs(mbrl_dir, exist_ok=True)
+    os.replace(os.path.join(tmp, "episodes"), os.path.join(mbrl_dir, "episodes"))
+    os.replace(os.path.join(tmp, "agent"), os.path.join(mbrl_dir, "agent"))  # the commit point
+    shutil.rmtree(tmp, ignore_errors=True)
     return {"run": out_dir, **manifest}
 
 

@@ -62,8 +62,9 @@ def restore_rng(js: dict) -> None:
     p = js["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     torch.set_rng_state(torch.tensor(js["torch"], dtype=torch.uint8))
-    if js.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in js["cuda"]])
+    if js.get("cuda") and torch.cuda.is_available():  # the devices this machine has (a run may move machines)
+        states = js["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in states])
 
 
 # ------------------------------------------------------------------- optimiser flattening

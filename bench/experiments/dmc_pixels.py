@@ -288,7 +288,10 @@ def carry_runs(a, seeds: list[int]) -> None:
             try:
                 if a.pack and agent_state(out) is not None:
                     r = pack(out, kept, run_seed=seed)
-                elif a.unpack and agent_state(out) is None and os.path.isdir(kept):
+                elif a.unpack and agent_state(out) is None:
+                    if not os.path.isdir(kept):
+                        print(f"no pack of {task} seed {seed} under {a.unpack}: it starts from the beginning")
+                        continue
                     r = unpack(kept, out)
                 else:
                     continue
