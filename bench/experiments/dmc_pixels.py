@@ -17,8 +17,8 @@ sessions and machines (training/run_pack.py).
     .venv/bin/python -m bench.experiments.dmc_pixels --tasks cartpole_swingup --frames 20000 --seeds 1 --threads 1
     ... --seed-ids 2          # only seed 2 (one process per seed; --report-only --seeds 3 gathers them)
     ... --seed-steps 5000     # TD-MPC's seed phase: 5000 env steps of random actions (cartpole: 40 episodes)
-    ... --pack bench/runs/NAME        # each seed's run as a few MB (agent + actions) to commit or carry
-    ... --unpack bench/runs/NAME      # another session or machine: re-render them, then go on to --frames
+    ... --pack bench/packs/NAME        # each seed's run as a few MB (agent + actions) to commit or carry
+    ... --unpack bench/packs/NAME      # another session or machine: re-render them, then go on to --frames
 
 Writes dmc_pixels.json (per task: frames, seeds, per-seed returns at the budget and curves, return_mean,
 seconds per 1k frames split into env / planning / training; command, machine, git sha) and .png through
