@@ -36,7 +36,7 @@ from moejepa_ros.model.encoder import stack_channels, to_float
 from moejepa_ros.model.world_model import WorldModel
 from moejepa_ros.sim import make_env
 from training.config import load_config, resolve_config_path
-from training.replay import EpisodeReplay
+from training.mbrl import online_replay
 from training.stages import model_config
 from training.td import TDLearner
 
@@ -89,23 +89,9 @@ def main() -> None:
     low, high = -np.ones(A, np.float32), np.ones(A, np.float32)
     mc = model_config(cfg, A)
     with tempfile.TemporaryDirectory() as tmp:
-        replay = EpisodeReplay(
-            os.path.join(tmp, "episodes"),
-            mc.frame_stack,
-            cfg.data.horizon,
-            cfg.data.augment_shift,
-            priority_alpha=cfg.mbrl.priority_alpha,
-            priority_beta=cfg.mbrl.priority_beta,
-        )
-        turned = EpisodeReplay(
-            os.path.join(tmp, "turned"),
-            mc.frame_stack,
-            cfg.data.horizon,
-            cfg.data.augment_shift,
-            priority_alpha=cfg.mbrl.priority_alpha,
-            priority_beta=cfg.mbrl.priority_beta,
-            augment_rotate=a.rotate,
-        )
+        replay = online_replay(cfg, mc.frame_stack, os.path.join(tmp, "episodes"))  # as the online loop's
+        turn = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, augment_rotate=a.rotate))
+        turned = online_replay(turn, mc.frame_stack, os.path.join(tmp, "turned"))
         for frames, actions, rewards in episodes:
             replay.add(frames, actions, rewards, save=False)
             turned.add(frames, actions, rewards, save=False)
