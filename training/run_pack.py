@@ -87,14 +87,24 @@ def pack(out_dir: str, dest: str, run_seed: int | None = None) -> dict:
     """Write the online run under `out_dir` (its `mbrl/`) to `dest`: the agent as it is, the episodes as actions,
     rewards, reset seeds and frame digests. `run_seed` (run.seed) is read from the agent when it recorded it; an
     older pack at `dest` is replaced whole (a kill leaves it or the new one)."""
+    _refuse_dest(out_dir, dest)
+    tmp = dest.rstrip("/") + ".tmp"
+    try:
+        manifest = _pack_into(out_dir, tmp, run_seed)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    swap_in(tmp, dest)
+    return {"pack": dest, **manifest}
+
+
+def _pack_into(out_dir: str, tmp: str, run_seed: int | None) -> dict:
     from moejepa_ros.model.checkpoint import read_meta
 
     from .mbrl import online_reset_seed
     from .replay import episode_path
 
-    _refuse_dest(out_dir, dest)
     mbrl_dir = os.path.join(out_dir, "mbrl")
-    tmp = dest.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     state = _copy_agent(mbrl_dir, os.path.join(tmp, "agent"))
     if run_seed is not None and state.get("run_seed", run_seed) != run_seed:
@@ -140,8 +150,7 @@ def pack(out_dir: str, dest: str, run_seed: int | None = None) -> dict:
         "mujoco": _mujoco_version(),
     }
     write_atomic(os.path.join(tmp, MANIFEST), json.dumps(manifest, indent=1) + "\n")
-    swap_in(tmp, dest)
-    return {"pack": dest, **manifest}
+    return manifest
 
 
 MANIFEST_KEYS = ("format", "env", "env_kwargs", "image_size", "reward_scale", "run_seed", "episodes", "env_steps")
