@@ -66,12 +66,10 @@ def _copy_agent(mbrl_dir: str, dest: str) -> dict:
             for name in AGENT_FILES:
                 shutil.copy2(os.path.join(agent, name), os.path.join(dest, name))
             with open(os.path.join(agent, "state.json")) as f:
-                same = f.read() == before
+                if f.read() == before:  # no newer agent was swapped in while the files were copied
+                    return json.loads(before)
         except FileNotFoundError:  # the swap moved the directory while it was read
             continue
-        with open(os.path.join(dest, "state.json")) as f:
-            if same and f.read() == before:
-                return json.loads(before)
     raise RunPackError(f"{mbrl_dir}: the agent kept changing while it was copied; pack a stopped run")
 
 
@@ -156,8 +154,8 @@ def _pack_into(out_dir: str, tmp: str, run_seed: int | None) -> dict:
 MANIFEST_KEYS = ("format", "env", "env_kwargs", "image_size", "reward_scale", "run_seed", "episodes", "env_steps")
 
 
-def _read_pack(src: str) -> tuple[dict, dict, dict]:
-    """(manifest, episode arrays, agent state) of a pack, checked against one another."""
+def _read_pack(src: str) -> tuple[dict, dict]:
+    """(manifest, episode arrays) of a pack, checked against one another and against its agent's state."""
     try:
         with open(os.path.join(src, MANIFEST)) as f:
             manifest = json.load(f)
@@ -188,7 +186,7 @@ def _read_pack(src: str) -> tuple[dict, dict, dict]:
         manifest["run_seed"],
     ):
         raise RunPackError(f"{src}/agent/state.json: its episodes, steps or run.seed are not the manifest's")
-    return manifest, eps, state
+    return manifest, eps
 
 
 def unpack(src: str, out_dir: str) -> dict:
@@ -200,7 +198,7 @@ def unpack(src: str, out_dir: str) -> dict:
 
     from .replay import write_episode
 
-    manifest, eps, _ = _read_pack(src)
+    manifest, eps = _read_pack(src)
     mbrl_dir = os.path.join(out_dir, "mbrl")
     for held in ("agent", "agent.old", "episodes"):
         if os.path.exists(os.path.join(mbrl_dir, held)):
